@@ -1,0 +1,46 @@
+"""graphc: PyTorch-style tensors with autograd on numpy, and a compiler that fuses them into Triton kernels."""
+from __future__ import annotations
+
+from . import autograd, dtypes, ops
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .dtypes import bfloat16, dtype, float16, float32, float64, int32, int64, promote_types, result_type
+from .dtypes import bool_ as bool  # noqa: A001  torch's name
+from .errors import OpError
+from .ops.creation import (
+    Generator,
+    arange,
+    as_tensor,
+    default_generator,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .tensor import Tensor, device
+
+half, double, long, float, int = float16, float64, int64, float32, int32  # noqa: A001  torch's aliases
+
+
+def _export_ops() -> None:
+    from .ops import METHOD_MODULES, public_names
+    for module in METHOD_MODULES:
+        for name in public_names(module):
+            globals()[name] = getattr(module, name)
+
+
+_export_ops()
+__version__ = "0.1.0"

@@ -1,0 +1,220 @@
+"""Reverse-mode autograd: backward nodes, the engine (iterative, so graph depth has no recursion limit),
+grad modes and anomaly detection."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .state import STATE
+from .tensor import Tensor
+
+
+class Node:
+    """The backward of one op application (a tensor's grad_fn); it is also the ctx its backward rule reads."""
+
+    __slots__ = ("op", "inputs", "attrs", "_out", "where", "hooks")
+
+    def __init__(self, op, inputs: tuple, attrs: dict, out: Tensor, where: str | None):
+        self.op, self.inputs, self.attrs, self.where, self.hooks = op, inputs, attrs, where, None
+        self._out = (out._data, out._node, out.dtype)
+
+    @property
+    def out(self) -> Tensor:
+        """The op's output, detached (backward rules such as exp's reuse it)."""
+        data, node, dt = self._out
+        t = Tensor._make(data, dt)
+        t._node = node
+        return t
+
+    def name(self) -> str:
+        return f"{self.op.name.title().replace('_', '')}Backward"
+
+    @property
+    def next_functions(self) -> tuple:
+        return tuple((x.grad_fn, 0) if isinstance(x, Tensor) else (None, 0) for x in self.inputs or ())
+
+    def register_hook(self, hook) -> None:
+        self.hooks = (self.hooks or []) + [hook]
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode (no_grad, enable_grad, set_grad_enabled)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.prev, STATE.grad_enabled = STATE.grad_enabled, self.enabled
+
+    def __exit__(self, *exc):
+        STATE.grad_enabled = self.prev
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _GradMode(self.enabled):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def no_grad() -> _GradMode:
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    return _GradMode(True)
+
+
+class set_grad_enabled(_GradMode):
+    """Sets grad mode now (as a function) and restores it on exit (as a context manager)."""
+
+    def __init__(self, mode: bool):
+        super().__init__(mode)
+        self.prev, STATE.grad_enabled = STATE.grad_enabled, mode
+
+    def __enter__(self):
+        pass
+
+
+def is_grad_enabled() -> bool:
+    return STATE.grad_enabled
+
+
+class set_detect_anomaly:
+    """set_detect_anomaly(True): record each op's user line and raise at the first op (forward or backward)
+    that produces NaN or Inf, naming it and that line."""
+
+    def __init__(self, mode: bool):
+        self.prev, STATE.anomaly = STATE.anomaly, mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        STATE.anomaly = self.prev
+
+
+class detect_anomaly(set_detect_anomaly):
+    def __init__(self):
+        super().__init__(True)
+
+
+def is_anomaly_enabled() -> bool:
+    return STATE.anomaly
+
+
+def _topological(roots: list[Node]) -> list[Node]:
+    """Nodes reachable from roots, each before every node it feeds gradients to (iterative DFS)."""
+    order, seen, stack = [], set(), [(r, False) for r in roots]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        for x in node.inputs or ():
+            if isinstance(x, Tensor) and x.grad_fn is not None and x.grad_fn not in seen:
+                stack.append((x.grad_fn, False))
+    return order[::-1]
+
+
+def _check_finite(node: Node, grad: Tensor, index: int) -> None:
+    if grad._data is not None and not np.isfinite(grad._host().astype(np.float64, copy=False)).all():
+        raise RuntimeError(f"anomaly: {node.name()} returned NaN/Inf in its gradient for input {index}; the "
+                           f"forward op '{node.op.name}' was called at {node.where}")
+
+
+def _run_hooks(hooks, grad: Tensor) -> Tensor:
+    for hook in hooks or ():
+        new = hook(grad)
+        if new is not None:
+            grad = new
+    return grad
+
+
+def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = None, create_graph: bool = False,
+                 inputs: list[Tensor] | None = None) -> list | None:
+    """Backpropagate from roots. With `inputs`, return their gradients instead of accumulating into .grad."""
+    from .ops.creation import ones_like
+
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    wanted = None if inputs is None else {id(t): i for i, t in enumerate(inputs)}
+    results = None if inputs is None else [None] * len(inputs)
+    pending: dict[Node, Tensor] = {}
+
+    def deliver(t: Tensor, g: Tensor) -> None:
+        if wanted is not None and id(t) in wanted and t.grad_fn is None:
+            i = wanted[id(t)]
+            results[i] = g if results[i] is None else results[i] + g
+        elif t.grad_fn is not None:
+            pending[t.grad_fn] = g if t.grad_fn not in pending else pending[t.grad_fn] + g
+        elif wanted is None:
+            g = _run_hooks(t._hooks, g)
+            if t.grad is None:  # a copy: one gradient tensor may reach several leaves
+                t.grad = (g if create_graph else g.detach()).clone()
+            else:
+                t.grad = t.grad + g
+
+    with _GradMode(create_graph):
+        for root, g in zip(roots, grads):
+            if not root.requires_grad:
+                raise RuntimeError(f"backward: the tensor of shape {list(root.shape)} does not require grad and "
+                                   "has no grad_fn")
+            if g is None:
+                if root.numel() != 1:
+                    raise RuntimeError(f"backward: grad can be implicitly created only for scalar outputs; this "
+                                       f"output has shape {list(root.shape)}")
+                g = ones_like(root)
+            deliver(root, g)
+        for node in _topological([r.grad_fn for r in roots if r.grad_fn is not None]):
+            g = pending.pop(node, None)
+            if g is None:
+                continue
+            if node.inputs is None:
+                raise RuntimeError(f"Trying to backward through the graph a second time ({node.name()}): its saved "
+                                   "tensors were freed; pass retain_graph=True to the first backward")
+            g = _run_hooks(node.hooks, g)
+            if wanted is not None:
+                for i in wanted.values():
+                    t = inputs[i]
+                    if t.grad_fn is node:
+                        results[i] = g
+            in_grads = node.op.backward(node, g)
+            for i, (x, gx) in enumerate(zip(node.inputs, in_grads)):
+                if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
+                    continue
+                if STATE.anomaly:
+                    _check_finite(node, gx, i)
+                deliver(x, gx)
+            if not retain_graph:
+                node.inputs, node._out = None, None
+    return results
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = False) -> tuple:
+    """torch.autograd.grad: gradients of outputs with respect to inputs, leaving .grad untouched."""
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    grad_outputs = [None] * len(outputs) if grad_outputs is None else (
+        [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs))
+    results = run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs)
+    for t, r in zip(inputs, results):
+        if r is None and not allow_unused:
+            raise RuntimeError(f"autograd.grad: an input of shape {list(t.shape)} was not used in the graph; "
+                               "pass allow_unused=True")
+    return tuple(results)
+
+
+def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    grad_tensors = [None] * len(tensors) if grad_tensors is None else (
+        [grad_tensors] if isinstance(grad_tensors, Tensor) else list(grad_tensors))
+    run_backward(tensors, grad_tensors, retain_graph, create_graph)

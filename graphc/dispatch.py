@@ -1,0 +1,123 @@
+"""The one dispatch every op goes through: infer and check, then run eagerly (recording autograd)
+or append to the graph being captured."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes
+from .autograd import Node
+from .errors import op_error, user_line
+from .state import STATE
+from .tensor import Tensor
+
+ELEMENTWISE, REDUCTION, MATMUL, VIEW, OTHER = "elementwise", "reduction", "matmul", "view", "other"
+OPS: dict[str, Op] = {}
+
+
+class Op:
+    """One op's whole definition.
+
+    infer(*inputs, **attrs) -> (shape, dtype) reads only .shape/.dtype/.ndim of its inputs;
+    forward(*arrays, **attrs) -> numpy array; backward(ctx, grad) -> one gradient (or None) per input,
+    written with graphc ops; parse(*args, **kwargs) -> (inputs, attrs) turns a call into canonical form;
+    triton: the op's Triton lowering (an expression template for elementwise ops, a tl reduction name
+    for reductions); pure: False for ops whose result differs call to call (random ops)."""
+
+    __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "triton", "pure", "doc")
+
+    def __init__(self, name, category, infer, forward, backward=None, parse=None, triton=None, pure=True, doc=None):
+        self.name, self.category, self.infer, self.forward = name, category, infer, forward
+        self.backward, self.parse, self.triton, self.pure = backward, parse, triton, pure
+        self.doc = doc or forward.__doc__
+
+    def __call__(self, *args, **kwargs):
+        if self.parse is None:
+            return dispatch(self, args, kwargs)
+        inputs, attrs = self.parse(*args, **kwargs)
+        return dispatch(self, inputs, attrs)
+
+    def __repr__(self) -> str:
+        return f"<op {self.name} ({self.category})>"
+
+
+def op(name: str, category: str, infer, backward=None, parse=None, triton=None, pure: bool = True):
+    """Decorator over an op's numpy implementation: registers and returns the Op (callable as the public function)."""
+    def register(forward) -> Op:
+        if name in OPS:
+            raise ValueError(f"op {name!r} is defined twice")
+        OPS[name] = Op(name, category, infer, forward, backward, parse, triton, pure)
+        return OPS[name]
+    return register
+
+
+def infer(op: Op, inputs: tuple, attrs: dict):
+    """Run the op's shape/dtype inference; a refusal names the op, the operands and the user's line."""
+    try:
+        return op.infer(*inputs, **attrs)
+    except (ValueError, TypeError, IndexError) as e:
+        raise op_error(op.name, str(e), inputs, type(e) if type(e) is not ValueError else RuntimeError) from None
+
+
+def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inputs: tuple,
+                low_precision: bool = False) -> np.ndarray:
+    """Run the numpy implementation; float16/bfloat16 compute in float32 and round once, as torch does on CPU."""
+    if low_precision and op.category != VIEW:
+        arrays = [a.astype(np.float32) if type(a) is np.ndarray and a.dtype.itemsize == 2 and a.dtype.kind in "fV"
+                  else a for a in arrays]
+    try:
+        out = op.forward(*arrays, **attrs)
+    except (ValueError, TypeError, IndexError) as e:
+        raise op_error(op.name, str(e), inputs, type(e)) from None
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    if out.dtype != out_dtype.np:
+        out = out.astype(out_dtype.np)
+    return out
+
+
+def dispatch(op: Op, inputs: tuple, attrs: dict):
+    """Run or record one op application."""
+    capture = STATE.capture
+    if capture is not None:
+        return capture.record(op, inputs, attrs)
+    shape, out_dtype = infer(op, inputs, attrs)
+    arrays, needs_grad, low_precision = [], False, False
+    for x in inputs:
+        if type(x) is Tensor:
+            data = x._data
+            if type(data) is not np.ndarray:
+                return _dispatch_cuda(op, inputs, attrs)
+            arrays.append(data)
+            needs_grad = needs_grad or x.requires_grad
+            low_precision = low_precision or x.dtype.is_low_precision
+        else:
+            arrays.append(x)
+    out = Tensor._make(run_forward(op, arrays, attrs, out_dtype, inputs, low_precision), out_dtype)
+    if STATE.anomaly:
+        _check_forward(op, inputs, out)
+    if needs_grad and STATE.grad_enabled and out_dtype.is_floating_point:
+        if op.backward is None:
+            raise op_error(op.name, "has no backward rule, but an input requires grad", inputs, NotImplementedError)
+        out.requires_grad = True
+        out.grad_fn = Node(op, inputs, attrs, out, user_line() if STATE.anomaly else None)
+    return out
+
+
+def _dispatch_cuda(op: Op, inputs: tuple, attrs: dict):
+    devices = {str(x.device) for x in inputs if type(x) is Tensor}
+    if len(devices) > 1:
+        raise op_error(op.name, f"expected all tensors on one device, got {sorted(devices)}", inputs)
+    if STATE.cuda_runner is None:
+        raise op_error(op.name, "ops on CUDA tensors run through the Triton backend; import graphc.compiler",
+                       inputs, NotImplementedError)
+    return STATE.cuda_runner(op, inputs, attrs)
+
+
+def _check_forward(op: Op, inputs: tuple, out: Tensor) -> None:
+    """Anomaly mode: the first op whose output has NaN while its inputs had none is an error."""
+    if not out.dtype.is_floating_point:
+        return
+    had_nan = any(type(x) is Tensor and x.dtype.is_floating_point and np.isnan(x._host().astype(np.float32)).any()
+                  for x in inputs)
+    if not had_nan and np.isnan(out._host().astype(np.float32)).any():
+        raise op_error(op.name, "produced NaN from inputs without NaN (anomaly detection)", inputs)

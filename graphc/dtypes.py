@@ -1,0 +1,107 @@
+"""Dtypes and torch's promotion rules: bool < integer < floating; dimensioned > 0-d tensors > Python scalars."""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+
+class dtype:
+    """A graphc dtype: a name, the numpy dtype that stores it, and its promotion category."""
+
+    __slots__ = ("name", "np", "itemsize", "is_floating_point", "category", "triton", "is_low_precision")
+
+    def __init__(self, name: str, np_dtype, category: int, triton: str):
+        self.name, self.np = name, np.dtype(np_dtype)
+        self.itemsize, self.category, self.triton = self.np.itemsize, category, triton
+        self.is_floating_point = category == 2
+        self.is_low_precision = self.is_floating_point and self.itemsize == 2  # computed in float32 on CPU
+
+    def __repr__(self) -> str:
+        return f"graphc.{self.name}"
+
+    def __reduce__(self):
+        return self.name
+
+
+bool_ = dtype("bool", np.bool_, 0, "i1")
+int32 = dtype("int32", np.int32, 1, "i32")
+int64 = dtype("int64", np.int64, 1, "i64")
+float16 = dtype("float16", np.float16, 2, "fp16")
+bfloat16 = dtype("bfloat16", ml_dtypes.bfloat16, 2, "bf16")
+float32 = dtype("float32", np.float32, 2, "fp32")
+float64 = dtype("float64", np.float64, 2, "fp64")
+ALL = (bool_, int32, int64, float16, bfloat16, float32, float64)
+BY_NAME = {d.name: d for d in ALL}
+BY_NAME.update(bool=bool_, float=float32, half=float16, double=float64, long=int64, int=int32)
+_BY_NP = {d.np: d for d in ALL}
+LOW_PRECISION = (float16, bfloat16)
+_RANK = {bool_: 0, int32: 1, int64: 2, float16: 3, bfloat16: 3, float32: 4, float64: 5}
+
+
+def from_numpy_dtype(np_dtype) -> dtype:
+    """The graphc dtype storing this numpy dtype; numpy's other widths map to the nearest torch dtype."""
+    np_dtype = np.dtype(np_dtype)
+    if np_dtype in _BY_NP:
+        return _BY_NP[np_dtype]
+    if np_dtype.kind in "iu":
+        return int64
+    if np_dtype.kind == "f":
+        return float32 if np_dtype.itemsize <= 4 else float64
+    raise TypeError(f"graphc has no dtype for numpy dtype {np_dtype}")
+
+
+def to_dtype(d) -> dtype:
+    """Accept a graphc dtype, its name, a numpy dtype, or a Python type (float, int, bool)."""
+    if isinstance(d, dtype):
+        return d
+    if d is float:
+        return float32
+    if d is int:
+        return int64
+    if d is bool:
+        return bool_
+    if isinstance(d, str):
+        if d in BY_NAME:
+            return BY_NAME[d]
+        raise TypeError(f"unknown dtype {d!r}")
+    return from_numpy_dtype(d)
+
+
+def promote_types(a: dtype, b: dtype) -> dtype:
+    """torch.promote_types: the smallest dtype both a and b convert to without leaving their category."""
+    if a is b:
+        return a
+    if {a, b} == {float16, bfloat16}:
+        return float32
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+def scalar_dtype(x) -> dtype:
+    """The default dtype of a Python scalar's category."""
+    if isinstance(x, bool):
+        return bool_
+    if isinstance(x, int):
+        return int64
+    if isinstance(x, float):
+        return float32
+    raise TypeError(f"expected a Tensor or a Python number, got {type(x).__name__}")
+
+
+def result_type(*operands) -> dtype:
+    """torch.result_type over Tensors and Python scalars (0-d tensors and scalars promote only across categories)."""
+    tiers: list[dtype | None] = [None, None, None]
+    for x in operands:
+        if hasattr(x, "dtype") and hasattr(x, "ndim"):
+            tier, d = (0 if x.ndim else 1), x.dtype
+        else:
+            tier, d = 2, scalar_dtype(x)
+        tiers[tier] = d if tiers[tier] is None else promote_types(tiers[tier], d)
+    result = None
+    for tier, d in enumerate(tiers):
+        if d is None:
+            continue
+        if result is None:
+            result = d
+        elif d.category > result.category:
+            result = d if tier < 2 else {1: int64, 2: float32}[d.category]
+    return result

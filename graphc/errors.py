@@ -1,0 +1,40 @@
+"""Errors that name the op, the shapes and dtypes involved, and the user's source line."""
+from __future__ import annotations
+
+import os
+import sys
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_frame(skip_package: str = _PACKAGE_DIR):
+    """The innermost stack frame outside graphc: the user's code."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(skip_package):
+        frame = frame.f_back
+    return frame
+
+
+def user_line() -> str:
+    """'file:line' of the innermost user frame, or '<unknown>'."""
+    frame = user_frame()
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def describe(x) -> str:
+    """One operand as 'Tensor[2, 3] float32' or its Python repr."""
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return f"Tensor[{', '.join(map(str, x.shape))}] {x.dtype.name}"
+    return repr(x)
+
+
+class OpError(RuntimeError):
+    """An op refused its inputs: the message names the op, the operands and the user's line."""
+
+
+def op_error(op_name: str, message: str, operands=(), cls: type[Exception] = OpError) -> Exception:
+    """Build an error of class `cls` naming the op, its operands and the user's line."""
+    ops = ", ".join(describe(x) for x in operands)
+    return cls(f"{op_name}: {message}\n  operands: ({ops})\n  at {user_line()}")

@@ -1,0 +1,119 @@
+"""The op library. Each module's __all__ lists its public functions; they become graphc.X and Tensor.X."""
+from __future__ import annotations
+
+import types
+
+from ..dispatch import OPS, Op, dispatch
+from ..tensor import Tensor
+from . import creation, elementwise, matmul, reduction, view
+from .creation import full_like, zeros_like
+from .elementwise import (
+    add,
+    cast,
+    div,
+    floor_divide,
+    logical_and,
+    logical_not,
+    logical_or,
+    mul,
+    neg,
+    pow,
+    remainder,
+    sub,
+)
+from .view import expand_as, permute, transpose
+
+METHOD_MODULES = (elementwise, reduction, view, matmul)
+NOT_METHODS = {"where"}
+
+
+def _op_get(self, obj, cls=None):
+    return self if obj is None else types.MethodType(self, obj)
+
+
+Op.__get__ = _op_get  # an Op stored on Tensor binds like a method: x.exp() is exp(x)
+
+
+def public_names(module) -> list[str]:
+    return list(module.__all__)
+
+
+def _inplace(fn):
+    def method(self, *args, **kwargs):
+        return self._assign(fn(self, *args, **kwargs))
+    method.__name__ = fn.__name__ + "_" if hasattr(fn, "__name__") else "inplace"
+    return method
+
+
+def _add_(self, other, alpha=1):
+    return self._assign(add(self, other if alpha == 1 else mul(other, alpha)))
+
+
+def _sub_(self, other, alpha=1):
+    return self._assign(sub(self, other if alpha == 1 else mul(other, alpha)))
+
+
+def _copy_(self, src):
+    return self._assign(expand_as(cast(src, self.dtype), self))
+
+
+def _setitem(self, index, value):
+    from .indexing import setitem
+    setitem(self, index, value)
+
+
+def _install_methods() -> None:
+    for module in METHOD_MODULES:
+        for name in public_names(module):
+            if name not in NOT_METHODS:
+                fn = getattr(module, name)
+                setattr(Tensor, name, fn if isinstance(fn, Op) else _method(fn))
+                if module is elementwise:
+                    setattr(Tensor, name + "_", _inplace(fn))
+    operators = {
+        "__add__": add, "__radd__": lambda a, b: add(b, a), "__sub__": sub, "__rsub__": lambda a, b: sub(b, a),
+        "__mul__": mul, "__rmul__": lambda a, b: mul(b, a), "__truediv__": div,
+        "__rtruediv__": lambda a, b: div(b, a), "__pow__": pow, "__rpow__": lambda a, b: pow(b, a),
+        "__matmul__": matmul.matmul, "__rmatmul__": lambda a, b: matmul.matmul(b, a), "__neg__": neg,
+        "__abs__": elementwise.abs, "__eq__": elementwise.eq, "__ne__": elementwise.ne, "__lt__": elementwise.lt,
+        "__le__": elementwise.le, "__gt__": elementwise.gt, "__ge__": elementwise.ge, "__and__": logical_and,
+        "__or__": logical_or, "__invert__": logical_not, "__floordiv__": floor_divide, "__mod__": remainder,
+        "__iadd__": _add_, "__isub__": _sub_, "__imul__": _inplace(mul), "__itruediv__": _inplace(div),
+        "add_": _add_, "sub_": _sub_, "copy_": _copy_, "__setitem__": _setitem,
+        "zero_": lambda self: self._assign(zeros_like(self)),
+        "fill_": lambda self, value: self._assign(full_like(self, value)),
+        "where": lambda self, condition, other: elementwise.where(condition, self, other),
+        "clone": view.clone,
+    }
+    for name, fn in operators.items():
+        setattr(Tensor, name, _operator(fn) if isinstance(fn, Op) else fn)
+    Tensor.T = property(lambda self: permute(self, tuple(range(self.ndim))[::-1]))
+    Tensor.mT = property(lambda self: transpose(self, -2, -1))
+    Tensor.data = property(lambda self: self.detach(), _set_data)
+
+
+def _set_data(self, value: Tensor) -> None:
+    self._data, self.dtype = value._data, value.dtype
+
+
+def _operator(fn: Op):
+    """x.op(y) as a direct dispatch (operators are the hottest path in eager code)."""
+    def method(self, *args):
+        return dispatch(fn, (self, *args), _NO_ATTRS)
+    method.__name__ = fn.name
+    return method
+
+
+_NO_ATTRS: dict = {}
+
+
+def _method(fn):
+    """A plain function as a Tensor method (x.f(...) is f(x, ...))."""
+    def method(self, *args, **kwargs):
+        return fn(self, *args, **kwargs)
+    method.__name__, method.__doc__ = getattr(fn, "__name__", "method"), fn.__doc__
+    return method
+
+
+_install_methods()
+__all__ = ["OPS", "public_names"]

@@ -1,0 +1,192 @@
+"""Tensor creation: from data, constant factories, random ops (recorded by the compiler, so each call draws
+anew) and device moves."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..dispatch import OTHER, op
+from ..tensor import Tensor, device, from_torch
+from .view import _sizes
+
+
+class Generator:
+    """torch.Generator: a seeded random stream (numpy's PCG64 underneath)."""
+
+    def __init__(self, device: str = "cpu"):
+        self._rng = np.random.default_rng()
+
+    def manual_seed(self, seed: int) -> Generator:
+        self._rng = np.random.default_rng(int(seed))
+        return self
+
+    def seed(self) -> int:
+        seed = int(np.random.SeedSequence().entropy % 2**63)
+        self.manual_seed(seed)
+        return seed
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed graphc's default random stream (rand, randn, dropout, shuffling, init)."""
+    return default_generator.manual_seed(seed)
+
+
+def _place(t: Tensor, dev, requires_grad: bool) -> Tensor:
+    if dev is not None and device(dev).type == "cuda":
+        t = to_device(t, device("cuda"))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of data (nested lists, numbers, numpy arrays or tensors)."""
+    if isinstance(data, Tensor):
+        data = data._host()
+    if dtype is None:
+        arr = np.asarray(data)
+        dt = dtypes.float32 if arr.dtype.kind == "f" and not isinstance(data, np.ndarray) else \
+            dtypes.from_numpy_dtype(arr.dtype)
+    else:
+        dt = dtypes.to_dtype(dtype)
+    arr = np.array(data, dtype=dt.np)
+    return _place(Tensor._make(arr, dt), device, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with a numpy array."""
+    return Tensor._make(array, dtypes.from_numpy_dtype(array.dtype))
+
+
+def _factory(fill):
+    def make(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.float32
+        return _place(Tensor._make(fill(_sizes(size), dt.np), dt), device, requires_grad)
+    return make
+
+
+zeros = _factory(np.zeros)
+ones = _factory(np.ones)
+empty = _factory(np.empty)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.scalar_dtype(fill_value)
+    return _place(Tensor._make(np.full(_sizes((size,)), fill_value, dt.np), dt), device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        dtype = dtypes.float32 if any(isinstance(v, float) for v in (start, end, step)) else dtypes.int64
+    dt = dtypes.to_dtype(dtype)
+    return _place(Tensor._make(np.arange(start, end, step).astype(dt.np), dt), device, requires_grad)
+
+
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.float32
+    return _place(Tensor._make(np.linspace(start, end, steps).astype(dt.np), dt), device, requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.float32
+    return _place(Tensor._make(np.eye(n, m, dtype=dt.np), dt), device, requires_grad)
+
+
+def _random_parse(*size, dtype=None, generator=None, low=None, high=None):
+    dt = dtypes.to_dtype(dtype) if dtype is not None else (dtypes.int64 if high is not None else dtypes.float32)
+    return (), {"size": _sizes(size), "dtype": dt, "generator": generator or default_generator, "low": low,
+                "high": high}
+
+
+def _random_infer(size, dtype, generator, low, high):
+    return size, dtype
+
+
+@op("rand", OTHER, _random_infer, parse=_random_parse, pure=False)
+def _rand(size, dtype, generator, low, high):
+    return generator._rng.random(size, dtype=np.float64)
+
+
+@op("randn", OTHER, _random_infer, parse=_random_parse, pure=False)
+def _randn(size, dtype, generator, low, high):
+    return generator._rng.standard_normal(size)
+
+
+def _randint_parse(low, high=None, size=None, dtype=None, generator=None):
+    if size is None:  # randint(high, size)
+        low, high, size = 0, low, high
+    return _random_parse(*size, dtype=dtype, generator=generator, low=low, high=high)
+
+
+@op("randint", OTHER, _random_infer, parse=_randint_parse, pure=False)
+def _randint(size, dtype, generator, low, high):
+    return generator._rng.integers(low, high, size)
+
+
+def _with_grad(fn):
+    def make(*args, requires_grad: bool = False, device=None, **kwargs) -> Tensor:
+        return _place(fn(*args, **kwargs), device, requires_grad)
+    make.__doc__ = fn.__doc__
+    return make
+
+
+rand, randn, randint = _with_grad(_rand), _with_grad(_randn), _with_grad(_randint)
+
+
+def _like_parse(x, fill_value=None, dtype=None):
+    return (x,), {"fill_value": fill_value, "dtype": dtypes.to_dtype(dtype) if dtype is not None else x.dtype}
+
+
+def _like_infer(x, fill_value, dtype):
+    return tuple(x.shape), dtype
+
+
+full_like = op("full_like", OTHER, _like_infer, parse=_like_parse, triton="{fill_value}")(
+    lambda x, fill_value, dtype: np.full(x.shape, fill_value, dtype.np))
+
+
+def zeros_like(x: Tensor, dtype=None) -> Tensor:
+    return full_like(x, 0, dtype=dtype)
+
+
+def ones_like(x: Tensor, dtype=None) -> Tensor:
+    return full_like(x, 1, dtype=dtype)
+
+
+empty_like = zeros_like
+
+
+@op("rand_like", OTHER, _like_infer, parse=_like_parse, pure=False)
+def rand_like(x, fill_value, dtype):
+    return default_generator._rng.random(x.shape)
+
+
+@op("randn_like", OTHER, _like_infer, parse=_like_parse, pure=False)
+def randn_like(x, fill_value, dtype):
+    return default_generator._rng.standard_normal(x.shape)
+
+
+def to_device(x: Tensor, dev: device) -> Tensor:
+    """x copied to another device; a leaf copy keeps requires_grad (as Module.to does for parameters)."""
+    if dev.type == "cuda":
+        import torch
+
+        from ..tensor import to_torch
+        if not torch.cuda.is_available():
+            raise RuntimeError("to('cuda'): no CUDA device is available (torch.cuda.is_available() is False)")
+        data = to_torch(np.ascontiguousarray(x._host())).to("cuda")
+    else:
+        data = from_torch(x._storage()) if type(x._storage()) is not np.ndarray else x._data
+    return Tensor._make(data, x.dtype, x.requires_grad and x.is_leaf)
+

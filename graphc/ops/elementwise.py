@@ -1,0 +1,236 @@
+"""Elementwise ops: arithmetic, comparisons, unary math, where/clamp/masked_fill, casts.
+Each `triton` string is the op's lowering: a Triton expression over its operands {0}, {1}, ... and attrs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.special
+
+from .. import dtypes
+from ..dispatch import ELEMENTWISE, op
+from ..tensor import Tensor
+from . import meta
+from .meta import elementwise, floating, predicate, same
+
+
+def unbroadcast(grad: Tensor, x) -> Tensor | None:
+    """The gradient for operand x of a broadcasting op: grad summed back to x's shape (None for scalars)."""
+    if not isinstance(x, Tensor):
+        return None
+    if x._data is not None and grad._data is not None and x._data.shape == grad._data.shape:
+        return grad
+    from .reduction import sum_to
+
+    return sum_to(grad, x)
+
+
+def _binary(name, fn, backward, triton, infer=elementwise):
+    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton)(fn)
+
+
+def _unary(name, fn, backward, triton, infer=floating):
+    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton)(fn)
+
+
+add = _binary("add", np.add, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(g, c.inputs[1])), "{0} + {1}")
+sub = _binary("sub", np.subtract, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g, c.inputs[1])), "{0} - {1}")
+mul = _binary(
+    "mul",
+    np.multiply,
+    lambda c, g: (unbroadcast(g * c.inputs[1], c.inputs[0]), unbroadcast(g * c.inputs[0], c.inputs[1])),
+    "{0} * {1}",
+)
+div = _binary(
+    "div",
+    np.true_divide,
+    lambda c, g: (unbroadcast(g / c.inputs[1], c.inputs[0]), unbroadcast(-g * c.out / c.inputs[1], c.inputs[1])),
+    "{0} / {1}",
+    infer=floating,
+)
+
+
+def _pow_backward(c, g):
+    a, b = c.inputs
+    ga = unbroadcast(g * b * a ** (b - 1), a) if isinstance(a, Tensor) else None
+    gb = unbroadcast(g * c.out * log(a), b) if isinstance(b, Tensor) else None
+    return ga, gb
+
+
+pow = _binary("pow", np.power, _pow_backward, "libdevice.pow({0}, {1})")
+
+
+def _minmax_backward(pick_first):
+    def backward(c, g):
+        a, b = c.inputs
+        share = pick_first(a, b) + eq(a, b) * 0.5
+        return unbroadcast(g * share, a), unbroadcast(g * (1 - share), b)
+
+    return backward
+
+
+maximum = _binary("maximum", np.maximum, _minmax_backward(lambda a, b: gt(a, b)), "tl.maximum({0}, {1})")
+minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: lt(a, b)), "tl.minimum({0}, {1})")
+remainder = _binary(
+    "remainder",
+    np.remainder,
+    lambda c, g: (unbroadcast(g, c.inputs[0]), None),
+    "{0} - libdevice.floor({0} / {1}) * {1}",
+)
+floor_divide = _binary("floor_divide", np.floor_divide, None, "libdevice.floor({0} / {1})")
+
+eq = _binary("eq", np.equal, None, "{0} == {1}", infer=predicate)
+ne = _binary("ne", np.not_equal, None, "{0} != {1}", infer=predicate)
+lt = _binary("lt", np.less, None, "{0} < {1}", infer=predicate)
+le = _binary("le", np.less_equal, None, "{0} <= {1}", infer=predicate)
+gt = _binary("gt", np.greater, None, "{0} > {1}", infer=predicate)
+ge = _binary("ge", np.greater_equal, None, "{0} >= {1}", infer=predicate)
+logical_and = _binary("logical_and", np.logical_and, None, "({0} != 0) & ({1} != 0)", infer=predicate)
+logical_or = _binary("logical_or", np.logical_or, None, "({0} != 0) | ({1} != 0)", infer=predicate)
+logical_not = _unary("logical_not", np.logical_not, None, "{0} == 0", infer=predicate)
+isnan = _unary("isnan", np.isnan, None, "{0} != {0}", infer=predicate)
+
+neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same)
+abs = _unary("abs", np.abs, lambda c, g: (g * sign(c.inputs[0]),), "tl.abs({0})", infer=same)
+sign = _unary("sign", np.sign, lambda c, g: (g * 0,), "({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)", infer=same)
+exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "tl.exp({0})")
+log = _unary("log", np.log, lambda c, g: (g / c.inputs[0],), "tl.log({0})")
+log1p = _unary("log1p", np.log1p, lambda c, g: (g / (c.inputs[0] + 1),), "libdevice.log1p({0})")
+sqrt = _unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), "tl.sqrt({0})")
+rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda c, g: (g * c.out**3 * -0.5,), "tl.rsqrt({0})")
+reciprocal = _unary("reciprocal", lambda x: 1 / x, lambda c, g: (-g * c.out * c.out,), "1.0 / {0}")
+sin = _unary("sin", np.sin, lambda c, g: (g * cos(c.inputs[0]),), "tl.sin({0})")
+cos = _unary("cos", np.cos, lambda c, g: (-g * sin(c.inputs[0]),), "tl.cos({0})")
+tanh = _unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), "libdevice.tanh({0})")
+sigmoid = _unary(
+    "sigmoid", lambda x: 0.5 * (np.tanh(0.5 * x) + 1), lambda c, g: (g * c.out * (1 - c.out),), "tl.sigmoid({0})"
+)
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (g * gt(c.out, 0),), "tl.maximum({0}, 0)", infer=same)
+floor = _unary("floor", np.floor, lambda c, g: (g * 0,), "libdevice.floor({0})", infer=same)
+ceil = _unary("ceil", np.ceil, lambda c, g: (g * 0,), "libdevice.ceil({0})", infer=same)
+erf = _unary(
+    "erf",
+    scipy.special.erf,
+    lambda c, g: (g * exp(-c.inputs[0] * c.inputs[0]) * (2 / math.sqrt(math.pi)),),
+    "libdevice.erf({0})",
+)
+
+
+def _where_infer(cond, a, b):
+    if not isinstance(cond, Tensor) and not hasattr(cond, "shape"):
+        raise TypeError("where: condition must be a tensor")
+    if cond.dtype is not dtypes.bool_:
+        raise TypeError(f"where: condition must be bool, got {cond.dtype.name}")
+    return meta.broadcast(meta.shape_of(cond), meta.shape_of(a), meta.shape_of(b)), dtypes.result_type(a, b)
+
+
+where = op(
+    "where",
+    ELEMENTWISE,
+    _where_infer,
+    triton="tl.where({0}, {1}, {2})",
+    backward=lambda c, g: (
+        None,
+        unbroadcast(where(c.inputs[0], g, 0.0), c.inputs[1]),
+        unbroadcast(where(c.inputs[0], 0.0, g), c.inputs[2]),
+    ),
+)(np.where)
+
+
+def _clamp_parse(x, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return (x,), {"min": min, "max": max}
+
+
+def _clamp_backward(c, g):
+    x, lo, hi = c.inputs[0], c.attrs["min"], c.attrs["max"]
+    inside = ge(x, lo) if lo is not None else None
+    if hi is not None:
+        inside = le(x, hi) if inside is None else logical_and(inside, le(x, hi))
+    return (g * inside,)
+
+
+clamp = op(
+    "clamp",
+    ELEMENTWISE,
+    lambda x, min=None, max=None: elementwise(x, *(v for v in (min, max) if v is not None)),
+    backward=_clamp_backward,
+    parse=_clamp_parse,
+    triton="tl.minimum(tl.maximum({0}, {min}), {max})",
+)(lambda x, min, max: np.clip(x, min, max))
+
+
+def _masked_fill_infer(x, mask, value):
+    if mask.dtype is not dtypes.bool_:
+        raise TypeError(f"masked_fill: mask must be bool, got {mask.dtype.name}")
+    shape = meta.broadcast(tuple(x.shape), tuple(mask.shape))
+    if shape != tuple(x.shape):
+        raise ValueError(f"mask of shape {list(mask.shape)} does not broadcast to the tensor's shape {list(x.shape)}")
+    return shape, x.dtype
+
+
+masked_fill = op(
+    "masked_fill",
+    ELEMENTWISE,
+    _masked_fill_infer,
+    triton="tl.where({1}, {2}, {0})",
+    backward=lambda c, g: (where(c.inputs[1], 0.0, g), None, None),
+)(lambda x, mask, value: np.where(mask, np.asarray(value, dtype=x.dtype), x))
+
+
+def _cast_parse(x, dtype):
+    return (x,), {"dtype": dtypes.to_dtype(dtype)}
+
+
+cast = op(
+    "cast",
+    ELEMENTWISE,
+    lambda x, dtype: (tuple(x.shape), dtype),
+    parse=_cast_parse,
+    triton="{0}",
+    backward=lambda c, g: (cast(g, c.inputs[0].dtype) if c.inputs[0].dtype.is_floating_point else None,),
+)(lambda x, dtype: x.astype(dtype.np))
+
+__all__ = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "maximum",
+    "minimum",
+    "remainder",
+    "floor_divide",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "logical_and",
+    "logical_or",
+    "logical_not",
+    "isnan",
+    "neg",
+    "abs",
+    "sign",
+    "exp",
+    "log",
+    "log1p",
+    "sqrt",
+    "rsqrt",
+    "reciprocal",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "floor",
+    "ceil",
+    "erf",
+    "where",
+    "clamp",
+    "masked_fill",
+]

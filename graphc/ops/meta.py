@@ -1,0 +1,91 @@
+"""Shape and dtype inference shared by op definitions: broadcasting, dims, reductions."""
+from __future__ import annotations
+
+from .. import dtypes
+
+NUMBER = (int, float, bool)
+
+
+def shape_of(x) -> tuple[int, ...]:
+    return () if isinstance(x, NUMBER) else tuple(x.shape)
+
+
+def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """torch/numpy broadcasting of shapes; refuses with both shapes named."""
+    out: list[int] = []
+    for shape in shapes:
+        if len(shape) > len(out):
+            out = [1] * (len(shape) - len(out)) + out
+        for i, n in enumerate(shape, len(out) - len(shape)):
+            if n != out[i]:
+                if out[i] == 1:
+                    out[i] = n
+                elif n != 1:
+                    raise ValueError("shapes " + " and ".join(str(list(s)) for s in shapes) + " are not broadcastable "
+                                     f"(size {n} against {out[i]} at dim {i - len(out)})")
+    return tuple(out)
+
+
+def elementwise(*xs, **attrs):
+    """Broadcast shape and promoted dtype of an elementwise op."""
+    first = xs[0]
+    if not isinstance(first, NUMBER):  # fast path: same shapes and dtypes, or scalars that do not promote
+        shape, dt = first.shape, first.dtype
+        for x in xs:
+            if isinstance(x, NUMBER):
+                if _SCALAR_CATEGORY[type(x)] > dt.category:
+                    break
+            elif x.dtype is not dt or x.shape != shape:
+                break
+        else:
+            return tuple(shape), dt
+    return broadcast(*(shape_of(x) for x in xs)), dtypes.result_type(*xs)
+
+
+_SCALAR_CATEGORY = {bool: 0, int: 1, float: 2}
+
+
+def floating(*xs, **attrs):
+    """Like elementwise, but integer and bool results become float32 (exp, div, sqrt ...)."""
+    shape, dt = elementwise(*xs)
+    return shape, dt if dt.is_floating_point else dtypes.float32
+
+
+def predicate(*xs, **attrs):
+    """Like elementwise, with a bool result (comparisons, logical ops)."""
+    return elementwise(*xs)[0], dtypes.bool_
+
+
+def same(x, *rest, **attrs):
+    """The output has the first input's shape and dtype."""
+    return tuple(x.shape), x.dtype
+
+
+def norm_dim(dim: int, ndim: int) -> int:
+    """A dim in [-ndim, ndim) as a non-negative index (a 0-d tensor accepts dims 0 and -1)."""
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"dim {dim} is out of range for a tensor with {ndim} dims (expected [{-n}, {n - 1}])")
+    return dim % n
+
+
+def norm_dims(dim, ndim: int) -> tuple[int, ...]:
+    """dim=None (all), an int or a sequence as a sorted tuple of non-negative dims."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    out = tuple(sorted({norm_dim(d, ndim) for d in dims}))
+    if len(out) != len(dims):
+        raise ValueError(f"dim {dim} repeats a dimension")
+    return out if ndim else ()
+
+
+def reduced(shape: tuple[int, ...], dims: tuple[int, ...], keepdim: bool) -> tuple[int, ...]:
+    if keepdim:
+        return tuple(1 if i in dims else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in dims)
+
+
+def reduction_parse(x, dim=None, keepdim: bool = False):
+    """Canonical (inputs, attrs) of a reduction called as f(x, dim=None, keepdim=False)."""
+    return (x,), {"dim": norm_dims(dim, x.ndim), "keepdim": bool(keepdim)}

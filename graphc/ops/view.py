@@ -1,0 +1,237 @@
+"""View ops: results share storage with their input (as in torch); in kernels they become index arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dispatch import ELEMENTWISE, VIEW, op
+from . import meta
+
+
+def _sizes(args) -> tuple:
+    """f(x, 2, 3) and f(x, (2, 3)) both give (2, 3)."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = args[0]
+    return tuple(int(a) for a in args)
+
+
+def resolve_shape(shape: tuple, numel: int, old: tuple) -> tuple:
+    """A shape with at most one -1 made concrete for numel elements."""
+    if shape.count(-1) > 1:
+        raise ValueError(f"only one dimension can be -1, got {list(shape)}")
+    known = int(np.prod([n for n in shape if n != -1], dtype=np.int64))
+    if -1 in shape:
+        if known == 0 or numel % known:
+            raise ValueError(f"shape {list(shape)} is invalid for input of shape {list(old)} ({numel} elements)")
+        shape = tuple(numel // known if n == -1 else n for n in shape)
+    elif known != numel:
+        raise ValueError(f"shape {list(shape)} is invalid for input of shape {list(old)} ({numel} elements)")
+    return shape
+
+
+def _reshape_infer(x, shape):
+    old = tuple(x.shape)
+    return resolve_shape(shape, int(np.prod(old, dtype=np.int64)), old), x.dtype
+
+
+reshape = op(
+    "reshape",
+    VIEW,
+    _reshape_infer,
+    parse=lambda x, *shape: ((x,), {"shape": _sizes(shape)}),
+    backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
+)(lambda x, shape: np.reshape(x, shape))
+
+
+def _view_forward(x, shape):
+    try:
+        return np.reshape(x, shape, copy=False)
+    except ValueError:
+        raise ValueError(
+            f"view size is not compatible with input tensor's size and stride (shape {list(x.shape)}, "
+            f"strides {[s // x.itemsize for s in x.strides]}); use .reshape(...) instead"
+        ) from None
+
+
+view = op(
+    "view",
+    VIEW,
+    _reshape_infer,
+    parse=lambda x, *shape: ((x,), {"shape": _sizes(shape)}),
+    backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
+)(_view_forward)
+
+
+def _like_infer(x, other):
+    if int(np.prod(x.shape, dtype=np.int64)) != int(np.prod(other.shape, dtype=np.int64)):
+        raise ValueError(f"cannot reshape a tensor of shape {list(x.shape)} to shape {list(other.shape)}")
+    return tuple(other.shape), x.dtype
+
+
+reshape_as = op("reshape_as", VIEW, _like_infer, backward=lambda c, g: (reshape_as(g, c.inputs[0]), None))(
+    lambda x, other: np.reshape(x, other.shape)
+)
+view_as = op("view_as", VIEW, _like_infer, backward=lambda c, g: (reshape_as(g, c.inputs[0]), None))(
+    lambda x, other: _view_forward(x, other.shape)
+)
+
+
+def _permute_infer(x, dims):
+    if sorted(dims) != list(range(x.ndim)):
+        raise ValueError(f"permute dims {list(dims)} are not a permutation of the {x.ndim} dims")
+    return tuple(x.shape[d] for d in dims), x.dtype
+
+
+def _permute_parse(x, *dims):
+    dims = _sizes(dims)
+    return (x,), {"dims": tuple(meta.norm_dim(d, x.ndim) for d in dims)}
+
+
+permute = op(
+    "permute",
+    VIEW,
+    _permute_infer,
+    parse=_permute_parse,
+    backward=lambda c, g: (permute(g, *np.argsort(c.attrs["dims"]).tolist()),),
+)(lambda x, dims: np.transpose(x, dims))
+
+
+def transpose(x, dim0: int, dim1: int):
+    """x with dims dim0 and dim1 swapped (a view)."""
+    dims = list(range(x.ndim))
+    if x.ndim:
+        d0, d1 = meta.norm_dim(dim0, x.ndim), meta.norm_dim(dim1, x.ndim)
+        dims[d0], dims[d1] = d1, d0
+    return permute(x, dims)
+
+
+def t(x):
+    """Transpose of a tensor of at most 2 dims."""
+    if x.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dims, got shape {list(x.shape)}")
+    return transpose(x, 0, 1) if x.ndim == 2 else x
+
+
+def _expand_infer(x, sizes):
+    old = tuple(x.shape)
+    if len(sizes) < len(old):
+        raise ValueError(f"expand to {list(sizes)} has fewer dims than the tensor's shape {list(old)}")
+    lead = len(sizes) - len(old)
+    out = []
+    for i, n in enumerate(sizes):
+        have = old[i - lead] if i >= lead else None
+        if n == -1:
+            if have is None:
+                raise ValueError(f"expand: -1 is not allowed for the new leading dim {i}")
+            n = have
+        elif have is not None and have != 1 and have != n:
+            raise ValueError(
+                f"expand: the size {have} at dim {i - lead} must match {n} (or be 1); "
+                f"tensor shape {list(old)}, target {list(sizes)}"
+            )
+        out.append(n)
+    return tuple(out), x.dtype
+
+
+def _expand_forward(x, sizes):
+    return np.broadcast_to(x, _expand_infer(x, sizes)[0] if -1 in sizes else sizes)
+
+
+def _expand_backward(c, g):
+    from .reduction import sum_to
+
+    return (sum_to(g, c.inputs[0]),)
+
+
+expand = op(
+    "expand", VIEW, _expand_infer, parse=lambda x, *sizes: ((x,), {"sizes": _sizes(sizes)}), backward=_expand_backward
+)(_expand_forward)
+
+
+def _expand_as_infer(x, other):
+    return _expand_infer(x, tuple(other.shape))
+
+
+def _expand_as_backward(c, g):
+    from .reduction import sum_to
+
+    return (sum_to(g, c.inputs[0]), None)
+
+
+expand_as = op("expand_as", VIEW, _expand_as_infer, backward=_expand_as_backward)(
+    lambda x, other: np.broadcast_to(x, other.shape)
+)
+
+
+def _unsqueeze_parse(x, dim: int):
+    return (x,), {"dim": meta.norm_dim(dim, x.ndim + 1)}
+
+
+unsqueeze = op(
+    "unsqueeze",
+    VIEW,
+    lambda x, dim: (tuple(x.shape)[:dim] + (1,) + tuple(x.shape)[dim:], x.dtype),
+    parse=_unsqueeze_parse,
+    backward=lambda c, g: (squeeze(g, c.attrs["dim"]),),
+)(lambda x, dim: np.expand_dims(x, dim))
+
+
+def _squeeze_parse(x, dim=None):
+    return (x,), {"dim": None if dim is None else meta.norm_dims(dim, x.ndim)}
+
+
+def _squeeze_dims(shape, dim):
+    return tuple(i for i, n in enumerate(shape) if n == 1 and (dim is None or i in dim))
+
+
+squeeze = op(
+    "squeeze",
+    VIEW,
+    lambda x, dim: (tuple(n for i, n in enumerate(x.shape) if i not in _squeeze_dims(x.shape, dim)), x.dtype),
+    parse=_squeeze_parse,
+    backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
+)(lambda x, dim: np.squeeze(x, _squeeze_dims(x.shape, dim)))
+
+
+def _flatten_parse(x, start_dim: int = 0, end_dim: int = -1):
+    if x.ndim == 0:
+        return (x,), {"start": 0, "end": -1}
+    start, end = meta.norm_dim(start_dim, x.ndim), meta.norm_dim(end_dim, x.ndim)
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    return (x,), {"start": start, "end": end}
+
+
+def _flatten_shape(shape, start, end):
+    if not shape:
+        return (1,)
+    return shape[:start] + (int(np.prod(shape[start : end + 1], dtype=np.int64)),) + shape[end + 1 :]
+
+
+flatten = op(
+    "flatten",
+    VIEW,
+    lambda x, start, end: (_flatten_shape(tuple(x.shape), start, end), x.dtype),
+    parse=_flatten_parse,
+    backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
+)(lambda x, start, end: np.reshape(x, _flatten_shape(x.shape, start, end)))
+
+contiguous = op("contiguous", VIEW, meta.same, backward=lambda c, g: (g,))(np.ascontiguousarray)
+clone = op("clone", ELEMENTWISE, meta.same, backward=lambda c, g: (g,), triton="{0}")(np.array)
+
+__all__ = [
+    "reshape",
+    "view",
+    "reshape_as",
+    "view_as",
+    "permute",
+    "transpose",
+    "t",
+    "expand",
+    "expand_as",
+    "unsqueeze",
+    "squeeze",
+    "flatten",
+    "contiguous",
+    "clone",
+]

@@ -1,0 +1,330 @@
+"""Tensor: strided storage (a numpy array view, or a torch CUDA tensor), dtype, device and autograd metadata."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes
+from .dtypes import dtype as DType
+from .state import STATE
+
+
+class device:
+    """torch.device: 'cpu' or 'cuda' (index 0); compares equal to its string."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec: str | device = "cpu", index: int | None = None):
+        if isinstance(spec, device):
+            spec, index = spec.type, spec.index
+        kind, _, idx = str(spec).partition(":")
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"unknown device {spec!r}: graphc runs on 'cpu' and 'cuda'")
+        self.type, self.index = kind, (int(idx) if idx else index)
+
+    def __eq__(self, other) -> bool:
+        other = device(other) if isinstance(other, (str, device)) else other
+        return isinstance(other, device) and self.type == other.type
+
+    def __hash__(self) -> int:
+        return hash(self.type)
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.type}')"
+
+
+CPU, CUDA = device("cpu"), device("cuda")
+
+
+def to_torch(array: np.ndarray):
+    """Wrap a numpy array as a torch CPU tensor without a copy (bfloat16 goes through its bits)."""
+    import torch
+
+    if array.dtype == dtypes.bfloat16.np:
+        return torch.from_numpy(np.ascontiguousarray(array).view(np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
+def from_torch(t) -> np.ndarray:
+    """A torch tensor's values as a numpy array (copied to host when on CUDA)."""
+    import torch
+
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.uint16).numpy().view(dtypes.bfloat16.np)
+    return t.numpy()
+
+
+class Tensor:
+    """An n-d array with autograd. `_data` is a strided numpy view (cpu), a torch tensor (cuda),
+    or None while the compiler traces it (then `_node` is its IR node)."""
+
+    __slots__ = ("_data", "dtype", "requires_grad", "_grad", "grad_fn", "_node", "_hooks", "_retains_grad",
+                 "__weakref__")
+    __array_priority__ = 1000  # numpy scalars on the left defer to Tensor's reflected operators
+
+    @staticmethod
+    def _make(data, dt: DType, requires_grad: bool = False) -> Tensor:
+        t = Tensor.__new__(Tensor)
+        t._data, t.dtype, t.requires_grad = data, dt, requires_grad
+        t._grad = t.grad_fn = t._node = t._hooks = None
+        t._retains_grad = False
+        return t
+
+    # ---- metadata -------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        data = self._data
+        if data is None:
+            return STATE.capture.shape_of(self)
+        return data.shape if type(data) is np.ndarray else tuple(data.shape)
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+    @property
+    def ndim(self) -> int:
+        return len(self._data.shape) if self._data is not None else len(self._node.shape)
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    @property
+    def device(self) -> device:
+        data = self._data
+        if data is None:
+            return self._node.device
+        return CPU if type(data) is np.ndarray else CUDA
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def stride(self, dim: int | None = None):
+        data = self._storage()
+        strides = tuple(s // self.dtype.itemsize for s in (data.strides if type(data) is np.ndarray else
+                                                          [x * self.dtype.itemsize for x in data.stride()]))
+        return strides if dim is None else strides[dim]
+
+    def is_contiguous(self) -> bool:
+        data = self._storage()
+        return data.flags.c_contiguous if type(data) is np.ndarray else data.is_contiguous()
+
+    def data_ptr(self) -> int:
+        data = self._storage()
+        return data.__array_interface__["data"][0] if type(data) is np.ndarray else data.data_ptr()
+
+    # ---- autograd metadata ----------------------------------------------------------------------
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def grad(self) -> Tensor | None:
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if STATE.capture is not None:
+            STATE.capture.note_grad_write(self)
+        self._grad = value
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError(f"requires_grad_: only floating point tensors can require gradients, got "
+                               f"{self.dtype.name} tensor of shape {list(self.shape)}")
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> None:
+        self._retains_grad = True
+
+    def register_hook(self, hook):
+        """Call hook(grad) when this tensor's gradient is computed; a non-None return replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require grad")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return _HookHandle(self._hooks, hook)
+
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
+        from .autograd import run_backward
+        run_backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
+
+    # ---- values (a traced tensor needs a graph break here) --------------------------------------
+    def _storage(self):
+        if self._data is None:
+            STATE.capture.realize(self)
+        return self._data
+
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        if self.requires_grad and not force:
+            raise RuntimeError("numpy(): this tensor requires grad; use tensor.detach().numpy()")
+        data = self._storage()
+        return data if type(data) is np.ndarray else from_torch(data)
+
+    def _host(self) -> np.ndarray:
+        data = self._storage()
+        return data if type(data) is np.ndarray else from_torch(data)
+
+    def item(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"item(): a Tensor with {self.numel()} elements cannot be converted to a scalar "
+                               f"(shape {list(self.shape)})")
+        return self._host().reshape(()).item()
+
+    def tolist(self):
+        return self._host().tolist()
+
+    def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise RuntimeError(f"bool(): the truth value of a Tensor with {self.numel()} elements is ambiguous "
+                               f"(shape {list(self.shape)})")
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.category != 1 or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        data = self._host()
+        return data if dtype is None else data.astype(dtype)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self._host().astype(np.float32) if self.dtype in dtypes.LOW_PRECISION
+                               else self._host(), separator=", ", prefix="tensor(")
+        extras = []
+        if self.device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
+            extras.append(f"dtype={self.dtype!r}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name()}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extras) + ")"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return format(self.item(), spec) if spec and self.numel() == 1 else repr(self)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __reduce__(self):
+        raise TypeError("graphc tensors are not picklable: use graphc.save, which never pickles")
+
+    # ---- conversions ----------------------------------------------------------------------------
+    def to(self, *args, **kwargs) -> Tensor:
+        """to(device), to(dtype), to(device, dtype) or to(other_tensor), as in torch."""
+        from .ops.creation import to_device
+        target_device, target_dtype = kwargs.get("device"), kwargs.get("dtype")
+        for a in args:
+            if isinstance(a, Tensor):
+                target_device, target_dtype = a.device, a.dtype
+            elif isinstance(a, (str, device)) and str(a).split(":")[0] in ("cpu", "cuda"):
+                target_device = a
+            else:
+                target_dtype = a
+        out = self
+        if target_dtype is not None and dtypes.to_dtype(target_dtype) is not self.dtype:
+            out = out.type(dtypes.to_dtype(target_dtype))
+        if target_device is not None and device(target_device) != out.device:
+            out = to_device(out, device(target_device))
+        return out
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self) -> Tensor:
+        return self.to("cuda")
+
+    def float(self) -> Tensor:
+        return self.type(dtypes.float32)
+
+    def double(self) -> Tensor:
+        return self.type(dtypes.float64)
+
+    def half(self) -> Tensor:
+        return self.type(dtypes.float16)
+
+    def bfloat16(self) -> Tensor:
+        return self.type(dtypes.bfloat16)
+
+    def long(self) -> Tensor:
+        return self.type(dtypes.int64)
+
+    def int(self) -> Tensor:
+        return self.type(dtypes.int32)
+
+    def bool(self) -> Tensor:
+        return self.type(dtypes.bool_)
+
+    def type(self, dt) -> Tensor:
+        from .ops.elementwise import cast
+        dt = dtypes.to_dtype(dt)
+        return self if dt is self.dtype else cast(self, dtype=dt)
+
+    def detach(self) -> Tensor:
+        if self._data is None:
+            return STATE.capture.alias(self)
+        return Tensor._make(self._data, self.dtype)
+
+    def detach_(self) -> Tensor:
+        self.grad_fn, self.requires_grad = None, False
+        return self
+
+    # ---- in-place updates -----------------------------------------------------------------------
+    def _assign(self, value: Tensor) -> Tensor:
+        """Write value (broadcast to this shape) into this tensor's storage; autograd then sees this tensor as value."""
+        if STATE.grad_enabled and self.requires_grad and self.is_leaf:
+            raise RuntimeError(f"in-place update of a leaf tensor that requires grad (shape {list(self.shape)}); "
+                               "wrap the update in graphc.no_grad()")
+        if STATE.capture is not None:
+            STATE.capture.assign(self, value)
+        elif type(self._data) is np.ndarray:
+            try:
+                np.copyto(self._data, value._data, casting="unsafe")
+            except ValueError:
+                from .errors import op_error
+                raise op_error("copy_", f"cannot write a tensor of shape {list(value.shape)} into one of shape "
+                               f"{list(self.shape)}", (self, value)) from None
+        else:
+            self._data.copy_(value._data)
+        if STATE.grad_enabled and value.requires_grad:
+            self.grad_fn, self.requires_grad = value.grad_fn, True
+        return self
+
+
+class _HookHandle:
+    def __init__(self, hooks: list, hook):
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self) -> None:
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)

@@ -1,0 +1,33 @@
+"""Shared test helpers: graphc <-> torch conversion and comparison."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import graphc
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    graphc.manual_seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+def to_torch(t: graphc.Tensor, requires_grad: bool | None = None) -> torch.Tensor:
+    """A torch tensor with t's values (and strides' effect: a copy), requiring grad like t unless told."""
+    out = torch.from_numpy(np.array(t._host().astype(np.float32) if t.dtype is graphc.bfloat16 else t._host()))
+    if t.dtype is graphc.bfloat16:
+        out = out.to(torch.bfloat16)
+    rg = t.requires_grad if requires_grad is None else requires_grad
+    return out.requires_grad_(rg) if rg else out
+
+
+def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    """graphc tensor (or array) against a torch tensor: dtype-insensitive values with tolerances."""
+    a = actual._host() if isinstance(actual, graphc.Tensor) else np.asarray(actual)
+    e = expected.detach().float().numpy() if isinstance(expected, torch.Tensor) and expected.is_floating_point() \
+        else (expected.detach().numpy() if isinstance(expected, torch.Tensor) else np.asarray(expected))
+    assert a.shape == e.shape, f"shape {a.shape} != {e.shape}"
+    np.testing.assert_allclose(a.astype(np.float64), e.astype(np.float64), rtol=rtol, atol=atol)
