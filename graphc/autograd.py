@@ -9,15 +9,21 @@ import numpy as np
 from .state import STATE
 from .tensor import Tensor
 
+LEAF = "leaf"
+
 
 class Node:
-    """The backward of one op application (a tensor's grad_fn); it is also the ctx its backward rule reads."""
+    """The backward of one op application (a tensor's grad_fn); it is also the ctx its backward rule reads.
 
-    __slots__ = ("op", "inputs", "attrs", "_out", "where", "hooks")
+    edges[i] says where input i's gradient goes, as it was when the op ran: its grad_fn, LEAF (accumulate into
+    its .grad) or None (needs no gradient); so a later in-place update of the input does not reroute it."""
+
+    __slots__ = ("op", "inputs", "attrs", "_out", "where", "hooks", "edges")
 
     def __init__(self, op, inputs: tuple, attrs: dict, out: Tensor, where: str | None):
         self.op, self.inputs, self.attrs, self.where, self.hooks = op, inputs, attrs, where, None
         self._out = (out._data, out._node, out.dtype)
+        self.edges = tuple((x.grad_fn or LEAF) if type(x) is Tensor and x.requires_grad else None for x in inputs)
 
     @property
     def out(self) -> Tensor:
@@ -32,7 +38,13 @@ class Node:
 
     @property
     def next_functions(self) -> tuple:
-        return tuple((x.grad_fn, 0) if isinstance(x, Tensor) else (None, 0) for x in self.inputs or ())
+        return tuple((fn if isinstance(fn, Node) else None, 0) for fn in self.edges)
+
+    def save_output(self) -> None:
+        """Keep a private copy of the output's values: the output tensor is about to be written in place."""
+        data, node, dt = self._out
+        if type(data) is np.ndarray:
+            self._out = (data.copy(), node, dt)
 
     def register_hook(self, hook) -> None:
         self.hooks = (self.hooks or []) + [hook]
@@ -119,9 +131,9 @@ def _topological(roots: list[Node]) -> list[Node]:
             continue
         seen.add(node)
         stack.append((node, True))
-        for x in node.inputs or ():
-            if isinstance(x, Tensor) and x.grad_fn is not None and x.grad_fn not in seen:
-                stack.append((x.grad_fn, False))
+        for fn in node.edges:
+            if isinstance(fn, Node) and fn not in seen:
+                stack.append((fn, False))
     return order[::-1]
 
 
@@ -149,12 +161,12 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
     results = None if inputs is None else [None] * len(inputs)
     pending: dict[Node, Tensor] = {}
 
-    def deliver(t: Tensor, g: Tensor) -> None:
-        if wanted is not None and id(t) in wanted and t.grad_fn is None:
+    def deliver(t: Tensor, fn, g: Tensor) -> None:
+        if wanted is not None and id(t) in wanted and fn is LEAF:
             i = wanted[id(t)]
             results[i] = g if results[i] is None else results[i] + g
-        elif t.grad_fn is not None:
-            pending[t.grad_fn] = g if t.grad_fn not in pending else pending[t.grad_fn] + g
+        elif fn is not LEAF:
+            pending[fn] = g if fn not in pending else pending[fn] + g
         elif wanted is None:
             g = _run_hooks(t._hooks, g)
             if t.grad is None:  # a copy: one gradient tensor may reach several leaves
@@ -172,7 +184,7 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
                     raise RuntimeError(f"backward: grad can be implicitly created only for scalar outputs; this "
                                        f"output has shape {list(root.shape)}")
                 g = ones_like(root)
-            deliver(root, g)
+            deliver(root, root.grad_fn or LEAF, g)
         for node in _topological([r.grad_fn for r in roots if r.grad_fn is not None]):
             g = pending.pop(node, None)
             if g is None:
@@ -187,12 +199,12 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
                     if t.grad_fn is node:
                         results[i] = g
             in_grads = node.op.backward(node, g)
-            for i, (x, gx) in enumerate(zip(node.inputs, in_grads)):
-                if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
+            for i, (x, fn, gx) in enumerate(zip(node.inputs, node.edges, in_grads)):
+                if gx is None or fn is None:
                     continue
                 if STATE.anomaly:
                     _check_finite(node, gx, i)
-                deliver(x, gx)
+                deliver(x, fn, gx)
             if not retain_graph:
                 node.inputs, node._out = None, None
     return results

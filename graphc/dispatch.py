@@ -55,7 +55,11 @@ def infer(op: Op, inputs: tuple, attrs: dict):
     try:
         return op.infer(*inputs, **attrs)
     except (ValueError, TypeError, IndexError) as e:
-        raise op_error(op.name, str(e), inputs, type(e) if type(e) is not ValueError else RuntimeError) from None
+        raise _refusal(op, e, inputs) from None
+
+
+def _refusal(op: Op, e: Exception, inputs: tuple) -> Exception:
+    return op_error(op.name, str(e), inputs, type(e) if type(e) is not ValueError else RuntimeError)
 
 
 def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inputs: tuple,
@@ -70,8 +74,9 @@ def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inpu
         raise op_error(op.name, str(e), inputs, type(e)) from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    if out.dtype != out_dtype.np:
-        out = out.astype(out_dtype.np)
+    want = out_dtype.np
+    if out.dtype is not want and out.dtype != want:
+        out = out.astype(want)
     return out
 
 
@@ -80,7 +85,10 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
     capture = STATE.capture
     if capture is not None:
         return capture.record(op, inputs, attrs)
-    shape, out_dtype = infer(op, inputs, attrs)
+    try:
+        out_dtype = op.infer(*inputs, **attrs)[1]
+    except (ValueError, TypeError, IndexError) as e:
+        raise _refusal(op, e, inputs) from None
     arrays, needs_grad, low_precision = [], False, False
     for x in inputs:
         if type(x) is Tensor:
@@ -88,8 +96,10 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
             if type(data) is not np.ndarray:
                 return _dispatch_cuda(op, inputs, attrs)
             arrays.append(data)
-            needs_grad = needs_grad or x.requires_grad
-            low_precision = low_precision or x.dtype.is_low_precision
+            if x.requires_grad:
+                needs_grad = True
+            if x.dtype.is_low_precision:
+                low_precision = True
         else:
             arrays.append(x)
     out = Tensor._make(run_forward(op, arrays, attrs, out_dtype, inputs, low_precision), out_dtype)
@@ -103,10 +113,15 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
     return out
 
 
-def _dispatch_cuda(op: Op, inputs: tuple, attrs: dict):
+def check_devices(op_name: str, inputs: tuple) -> None:
+    """Refuse an op whose tensor inputs live on different devices, naming them."""
     devices = {str(x.device) for x in inputs if type(x) is Tensor}
     if len(devices) > 1:
-        raise op_error(op.name, f"expected all tensors on one device, got {sorted(devices)}", inputs)
+        raise op_error(op_name, f"expected all tensors on one device, got {' and '.join(sorted(devices))}", inputs)
+
+
+def _dispatch_cuda(op: Op, inputs: tuple, attrs: dict):
+    check_devices(op.name, inputs)
     if STATE.cuda_runner is None:
         raise op_error(op.name, "ops on CUDA tensors run through the Triton backend; import graphc.compiler",
                        inputs, NotImplementedError)

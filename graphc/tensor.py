@@ -61,8 +61,7 @@ class Tensor:
     """An n-d array with autograd. `_data` is a strided numpy view (cpu), a torch tensor (cuda),
     or None while the compiler traces it (then `_node` is its IR node)."""
 
-    __slots__ = ("_data", "dtype", "requires_grad", "_grad", "grad_fn", "_node", "_hooks", "_retains_grad",
-                 "__weakref__")
+    __slots__ = ("_data", "dtype", "requires_grad", "_grad", "grad_fn", "_node", "_hooks", "__weakref__")
     __array_priority__ = 1000  # numpy scalars on the left defer to Tensor's reflected operators
 
     @staticmethod
@@ -70,7 +69,6 @@ class Tensor:
         t = Tensor.__new__(Tensor)
         t._data, t.dtype, t.requires_grad = data, dt, requires_grad
         t._grad = t.grad_fn = t._node = t._hooks = None
-        t._retains_grad = False
         return t
 
     # ---- metadata -------------------------------------------------------------------------------
@@ -141,24 +139,37 @@ class Tensor:
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and not self.dtype.is_floating_point:
-            raise RuntimeError(f"requires_grad_: only floating point tensors can require gradients, got "
-                               f"{self.dtype.name} tensor of shape {list(self.shape)}")
+            from .errors import op_error
+            raise op_error("requires_grad_", f"only floating point tensors can require gradients, got a "
+                           f"{self.dtype.name} tensor", (self,))
         if not self.is_leaf and not requires_grad:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
         self.requires_grad = requires_grad
         return self
 
     def retain_grad(self) -> None:
-        self._retains_grad = True
+        """Keep this non-leaf tensor's gradient in .grad after backward (leaves always keep theirs)."""
+        if self.is_leaf:
+            return
+
+        def store(grad: Tensor) -> None:
+            self.grad = grad.detach() if self.grad is None else self.grad + grad.detach()
+        self.register_hook(store)
 
     def register_hook(self, hook):
         """Call hook(grad) when this tensor's gradient is computed; a non-None return replaces it."""
         if not self.requires_grad:
             raise RuntimeError("register_hook: this tensor does not require grad")
-        if self._hooks is None:
-            self._hooks = []
-        self._hooks.append(hook)
-        return _HookHandle(self._hooks, hook)
+        owner = self if self.grad_fn is None else self.grad_fn  # a non-leaf's gradient is its grad_fn's input
+        hooks = owner._hooks if owner is self else owner.hooks
+        if hooks is None:
+            hooks = []
+            if owner is self:
+                self._hooks = hooks
+            else:
+                owner.hooks = hooks
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
 
     def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False) -> None:
@@ -305,6 +316,11 @@ class Tensor:
         if STATE.grad_enabled and self.requires_grad and self.is_leaf:
             raise RuntimeError(f"in-place update of a leaf tensor that requires grad (shape {list(self.shape)}); "
                                "wrap the update in graphc.no_grad()")
+        record = STATE.grad_enabled and value.requires_grad
+        if self.grad_fn is not None:  # backward rules read saved values, which are about to be overwritten
+            self.grad_fn.save_output()
+        if record and value.grad_fn is not None and any(x is self for x in value.grad_fn.inputs):
+            value.grad_fn.inputs = tuple(self._snapshot() if x is self else x for x in value.grad_fn.inputs)
         if STATE.capture is not None:
             STATE.capture.assign(self, value)
         elif type(self._data) is np.ndarray:
@@ -316,9 +332,16 @@ class Tensor:
                                f"{list(self.shape)}", (self, value)) from None
         else:
             self._data.copy_(value._data)
-        if STATE.grad_enabled and value.requires_grad:
+        if record:
             self.grad_fn, self.requires_grad = value.grad_fn, True
         return self
+
+    def _snapshot(self) -> Tensor:
+        """A copy of this tensor's current values and autograd identity."""
+        data = self._data.copy() if type(self._data) is np.ndarray else self._data
+        old = Tensor._make(data, self.dtype, self.requires_grad)
+        old.grad_fn, old._node = self.grad_fn, self._node
+        return old
 
 
 class _HookHandle:

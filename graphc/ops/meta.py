@@ -4,10 +4,12 @@ from __future__ import annotations
 from .. import dtypes
 
 NUMBER = (int, float, bool)
+_SCALAR_CATEGORY = {bool: 0, int: 1, float: 2}
+_ALL_DIMS = [tuple(range(n)) for n in range(65)]
 
 
 def shape_of(x) -> tuple[int, ...]:
-    return () if isinstance(x, NUMBER) else tuple(x.shape)
+    return () if type(x) in _SCALAR_CATEGORY else tuple(x.shape)
 
 
 def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -29,20 +31,18 @@ def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 def elementwise(*xs, **attrs):
     """Broadcast shape and promoted dtype of an elementwise op."""
     first = xs[0]
-    if not isinstance(first, NUMBER):  # fast path: same shapes and dtypes, or scalars that do not promote
+    if type(first) not in _SCALAR_CATEGORY:  # fast path: same shapes and dtypes, or scalars that do not promote
         shape, dt = first.shape, first.dtype
         for x in xs:
-            if isinstance(x, NUMBER):
-                if _SCALAR_CATEGORY[type(x)] > dt.category:
+            category = _SCALAR_CATEGORY.get(type(x))
+            if category is not None:
+                if category > dt.category:
                     break
             elif x.dtype is not dt or x.shape != shape:
                 break
         else:
             return tuple(shape), dt
     return broadcast(*(shape_of(x) for x in xs)), dtypes.result_type(*xs)
-
-
-_SCALAR_CATEGORY = {bool: 0, int: 1, float: 2}
 
 
 def floating(*xs, **attrs):
@@ -63,7 +63,9 @@ def same(x, *rest, **attrs):
 
 def norm_dim(dim: int, ndim: int) -> int:
     """A dim in [-ndim, ndim) as a non-negative index (a 0-d tensor accepts dims 0 and -1)."""
-    n = max(ndim, 1)
+    n = ndim or 1
+    if type(dim) is not int:
+        dim = dim.__index__()
     if not -n <= dim < n:
         raise IndexError(f"dim {dim} is out of range for a tensor with {ndim} dims (expected [{-n}, {n - 1}])")
     return dim % n
@@ -72,15 +74,27 @@ def norm_dim(dim: int, ndim: int) -> int:
 def norm_dims(dim, ndim: int) -> tuple[int, ...]:
     """dim=None (all), an int or a sequence as a sorted tuple of non-negative dims."""
     if dim is None:
-        return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        return _ALL_DIMS[ndim]
+    if type(dim) is int:
+        dim = norm_dim(dim, ndim)
+        return (dim,) if ndim else ()
+    dims = tuple(dim)
     out = tuple(sorted({norm_dim(d, ndim) for d in dims}))
     if len(out) != len(dims):
-        raise ValueError(f"dim {dim} repeats a dimension")
+        raise ValueError(f"dim {list(dims)} repeats a dimension")
     return out if ndim else ()
 
 
+def norm_dim_list(dims, ndim: int) -> tuple[int, ...]:
+    """Each dim of a sequence made non-negative, order kept (permute, flip)."""
+    n = ndim or 1
+    return tuple(d % n if type(d) is int and -n <= d < n else norm_dim(d, ndim) for d in dims)
+
+
 def reduced(shape: tuple[int, ...], dims: tuple[int, ...], keepdim: bool) -> tuple[int, ...]:
+    """The shape left after reducing dims (kept as size 1 with keepdim)."""
+    if len(dims) == len(shape):
+        return (1,) * len(shape) if keepdim else ()
     if keepdim:
         return tuple(1 if i in dims else n for i, n in enumerate(shape))
     return tuple(n for i, n in enumerate(shape) if i not in dims)

@@ -1,0 +1,191 @@
+"""`python -m graphc.bench [--quick] [--out DIR] [--cases a,b]`: run the kernel-fusion suite and write
+DIR/results.json, DIR/results.md and DIR/results.png. Every stage that cannot run (a missing graphc piece, an
+error) leaves its fields null and is listed with its reason; the suite always finishes."""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+import graphc
+
+from . import measure, report
+from .cases import CASES, Case, Inputs, Setup
+
+FIELDS = ["name", "kernels_unfused", "kernels_fused", "bytes_unfused", "bytes_fused", "bytes_ideal", "compile_s",
+          "cpu_eager_ms", "cpu_compiled_ms", "torch_eager_ms", "torch_compile_ms", "gpu_ms", "gpu_torch_ms",
+          "gpu_torch_compile_ms", "device"]
+EXTRA_FIELDS = ["target", "size", "flops", "num_compiles", "torch_compile_cold_s", "bound_ms", "bound_frac",
+                "err_eager", "err_compiled"]
+# Where each measurement goes, per target: graphc eager runs on CPU only; graphc compiled uses these backends.
+TARGET_FIELDS = {
+    "cpu": dict(backend="numpy", graphc_eager="cpu_eager_ms", graphc="cpu_compiled_ms", torch="torch_eager_ms",
+                torch_compile="torch_compile_ms"),
+    "gpu": dict(backend="triton", graphc_eager=None, graphc="gpu_ms", torch="gpu_torch_ms",
+                torch_compile="gpu_torch_compile_ms"),
+}
+ERR_TOLERANCE = {"float32": 1e-3, "float16": 1e-2}
+
+
+class Row:
+    """One case at one target: its result fields, and the stages run for it (each may fail on its own)."""
+
+    def __init__(self, case: Case, target: str, terminal: report.Terminal):
+        self.case, self.target, self.terminal = case, target, terminal
+        self.size = case.sizes[target]
+        self.device = "cuda" if target == "gpu" else "cpu"
+        self.fields: dict = dict.fromkeys(FIELDS + EXTRA_FIELDS) | {
+            "name": case.name, "target": target, "size": " ".join(f"{k}={v}" for k, v in self.size.items()),
+            "flops": case.flops(**self.size), "device": measure.gpu_name() if target == "gpu" else measure.cpu_name(),
+            "errors": {}}
+
+    def build(self, lib) -> Setup:
+        return self.case.build(lib, Inputs(lib, self.device), **self.size)
+
+    def attempt(self, stage: str, work: Callable[[], object]):
+        """Run one stage; on failure record why (its fields stay null) and go on."""
+        self.terminal.step(f"{self.case.name} [{self.target}]: {stage}")
+        try:
+            return work()
+        except Exception as e:  # a benchmark records every failure and keeps going
+            message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            self.fields["errors"][stage] = f"{type(e).__name__}: {message}"[:300]
+            return None
+
+
+def stages(quick: bool, target: str) -> list[str]:
+    names = ["torch eager", "graphc eager", "graphc compiled", "explain", "torch.compile"]
+    return [s for s in names if not (quick and s == "torch.compile") and
+            not (target == "gpu" and s == "graphc eager")]
+
+
+def run_row(row: Row, quick: bool) -> dict:
+    """Measure one case at one target; torch's first call on identical data is the reference for correctness."""
+    import torch
+
+    f, fields, gpu = TARGET_FIELDS[row.target], row.fields, row.target == "gpu"
+    budget = 0.25 if quick else 1.5
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
+
+    def timed(fn: Callable[[], object]) -> float:
+        return measure.gpu_time_ms(fn, budget) if gpu else measure.cpu_time_ms(fn, budget)
+
+    def first_call(setup: Setup, call: Callable[[], object]) -> tuple[float, list[np.ndarray]]:
+        """Seconds of the first call (for a compiled function: capture, codegen and one run), its outputs, and how
+        much it changed each state tensor (an update is small next to its tensor, so it is compared on its own)."""
+        before = measure.to_numpy(setup.state)
+        start = time.perf_counter()
+        out = call()
+        sync()
+        seconds = time.perf_counter() - start
+        return seconds, measure.to_numpy(out) + [a - b for a, b in zip(measure.to_numpy(setup.state), before)]
+
+    def torch_eager():
+        setup = row.build(torch)
+        _, reference = first_call(setup, lambda: setup.fn(*setup.args))
+        fields[f["torch"]] = timed(lambda: setup.fn(*setup.args))
+        return reference
+
+    reference = row.attempt("torch eager", torch_eager)
+
+    def graphc_eager():
+        setup = row.build(graphc)
+        _, values = first_call(setup, lambda: setup.fn(*setup.args))
+        fields[f["graphc_eager"]] = timed(lambda: setup.fn(*setup.args))
+        fields["err_eager"] = measure.max_rel_err(values, reference) if reference is not None else None
+
+    def graphc_compiled():
+        setup = row.build(graphc)
+        compiled = graphc.compile(setup.fn, backend=f["backend"])
+        fields["compile_s"], values = first_call(setup, lambda: compiled(*setup.args))
+        fields[f["graphc"]] = timed(lambda: compiled(*setup.args))
+        fields["num_compiles"] = compiled.num_compiles
+        fields["err_compiled"] = measure.max_rel_err(values, reference) if reference is not None else None
+
+    def explain():
+        setup = row.build(graphc)
+        r = graphc.explain(setup.fn, *setup.args)
+        fields.update(kernels_unfused=r.num_unfused_kernels, kernels_fused=r.num_kernels,
+                      bytes_unfused=r.bytes_moved_unfused, bytes_fused=r.bytes_moved, bytes_ideal=r.bytes_ideal)
+
+    def torch_compiled():
+        torch._dynamo.reset()
+        setup = row.build(torch)
+        compiled = torch.compile(setup.fn)
+        fields["torch_compile_cold_s"], _ = first_call(setup, lambda: compiled(*setup.args))
+        fields[f["torch_compile"]] = timed(lambda: compiled(*setup.args))
+
+    work = {"graphc eager": graphc_eager, "graphc compiled": graphc_compiled, "explain": explain,
+            "torch.compile": torch_compiled}
+    for stage in stages(quick, row.target)[1:]:
+        row.attempt(stage, work[stage])
+    if hasattr(graphc, "compiler") and hasattr(graphc.compiler, "reset"):
+        graphc.compiler.reset()
+    if gpu:
+        torch.cuda.empty_cache()
+    _add_roofline(fields, row.size.get("dtype", "float32"))
+    return fields
+
+
+def _add_roofline(fields: dict, dtype: str) -> None:
+    """The roofline bound of this case on its target, and the fraction of it graphc's compiled time reaches."""
+    gpu = fields["target"] == "gpu"
+    peaks = measure.gpu_peaks(dtype) if gpu else measure.cpu_peaks()
+    fields["bound_ms"] = measure.bound_ms(fields["bytes_ideal"], fields["flops"], peaks)
+    measured = fields["gpu_ms"] if gpu else fields["cpu_compiled_ms"]
+    fields["bound_frac"] = fields["bound_ms"] / measured if fields["bound_ms"] is not None and measured else None
+    for key in ("err_eager", "err_compiled"):
+        if fields[key] is not None and fields[key] > ERR_TOLERANCE.get(dtype, 1e-3) * (10 if gpu else 1):
+            fields["errors"].setdefault("check", f"{key} = {fields[key]:.2e}: graphc's result differs from torch's")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m graphc.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short timings, no torch.compile (minutes on 2 cores)")
+    parser.add_argument("--out", type=Path, default=Path("bench_results"), help="output folder (default %(default)s)")
+    parser.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
+    args = parser.parse_args(argv)
+    names = args.cases.split(",") if args.cases else list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+
+    import torch
+
+    targets = ["cpu"] + (["gpu"] if torch.cuda.is_available() else [])
+    plan = [(CASES[n], t) for t in targets for n in names if t in CASES[n].sizes]
+    terminal = report.Terminal(sum(len(stages(args.quick, t)) for _, t in plan), max(len(n) for n in names))
+    start, rows = time.perf_counter(), []
+    for target in targets:
+        terminal.header(target)
+        for case, _ in (p for p in plan if p[1] == target):
+            rows.append(run_row(Row(case, target, terminal), args.quick))
+            terminal.row(rows[-1])
+    terminal.close()
+
+    meta = {
+        "command": " ".join(["python -m graphc.bench"] + (argv if argv is not None else sys.argv[1:])),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "quick": args.quick,
+        "wall_s": time.perf_counter() - start, "cpu": measure.cpu_name(),
+        "gpu": measure.gpu_name() if "gpu" in targets else None,
+        "peaks": {t: (measure.gpu_peaks() if t == "gpu" else measure.cpu_peaks()) for t in targets},
+        "torch_threads": torch.get_num_threads(),
+        "versions": {"graphc": graphc.__version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    report.write_json(args.out / "results.json", meta, rows)
+    report.write_markdown(args.out / "results.md", meta, rows)
+    report.write_chart(args.out / "results.png", rows)
+    print(f"\nwrote {args.out / 'results.json'}, results.md, results.png ({meta['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

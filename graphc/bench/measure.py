@@ -1,0 +1,107 @@
+"""Timing and machine measurements: median wall time of a call on CPU or GPU, the machine's measured peak memory
+bandwidth and matmul throughput (the roofline each case is held to), and device names."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+
+
+def cpu_time_ms(fn: Callable[[], object], budget_s: float, min_reps: int = 3, max_reps: int = 200) -> float:
+    """Median milliseconds of fn() over as many calls as fit in budget_s (at least min_reps), after one warm call."""
+    start = time.perf_counter()
+    fn()
+    estimate = time.perf_counter() - start
+    reps = int(min(max_reps, max(min_reps, budget_s / max(estimate, 1e-6))))
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def gpu_time_ms(fn: Callable[[], object], budget_s: float) -> float:
+    """Median milliseconds of fn() on the GPU (triton.testing.do_bench: CUDA events, L2 flushed between calls)."""
+    from triton.testing import do_bench
+
+    return float(do_bench(fn, warmup=max(5, int(budget_s * 100)), rep=max(20, int(budget_s * 1000)),
+                          return_mode="median"))
+
+
+def cpu_name() -> str:
+    """The CPU model and core count, e.g. 'AMD EPYC (2 cores)'."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model} ({os.cpu_count()} cores)"
+
+
+def gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name()
+
+
+@cache
+def cpu_peaks() -> dict[str, float]:
+    """Measured CPU peaks: copy bandwidth of a 256 MiB numpy array (bytes/s) and float32 matmul FLOP/s."""
+    src = np.ones(1 << 26, np.float32)
+    dst = np.empty_like(src)
+    copy_ms = cpu_time_ms(lambda: np.copyto(dst, src), budget_s=0.5)
+    a = np.ones((1024, 1024), np.float32)
+    matmul_ms = cpu_time_ms(lambda: a @ a, budget_s=0.5)
+    return {"bandwidth": 2 * src.nbytes / copy_ms * 1e3, "flops": 2 * 1024**3 / matmul_ms * 1e3}
+
+
+@cache
+def gpu_peaks(dtype_name: str = "float32") -> dict[str, float]:
+    """Measured GPU peaks: device-to-device copy bandwidth of a 1 GiB tensor (bytes/s) and torch.matmul
+    FLOP/s at 8192 in the given dtype."""
+    import torch
+
+    src = torch.ones(1 << 28, dtype=torch.float32, device="cuda")
+    dst = torch.empty_like(src)
+    copy_ms = gpu_time_ms(lambda: dst.copy_(src), budget_s=0.5)
+    a = torch.ones((8192, 8192), dtype=getattr(torch, dtype_name), device="cuda")
+    matmul_ms = gpu_time_ms(lambda: a @ a, budget_s=0.5)
+    return {"bandwidth": 2 * (1 << 28) * 4 / copy_ms * 1e3, "flops": 2 * 8192**3 / matmul_ms * 1e3}
+
+
+def bound_ms(bytes_ideal: float | None, flops: float, peaks: dict[str, float]) -> float | None:
+    """The roofline time: the larger of moving bytes_ideal at peak bandwidth and doing flops at peak FLOP/s."""
+    if bytes_ideal is None:
+        return None
+    return max(bytes_ideal / peaks["bandwidth"], flops / peaks["flops"]) * 1e3
+
+
+def to_numpy(value) -> list[np.ndarray]:
+    """Every tensor in a (nested) result as float64 numpy arrays, for graphc and torch tensors alike."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [a for v in value for a in to_numpy(v)]
+    host = value.detach().cpu()
+    if getattr(host, "dtype", None) is not None and "bfloat16" in str(host.dtype):
+        host = host.float()
+    return [np.asarray(host.numpy(), dtype=np.float64)]
+
+
+def max_rel_err(actual: list[np.ndarray], expected: list[np.ndarray]) -> float:
+    """Largest |actual - expected| over all outputs, relative to the largest |expected| of that output."""
+    if len(actual) != len(expected):
+        raise ValueError(f"{len(actual)} outputs, expected {len(expected)}")
+    errs = [0.0]
+    for a, e in zip(actual, expected):
+        if a.shape != e.shape:
+            raise ValueError(f"output shape {a.shape}, expected {e.shape}")
+        errs.append(float(np.max(np.abs(a - e), initial=0.0) / max(float(np.max(np.abs(e), initial=0.0)), 1e-12)))
+    return max(errs)

@@ -1,0 +1,43 @@
+"""A plan: the ordered steps that compute a graph's outputs from its inputs. The numpy backend runs one step
+per op; the Triton backends run one kernel step per fused group plus numpy fallback steps."""
+from __future__ import annotations
+
+from .ir import Graph, Node
+
+
+class Step:
+    """One unit of work: reads the values of some nodes and writes the values of others.
+
+    kind: "kernel" (a Triton kernel launch), "fallback" (an op run with numpy because it has no lowering)
+    or "op" (an op run with numpy by the numpy backend). A kernel step also has .category
+    ("elementwise" | "reduction" | "matmul"), .source (Triton source text) and .ptx(arch=90)."""
+
+    kind: str = "op"
+
+    def __init__(self, reads: list[Node], writes: list[Node], nodes: list[Node]):
+        self.reads, self.writes, self.nodes = reads, writes, nodes  # nodes: every IR node the step computes
+
+    @property
+    def ops(self) -> list[str]:
+        return [n.op.name for n in self.nodes if n.kind == "op"]
+
+    def __call__(self, values: dict[Node, object], shapes: dict[Node, tuple]) -> None:
+        """Compute self.writes into values, given values of self.reads and every node's shape for this call."""
+        raise NotImplementedError
+
+
+class Plan:
+    """Steps in execution order over one graph, plus each step's dead values (freed after it runs)."""
+
+    def __init__(self, graph: Graph, steps: list[Step]):
+        self.graph, self.steps = graph, steps
+        last_use: dict[Node, int] = {}
+        for i, step in enumerate(steps):
+            for n in step.reads:
+                last_use[n] = i
+        keep = set(graph.outputs)
+        self.frees = [[n for n in step.reads if last_use[n] == i and n not in keep] for i, step in enumerate(steps)]
+
+    @property
+    def kernels(self) -> list[Step]:
+        return [s for s in self.steps if s.kind == "kernel"]

@@ -1,0 +1,285 @@
+"""Ops of the nn layers that are not composites: sliding windows (conv2d, pools), embedding lookup and the random
+dropout mask. Windowed ops run im2col on numpy: a strided window view, one batched matmul or reduction, and a
+scatter-add (col2im) for their gradients."""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .. import dtypes
+from ..dispatch import OTHER, op
+from . import creation
+
+
+def pair(value, name: str) -> tuple[int, int]:
+    """An int or a pair of ints as a pair (torch's kernel_size/stride/padding/dilation convention)."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+def _geometry(hw, kernel, stride, padding, dilation, ceil_mode: bool = False):
+    """Output size of a sliding window over hw, and the (before, after) zero padding each axis needs."""
+    out, pads = [], []
+    for n, k, s, p, d in zip(hw, kernel, stride, padding, dilation):
+        span = d * (k - 1) + 1
+        o = (n + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (o - 1) * s >= n + p:  # the last window must start inside the input or its left padding
+            o -= 1
+        if o < 1:
+            raise ValueError(f"input size {list(hw)} with padding {list(padding)} is smaller than the kernel "
+                             f"{list(kernel)} (dilation {list(dilation)})")
+        out.append(o)
+        pads.append((p, max(p, (o - 1) * s + span - n - p)))
+    return tuple(out), tuple(pads)
+
+
+def _pad(x: np.ndarray, pads, value=0) -> np.ndarray:
+    if not any(a or b for a, b in pads):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), *pads), constant_values=value)
+
+
+def _windows(xp: np.ndarray, kernel, stride, dilation, out_hw) -> np.ndarray:
+    """Read-only view (N, C, OH, OW, KH, KW) of every window of a padded (N, C, H, W) array."""
+    sn, sc, sh, sw = xp.strides
+    shape = xp.shape[:2] + tuple(out_hw) + tuple(kernel)
+    strides = (sn, sc, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1])
+    return as_strided(xp, shape, strides, writeable=False)
+
+
+def _col2im(cols: np.ndarray, x_shape, pads, stride, dilation) -> np.ndarray:
+    """Scatter-add window contributions (N, C, OH, OW, KH, KW) back onto the input: the adjoint of _windows."""
+    (oh, ow), (kh, kw) = cols.shape[2:4], cols.shape[4:]
+    (top, bottom), (left, right) = pads
+    out = np.zeros(tuple(x_shape[:2]) + (x_shape[2] + top + bottom, x_shape[3] + left + right), cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            h0, w0 = i * dilation[0], j * dilation[1]
+            out[:, :, h0:h0 + stride[0] * (oh - 1) + 1:stride[0], w0:w0 + stride[1] * (ow - 1) + 1:stride[1]] += \
+                cols[:, :, :, :, i, j]
+    return out[:, :, top:top + x_shape[2], left:left + x_shape[3]]
+
+
+def _require_4d(x, name: str) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"expected a 4-d {name} (N, C, H, W), got shape {list(x.shape)}")
+
+
+# ---- conv2d ---------------------------------------------------------------------------------------------------
+def _conv_parse(x, weight, stride=1, padding=0, dilation=1, groups: int = 1):
+    if isinstance(padding, str):
+        raise ValueError(f"padding={padding!r} is not supported; pass an int or a pair of ints")
+    return (x, weight), {"stride": pair(stride, "stride"), "padding": pair(padding, "padding"),
+                         "dilation": pair(dilation, "dilation"), "groups": int(groups)}
+
+
+def _conv_infer(x, weight, stride, padding, dilation, groups):
+    _require_4d(x, "input")
+    _require_4d(weight, "weight")
+    if x.dtype is not weight.dtype or not x.dtype.is_floating_point:
+        raise TypeError(f"input and weight must have the same floating dtype, got {x.dtype.name} and "
+                        f"{weight.dtype.name}")
+    if weight.shape[0] % groups or x.shape[1] != weight.shape[1] * groups:
+        raise ValueError(f"weight of shape {list(weight.shape)} with groups={groups} expects "
+                         f"{weight.shape[1] * groups} input channels (and out channels divisible by groups), "
+                         f"got input of shape {list(x.shape)}")
+    out_hw, _ = _geometry(x.shape[2:], weight.shape[2:], stride, padding, dilation)
+    return (x.shape[0], weight.shape[0]) + out_hw, x.dtype
+
+
+def _im2col(x, w_shape, stride, padding, dilation, groups):
+    """The input's windows as one matrix per group: (G, N*OH*OW, C/G*KH*KW)."""
+    out_hw, pads = _geometry(x.shape[2:], w_shape[2:], stride, padding, dilation)
+    win = _windows(_pad(x, pads), w_shape[2:], stride, dilation, out_hw)
+    n, c = x.shape[:2]
+    win = win.reshape(n, groups, c // groups, *win.shape[2:]).transpose(1, 0, 3, 4, 2, 5, 6)
+    return win.reshape(groups, n * out_hw[0] * out_hw[1], -1), out_hw, pads
+
+
+def _weight_matrix(w, groups):
+    """(O, C/G, KH, KW) weights as (G, C/G*KH*KW, O/G)."""
+    return w.reshape(groups, w.shape[0] // groups, -1).transpose(0, 2, 1)
+
+
+def _grad_matrix(g, groups):
+    """(N, O, OH, OW) output gradients as (G, N*OH*OW, O/G)."""
+    n, o, oh, ow = g.shape
+    return g.reshape(n, groups, o // groups, oh, ow).transpose(1, 0, 3, 4, 2).reshape(groups, n * oh * ow, -1)
+
+
+def _conv_backward(c, g):
+    x, w = c.inputs
+    return (conv2d_input_grad(g, w, x, **c.attrs) if x.requires_grad else None,
+            conv2d_weight_grad(g, x, w, **c.attrs) if w.requires_grad else None)
+
+
+@op("conv2d", OTHER, _conv_infer, backward=_conv_backward, parse=_conv_parse)
+def conv2d(x, w, stride, padding, dilation, groups):
+    """2-d cross-correlation of (N, C, H, W) input with (O, C/groups, KH, KW) weights, without bias."""
+    cols, (oh, ow), _ = _im2col(x, w.shape, stride, padding, dilation, groups)
+    out = np.matmul(cols, _weight_matrix(w, groups))
+    n = x.shape[0]
+    return out.reshape(groups, n, oh, ow, -1).transpose(1, 0, 4, 2, 3).reshape(n, w.shape[0], oh, ow)
+
+
+@op("conv2d_input_grad", OTHER, lambda g, w, x, **attrs: (tuple(x.shape), g.dtype),
+    backward=lambda c, gg: (conv2d(gg, c.inputs[1], **c.attrs), conv2d_weight_grad(c.inputs[0], gg, c.inputs[1],
+                                                                                    **c.attrs), None))
+def conv2d_input_grad(g, w, x, stride, padding, dilation, groups):
+    """Gradient of conv2d with respect to its input x (a transposed convolution of g with w)."""
+    n, c, oh, ow = x.shape[0], x.shape[1], g.shape[2], g.shape[3]
+    cols = np.matmul(_grad_matrix(g, groups), _weight_matrix(w, groups).transpose(0, 2, 1))
+    cols = cols.reshape(groups, n, oh, ow, c // groups, *w.shape[2:]).transpose(1, 0, 4, 2, 3, 5, 6)
+    _, pads = _geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    return _col2im(cols.reshape(n, c, oh, ow, *w.shape[2:]), x.shape, pads, stride, dilation)
+
+
+@op("conv2d_weight_grad", OTHER, lambda g, x, w, **attrs: (tuple(w.shape), g.dtype),
+    backward=lambda c, gg: (conv2d(c.inputs[1], gg, **c.attrs), conv2d_input_grad(c.inputs[0], gg, c.inputs[1],
+                                                                                   **c.attrs), None))
+def conv2d_weight_grad(g, x, w, stride, padding, dilation, groups):
+    """Gradient of conv2d with respect to its weights w."""
+    cols, _, _ = _im2col(x, w.shape, stride, padding, dilation, groups)
+    grad = np.matmul(cols.transpose(0, 2, 1), _grad_matrix(g, groups))
+    return grad.transpose(0, 2, 1).reshape(w.shape)
+
+
+# ---- pooling --------------------------------------------------------------------------------------------------
+def _pool_attrs(kernel_size, stride, padding, dilation, ceil_mode) -> dict:
+    kernel = pair(kernel_size, "kernel_size")
+    return {"kernel": kernel, "stride": kernel if stride is None else pair(stride, "stride"),
+            "padding": pair(padding, "padding"), "dilation": pair(dilation, "dilation"), "ceil_mode": bool(ceil_mode)}
+
+
+def _max_parse(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
+    return (x,), _pool_attrs(kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _avg_parse(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override=None):
+    if divisor_override is not None:
+        raise ValueError("divisor_override is not supported")
+    attrs = _pool_attrs(kernel_size, stride, padding, 1, ceil_mode)
+    return (x,), {**attrs, "count_include_pad": bool(count_include_pad)}
+
+
+def _pool_infer(x, kernel, stride, padding, dilation, ceil_mode, **_):
+    _require_4d(x, "input")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"expected a floating point input, got {x.dtype.name}")
+    if any(p > k // 2 for p, k in zip(padding, kernel)):
+        raise ValueError(f"padding {list(padding)} should be at most half of the kernel size {list(kernel)}")
+    out_hw, _ = _geometry(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    return tuple(x.shape[:2]) + out_hw, x.dtype
+
+
+def _pool_windows(x, kernel, stride, padding, dilation, ceil_mode, fill):
+    out_hw, pads = _geometry(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    return _windows(_pad(x, pads, fill), kernel, stride, dilation, out_hw), pads
+
+
+def _argmax_windows(x, kernel, stride, padding, dilation, ceil_mode):
+    win, pads = _pool_windows(x, kernel, stride, padding, dilation, ceil_mode, -np.inf)
+    flat = win.reshape(*win.shape[:4], -1)
+    return flat, np.argmax(flat, axis=-1)[..., None], pads
+
+
+@op("max_pool2d", OTHER, _pool_infer, parse=_max_parse,
+    backward=lambda c, g: (max_pool2d_grad(g, c.inputs[0], **c.attrs),))
+def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
+    """Maximum over each (dilated) window of an (N, C, H, W) input; padding counts as -inf."""
+    win, _ = _pool_windows(x, kernel, stride, padding, dilation, ceil_mode, -np.inf)
+    return win.max(axis=(4, 5))
+
+
+@op("max_pool2d_grad", OTHER, lambda g, x, **attrs: (tuple(x.shape), g.dtype))
+def max_pool2d_grad(g, x, kernel, stride, padding, dilation, ceil_mode):
+    """Gradient of max_pool2d: each window's gradient goes to its first maximum, as in torch."""
+    flat, argmax, pads = _argmax_windows(x, kernel, stride, padding, dilation, ceil_mode)
+    cols = np.zeros(flat.shape, g.dtype)
+    np.put_along_axis(cols, argmax, g[..., None], axis=-1)
+    return _col2im(cols.reshape(*g.shape, *kernel), x.shape, pads, stride, dilation)
+
+
+def _avg_divisor(hw, kernel, stride, padding, out_hw, count_include_pad: bool) -> np.ndarray:
+    """(OH, OW) element count of each window: padding counts unless count_include_pad is False (torch's rule)."""
+    counts = []
+    for n, k, s, p, o in zip(hw, kernel, stride, padding, out_hw):
+        start = np.arange(o) * s
+        lo, hi = (0, n + 2 * p) if count_include_pad else (p, p + n)
+        counts.append(np.clip(start + k, lo, hi) - np.clip(start, lo, hi))
+    return np.outer(*counts)
+
+
+@op("avg_pool2d", OTHER, _pool_infer, parse=_avg_parse,
+    backward=lambda c, g: (avg_pool2d_grad(g, c.inputs[0], **c.attrs),))
+def avg_pool2d(x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
+    """Mean over each window of an (N, C, H, W) input."""
+    win, _ = _pool_windows(x, kernel, stride, padding, dilation, ceil_mode, 0)
+    total = win.sum(axis=(4, 5))
+    return total / _avg_divisor(x.shape[2:], kernel, stride, padding, total.shape[2:], count_include_pad)
+
+
+@op("avg_pool2d_grad", OTHER, lambda g, x, **attrs: (tuple(x.shape), g.dtype))
+def avg_pool2d_grad(g, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
+    """Gradient of avg_pool2d: each window's gradient spread evenly over the window."""
+    share = g / _avg_divisor(x.shape[2:], kernel, stride, padding, g.shape[2:], count_include_pad)
+    _, pads = _geometry(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    cols = np.broadcast_to(share[..., None, None], share.shape + tuple(kernel))
+    return _col2im(cols, x.shape, pads, stride, dilation)
+
+
+# ---- embedding ------------------------------------------------------------------------------------------------
+def _embedding_infer(indices, weight, padding_idx):
+    if indices.dtype not in (dtypes.int64, dtypes.int32):
+        raise TypeError(f"indices must be int64 or int32, got {indices.dtype.name}")
+    if weight.ndim != 2:
+        raise ValueError(f"weight must be 2-d (num_embeddings, embedding_dim), got shape {list(weight.shape)}")
+    return tuple(indices.shape) + (weight.shape[1],), weight.dtype
+
+
+@op("embedding", OTHER, _embedding_infer, parse=lambda indices, weight, padding_idx=None: (
+    (indices, weight), {"padding_idx": padding_idx}),
+    backward=lambda c, g: (None, embedding_grad(g, *c.inputs, **c.attrs)))
+def embedding(indices, weight, padding_idx):
+    """Rows of weight picked by integer indices: output shape indices.shape + (embedding_dim,)."""
+    rows = weight.shape[0]
+    if indices.size and (indices.min() < 0 or indices.max() >= rows):
+        bad = indices[(indices < 0) | (indices >= rows)].ravel()[0]
+        raise IndexError(f"index {bad} is out of range for an embedding table of {rows} rows (valid [0, {rows}))")
+    return np.take(weight, indices, axis=0)
+
+
+@op("embedding_grad", OTHER, lambda g, indices, weight, padding_idx: (tuple(weight.shape), g.dtype))
+def embedding_grad(g, indices, weight, padding_idx):
+    """Gradient of embedding: output gradients scatter-added onto the rows they came from (none to padding_idx)."""
+    out = np.zeros(weight.shape, g.dtype)
+    np.add.at(out, indices.ravel(), g.reshape(-1, weight.shape[1]))
+    if padding_idx is not None:
+        out[padding_idx] = 0
+    return out
+
+
+# ---- random and structural masks ------------------------------------------------------------------------------
+def _dropout_mask_infer(x, p):
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, got {p}")
+    return tuple(x.shape), x.dtype
+
+
+@op("dropout_mask", OTHER, _dropout_mask_infer, backward=lambda c, g: (None,), pure=False)
+def dropout_mask(x, p):
+    """x-shaped scale mask: 0 with probability p, else 1/(1-p); drawn from graphc's default generator."""
+    keep = creation.default_generator._rng.random(x.shape) >= p
+    return keep * (1.0 / (1.0 - p) if p < 1 else 0.0)
+
+
+@op("causal_mask", OTHER, lambda scores: (tuple(scores.shape[-2:]), dtypes.bool_))
+def causal_mask(scores):
+    """(L, S) bool mask of the positions a causal attention hides: key index above query index."""
+    return np.triu(np.ones(scores.shape[-2:], dtype=bool), k=1)
+
+
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "embedding", "dropout_mask", "causal_mask"]

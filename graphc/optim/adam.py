@@ -1,0 +1,61 @@
+"""Adam and AdamW (torch's single-tensor algorithm; AdamW is Adam with decoupled weight decay)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .. import dtypes
+from ..ops.creation import zeros, zeros_like
+from ..ops.elementwise import maximum
+from ..tensor import Tensor
+from .optimizer import Optimizer, check_hyperparameter
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam: moment estimates with bias correction. `step` is a 0-d tensor and the bias corrections
+    are tensor ops in float64 (torch computes them with Python floats), so the compiler captures a step whole."""
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 amsgrad: bool = False, *, decoupled_weight_decay: bool = False):
+        check_hyperparameter("learning rate", lr)
+        check_hyperparameter("epsilon", eps)
+        check_hyperparameter("beta at index 0", betas[0], 1.0)
+        check_hyperparameter("beta at index 1", betas[1], 1.0)
+        check_hyperparameter("weight_decay", weight_decay)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      decoupled_weight_decay=decoupled_weight_decay))
+
+    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        (beta1, beta2), lr, weight_decay = group["betas"], group["lr"], group["weight_decay"]
+        if not state:
+            state.update(step=zeros((), dtype=dtypes.float32), exp_avg=zeros_like(param),
+                         exp_avg_sq=zeros_like(param))
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = zeros_like(param)
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        state["step"].add_(1)
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                param.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad + param * weight_decay
+        exp_avg.add_((grad - exp_avg) * (1 - beta1))
+        exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+        step = state["step"].double()
+        bias_correction1 = 1 - beta1**step
+        bias_correction2_sqrt = (1 - beta2**step).sqrt()
+        second_moment = exp_avg_sq
+        if group["amsgrad"]:
+            second_moment = state["max_exp_avg_sq"].copy_(maximum(state["max_exp_avg_sq"], exp_avg_sq))
+        denom = second_moment.sqrt() / bias_correction2_sqrt + group["eps"]
+        param.sub_(exp_avg * (lr / bias_correction1) / denom)
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW: Adam whose weight decay shrinks the parameters directly (p *= 1 - lr * weight_decay)."""
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
+                 amsgrad: bool = False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay=True)

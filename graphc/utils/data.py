@@ -1,0 +1,92 @@
+"""graphc.utils.data: Dataset, TensorDataset and DataLoader (batching, seeded shuffling, collation), as in torch."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..ops.creation import Generator, default_generator, tensor
+from ..tensor import Tensor
+
+
+class Dataset:
+    """A map-style dataset: subclasses define __getitem__(index) and __len__()."""
+
+    def __getitem__(self, index: int) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must define __len__")
+
+
+class TensorDataset(Dataset):
+    """Samples are rows of the given tensors: dataset[i] is (t[i] for each tensor)."""
+
+    def __init__(self, *tensors: Tensor):
+        if not tensors:
+            raise ValueError("TensorDataset needs at least one tensor")
+        sizes = [t.shape[0] if t.ndim else None for t in tensors]
+        if None in sizes or len(set(sizes)) != 1:
+            raise ValueError(f"TensorDataset: the tensors' first dimensions differ (shapes "
+                             f"{[list(t.shape) for t in tensors]})")
+        self.tensors = tensors
+
+    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self) -> int:
+        return self.tensors[0].shape[0]
+
+
+def default_collate(batch: list) -> Any:
+    """Merge a list of samples into a batch: tensors and numpy arrays are stacked, numbers become a tensor (floats
+    as float64), tuples/lists/dicts are collated field by field (tuples come back as lists), strings stay a list,
+    all as torch does."""
+    elem = batch[0]
+    if isinstance(elem, Tensor):
+        shapes = {tuple(x.shape) for x in batch}
+        if len(shapes) != 1:
+            raise RuntimeError(f"default_collate: cannot stack samples of different shapes {sorted(shapes)}; pass "
+                               "a collate_fn (padding, say) to DataLoader for ragged samples")
+        from .. import stack
+        return stack(batch)
+    if isinstance(elem, (np.ndarray, np.generic)):
+        return default_collate([tensor(np.asarray(x)) for x in batch])
+    if isinstance(elem, (bool, int, float)):
+        return tensor(batch, dtype="float64" if isinstance(elem, float) else None)
+    if isinstance(elem, str):
+        return batch
+    if isinstance(elem, Mapping):
+        return {key: default_collate([sample[key] for sample in batch]) for key in elem}
+    if isinstance(elem, Sequence):
+        if len({len(sample) for sample in batch}) != 1:
+            raise RuntimeError("default_collate: each sample in the batch must have the same number of fields")
+        fields = [default_collate(list(column)) for column in zip(*batch)]
+        return type(elem)(*fields) if hasattr(elem, "_fields") else fields
+    raise TypeError(f"default_collate: cannot batch samples of type {type(elem).__name__}; pass a collate_fn")
+
+
+class DataLoader:
+    """Iterate over a dataset in batches: optional shuffling (a fresh permutation each epoch, drawn from `generator`
+    or graphc's default generator), drop_last for a short final batch, collate_fn to build each batch."""
+
+    def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False,
+                 collate_fn: Callable[[list], Any] | None = None, drop_last: bool = False,
+                 generator: Generator | None = None):
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.collate_fn = collate_fn if collate_fn is not None else default_collate
+        self.generator = generator
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        n = len(self.dataset)
+        order = (self.generator or default_generator)._rng.permutation(n).tolist() if self.shuffle else range(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield self.collate_fn([self.dataset[i] for i in order[start:start + self.batch_size]])

@@ -1,0 +1,166 @@
+"""Optimizers against torch.optim: same parameters and gradients give the same updates and state, step by step."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_close
+
+import graphc
+from graphc import optim
+
+SHAPES = [(4, 3), (3,), (2, 2, 2)]
+CONFIGS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.01)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    ("Adam", dict(lr=0.05, amsgrad=True)),
+    ("AdamW", dict(lr=0.01)),
+    ("AdamW", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+]
+
+
+def make_params(rng):
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    return ([graphc.tensor(a, requires_grad=True) for a in arrays],
+            [torch.tensor(a, requires_grad=True) for a in arrays])
+
+
+def step_both(rng, g_opt, t_opt, g_params, t_params, skip=None):
+    """One step of each optimizer with the same random gradients (parameter `skip` gets none)."""
+    for i, (gp, tp) in enumerate(zip(g_params, t_params)):
+        grad = None if i == skip else rng.standard_normal(gp.shape).astype(np.float32)
+        gp.grad = None if grad is None else graphc.tensor(grad)
+        tp.grad = None if grad is None else torch.tensor(grad)
+    g_opt.step()
+    t_opt.step()
+
+
+def assert_same(g_opt, t_opt, g_params, t_params):
+    for gp, tp in zip(g_params, t_params):
+        assert_close(gp.detach(), tp, rtol=1e-6, atol=1e-7)
+    g_state, t_state = g_opt.state_dict()["state"], t_opt.state_dict()["state"]
+    assert g_state.keys() == t_state.keys()
+    for index, t_entry in t_state.items():
+        assert g_state[index].keys() == t_entry.keys()
+        for key, value in t_entry.items():
+            assert_close(g_state[index][key], value, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=[f"{n}-{'-'.join(k)}" for n, k in CONFIGS])
+def test_matches_torch(name, kwargs):
+    rng = np.random.default_rng(1)
+    g_params, t_params = make_params(rng)
+    g_opt, t_opt = getattr(optim, name)(g_params, **kwargs), getattr(torch.optim, name)(t_params, **kwargs)
+    for step in range(6):
+        step_both(rng, g_opt, t_opt, g_params, t_params, skip=1 if step == 2 else None)
+        assert_same(g_opt, t_opt, g_params, t_params)
+
+
+def test_param_groups_have_their_own_hyperparameters():
+    rng = np.random.default_rng(2)
+    g_params, t_params = make_params(rng)
+    g_opt = optim.SGD([{"params": g_params[:1]}, {"params": g_params[1:], "lr": 0.5}], lr=0.1, momentum=0.5)
+    t_opt = torch.optim.SGD([{"params": t_params[:1]}, {"params": t_params[1:], "lr": 0.5}], lr=0.1, momentum=0.5)
+    for _ in range(3):
+        step_both(rng, g_opt, t_opt, g_params, t_params)
+    assert_same(g_opt, t_opt, g_params, t_params)
+    assert [g["lr"] for g in g_opt.param_groups] == [0.1, 0.5]
+
+
+def test_zero_grad():
+    p = graphc.ones(3, requires_grad=True)
+    opt = optim.SGD([p], lr=0.1)
+    p.grad = graphc.ones(3)
+    opt.zero_grad(set_to_none=False)
+    assert p.grad is not None and p.grad.tolist() == [0.0, 0.0, 0.0]
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_step_runs_closure_with_grad_enabled():
+    p = graphc.tensor([1.0, -2.0], requires_grad=True)
+    opt = optim.SGD([p], lr=0.5)
+
+    def closure():
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+
+    with graphc.no_grad():
+        loss = opt.step(closure)
+    assert loss.item() == 5.0
+    assert p.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("name,kwargs", [CONFIGS[3], CONFIGS[6]], ids=["SGD", "Adam"])
+def test_state_dict_round_trip_continues_identically(name, kwargs, tmp_path):
+    """Train, checkpoint through graphc.save/load, resume in a fresh optimizer: it tracks torch from there on."""
+    rng = np.random.default_rng(3)
+    g_params, t_params = make_params(rng)
+    g_opt, t_opt = getattr(optim, name)(g_params, **kwargs), getattr(torch.optim, name)(t_params, **kwargs)
+    for _ in range(3):
+        step_both(rng, g_opt, t_opt, g_params, t_params)
+    graphc.save(g_opt.state_dict(), tmp_path / "opt.ckpt")
+    resumed = getattr(optim, name)(g_params, lr=123.0)
+    resumed.load_state_dict(graphc.load(tmp_path / "opt.ckpt"))
+    assert resumed.param_groups[0]["lr"] == kwargs["lr"]
+    for _ in range(3):
+        step_both(rng, resumed, t_opt, g_params, t_params)
+    assert_same(resumed, t_opt, g_params, t_params)
+
+
+def test_loads_torch_state_dict():
+    """A torch optimizer's state dict, its tensors converted to graphc, resumes training in graphc."""
+    rng = np.random.default_rng(4)
+    g_params, t_params = make_params(rng)
+    t_opt = torch.optim.Adam(t_params, lr=0.02, amsgrad=True)
+    g_opt = optim.Adam(g_params, lr=0.02, amsgrad=True)
+    for _ in range(3):
+        step_both(rng, g_opt, t_opt, g_params, t_params)
+    converted = t_opt.state_dict()
+    converted["state"] = {i: {k: graphc.tensor(v.numpy()) for k, v in s.items()} for i, s in converted["state"].items()}
+    resumed = optim.Adam(g_params, lr=0.02, amsgrad=True)
+    resumed.load_state_dict(converted)
+    for _ in range(3):
+        step_both(rng, resumed, t_opt, g_params, t_params)
+    assert_same(resumed, t_opt, g_params, t_params)
+
+
+def test_loaded_state_is_a_copy():
+    p = graphc.ones(2, requires_grad=True)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = graphc.ones(2)
+    opt.step()
+    other = optim.SGD([p], lr=0.1, momentum=0.9)
+    other.load_state_dict(opt.state_dict())
+    other.step()
+    assert opt.state[p]["momentum_buffer"].tolist() == [1.0, 1.0]
+
+
+def test_state_dict_mismatch_raises():
+    a, b = graphc.ones(2, requires_grad=True), graphc.ones(2, requires_grad=True)
+    saved = optim.Adam([a, b]).state_dict()
+    with pytest.raises(ValueError, match="parameter group 0 has 2 parameters in the state dict and 1"):
+        optim.Adam([a]).load_state_dict(saved)
+    with pytest.raises(ValueError, match="has 1 parameter groups, the optimizer has 2"):
+        optim.Adam([{"params": [a]}, {"params": [b]}]).load_state_dict(saved)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: optim.SGD(p, lr=-1.0), "Invalid learning rate"),
+    (lambda p: optim.SGD(p, momentum=-0.5), "Invalid momentum"),
+    (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "Nesterov"),
+    (lambda p: optim.Adam(p, betas=(0.9, 1.0)), "beta at index 1"),
+    (lambda p: optim.AdamW(p, eps=-1e-8), "epsilon"),
+    (lambda p: optim.Adam([]), "empty parameter list"),
+    (lambda p: optim.Adam(p + p), "more than once"),
+    (lambda p: optim.Adam([p[0] * 2]), "non-leaf"),
+])
+def test_bad_arguments_raise(make, message):
+    with pytest.raises(ValueError, match=message):
+        make([graphc.ones(2, requires_grad=True)])
