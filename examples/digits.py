@@ -70,6 +70,7 @@ def run(make_model: Callable[[], nn.Module], input_shape: tuple[int, ...], descr
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", help="where to save the checkpoint (default: a temporary directory)")
+    parser.add_argument("--compile", action="store_true", help="run the train step through graphc.compile")
     args = parser.parse_args(argv)
 
     graphc.manual_seed(args.seed)
@@ -80,10 +81,11 @@ def run(make_model: Callable[[], nn.Module], input_shape: tuple[int, ...], descr
     loss_fn = nn.CrossEntropyLoss()
     loader = DataLoader(TensorDataset(train_x, train_y), batch_size=BATCH_SIZE, shuffle=True,
                         generator=graphc.Generator().manual_seed(args.seed))
+    step = graphc.compile(train_step) if args.compile else train_step
     for epoch in range(1, args.epochs + 1):
         bar = ProgressBar(loader, desc=f"epoch {epoch:2d}/{args.epochs}")
         for x, y in bar:
-            bar.record(train_step(model, optimizer, loss_fn, x, y).item())
+            bar.record(step(model, optimizer, loss_fn, x, y).item())
     print(f"test accuracy {accuracy(model, test_x, test_y):.2%} on {len(test_y)} held-out digits")
     with tempfile.TemporaryDirectory() as tmp:
         return checkpoint_round_trip(model, optimizer, make_model, args.checkpoint or os.path.join(tmp, "digits.ckpt"),

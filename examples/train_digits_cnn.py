@@ -12,9 +12,9 @@ from graphc import nn
 
 def make_model() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 8, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),    # 1x8x8 -> 8x4x4
-        nn.Conv2d(8, 16, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # -> 16x2x2
-        nn.Flatten(), nn.Linear(16 * 2 * 2, 10),
+        nn.Conv2d(1, 16, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # 1x8x8 -> 16x4x4
+        nn.Conv2d(16, 32, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # -> 32x2x2
+        nn.Flatten(), nn.Linear(32 * 2 * 2, 10),
     )
 
 

@@ -23,7 +23,7 @@ class Node:
     def __init__(self, op, inputs: tuple, attrs: dict, out: Tensor, where: str | None):
         self.op, self.inputs, self.attrs, self.where, self.hooks = op, inputs, attrs, where, None
         self._out = (out._data, out._node, out.dtype)
-        self.edges = tuple((x.grad_fn or LEAF) if type(x) is Tensor and x.requires_grad else None for x in inputs)
+        self.edges = tuple([(x.grad_fn or LEAF) if type(x) is Tensor and x.requires_grad else None for x in inputs])
 
     @property
     def out(self) -> Tensor:

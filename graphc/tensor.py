@@ -75,7 +75,7 @@ class Tensor:
     @property
     def shape(self) -> tuple[int, ...]:
         data = self._data
-        if data is None:
+        if data is None or STATE.capture is not None:  # the compiler notes size reads (it specialises on them)
             return STATE.capture.shape_of(self)
         return data.shape if type(data) is np.ndarray else tuple(data.shape)
 

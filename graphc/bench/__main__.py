@@ -4,8 +4,10 @@ error) leaves its fields null and is listed with its reason; the suite always fi
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -36,14 +38,14 @@ ERR_TOLERANCE = {"float32": 1e-3, "float16": 1e-2}
 class Row:
     """One case at one target: its result fields, and the stages run for it (each may fail on its own)."""
 
-    def __init__(self, case: Case, target: str, terminal: report.Terminal):
-        self.case, self.target, self.terminal = case, target, terminal
+    def __init__(self, case: Case, target: str, quick: bool, terminal: report.Terminal):
+        self.case, self.target, self.quick, self.terminal = case, target, quick, terminal
         self.size = case.sizes[target]
         self.device = "cuda" if target == "gpu" else "cpu"
         self.fields: dict = dict.fromkeys(FIELDS + EXTRA_FIELDS) | {
             "name": case.name, "target": target, "size": " ".join(f"{k}={v}" for k, v in self.size.items()),
             "flops": case.flops(**self.size), "device": measure.gpu_name() if target == "gpu" else measure.cpu_name(),
-            "errors": {}}
+            "errors": {}, "skipped": skipped(case, quick)}
 
     def build(self, lib) -> Setup:
         return self.case.build(lib, Inputs(lib, self.device), **self.size)
@@ -59,18 +61,27 @@ class Row:
             return None
 
 
-def stages(quick: bool, target: str) -> list[str]:
-    names = ["torch eager", "graphc eager", "graphc compiled", "explain", "torch.compile"]
-    return [s for s in names if not (quick and s == "torch.compile") and
-            not (target == "gpu" and s == "graphc eager")]
+STAGES = {"cpu": ["torch eager", "graphc eager", "graphc compiled", "explain", "torch.compile"],
+          "gpu": ["torch eager", "graphc compiled", "explain", "torch.compile"]}
+# torch.compile costs seconds per case cold on a 2-core CPU, so --quick runs it on these two cases only.
+QUICK_TORCH_COMPILE = ("bias_gelu", "digits_mlp_train_step")
 
 
-def run_row(row: Row, quick: bool) -> dict:
+def skipped(case: Case, quick: bool) -> dict[str, str]:
+    """The stages left out of this run on purpose, with the reason (recorded in the row's "skipped")."""
+    return {"torch.compile": "skipped in --quick"} if quick and case.name not in QUICK_TORCH_COMPILE else {}
+
+
+def stages(case: Case, target: str, quick: bool) -> list[str]:
+    return [s for s in STAGES[target] if s not in skipped(case, quick)]
+
+
+def run_row(row: Row) -> dict:
     """Measure one case at one target; torch's first call on identical data is the reference for correctness."""
     import torch
 
     f, fields, gpu = TARGET_FIELDS[row.target], row.fields, row.target == "gpu"
-    budget = 0.25 if quick else 1.5
+    budget = 0.25 if row.quick else 1.5
     sync = torch.cuda.synchronize if gpu else (lambda: None)
 
     def timed(fn: Callable[[], object]) -> float:
@@ -123,7 +134,7 @@ def run_row(row: Row, quick: bool) -> dict:
 
     work = {"graphc eager": graphc_eager, "graphc compiled": graphc_compiled, "explain": explain,
             "torch.compile": torch_compiled}
-    for stage in stages(quick, row.target)[1:]:
+    for stage in stages(row.case, row.target, row.quick)[1:]:
         row.attempt(stage, work[stage])
     if hasattr(graphc, "compiler") and hasattr(graphc.compiler, "reset"):
         graphc.compiler.reset()
@@ -146,8 +157,10 @@ def _add_roofline(fields: dict, dtype: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    start = time.perf_counter()
     parser = argparse.ArgumentParser(prog="python -m graphc.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short timings, no torch.compile (minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"short timings; torch.compile only on {', '.join(QUICK_TORCH_COMPILE)} (minutes)")
     parser.add_argument("--out", type=Path, default=Path("bench_results"), help="output folder (default %(default)s)")
     parser.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
     args = parser.parse_args(argv)
@@ -156,18 +169,24 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
 
+    caches = tempfile.TemporaryDirectory(prefix="graphc-bench-")  # compile times are cold: fresh kernel caches
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "GRAPHC_CACHE_DIR"):
+        os.environ.setdefault(var, os.path.join(caches.name, var.lower()))
     import torch
 
     targets = ["cpu"] + (["gpu"] if torch.cuda.is_available() else [])
     plan = [(CASES[n], t) for t in targets for n in names if t in CASES[n].sizes]
-    terminal = report.Terminal(sum(len(stages(args.quick, t)) for _, t in plan), max(len(n) for n in names))
-    start, rows = time.perf_counter(), []
+    uses_torch_compile = any("torch.compile" in stages(c, t, args.quick) for c, t in plan)
+    startup_s = measure.torch_compile_startup_s() if uses_torch_compile else None
+    terminal = report.Terminal(sum(len(stages(c, t, args.quick)) for c, t in plan), max(len(n) for n in names))
+    rows = []
     for target in targets:
         terminal.header(target)
         for case, _ in (p for p in plan if p[1] == target):
-            rows.append(run_row(Row(case, target, terminal), args.quick))
+            rows.append(run_row(Row(case, target, args.quick, terminal)))
             terminal.row(rows[-1])
     terminal.close()
+    caches.cleanup()
 
     meta = {
         "command": " ".join(["python -m graphc.bench"] + (argv if argv is not None else sys.argv[1:])),
@@ -175,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": time.perf_counter() - start, "cpu": measure.cpu_name(),
         "gpu": measure.gpu_name() if "gpu" in targets else None,
         "peaks": {t: (measure.gpu_peaks() if t == "gpu" else measure.cpu_peaks()) for t in targets},
-        "torch_threads": torch.get_num_threads(),
+        "load_avg": os.getloadavg(), "torch_threads": torch.get_num_threads(), "torch_compile_startup_s": startup_s,
         "versions": {"graphc": graphc.__version__, "torch": torch.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
     }

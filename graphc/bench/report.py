@@ -48,6 +48,7 @@ COLUMNS: dict[str, list[Column]] = {
         ("graphc compiled ms", lambda r: _num(r["cpu_compiled_ms"])),
         ("torch eager ms", lambda r: _num(r["torch_eager_ms"])),
         ("torch.compile ms", lambda r: _num(r["torch_compile_ms"])),
+        ("torch.compile cold s", lambda r: _num(r["torch_compile_cold_s"], ".1f")),
         ("torch eager / compiled", lambda r: _x(_ratio(r["torch_eager_ms"], r["cpu_compiled_ms"]))),
         ("roofline", lambda r: _pct(r["bound_frac"])),
         ("max rel err", lambda r: _num(r["err_compiled"], ".1e")),
@@ -56,6 +57,7 @@ COLUMNS: dict[str, list[Column]] = {
         ("graphc ms", lambda r: _num(r["gpu_ms"])),
         ("torch ms", lambda r: _num(r["gpu_torch_ms"])),
         ("torch.compile ms", lambda r: _num(r["gpu_torch_compile_ms"])),
+        ("torch.compile cold s", lambda r: _num(r["torch_compile_cold_s"], ".1f")),
         ("torch.compile / graphc", lambda r: _x(_ratio(r["gpu_torch_compile_ms"], r["gpu_ms"]))),
         ("torch / graphc", lambda r: _x(_ratio(r["gpu_torch_ms"], r["gpu_ms"]))),
         ("roofline", lambda r: _pct(r["bound_frac"])),
@@ -65,6 +67,7 @@ COLUMNS: dict[str, list[Column]] = {
 TERMINAL_HEADERS = {"kernels unfused -> fused": "kernels", "torch eager / compiled": "vs torch",
                     "torch.compile / graphc": "vs t.comp", "torch / graphc": "vs torch",
                     "graphc compiled ms": "compiled ms", "graphc eager ms": "eager ms", "torch.compile ms": "t.comp ms",
+                    "torch.compile cold s": "t.comp s",
                     "max rel err": "err"}
 
 
@@ -118,7 +121,11 @@ def markdown(meta: dict, rows: list[dict]) -> str:
              f"python {meta['versions']['python']}. Measured peaks: "
              + "; ".join(f"{target} {p['bandwidth'] / 1e9:.1f} GB/s, {p['flops'] / 1e9:.0f} GFLOP/s"
                          for target, p in meta["peaks"].items()) + ".",
-             "", f"Command: `{meta['command']}` ({meta['date']}, {meta['wall_s']:.0f} s).", ""]
+             "", f"Command: `{meta['command']}` ({meta['date']}, {meta['wall_s']:.0f} s, load average "
+             f"{meta['load_avg'][0]:.1f}). CPU times are the fastest of repeated calls; torch.compile's cold compile "
+             "(fresh caches) is reported apart from its timing" + (
+                 f", and its one-off start-up in this process ({meta['torch_compile_startup_s']:.1f} s) is charged to "
+                 "no case" if meta["torch_compile_startup_s"] is not None else "") + ".", ""]
     for target in ("cpu", "gpu"):
         target_rows = [r for r in rows if r["target"] == target]
         if not target_rows:
@@ -130,7 +137,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
                   for r in target_rows]
         lines.append("")
     failures = [f"- {r['name']} ({r['target']}), {stage}: {reason}" for r in rows for stage, reason in
-                r["errors"].items()]
+                (r["errors"] | r["skipped"]).items()]
     if failures:
         lines += ["Not measured (the field is null in results.json):", ""] + failures + [""]
     return "\n".join(lines)

@@ -1,11 +1,9 @@
 """The op library. Each module's __all__ lists its public functions; they become graphc.X and Tensor.X."""
 from __future__ import annotations
 
-import types
-
 from ..dispatch import OPS, Op, dispatch
 from ..tensor import Tensor
-from . import creation, elementwise, matmul, reduction, view
+from . import creation, elementwise, indexing, join, matmul, reduction, view
 from .creation import full_like, zeros_like
 from .elementwise import (
     add,
@@ -21,17 +19,11 @@ from .elementwise import (
     remainder,
     sub,
 )
+from .meta import REVERSED_DIMS
 from .view import expand_as, permute, transpose
 
-METHOD_MODULES = (elementwise, reduction, view, matmul)
-NOT_METHODS = {"where"}
-
-
-def _op_get(self, obj, cls=None):
-    return self if obj is None else types.MethodType(self, obj)
-
-
-Op.__get__ = _op_get  # an Op stored on Tensor binds like a method: x.exp() is exp(x)
+METHOD_MODULES = (elementwise, reduction, view, matmul, indexing, join)
+NOT_METHODS = {"where", "cat", "stack", "einsum"}
 
 
 def public_names(module) -> list[str]:
@@ -57,17 +49,12 @@ def _copy_(self, src):
     return self._assign(expand_as(cast(src, self.dtype), self))
 
 
-def _setitem(self, index, value):
-    from .indexing import setitem
-    setitem(self, index, value)
-
-
 def _install_methods() -> None:
     for module in METHOD_MODULES:
         for name in public_names(module):
             if name not in NOT_METHODS:
                 fn = getattr(module, name)
-                setattr(Tensor, name, fn if isinstance(fn, Op) else _method(fn))
+                setattr(Tensor, name, _op_method(fn) if isinstance(fn, Op) else _method(fn))
                 if module is elementwise:
                     setattr(Tensor, name + "_", _inplace(fn))
     operators = {
@@ -79,7 +66,8 @@ def _install_methods() -> None:
         "__le__": elementwise.le, "__gt__": elementwise.gt, "__ge__": elementwise.ge, "__and__": logical_and,
         "__or__": logical_or, "__invert__": logical_not, "__floordiv__": floor_divide, "__mod__": remainder,
         "__iadd__": _add_, "__isub__": _sub_, "__imul__": _inplace(mul), "__itruediv__": _inplace(div),
-        "add_": _add_, "sub_": _sub_, "copy_": _copy_, "__setitem__": _setitem,
+        "add_": _add_, "sub_": _sub_, "copy_": _copy_,
+        "__getitem__": indexing.subscript, "__setitem__": indexing.setitem,
         "zero_": lambda self: self._assign(zeros_like(self)),
         "fill_": lambda self, value: self._assign(full_like(self, value)),
         "where": lambda self, condition, other: elementwise.where(condition, self, other),
@@ -87,7 +75,7 @@ def _install_methods() -> None:
     }
     for name, fn in operators.items():
         setattr(Tensor, name, _operator(fn) if isinstance(fn, Op) else fn)
-    Tensor.T = property(lambda self: permute(self, tuple(range(self.ndim))[::-1]))
+    Tensor.T = property(lambda self: dispatch(permute, (self,), {"dims": REVERSED_DIMS[self.ndim]}))
     Tensor.mT = property(lambda self: transpose(self, -2, -1))
     Tensor.data = property(lambda self: self.detach(), _set_data)
 
@@ -105,6 +93,20 @@ def _operator(fn: Op):
 
 
 _NO_ATTRS: dict = {}
+
+
+def _op_method(fn: Op):
+    """An op as a Tensor method that dispatches directly (a plain function binds faster than Op.__get__)."""
+    parse = fn.parse
+    if parse is None:
+        def method(self, *args, **kwargs):
+            return dispatch(fn, (self, *args), kwargs)
+    else:
+        def method(self, *args, **kwargs):
+            inputs, attrs = parse(self, *args, **kwargs)
+            return dispatch(fn, inputs, attrs)
+    method.__name__, method.__doc__ = fn.name, fn.doc
+    return method
 
 
 def _method(fn):

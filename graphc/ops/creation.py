@@ -148,11 +148,16 @@ def _like_parse(x, fill_value=None, dtype=None):
     return (x,), {"fill_value": fill_value, "dtype": dtypes.to_dtype(dtype) if dtype is not None else x.dtype}
 
 
+def _no_grad(c, g):
+    """Values that do not depend on the input's values: no gradient flows back."""
+    return (None,)
+
+
 def _like_infer(x, fill_value, dtype):
     return tuple(x.shape), dtype
 
 
-full_like = op("full_like", OTHER, _like_infer, parse=_like_parse, triton="{fill_value}")(
+full_like = op("full_like", OTHER, _like_infer, parse=_like_parse, triton="{fill_value}", backward=_no_grad)(
     lambda x, fill_value, dtype: np.full(x.shape, fill_value, dtype.np))
 
 
@@ -167,12 +172,12 @@ def ones_like(x: Tensor, dtype=None) -> Tensor:
 empty_like = zeros_like
 
 
-@op("rand_like", OTHER, _like_infer, parse=_like_parse, pure=False)
+@op("rand_like", OTHER, _like_infer, parse=_like_parse, pure=False, backward=_no_grad)
 def rand_like(x, fill_value, dtype):
     return default_generator._rng.random(x.shape)
 
 
-@op("randn_like", OTHER, _like_infer, parse=_like_parse, pure=False)
+@op("randn_like", OTHER, _like_infer, parse=_like_parse, pure=False, backward=_no_grad)
 def randn_like(x, fill_value, dtype):
     return default_generator._rng.standard_normal(x.shape)
 

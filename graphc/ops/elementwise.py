@@ -104,7 +104,7 @@ sin = _unary("sin", np.sin, lambda c, g: (g * cos(c.inputs[0]),), "tl.sin({0})")
 cos = _unary("cos", np.cos, lambda c, g: (-g * sin(c.inputs[0]),), "tl.cos({0})")
 tanh = _unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), "libdevice.tanh({0})")
 sigmoid = _unary(
-    "sigmoid", lambda x: 0.5 * (np.tanh(0.5 * x) + 1), lambda c, g: (g * c.out * (1 - c.out),), "tl.sigmoid({0})"
+    "sigmoid", lambda x: 0.5 * (np.tanh(0.5 * x) + 1), lambda c, g: (g * c.out * (1 - c.out),), "1 / (1 + tl.exp(-{0}))"
 )
 relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (g * gt(c.out, 0),), "tl.maximum({0}, 0)", infer=same)
 floor = _unary("floor", np.floor, lambda c, g: (g * 0,), "libdevice.floor({0})", infer=same)
@@ -193,6 +193,18 @@ cast = op(
     backward=lambda c, g: (cast(g, c.inputs[0].dtype) if c.inputs[0].dtype.is_floating_point else None,),
 )(lambda x, dtype: x.astype(dtype.np))
 
+
+
+def addcmul(x: Tensor, tensor1: Tensor, tensor2: Tensor, value=1) -> Tensor:
+    """torch.addcmul: x + value * tensor1 * tensor2 (addcmul_ is the in-place form optimizers use)."""
+    return add(x, mul(mul(tensor1, tensor2), value))
+
+
+def addcdiv(x: Tensor, tensor1: Tensor, tensor2: Tensor, value=1) -> Tensor:
+    """torch.addcdiv: x + value * tensor1 / tensor2."""
+    return add(x, mul(div(tensor1, tensor2), value))
+
+
 __all__ = [
     "add",
     "sub",
@@ -233,4 +245,6 @@ __all__ = [
     "where",
     "clamp",
     "masked_fill",
+    "addcmul",
+    "addcdiv",
 ]

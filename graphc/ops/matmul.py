@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dispatch import MATMUL, op
+from ..dispatch import MATMUL, OTHER, op
 from . import meta
 from .reduction import sum_to
 from .view import reshape_as, transpose, unsqueeze
@@ -28,8 +28,8 @@ def _matmul_backward(c, g):
     a, b = c.inputs
     a2 = unsqueeze(a, 0) if a.ndim == 1 else a
     b2 = unsqueeze(b, -1) if b.ndim == 1 else b
-    g2 = unsqueeze(g, -2) if a.ndim == 1 else g
-    g2 = unsqueeze(g2, -1) if b.ndim == 1 else g2
+    g2 = unsqueeze(g, g.ndim - (b.ndim != 1)) if a.ndim == 1 else g
+    g2 = unsqueeze(g2, g2.ndim) if b.ndim == 1 else g2
     ga = sum_to(matmul(g2, transpose(b2, -1, -2)), a2) if a.requires_grad else None
     gb = sum_to(matmul(transpose(a2, -1, -2), g2), b2) if b.requires_grad else None
     return (reshape_as(ga, a) if ga is not None and a.ndim == 1 else ga,
@@ -48,4 +48,63 @@ def _bmm_infer(a, b):
 
 bmm = op("bmm", MATMUL, _bmm_infer, backward=_matmul_backward)(np.matmul)
 
-__all__ = ["matmul", "bmm"]
+
+
+def _einsum_parse(equation: str, *operands):
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    equation = equation.replace(" ", "")
+    if "->" not in equation:  # implicit output: the labels used once, sorted, after any broadcast dims
+        labels = equation.replace(",", "").replace("...", "")
+        once = "".join(sorted(c for c in set(labels) if labels.count(c) == 1))
+        equation += "->" + ("..." if "..." in equation else "") + once
+    terms = equation.split("->")[0].split(",")
+    if len(terms) != len(operands):
+        raise ValueError(f"einsum: {equation!r} names {len(terms)} operands but {len(operands)} were given")
+    return operands, {"equation": equation}
+
+
+def _einsum_infer(*operands, equation):
+    dt = operands[0].dtype
+    for x in operands:
+        if x.dtype is not dt:
+            raise TypeError(f"einsum: operands must have one dtype, got {', '.join(o.dtype.name for o in operands)}")
+    dummies = [np.lib.stride_tricks.as_strided(np.zeros((), np.int8), tuple(x.shape), (0,) * x.ndim)
+               for x in operands]
+    return np.einsum(equation, *dummies, optimize=False).shape, dt
+
+
+def _einsum_backward(c, g):
+    """Operand i's gradient is the einsum of g with the other operands back to operand i's subscripts; labels only
+    operand i has (summed out) come from a ones_like(operand) factor, broadcast dims are summed back."""
+    from .creation import ones_like
+
+    inputs, output = c.attrs["equation"].split("->")
+    terms = inputs.split(",")
+    grads = []
+    for i, (x, term) in enumerate(zip(c.inputs, terms)):
+        if not x.requires_grad:
+            grads.append(None)
+            continue
+        labels = term.replace("...", "")
+        if len(set(labels)) != len(labels):
+            raise NotImplementedError(f"einsum backward: operand {term!r} repeats a label (a diagonal)")
+        subscripts = [output] + [t for j, t in enumerate(terms) if j != i]
+        operands = [g] + [o for j, o in enumerate(c.inputs) if j != i]
+        seen = "".join(subscripts)
+        if any(ch not in seen for ch in labels) or ("..." in term and "..." not in seen):
+            subscripts.append(term)
+            operands.append(ones_like(x))
+        target = "..." + term if "..." in seen and "..." not in term else term  # numpy cannot sum '...' away
+        gi = einsum(",".join(subscripts) + "->" + target, *operands)
+        grads.append(gi if gi.shape == x.shape else sum_to(gi, x))
+    return tuple(grads)
+
+
+@op("einsum", OTHER, _einsum_infer, parse=_einsum_parse, backward=_einsum_backward)
+def einsum(*arrays, equation):
+    """torch.einsum: any subscripts (broadcast '...', implicit output), computed by numpy."""
+    return np.einsum(equation, *arrays, optimize=len(arrays) > 2)
+
+
+__all__ = ["matmul", "bmm", "einsum"]

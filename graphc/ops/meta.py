@@ -6,6 +6,8 @@ from .. import dtypes
 NUMBER = (int, float, bool)
 _SCALAR_CATEGORY = {bool: 0, int: 1, float: 2}
 _ALL_DIMS = [tuple(range(n)) for n in range(65)]
+ALL_DIMS_LIST = [list(range(n)) for n in range(65)]
+REVERSED_DIMS = [tuple(range(n))[::-1] for n in range(65)]
 
 
 def shape_of(x) -> tuple[int, ...]:

@@ -1,14 +1,17 @@
 """Reductions over dims (sum, mean, amax, ...) and the shape-relative helpers their gradients use."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import dtypes
 from ..dispatch import OTHER, REDUCTION, op
+from ..tensor import Tensor
 from . import meta
-from .elementwise import eq
+from .elementwise import abs, eq, exp, log, maximum, minimum, sqrt, where
 from .meta import reduction_parse
-from .view import expand_as, unsqueeze
+from .view import expand_as, squeeze, unsqueeze
 
 
 def keepdim_grad(g, c):
@@ -17,6 +20,18 @@ def keepdim_grad(g, c):
         for d in c.attrs["dim"]:
             g = unsqueeze(g, d)
     return expand_as(g, c.inputs[0])
+
+
+def _reducer(ufunc):
+    """The numpy implementation of a reduction: ufunc.reduce over dims (faster than np.sum and friends)."""
+    return lambda x, dim, keepdim: ufunc.reduce(x, dim, None, None, keepdim)
+
+
+def _count(shape: tuple, dims: tuple) -> int:
+    count = 1
+    for d in dims:
+        count *= shape[d]
+    return count
 
 
 def _reduce_infer(x, dim, keepdim, **_):
@@ -28,7 +43,8 @@ def _sum_infer(x, dim, keepdim):
 
 
 sum = op("sum", REDUCTION, _sum_infer, parse=reduction_parse, triton="tl.sum",
-         backward=lambda c, g: (keepdim_grad(g, c),))(lambda x, dim, keepdim: np.sum(x, axis=dim, keepdims=keepdim))
+         backward=lambda c, g: (keepdim_grad(g, c),))(
+    lambda x, dim, keepdim: np.add.reduce(x, dim, np.int64 if x.dtype.kind in "biu" else None, None, keepdim))
 
 
 def _mean_infer(x, dim, keepdim):
@@ -39,7 +55,7 @@ def _mean_infer(x, dim, keepdim):
 
 mean = op("mean", REDUCTION, _mean_infer, parse=reduction_parse, triton="tl.sum",
           backward=lambda c, g: (keepdim_grad(g, c) / numel_of(c.inputs[0], c.attrs["dim"]),))(
-    lambda x, dim, keepdim: np.mean(x, axis=dim, keepdims=keepdim))
+    lambda x, dim, keepdim: np.add.reduce(x, dim, None, None, keepdim) / _count(x.shape, dim))
 
 
 def _extreme_backward(c, g):
@@ -51,9 +67,9 @@ def _extreme_backward(c, g):
 
 
 amax = op("amax", REDUCTION, _reduce_infer, parse=reduction_parse, triton="tl.max", backward=_extreme_backward)(
-    lambda x, dim, keepdim: np.amax(x, axis=dim, keepdims=keepdim))
+    _reducer(np.maximum))
 amin = op("amin", REDUCTION, _reduce_infer, parse=reduction_parse, triton="tl.min", backward=_extreme_backward)(
-    lambda x, dim, keepdim: np.amin(x, axis=dim, keepdims=keepdim))
+    _reducer(np.minimum))
 
 
 def _numel_infer(x, dim):
@@ -63,7 +79,7 @@ def _numel_infer(x, dim):
 @op("numel", OTHER, _numel_infer, parse=lambda x, dim=None: ((x,), {"dim": meta.norm_dims(dim, x.ndim)}))
 def numel_of(x, dim):
     """Number of elements of x over dims, as a 0-d int64 tensor computed from x's runtime shape."""
-    return np.array(int(np.prod([x.shape[d] for d in dim], dtype=np.int64)))
+    return np.array(_count(x.shape, dim))
 
 
 def _sum_to_infer(g, x):
@@ -81,4 +97,95 @@ def sum_to(g, x):
     dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(x.shape) if n == 1 and g.shape[lead + i] != 1)
     return np.sum(g, axis=dims).reshape(x.shape) if dims else g
 
-__all__ = ["sum", "mean", "amax", "amin"]
+
+
+def _arg_parse(x, dim=None, keepdim: bool = False):
+    return (x,), {"dim": None if dim is None else meta.norm_dim(dim, x.ndim), "keepdim": bool(keepdim)}
+
+
+def _arg_infer(x, dim, keepdim):
+    if dim is None:
+        return ((1,) * x.ndim if keepdim else ()), dtypes.int64
+    return meta.reduced(tuple(x.shape), (dim,) if x.ndim else (), keepdim), dtypes.int64
+
+
+argmax = op("argmax", OTHER, _arg_infer, parse=_arg_parse)(
+    lambda x, dim, keepdim: np.argmax(x, axis=dim, keepdims=keepdim))
+argmin = op("argmin", OTHER, _arg_infer, parse=_arg_parse)(
+    lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim))
+
+
+class MinMax(NamedTuple):
+    """torch.return_types.max/min: the extreme values along a dim and their indices."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def _extreme(x: Tensor, dim, keepdim: bool, reduce, arg, elementwise) -> Tensor | MinMax:
+    if isinstance(dim, Tensor):
+        return elementwise(x, dim)
+    if dim is None:
+        return reduce(x)
+    from .indexing import gather
+
+    indices = arg(x, dim, keepdim=True)
+    values = gather(x, dim, indices) if x.ndim else x
+    if not keepdim and x.ndim:
+        indices, values = squeeze(indices, dim), squeeze(values, dim)
+    return MinMax(values, indices)
+
+
+def max(x: Tensor, dim=None, keepdim: bool = False) -> Tensor | MinMax:
+    """torch.max: the largest element; with dim, (values, indices) along it; with a tensor, the elementwise maximum."""
+    return _extreme(x, dim, keepdim, amax, argmax, maximum)
+
+
+def min(x: Tensor, dim=None, keepdim: bool = False) -> Tensor | MinMax:
+    """torch.min: the smallest element; with dim, (values, indices) along it; with a tensor, the elementwise minimum."""
+    return _extreme(x, dim, keepdim, amin, argmin, minimum)
+
+
+def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None) -> Tensor:
+    """torch.var: mean squared deviation over dim, divided by N - correction (correction=1 unless unbiased=False)."""
+    if isinstance(dim, bool) and unbiased is None:  # var(x, False): the old positional unbiased
+        dim, unbiased = None, dim
+    correction = correction if correction is not None else (0 if unbiased is False else 1)
+    centered = x - mean(x, dim, keepdim=True)
+    return sum(centered * centered, dim, keepdim) / (numel_of(x, dim) - correction)
+
+
+def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None) -> Tensor:
+    """torch.std: the square root of var."""
+    return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
+
+
+def _row_max(x: Tensor, dim) -> Tensor:
+    """amax over dim (kept), detached, with infinite maxima replaced by 0 so that x - max stays finite."""
+    m = amax(x, dim, keepdim=True).detach()
+    return where(eq(abs(m), float("inf")), 0.0, m)
+
+
+def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(x), dim)) computed stably: the max is subtracted before exp and added back."""
+    m = _row_max(x, dim)
+    out = log(sum(exp(x - m), dim, keepdim=True)) + m
+    return out if keepdim else squeeze(out, dim)
+
+
+def softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
+    """exp(x) / sum(exp(x), dim), stabilised by subtracting the max along dim."""
+    x = x if dtype is None else x.to(dtype)
+    e = exp(x - _row_max(x, dim))
+    return e / sum(e, dim, keepdim=True)
+
+
+def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
+    """x - logsumexp(x, dim), stabilised by subtracting the max along dim."""
+    x = x if dtype is None else x.to(dtype)
+    shifted = x - _row_max(x, dim)
+    return shifted - log(sum(exp(shifted), dim, keepdim=True))
+
+
+__all__ = ["sum", "mean", "amax", "amin", "argmax", "argmin", "max", "min", "var", "std", "logsumexp", "softmax",
+           "log_softmax"]

@@ -77,9 +77,10 @@ view_as = op("view_as", VIEW, _like_infer, backward=lambda c, g: (reshape_as(g, 
 
 
 def _permute_infer(x, dims):
-    if sorted(dims) != list(range(x.ndim)):
-        raise ValueError(f"permute dims {list(dims)} are not a permutation of the {x.ndim} dims")
-    return tuple(x.shape[d] for d in dims), x.dtype
+    shape = x.shape
+    if sorted(dims) != meta.ALL_DIMS_LIST[len(shape)]:
+        raise ValueError(f"permute dims {list(dims)} are not a permutation of the {len(shape)} dims")
+    return tuple([shape[d] for d in dims]), x.dtype
 
 
 def _permute_parse(x, *dims):
@@ -93,7 +94,7 @@ permute = op(
     _permute_infer,
     parse=_permute_parse,
     backward=lambda c, g: (permute(g, *np.argsort(c.attrs["dims"]).tolist()),),
-)(lambda x, dims: np.transpose(x, dims))
+)(lambda x, dims: x.transpose(dims))
 
 
 def transpose(x, dim0: int, dim1: int):

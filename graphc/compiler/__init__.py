@@ -1,0 +1,11 @@
+"""The compiler: capture (capture.py) into an IR graph (ir.py), passes (passes.py), a plan of steps (plan.py; fused
+Triton kernels come from fusion.py/codegen.py), run by the runtime (runtime.py); compile.py ties them together with
+guards and caches, explain.py reports what happened."""
+from __future__ import annotations
+
+from .capture import CaptureError, GraphBreakError
+from .compile import CheckError, CompiledFunction, compile, reset
+from .explain import Report, explain
+
+__all__ = ["compile", "reset", "explain", "CompiledFunction", "Report", "CaptureError", "GraphBreakError",
+           "CheckError"]

@@ -1,0 +1,165 @@
+"""Disk cache of generated kernels, keyed by a hash of their source (and target for compiled code).
+
+Sources are written to GRAPHC_CACHE_DIR (default: the user cache dir) because triton.jit needs a real file;
+ahead-of-time PTX/cubin for a CUDA arch are stored beside them. Writes go to a temporary file renamed into
+place, so two processes compiling at once never see half a file; an entry that fails its checksum is rebuilt."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+from pathlib import Path
+
+_loaded: dict[tuple[str, str], object] = {}
+_compiled: dict[tuple[str, int], dict] = {}
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "graphc")
+    return Path(root)
+
+
+def digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write data to path via a temporary file in the same folder and a rename (atomic on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def source_file(source: str) -> Path:
+    """The cached file holding this kernel source, (re)written when missing or not byte-identical."""
+    path = cache_dir() / "kernels" / f"k{digest(source)}.py"
+    try:
+        intact = path.read_text() == source
+    except (OSError, UnicodeDecodeError):
+        intact = False
+    if not intact:
+        write_atomic(path, source.encode())
+    return path
+
+
+def load(source: str, name: str, backend: str):
+    """The launchable kernel `name` defined by source: a JITFunction, or an InterpretedFunction for 'interpret'."""
+    key = (source, backend)
+    kernel = _loaded.get(key)
+    if kernel is None:
+        module = _import(source_file(source), backend)
+        kernel = getattr(module, name)
+        if backend == "interpret":
+            from triton.runtime.interpreter import InterpretedFunction
+
+            module.libdevice, module.range = InterpreterLibdevice, _interpreter_range
+            kernel = InterpretedFunction(kernel.fn)
+        _loaded[key] = kernel
+    return kernel
+
+
+def _import(path: Path, backend: str):
+    spec = importlib.util.spec_from_file_location(f"graphc_kernel_{path.stem}_{backend}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def aot(source: str, name: str, signature: dict, constexprs: dict, arch: int) -> dict:
+    """{'ptx': str, 'cubin': bytes} for sm_<arch>, compiled with no GPU present and cached on disk."""
+    key = digest(source, json.dumps(signature), json.dumps(constexprs), str(arch))
+    if (key, arch) in _compiled:
+        return _compiled[(key, arch)]
+    path = cache_dir() / "aot" / f"{key}.json"
+    entry = _read_entry(path)
+    if entry is None:
+        import triton
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+
+        fn = getattr(_import(source_file(source), "aot"), name)
+        sig = dict(signature, **{k: "constexpr" for k in constexprs})
+        compiled = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=constexprs),
+                                  target=GPUTarget("cuda", arch, 32))
+        entry = {"ptx": compiled.asm["ptx"], "cubin": compiled.asm["cubin"]}
+        blob = {"ptx": entry["ptx"], "cubin": base64.b64encode(entry["cubin"]).decode()}
+        blob["sha256"] = digest(blob["ptx"], blob["cubin"])
+        write_atomic(path, json.dumps(blob).encode())
+    _compiled[(key, arch)] = entry
+    return entry
+
+
+def _read_entry(path: Path) -> dict | None:
+    """A cached AOT entry, or None when it is missing or corrupt (then it is rebuilt)."""
+    try:
+        blob = json.loads(path.read_text())
+        if blob["sha256"] != digest(blob["ptx"], blob["cubin"]):
+            return None
+        return {"ptx": blob["ptx"], "cubin": base64.b64decode(blob["cubin"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def reset() -> None:
+    """Drop the in-memory caches (the disk cache stays)."""
+    _loaded.clear()
+    _compiled.clear()
+
+
+def _interpreter_range(*bounds):
+    """range() over kernel arguments: the interpreter holds scalars as 1-element arrays, which numpy 2 no longer
+    converts with int(), so take their item."""
+    return range(*(int(b.handle.data.item()) if hasattr(b, "handle") else int(b) for b in bounds))
+
+
+class InterpreterLibdevice:
+    """Stand-ins for the libdevice functions kernels call, written with tl ops the interpreter implements."""
+
+    @staticmethod
+    def tanh(x):
+        import triton.language as tl
+
+        return 2 / (1 + tl.exp(-2 * x)) - 1
+
+    @staticmethod
+    def erf(x):
+        import triton.language as tl
+
+        return tl.erf(x)
+
+    @staticmethod
+    def floor(x):
+        import triton.language as tl
+
+        return tl.floor(x)
+
+    @staticmethod
+    def ceil(x):
+        import triton.language as tl
+
+        return tl.ceil(x)
+
+    @staticmethod
+    def log1p(x):
+        import triton.language as tl
+
+        return tl.log(1 + x)
+
+    @staticmethod
+    def pow(a, b):
+        import triton.language as tl
+
+        magnitude = tl.exp(b * tl.log(tl.abs(a)))
+        odd = tl.abs(b - 2 * tl.floor(b / 2)) == 1
+        signed = tl.where((a < 0) & odd, -magnitude, magnitude)
+        return tl.where(b == 0, 1.0, tl.where(a == 0, tl.where(b > 0, 0.0, float("inf")), signed))

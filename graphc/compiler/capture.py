@@ -1,0 +1,227 @@
+"""Capture: the user's function runs with proxy tensors (no storage, an IR node each); every op the dispatch sees
+is appended to a graph. Real tensors met along the way (arguments, parameters, globals) become graph inputs, read
+by identity. In-place updates and .grad writes are recorded functionally and written back when the graph runs.
+Where Python needs a value (a graph break) the graph so far runs, every live proxy gets its value, and capture
+goes on in a new graph (a new segment)."""
+from __future__ import annotations
+
+import os
+import sys
+import weakref
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import autograd
+from ..dispatch import VIEW, Op, infer
+from ..errors import op_error, user_line
+from ..ops.elementwise import cast
+from ..ops.view import expand_as
+from ..state import STATE
+from ..tensor import CPU, Tensor
+from .ir import Graph, Node
+from .logs import log, logs_on
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_TENSOR_FILE = os.path.join(_PACKAGE_DIR, "tensor.py")
+
+
+class CaptureError(RuntimeError):
+    """The function does something capture does not support: graphc warns and runs it eagerly instead."""
+
+
+class GraphBreakError(RuntimeError):
+    """A graph break inside a function compiled with fullgraph=True."""
+
+
+class Capture:
+    """The active capture of one call. `run_segment(graph, sources)` runs a finished segment graph (its outputs
+    set) on the current values of its input tensors and returns the output arrays in graph.outputs order."""
+
+    def __init__(self, arguments: list, fullgraph: bool, run_segment: Callable):
+        self.arg_index = {id(x): i for i, x in enumerate(arguments) if type(x) is Tensor}  # position in arguments
+        self.fullgraph, self.run_segment = fullgraph, run_segment
+        self.breaks: list[tuple[str, str]] = []
+        self.specialized = False
+        self.store_plans = True  # False for a trace whose plans are not worth caching (it created new state)
+        self.last_key: tuple | None = None
+        self.last_outputs: list[Node] = []
+        self.grad_writes: dict[int, tuple[Tensor, Tensor | None]] = {}  # id -> (tensor, its .grad before the call)
+        self._new_segment()
+
+    def _new_segment(self) -> None:
+        self.graph = Graph()
+        self.sources: list[Tensor] = []  # the real tensor behind each graph input, in graph.inputs order
+        self.current: dict[int, Node] = {}  # id(real tensor) -> the node holding its value in this segment
+        self.writes: dict[int, Tensor] = {}  # real tensors updated in place in this segment
+        self.proxies: list[weakref.ref] = []
+
+    # ---- the hooks the dispatch and Tensor call -------------------------------------------------------------
+    def record(self, op: Op, inputs: tuple, attrs: dict) -> Tensor:
+        """Append one op application; returns its proxy, with autograd metadata as eager would set it."""
+        args = tuple(self.node_of(x) if type(x) is Tensor else _plain(op, x) for x in inputs)
+        shape, dt = infer(op, args, attrs)
+        device = next((a.device for a in args if type(a) is Node), None) or CPU
+        node = self.graph.add("op", op, args, attrs, shape, dt, device, user_line())
+        out = self._proxy(node)
+        if STATE.grad_enabled and dt.is_floating_point and any(type(x) is Tensor and x.requires_grad for x in inputs):
+            if op.backward is None:
+                raise op_error(op.name, "has no backward rule, but an input requires grad", inputs, NotImplementedError)
+            out.requires_grad = True
+            out.grad_fn = autograd.Node(op, inputs, attrs, out, node.where)
+        return out
+
+    def shape_of(self, t: Tensor) -> tuple:
+        """A tensor's shape. Read by user code (not by graphc's library) from a proxy or an argument, it makes this
+        capture size-specialised: sizes join the guards."""
+        data = t._data
+        if not self.specialized and (data is None or id(t) in self.arg_index):
+            frame = sys._getframe(2)
+            while frame is not None and frame.f_code.co_filename == _TENSOR_FILE:
+                frame = frame.f_back
+            if frame is not None and not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+                self.specialized = True
+        if data is None:
+            return t._node.shape
+        return data.shape if type(data) is np.ndarray else tuple(data.shape)
+
+    def alias(self, t: Tensor) -> Tensor:
+        """detach() of a proxy: the same value, no autograd history."""
+        return self._proxy(t._node)
+
+    def assign(self, t: Tensor, value: Tensor) -> None:
+        """t's storage takes value (broadcast and cast to t): recorded as t now naming value's node."""
+        target = self.node_of(t)
+        if type(value) is Tensor and value._data is None and value._node is target:
+            return
+        if value.dtype is not t.dtype:
+            value = cast(value, t.dtype)
+        if self.node_of(value).shape != target.shape:
+            value = expand_as(value, t)
+        node = self.node_of(value)
+        if t._data is None:
+            if target.kind == "op" and target.op.category == VIEW:
+                raise CaptureError(f"in-place update of a view ({target.op.name} at {target.where}) is not captured")
+            t._node = node
+        else:
+            self.current[id(t)] = node
+            self.writes[id(t)] = t
+
+    def note_grad_write(self, t: Tensor) -> None:
+        """t.grad is being set: after the graph runs it gets its final value."""
+        self.grad_writes.setdefault(id(t), (t, t._grad))
+
+    def realize(self, t: Tensor) -> None:
+        """Python needs t's value: a graph break. The graph so far runs and capture continues in a new one."""
+        reason, where = _break_reason(), user_line()
+        if self.fullgraph:
+            raise GraphBreakError(f"graph break at {where}: {reason} (fullgraph=True)")
+        self.breaks.append((reason, where))
+        if logs_on("breaks"):
+            log.info(f"breaks] graph break at {where}: {reason}")
+        self.flush()
+
+    # ---- segments -------------------------------------------------------------------------------------------
+    def node_of(self, t: Tensor) -> Node:
+        """The node holding t's value in this segment (a new graph input for a real tensor met first)."""
+        if t._data is None:
+            return t._node
+        node = self.current.get(id(t))
+        if node is None:
+            data = t._data
+            node = self.graph.add("input", None, (), {}, tuple(data.shape), t.dtype, t.device, "")
+            self.current[id(t)] = node
+            self.sources.append(t)
+        return node
+
+    def _proxy(self, node: Node) -> Tensor:
+        t = Tensor._make(None, node.dtype)
+        t._node = node
+        self.proxies.append(weakref.ref(t))
+        return t
+
+    def live_proxies(self) -> list[Tensor]:
+        seen, out = set(), []
+        for ref in self.proxies:
+            t = ref()
+            if t is not None and t._data is None and id(t) not in seen:
+                seen.add(id(t))
+                out.append(t)
+        return out
+
+    def flush(self, live: list[Tensor] | None = None) -> None:
+        """Run this segment: every live proxy gets its value, in-place updates and .grad writes land in the real
+        tensors, and a new segment starts."""
+        live = self.live_proxies() if live is None else live
+        saved = _stale_grad_fns(live)
+        outputs = list(dict.fromkeys([t._node for t in live] + [self.current[i] for i in self.writes] +
+                                     [fn._out[1] for fn in saved]))
+        self.graph.outputs, self.last_outputs = outputs, outputs
+        values = dict(zip(outputs, self.run_segment(self.graph, self.sources))) if outputs else {}
+        for t in live:
+            t._data, t._node = values[t._node], None
+        for fn in saved:
+            fn._out = (values[fn._out[1]], None, fn._out[2])
+        for i, t in self.writes.items():
+            write_into(t, values[self.current[i]])
+        for t, before in self.grad_writes.values():
+            keep_grad_identity(t, before)
+        self._new_segment()
+
+    def abort(self) -> None:
+        """Capture failed: put back every .grad it changed."""
+        for t, before in self.grad_writes.values():
+            t._grad = before
+
+
+def write_into(t: Tensor, value) -> None:
+    """Copy value into t's storage (an in-place update's write-back)."""
+    if type(t._data) is np.ndarray:
+        np.copyto(t._data, value, casting="unsafe")
+    else:
+        t._data.copy_(value)
+
+
+def keep_grad_identity(t: Tensor, before: Tensor | None) -> None:
+    """A .grad that existed before the call keeps its identity: the new gradient is copied into it (as torch
+    accumulates in place), so graphs that read it by identity stay valid."""
+    grad = t._grad
+    if (before is not None and grad is not None and grad is not before and before._data is not None
+            and grad._data is not None and before.dtype is grad.dtype and before.shape == grad.shape):
+        write_into(before, grad._data)
+        t._grad = before
+
+
+def _stale_grad_fns(live: list[Tensor]) -> list:
+    """Autograd nodes reachable from live proxies whose saved output is still a node of this segment."""
+    out, seen = [], set()
+    stack = [t.grad_fn for t in live if t.grad_fn is not None]
+    while stack:
+        fn = stack.pop()
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        if fn._out is not None and fn._out[0] is None and fn._out[1] is not None:
+            out.append(fn)
+        stack.extend(e for e in fn.edges if isinstance(e, autograd.Node))
+    return out
+
+
+def _plain(op: Op, x):
+    """A non-tensor operand kept in the graph as a constant; containers of tensors are not captured."""
+    if isinstance(x, (list, tuple)) and any(type(v) is Tensor for v in x):
+        raise CaptureError(f"{op.name}: a list of tensors as one operand is not captured")
+    return x
+
+
+def _break_reason() -> str:
+    """Which Tensor method needed a value: the outermost graphc.tensor frame above realize()."""
+    frame, name = sys._getframe(2), "value"
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        if frame.f_code.co_filename == _TENSOR_FILE:
+            name = frame.f_code.co_name
+        frame = frame.f_back
+    what = {"__bool__": "bool(tensor)", "__repr__": "printing a tensor", "__format__": "formatting a tensor",
+            "__array__": "converting to a numpy array", "__float__": "float(tensor)", "__int__": "int(tensor)",
+            "__index__": "using a tensor as an index"}.get(name, f"Tensor.{name.strip('_')}()")
+    return f"{what} needs the tensor's value"

@@ -1,0 +1,345 @@
+"""Codegen: fused groups become Triton kernel steps, ops without a lowering become numpy fallback steps.
+
+`plan_kernels(graph, backend, mode)` is the entry point. The per-kind source generators live in
+triton_elementwise.py, triton_reduction.py and triton_matmul.py; they share the `Emitter` below, which turns
+group members into Triton expressions and operand reads into strided loads."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from string import Template
+
+import numpy as np
+
+from .. import dtypes
+from ..dispatch import run_forward
+from . import cache
+from .fusion import EXPANDS, Fusion, Group, view_chain
+from .ir import Graph, Node
+from .plan import Step
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "kernels"
+# per reduction slot: accumulator init, element-wise combine, and the combine fn of the final tl.reduce (the same
+# functions tl.sum/tl.max/tl.min use; called through tl.reduce so the Triton interpreter runs them too)
+ACCUMULATE = {"tl.sum": ("0", "{acc} + {v}", "tl.standard._sum_combine"),
+              "tl.max": ('float("-inf")', "tl.maximum({acc}, {v})", "tl.standard._elementwise_max"),
+              "tl.min": ('float("inf")', "tl.minimum({acc}, {v})", "tl.standard._elementwise_min")}
+
+
+def template(name: str) -> Template:
+    return Template((TEMPLATES / f"{name}.py.tmpl").read_text())
+
+
+def compute_type(dt: dtypes.dtype) -> str:
+    """The Triton type values of dtype dt are computed in: fp16/bf16 in fp32, as torch does."""
+    return "tl.float32" if dt.is_low_precision else f"tl.{ {'bool': 'int1'}.get(dt.name, dt.name)}"
+
+
+def literal(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(int(bool(value)))
+    if isinstance(value, float) and not math.isfinite(value):
+        return 'float("nan")' if math.isnan(value) else ('float("inf")' if value > 0 else 'float("-inf")')
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+class Scope:
+    """Where emitted code goes: index expression per iteration dim (None = index 0), the mask, memoised values."""
+
+    def __init__(self, lines: list[str], index: list, mask: str | None, tag: str, indent: str = "    ",
+                 parent: Scope | None = None, hoist=None):
+        self.lines, self.index, self.mask, self.tag, self.indent, self.parent = lines, index, mask, tag, indent, parent
+        self.hoist = hoist  # hoist(node): compute node in the parent scope (a per-row value inside a row loop)
+        self.memo: dict[Node, str] = {}
+
+    def lookup(self, node: Node) -> str | None:
+        scope = self
+        while scope is not None:
+            if node in scope.memo:
+                return scope.memo[node]
+            scope = scope.parent
+        return None
+
+    def emit(self, line: str) -> None:
+        self.lines.append(self.indent + line)
+
+
+class Emitter:
+    """Turns a group's nodes into Triton code: memory reads through strides, members through their templates."""
+
+    def __init__(self, group: Group):
+        self.group = group
+        self.loads = {x: f"in{i}" for i, x in enumerate(kernel_loads(group))}
+        self.outputs = {n: f"out{i}" for i, n in enumerate(group.outputs)}
+        self.rank = len(group.space)
+        self.reduced: dict[Node, str] = {}  # reduction nodes -> their per-row result variable
+
+    def params(self) -> str:
+        ptrs = [*self.loads.values(), *self.outputs.values()]
+        strides = [f"{p}_s{d}" for p in ptrs for d in range(self.rank)]
+        return ", ".join(ptrs + [f"size{d}" for d in range(self.rank)] + strides)
+
+    def offset(self, ptr: str, scope: Scope) -> str:
+        terms = [f"{i} * {ptr}_s{d}" for d, i in enumerate(scope.index) if i is not None]
+        return " + ".join(terms) or "0"
+
+    def value(self, x, scope: Scope) -> str:
+        """The expression for operand x (a node or a Python scalar) in scope, emitting what it needs."""
+        if not isinstance(x, Node):
+            return literal(x)
+        if x in self.loads:
+            var = scope.lookup(x)
+            if var is None:
+                var = f"x{self.loads[x][2:]}{scope.tag}"
+                mask = f", mask={scope.mask}, other=0" if scope.mask else ""
+                scope.emit(f"{var} = tl.load({self.loads[x]} + {self.offset(self.loads[x], scope)}{mask})"
+                           f".to({compute_type(x.dtype)})")
+                scope.memo[x] = var
+            return var
+        base, _ = view_chain(x)
+        if base is not x:
+            return self.value(base, scope)
+        if x in self.reduced:
+            return self.reduced[x]
+        var = scope.lookup(x)
+        if var is None:
+            if scope.hoist is not None and scope.hoist(x):
+                return self.value(x, scope.parent)
+            var = self.member(x, scope)
+            scope.memo[x] = var
+        return var
+
+    def member(self, n: Node, scope: Scope) -> str:
+        """Emit one pointwise member (or the matmul accumulator's cast) and return its variable."""
+        ty = compute_type(n.dtype)
+        cast_operands = n.dtype.is_floating_point and n.op.name not in ("where", "masked_fill")
+        operands = []
+        for i, x in enumerate(n.inputs):
+            if f"{{{i}}}" not in n.op.triton:
+                operands.append("")
+                continue
+            v = self.value(x, scope)
+            if cast_operands and isinstance(x, Node) and x.dtype is not dtypes.bool_ and compute_type(x.dtype) != ty:
+                v = f"{v}.to({ty})"
+            operands.append(v)
+        attrs = {k: literal(v) if v is not None else ('float("-inf")' if k == "min" else 'float("inf")')
+                 for k, v in n.attrs.items()}
+        expr = n.op.triton.format(*operands, **attrs)
+        var = f"v{n.id}{scope.tag}"
+        where = f"  # {n.op.name} at {n.where}" if n.where else f"  # {n.op.name}"
+        scope.emit(f"{var} = ({expr}).to({ty}){where}")
+        return var
+
+    def store(self, n: Node, var: str, scope: Scope) -> None:
+        ptr = self.outputs[n]
+        mask = [scope.mask] if scope.mask else []
+        canon = self.group.canon[n]
+        mask += [f"(({i} == 0) | ({ptr}_s{d} != 0))" for d, i in enumerate(scope.index)
+                  if i is not None and canon[d] == 1 and self.group.space[d] != 1]
+        mask_arg = f", mask={' & '.join(mask)}" if mask else ""
+        scope.emit(f"tl.store({ptr} + {self.offset(ptr, scope)}, {var}.to({ptr}.dtype.element_ty){mask_arg})")
+
+
+def kernel_loads(group: Group) -> list[Node]:
+    """The loads the generated code reads through strides (a matmul's own operands are read by the template)."""
+    if group.kind != "matmul":
+        return group.loads
+    return [x for x in group.loads if any(x in n.inputs for n in group.nodes[1:])]
+
+
+def split_index(names: list[str], flat: str, sizes: list[str], indent: str = "    ") -> list[str]:
+    """Lines that split a flat index into one index per dim (row-major)."""
+    lines, rest = [], flat
+    for k in range(len(names) - 1, -1, -1):
+        if k == 0:
+            lines.append(f"{indent}{names[k]} = {rest}")
+        else:
+            lines.append(f"{indent}{names[k]} = {rest} % {sizes[k]}")
+            lines.append(f"{indent}{flat}_{k} = {rest} // {sizes[k]}")
+            rest = f"{flat}_{k}"
+    return lines
+
+
+# ---- runtime ---------------------------------------------------------------------------------------------
+def torch_dtype(dt: dtypes.dtype):
+    import torch
+
+    return getattr(torch, {"bool": "bool"}.get(dt.name, dt.name))
+
+
+def as_torch(value, backend: str):
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value
+    a = np.asarray(value)
+    if a.dtype == dtypes.bfloat16.np:
+        raise NotImplementedError("bfloat16 tensors cannot run under the Triton interpreter; use backend='triton'")
+    if any(s < 0 for s in a.strides):
+        a = np.ascontiguousarray(a)
+    t = torch.from_numpy(a)
+    return t if backend == "interpret" else t.cuda()
+
+
+def as_numpy(value) -> np.ndarray:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def apply_view(t, v: Node, shapes: dict):
+    """Apply one view node to a torch tensor t with this call's shapes (a copy only if reshape needs one)."""
+    if v.op.name == "permute":
+        return t.permute(v.attrs["dims"])
+    if v.op.name in EXPANDS:
+        return t.expand(shapes[v])
+    return t.reshape(shapes[v])
+
+
+def view_numpy(a: np.ndarray, v: Node, shapes: dict) -> np.ndarray:
+    if v.op.name == "permute":
+        return np.transpose(a, v.attrs["dims"])
+    if v.op.name in EXPANDS:
+        return np.broadcast_to(a, shapes[v])
+    return np.reshape(a, shapes[v])
+
+
+class KernelStep(Step):
+    """One launch of a generated Triton kernel computing a fused group."""
+
+    kind = "kernel"
+
+    def __init__(self, group: Group, source: str, name: str, backend: str, launch, signature, constexprs):
+        reads = []
+        for x in group.loads:
+            base = view_chain(x)[0]
+            if base not in reads:
+                reads.append(base)
+        super().__init__(reads, list(group.outputs), list(group.nodes))
+        self.group, self.category, self.source, self.name, self.backend = group, group.kind, source, name, backend
+        self.launch, self.signature, self.constexprs = launch, signature, constexprs  # launch(step, tensors, space)
+
+    def ptx(self, arch: int = 90) -> str:
+        """PTX for this kernel on sm_<arch>, compiled ahead of time (no GPU needed)."""
+        return cache.aot(self.source, self.name, self.signature, self.constexprs, arch)["ptx"]
+
+    def cubin(self, arch: int = 90) -> bytes:
+        return cache.aot(self.source, self.name, self.signature, self.constexprs, arch)["cubin"]
+
+    def __call__(self, values: dict, shapes: dict) -> None:
+        import torch
+
+        g = self.group
+        space = tuple(shapes[g.anchor]) if g.kind != "reduction" else tuple(shapes[g.anchor])
+        loads = []
+        for x in g.loads:
+            base, chain = view_chain(x)
+            t = as_torch(values[base], self.backend)
+            for v in chain:
+                t = apply_view(t, v, shapes)
+            loads.append(t)
+        outs, out_views = [], []
+        for n in g.outputs:
+            shape = tuple(shapes[n])
+            buf = (torch.from_numpy(np.empty(shape, n.dtype.np)) if self.backend == "interpret"
+                   else torch.empty(shape, dtype=torch_dtype(n.dtype), device="cuda"))
+            outs.append(buf)
+            out_views.append(buf.reshape([s if c != 1 else 1 for s, c in zip(space, g.canon[n])]))
+        if all(s > 0 for s in space):
+            self.launch(self, loads, out_views, space)
+        for n, buf in zip(g.outputs, outs):
+            values[n] = buf.numpy() if self.backend == "interpret" else buf
+
+
+def broadcast_to(t, space: tuple):
+    return t[(None,) * (len(space) - t.ndim)].expand(space)
+
+
+class FallbackStep(Step):
+    """An op with no Triton lowering, run with numpy between kernels; reason says why."""
+
+    kind = "fallback"
+
+    def __init__(self, node: Node, reason: str, backend: str):
+        reads = []
+        for x in node.inputs:
+            if isinstance(x, Node) and view_chain(x)[0] not in reads:
+                reads.append(view_chain(x)[0])
+        super().__init__(reads, [node], [node])
+        self.node, self.reason, self.backend = node, reason, backend
+
+    def __call__(self, values: dict, shapes: dict) -> None:
+        values[self.node] = self.to_backend(run_forward(self.node.op, [self.operand(x, values, shapes) for x in
+                                                                       self.node.inputs], self.node.attrs,
+                                                        self.node.dtype, self.node.inputs,
+                                                        self.node.dtype.is_low_precision))
+
+    def operand(self, x, values: dict, shapes: dict):
+        if not isinstance(x, Node):
+            return x
+        base, chain = view_chain(x)
+        a = as_numpy(values[base])
+        for v in chain:
+            a = view_numpy(a, v, shapes)
+        return a
+
+    def to_backend(self, a: np.ndarray):
+        return a if self.backend != "triton" else as_torch(a, "triton")
+
+
+class ViewStep(FallbackStep):
+    """A graph output that is a view of another value: made with numpy (no data moves, no kernel)."""
+
+    kind = "op"
+
+    def __call__(self, values: dict, shapes: dict) -> None:
+        values[self.node] = self.to_backend(self.operand(self.node, values, shapes))
+
+
+def plan_kernels(graph: Graph, backend: str = "interpret", mode: str = "default") -> list[Step]:
+    """Fuse the graph and return its steps: one kernel step per group, fallback steps between them."""
+    import importlib
+
+    fusion = Fusion(graph)
+    steps: list[Step] = []
+    for item in fusion.order():
+        if isinstance(item, Group):
+            generate = importlib.import_module(f"{__package__}.triton_{item.kind}").generate
+            source, name, launch, signature, constexprs = generate(item, Emitter(item), mode)
+            steps.append(KernelStep(item, source, name, backend, launch, signature, constexprs))
+        else:
+            from .fusion import fallback_reason
+
+            steps.append(FallbackStep(item, fallback_reason(item), backend))
+    for out in graph.outputs:
+        if isinstance(out, Node) and out.kind == "op" and view_chain(out)[0] is not out:
+            steps.append(ViewStep(out, "view", backend))
+    for step in steps:
+        step.fusion = fusion
+    return steps
+
+
+def kernel_name(group: Group) -> str:
+    """A readable kernel name from its ops, e.g. matmul_add_relu_3."""
+    ops = []
+    for n in group.nodes:
+        if n.op.name not in ops:
+            ops.append(n.op.name)
+    return f"{'_'.join(ops[:4])}{'_etc' if len(ops) > 4 else ''}_{group.id}"
+
+
+def signature(group: Group, em: Emitter, extra: list[str], pointers_first: dict | None = None) -> dict:
+    """The AOT signature: a pointer type per tensor, i64 per size/stride, then the extra ints."""
+    sig = dict(pointers_first or {})
+    for x, p in em.loads.items():
+        sig[p] = f"*{x.dtype.triton}"
+    for n, p in em.outputs.items():
+        sig[p] = f"*{n.dtype.triton}"
+    params = [p.strip() for p in em.params().split(",")]
+    for p in params:
+        sig.setdefault(p, "i64")
+    for p in extra:
+        sig[p] = "i64"
+    return sig

@@ -1,0 +1,340 @@
+"""graphc.compile: guards, caches and the call path of a compiled function.
+
+A call whose guards match a cached whole-function entry replays its plan: no Python of the user's function runs.
+Otherwise the function is traced (graphc.compiler.capture) and each finished segment runs through a plan cached by
+the segment's graph structure. A trace becomes a whole-function entry when it had no graph break, left no proxy
+behind outside its results (no new state such as lazily created optimizer moments) and returns nothing that
+requires grad; other traces simply trace again on the next call, reusing the cached segment plans."""
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+import weakref
+from collections.abc import Callable
+
+import numpy as np
+
+from ..state import STATE
+from ..tensor import Tensor
+from .capture import Capture, CaptureError, keep_grad_identity, write_into
+from .ir import Graph, Node
+from .logs import log, logs_on
+from .passes import optimize
+from .plan import Plan, Step
+from .runtime import Runtime, numpy_steps, reference_values
+
+BACKENDS = ("auto", "triton", "interpret", "numpy")
+MODES = ("default", "max-autotune", "eager", "check")
+SCALARS = (int, float, bool, str, type(None), complex)
+_ALL: weakref.WeakSet = weakref.WeakSet()
+
+
+class CheckError(AssertionError):
+    """mode='check': a compiled value differs from the op-by-op eager value."""
+
+
+def plan_steps(graph: Graph, backend: str, mode: str) -> list[Step]:
+    """The steps for a graph: one numpy step per op for the numpy backend; fused Triton kernels (and numpy
+    fallbacks) from the codegen module for 'triton' and 'interpret'."""
+    if backend == "numpy":
+        return numpy_steps(graph)
+    from .codegen import plan_kernels
+    return plan_kernels(graph, backend, mode)
+
+
+def leaves(obj, out: list) -> list:
+    """The leaves of nested tuples, lists and dicts, in order."""
+    kind = type(obj)
+    if kind is tuple or kind is list:
+        for v in obj:
+            leaves(v, out)
+    elif kind is dict:
+        for v in obj.values():
+            leaves(v, out)
+    else:
+        out.append(obj)
+    return out
+
+
+def signature(flat: list) -> tuple:
+    """The guard key of a call's arguments: tensor dtype/device/rank/requires_grad, scalar values, object identity
+    for anything else; plus grad mode."""
+    sig = [STATE.grad_enabled]
+    for x in flat:
+        if type(x) is Tensor:
+            data = x._data
+            sig.append((x.dtype, type(data), data.ndim if type(data) is np.ndarray else len(data.shape),
+                        x.requires_grad))
+        elif type(x) in SCALARS:
+            sig.append((type(x), x))
+        else:
+            sig.append(id(x))
+    return tuple(sig)
+
+
+def structure_key(graph: Graph, sizes: bool) -> tuple:
+    """What makes two segment graphs the same program: ops, operands, attrs, dtypes, input ranks (or sizes, for a
+    size-specialised capture) and outputs."""
+    index: dict[Node, int] = {}
+    parts = []
+    for n in graph.nodes:
+        index[n] = len(index)
+        if n.kind == "input":
+            parts.append(("input", n.dtype, n.device.type, n.shape if sizes else len(n.shape)))
+        else:
+            args = tuple(index[x] if type(x) is Node else (type(x), repr(x)) for x in n.inputs)
+            parts.append((n.op.name, args, repr(n.attrs), n.dtype))
+    return tuple(parts), tuple(index[o] for o in graph.outputs)
+
+
+def _aliases_input(node: Node) -> bool:
+    """Whether a node's value may share memory with a graph input (an input, or views of one)."""
+    while node.kind == "op" and node.op.category == "view":
+        node = node.inputs[0]
+    return node.kind == "input"
+
+
+class Entry:
+    """A whole-function trace that can replay: its guards, its plan, where inputs come from and where outputs go.
+    A tensor is named (argument position, None) when it was an argument, else (None, the tensor itself)."""
+
+    def __init__(self, capture: Capture, runtime: Runtime, sources: list[Tensor], template, writes, grads):
+        self.arg_of = capture.arg_index
+        self.runtime = runtime
+        self.inputs = [self.ref(t) for t in sources]
+        self.free = [(t, t.dtype, t._data.ndim, t.requires_grad) for t in sources if id(t) not in self.arg_of]
+        self.sizes = [(ref, tuple(s._data.shape)) for ref, s in zip(self.inputs, sources)] \
+            if capture.specialized else []
+        self.template = template
+        self.writes = [(self.ref(t), pos, copy) for t, pos, copy in writes]
+        self.grads = [(self.ref(t), before is not None, before if id(t) not in self.arg_of else None, out)
+                      for t, before, out in grads]
+        del self.arg_of
+
+    def ref(self, t: Tensor) -> tuple:
+        return (self.arg_of[id(t)], None) if id(t) in self.arg_of else (None, t)
+
+    def matches(self, flat: list) -> bool:
+        for t, dt, ndim, rg in self.free:
+            data = t._data
+            if t.dtype is not dt or type(data) is not np.ndarray or data.ndim != ndim or t.requires_grad != rg:
+                return False
+        for (i, t), had_grad, before, _ in self.grads:
+            grad = (flat[i] if t is None else t)._grad
+            if (grad is not None) != had_grad or (before is not None and grad is not before):
+                return False
+        for (i, t), shape in self.sizes:
+            data = (flat[i] if t is None else t)._data
+            if data is None or tuple(data.shape) != shape:
+                return False
+        return True
+
+    def run(self, flat: list):
+        arrays = [flat[i]._data if t is None else t._data for i, t in self.inputs]
+        outs = self.runtime(arrays)
+        values = [outs[pos].copy() if copy else outs[pos] for _, pos, copy in self.writes]
+        for ((i, t), _, _), value in zip(self.writes, values):
+            write_into(flat[i] if t is None else t, value)
+        for (i, t), _, _, (pos, dt) in self.grads:
+            t = flat[i] if t is None else t
+            before = t._grad
+            t._grad = None if pos is None else Tensor._make(outs[pos], dt)
+            keep_grad_identity(t, before)
+        return _fill(self.template, outs)
+
+
+class _Out:
+    """A returned tensor: output position, dtype, and the (spent) grad_fn of a result whose backward already ran
+    inside the function: backward through it again fails as it does eagerly."""
+
+    __slots__ = ("pos", "dtype", "grad_fn")
+
+    def __init__(self, pos: int, dtype, grad_fn=None):
+        self.pos, self.dtype, self.grad_fn = pos, dtype, grad_fn
+
+
+def _fill(template, outs: list):
+    kind = type(template)
+    if kind is _Out:
+        t = Tensor._make(outs[template.pos], template.dtype, template.grad_fn is not None)
+        t.grad_fn = template.grad_fn
+        return t
+    if kind is tuple or kind is list:
+        return kind(_fill(v, outs) for v in template)
+    if kind is dict:
+        return {k: _fill(v, outs) for k, v in template.items()}
+    return template
+
+
+class CompiledFunction:
+    """What graphc.compile returns: call it like the function. `num_compiles` counts plans built and cached."""
+
+    def __init__(self, fn: Callable, backend: str = "auto", mode: str = "default", fullgraph: bool = False):
+        if backend not in BACKENDS:
+            raise ValueError(f"graphc.compile: unknown backend {backend!r} (expected one of {', '.join(BACKENDS)})")
+        if mode not in MODES:
+            raise ValueError(f"graphc.compile: unknown mode {mode!r} (expected one of {', '.join(MODES)})")
+        functools.update_wrapper(self, fn)
+        self.fn, self.backend, self.mode, self.fullgraph = fn, backend, mode, fullgraph
+        self.num_compiles = 0
+        self.observer: Callable | None = None  # called with each segment's Runtime as it runs (explain)
+        self.last_breaks: list[tuple[str, str]] = []
+        self.reset()
+        _ALL.add(self)
+
+    def reset(self) -> None:
+        """Drop cached entries and plans (and a previous decision to run eagerly)."""
+        self._entries: dict[tuple, list[Entry]] = {}
+        self._plans: dict[tuple, Runtime] = {}
+        self._eager_reason: str | None = None
+        self._warned_grad = False
+
+    def __get__(self, obj, cls=None):
+        return self if obj is None else functools.partial(self, obj)
+
+    def __call__(self, *args, **kwargs):
+        if (self.mode == "eager" or self._eager_reason is not None or STATE.capture is not None
+                or os.environ.get("GRAPHC_EAGER", "0") not in ("", "0")):
+            return self.fn(*args, **kwargs)
+        flat = leaves(kwargs, leaves(args, []))
+        sig = signature(flat)
+        entries = self._entries.get(sig)
+        if entries:
+            for entry in entries:
+                if entry.matches(flat):
+                    return entry.run(flat)
+        if self._entries and logs_on("recompiles"):
+            log.info(f"recompiles] {self.__name__}: no cached plan matches the guards; tracing again")
+        return self._trace(args, kwargs, flat, sig)
+
+    # ---- tracing --------------------------------------------------------------------------------------------
+    def _trace(self, args: tuple, kwargs: dict, flat: list, sig: tuple):
+        capture = Capture(flat, self.fullgraph,
+                          lambda graph, sources: self._run_segment(capture, graph, sources))
+        capture.store_plans = True
+        STATE.capture = capture
+        try:
+            result = self.fn(*args, **kwargs)
+        except CaptureError as e:
+            STATE.capture = None
+            capture.abort()
+            if self.fullgraph or capture.breaks:
+                raise
+            self._eager_reason = str(e)
+            warnings.warn(f"graphc.compile: {self.__name__} runs eagerly: {e}", RuntimeWarning, stacklevel=2)
+            return self.fn(*args, **kwargs)
+        except BaseException:
+            STATE.capture = None
+            capture.abort()
+            raise
+        STATE.capture = None
+        self.last_breaks = capture.breaks
+        returned = [x for x in leaves(result, []) if type(x) is Tensor and x._data is None]
+        live = capture.live_proxies()
+        grads = {id(t._grad) for t, _ in capture.grad_writes.values() if t._grad is not None}
+        kept = {id(t) for t in returned} | grads
+        escaped = [t for t in live if id(t) not in kept]
+        needs_grad = any(t.grad_fn is not None and t.grad_fn.inputs is not None for t in returned)
+        if needs_grad and not self._warned_grad:
+            self._warned_grad = True
+            warnings.warn(f"graphc.compile: {self.__name__} returns a tensor that requires grad; it is traced again "
+                          "on every call so autograd works outside it (compile the whole training step, backward "
+                          "included, to replay it)", RuntimeWarning, stacklevel=2)
+        capture.store_plans = needs_grad or not escaped
+        sources = capture.sources
+        writes = [(t, capture.current[i]) for i, t in capture.writes.items()]
+        grad_nodes = {id(t): t._grad._node for t, _ in capture.grad_writes.values()
+                      if t._grad is not None and t._grad._data is None}
+        position_source = [t._node for t in live]
+        capture.flush(live)
+        if capture.breaks or escaped or needs_grad:
+            return result
+        position = {n: i for i, n in enumerate(capture.last_outputs)}
+        runtime = self._plans.get(capture.last_key)
+        if runtime is None:
+            return result
+        out_nodes = runtime.graph.outputs
+        template = _template_from(result, live, position_source, position)
+        entry_writes = [(t, position[node], _aliases_input(out_nodes[position[node]])) for t, node in writes]
+        entry_grads = []
+        for t, before in capture.grad_writes.values():
+            node = grad_nodes.get(id(t))
+            entry_grads.append((t, t._grad if before is not None else None,
+                                (position[node], t._grad.dtype) if node is not None else (None, None)))
+            if node is None and t._grad is not None:
+                return result  # a .grad set to a tensor made outside the graph: not replayable
+        self._entries.setdefault(sig, []).append(Entry(capture, runtime, sources, template, entry_writes,
+                                                       entry_grads))
+        return result
+
+    def _run_segment(self, capture: Capture, graph: Graph, sources: list[Tensor]) -> list:
+        """Run one finished segment through the plan cached for its structure (built and counted on a miss)."""
+        key = structure_key(graph, capture.specialized)
+        capture.last_key = key
+        runtime = self._plans.get(key)
+        if runtime is None:
+            backend = self.backend
+            if backend == "auto":
+                backend = "triton" if any(type(t._data) is not np.ndarray for t in sources) else "numpy"
+            if logs_on("graph"):
+                log.info(f"graph] {self.__name__}, captured:\n{graph}")
+            optimize(graph)
+            runtime = Runtime(Plan(graph, plan_steps(graph, backend, self.mode)))
+            if capture.store_plans:
+                self._plans[key] = runtime
+                self.num_compiles += 1
+        arrays = [t._data for t in sources]
+        if self.observer is not None:
+            self.observer(runtime)
+        if self.mode == "check":
+            return _checked(runtime, arrays)
+        return runtime(arrays)
+
+
+def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict[Node, int]):
+    """The result's template: proxies were filled by the flush, so they are found by identity among the live ones."""
+    node_of = {id(t): n for t, n in zip(live, nodes)}
+
+    def walk(obj):
+        kind = type(obj)
+        if kind is tuple or kind is list:
+            return kind(walk(v) for v in obj)
+        if kind is dict:
+            return {k: walk(v) for k, v in obj.items()}
+        if kind is Tensor and id(obj) in node_of:
+            return _Out(position[node_of[id(obj)]], obj.dtype, obj.grad_fn)
+        return obj
+    return walk(result)
+
+
+def _checked(runtime: Runtime, arrays: list) -> list:
+    """Run the plan keeping every value, and compare each step's results with the op-by-op values."""
+    values = runtime.run_all(arrays)
+    impure = {n: values[n] for n in runtime.graph.nodes if n.kind == "op" and not n.op.pure and n in values}
+    expected = reference_values(runtime.graph, arrays, impure)
+    for step in runtime.plan.steps:
+        for node in step.writes:
+            got, want = np.asarray(values[node]), np.asarray(expected[node])
+            same = got.shape == want.shape and (np.allclose(got, want, rtol=1e-4, atol=1e-5, equal_nan=True)
+                                                if want.dtype.kind in "fc" else np.array_equal(got, want))
+            if not same:
+                source = getattr(step, "source", "")
+                raise CheckError(f"mode='check': {node.name} = {node.label} (from {node.where}) differs from eager "
+                                 f"in the step computing {', '.join(step.ops)}" + (f"\n{source}" if source else ""))
+    return [values[n] for n in runtime.graph.outputs]
+
+
+def compile(fn: Callable | None = None, *, backend: str = "auto", mode: str = "default",  # noqa: A001
+            fullgraph: bool = False):
+    """@graphc.compile or graphc.compile(fn, backend=..., mode=..., fullgraph=...): capture fn into a graph and
+    replay its plan on later calls whose guards match."""
+    if fn is None:
+        return lambda f: CompiledFunction(f, backend, mode, fullgraph)
+    return CompiledFunction(fn, backend, mode, fullgraph)
+
+
+def reset() -> None:
+    """Drop every compiled function's in-memory caches."""
+    for compiled in list(_ALL):
+        compiled.reset()

@@ -1,0 +1,133 @@
+"""graphc.explain: capture a function (running it once on CPU), plan it for the Triton backend and report kernels,
+fallbacks, graph breaks and modelled memory traffic. Without the codegen module every op is its own kernel."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from ..dispatch import ELEMENTWISE, MATMUL, REDUCTION, VIEW
+from .compile import CompiledFunction
+from .ir import Graph, Node
+from .plan import Step
+from .runtime import Runtime
+
+
+class OpKernel(Step):
+    """One op as its own kernel: what a plan looks like before fusion (or without the codegen module)."""
+
+    kind = "kernel"
+
+    def __init__(self, node: Node):
+        super().__init__([x for x in dict.fromkeys(node.inputs) if type(x) is Node], [node], [node])
+        self.category = node.op.category
+        self.source = ""
+
+    def ptx(self, arch: int = 90) -> str:
+        raise NotImplementedError("Triton source needs graphc.compiler.codegen (the fusion/codegen module)")
+
+
+class Fallback(Step):
+    kind = "fallback"
+
+
+def lowered(node: Node) -> bool:
+    """Whether an op can be a Triton kernel: elementwise, reductions, matmul, and ops with a lowering."""
+    return node.op.category in (ELEMENTWISE, REDUCTION, MATMUL) or node.op.triton is not None
+
+
+def unfused_steps(graph: Graph) -> list[Step]:
+    """One kernel per lowered op; views are index arithmetic (no step); the rest are numpy fallbacks."""
+    steps: list[Step] = []
+    for node in graph.nodes:
+        if node.kind != "op" or node.op.category == VIEW:
+            continue
+        if lowered(node):
+            steps.append(OpKernel(node))
+        else:
+            steps.append(Fallback([x for x in node.inputs if type(x) is Node], [node], [node]))
+    return steps
+
+
+def memory(node: Node) -> Node:
+    """The node whose buffer a read of node touches (views read their base)."""
+    while node.kind == "op" and node.op.category == VIEW:
+        node = node.inputs[0]
+    return node
+
+
+def nbytes(node: Node) -> int:
+    return math.prod(node.shape) * node.dtype.itemsize
+
+
+def step_bytes(steps: list[Step]) -> int:
+    """Each step reads each input buffer once and writes each output once."""
+    total = 0
+    for step in steps:
+        total += sum(nbytes(n) for n in dict.fromkeys(memory(x) for x in step.reads))
+        total += sum(nbytes(n) for n in step.writes)
+    return total
+
+
+def ideal_bytes(graph: Graph) -> int:
+    """Graph inputs read once plus outputs written once."""
+    used = {memory(x) for n in graph.nodes if n.kind == "op" for x in n.inputs if type(x) is Node}
+    used |= {memory(o) for o in graph.outputs}
+    read = sum(nbytes(n) for n in graph.nodes if n.kind == "input" and n in used)
+    return read + sum(nbytes(o) for o in dict.fromkeys(graph.outputs) if memory(o).kind == "op")
+
+
+def triton_steps(graph: Graph) -> list[Step]:
+    """The Triton backend's plan from the codegen module, or one kernel per op without it."""
+    try:
+        from .codegen import plan_kernels
+    except ImportError:
+        return unfused_steps(graph)
+    return plan_kernels(graph, "triton", "default")
+
+
+class Report:
+    """What graphc.explain found: see API.md ('Compiler') for the fields."""
+
+    def __init__(self, name: str, graphs: list[Graph], plans: list[list[Step]], breaks: list[tuple[str, str]]):
+        self.name, self.graphs, self.graph_breaks = name, graphs, list(breaks)
+        steps = [s for plan in plans for s in plan]
+        self.kernels = [s for s in steps if s.kind == "kernel"]
+        self.fallbacks = [(n.op.name, getattr(s, "reason", "no Triton lowering")) for s in steps
+                          if s.kind == "fallback" for n in s.nodes if n.kind == "op"]
+        unfused = [s for g in graphs for s in unfused_steps(g)]
+        self.num_kernels = len(self.kernels)
+        self.num_unfused_kernels = sum(1 for s in unfused if s.kind == "kernel")
+        self.bytes_moved = step_bytes(steps)
+        self.bytes_moved_unfused = step_bytes(unfused)
+        self.bytes_ideal = sum(ideal_bytes(g) for g in graphs)
+
+    def __str__(self) -> str:
+        lines = [f"graphc.explain({self.name}): {len(self.graphs)} graph(s), {len(self.graph_breaks)} graph break(s)"]
+        for reason, where in self.graph_breaks:
+            lines.append(f"  break at {where}: {reason}")
+        for i, graph in enumerate(self.graphs):
+            lines.append(f"graph {i}:")
+            lines += ["  " + line for line in str(graph).splitlines()]
+        lines.append(f"kernels: {self.num_kernels} (unfused: {self.num_unfused_kernels})")
+        for i, k in enumerate(self.kernels):
+            wheres = sorted({n.where for n in k.nodes if n.where})
+            lines.append(f"  [{i}] {getattr(k, 'category', '?'):<11} {' '.join(k.ops)}   ({', '.join(wheres)})")
+        lines.append(f"fallbacks: {len(self.fallbacks)}")
+        lines += [f"  {name}: {reason}" for name, reason in self.fallbacks]
+        lines.append(f"bytes moved: {self.bytes_moved:,} (unfused {self.bytes_moved_unfused:,}, ideal "
+                     f"{self.bytes_ideal:,})")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def explain(fn: Callable, *args, **kwargs) -> Report:
+    """Capture fn on these arguments (it runs once, on CPU, with numpy), plan each graph for the Triton backend
+    and report. Nothing runs on a GPU."""
+    target = fn.fn if isinstance(fn, CompiledFunction) else fn
+    compiled = CompiledFunction(target, backend="numpy")
+    runtimes: list[Runtime] = []
+    compiled.observer = runtimes.append
+    compiled(*args, **kwargs)
+    graphs = [r.graph for r in runtimes]
+    return Report(getattr(target, "__name__", "fn"), graphs, [triton_steps(g) for g in graphs], compiled.last_breaks)

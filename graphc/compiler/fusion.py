@@ -1,0 +1,295 @@
+"""Fusion: partition a graph's op nodes into groups that each become one Triton kernel.
+
+A group has one iteration space (a shape S). Its members compute values "in registers" at each index of S;
+values it reads from memory (graph inputs, other groups' outputs) are loaded through their view chains as
+index arithmetic. Kinds: "elementwise" (pointwise ops with broadcasting), "reduction" (pointwise ops around
+reductions over the same dims of S: softmax, norms, cross-entropy) and "matmul" (one matmul and its pointwise
+epilogue). Ops with no lowering become fallback steps. Every decision that splits a pattern is kept as a reason."""
+from __future__ import annotations
+
+import networkx as nx
+
+from ..dispatch import ELEMENTWISE, MATMUL, REDUCTION, VIEW
+from .ir import Graph, Node
+
+RESHAPES = {"reshape", "view", "reshape_as", "view_as", "unsqueeze", "squeeze", "flatten", "contiguous"}
+EXPANDS = {"expand", "expand_as"}
+
+
+class Group:
+    """Nodes fused into one kernel. canon[n]: n's shape aligned to the iteration space (1 where n does not vary)."""
+
+    def __init__(self, id: int, kind: str, space: tuple, anchor: Node):
+        self.id, self.kind, self.space, self.anchor = id, kind, tuple(space), anchor
+        self.nodes: list[Node] = []
+        self.canon: dict[Node, tuple] = {}
+        self.dims: tuple = ()  # reduced dims of the space (reduction groups)
+        self.outer: list[Node] = []  # reductions over all rows (then one program walks every row)
+        self.outer_deps: set[Node] = set()  # members computed from those: known only after the last row
+        self.outputs: list[Node] = []  # members read outside the group
+        self.loads: list[Node] = []  # values read from memory: memory nodes or view nodes over them
+
+    def __repr__(self) -> str:
+        return f"<Group {self.id} {self.kind} {list(self.space)} {[n.op.name for n in self.nodes]}>"
+
+
+def padded(shape: tuple, rank: int) -> tuple:
+    return (1,) * (rank - len(shape)) + tuple(shape)
+
+
+def nonones(shape: tuple) -> list:
+    return [n for n in shape if n != 1]
+
+
+def broadcastable(shape: tuple, space: tuple) -> bool:
+    return len(shape) <= len(space) and all(a in (1, b) for a, b in zip(padded(shape, len(space)), space))
+
+
+def reduce_dims(node: Node) -> tuple:
+    """The dims of the node's (first) input that a reduction node reduces."""
+    x = node.inputs[0]
+    if node.op.name == "sum_to":
+        target = padded(node.inputs[1].shape, x.ndim)
+        return tuple(d for d in range(x.ndim) if target[d] == 1 and (d < x.ndim - node.inputs[1].ndim or x.shape[d] != 1))
+    return tuple(node.attrs["dim"])
+
+
+def lowering(node: Node) -> str:
+    """How a node is computed: 'memory', 'view', 'pointwise', 'reduction', 'matmul' or 'fallback'."""
+    if node.kind != "op":
+        return "memory"
+    op = node.op
+    if op.category == VIEW and (op.name in RESHAPES or op.name in EXPANDS or op.name == "permute"):
+        return "view"
+    if op.triton is not None and op.category == REDUCTION and all(isinstance(x, Node) for x in node.inputs[:1]):
+        return "reduction"
+    if op.triton is not None and op.category != REDUCTION:
+        return "pointwise"
+    if op.category == MATMUL and all(isinstance(x, Node) and x.ndim >= 2 for x in node.inputs):
+        return "matmul"
+    return "fallback"
+
+
+def fallback_reason(node: Node) -> str:
+    if node.op.category == MATMUL:
+        return "matmul with a 1-d operand has no Triton template"
+    return f"no Triton lowering for {node.op.category} op {node.op.name!r}"
+
+
+def view_chain(x: Node) -> tuple[Node, list[Node]]:
+    """The non-view node under a chain of views, and the views from it up to x."""
+    chain = []
+    while isinstance(x, Node) and lowering(x) == "view":
+        chain.append(x)
+        x = x.inputs[0]
+    return x, chain[::-1]
+
+
+class Fusion:
+    """The result of fusing one graph: groups in execution order, fallback nodes, and the reasons."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.groups: list[Group] = []
+        self.group_of: dict[Node, Group] = {}
+        self.fallbacks: list[Node] = []
+        self.reasons: list[str] = []
+        self.dag = nx.DiGraph()  # group/fallback ids; an edge means "runs before"
+        self.users = graph.users()
+        self._form()
+        self._finish()
+
+    # ---- forming groups ------------------------------------------------------------------------------
+    def _form(self) -> None:
+        for n in self.graph.nodes:
+            how = lowering(n)
+            if how in ("memory", "view"):
+                continue
+            if how == "fallback":
+                self.fallbacks.append(n)
+                self.dag.add_node(("fallback", n.id))
+                for b in self._producers(n):
+                    self.dag.add_edge(b, ("fallback", n.id))
+                continue
+            if how != "matmul":
+                for g in self._candidates(n):
+                    why = self._refusal(g, n, how)
+                    if why is None:
+                        self._join(g, n, how)
+                        self._absorb(g, n)
+                        break
+                    self.reasons.append(f"{n.op.name} at {n.where or '?'} not fused into kernel {g.id}: {why}")
+                else:
+                    self._new_group(n, how)
+                continue
+            self._new_group(n, how)
+
+    def _key(self, x: Node):
+        g = self.group_of.get(x)
+        if g is not None:
+            return g.id
+        return ("fallback", x.id) if x in self.fallbacks else None
+
+    def _producers(self, n: Node) -> set:
+        keys = set()
+        for x in n.inputs:
+            if isinstance(x, Node):
+                k = self._key(view_chain(x)[0])
+                if k is not None:
+                    keys.add(k)
+        return keys
+
+    def _candidates(self, n: Node) -> list[Group]:
+        """The groups computing n's inputs, reductions and matmuls first (the kernels worth growing)."""
+        seen = []
+        for x in n.inputs:
+            if isinstance(x, Node):
+                g = self.group_of.get(view_chain(x)[0])
+                if g is not None and g not in seen:
+                    seen.append(g)
+        return sorted(seen, key=lambda g: g.kind == "elementwise")
+
+    def _absorb(self, g: Group, n: Node) -> None:
+        """n joined g: pull in the elementwise groups computing n's other inputs, so they are not materialised."""
+        for h in self._candidates(n):
+            if h is g or h.kind != "elementwise" or not broadcastable(h.space, g.space):
+                continue
+            dag = self.dag.copy()
+            dag.remove_edges_from([(h.id, g.id), (g.id, h.id)])
+            if nx.has_path(dag, h.id, g.id) or nx.has_path(dag, g.id, h.id):
+                self.reasons.append(f"kernel {h.id} not merged into kernel {g.id}: it would create a cycle")
+                continue
+            for m in h.nodes:
+                g.canon[m] = padded(h.canon[m], len(g.space))
+                self.group_of[m] = g
+            g.nodes = sorted(g.nodes + h.nodes, key=lambda m: m.id)
+            self.groups.remove(h)
+            self.dag = nx.contracted_nodes(self.dag, g.id, h.id, self_loops=False)
+
+    def _new_group(self, n: Node, how: str) -> None:
+        space = n.inputs[0].shape if how == "reduction" else n.shape
+        g = Group(len(self.groups), {"pointwise": "elementwise"}.get(how, how), space, n.inputs[0] if
+                  how == "reduction" else n)
+        self.groups.append(g)
+        self.dag.add_node(g.id)
+        self._join(g, n, how)
+
+    def _join(self, g: Group, n: Node, how: str) -> None:
+        if how == "reduction" and g.kind == "reduction" and self._outer(g, n):
+            g.outer.append(n)
+            g.outer_deps.add(n)
+            g.canon[n] = (1,) * len(g.space)
+        elif how == "reduction":
+            if g.kind == "elementwise":
+                g.kind, g.space, g.anchor = "reduction", tuple(n.inputs[0].shape), n.inputs[0]
+                g.canon = {m: padded(c, len(g.space)) for m, c in g.canon.items()}
+            g.dims = reduce_dims(n)
+            g.canon[n] = tuple(1 if d in g.dims else s for d, s in enumerate(g.space))
+        else:
+            if g.kind == "elementwise" and tuple(n.shape) != g.space and broadcastable(g.space, n.shape):
+                g.space, g.anchor = tuple(n.shape), n
+                g.canon = {m: padded(c, len(g.space)) for m, c in g.canon.items()}
+            g.canon[n] = padded(n.shape, len(g.space))
+        if how != "reduction" and any(self.group_of.get(view_chain(x)[0]) is g and view_chain(x)[0] in g.outer_deps
+                                      for x in n.inputs if isinstance(x, Node)):
+            g.outer_deps.add(n)
+        g.nodes.append(n)
+        self.group_of[n] = g
+        for k in self._producers(n):
+            if k != g.id:
+                self.dag.add_edge(k, g.id)
+
+    def _refusal(self, g: Group, n: Node, how: str) -> str | None:
+        """Why n cannot join group g (None when it can)."""
+        if how == "reduction":
+            if g.kind == "matmul":
+                return "a reduction does not fuse into a matmul epilogue"
+            space, dims = tuple(n.inputs[0].shape), reduce_dims(n)
+            if g.kind == "reduction" and self._outer(g, n):
+                return None
+            if g.kind == "reduction" and (space != g.space or dims != g.dims):
+                return f"reduces dims {list(dims)} of {list(space)}, the kernel reduces {list(g.dims)} of {list(g.space)}"
+            if g.kind == "elementwise" and not broadcastable(g.space, space):
+                return f"iteration space {list(g.space)} does not broadcast to {list(space)}"
+            if not dims:
+                return "reduction over no dims"
+        else:
+            ok = broadcastable(n.shape, g.space) or (g.kind == "elementwise" and broadcastable(g.space, n.shape))
+            if not ok:
+                return f"shape {list(n.shape)} does not match the iteration space {list(g.space)}"
+        if how == "reduction":
+            space = tuple(n.inputs[0].shape)
+        else:
+            space = g.space if broadcastable(n.shape, g.space) else tuple(n.shape)
+        for x in n.inputs[: 1 if how == "reduction" else None]:
+            if isinstance(x, Node):
+                base, chain = view_chain(x)
+                if self.group_of.get(base) is g:
+                    why = self._view_refusal(g, base, chain, x, space)
+                    if why:
+                        return why
+        if g.outer_deps and any(s != 1 for s in n.shape) and any(view_chain(x)[0] in g.outer_deps for x in n.inputs
+                                                  if isinstance(x, Node)):
+            return "uses a reduction over all rows for more than one value (that needs a second pass)"
+        for k in self._producers(n):
+            if k != g.id and nx.has_path(self.dag, g.id, k):
+                return "fusing would create a cycle between kernels"
+        return None
+
+    def _outer(self, g: Group, n: Node) -> bool:
+        """Is n a reduction over all rows of a per-row value of g (the mean of a loss)? Such a reduction runs in
+        the same kernel: one program then walks every row."""
+        x = view_chain(n.inputs[0])[0]
+        row = tuple(1 if d in g.dims else s for d, s in enumerate(g.space))
+        return (self.group_of.get(x) is g and g.canon[x] == row and x not in g.outer_deps
+                and len(reduce_dims(n)) == n.inputs[0].ndim)
+
+    def _view_refusal(self, g: Group, base: Node, chain: list[Node], x: Node, space: tuple) -> str | None:
+        """A chain of views over an in-kernel value is legal if it keeps every element at its iteration index."""
+        canon = padded(g.canon[base], len(space))
+        shape = x.shape
+        expand_at = next((i for i, v in enumerate(chain) if v.op.name in EXPANDS), len(chain))
+        if any(v.op.name not in EXPANDS for v in chain[expand_at:]) or any(v.op.name == "permute" for v in chain):
+            return f"view {chain[-1].op.name} of an in-kernel value reorders elements"
+        before = chain[expand_at - 1].shape if expand_at else base.shape
+        if len(before) > len(space) or nonones(before) != nonones(base.shape) or \
+                [b for b, c in zip(padded(before, len(space)), canon) if c != 1] != nonones(canon) or \
+                any(b != 1 and c == 1 for b, c in zip(padded(before, len(space)), canon)):
+            return f"value of shape {list(base.shape)} seen as {list(before)} is not aligned with the iteration space"
+        if not broadcastable(shape, space):
+            return f"view to {list(shape)} leaves the iteration space {list(space)}"
+        return None
+
+    # ---- outputs, loads, order ---------------------------------------------------------------------
+    def _finish(self) -> None:
+        outputs = set(self.graph.outputs)
+        for g in self.groups:
+            members = set(g.nodes)
+            for n in g.nodes:
+                outside = [u for u in self.users[n] if not self._inside(u, g)]
+                if n in outputs or outside:
+                    g.outputs.append(n)
+                    if outside and any(self.group_of.get(u) is not None for u in outside) and n.op.category == \
+                            ELEMENTWISE:
+                        self.reasons.append(f"{n.op.name} at {n.where or '?'} materialised by kernel {g.id}: "
+                                            f"read by {len(outside)} op(s) outside it")
+            for n in g.nodes:
+                for x in n.inputs:
+                    if isinstance(x, Node) and view_chain(x)[0] not in members and x not in g.loads:
+                        g.loads.append(x)
+
+    def _inside(self, user: Node, g: Group) -> bool:
+        """Does user consume its input inside g (directly or through views that end inside g)?"""
+        if self.group_of.get(user) is g:
+            return True
+        if lowering(user) == "view":
+            return all(self._inside(u, g) for u in self.users[user]) and user not in self.graph.outputs
+        return False
+
+    def order(self) -> list:
+        """Groups and fallback nodes in an order that respects every dependency."""
+        items = {g.id: g for g in self.groups}
+        items.update({("fallback", n.id): n for n in self.fallbacks})
+        first = {g.id: g.nodes[0].id for g in self.groups}
+        first.update({("fallback", n.id): n.id for n in self.fallbacks})
+        return [items[k] for k in nx.lexicographical_topological_sort(self.dag, key=lambda k: first[k])]

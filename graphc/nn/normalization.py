@@ -1,0 +1,92 @@
+"""BatchNorm1d, BatchNorm2d and LayerNorm, with torch's parameters, buffers (running_mean, running_var,
+num_batches_tracked) and state-dict names."""
+from __future__ import annotations
+
+from .. import dtypes
+from ..autograd import no_grad
+from ..ops.creation import ones, zeros
+from ..tensor import Tensor
+from . import functional as F
+from .module import Module, Parameter
+
+
+class _BatchNorm(Module):
+    """Per-channel (dim 1) normalisation over the batch and spatial dims; `ranks` lists the input ranks accepted."""
+
+    ranks: tuple[int, ...] = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        dtype = dtype or dtypes.float32
+        self.register_parameter("weight", Parameter(ones(num_features, dtype=dtype, device=device)) if affine else None)
+        self.register_parameter("bias", Parameter(zeros(num_features, dtype=dtype, device=device)) if affine else None)
+        if track_running_stats:
+            self.register_buffer("running_mean", zeros(num_features, dtype=dtype, device=device))
+            self.register_buffer("running_var", ones(num_features, dtype=dtype, device=device))
+            self.register_buffer("num_batches_tracked", zeros((), dtype=dtypes.int64, device=device))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            with no_grad():
+                self.running_mean.zero_()
+                self.running_var.fill_(1)
+                self.num_batches_tracked.zero_()
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in self.ranks:
+            raise ValueError(f"{type(self).__name__}: expected a {' or '.join(f'{r}-d' for r in self.ranks)} input, "
+                             f"got shape {list(input.shape)}")
+        momentum = self.momentum if self.momentum is not None else 0.0
+        update = self.training and self.track_running_stats
+        if update:
+            with no_grad():
+                self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # cumulative moving average
+                momentum = 1.0 / self.num_batches_tracked.item()
+        use_batch_stats = self.training or not self.track_running_stats
+        return F.batch_norm(input, self.running_mean if update or not use_batch_stats else None,
+                            self.running_var if update or not use_batch_stats else None, self.weight, self.bias,
+                            use_batch_stats, momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (N, C) or (N, C, L) inputs."""
+
+    ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm of (N, C, H, W) inputs."""
+
+    ranks = (4,)
+
+
+class LayerNorm(Module):
+    """Normalise over the trailing normalized_shape dims, then an elementwise affine (weight 1, bias 0 at init)."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        dtype = dtype or dtypes.float32
+        self.register_parameter("weight", Parameter(ones(*shape, dtype=dtype, device=device))
+                                if elementwise_affine else None)
+        self.register_parameter("bias", Parameter(zeros(*shape, dtype=dtype, device=device))
+                                if elementwise_affine and bias else None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"

@@ -1,0 +1,273 @@
+"""Indexing: basic indexing (ints, slices, None, ...) as views sharing memory, integer-array and bool-mask
+indexing as a gather copy, in-place writes through an index, and torch's gather. Gradients scatter-add.
+
+An index is kept canonical in attrs as a tuple of items: an int, None, a (start, stop, step) slice tuple, or
+TENSOR for the next index tensor input. Slice bounds stay as the user wrote them, so `x[:, 1:]` bakes no size."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..dispatch import OTHER, VIEW, op
+from ..tensor import Tensor
+from . import meta
+
+TENSOR = "tensor"
+_FULL = (None, None, None)
+
+
+def _slice_length(n: int, item: tuple) -> int:
+    return len(range(*slice(*item).indices(n)))
+
+
+def _basic_shape(shape: tuple, items: tuple) -> tuple:
+    """Shape after the basic items (TENSOR items keep their dim); refuses out-of-range ints."""
+    out, dim = [], 0
+    for item in items:
+        if item is None:
+            out.append(1)
+            continue
+        if dim >= len(shape):
+            raise IndexError(f"too many indices for a tensor of shape {list(shape)}")
+        n = shape[dim]
+        if type(item) is int:
+            if not -n <= item < n:
+                raise IndexError(f"index {item} is out of range for dim {dim} of size {n}")
+        else:
+            out.append(n if item == TENSOR else _slice_length(n, item))
+        dim += 1
+    return tuple(out) + tuple(shape[dim:])
+
+
+def _advanced_positions(items: tuple) -> list[int]:
+    """Dims of the basic-indexed view that the index tensors address."""
+    positions, dim = [], 0
+    for item in items:
+        if item == TENSOR:
+            positions.append(dim)
+        if type(item) is not int:
+            dim += 1
+    return positions
+
+
+def _index_shape(shape: tuple, items: tuple, index_shapes: list) -> tuple:
+    """torch's result shape: basic items first, then the broadcast index shape replaces the indexed dims (in place
+    when they are adjacent, else in front)."""
+    base = _basic_shape(tuple(shape), items)
+    if not index_shapes:
+        return base
+    positions = _advanced_positions(items)
+    block = meta.broadcast(*index_shapes)
+    rest = [n for i, n in enumerate(base) if i not in positions]
+    at = positions[0] if positions == list(range(positions[0], positions[0] + len(positions))) else 0
+    return tuple(rest[:at]) + block + tuple(rest[at:])
+
+
+def _numpy_index(items: tuple, arrays) -> tuple:
+    """The numpy index of items whose TENSOR entries are arrays (ints and Nones applied first, as torch does)."""
+    arrays = iter(arrays)
+    basic = tuple(slice(*item) if type(item) is tuple else (slice(None) if item == TENSOR else item) for item in items)
+    positions = _advanced_positions(items)
+    if not positions:
+        return basic, None
+    advanced = [slice(None)] * (positions[-1] + 1)
+    for p in positions:
+        advanced[p] = next(arrays)
+    return basic, tuple(advanced)
+
+
+def _apply(x: np.ndarray, items: tuple, arrays) -> np.ndarray:
+    basic, advanced = _numpy_index(items, arrays)
+    y = x[basic]
+    return y if advanced is None else y[advanced]
+
+
+def _check_indices(tensors) -> None:
+    for t in tensors:
+        if t.dtype.category != 1:
+            raise IndexError(f"tensors used as indices must be integer or bool, got {t.dtype.name}")
+
+
+def _getitem_infer(x, items):
+    return _basic_shape(tuple(x.shape), items), x.dtype
+
+
+@op("getitem", VIEW, _getitem_infer, backward=lambda c, g: (index_grad(g, c.inputs[0], items=c.attrs["items"]),))
+def getitem(x, items):
+    """x[index] for basic indices: a view sharing x's memory."""
+    return x[tuple(slice(*item) if type(item) is tuple else item for item in items)]
+
+
+def _index_infer(x, *tensors, items):
+    _check_indices(tensors)
+    return _index_shape(tuple(x.shape), items, [tuple(t.shape) for t in tensors]), x.dtype
+
+
+def _index_backward(c, g):
+    x, *tensors = c.inputs
+    return (index_grad(g, x, *tensors, items=c.attrs["items"]),) + (None,) * len(tensors)
+
+
+@op("index", OTHER, _index_infer, backward=_index_backward)
+def index(x, *arrays, items):
+    """x[index] with index tensors: a gathered copy."""
+    return _apply(x, items, arrays)
+
+
+def _index_grad_infer(g, x, *tensors, items):
+    return tuple(x.shape), g.dtype
+
+
+def _index_grad_backward(c, g):
+    _, x, *tensors = c.inputs
+    gg = getitem(g, items=c.attrs["items"]) if not tensors else index(g, *tensors, items=c.attrs["items"])
+    return (gg, None) + (None,) * len(tensors)
+
+
+@op("index_grad", OTHER, _index_grad_infer, backward=_index_grad_backward)
+def index_grad(g, x, *arrays, items):
+    """Zeros of x's shape with g scatter-added at x[index] (repeated indices accumulate): the gradient of indexing."""
+    out = np.zeros(x.shape, g.dtype)
+    basic, advanced = _numpy_index(items, arrays)
+    if advanced is None:
+        out[basic] = g
+    else:
+        np.add.at(out[basic], advanced, g)
+    return out
+
+
+def _index_put_infer(x, value, *tensors, items):
+    _check_indices(tensors)
+    target = _index_shape(tuple(x.shape), items, [tuple(t.shape) for t in tensors])
+    if meta.broadcast(meta.shape_of(value), target) != target:
+        raise ValueError(f"cannot write a value of shape {list(meta.shape_of(value))} into the indexed shape "
+                         f"{list(target)}")
+    return tuple(x.shape), x.dtype
+
+
+def _index_put_backward(c, g):
+    x, value, *tensors = c.inputs
+    items = c.attrs["items"]
+    gx = index_put(g, 0.0, *tensors, items=items)
+    picked = getitem(g, items=items) if not tensors else index(g, *tensors, items=items)
+    from .reduction import sum_to
+    gv = sum_to(picked, value) if isinstance(value, Tensor) else None
+    return (gx, gv) + (None,) * len(tensors)
+
+
+@op("index_put", OTHER, _index_put_infer, backward=_index_put_backward)
+def index_put(x, value, *arrays, items):
+    """A copy of x with value written at x[index] (the functional form of x[index] = value)."""
+    out = x.copy()
+    basic, advanced = _numpy_index(items, arrays)
+    target = out[basic]
+    if advanced is None:
+        target[...] = value
+    else:
+        target[advanced] = value
+    return out
+
+
+def _index_tensor(k) -> Tensor:
+    if isinstance(k, Tensor):
+        return k
+    arr = np.asarray(k)
+    if arr.dtype.kind == "b":
+        return Tensor._make(arr, dtypes.bool_)
+    if arr.dtype.kind not in "iu" and arr.size:
+        raise IndexError(f"index arrays must hold integers or bools, got {arr.dtype}")
+    return Tensor._make(arr.astype(np.int64), dtypes.int64)
+
+
+def parse_index(x: Tensor, key) -> tuple[tuple, list[Tensor]]:
+    """A Python index as (canonical items, index tensors): Ellipsis expanded, lists/arrays made tensors, bool masks
+    turned into integer indices (their nonzero positions: a value-dependent shape, so a graph break)."""
+    key = key if type(key) is tuple else (key,)
+    items, tensors = [], []
+    for k in key:
+        if isinstance(k, (list, np.ndarray)) or (isinstance(k, Tensor) and not (k.dtype.category == 1 and k.ndim == 0)):
+            k = _index_tensor(k)
+            if k.dtype is dtypes.bool_:
+                for positions in np.nonzero(k._host()):
+                    items.append(TENSOR)
+                    tensors.append(Tensor._make(positions, dtypes.int64))
+                continue
+            items.append(TENSOR)
+            tensors.append(k)
+        elif isinstance(k, slice):
+            items.append(tuple(None if v is None else v.__index__() for v in (k.start, k.stop, k.step)))
+        elif k is None or k is Ellipsis:
+            items.append(k)
+        elif isinstance(k, (bool, np.bool_)):
+            raise IndexError("indexing with a Python bool is not supported; use a bool tensor")
+        else:
+            items.append(k.__index__())
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        if Ellipsis in items[at + 1:]:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        used = sum(1 for item in items if item is not None and item is not Ellipsis)
+        items[at:at + 1] = [_FULL] * max(x.ndim - used, 0)
+    while items and items[-1] == _FULL:
+        items.pop()
+    return tuple(items), tensors
+
+
+def subscript(x: Tensor, key) -> Tensor:
+    """Tensor.__getitem__: a view for basic indices, a gathered copy when the index holds tensors, lists or masks."""
+    items, tensors = parse_index(x, key)
+    if not tensors:
+        return getitem(x, items=items)
+    return index(x, *tensors, items=items)
+
+
+def setitem(x: Tensor, key, value) -> None:
+    """Tensor.__setitem__: write value through the index into x's storage (visible in every view of it)."""
+    items, tensors = parse_index(x, key)
+    if isinstance(value, Tensor) and value.dtype is not x.dtype:
+        from .elementwise import cast
+        value = cast(value, x.dtype)
+    x._assign(index_put(x, value, *tensors, items=items))
+
+
+def _gather_parse(x, dim, index):
+    return (x, index), {"dim": meta.norm_dim(dim, x.ndim)}
+
+
+def _gather_infer(x, index, dim):
+    if index.dtype is not dtypes.int64:
+        raise TypeError(f"gather expects an int64 index, got {index.dtype.name}")
+    if index.ndim != x.ndim:
+        raise ValueError(f"index has {index.ndim} dims but the input has {x.ndim}")
+    for d, (n, m) in enumerate(zip(x.shape, index.shape)):
+        if d != dim and m > n:
+            raise ValueError(f"index size {m} exceeds the input size {n} at dim {d}")
+    return tuple(index.shape), x.dtype
+
+
+def _gather_index(index: np.ndarray, dim: int) -> tuple:
+    grid = list(np.indices(index.shape, sparse=True))
+    grid[dim] = index
+    return tuple(grid)
+
+
+@op("gather", OTHER, _gather_infer, parse=_gather_parse,
+    backward=lambda c, g: (gather_grad(g, c.inputs[0], c.inputs[1], dim=c.attrs["dim"]), None))
+def gather(x, index, dim):
+    """torch.gather: out[i][j] = x[index[i][j]][j] for dim=0 (index may be smaller than x in the other dims)."""
+    n = x.shape[dim]
+    if index.size and (index.min() < -n or index.max() >= n):
+        raise IndexError(f"gather index out of range for dim {dim} of size {n}")
+    return x[_gather_index(index, dim)]
+
+
+@op("gather_grad", OTHER, lambda g, x, index, dim: (tuple(x.shape), g.dtype),
+    backward=lambda c, g: (gather(g, c.attrs["dim"], c.inputs[2]), None, None))
+def gather_grad(g, x, index, dim):
+    """Zeros of x's shape with g scatter-added at the gathered positions: the gradient of gather."""
+    out = np.zeros(x.shape, g.dtype)
+    np.add.at(out, _gather_index(index, dim), g)
+    return out
+
+
+__all__ = ["gather"]

@@ -1,0 +1,333 @@
+"""graphc.compile: capture, replay, guards, in-place write-back, graph breaks, fallbacks, modes, explain."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_close, to_torch
+
+import graphc
+from graphc.compiler import CaptureError, GraphBreakError
+
+
+def test_compiled_matches_torch_and_reads_free_tensors_at_call_time():
+    w = graphc.randn(4, 3)
+    b = graphc.randn(3)
+
+    @graphc.compile
+    def f(x):
+        return ((x @ w + b).relu() * 2).sum(dim=1)
+
+    x = graphc.randn(5, 4)
+    assert_close(f(x), ((to_torch(x) @ to_torch(w) + to_torch(b)).relu() * 2).sum(dim=1), rtol=1e-5)
+    w.mul_(-1.0)  # a parameter update outside: the next call must see it
+    assert_close(f(x), ((to_torch(x) @ to_torch(w) + to_torch(b)).relu() * 2).sum(dim=1), rtol=1e-5)
+    assert f.num_compiles == 1
+
+
+def test_one_compile_across_batch_sizes():
+    w = graphc.randn(6, 2)
+
+    @graphc.compile
+    def f(x):
+        return (x @ w).softmax(dim=1) if hasattr(graphc.Tensor, "softmax") else (x @ w).exp()
+
+    for n in (8, 8, 3, 17):
+        x = graphc.randn(n, 6)
+        tw = to_torch(w)
+        want = (to_torch(x) @ tw).softmax(dim=1) if hasattr(graphc.Tensor, "softmax") else (to_torch(x) @ tw).exp()
+        assert_close(f(x), want, rtol=1e-5)
+    assert f.num_compiles == 1
+
+
+def test_guards_recompile_on_dtype_rank_and_scalar():
+    @graphc.compile
+    def f(x, k):
+        return x * k
+
+    f(graphc.ones(3), 2.0)
+    f(graphc.ones(5), 2.0)
+    assert f.num_compiles == 1
+    assert f(graphc.ones(3), 3.0).tolist() == [3.0, 3.0, 3.0]
+    assert f(graphc.ones(2, 2), 3.0).tolist() == [[3.0, 3.0], [3.0, 3.0]]
+    assert f(graphc.ones(3, dtype=graphc.float64), 3.0).dtype is graphc.float64
+    assert f.num_compiles == 4
+
+
+def test_shape_read_specialises_on_sizes():
+    @graphc.compile
+    def f(x):
+        return x.reshape(x.shape[0] * x.shape[1])
+
+    assert f(graphc.ones(2, 3)).shape == (6,)
+    assert f(graphc.ones(4, 3)).shape == (12,)
+    assert f(graphc.ones(4, 3)).shape == (12,)
+    assert f.num_compiles == 2
+
+
+def test_inplace_updates_are_written_back():
+    p = graphc.ones(3)
+    m = graphc.zeros(3)
+
+    @graphc.compile
+    def update(g):
+        m.mul_(0.5).add_(g)
+        p.sub_(m * 0.1)
+        return p.sum()
+
+    g = graphc.tensor([1.0, 2.0, 3.0])
+    tp, tm = torch.ones(3), torch.zeros(3)
+    for _ in range(3):
+        s = update(g)
+        tm.mul_(0.5).add_(torch.tensor([1.0, 2.0, 3.0]))
+        tp.sub_(tm * 0.1)
+        assert_close(p, tp)
+        assert_close(m, tm)
+        assert s.item() == pytest.approx(float(tp.sum()), rel=1e-6)
+    assert update.num_compiles == 1
+
+
+def test_copy_swap_uses_old_values():
+    a, b = graphc.tensor([1.0, 2.0]), graphc.tensor([3.0, 4.0])
+
+    @graphc.compile
+    def swap():
+        old = a.clone()
+        a.copy_(b)
+        b.copy_(old)
+
+    swap()
+    swap()
+    swap()
+    assert a.tolist() == [3.0, 4.0] and b.tolist() == [1.0, 2.0]
+
+
+def _mlp_params(seed: int):
+    rng = np.random.default_rng(seed)
+    shapes = [(8, 16), (16,), (16, 4), (4,)]
+    return [graphc.tensor((rng.standard_normal(s) * 0.3).astype(np.float32), requires_grad=True) for s in shapes]
+
+
+def _raw_step(params, opt):
+    w1, b1, w2, b2 = params
+
+    def step(x, y):
+        opt.zero_grad()
+        logits = (x @ w1 + b1).relu() @ w2 + b2
+        top = logits.amax(dim=1, keepdim=True)
+        logp = logits - top - (logits - top).exp().sum(dim=1, keepdim=True).log()
+        loss = -(logp * y).sum(dim=1).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def test_compiled_training_step_equals_eager_over_steps():
+    eager_params, comp_params = _mlp_params(0), _mlp_params(0)
+    eager_opt, comp_opt = graphc.optim.Adam(eager_params, lr=0.01), graphc.optim.Adam(comp_params, lr=0.01)
+    eager_step = _raw_step(eager_params, eager_opt)
+    comp_step = graphc.compile(_raw_step(comp_params, comp_opt))
+    rng = np.random.default_rng(1)
+    for n in (10, 10, 10, 4, 10, 3):
+        x = graphc.tensor(rng.standard_normal((n, 8)).astype(np.float32))
+        y = graphc.tensor(np.eye(4, dtype=np.float32)[rng.integers(0, 4, n)])
+        le, lc = eager_step(x, y), comp_step(x, y)
+        assert lc.item() == pytest.approx(le.item(), rel=1e-5)
+        for a, b in zip(eager_params, comp_params):
+            np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-5, atol=1e-6)
+    assert comp_step.num_compiles == 1
+    with pytest.raises(RuntimeError, match="second time"):
+        lc.backward()
+
+
+def test_compiled_nn_training_matches_torch():
+    nn = pytest.importorskip("graphc.nn")
+    graphc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    tmodel = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    with torch.no_grad():
+        for tp, p in zip(tmodel.parameters(), model.parameters()):
+            tp.copy_(to_torch(p, requires_grad=False))
+    opt, topt = graphc.optim.Adam(model.parameters(), lr=0.01), torch.optim.Adam(tmodel.parameters(), lr=0.01)
+    loss_fn = nn.CrossEntropyLoss()
+
+    @graphc.compile
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    rng = np.random.default_rng(0)
+    for n in (16, 16, 16, 5):
+        x, y = rng.standard_normal((n, 8)).astype(np.float32), rng.integers(0, 4, n)
+        loss = step(graphc.tensor(x), graphc.tensor(y))
+        topt.zero_grad()
+        tloss = torch.nn.functional.cross_entropy(tmodel(torch.from_numpy(x)), torch.from_numpy(y))
+        tloss.backward()
+        topt.step()
+        assert loss.item() == pytest.approx(tloss.item(), rel=1e-4)
+    for tp, p in zip(tmodel.parameters(), model.parameters()):
+        assert_close(p.detach(), tp, rtol=1e-4, atol=1e-5)
+    assert step.num_compiles == 1
+
+
+def test_graph_break_takes_both_branches():
+    @graphc.compile
+    def f(x):
+        y = x * 2
+        if y.sum() > 0:
+            return y + 1
+        return y - 1
+
+    assert f(graphc.tensor([1.0, 2.0])).tolist() == [3.0, 5.0]
+    assert f(graphc.tensor([-1.0, -2.0])).tolist() == [-3.0, -5.0]
+    assert f(graphc.tensor([3.0, 1.0])).tolist() == [7.0, 3.0]
+    report = graphc.explain(f, graphc.tensor([1.0]))
+    assert len(report.graph_breaks) == 1
+    reason, where = report.graph_breaks[0]
+    assert "bool" in reason and where.endswith(f":{f.__wrapped__.__code__.co_firstlineno + 3}")
+
+
+def test_item_break_inside_loop_is_correct():
+    w = graphc.tensor([0.5])
+
+    @graphc.compile
+    def f(x):
+        total = 0.0
+        for _ in range(3):
+            x = x * w + 1
+            total += x.sum().item()
+        return x, total
+
+    x, total = f(graphc.tensor([4.0]))
+    assert x.tolist() == [2.25] and total == pytest.approx(3.0 + 2.5 + 2.25)
+    x, total = f(graphc.tensor([0.0]))
+    assert x.tolist() == [1.75] and total == pytest.approx(1.0 + 1.5 + 1.75)
+
+
+def test_fullgraph_raises_naming_the_line():
+    def f(x):
+        return float(x.sum())
+
+    with pytest.raises(GraphBreakError, match=rf"test_compile.py:{f.__code__.co_firstlineno + 1}"):
+        graphc.compile(f, fullgraph=True)(graphc.ones(2))
+
+
+def test_unsupported_capture_warns_once_and_runs_eagerly():
+    @graphc.compile
+    def f(x):
+        v = x.reshape(4)
+        v.add_(1)
+        return x * 1
+
+    with pytest.warns(RuntimeWarning, match="runs eagerly: in-place update of a view"):
+        out = f(graphc.zeros(2, 2))
+    assert out.tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    out = f(graphc.zeros(2, 2))
+    assert out.tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    with pytest.raises(CaptureError):
+        graphc.compile(f.__wrapped__, fullgraph=True)(graphc.zeros(2, 2))
+
+
+def test_returned_tensor_requiring_grad_keeps_autograd():
+    w = graphc.tensor([1.0, 2.0], requires_grad=True)
+    f = graphc.compile(lambda x: (x * w).sum())
+    with pytest.warns(RuntimeWarning, match="requires grad"):
+        f(graphc.ones(2)).backward()
+    f(graphc.ones(2)).backward()
+    assert w.grad.tolist() == [2.0, 2.0]
+
+
+def test_eager_mode_and_env(monkeypatch):
+    calls = []
+
+    def f(x):
+        calls.append(x.numpy().sum())  # reading a value is fine op by op
+        return x + 1
+
+    assert graphc.compile(f, mode="eager")(graphc.ones(2)).tolist() == [2.0, 2.0]
+    monkeypatch.setenv("GRAPHC_EAGER", "1")
+    g = graphc.compile(f)
+    g(graphc.ones(2))
+    assert g.num_compiles == 0 and len(calls) == 2
+
+
+def test_check_mode_runs_and_compares():
+    w = graphc.randn(3, 3)
+    f = graphc.compile(lambda x: (x @ w).tanh().sum(dim=0), mode="check")
+    x = graphc.randn(4, 3)
+    assert_close(f(x), (to_torch(x) @ to_torch(w)).tanh().sum(dim=0), rtol=1e-5)
+
+
+def test_check_mode_names_a_divergent_step(monkeypatch):
+    from graphc.compiler import CheckError, runtime
+
+    real = runtime.numpy_steps
+
+    def broken(graph):
+        steps = real(graph)
+        run = steps[-1].run
+
+        def wrong(values):
+            run(values)
+            node = steps[-1].writes[0]
+            values[node] = values[node] + 1
+        steps[-1].run = wrong
+        return steps
+    monkeypatch.setattr(sys.modules["graphc.compiler.compile"], "numpy_steps", broken)
+    f = graphc.compile(lambda x: x.exp() * 3, mode="check")
+    with pytest.raises(CheckError, match="mul"):
+        f(graphc.ones(2))
+
+
+def test_logs(monkeypatch, capsys):
+    monkeypatch.setenv("GRAPHC_LOGS", "graph,breaks,recompiles")
+    f = graphc.compile(lambda x: x * 2 if bool(x.sum() > 0) else x)
+    f(graphc.ones(2))
+    g = graphc.compile(lambda x: x * 2)
+    g(graphc.ones(2))
+    g(graphc.ones(2, 2))
+    err = capsys.readouterr().err
+    assert "graph]" in err and "breaks]" in err and "recompiles]" in err
+
+
+def test_reset_drops_caches():
+    f = graphc.compile(lambda x: x + 1)
+    f(graphc.ones(1))
+    graphc.compiler.reset()
+    f(graphc.ones(1))
+    assert f.num_compiles == 2
+
+
+def test_random_ops_draw_anew_each_call():
+    f = graphc.compile(lambda x: x + graphc.rand(3))
+    a, b = f(graphc.zeros(3)), f(graphc.zeros(3))
+    assert not np.array_equal(a.numpy(), b.numpy())
+    assert f.num_compiles == 1
+
+
+def test_explain_report_fields():
+    b = graphc.randn(8)
+
+    def f(x):
+        return ((x + b) * 2).exp()
+
+    report = graphc.explain(f, graphc.randn(4, 8))
+    assert report.num_unfused_kernels == 3
+    assert 1 <= report.num_kernels <= 3
+    assert report.bytes_ideal == (4 * 8 + 8 + 4 * 8) * 4
+    assert report.bytes_ideal <= report.bytes_moved <= report.bytes_moved_unfused
+    assert report.graph_breaks == [] and report.fallbacks == []
+    assert "exp" in str(report) and "kernels:" in str(report)
+
+
+def test_capture_error_on_list_operand_names_op():
+    with pytest.raises(CaptureError, match="list of tensors"):
+        from graphc.compiler.capture import _plain
+        _plain(graphc.ops.OPS["add"], [graphc.ones(1)])

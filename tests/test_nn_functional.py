@@ -1,0 +1,191 @@
+"""graphc.nn.functional against torch.nn.functional: same inputs give the same outputs and input gradients."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from conftest import assert_close, to_torch
+
+import graphc
+import graphc.nn.functional as F
+
+
+def both(*shape, rg=True, low=None):
+    """A random float32 tensor in graphc and the same values in torch (both requiring grad unless told)."""
+    a = np.random.standard_normal(shape).astype(np.float32)
+    if low is not None:
+        a = np.abs(a) + low
+    return graphc.tensor(a, requires_grad=rg), torch.tensor(a, requires_grad=rg)
+
+
+def check(g_out, t_out, g_inputs, t_inputs, rtol=1e-5, atol=1e-6):
+    """Outputs equal; then the gradients of a random weighting of the outputs equal for every input."""
+    assert_close(g_out.detach(), t_out, rtol, atol)
+    weights = np.random.standard_normal(tuple(t_out.shape)).astype(np.float32)
+    (g_out * graphc.tensor(weights)).sum().backward()
+    (t_out * torch.tensor(weights)).sum().backward()
+    for g, t in zip(g_inputs, t_inputs):
+        assert_close(g.grad, t.grad, rtol, atol)
+
+
+UNARY = [
+    ("relu", lambda f, x: f.relu(x)),
+    ("gelu", lambda f, x: f.gelu(x)),
+    ("gelu_tanh", lambda f, x: f.gelu(x, approximate="tanh")),
+    ("silu", lambda f, x: f.silu(x)),
+    ("softmax_last", lambda f, x: f.softmax(x, dim=-1)),
+    ("softmax_0", lambda f, x: f.softmax(x, dim=0)),
+    ("log_softmax", lambda f, x: f.log_softmax(x, dim=1)),
+    ("dropout_eval", lambda f, x: f.dropout(x, 0.5, training=False)),
+]
+
+
+@pytest.mark.parametrize("name,fn", UNARY, ids=[n for n, _ in UNARY])
+def test_unary(name, fn):
+    gx, tx = both(3, 5, 4)
+    check(fn(F, gx), fn(TF, tx), [gx], [tx])
+
+
+def test_linear():
+    (gx, tx), (gw, tw), (gb, tb) = both(6, 4), both(3, 4), both(3)
+    check(F.linear(gx, gw, gb), TF.linear(tx, tw, tb), [gx, gw, gb], [tx, tw, tb])
+    gx2, tx2 = both(2, 5, 4)
+    check(F.linear(gx2, gw), TF.linear(tx2, tw), [gx2], [tx2])
+
+
+CE_CASES = [
+    dict(),
+    dict(reduction="sum"),
+    dict(reduction="none"),
+    dict(ignore_index=2),
+    dict(label_smoothing=0.1),
+    dict(label_smoothing=0.2, ignore_index=1, reduction="sum"),
+    dict(weight=True),
+    dict(weight=True, ignore_index=0, label_smoothing=0.3),
+]
+
+
+@pytest.mark.parametrize("kwargs", CE_CASES, ids=[str(k) for k in CE_CASES])
+@pytest.mark.parametrize("spatial", [False, True], ids=["NC", "NCHW"])
+def test_cross_entropy(kwargs, spatial):
+    shape = (6, 5, 3, 2) if spatial else (8, 5)
+    gx, tx = both(*shape)
+    target = np.random.randint(0, 5, (shape[0],) + shape[2:])
+    kwargs = dict(kwargs)
+    g_kw, t_kw = dict(kwargs), dict(kwargs)
+    if kwargs.pop("weight", False):
+        w = np.random.uniform(0.5, 2, 5).astype(np.float32)
+        g_kw["weight"], t_kw["weight"] = graphc.tensor(w), torch.tensor(w)
+    check(F.cross_entropy(gx, graphc.tensor(target), **g_kw), TF.cross_entropy(tx, torch.tensor(target), **t_kw),
+          [gx], [tx])
+
+
+def test_cross_entropy_refuses_bad_targets():
+    x = graphc.randn(4, 3)
+    with pytest.raises(IndexError, match=r"cross_entropy: target 3 is out of bounds for 3 classes(.|\n)*"
+                                         r"test_nn_functional.py:"):
+        F.cross_entropy(x, graphc.tensor([0, 1, 3, 2]))
+    with pytest.raises(IndexError, match="target -1 is out of bounds"):
+        F.cross_entropy(x, graphc.tensor([0, -1, 1, 2]))
+    with pytest.raises(ValueError, match=r"target of shape \[3\] does not match input of shape \[4, 3\]"):
+        F.cross_entropy(x, graphc.tensor([0, 1, 2]))
+    with pytest.raises(TypeError, match="class-index targets"):
+        F.cross_entropy(x, graphc.randn(4))
+    assert F.cross_entropy(x, graphc.tensor([0, -100, 1, 2])).item() == pytest.approx(
+        TF.cross_entropy(to_torch(x), torch.tensor([0, -100, 1, 2])).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss(reduction):
+    (gx, tx), (gy, ty) = both(4, 3), both(4, 3)
+    check(F.mse_loss(gx, gy, reduction=reduction), TF.mse_loss(tx, ty, reduction=reduction), [gx, gy], [tx, ty])
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(stride=2, padding=1), dict(padding=(2, 1), dilation=2),
+                                    dict(groups=2, stride=(1, 2))], ids=str)
+def test_conv2d(kwargs):
+    groups = kwargs.get("groups", 1)
+    (gx, tx), (gw, tw), (gb, tb) = both(2, 4, 7, 6), both(6, 4 // groups, 3, 3), both(6)
+    check(F.conv2d(gx, gw, gb, **kwargs), TF.conv2d(tx, tw, tb, **kwargs), [gx, gw, gb], [tx, tw, tb], 1e-4, 1e-5)
+
+
+@pytest.mark.parametrize("name,kwargs", [("max_pool2d", dict(kernel_size=2)),
+                                         ("max_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+                                         ("avg_pool2d", dict(kernel_size=2)),
+                                         ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1,
+                                                             count_include_pad=False))], ids=str)
+def test_pools(name, kwargs):
+    gx, tx = both(2, 3, 7, 6)
+    check(getattr(F, name)(gx, **kwargs), getattr(TF, name)(tx, **kwargs), [gx], [tx])
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm(affine):
+    gx, tx = both(3, 4, 6)
+    (gw, tw), (gb, tb) = both(4, 6), both(4, 6)
+    args_g, args_t = ((gw, gb), (tw, tb)) if affine else ((None, None), (None, None))
+    check(F.layer_norm(gx, (4, 6), *args_g, eps=1e-4), TF.layer_norm(tx, (4, 6), *args_t, eps=1e-4),
+          [gx, *(args_g if affine else ())], [tx, *(args_t if affine else ())], 1e-4, 1e-5)
+    with pytest.raises(ValueError, match=r"normalized_shape \[5\] does not match"):
+        F.layer_norm(gx, 5)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_functional(training):
+    gx, tx = both(5, 3, 4)
+    mean, var = np.random.standard_normal(3).astype(np.float32), np.random.uniform(0.5, 2, 3).astype(np.float32)
+    g_stats, t_stats = [graphc.tensor(mean), graphc.tensor(var)], [torch.tensor(mean), torch.tensor(var)]
+    (gw, tw), (gb, tb) = both(3), both(3)
+    check(F.batch_norm(gx, *g_stats, gw, gb, training=training, momentum=0.3),
+          TF.batch_norm(tx, *t_stats, tw, tb, training=training, momentum=0.3), [gx, gw, gb], [tx, tw, tb], 1e-4, 1e-5)
+    for g, t in zip(g_stats, t_stats):
+        assert_close(g, t)
+
+
+def test_embedding():
+    gw, tw = both(10, 4)
+    idx = np.random.randint(0, 10, (3, 5))
+    check(F.embedding(graphc.tensor(idx), gw, padding_idx=2), TF.embedding(torch.tensor(idx), tw, padding_idx=2),
+          [gw], [tw])
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_dropout_statistics(p):
+    x = graphc.ones(200, 500)
+    out = F.dropout(x, p).numpy()
+    kept = out != 0
+    assert abs(1 - kept.mean() - p) < 0.01
+    np.testing.assert_allclose(out[kept], 1 / (1 - p), rtol=1e-6)
+    assert F.dropout(x, 1.0).numpy().max() == 0
+    graphc.manual_seed(3)
+    first = F.dropout(x, p).numpy()
+    graphc.manual_seed(3)
+    np.testing.assert_array_equal(first, F.dropout(x, p).numpy())
+
+
+def test_dropout_gradient_follows_the_mask():
+    x = graphc.randn(50, 40, requires_grad=True)
+    out = F.dropout(x, 0.3)
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), out.detach().numpy() / x.detach().numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(is_causal=True), dict(scale=0.3), dict(mask="bool"),
+                                    dict(mask="float")], ids=str)
+def test_scaled_dot_product_attention(kwargs):
+    (gq, tq), (gk, tk), (gv, tv) = both(2, 3, 5, 4), both(2, 3, 6, 4), both(2, 3, 6, 4)
+    if kwargs.get("is_causal"):
+        (gk, tk), (gv, tv) = both(2, 3, 5, 4), both(2, 3, 5, 4)
+    g_kw, t_kw = dict(kwargs), dict(kwargs)
+    mask = g_kw.pop("mask", None)
+    t_kw.pop("mask", None)
+    if mask == "bool":
+        m = np.random.rand(5, 6) > 0.3
+        m[:, 0] = True
+        g_kw["attn_mask"], t_kw["attn_mask"] = graphc.tensor(m), torch.tensor(m)
+    elif mask == "float":
+        m = np.random.standard_normal((5, 6)).astype(np.float32)
+        g_kw["attn_mask"], t_kw["attn_mask"] = graphc.tensor(m), torch.tensor(m)
+    check(F.scaled_dot_product_attention(gq, gk, gv, **g_kw), TF.scaled_dot_product_attention(tq, tk, tv, **t_kw),
+          [gq, gk, gv], [tq, tk, tv], 1e-5, 1e-6)

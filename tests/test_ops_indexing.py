@@ -1,0 +1,139 @@
+"""Indexing and joins beyond the op table: shared memory of views, writes through an index, gradients of writes,
+canonical (shape-generic) attrs, and refusals."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_close, to_torch
+
+import graphc
+from graphc.ops.indexing import parse_index
+
+
+def test_basic_index_views_share_memory():
+    base = graphc.zeros(4, 5)
+    views = [base[1], base[:, 1:4:2], base[..., -1], base[None, 2:], base.T[0], base.split(2, 1)[1], base.chunk(2)[0]]
+    for i, v in enumerate(views):
+        v.fill_(float(i + 1))
+    expected = torch.zeros(4, 5)
+    for i, v in enumerate([expected[1], expected[:, 1:4:2], expected[..., -1], expected[None, 2:], expected.T[0],
+                           expected.split(2, 1)[1], expected.chunk(2)[0]]):
+        v.fill_(float(i + 1))
+    assert_close(base, expected)
+    assert views[0].data_ptr() == base.data_ptr() + 5 * 4
+
+
+def test_advanced_index_is_a_copy():
+    base = graphc.zeros(3, 4)
+    picked = base[[0, 2]]
+    picked.fill_(1.0)
+    assert not base.numpy().any()
+
+
+@pytest.mark.parametrize("key", [
+    (slice(1, None), 0), (Ellipsis, slice(None, None, 2)), (slice(None), [3, 0, 3]), "mask", (1, slice(0, 2)), -1,
+])
+def test_setitem_matches_torch_and_is_visible_through_views(key):
+    ours, theirs = graphc.randn(3, 4), None
+    theirs = to_torch(ours).clone()
+    if key == "mask":
+        key = ours > 0
+        tkey = theirs > 0
+    else:
+        tkey = key
+    view, tview = ours[:], theirs[:]
+    view[key] = 7.0
+    tview[tkey] = 7.0
+    assert_close(ours, theirs)
+    value = graphc.randn(*ours[key].shape)
+    ours[key] = value
+    theirs[tkey] = to_torch(value)
+    assert_close(ours, theirs)
+
+
+def test_setitem_autograd_matches_torch():
+    x, v = graphc.randn(3, 4, requires_grad=True), graphc.randn(4, requires_grad=True)
+    tx, tv = to_torch(x), to_torch(v)
+    y, ty = x * 2, tx * 2
+    y[1] = v
+    ty[1] = tv
+    y[:, [0, 3]] = 0.5
+    ty[:, [0, 3]] = 0.5
+    w = torch.randn(3, 4)
+    (y * graphc.tensor(w.numpy())).sum().backward()
+    (ty * w).sum().backward()
+    assert_close(y, ty)
+    assert_close(x.grad, tx.grad)
+    assert_close(v.grad, tv.grad)
+
+
+def test_repeated_indices_accumulate_gradients():
+    x = graphc.randn(3, requires_grad=True)
+    tx = to_torch(x)
+    idx = [0, 2, 0, 0]
+    x[idx].sum().backward()
+    tx[idx].sum().backward()
+    assert_close(x.grad, tx.grad)
+
+
+def test_slice_attrs_stay_shape_generic():
+    x = graphc.zeros(4, 5, 6)
+    items, tensors = parse_index(x, (Ellipsis, slice(1, None), None))
+    assert items == ((None, None, None), (None, None, None), (1, None, None), None) and tensors == []
+    assert parse_index(x, (0, Ellipsis))[0] == (0,)
+
+
+def test_index_refusals_name_the_op():
+    x = graphc.zeros(2, 3)
+    with pytest.raises(IndexError, match="(?s)getitem.*index 5 is out of range.*test_ops_indexing.py"):
+        x[:, 5]
+    with pytest.raises(IndexError, match="too many indices"):
+        x[0, 0, 0]
+    with pytest.raises(IndexError, match="integer or bool"):
+        x[graphc.ones(2)]
+    with pytest.raises(RuntimeError, match=r"(?s)cat: sizes of tensors must match.*\[2, 3\] and \[3, 2\]"):
+        graphc.cat([x, graphc.zeros(3, 2)], 1)
+    with pytest.raises(RuntimeError, match="stack"):
+        graphc.stack([x, graphc.zeros(3, 2)])
+    with pytest.raises(RuntimeError, match="split sizes"):
+        x.split([1, 1], dim=1)
+    with pytest.raises(IndexError, match="gather: gather index out of range"):
+        graphc.gather(x, 1, graphc.tensor([[0, 5]]))
+    with pytest.raises(RuntimeError, match=r"gather: index size 3 exceeds the input size 2 at dim 0"):
+        graphc.gather(x, 1, graphc.zeros(3, 1, dtype=graphc.int64))
+
+
+def test_gather_matches_torch_on_larger_random_input():
+    x = graphc.randn(4, 6, 5, requires_grad=True)
+    index = graphc.randint(0, 6, (3, 8, 2))
+    tx = to_torch(x)
+    out, tout = x.gather(1, index), tx.gather(1, to_torch(index))
+    assert_close(out, tout)
+    out.sum().backward()
+    tout.sum().backward()
+    assert_close(x.grad, tx.grad)
+
+
+def test_cat_promotes_and_casts_gradients_back():
+    a = graphc.randn(2, 3, requires_grad=True)
+    b = graphc.randn(1, 3, dtype=graphc.float64, requires_grad=True)
+    ta, tb = to_torch(a), to_torch(b)
+    out, tout = graphc.cat([a, b]), torch.cat([ta, tb])
+    assert out.dtype is graphc.float64 and tout.dtype == torch.float64
+    out.sum().backward()
+    tout.sum().backward()
+    assert a.grad.dtype is graphc.float32 and b.grad.dtype is graphc.float64
+    assert_close(a.grad, ta.grad)
+    assert_close(b.grad, tb.grad)
+
+
+def test_split_and_chunk_shapes_match_torch():
+    x = graphc.randn(7, 2)
+    tx = to_torch(x)
+    for ours, theirs in [(x.split(3), tx.split(3)), (x.chunk(3), tx.chunk(3)), (x.chunk(4), tx.chunk(4)),
+                         (graphc.split(x, [2, 5]), torch.split(tx, [2, 5]))]:
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            assert_close(a, b)
+    assert np.shares_memory(x.split(3)[1].numpy(), x.numpy())

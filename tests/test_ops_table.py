@@ -1,0 +1,219 @@
+"""Every public op against torch: values and gradients on random inputs, contiguous and not (transposed, sliced),
+with broadcasting; a sample against finite differences in float64."""
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_close
+
+import graphc
+from graphc.ops import METHOD_MODULES
+
+INDEX = [2, 0, 2, 1]
+
+
+def pos(L, x):
+    return x.abs() + 0.5
+
+
+# (name, fn(L, *inputs) with L = graphc or torch, input shapes); pos() makes an input positive (log, sqrt, ...).
+CASES = [
+    ("neg", lambda L, x: -x, [(3, 4)]),
+    ("abs", lambda L, x: L.abs(x), [(3, 4)]),
+    ("exp", lambda L, x: L.exp(x), [(3, 4)]),
+    ("log", lambda L, x: L.log(pos(L, x)), [(3, 4)]),
+    ("log1p", lambda L, x: L.log1p(pos(L, x)), [(3, 4)]),
+    ("sqrt", lambda L, x: L.sqrt(pos(L, x)), [(3, 4)]),
+    ("rsqrt", lambda L, x: L.rsqrt(pos(L, x)), [(3, 4)]),
+    ("reciprocal", lambda L, x: L.reciprocal(pos(L, x)), [(3, 4)]),
+    ("sin", lambda L, x: L.sin(x), [(3, 4)]),
+    ("cos", lambda L, x: L.cos(x), [(3, 4)]),
+    ("tanh", lambda L, x: L.tanh(x), [(3, 4)]),
+    ("sigmoid", lambda L, x: L.sigmoid(x), [(3, 4)]),
+    ("relu", lambda L, x: L.relu(x), [(3, 4)]),
+    ("erf", lambda L, x: L.erf(x), [(3, 4)]),
+    ("sign", lambda L, x: L.sign(x) * x, [(3, 4)]),
+    ("floor", lambda L, x: L.floor(x * 3) + x, [(3, 4)]),
+    ("ceil", lambda L, x: L.ceil(x * 3) + x, [(3, 4)]),
+    ("clamp", lambda L, x: L.clamp(x, -0.5, 0.5), [(3, 4)]),
+    ("clamp_min", lambda L, x: x.clamp(min=0.1), [(3, 4)]),
+    ("add", lambda L, a, b: a + b, [(3, 4), (4,)]),
+    ("add_scalar", lambda L, a: 2.5 + a, [(3, 4)]),
+    ("sub", lambda L, a, b: a - b, [(3, 1), (1, 4)]),
+    ("rsub", lambda L, a: 1 - a, [(3, 4)]),
+    ("mul", lambda L, a, b: a * b, [(2, 3, 4), (3, 1)]),
+    ("div", lambda L, a, b: a / pos(L, b), [(3, 4), (3, 4)]),
+    ("rdiv", lambda L, a: 2 / pos(L, a), [(3, 4)]),
+    ("pow", lambda L, a, b: pos(L, a) ** b, [(3, 4), (4,)]),
+    ("pow_scalar", lambda L, a: a**3, [(3, 4)]),
+    ("maximum", lambda L, a, b: L.maximum(a, b), [(3, 4), (4,)]),
+    ("minimum", lambda L, a, b: L.minimum(a, b), [(3, 4), (3, 1)]),
+    ("remainder", lambda L, a: L.remainder(a, 0.7), [(3, 4)]),
+    ("floor_divide", lambda L, a: L.floor_divide(a.detach(), 0.7) + a, [(3, 4)]),
+    ("where", lambda L, a, b: L.where(a > 0, a, b), [(3, 4), (4,)]),
+    ("masked_fill", lambda L, a: a.masked_fill(a < 0, 0.25), [(3, 4)]),
+    ("addcmul", lambda L, a, b, c: L.addcmul(a, b, c, value=0.5), [(3, 4), (3, 4), (4,)]),
+    ("addcdiv", lambda L, a, b, c: L.addcdiv(a, b, pos(L, c), value=2), [(3, 4), (3, 4), (3, 4)]),
+    ("eq", lambda L, a, b: a == b, [(3, 4), (3, 4)]),
+    ("lt", lambda L, a, b: a < b, [(3, 4), (4,)]),
+    ("ge", lambda L, a, b: a >= b, [(3, 4), (4,)]),
+    ("ne", lambda L, a: a != 0.1, [(3, 4)]),
+    ("logical", lambda L, a, b: ((a > 0) & (b > 0)) | ~(a > 0.5), [(3, 4), (3, 4)]),
+    ("gt", lambda L, a, b: L.gt(a, b), [(3, 4), (3, 1)]),
+    ("logical_fns", lambda L, a, b: L.logical_or(L.logical_and(a > 0, b > 0), L.logical_not(a > 0.5)), [(3, 4), (4,)]),
+    ("isnan", lambda L, a: L.isnan(a.masked_fill(a > 0, float("nan"))), [(3, 4)]),
+    ("le", lambda L, a, b: L.le(a, b), [(3, 4), (4,)]),
+    ("sum", lambda L, x: x.sum(), [(3, 4)]),
+    ("sum_dim", lambda L, x: x.sum(1), [(3, 4, 5)]),
+    ("sum_dims_keepdim", lambda L, x: x.sum((0, -1), keepdim=True), [(3, 4, 5)]),
+    ("mean", lambda L, x: x.mean(-2), [(3, 4, 5)]),
+    ("amax", lambda L, x: x.amax(1), [(3, 4, 5)]),
+    ("amin", lambda L, x: x.amin((0, 2), keepdim=True), [(3, 4, 5)]),
+    ("max_all", lambda L, x: x.max(), [(3, 4)]),
+    ("max_dim", lambda L, x: x.max(1).values, [(3, 4, 5)]),
+    ("max_dim_indices", lambda L, x: x.max(-1, keepdim=True).indices, [(3, 4)]),
+    ("min_dim", lambda L, x: L.min(x, 0)[0], [(3, 4)]),
+    ("min_all", lambda L, x: L.min(x), [(3, 4)]),
+    ("max_tensor", lambda L, a, b: L.max(a, b), [(3, 4), (4,)]),
+    ("argmax", lambda L, x: x.argmax(1), [(3, 4, 5)]),
+    ("argmax_all", lambda L, x: L.argmax(x), [(3, 4)]),
+    ("argmin", lambda L, x: x.argmin(-1, keepdim=True), [(3, 4)]),
+    ("var", lambda L, x: x.var(), [(3, 4)]),
+    ("var_dim", lambda L, x: x.var(1, keepdim=True), [(3, 4, 5)]),
+    ("var_biased", lambda L, x: L.var(x, 0, unbiased=False), [(3, 4)]),
+    ("var_correction", lambda L, x: L.var(x, (0, 1), correction=0), [(3, 4, 2)]),
+    ("std", lambda L, x: x.std(-1), [(3, 4)]),
+    ("logsumexp", lambda L, x: L.logsumexp(x * 30, 1), [(3, 4, 5)]),
+    ("logsumexp_keepdim", lambda L, x: x.logsumexp(-1, keepdim=True), [(3, 4)]),
+    ("softmax", lambda L, x: L.softmax(x * 20, -1), [(3, 4)]),
+    ("softmax_dim0", lambda L, x: x.softmax(0), [(3, 4, 5)]),
+    ("log_softmax", lambda L, x: L.log_softmax(x * 20, 1), [(3, 4)]),
+    ("matmul", lambda L, a, b: a @ b, [(3, 4), (4, 5)]),
+    ("matmul_batched", lambda L, a, b: L.matmul(a, b), [(2, 3, 4), (4, 5)]),
+    ("matmul_broadcast", lambda L, a, b: a @ b, [(2, 1, 3, 4), (3, 4, 2)]),
+    ("matmul_vec_mat", lambda L, a, b: a @ b, [(4,), (4, 5)]),
+    ("matmul_mat_vec", lambda L, a, b: a @ b, [(3, 4), (4,)]),
+    ("matmul_dot", lambda L, a, b: a @ b, [(4,), (4,)]),
+    ("bmm", lambda L, a, b: L.bmm(a, b), [(2, 3, 4), (2, 4, 5)]),
+    ("einsum_mm", lambda L, a, b: L.einsum("ij,jk->ik", a, b), [(3, 4), (4, 5)]),
+    ("einsum_batch", lambda L, a, b: L.einsum("bij,bkj->bik", a, b), [(2, 3, 4), (2, 5, 4)]),
+    ("einsum_outer", lambda L, a, b: L.einsum("i,j", a, b), [(3,), (4,)]),
+    ("einsum_sum", lambda L, a: L.einsum("ij->", a), [(3, 4)]),
+    ("einsum_rowsum", lambda L, a, b: L.einsum("ij,i->i", a, b), [(3, 4), (3,)]),
+    ("einsum_ellipsis", lambda L, a, b: L.einsum("...ij,jk->...ik", a, b), [(2, 3, 4), (4, 5)]),
+    ("einsum_three", lambda L, a, b, c: L.einsum("ij,jk,kl->il", a, b, c), [(2, 3), (3, 4), (4, 5)]),
+    ("einsum_trace", lambda L, a: L.einsum("ii", a.detach()) + a.sum(), [(4, 4)]),
+    ("reshape", lambda L, x: x.reshape(4, -1), [(3, 4)]),
+    ("view", lambda L, x: x.contiguous().view(2, 6), [(3, 4)]),
+    ("transpose", lambda L, x: x.transpose(0, -1), [(2, 3, 4)]),
+    ("permute", lambda L, x: x.permute(2, 0, 1), [(2, 3, 4)]),
+    ("T", lambda L, x: x.T * 2, [(3, 4)]),
+    ("t", lambda L, x: L.t(x) * 2, [(3, 4)]),
+    ("unsqueeze", lambda L, x: x.unsqueeze(-1), [(3, 4)]),
+    ("squeeze", lambda L, x: x.unsqueeze(1).squeeze(1), [(3, 4)]),
+    ("expand", lambda L, x: x.unsqueeze(0).expand(2, 3, 4), [(3, 4)]),
+    ("expand_as", lambda L, x, y: x.expand_as(y) * y, [(1, 4), (3, 4)]),
+    ("reshape_as", lambda L, x, y: x.reshape_as(y) * y, [(3, 4), (4, 3)]),
+    ("view_as", lambda L, x, y: x.contiguous().view_as(y), [(3, 4), (2, 6)]),
+    ("flatten", lambda L, x: x.flatten(1), [(2, 3, 4)]),
+    ("clone", lambda L, x: x.clone(), [(3, 4)]),
+    ("int_index", lambda L, x: x[1], [(3, 4)]),
+    ("neg_index", lambda L, x: x[-1, -2], [(3, 4)]),
+    ("slices", lambda L, x: x[:, 1:3], [(3, 4)]),
+    ("step_slice", lambda L, x: x[..., ::2], [(3, 4, 5)]),
+    ("neg_slice", lambda L, x: x[-2:, :-1], [(3, 4)]),
+    ("none_index", lambda L, x: x[None, 1, ..., None], [(3, 4)]),
+    ("list_index", lambda L, x: x[[2, 0, 2]], [(3, 4)]),
+    ("tensor_index", lambda L, x: x[:, L.tensor(INDEX)], [(3, 4)]),
+    ("mask_index", lambda L, x: x[x > 0], [(3, 4)]),
+    ("mixed_index", lambda L, x: x[0, :, [1, 2]], [(2, 3, 4)]),
+    ("two_arrays", lambda L, x: x[[0, 1], :, [3, 3]], [(2, 3, 4)]),
+    ("gather", lambda L, x: L.gather(x, 1, L.tensor([[0, 2], [1, 1], [3, 0]])), [(3, 4)]),
+    ("gather_dim0", lambda L, x: x.gather(0, L.tensor([[2, 0, 1, 1]])), [(3, 4)]),
+    ("cat", lambda L, a, b: L.cat([a, b], 1), [(3, 4), (3, 2)]),
+    ("cat_neg_dim", lambda L, a, b: L.cat((a, b, a), -2), [(2, 3), (1, 3)]),
+    ("stack", lambda L, a, b: L.stack([a, b], -1), [(3, 4), (3, 4)]),
+    ("split_int", lambda L, x: x.split(3, 1)[1], [(2, 5)]),
+    ("split_sizes", lambda L, x: L.split(x, [1, 3], dim=-1)[1] * 2, [(2, 4)]),
+    ("chunk", lambda L, x: L.cat(x.chunk(3, 0)[::-1], 0), [(5, 2)]),
+]
+
+
+def _leaf(shape, layout: str) -> tuple[graphc.Tensor, torch.Tensor]:
+    """Equal float32 leaves: graphc's in the given memory layout (a view of a bigger base), torch's contiguous."""
+    values = np.random.randn(*shape).astype(np.float32)
+    strided = values
+    if layout == "transposed" and len(shape) >= 2:
+        strided = np.ascontiguousarray(values.T).T
+    elif layout == "sliced" and len(shape) >= 1:
+        base = np.zeros(shape[:-1] + (shape[-1] * 2,), np.float32)
+        base[..., ::2] = values
+        strided = base[..., ::2]
+    return graphc.from_numpy(strided).requires_grad_(True), torch.tensor(values, requires_grad=True)
+
+
+def _weights(out):
+    return np.random.randn(*out.shape)
+
+
+def test_every_public_op_is_in_the_table():
+    table = inspect.getsource(sys.modules[__name__]).split("CASES = [")[1].split("\n]\n")[0]
+    public = {name for module in METHOD_MODULES for name in module.__all__}
+    assert public - set(re.findall(r"\w+", table)) == set()
+
+
+def test_layouts_are_not_contiguous():
+    for layout in ("transposed", "sliced"):
+        ours, theirs = _leaf((3, 4), layout)
+        assert not ours.is_contiguous() and ours.stride() != (4, 1)
+        assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
+@pytest.mark.parametrize("name,fn,shapes", CASES, ids=[c[0] for c in CASES])
+def test_op_matches_torch(name, fn, shapes, layout):
+    ours, theirs = zip(*(_leaf(shape, layout) for shape in shapes))
+    out, expected = fn(graphc, *ours), fn(torch, *theirs)
+    assert out.dtype.name == str(expected.dtype).replace("torch.", "")
+    assert_close(out, expected, rtol=1e-4, atol=1e-5)
+    if not expected.requires_grad:
+        return
+    w = _weights(out)
+    (out * graphc.tensor(w, dtype=out.dtype)).sum().backward()
+    (expected * torch.tensor(w, dtype=expected.dtype)).sum().backward()
+    for a, b in zip(ours, theirs):
+        if b.grad is None:
+            assert a.grad is None or not np.asarray(a.grad).any()
+        else:
+            assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5)
+
+
+FD_SAMPLE = ["div", "pow", "maximum", "var_dim", "logsumexp", "log_softmax", "matmul_broadcast", "einsum_batch",
+             "two_arrays", "gather", "cat", "std", "addcdiv", "max_dim", "tanh", "mask_index"]
+
+
+@pytest.mark.parametrize("name", FD_SAMPLE)
+def test_gradient_matches_finite_differences(name):
+    _, fn, shapes = next(c for c in CASES if c[0] == name)
+    xs = [graphc.tensor(np.random.randn(*s), dtype=graphc.float64, requires_grad=True) for s in shapes]
+    out = fn(graphc, *xs)
+    w = graphc.tensor(_weights(out), dtype=graphc.float64)
+    (out * w).sum().backward()
+    eps = 1e-6
+    for x in xs:
+        flat = x.numpy(force=True).reshape(-1)
+        numeric = np.zeros(flat.size)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + eps
+            hi = (fn(graphc, *xs) * w).sum().item()
+            flat[i] = old - eps
+            lo = (fn(graphc, *xs) * w).sum().item()
+            flat[i] = old
+            numeric[i] = (hi - lo) / (2 * eps)
+        np.testing.assert_allclose(x.grad.numpy().reshape(-1), numeric, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,90 @@
+"""Each graph pass on its own: dead code elimination, common subexpression elimination, constant folding."""
+from __future__ import annotations
+
+import numpy as np
+
+import graphc
+from graphc import dtypes
+from graphc.compiler.ir import Graph
+from graphc.compiler.passes import eliminate_common_subexpressions, eliminate_dead_code, fold_constants
+from graphc.compiler.runtime import reference_values
+from graphc.ops import OPS
+from graphc.tensor import CPU
+
+F32 = dtypes.float32
+
+
+def _graph():
+    g = Graph()
+    x = g.add("input", None, (), {}, (3,), F32, CPU)
+    return g, x
+
+
+def _op(g, name, *inputs, **attrs):
+    op = OPS[name]
+    shape, dt = op.infer(*inputs, **attrs)
+    return g.add("op", op, inputs, attrs, shape, dt, CPU)
+
+
+def test_dce_drops_unused_nodes_but_keeps_inputs_and_random_ops():
+    g, x = _graph()
+    used = _op(g, "exp", x)
+    _op(g, "sin", used)  # dead
+    y = g.add("input", None, (), {}, (3,), F32, CPU)  # unused input: kept, inputs are positional
+    _op(g, "rand_like", x, fill_value=None, dtype=F32)  # impure: kept, it advances the generator as eager does
+    g.outputs = [used]
+    eliminate_dead_code(g)
+    assert [n.label for n in g.nodes] == ["input", "exp", "input", "rand_like"]
+    assert y in g.inputs and [n.id for n in g.nodes] == [0, 1, 2, 3]
+
+
+def test_cse_merges_equal_pure_ops_only():
+    g, x = _graph()
+    a, b = _op(g, "exp", x), _op(g, "exp", x)
+    c = _op(g, "add", a, b)
+    scaled2, scaled3 = _op(g, "mul", x, 2.0), _op(g, "mul", x, 3.0)  # different operands: kept apart
+    r1 = _op(g, "rand_like", x, fill_value=None, dtype=F32)
+    r2 = _op(g, "rand_like", x, fill_value=None, dtype=F32)
+    g.outputs = [c, scaled2, scaled3, r1, r2, b]
+    eliminate_common_subexpressions(g)
+    assert [n.label for n in g.nodes].count("exp") == 1
+    assert c.inputs == (a, a) and g.outputs[-1] is a
+    assert [n.label for n in g.nodes].count("mul") == 2 and [n.label for n in g.nodes].count("rand_like") == 2
+    x_value = np.array([0.0, 1.0, 2.0], np.float32)
+    values = reference_values(g, [x_value])
+    np.testing.assert_allclose(values[c], 2 * np.exp(x_value), rtol=1e-6)
+
+
+def test_constant_folding_computes_constant_subgraphs():
+    g, x = _graph()
+    k = g.add("const", None, (), {}, (3,), F32, CPU, value=np.array([1.0, 2.0, 3.0], np.float32))
+    k2 = _op(g, "mul", k, 2.0)
+    k3 = _op(g, "exp", k2)
+    out = _op(g, "add", x, k3)
+    noise = _op(g, "rand_like", k, fill_value=None, dtype=F32)  # impure: never folded
+    g.outputs = [out, noise]
+    fold_constants(g)
+    eliminate_dead_code(g)
+    assert k3.kind == "const" and out.kind == "op" and noise.kind == "op"
+    np.testing.assert_allclose(k3.value, np.exp(np.array([2.0, 4.0, 6.0])), rtol=1e-6)
+    assert "mul" not in [n.label for n in g.nodes]
+    values = reference_values(g, [np.zeros(3, np.float32)])
+    np.testing.assert_allclose(values[out], np.exp([2.0, 4.0, 6.0]), rtol=1e-6)
+
+
+def test_passes_run_inside_compile():
+    calls = []
+    w = graphc.randn(4)
+
+    @graphc.compile
+    def f(x):
+        a = (x * w).exp()
+        b = (x * w).exp()  # CSE makes this the same node
+        (x + 1).sin()  # dead
+        return a + b
+
+    x = graphc.randn(4)
+    np.testing.assert_allclose(f(x).numpy(), 2 * np.exp(x.numpy() * w.numpy()), rtol=1e-6)
+    graph = graphc.explain(f, x).graphs[0]
+    calls = [n.label for n in graph.nodes if n.kind == "op"]
+    assert calls == ["mul", "exp", "add"]

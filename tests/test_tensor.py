@@ -1,0 +1,134 @@
+"""Tensor attributes and conversions, dtypes and promotion, and the errors for bad input, against torch."""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+from conftest import assert_close, to_torch
+
+import graphc
+from graphc.tensor import Tensor
+
+
+def test_attributes_match_torch():
+    x = graphc.randn(2, 3, 4)
+    tx = to_torch(x)
+    for ours, theirs in [(x, tx), (x.transpose(0, 2), tx.transpose(0, 2)), (x[:, ::2], tx[:, ::2]),
+                         (x.permute(1, 2, 0)[1:], tx.permute(1, 2, 0)[1:]), (x[0, 1], tx[0, 1])]:
+        assert ours.shape == tuple(theirs.shape) and ours.size() == tuple(theirs.size())
+        assert ours.size(-1) == theirs.size(-1) and ours.ndim == theirs.ndim and ours.dim() == theirs.dim()
+        assert ours.numel() == theirs.numel() and ours.stride() == theirs.stride()
+        assert ours.is_contiguous() == theirs.is_contiguous()
+        assert ours.tolist() == theirs.tolist()
+    assert x.T.shape == (4, 3, 2) and x.mT.shape == (2, 4, 3)
+    assert graphc.tensor(3.5).item() == 3.5 and isinstance(graphc.tensor([7]).item(), int)
+    assert str(x.device) == "cpu" and x.device == "cpu" and not x.is_cuda
+
+
+def test_contiguous_copies_only_when_needed():
+    x = graphc.randn(3, 4)
+    assert x.contiguous().data_ptr() == x.data_ptr()
+    t = x.T
+    c = t.contiguous()
+    assert c.is_contiguous() and c.data_ptr() != x.data_ptr()
+    assert_close(c, to_torch(x).T.contiguous())
+
+
+def test_numpy_shares_memory_and_refuses_grad_tensors():
+    x = graphc.zeros(3)
+    x.numpy()[1] = 5.0
+    assert x.tolist() == [0.0, 5.0, 0.0]
+    array = np.arange(4.0)
+    assert np.shares_memory(graphc.from_numpy(array).numpy(), array)
+    with pytest.raises(RuntimeError, match="detach"):
+        graphc.ones(2, requires_grad=True).numpy()
+
+
+@pytest.mark.parametrize("name", ["float", "double", "half", "bfloat16", "long", "int", "bool"])
+def test_conversions_match_torch(name):
+    x = graphc.randn(3, 4) * 3
+    ours, theirs = getattr(x, name)(), getattr(to_torch(x), name)()
+    assert ours.dtype.name == str(theirs.dtype).replace("torch.", "")
+    assert_close(ours, theirs, rtol=0, atol=0)
+
+
+def test_to_dtype_and_device():
+    x = graphc.randn(2)
+    assert x.to(graphc.float16).dtype is graphc.float16 and x.to("float64").dtype is graphc.float64
+    assert x.to("cpu") is x and x.to(x) is x
+    assert x.to(device="cpu", dtype=graphc.int64).dtype is graphc.int64
+
+
+def test_low_precision_storage_and_arithmetic_match_torch():
+    a, b = graphc.randn(16), graphc.randn(16)
+    for dt, tdt, np_dt in [(graphc.float16, torch.float16, np.float16), (graphc.bfloat16, torch.bfloat16,
+                                                                         ml_dtypes.bfloat16)]:
+        x, y = a.to(dt), b.to(dt)
+        assert x.numpy().dtype == np_dt and x.dtype.itemsize == 2
+        tx, ty = to_torch(a).to(tdt), to_torch(b).to(tdt)
+        for ours, theirs in [(x * y + x, tx * ty + tx), (x.exp(), tx.exp()), (x.sum(), tx.sum()),
+                             (x.softmax(0), tx.softmax(0))]:
+            assert ours.dtype is dt and theirs.dtype == tdt
+            assert_close(ours, theirs, rtol=1e-2, atol=1e-2)
+
+
+PROMOTION = [
+    (lambda L: L.ones(2, dtype=L.int64) + L.ones(2), "int + float"),
+    (lambda L: L.ones(2, dtype=L.int32) * 2.5, "int * python float"),
+    (lambda L: L.ones(2, dtype=L.int64) / L.ones(2, dtype=L.int64), "int / int"),
+    (lambda L: L.ones(2, dtype=L.float16) + L.ones(2), "float16 + float32"),
+    (lambda L: L.ones(2, dtype=L.float16) + L.ones(2, dtype=L.bfloat16), "float16 + bfloat16"),
+    (lambda L: L.ones(2, dtype=L.float16) + L.tensor(1.0, dtype=L.float64), "float16 + 0-d float64"),
+    (lambda L: L.ones(2, dtype=L.int32) + L.tensor(1.5), "int32 + 0-d float32"),
+    (lambda L: L.ones(2, dtype=L.int32) + L.tensor(3), "int32 + 0-d int64"),
+    (lambda L: L.ones(2, dtype=L.bool) + L.ones(2, dtype=L.bool), "bool + bool"),
+    (lambda L: L.ones(2, dtype=L.bool) * 3, "bool * python int"),
+    (lambda L: L.ones(2, dtype=L.bool) + 0.5, "bool + python float"),
+    (lambda L: (L.ones(2) > 0) * L.ones(2, dtype=L.int32), "bool * int32"),
+    (lambda L: L.where(L.ones(2) > 0, L.ones(2, dtype=L.int64), 2.5), "where(int, float)"),
+    (lambda L: L.cat([L.ones(2, dtype=L.int32), L.ones(2, dtype=L.float16)]), "cat(int32, float16)"),
+    (lambda L: L.ones(2, dtype=L.int64).sum(), "sum(int)"),
+    (lambda L: L.arange(4) * 1.0, "arange * 1.0"),
+]
+
+
+@pytest.mark.parametrize("fn,name", PROMOTION, ids=[p[1] for p in PROMOTION])
+def test_promotion_matches_torch(fn, name):
+    ours, theirs = fn(graphc), fn(torch)
+    assert ours.dtype.name == str(theirs.dtype).replace("torch.", ""), name
+    assert_close(ours, theirs)
+
+
+def test_shape_mismatch_names_op_both_shapes_and_user_line():
+    with pytest.raises(RuntimeError) as info:
+        graphc.ones(2, 3) * graphc.ones(4, 1, 5)
+    message = str(info.value)
+    assert message.startswith("mul:") and "[2, 3]" in message and "[4, 1, 5]" in message
+    assert f"{__file__}:" in message
+    with pytest.raises(RuntimeError, match=r"(?s)matmul: shapes \[2, 3\] and \[4, 5\] cannot be multiplied.*test_tensor"):
+        graphc.ones(2, 3) @ graphc.ones(4, 5)
+    with pytest.raises(RuntimeError, match=r"view: shape \[7\] is invalid for input of shape \[2, 3\]"):
+        graphc.ones(2, 3).view(7)
+
+
+def test_dtype_mismatch_names_op_and_dtypes():
+    with pytest.raises(TypeError, match=r"(?s)matmul:.*float32 and float64.*Tensor\[2, 2\] float64.*test_tensor"):
+        graphc.ones(2, 2) @ graphc.ones(2, 2, dtype=graphc.float64)
+    with pytest.raises(TypeError, match="masked_fill: mask must be bool, got float32"):
+        graphc.ones(2).masked_fill(graphc.ones(2), 0.0)
+
+
+def test_device_mismatch_names_op_and_devices():
+    on_cuda = Tensor._make(torch.zeros(2), graphc.float32)  # storage that is not numpy counts as a CUDA tensor
+    assert on_cuda.device == "cuda"
+    with pytest.raises(RuntimeError, match=r"(?s)add: expected all tensors on one device, got cpu and cuda.*test_tensor"):
+        graphc.ones(2) + on_cuda
+
+
+def test_bool_and_len_and_iteration():
+    x = graphc.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert len(x) == 2 and [row.tolist() for row in x] == [[1.0, 2.0], [3.0, 4.0]]
+    assert bool(graphc.tensor([1.0])) and float(x[1, 0]) == 3.0 and int(x[0, 1]) == 2
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(x)
