@@ -1,4 +1,4 @@
-"""What the digits examples share (and tests/test_training.py and benchmarks/training.py reuse): scikit-learn's
+"""What the digits examples share (and tests/test_nn_training.py and benchmarks/training.py reuse): scikit-learn's
 bundled 8x8 handwritten digits (no download), a fixed 1500/297 split, and the train / evaluate / checkpoint loop."""
 from __future__ import annotations
 

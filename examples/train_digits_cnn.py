@@ -1,7 +1,7 @@
 """Train a small LeNet-style CNN on scikit-learn's 8x8 handwritten digits: two conv+ReLU+max-pool blocks, then a
 linear classifier (Adam, lr 1e-3, batch 64, 10 epochs, cross-entropy). Prints test accuracy, round-trips a checkpoint.
 
-    python examples/train_digits_cnn.py [--epochs N] [--checkpoint PATH]
+    python examples/train_digits_cnn.py [--epochs N] [--checkpoint PATH] [--compile]
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Train an MLP (64-100-100-10, ReLU) on scikit-learn's 8x8 handwritten digits: the classic MNIST recipe (Adam,
-lr 1e-3, batch 64, 10 epochs, cross-entropy) in graphc. Prints test accuracy and round-trips a checkpoint.
+lr 1e-3, batch 64, 10 epochs, cross-entropy) in graphc. Prints test accuracy and round-trips a checkpoint;
+--compile runs the train step through graphc.compile.
 
-    python examples/train_digits_mlp.py [--epochs N] [--checkpoint PATH]
+    python examples/train_digits_mlp.py [--epochs N] [--checkpoint PATH] [--compile]
 """
 from __future__ import annotations
 

@@ -46,4 +46,5 @@ def _export_ops() -> None:
 _export_ops()
 from . import compiler  # noqa: E402  (the compiler captures the ops defined above)
 from .compiler import compile, explain  # noqa: E402, A004
+
 __version__ = "0.1.0"

@@ -2,6 +2,8 @@
 or append to the graph being captured."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import dtypes
@@ -11,6 +13,9 @@ from .state import STATE
 from .tensor import Tensor
 
 ELEMENTWISE, REDUCTION, MATMUL, VIEW, OTHER = "elementwise", "reduction", "matmul", "view", "other"
+# numpy warns where torch silently gives inf/nan (log(0), 0/0, sqrt(-1)); ops run inside graphc's modules, so only
+# their warnings are silenced (set_detect_anomaly is the way to find where NaN appears)
+warnings.filterwarnings("ignore", r"(divide by zero|invalid value|overflow) encountered", RuntimeWarning, r"graphc\.")
 OPS: dict[str, Op] = {}
 
 

@@ -1,6 +1,8 @@
 """Tensor: strided storage (a numpy array view, or a torch CUDA tensor), dtype, device and autograd metadata."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import dtypes
@@ -90,7 +92,7 @@ class Tensor:
         return self.ndim
 
     def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -129,6 +131,8 @@ class Tensor:
 
     @property
     def grad(self) -> Tensor | None:
+        if STATE.capture is not None:  # a compiled function re-reads .grad at each call, not the object seen once
+            STATE.capture.note_grad_read(self)
         return self._grad
 
     @grad.setter

@@ -145,7 +145,7 @@ def test_compiled_training_step_equals_eager_over_steps():
 
 
 def test_compiled_nn_training_matches_torch():
-    nn = pytest.importorskip("graphc.nn")
+    nn = graphc.nn
     graphc.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
     tmodel = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
@@ -188,6 +188,8 @@ def test_graph_break_takes_both_branches():
     assert f(graphc.tensor([1.0, 2.0])).tolist() == [3.0, 5.0]
     assert f(graphc.tensor([-1.0, -2.0])).tolist() == [-3.0, -5.0]
     assert f(graphc.tensor([3.0, 1.0])).tolist() == [7.0, 3.0]
+    assert f(graphc.tensor([5.0, 1.0])).tolist() == [11.0, 3.0]
+    assert f.num_compiles == 3  # the graph before the break, and one per branch: reused across values
     report = graphc.explain(f, graphc.tensor([1.0]))
     assert len(report.graph_breaks) == 1
     reason, where = report.graph_breaks[0]
@@ -324,6 +326,7 @@ def test_explain_report_fields():
     assert report.bytes_ideal == (4 * 8 + 8 + 4 * 8) * 4
     assert report.bytes_ideal <= report.bytes_moved <= report.bytes_moved_unfused
     assert report.graph_breaks == [] and report.fallbacks == []
+    assert all(k.kind == "elementwise" and set(k.ops) <= {"add", "mul", "exp"} for k in report.kernels)
     assert "exp" in str(report) and "kernels:" in str(report)
 
 
@@ -331,3 +334,85 @@ def test_capture_error_on_list_operand_names_op():
     with pytest.raises(CaptureError, match="list of tensors"):
         from graphc.compiler.capture import _plain
         _plain(graphc.ops.OPS["add"], [graphc.ones(1)])
+
+
+def test_compiled_optimizer_step_reads_fresh_grads():
+    params = _mlp_params(3)
+    twin = [graphc.tensor(p.detach().numpy().copy(), requires_grad=True) for p in params]
+    opt, twin_opt = graphc.optim.Adam(params, lr=0.05), graphc.optim.Adam(twin, lr=0.05)
+    step = graphc.compile(opt.step)
+    for k in range(4):
+        for ps in (params, twin):
+            for p in ps:
+                p.grad = graphc.full_like(p.detach(), float(k + 1)) * p.detach()  # a new grad object each time
+        step()
+        twin_opt.step()
+        for a, b in zip(params, twin):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-6, atol=1e-7)
+    assert step.num_compiles == 1
+
+
+def test_gradient_accumulation_across_calls():
+    w, w_eager = graphc.tensor([1.0, -2.0], requires_grad=True), graphc.tensor([1.0, -2.0], requires_grad=True)
+
+    def loss(w, x):
+        (w * x).pow(2).sum().backward()
+
+    f = graphc.compile(loss)
+    for k in range(4):
+        x = graphc.tensor([float(k), 1.0])
+        f(w, x)
+        loss(w_eager, x)
+        assert w.grad.tolist() == w_eager.grad.tolist()
+    assert f.num_compiles == 2  # the first call starts from no .grad, later ones accumulate
+
+
+def test_constant_outputs_are_copies():
+    f = graphc.compile(lambda x: (x, graphc.tensor([1.0, 2.0]) * 2))
+    for _ in range(3):
+        _, c = f(graphc.ones(1))
+        assert c.tolist() == [2.0, 4.0]
+        c.add_(100.0)
+
+
+def test_detached_parameter_is_read_at_call_time_and_temporaries_fold():
+    w = graphc.ones(2)
+    f = graphc.compile(lambda x: x * w.detach() + graphc.tensor([1.0, 2.0]).exp())
+    assert f(graphc.ones(2)).tolist() == pytest.approx([1 + np.e, 1 + np.e**2])
+    w.add_(1.0)
+    assert f(graphc.ones(2)).tolist() == pytest.approx([2 + np.e, 2 + np.e**2])
+    graph = graphc.explain(f, graphc.ones(2)).graphs[0]
+    assert "exp" not in [n.label for n in graph.nodes]  # the constant's exp was folded
+
+
+def test_keyword_arguments_are_matched_by_name():
+    f = graphc.compile(lambda a, b: a - b)
+    assert f(a=graphc.tensor([3.0]), b=graphc.tensor([1.0])).tolist() == [2.0]
+    assert f(b=graphc.tensor([1.0]), a=graphc.tensor([3.0])).tolist() == [2.0]
+
+
+def test_inplace_update_of_an_argument_and_print_break(capsys):
+    @graphc.compile
+    def bump(x, k):
+        x.add_(k)
+        print(x)
+        return x * 2
+
+    a, b = graphc.zeros(2), graphc.ones(2)
+    assert bump(a, 1.0).tolist() == [2.0, 2.0] and a.tolist() == [1.0, 1.0]
+    assert bump(b, 1.0).tolist() == [4.0, 4.0] and b.tolist() == [2.0, 2.0]
+    assert "tensor([1., 1.])" in capsys.readouterr().out
+    report = graphc.explain(bump.__wrapped__, graphc.zeros(2), 1.0)
+    assert report.graph_breaks[0][0] == "printing a tensor needs the tensor's value"
+
+
+def test_inplace_update_of_an_argument_replays():
+    @graphc.compile
+    def bump(x):
+        x.mul_(2.0)
+
+    a, b = graphc.ones(2), graphc.full((3,), 3.0)
+    bump(a)
+    bump(b)
+    bump(a)
+    assert a.tolist() == [4.0, 4.0] and b.tolist() == [6.0, 6.0, 6.0] and bump.num_compiles == 1

@@ -72,6 +72,19 @@ def test_shuffle_is_seeded_and_fresh_each_epoch():
     assert sorted(sum(default_stream, [])) == list(range(20))
 
 
+def test_tensor_dataset_batches_equal_collated_samples():
+    """The TensorDataset fast path (one gather per tensor) gives exactly what collating the samples one by one does."""
+    x, y = digit_like_data()
+    dataset = TensorDataset(graphc.tensor(x), graphc.tensor(y))
+    make = lambda collate: DataLoader(dataset, batch_size=5, shuffle=True, collate_fn=collate,
+                                      generator=graphc.Generator().manual_seed(3))
+    fast, slow = batches_as_numpy(make(None)), batches_as_numpy(make(lambda samples: default_collate(samples)))
+    assert len(fast) == len(slow) == 5
+    for f, s in zip(fast, slow):
+        for fa, sa in zip(f, s):
+            assert fa.dtype == sa.dtype and np.array_equal(fa, sa)
+
+
 def test_default_collate_matches_torch():
     rng = np.random.default_rng(1)
     samples = [{"image": rng.random((2, 3)).astype(np.float32), "label": int(rng.integers(10)), "weight": 0.5 * i,

@@ -1,4 +1,4 @@
-"""Indexing and joins beyond the op table: shared memory of views, writes through an index, gradients of writes,
+"""Indexing, joins and einsum beyond the op table: shared memory of views, writes through an index, gradients of writes,
 canonical (shape-generic) attrs, and refusals."""
 from __future__ import annotations
 
@@ -90,6 +90,8 @@ def test_index_refusals_name_the_op():
         x[:, 5]
     with pytest.raises(IndexError, match="too many indices"):
         x[0, 0, 0]
+    with pytest.raises(IndexError, match=r"index: the shape of the mask \[3\] does not match the shape \[2\]"):
+        x[graphc.ones(3, dtype=graphc.bool)]
     with pytest.raises(IndexError, match="integer or bool"):
         x[graphc.ones(2)]
     with pytest.raises(RuntimeError, match=r"(?s)cat: sizes of tensors must match.*\[2, 3\] and \[3, 2\]"):
@@ -137,3 +139,30 @@ def test_split_and_chunk_shapes_match_torch():
         for a, b in zip(ours, theirs):
             assert_close(a, b)
     assert np.shares_memory(x.split(3)[1].numpy(), x.numpy())
+
+
+MIXED_KEYS = [([0, 1], 0, [1, 2]), ([0, 1], slice(None), 0, [1, 2]), (0, [1, 2], [0, 3]),
+              (slice(None), [1, 2], None, [0, 3]), (None, [[0], [1]], 1, [0, 3]), (Ellipsis, [4, 0, 4]),
+              (slice(1, None, 2), Ellipsis, None, -1)]
+
+
+@pytest.mark.parametrize("key", MIXED_KEYS, ids=[str(k) for k in MIXED_KEYS])
+def test_mixed_basic_and_advanced_indices_match_torch(key):
+    x = graphc.randn(2, 3, 4, 5, requires_grad=True)
+    tx = to_torch(x)
+    out, tout = x[key], tx[key]
+    assert_close(out, tout)
+    w = torch.randn(tout.shape)
+    (out * graphc.tensor(w.numpy())).sum().backward()
+    (tout * w).sum().backward()
+    assert_close(x.grad, tx.grad)
+
+
+def test_einsum_shapes_and_refusals_match_torch():
+    a, b = graphc.randn(2, 3, 4), graphc.randn(4, 5)
+    ta, tb = to_torch(a), to_torch(b)
+    for equation, ours, theirs in [("...j,jk->k...", (a, b), (ta, tb)), ("bij->ji", (a,), (ta,)),
+                                   ("i,i", (b[0], b[1]), (tb[0], tb[1])), ("ij,kj", (a[0], a[1]), (ta[0], ta[1]))]:
+        assert_close(graphc.einsum(equation, *ours), torch.einsum(equation, *theirs), rtol=1e-5)
+    with pytest.raises(RuntimeError, match=r"(?s)einsum: label 'j' has sizes 4 and 3.*Tensor\[3, 4\]"):
+        graphc.einsum("ij,jk->ik", a[0], a[0])

@@ -61,8 +61,8 @@ class Row:
             return None
 
 
-STAGES = {"cpu": ["torch eager", "graphc eager", "graphc compiled", "explain", "torch.compile"],
-          "gpu": ["torch eager", "graphc compiled", "explain", "torch.compile"]}
+STAGES = {"cpu": ["torch eager", "graphc eager", "graphc compiled", "explain", "torch.compile", "timing"],
+          "gpu": ["torch eager", "graphc compiled", "explain", "torch.compile", "timing"]}
 # torch.compile costs seconds per case cold on a 2-core CPU, so --quick runs it on these two cases only.
 QUICK_TORCH_COMPILE = ("bias_gelu", "digits_mlp_train_step")
 
@@ -77,15 +77,14 @@ def stages(case: Case, target: str, quick: bool) -> list[str]:
 
 
 def run_row(row: Row) -> dict:
-    """Measure one case at one target; torch's first call on identical data is the reference for correctness."""
+    """Measure one case at one target. Each stage checks its first call against torch's (on identical data) and
+    leaves a callable to time; the timing stage then times them all together, interleaved."""
     import torch
 
     f, fields, gpu = TARGET_FIELDS[row.target], row.fields, row.target == "gpu"
-    budget = 0.25 if row.quick else 1.5
     sync = torch.cuda.synchronize if gpu else (lambda: None)
-
-    def timed(fn: Callable[[], object]) -> float:
-        return measure.gpu_time_ms(fn, budget) if gpu else measure.cpu_time_ms(fn, budget)
+    to_time: dict[str, Callable[[], object]] = {}
+    graphc_compiled_fns = []  # num_compiles is read after timing, so a recompile while timing shows
 
     def first_call(setup: Setup, call: Callable[[], object]) -> tuple[float, list[np.ndarray]]:
         """Seconds of the first call (for a compiled function: capture, codegen and one run), its outputs, and how
@@ -100,7 +99,7 @@ def run_row(row: Row) -> dict:
     def torch_eager():
         setup = row.build(torch)
         _, reference = first_call(setup, lambda: setup.fn(*setup.args))
-        fields[f["torch"]] = timed(lambda: setup.fn(*setup.args))
+        to_time[f["torch"]] = lambda: setup.fn(*setup.args)
         return reference
 
     reference = row.attempt("torch eager", torch_eager)
@@ -108,15 +107,15 @@ def run_row(row: Row) -> dict:
     def graphc_eager():
         setup = row.build(graphc)
         _, values = first_call(setup, lambda: setup.fn(*setup.args))
-        fields[f["graphc_eager"]] = timed(lambda: setup.fn(*setup.args))
+        to_time[f["graphc_eager"]] = lambda: setup.fn(*setup.args)
         fields["err_eager"] = measure.max_rel_err(values, reference) if reference is not None else None
 
     def graphc_compiled():
         setup = row.build(graphc)
         compiled = graphc.compile(setup.fn, backend=f["backend"])
         fields["compile_s"], values = first_call(setup, lambda: compiled(*setup.args))
-        fields[f["graphc"]] = timed(lambda: compiled(*setup.args))
-        fields["num_compiles"] = compiled.num_compiles
+        to_time[f["graphc"]] = lambda: compiled(*setup.args)
+        graphc_compiled_fns.append(compiled)
         fields["err_compiled"] = measure.max_rel_err(values, reference) if reference is not None else None
 
     def explain():
@@ -130,14 +129,18 @@ def run_row(row: Row) -> dict:
         setup = row.build(torch)
         compiled = torch.compile(setup.fn)
         fields["torch_compile_cold_s"], _ = first_call(setup, lambda: compiled(*setup.args))
-        fields[f["torch_compile"]] = timed(lambda: compiled(*setup.args))
+        to_time[f["torch_compile"]] = lambda: compiled(*setup.args)
+
+    def timing():
+        budget = (0.25 if row.quick else 1.5) * len(to_time)
+        fields.update(measure.gpu_times_ms(to_time, budget) if gpu else measure.cpu_times_ms(to_time, budget))
 
     work = {"graphc eager": graphc_eager, "graphc compiled": graphc_compiled, "explain": explain,
-            "torch.compile": torch_compiled}
+            "torch.compile": torch_compiled, "timing": timing}
     for stage in stages(row.case, row.target, row.quick)[1:]:
         row.attempt(stage, work[stage])
-    if hasattr(graphc, "compiler") and hasattr(graphc.compiler, "reset"):
-        graphc.compiler.reset()
+    fields["num_compiles"] = graphc_compiled_fns[0].num_compiles if graphc_compiled_fns else None
+    graphc.compiler.reset()
     if gpu:
         torch.cuda.empty_cache()
     _add_roofline(fields, row.size.get("dtype", "float32"))
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m graphc.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help=f"short timings; torch.compile only on {', '.join(QUICK_TORCH_COMPILE)} (minutes)")
-    parser.add_argument("--out", type=Path, default=Path("bench_results"), help="output folder (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder (default %(default)s)")
     parser.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
     args = parser.parse_args(argv)
     names = args.cases.split(",") if args.cases else list(CASES)
@@ -176,13 +179,19 @@ def main(argv: list[str] | None = None) -> int:
 
     targets = ["cpu"] + (["gpu"] if torch.cuda.is_available() else [])
     plan = [(CASES[n], t) for t in targets for n in names if t in CASES[n].sizes]
-    uses_torch_compile = any("torch.compile" in stages(c, t, args.quick) for c, t in plan)
-    startup_s = measure.torch_compile_startup_s() if uses_torch_compile else None
+    startup_s = None
+    if any("torch.compile" in stages(c, t, args.quick) for c, t in plan):
+        try:
+            startup_s = measure.torch_compile_startup_s()
+        except Exception:  # torch.compile cannot run here: every torch.compile stage records why
+            pass
     terminal = report.Terminal(sum(len(stages(c, t, args.quick)) for c, t in plan), max(len(n) for n in names))
     rows = []
     for target in targets:
-        terminal.header(target)
-        for case, _ in (p for p in plan if p[1] == target):
+        target_cases = [c for c, t in plan if t == target]
+        if target_cases:
+            terminal.header(target)
+        for case in target_cases:
             rows.append(run_row(Row(case, target, args.quick, terminal)))
             terminal.row(rows[-1])
     terminal.close()

@@ -11,27 +11,33 @@ from functools import cache
 import numpy as np
 
 
-def cpu_time_ms(fn: Callable[[], object], budget_s: float, min_reps: int = 3, max_reps: int = 200) -> float:
-    """Fastest milliseconds of fn() over as many calls as fit in budget_s (at least min_reps), after one warm call.
-    The minimum, not the median: on a shared CPU other load only ever adds time (and stalls torch's thread pool)."""
-    start = time.perf_counter()
-    fn()
-    estimate = time.perf_counter() - start
-    reps = int(min(max_reps, max(min_reps, budget_s / max(estimate, 1e-6))))
-    times = []
-    for _ in range(reps):
+def cpu_times_ms(fns: dict[str, Callable[[], object]], budget_s: float, min_reps: int = 3,
+                 max_reps: int = 200) -> dict[str, float]:
+    """Fastest milliseconds of each fn() over as many rounds as fit in budget_s (at least min_reps), after one warm
+    call each. A round calls every fn once, so all of them see the same machine load; the minimum, not the median,
+    because on a shared CPU other load only ever adds time (and stalls torch's thread pool)."""
+    best = {}
+    for name, fn in fns.items():
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1e3
+        best[name] = time.perf_counter() - start
+    reps = int(min(max_reps, max(min_reps, budget_s / max(sum(best.values()), 1e-6))))
+    for _ in range(reps):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: seconds * 1e3 for name, seconds in best.items()}
 
 
-def gpu_time_ms(fn: Callable[[], object], budget_s: float) -> float:
-    """Median milliseconds of fn() on the GPU (triton.testing.do_bench: CUDA events, L2 flushed between calls)."""
+def gpu_times_ms(fns: dict[str, Callable[[], object]], budget_s: float) -> dict[str, float]:
+    """Median milliseconds of each fn() on the GPU (triton.testing.do_bench: CUDA events, L2 flushed between
+    calls), one after the other."""
     from triton.testing import do_bench
 
-    return float(do_bench(fn, warmup=max(5, int(budget_s * 100)), rep=max(20, int(budget_s * 1000)),
-                          return_mode="median"))
+    per_fn = budget_s / max(len(fns), 1)
+    return {name: float(do_bench(fn, warmup=max(5, int(per_fn * 100)), rep=max(20, int(per_fn * 1000)),
+                                 return_mode="median")) for name, fn in fns.items()}
 
 
 def cpu_name() -> str:
@@ -56,9 +62,9 @@ def cpu_peaks() -> dict[str, float]:
     """Measured CPU peaks: copy bandwidth of a 256 MiB numpy array (bytes/s) and float32 matmul FLOP/s."""
     src = np.ones(1 << 26, np.float32)
     dst = np.empty_like(src)
-    copy_ms = cpu_time_ms(lambda: np.copyto(dst, src), budget_s=0.5)
     a = np.ones((1024, 1024), np.float32)
-    matmul_ms = cpu_time_ms(lambda: a @ a, budget_s=0.5)
+    ms = cpu_times_ms({"copy": lambda: np.copyto(dst, src), "matmul": lambda: a @ a}, budget_s=1.0)
+    copy_ms, matmul_ms = ms["copy"], ms["matmul"]
     return {"bandwidth": 2 * src.nbytes / copy_ms * 1e3, "flops": 2 * 1024**3 / matmul_ms * 1e3}
 
 
@@ -70,9 +76,9 @@ def gpu_peaks(dtype_name: str = "float32") -> dict[str, float]:
 
     src = torch.ones(1 << 28, dtype=torch.float32, device="cuda")
     dst = torch.empty_like(src)
-    copy_ms = gpu_time_ms(lambda: dst.copy_(src), budget_s=0.5)
     a = torch.ones((8192, 8192), dtype=getattr(torch, dtype_name), device="cuda")
-    matmul_ms = gpu_time_ms(lambda: a @ a, budget_s=0.5)
+    ms = gpu_times_ms({"copy": lambda: dst.copy_(src), "matmul": lambda: a @ a}, budget_s=1.0)
+    copy_ms, matmul_ms = ms["copy"], ms["matmul"]
     return {"bandwidth": 2 * (1 << 28) * 4 / copy_ms * 1e3, "flops": 2 * 8192**3 / matmul_ms * 1e3}
 
 

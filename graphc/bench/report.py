@@ -60,6 +60,7 @@ COLUMNS: dict[str, list[Column]] = {
         ("torch.compile cold s", lambda r: _num(r["torch_compile_cold_s"], ".1f")),
         ("torch.compile / graphc", lambda r: _x(_ratio(r["gpu_torch_compile_ms"], r["gpu_ms"]))),
         ("torch / graphc", lambda r: _x(_ratio(r["gpu_torch_ms"], r["gpu_ms"]))),
+        ("bound ms", lambda r: _num(r["bound_ms"])),
         ("roofline", lambda r: _pct(r["bound_frac"])),
         ("max rel err", lambda r: _num(r["err_compiled"], ".1e")),
     ],
@@ -162,7 +163,7 @@ def write_chart(path: Path, rows: list[dict]) -> None:
         return np.array([np.nan if key(r) is None else key(r) for r in rows], dtype=float)
 
     panels = [
-        ("kernels", False, [("unfused", lambda r: r["kernels_unfused"]), ("fused", lambda r: r["kernels_fused"])]),
+        ("kernels", True, [("unfused", lambda r: r["kernels_unfused"]), ("fused", lambda r: r["kernels_fused"])]),
         ("modelled global memory traffic (MB)", True,
          [(name, lambda r, k=key: None if r[k] is None else r[k] / 1e6)
           for name, key in (("unfused", "bytes_unfused"), ("fused", "bytes_fused"), ("ideal", "bytes_ideal"))]),

@@ -160,6 +160,8 @@ class InterpreterLibdevice:
         import triton.language as tl
 
         magnitude = tl.exp(b * tl.log(tl.abs(a)))
+        whole = tl.floor(b) == b
         odd = tl.abs(b - 2 * tl.floor(b / 2)) == 1
-        signed = tl.where((a < 0) & odd, -magnitude, magnitude)
-        return tl.where(b == 0, 1.0, tl.where(a == 0, tl.where(b > 0, 0.0, float("inf")), signed))
+        negative = tl.where(whole, tl.where(odd, -magnitude, magnitude), float("nan"))
+        return tl.where(b == 0, 1.0, tl.where(a < 0, negative, tl.where(a == 0, tl.where(b > 0, 0.0, float("inf")),
+                                                                        magnitude)))

@@ -47,13 +47,16 @@ class Capture:
         self.last_key: tuple | None = None
         self.last_outputs: list[Node] = []
         self.grad_writes: dict[int, tuple[Tensor, Tensor | None]] = {}  # id -> (tensor, its .grad before the call)
+        self.materialized: dict[int, weakref.ref] = {}  # proxies given values at a graph break (id -> weakref)
+        self.grad_owner: dict[int, tuple] = {}  # id(a real .grad read during capture) -> (its owner, it)
         self._new_segment()
 
     def _new_segment(self) -> None:
         self.graph = Graph()
         self.sources: list[Tensor] = []  # the real tensor behind each graph input, in graph.inputs order
-        self.current: dict[int, Node] = {}  # id(real tensor) -> the node holding its value in this segment
-        self.writes: dict[int, Tensor] = {}  # real tensors updated in place in this segment
+        self.current: dict[int, Node] = {}  # id(real tensor) -> its input node in this segment
+        self.writes: dict[int, tuple] = {}  # id -> (real tensor updated in place, its storage) in this segment
+        self.views: dict[int, weakref.ref] = {}  # proxies made by view ops (id -> weakref)
         self.proxies: list[weakref.ref] = []
 
     # ---- the hooks the dispatch and Tensor call -------------------------------------------------------------
@@ -64,6 +67,8 @@ class Capture:
         device = next((a.device for a in args if type(a) is Node), None) or CPU
         node = self.graph.add("op", op, args, attrs, shape, dt, device, user_line())
         out = self._proxy(node)
+        if op.category == VIEW:
+            self.views[id(out)] = weakref.ref(out)
         if STATE.grad_enabled and dt.is_floating_point and any(type(x) is Tensor and x.requires_grad for x in inputs):
             if op.backward is None:
                 raise op_error(op.name, "has no backward rule, but an input requires grad", inputs, NotImplementedError)
@@ -90,7 +95,9 @@ class Capture:
         return self._proxy(t._node)
 
     def assign(self, t: Tensor, value: Tensor) -> None:
-        """t's storage takes value (broadcast and cast to t): recorded as t now naming value's node."""
+        """t's storage takes value (broadcast and cast to t): recorded as t now naming value's node. A real tensor
+        updated in place becomes a proxy until the segment ends (so reading it sees the update, and reading its
+        value is a graph break); then its storage is restored and the final value copied in."""
         target = self.node_of(t)
         if type(value) is Tensor and value._data is None and value._node is target:
             return
@@ -100,12 +107,19 @@ class Capture:
             value = expand_as(value, t)
         node = self.node_of(value)
         if t._data is None:
-            if target.kind == "op" and target.op.category == VIEW:
+            view = self.views.get(id(t))
+            if view is not None and view() is t:
                 raise CaptureError(f"in-place update of a view ({target.op.name} at {target.where}) is not captured")
-            t._node = node
         else:
-            self.current[id(t)] = node
-            self.writes[id(t)] = t
+            self.writes[id(t)] = (t, t._data)
+            t._data = None
+        t._node = node
+
+    def note_grad_read(self, t: Tensor) -> None:
+        """t.grad is being read: if it is a real tensor, a replay reads t.grad anew (its identity may change)."""
+        grad = t._grad
+        if grad is not None and grad._data is not None:
+            self.grad_owner[id(grad)] = (t, grad)  # holding grad keeps its id from being reused
 
     def note_grad_write(self, t: Tensor) -> None:
         """t.grad is being set: after the graph runs it gets its final value."""
@@ -153,23 +167,48 @@ class Capture:
         """Run this segment: every live proxy gets its value, in-place updates and .grad writes land in the real
         tensors, and a new segment starts."""
         live = self.live_proxies() if live is None else live
+        self._constants_from_temporaries()
         saved = _stale_grad_fns(live)
-        outputs = list(dict.fromkeys([t._node for t in live] + [self.current[i] for i in self.writes] +
+        written = list(self.writes.values())
+        outputs = list(dict.fromkeys([t._node for t in live] + [t._node for t, _ in written] +
                                      [fn._out[1] for fn in saved]))
         self.graph.outputs, self.last_outputs = outputs, outputs
+        final = [t._node for t, _ in written]
+        self._restore_storage()
         values = dict(zip(outputs, self.run_segment(self.graph, self.sources))) if outputs else {}
         for t in live:
             t._data, t._node = values[t._node], None
+            self.materialized[id(t)] = weakref.ref(t)
         for fn in saved:
             fn._out = (values[fn._out[1]], None, fn._out[2])
-        for i, t in self.writes.items():
-            write_into(t, values[self.current[i]])
-        for t, before in self.grad_writes.values():
-            keep_grad_identity(t, before)
+        for (t, _), node in zip(written, final):
+            write_into(t, values[node])
         self._new_segment()
 
+    def _restore_storage(self) -> None:
+        """Tensors updated in place get their own storage back (not yet written)."""
+        for t, data in self.writes.values():
+            t._data, t._node = data, None
+
+    def _constants_from_temporaries(self) -> None:
+        """Input tensors that nothing but this capture references, holding memory nothing else references (made
+        inside the function, then dropped; not a detached view of a parameter), can never change: they become
+        constant nodes, which constant folding can compute with."""
+        kept = []
+        for k in range(len(self.sources)):
+            t = self.sources[k]
+            if sys.getrefcount(t) == 3 and _owns_unshared_array(t) and \
+                    (id(t) not in self.materialized or self.materialized[id(t)]() is not t):
+                node = self.graph.inputs[k]
+                node.kind, node.value = "const", t._data
+            else:
+                kept.append(k)
+        self.graph.inputs[:] = [self.graph.inputs[k] for k in kept]
+        self.sources[:] = [self.sources[k] for k in kept]
+
     def abort(self) -> None:
-        """Capture failed: put back every .grad it changed."""
+        """Capture failed: put back every .grad it changed, and the storage of tensors updated in place."""
+        self._restore_storage()
         for t, before in self.grad_writes.values():
             t._grad = before
 
@@ -182,14 +221,9 @@ def write_into(t: Tensor, value) -> None:
         t._data.copy_(value)
 
 
-def keep_grad_identity(t: Tensor, before: Tensor | None) -> None:
-    """A .grad that existed before the call keeps its identity: the new gradient is copied into it (as torch
-    accumulates in place), so graphs that read it by identity stay valid."""
-    grad = t._grad
-    if (before is not None and grad is not None and grad is not before and before._data is not None
-            and grad._data is not None and before.dtype is grad.dtype and before.shape == grad.shape):
-        write_into(before, grad._data)
-        t._grad = before
+def _owns_unshared_array(t: Tensor) -> bool:
+    data = t._data
+    return type(data) is np.ndarray and data.base is None and sys.getrefcount(data) == 3  # t, `data`, the call
 
 
 def _stale_grad_fns(live: list[Tensor]) -> list:

@@ -12,9 +12,9 @@ from string import Template
 import numpy as np
 
 from .. import dtypes
-from ..dispatch import run_forward
+from ..dispatch import REDUCTION, run_forward
 from . import cache
-from .fusion import EXPANDS, Fusion, Group, view_chain
+from .fusion import EXPANDS, Fusion, Group, load_key, view_chain
 from .ir import Graph, Node
 from .plan import Step
 
@@ -50,6 +50,7 @@ class Scope:
                  parent: Scope | None = None, hoist=None):
         self.lines, self.index, self.mask, self.tag, self.indent, self.parent = lines, index, mask, tag, indent, parent
         self.hoist = hoist  # hoist(node): compute node in the parent scope (a per-row value inside a row loop)
+        self.zero = "0"  # the offset of a value that does not vary (a block of zeros where loads are blocks)
         self.memo: dict[Node, str] = {}
 
     def lookup(self, node: Node) -> str | None:
@@ -81,20 +82,21 @@ class Emitter:
 
     def offset(self, ptr: str, scope: Scope) -> str:
         terms = [f"{i} * {ptr}_s{d}" for d, i in enumerate(scope.index) if i is not None]
-        return " + ".join(terms) or "0"
+        return " + ".join(terms) or scope.zero
 
-    def value(self, x, scope: Scope) -> str:
-        """The expression for operand x (a node or a Python scalar) in scope, emitting what it needs."""
+    def value(self, x, scope: Scope, consumer: Node | None = None) -> str:
+        """The expression for operand x (a node or a Python scalar) of consumer in scope, emitting what it needs."""
         if not isinstance(x, Node):
             return literal(x)
-        if x in self.loads:
-            var = scope.lookup(x)
+        key = load_key(self.group, x, consumer)
+        if key in self.loads:
+            var = scope.lookup(key)
             if var is None:
-                var = f"x{self.loads[x][2:]}{scope.tag}"
+                ptr = self.loads[key]
+                var = f"x{ptr[2:]}{scope.tag}"
                 mask = f", mask={scope.mask}, other=0" if scope.mask else ""
-                scope.emit(f"{var} = tl.load({self.loads[x]} + {self.offset(self.loads[x], scope)}{mask})"
-                           f".to({compute_type(x.dtype)})")
-                scope.memo[x] = var
+                scope.emit(f"{var} = tl.load({ptr} + {self.offset(ptr, scope)}{mask}).to({compute_type(x.dtype)})")
+                scope.memo[key] = var
             return var
         base, _ = view_chain(x)
         if base is not x:
@@ -115,19 +117,22 @@ class Emitter:
         cast_operands = n.dtype.is_floating_point and n.op.name not in ("where", "masked_fill")
         operands = []
         for i, x in enumerate(n.inputs):
-            if f"{{{i}}}" not in n.op.triton:
+            if f"{{{i}}}" not in n.op.triton and n.op.category != REDUCTION:
                 operands.append("")
                 continue
-            v = self.value(x, scope)
+            v = self.value(x, scope, n)
             if cast_operands and isinstance(x, Node) and x.dtype is not dtypes.bool_ and compute_type(x.dtype) != ty:
                 v = f"{v}.to({ty})"
+            elif cast_operands and not isinstance(x, Node) and "libdevice" in n.op.triton:
+                v = f"tl.full([], {v}, {ty})"  # libdevice functions want operands of one type
             operands.append(v)
         attrs = {k: literal(v) if v is not None else ('float("-inf")' if k == "min" else 'float("inf")')
                  for k, v in n.attrs.items()}
-        expr = n.op.triton.format(*operands, **attrs)
+        expr = ("{0}" if n.op.category == REDUCTION else n.op.triton).format(*operands, **attrs)
         var = f"v{n.id}{scope.tag}"
         where = f"  # {n.op.name} at {n.where}" if n.where else f"  # {n.op.name}"
-        scope.emit(f"{var} = ({expr}).to({ty}){where}")
+        constant = not any(isinstance(x, Node) and v for x, v in zip(n.inputs, operands))
+        scope.emit(f"{var} = tl.full([], {expr}, {ty}){where}" if constant else f"{var} = ({expr}).to({ty}){where}")
         return var
 
     def store(self, n: Node, var: str, scope: Scope) -> None:
@@ -135,16 +140,16 @@ class Emitter:
         mask = [scope.mask] if scope.mask else []
         canon = self.group.canon[n]
         mask += [f"(({i} == 0) | ({ptr}_s{d} != 0))" for d, i in enumerate(scope.index)
-                  if i is not None and canon[d] == 1 and self.group.space[d] != 1]
+                  if i is not None and canon[d] == 1]
         mask_arg = f", mask={' & '.join(mask)}" if mask else ""
         scope.emit(f"tl.store({ptr} + {self.offset(ptr, scope)}, {var}.to({ptr}.dtype.element_ty){mask_arg})")
 
 
-def kernel_loads(group: Group) -> list[Node]:
+def kernel_loads(group: Group) -> list[tuple]:
     """The loads the generated code reads through strides (a matmul's own operands are read by the template)."""
     if group.kind != "matmul":
         return group.loads
-    return [x for x in group.loads if any(x in n.inputs for n in group.nodes[1:])]
+    return [(x, c) for x, c in group.loads if any(x in n.inputs for n in group.nodes if n is not group.matmul)]
 
 
 def split_index(names: list[str], flat: str, sizes: list[str], indent: str = "    ") -> list[str]:
@@ -211,15 +216,18 @@ class KernelStep(Step):
 
     kind = "kernel"
 
-    def __init__(self, group: Group, source: str, name: str, backend: str, launch, signature, constexprs):
+    def __init__(self, group: Group, source: str, name: str, backend: str, mode: str, template, signature: dict,
+                 constexprs: dict):
         reads = []
-        for x in group.loads:
+        for x, _ in group.loads:
             base = view_chain(x)[0]
             if base not in reads:
                 reads.append(base)
         super().__init__(reads, list(group.outputs), list(group.nodes))
         self.group, self.category, self.source, self.name, self.backend = group, group.kind, source, name, backend
-        self.launch, self.signature, self.constexprs = launch, signature, constexprs  # launch(step, tensors, space)
+        self.mode, self.template, self.signature, self.constexprs = mode, template, signature, constexprs
+        self.tuned: dict[tuple, dict] = {}  # max-autotune: the fastest config per iteration space
+        self.size_ones = size_one_dims(self.nodes, ShapesAtPlanTime())
 
     def ptx(self, arch: int = 90) -> str:
         """PTX for this kernel on sm_<arch>, compiled ahead of time (no GPU needed)."""
@@ -232,25 +240,83 @@ class KernelStep(Step):
         import torch
 
         g = self.group
-        space = tuple(shapes[g.anchor]) if g.kind != "reduction" else tuple(shapes[g.anchor])
-        loads = []
-        for x in g.loads:
+        if size_one_dims(self.nodes, shapes) != self.size_ones:
+            return self.run_numpy(values, shapes)
+        space = tuple(shapes[g.anchor])
+        raw = {}
+        for x, consumer in g.loads:
             base, chain = view_chain(x)
             t = as_torch(values[base], self.backend)
             for v in chain:
                 t = apply_view(t, v, shapes)
-            loads.append(t)
+            raw[x, consumer] = t
+        loads = [self.place(raw[key], key[1], space, shapes) for key in kernel_loads(g)]
         outs, out_views = [], []
         for n in g.outputs:
             shape = tuple(shapes[n])
             buf = (torch.from_numpy(np.empty(shape, n.dtype.np)) if self.backend == "interpret"
                    else torch.empty(shape, dtype=torch_dtype(n.dtype), device="cuda"))
             outs.append(buf)
-            out_views.append(buf.reshape([s if c != 1 else 1 for s, c in zip(space, g.canon[n])]))
+            for v in reversed(g.permuted.get(n, [])):
+                buf = buf.permute(tuple(np.argsort(v.attrs["dims"]).tolist()))
+            out_views.append(self.place(buf, n if n in g.rowplaced else None, space, shapes))
         if all(s > 0 for s in space):
-            self.launch(self, loads, out_views, space)
+            self.pick(space, lambda config: self.template.launch(self, loads, out_views, space, raw, config))
         for n, buf in zip(g.outputs, outs):
             values[n] = buf.numpy() if self.backend == "interpret" else buf
+
+    def pick(self, space: tuple, run) -> None:
+        """Launch with the heuristic config, or in mode='max-autotune' on a GPU with the fastest of the template's
+        configs for this space (timed once per space)."""
+        configs = self.template.configs(self.group, space)
+        if self.mode != "max-autotune" or self.backend != "triton" or len(configs) == 1:
+            return run(configs[0])
+        if space not in self.tuned:
+            self.tuned[space] = min(configs, key=lambda config: gpu_ms(lambda: run(config)))
+        run(self.tuned[space])
+
+    def run_numpy(self, values: dict, shapes: dict) -> None:
+        """The group op by op with numpy: for a call whose sizes make a dim 1 that was not (or the reverse) when
+        the group was fused, since broadcasting then means something else."""
+        local = dict(values)
+        for node in self.nodes:
+            FallbackStep(node, "", self.backend)(local, shapes)
+        for n in self.writes:
+            values[n] = local[n]
+
+    def place(self, t, consumer: Node | None, space: tuple, shapes: dict):
+        """t as a tensor of the iteration space's shape (stride 0 where it does not vary); a per-row consumer's
+        operand (or output) has the kept dims of the space."""
+        if consumer is None:
+            return broadcast_to(t, space)
+        dims = self.group.dims
+        t = broadcast_to(t, tuple(shapes[consumer]))
+        return t.reshape([1 if d in dims else s for d, s in enumerate(space)]).expand(space)
+
+
+def gpu_ms(run, repeats: int = 5) -> float:
+    """Milliseconds per call of run on the current CUDA stream (after one warm-up call)."""
+    import torch
+
+    run()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeats):
+        run()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / repeats
+
+
+class ShapesAtPlanTime(dict):
+    def __missing__(self, node: Node) -> tuple:
+        return tuple(node.shape)
+
+
+def size_one_dims(nodes: list[Node], shapes: dict) -> tuple:
+    """Which dims are 1 in each node's and each operand's shape: what broadcasting decisions depend on."""
+    operands = [x for n in nodes for x in n.inputs if isinstance(x, Node)]
+    return tuple(tuple(s == 1 for s in shapes[x]) for x in nodes + operands)
 
 
 def broadcast_to(t, space: tuple):
@@ -306,9 +372,9 @@ def plan_kernels(graph: Graph, backend: str = "interpret", mode: str = "default"
     steps: list[Step] = []
     for item in fusion.order():
         if isinstance(item, Group):
-            generate = importlib.import_module(f"{__package__}.triton_{item.kind}").generate
-            source, name, launch, signature, constexprs = generate(item, Emitter(item), mode)
-            steps.append(KernelStep(item, source, name, backend, launch, signature, constexprs))
+            template = importlib.import_module(f"{__package__}.triton_{item.kind}")
+            source, name, signature, constexprs = template.generate(item, Emitter(item))
+            steps.append(KernelStep(item, source, name, backend, mode, template, signature, constexprs))
         else:
             from .fusion import fallback_reason
 
@@ -333,7 +399,7 @@ def kernel_name(group: Group) -> str:
 def signature(group: Group, em: Emitter, extra: list[str], pointers_first: dict | None = None) -> dict:
     """The AOT signature: a pointer type per tensor, i64 per size/stride, then the extra ints."""
     sig = dict(pointers_first or {})
-    for x, p in em.loads.items():
+    for (x, _), p in em.loads.items():
         sig[p] = f"*{x.dtype.triton}"
     for n, p in em.outputs.items():
         sig[p] = f"*{n.dtype.triton}"

@@ -17,12 +17,12 @@ import numpy as np
 
 from ..state import STATE
 from ..tensor import Tensor
-from .capture import Capture, CaptureError, keep_grad_identity, write_into
+from .capture import Capture, CaptureError, write_into
 from .ir import Graph, Node
 from .logs import log, logs_on
 from .passes import optimize
 from .plan import Plan, Step
-from .runtime import Runtime, numpy_steps, reference_values
+from .runtime import Runtime, memory, numpy_steps, reference_values
 
 BACKENDS = ("auto", "triton", "interpret", "numpy")
 MODES = ("default", "max-autotune", "eager", "check")
@@ -82,6 +82,8 @@ def structure_key(graph: Graph, sizes: bool) -> tuple:
         index[n] = len(index)
         if n.kind == "input":
             parts.append(("input", n.dtype, n.device.type, n.shape if sizes else len(n.shape)))
+        elif n.kind == "const":
+            parts.append(("const", n.dtype, n.shape, hash(np.ascontiguousarray(n.value).tobytes())))
         else:
             args = tuple(index[x] if type(x) is Node else (type(x), repr(x)) for x in n.inputs)
             parts.append((n.op.name, args, repr(n.attrs), n.dtype))
@@ -90,57 +92,61 @@ def structure_key(graph: Graph, sizes: bool) -> tuple:
 
 def _aliases_input(node: Node) -> bool:
     """Whether a node's value may share memory with a graph input (an input, or views of one)."""
-    while node.kind == "op" and node.op.category == "view":
-        node = node.inputs[0]
-    return node.kind == "input"
+    return memory(node).kind == "input"
 
 
 class Entry:
     """A whole-function trace that can replay: its guards, its plan, where inputs come from and where outputs go.
-    A tensor is named (argument position, None) when it was an argument, else (None, the tensor itself)."""
+    A tensor is named by a ref (argument position or None, the tensor itself or None, whether it is that one's
+    .grad): arguments and gradients are looked up anew at each call, other tensors by identity."""
 
     def __init__(self, capture: Capture, runtime: Runtime, sources: list[Tensor], template, writes, grads):
-        self.arg_of = capture.arg_index
+        self.arg_of, self.grad_owner = capture.arg_index, capture.grad_owner
         self.runtime = runtime
         self.inputs = [self.ref(t) for t in sources]
-        self.free = [(t, t.dtype, t._data.ndim, t.requires_grad) for t in sources if id(t) not in self.arg_of]
-        self.sizes = [(ref, tuple(s._data.shape)) for ref, s in zip(self.inputs, sources)] \
+        self.free = [(ref, t.dtype, t._data.ndim, t.requires_grad) for ref, t in zip(self.inputs, sources)
+                     if ref[0] is None or ref[2]]
+        self.sizes = [(ref, tuple(t._data.shape)) for ref, t in zip(self.inputs, sources)] \
             if capture.specialized else []
         self.template = template
         self.writes = [(self.ref(t), pos, copy) for t, pos, copy in writes]
-        self.grads = [(self.ref(t), before is not None, before if id(t) not in self.arg_of else None, out)
-                      for t, before, out in grads]
-        del self.arg_of
+        self.grads = [(self.ref(t), had_grad, out) for t, had_grad, out in grads]
+        del self.arg_of, self.grad_owner
 
     def ref(self, t: Tensor) -> tuple:
-        return (self.arg_of[id(t)], None) if id(t) in self.arg_of else (None, t)
+        owner = self.grad_owner.get(id(t))
+        if owner is not None:
+            return self.ref(owner[0])[:2] + (True,)
+        return (self.arg_of[id(t)], None, False) if id(t) in self.arg_of else (None, t, False)
+
+    @staticmethod
+    def resolve(flat: list, ref: tuple) -> Tensor | None:
+        i, t, is_grad = ref
+        t = flat[i] if t is None else t
+        return t._grad if is_grad else t
 
     def matches(self, flat: list) -> bool:
-        for t, dt, ndim, rg in self.free:
-            data = t._data
-            if t.dtype is not dt or type(data) is not np.ndarray or data.ndim != ndim or t.requires_grad != rg:
+        for ref, dt, ndim, rg in self.free:
+            t = self.resolve(flat, ref)
+            if t is None or t.dtype is not dt or type(t._data) is not np.ndarray or t._data.ndim != ndim or \
+                    t.requires_grad != rg:
                 return False
-        for (i, t), had_grad, before, _ in self.grads:
-            grad = (flat[i] if t is None else t)._grad
-            if (grad is not None) != had_grad or (before is not None and grad is not before):
+        for ref, had_grad, _ in self.grads:
+            if (self.resolve(flat, ref)._grad is not None) != had_grad:
                 return False
-        for (i, t), shape in self.sizes:
-            data = (flat[i] if t is None else t)._data
-            if data is None or tuple(data.shape) != shape:
+        for ref, shape in self.sizes:
+            if tuple(self.resolve(flat, ref)._data.shape) != shape:
                 return False
         return True
 
     def run(self, flat: list):
-        arrays = [flat[i]._data if t is None else t._data for i, t in self.inputs]
-        outs = self.runtime(arrays)
+        resolve = self.resolve
+        outs = self.runtime([resolve(flat, ref)._data for ref in self.inputs])
         values = [outs[pos].copy() if copy else outs[pos] for _, pos, copy in self.writes]
-        for ((i, t), _, _), value in zip(self.writes, values):
-            write_into(flat[i] if t is None else t, value)
-        for (i, t), _, _, (pos, dt) in self.grads:
-            t = flat[i] if t is None else t
-            before = t._grad
-            t._grad = None if pos is None else Tensor._make(outs[pos], dt)
-            keep_grad_identity(t, before)
+        for (ref, _, _), value in zip(self.writes, values):
+            write_into(resolve(flat, ref), value)
+        for ref, _, (pos, dt) in self.grads:
+            resolve(flat, ref)._grad = None if pos is None else Tensor._make(outs[pos], dt)
         return _fill(self.template, outs)
 
 
@@ -197,13 +203,16 @@ class CompiledFunction:
         if (self.mode == "eager" or self._eager_reason is not None or STATE.capture is not None
                 or os.environ.get("GRAPHC_EAGER", "0") not in ("", "0")):
             return self.fn(*args, **kwargs)
-        flat = leaves(kwargs, leaves(args, []))
-        sig = signature(flat)
+        flat = leaves(dict(sorted(kwargs.items())), leaves(args, []))
+        sig = signature(flat) + tuple(sorted(kwargs))
         entries = self._entries.get(sig)
         if entries:
             for entry in entries:
-                if entry.matches(flat):
-                    return entry.run(flat)
+                if entry.matches(flat) and self.mode != "check":
+                    try:
+                        return entry.run(flat)
+                    except (ValueError, TypeError, IndexError):
+                        break  # sizes that do not fit the program: tracing names the op and line that refuses
         if self._entries and logs_on("recompiles"):
             log.info(f"recompiles] {self.__name__}: no cached plan matches the guards; tracing again")
         return self._trace(args, kwargs, flat, sig)
@@ -243,11 +252,15 @@ class CompiledFunction:
                           "included, to replay it)", RuntimeWarning, stacklevel=2)
         capture.store_plans = needs_grad or not escaped
         sources = capture.sources
-        writes = [(t, capture.current[i]) for i, t in capture.writes.items()]
+        writes = [(t, t._node) for t, _ in capture.writes.values()]
         grad_nodes = {id(t): t._grad._node for t, _ in capture.grad_writes.values()
                       if t._grad is not None and t._grad._data is None}
         position_source = [t._node for t in live]
-        capture.flush(live)
+        try:
+            capture.flush(live)
+        except BaseException:
+            capture.abort()
+            raise
         if capture.breaks or escaped or needs_grad:
             return result
         position = {n: i for i, n in enumerate(capture.last_outputs)}
@@ -260,7 +273,7 @@ class CompiledFunction:
         entry_grads = []
         for t, before in capture.grad_writes.values():
             node = grad_nodes.get(id(t))
-            entry_grads.append((t, t._grad if before is not None else None,
+            entry_grads.append((t, before is not None,
                                 (position[node], t._grad.dtype) if node is not None else (None, None)))
             if node is None and t._grad is not None:
                 return result  # a .grad set to a tensor made outside the graph: not replayable

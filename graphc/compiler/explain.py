@@ -9,7 +9,7 @@ from ..dispatch import ELEMENTWISE, MATMUL, REDUCTION, VIEW
 from .compile import CompiledFunction
 from .ir import Graph, Node
 from .plan import Step
-from .runtime import Runtime
+from .runtime import Runtime, memory
 
 
 class OpKernel(Step):
@@ -48,13 +48,6 @@ def unfused_steps(graph: Graph) -> list[Step]:
     return steps
 
 
-def memory(node: Node) -> Node:
-    """The node whose buffer a read of node touches (views read their base)."""
-    while node.kind == "op" and node.op.category == VIEW:
-        node = node.inputs[0]
-    return node
-
-
 def nbytes(node: Node) -> int:
     return math.prod(node.shape) * node.dtype.itemsize
 
@@ -72,7 +65,7 @@ def ideal_bytes(graph: Graph) -> int:
     """Graph inputs read once plus outputs written once."""
     used = {memory(x) for n in graph.nodes if n.kind == "op" for x in n.inputs if type(x) is Node}
     used |= {memory(o) for o in graph.outputs}
-    read = sum(nbytes(n) for n in graph.nodes if n.kind == "input" and n in used)
+    read = sum(nbytes(n) for n in graph.nodes if n.kind in ("input", "const") and n in used)
     return read + sum(nbytes(o) for o in dict.fromkeys(graph.outputs) if memory(o).kind == "op")
 
 
@@ -85,13 +78,27 @@ def triton_steps(graph: Graph) -> list[Step]:
     return plan_kernels(graph, "triton", "default")
 
 
+class Kernel:
+    """A kernel step as the report shows it: .kind is its category ("elementwise" | "reduction" | "matmul", as in
+    API.md); everything else (.ops, .source, .ptx(arch), .category, .nodes) is the step's."""
+
+    def __init__(self, step: Step):
+        self.step, self.kind = step, getattr(step, "category", "elementwise")
+
+    def __getattr__(self, name: str):
+        return getattr(self.step, name)
+
+    def __repr__(self) -> str:
+        return f"<Kernel {self.kind} {' '.join(self.step.ops)}>"
+
+
 class Report:
     """What graphc.explain found: see API.md ('Compiler') for the fields."""
 
     def __init__(self, name: str, graphs: list[Graph], plans: list[list[Step]], breaks: list[tuple[str, str]]):
         self.name, self.graphs, self.graph_breaks = name, graphs, list(breaks)
         steps = [s for plan in plans for s in plan]
-        self.kernels = [s for s in steps if s.kind == "kernel"]
+        self.kernels = [Kernel(s) for s in steps if s.kind == "kernel"]
         self.fallbacks = [(n.op.name, getattr(s, "reason", "no Triton lowering")) for s in steps
                           if s.kind == "fallback" for n in s.nodes if n.kind == "op"]
         unfused = [s for g in graphs for s in unfused_steps(g)]
@@ -111,7 +118,7 @@ class Report:
         lines.append(f"kernels: {self.num_kernels} (unfused: {self.num_unfused_kernels})")
         for i, k in enumerate(self.kernels):
             wheres = sorted({n.where for n in k.nodes if n.where})
-            lines.append(f"  [{i}] {getattr(k, 'category', '?'):<11} {' '.join(k.ops)}   ({', '.join(wheres)})")
+            lines.append(f"  [{i}] {k.kind:<11} {' '.join(k.ops)}   ({', '.join(wheres)})")
         lines.append(f"fallbacks: {len(self.fallbacks)}")
         lines += [f"  {name}: {reason}" for name, reason in self.fallbacks]
         lines.append(f"bytes moved: {self.bytes_moved:,} (unfused {self.bytes_moved_unfused:,}, ideal "

@@ -4,6 +4,8 @@ dropped after their last use (Plan.frees). Sizes are not baked in: every call re
 input shapes (only when they change, and only for plans whose steps need them)."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..dispatch import VIEW
@@ -17,38 +19,131 @@ class OpStep(Step):
 
     kind = "op"
 
-    def __init__(self, node: Node):
+    def __init__(self, node: Node, reuse_buffer: bool = False):
         reads = list(dict.fromkeys(x for x in node.inputs if type(x) is Node))
         super().__init__(reads, [node], [node])
-        self.run = _compile_call(node)
+        self.run = _compile_buffered(node) if reuse_buffer else _compile_call(node)
 
     def __call__(self, values: dict, shapes: dict | None) -> None:
         self.run(values)
 
 
 def _compile_call(node: Node):
-    """A closure computing node's value into values[node] from values of its inputs."""
+    """A closure computing node's value into values[node] from values of its inputs (arity-specialised: this is
+    the numpy backend's inner loop)."""
     forward, attrs, want = node.op.forward, node.attrs, node.dtype.np
-    getters = [(type(x) is Node, x) for x in node.inputs]
-    low = node.op.category != VIEW and any(type(x) is Node and x.dtype in LOW_PRECISION for x in node.inputs)
+    fn = functools.partial(forward, **attrs) if attrs else forward
+    inputs = node.inputs
+    kinds = tuple(type(x) is Node for x in inputs)
+    low = node.op.category != VIEW and any(type(x) is Node and x.dtype in LOW_PRECISION for x in inputs)
 
-    def run(values: dict) -> None:
-        args = [values[x] if is_node else x for is_node, x in getters]
-        if low:
-            args = [a.astype(np.float32) if type(a) is np.ndarray and a.dtype.itemsize == 2 and a.dtype.kind in "fV"
-                    else a for a in args]
-        out = forward(*args, **attrs)
+    def finish(out) -> np.ndarray:
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-        if out.dtype != want:
-            out = out.astype(want)
-        values[node] = out
+        return out if out.dtype is want or out.dtype == want else out.astype(want)
+
+    if low:
+        def run(values: dict) -> None:
+            args = [values[x] if is_node else x for is_node, x in zip(kinds, inputs)]
+            values[node] = finish(fn(*[a.astype(np.float32) if type(a) is np.ndarray and a.dtype.itemsize == 2 and
+                                       a.dtype.kind in "fV" else a for a in args]))
+    elif kinds == (True,):
+        (a,) = inputs
+
+        def run(values: dict) -> None:
+            values[node] = finish(fn(values[a]))
+    elif kinds == (True, True):
+        a, b = inputs
+
+        def run(values: dict) -> None:
+            values[node] = finish(fn(values[a], values[b]))
+    elif kinds == (True, False):
+        a, b = inputs
+
+        def run(values: dict) -> None:
+            values[node] = finish(fn(values[a], b))
+    elif kinds == (False, True):
+        a, b = inputs
+
+        def run(values: dict) -> None:
+            values[node] = finish(fn(a, values[b]))
+    else:
+        def run(values: dict) -> None:
+            values[node] = finish(fn(*[values[x] if is_node else x for is_node, x in zip(kinds, inputs)]))
     return run
 
 
+def memory(node: Node) -> Node:
+    """The node whose buffer node's value lives in (views lead to their base)."""
+    while node.kind == "op" and node.op.category == VIEW:
+        node = node.inputs[0]
+    return node
+
+
+def _is_ufunc(node: Node) -> bool:
+    return node.kind == "op" and isinstance(node.op.forward, np.ufunc)
+
+
+def _compile_buffered(node: Node):
+    """A same-dtype ufunc writing into a buffer the step keeps from call to call (out=), reallocated only when the
+    shape changes. The output shape is an operand's shape (same-shape operands, or one operand and a scalar)."""
+    forward, want, inputs = node.op.forward, node.dtype.np, node.inputs
+    cell = [None]
+
+    def buffer(shape: tuple) -> np.ndarray:
+        buf = cell[0]
+        if buf is None or buf.shape != shape:
+            buf = cell[0] = np.empty(shape, want)
+        return buf
+
+    if len(inputs) == 1:
+        (a,) = inputs
+
+        def run(values: dict) -> None:
+            x = values[a]
+            values[node] = forward(x, out=buffer(x.shape))
+        return run
+    a, b = inputs
+    fallback = _compile_call(node)
+    if type(a) is Node and type(b) is Node:
+        def run(values: dict) -> None:
+            x, y = values[a], values[b]
+            if x.shape != y.shape:
+                return fallback(values)
+            values[node] = forward(x, y, out=buffer(x.shape))
+    elif type(a) is Node:
+        def run(values: dict) -> None:
+            x = values[a]
+            values[node] = forward(x, b, out=buffer(x.shape))
+    else:
+        def run(values: dict) -> None:
+            y = values[b]
+            values[node] = forward(a, y, out=buffer(y.shape))
+    return run
+
+
+def reusable_buffers(graph: Graph) -> set[Node]:
+    """Nodes whose value can live in a buffer reused across calls: computed by a ufunc from operands of the same
+    dtype (or Python scalars), read only by ufuncs and matmuls (which never alias their operands), and never a graph
+    output (outputs reach the caller)."""
+    users: dict[Node, list[Node]] = {n: [] for n in graph.nodes}
+    for n in graph.nodes:
+        for x in n.inputs:
+            if type(x) is Node:
+                users[x].append(n)
+    outputs = set(graph.outputs)
+    return {n for n in graph.nodes if _is_ufunc(n) and n not in outputs and not n.attrs and users[n]
+            and 1 <= len(n.inputs) <= 2 and any(type(x) is Node for x in n.inputs)
+            and all(x.dtype is n.dtype for x in n.inputs if type(x) is Node)
+            and all(type(x) in (int, float, bool) for x in n.inputs if type(x) is not Node)
+            and n.dtype not in LOW_PRECISION
+            and all(_is_ufunc(u) or u.op.category == "matmul" for u in users[n])}
+
+
 def numpy_steps(graph: Graph) -> list[Step]:
-    """The numpy backend's plan: one step per op node."""
-    return [OpStep(n) for n in graph.nodes if n.kind == "op"]
+    """The numpy backend's plan: one step per op node; intermediates of ufuncs reuse their buffers across calls."""
+    reuse = reusable_buffers(graph)
+    return [OpStep(n, n in reuse) for n in graph.nodes if n.kind == "op"]
 
 
 def infer_shapes(graph: Graph, input_shapes: list[tuple]) -> dict[Node, tuple]:
@@ -71,8 +166,10 @@ class Runtime:
     def __init__(self, plan: Plan):
         self.plan, self.graph = plan, plan.graph
         self.consts = {n: n.value for n in plan.graph.nodes if n.kind == "const"}
+        self.const_outputs = [i for i, n in enumerate(plan.graph.outputs) if memory(n).kind == "const"]
         self.needs_shapes = any(type(s) is not OpStep for s in plan.steps)
-        self.schedule = [(s, s.run if type(s) is OpStep else None, tuple(free)) for s, free in zip(plan.steps, plan.frees)]
+        self.schedule = [(s, s.run if type(s) is OpStep else None, tuple(free))
+                         for s, free in zip(plan.steps, plan.frees)]
         self._last_shapes: tuple | None = None
         self._shapes: dict | None = None
 
@@ -86,7 +183,10 @@ class Runtime:
 
     def __call__(self, arrays: list) -> list:
         values = self.run_all(arrays, free=True)
-        return [values[n] for n in self.graph.outputs]
+        outs = [values[n] for n in self.graph.outputs]
+        for i in self.const_outputs:  # constants stay the plan's own: callers get copies they may write to
+            outs[i] = outs[i].copy()
+        return outs
 
     def run_all(self, arrays: list, free: bool = False) -> dict[Node, object]:
         """Run the plan; every node's value is kept unless `free`, which drops each after its last use."""

@@ -5,16 +5,15 @@ from __future__ import annotations
 import math
 
 from . import cache
-from .codegen import Emitter, Scope, broadcast_to, compute_type, kernel_loads, kernel_name, signature, \
-    split_index, template
+from .codegen import Emitter, Scope, compute_type, kernel_name, signature, split_index, template
 from .fusion import Group
 
 BLOCKS = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}
 
 
-def generate(group: Group, em: Emitter, mode: str):
-    """(source, name, launch, AOT signature, constexprs) of the group's kernel."""
-    mm = group.nodes[0]
+def generate(group: Group, em: Emitter):
+    """(source, name, AOT signature, constexprs) of the group's kernel."""
+    mm = group.matmul
     rank = len(group.space)
     batch = [f"b{d}" for d in range(rank - 2)]
     index = split_index(batch, "batch", [f"size{d}" for d in range(rank - 2)]) if batch else []
@@ -35,25 +34,30 @@ def generate(group: Group, em: Emitter, mode: str):
                                            precision=precision)
     pointers = {"a_ptr": f"*{mm.inputs[0].dtype.triton}", "b_ptr": f"*{mm.inputs[1].dtype.triton}"}
     sig = signature(group, em, batch_strides + ["M", "N", "K", "a_sm", "a_sk", "b_sk", "b_sn"], pointers)
-    return source, name, launch, sig, dict(BLOCKS)
+    return source, name, sig, dict(BLOCKS)
 
 
 def ptr_type(n) -> str:
     return compute_type(n.dtype) if not n.dtype.is_low_precision else f"tl.{n.dtype.name}"
 
 
-def launch(step, loads: list, outs: list, space: tuple) -> None:
-    group = step.group
-    mm = group.nodes[0]
-    by_node = dict(zip(group.loads, loads))
+def configs(group: Group, space: tuple) -> list[dict]:
+    """Tile configs, the heuristic first (max-autotune times them all on a GPU)."""
+    tiles = [(128, 128, 32, 8, 3), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4), (128, 256, 64, 8, 3)]
+    return [dict(BLOCKS)] + [dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, GROUP_M=8, num_warps=w, num_stages=s)
+                             for m, n, k, w, s in tiles]
+
+
+def launch(step, loads: list, outs: list, space: tuple, raw: dict, config: dict) -> None:
+    mm = step.group.matmul
     batch, (m, n) = space[:-2], space[-2:]
-    a, b = by_node[mm.inputs[0]], by_node[mm.inputs[1]]
+    a, b = raw[mm.inputs[0], None], raw[mm.inputs[1], None]
     k = a.shape[-1]
     a, b = a.expand(*batch, m, k), b.expand(*batch, k, n)
-    tensors = [broadcast_to(by_node[x], space) for x in kernel_loads(group)] + [broadcast_to(t, space) for t in outs]
+    tensors = loads + outs
     strides = [s for t in tensors for s in t.stride()]
     batch_strides = [*a.stride()[:-2], *b.stride()[:-2]]
-    grid = (-(-m // BLOCKS["BLOCK_M"]) * -(-n // BLOCKS["BLOCK_N"]), math.prod(batch))
+    grid = (-(-m // config["BLOCK_M"]) * -(-n // config["BLOCK_N"]), math.prod(batch))
     kernel = cache.load(step.source, step.name, step.backend)
     kernel[grid](a, b, *tensors, *space, *strides, *batch_strides, m, n, k, *a.stride()[-2:], *b.stride()[-2:],
-                 **BLOCKS)
+                 **config)

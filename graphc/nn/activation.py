@@ -8,6 +8,8 @@ from .module import Module
 
 
 class ReLU(Module):
+    """max(x, 0) elementwise."""
+
     def __init__(self, inplace: bool = False):
         super().__init__()
         self.inplace = inplace
@@ -31,11 +33,15 @@ class GELU(Module):
 
 
 class Tanh(Module):
+    """tanh(x) elementwise."""
+
     def forward(self, input: Tensor) -> Tensor:
         return tanh(input)
 
 
 class Sigmoid(Module):
+    """1 / (1 + exp(-x)) elementwise."""
+
     def forward(self, input: Tensor) -> Tensor:
         return sigmoid(input)
 

@@ -47,6 +47,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0); inplace=True writes the result into input."""
     out = elementwise.relu(input)
     return input.copy_(out) if inplace else out
 
@@ -61,6 +62,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 
 def silu(input: Tensor) -> Tensor:
+    """x * sigmoid(x)."""
     return input * sigmoid(input)
 
 
@@ -68,8 +70,8 @@ def _check_targets(input: Tensor, target: Tensor, classes: int, ignore_index: in
     if target.dtype.is_floating_point:
         raise op_error("cross_entropy", "expected class-index targets (int64); class-probability targets are not "
                        "supported", (input, target), TypeError)
-    if input.ndim < 1 or target.ndim != input.ndim - 1 or \
-            tuple(target.shape) != tuple(input.shape[:1]) + tuple(input.shape[2:]):
+    class_dim = 1 if input.ndim > 1 else 0
+    if input.ndim < 1 or tuple(target.shape) != tuple(input.shape[:class_dim]) + tuple(input.shape[class_dim + 1:]):
         raise op_error("cross_entropy", f"target of shape {list(target.shape)} does not match input of shape "
                        f"{list(input.shape)} (expected (N,) for (N, C) logits)", (input, target), ValueError)
     if _eager() and target.numel():
@@ -93,35 +95,41 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, i
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     logp = log_softmax(input, class_dim)
-    class_ids = arange(classes, device=input.device).view(-1, *([1] * (input.ndim - 2)))
-    target = unsqueeze(target, class_dim)
+    per_class = (-1,) + (1,) * (input.ndim - 2)  # a (C,) tensor viewed to broadcast along the class dim
+    class_ids = arange(classes, device=input.device)
+    class_ids = class_ids.view(per_class) if input.ndim > 2 else class_ids
     keep = ne(target, ignore_index)
-    picked = logical_and(eq(class_ids, target), keep).to(input.dtype)  # one-hot; zero rows where ignored
+    hit = eq(class_ids, unsqueeze(target, class_dim))
+    if 0 <= ignore_index < classes:  # else no class id equals ignore_index: ignored rows are all zero already
+        hit = logical_and(hit, unsqueeze(keep, class_dim))
+    picked = hit.to(input.dtype) if weight is None else hit.to(input.dtype) * weight.view(per_class)
+    loss = -sum(picked * logp, dim=class_dim)
     keep = keep.to(input.dtype)
-    class_weight = 1.0 if weight is None else weight.view(-1, *([1] * (input.ndim - 2)))
-    loss = -sum(picked * class_weight * logp, dim=class_dim)
-    denominator = sum(picked * class_weight) if weight is not None else sum(keep)
     if label_smoothing > 0:
-        smooth = -sum(logp * class_weight, dim=class_dim) * keep.squeeze(class_dim)
+        all_classes = logp if weight is None else logp * weight.view(per_class)
+        smooth = -sum(all_classes, dim=class_dim) * keep
         loss = loss * (1 - label_smoothing) + smooth * label_smoothing / numel_of(input, class_dim)
     if reduction == "none":
         return loss
-    return sum(loss) if reduction == "sum" else sum(loss) / denominator
+    return sum(loss) if reduction == "sum" else sum(loss) / (sum(keep) if weight is None else sum(picked))
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Squared difference of input and target, reduced by mean (default), sum or none."""
     diff = input - target
     return _reduce(diff * diff, reduction, "mse_loss")
 
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
+    """2-d convolution of (N, C, H, W) input with (O, C/groups, KH, KW) weight, plus a per-channel bias."""
     out = nn_ops.conv2d(input, weight, stride, padding, dilation, groups)
     return out if bias is None else out + bias.view(-1, 1, 1)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False) -> Tensor:
+    """Maximum over each window of an (N, C, H, W) input (stride defaults to kernel_size)."""
     if return_indices:
         raise NotImplementedError("max_pool2d: return_indices=True is not supported")
     return nn_ops.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
@@ -129,6 +137,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None) -> Tensor:
+    """Mean over each window of an (N, C, H, W) input (stride defaults to kernel_size)."""
     return nn_ops.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
 
 
@@ -188,6 +197,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of weight picked by integer indices; the padding_idx row gets no gradient."""
     if padding_idx is not None and padding_idx < 0:
         padding_idx += weight.shape[0]
     return nn_ops.embedding(input, weight, padding_idx)

@@ -7,6 +7,8 @@ from .module import Module
 
 
 class MSELoss(Module):
+    """Mean (or summed, or per-element) squared difference of input and target."""
+
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         self.reduction = reduction

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..autograd import no_grad
+from ..dtypes import dtype as DType
 from ..ops.creation import tensor
 from ..ops.view import view_as
 from ..state import STATE
@@ -108,6 +109,7 @@ class Module:
         self._forget(name)
 
     def register_parameter(self, name: str, param: Tensor | None) -> None:
+        """Register param (a Parameter, or None for an absent optional one) under name."""
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter({name!r}): expected a Parameter or None, got {type(param).__name__}")
         self._forget(name)
@@ -123,6 +125,7 @@ class Module:
             self._non_persistent_buffers.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        """Register a submodule under name (as assigning it as an attribute does)."""
         self._forget(name)
         self._modules[name] = module
 
@@ -142,9 +145,11 @@ class Module:
                 yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
 
     def modules(self) -> Iterator[Module]:
+        """This module and every descendant, each once."""
         return (m for _, m in self.named_modules())
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
+        """(name, module) of the direct submodules."""
         seen = set()
         for name, child in self._modules.items():
             if child is not None and id(child) not in seen:
@@ -152,6 +157,7 @@ class Module:
                 yield name, child
 
     def children(self) -> Iterator[Module]:
+        """The direct submodules."""
         return (m for _, m in self.named_children())
 
     def _named_members(self, table: str, prefix: str, recurse: bool, remove_duplicate: bool = True):
@@ -166,19 +172,24 @@ class Module:
 
     def named_parameters(self, prefix: str = "", recurse: bool = True,
                          remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, parameter) of this module's and (recurse) its descendants' parameters, each once."""
         return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator[Tensor]:
+        """The parameters, in registration order (what optimizers take)."""
         return (p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(self, prefix: str = "", recurse: bool = True,
                       remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, buffer) of the registered buffers."""
         return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """The registered buffers (running statistics, ...)."""
         return (b for _, b in self.named_buffers(recurse=recurse))
 
     def get_submodule(self, target: str) -> Module:
+        """The submodule at a dotted path ('encoder.0')."""
         module = self
         for name in target.split(".") if target else []:
             if name not in module._modules:
@@ -187,6 +198,7 @@ class Module:
         return module
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
+        """Call fn on every submodule, then on this module (children first)."""
         for child in self.children():
             child.apply(fn)
         fn(self)
@@ -244,14 +256,17 @@ class Module:
         return self
 
     def eval(self) -> Module:
+        """Evaluation mode: train(False)."""
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Turn gradient tracking of every parameter on or off."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's gradient: drop it (the default) or fill it with zeros."""
         for p in self.parameters():
             if p.grad is not None:
                 if set_to_none:
@@ -332,8 +347,7 @@ class Module:
 
 
 def _is_dtype(arg: Any) -> bool:
-    from ..dtypes import dtype
-    return isinstance(arg, dtype) or (isinstance(arg, str) and arg not in ("cpu", "cuda") and
+    return isinstance(arg, DType) or (isinstance(arg, str) and arg not in ("cpu", "cuda") and
                                       not arg.startswith("cuda:"))
 
 

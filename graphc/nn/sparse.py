@@ -13,6 +13,9 @@ from .module import Module
 
 
 class Embedding(Module):
+    """Rows of a (num_embeddings, embedding_dim) table picked by integer indices; the padding_idx row gets no
+    gradient."""
+
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, device=None,
                  dtype=None):
         super().__init__()

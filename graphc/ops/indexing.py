@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import dtypes
 from ..dispatch import OTHER, VIEW, op
+from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
 
@@ -179,26 +180,40 @@ def _index_tensor(k) -> Tensor:
     return Tensor._make(arr.astype(np.int64), dtypes.int64)
 
 
+def _bound(v):
+    return v if v is None or type(v) is int else v.__index__()
+
+
+def _check_mask(x: Tensor, mask: Tensor, dim: int) -> None:
+    indexed = tuple(x.shape[dim:dim + mask.ndim])
+    if tuple(mask.shape) != indexed:
+        raise op_error("index", f"the shape of the mask {list(mask.shape)} does not match the shape {list(indexed)} "
+                       f"of the indexed dims, starting at dim {dim}", (x, mask), IndexError)
+
+
 def parse_index(x: Tensor, key) -> tuple[tuple, list[Tensor]]:
     """A Python index as (canonical items, index tensors): Ellipsis expanded, lists/arrays made tensors, bool masks
     turned into integer indices (their nonzero positions: a value-dependent shape, so a graph break)."""
     key = key if type(key) is tuple else (key,)
     items, tensors = [], []
     for k in key:
-        if isinstance(k, (list, np.ndarray)) or (isinstance(k, Tensor) and not (k.dtype.category == 1 and k.ndim == 0)):
-            k = _index_tensor(k)
-            if k.dtype is dtypes.bool_:
-                for positions in np.nonzero(k._host()):
-                    items.append(TENSOR)
-                    tensors.append(Tensor._make(positions, dtypes.int64))
-                continue
-            items.append(TENSOR)
-            tensors.append(k)
-        elif isinstance(k, slice):
-            items.append(tuple(None if v is None else v.__index__() for v in (k.start, k.stop, k.step)))
-        elif k is None or k is Ellipsis:
+        kind = type(k)
+        if kind is slice:
+            items.append((_bound(k.start), _bound(k.stop), _bound(k.step)))
+        elif kind is int or k is None or k is Ellipsis:
             items.append(k)
-        elif isinstance(k, (bool, np.bool_)):
+        elif kind in (list, np.ndarray) or (kind is Tensor and not (k.dtype.category == 1 and k.ndim == 0)):
+            k = _index_tensor(k)
+            if k.dtype is not dtypes.bool_:
+                items.append(TENSOR)
+                tensors.append(k)
+                continue
+            if Ellipsis not in items:
+                _check_mask(x, k, sum(1 for item in items if item is not None))
+            for positions in np.nonzero(k._host()):
+                items.append(TENSOR)
+                tensors.append(Tensor._make(positions, dtypes.int64))
+        elif kind in (bool, np.bool_):
             raise IndexError("indexing with a Python bool is not supported; use a bool tensor")
         else:
             items.append(k.__index__())

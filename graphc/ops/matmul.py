@@ -10,6 +10,9 @@ from .view import reshape_as, transpose, unsqueeze
 
 
 def _matmul_infer(a, b):
+    sa, sb = a.shape, b.shape
+    if len(sa) == 2 and len(sb) == 2 and sa[1] == sb[0] and a.dtype is b.dtype:  # the common case, checked fast
+        return (sa[0], sb[1]), a.dtype
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("both arguments to matmul need at least 1 dimension")
     if a.dtype is not b.dtype:
@@ -68,10 +71,27 @@ def _einsum_infer(*operands, equation):
     dt = operands[0].dtype
     for x in operands:
         if x.dtype is not dt:
-            raise TypeError(f"einsum: operands must have one dtype, got {', '.join(o.dtype.name for o in operands)}")
-    dummies = [np.lib.stride_tricks.as_strided(np.zeros((), np.int8), tuple(x.shape), (0,) * x.ndim)
-               for x in operands]
-    return np.einsum(equation, *dummies, optimize=False).shape, dt
+            raise TypeError(f"operands must have one dtype, got {', '.join(o.dtype.name for o in operands)}")
+    inputs, output = equation.split("->")
+    sizes: dict[str, int] = {}
+    batch: tuple = ()
+    for term, x in zip(inputs.split(","), operands):
+        shape = tuple(x.shape)
+        head, _, tail = term.partition("...")
+        extra = len(shape) - len(head) - len(tail)
+        if extra < 0 or (extra and "..." not in term):
+            raise ValueError(f"subscripts {term!r} do not fit an operand of shape {list(shape)}")
+        batch = meta.broadcast(batch, shape[len(head):len(head) + extra])
+        for label, n in zip(head + tail, shape[:len(head)] + shape[len(head) + extra:]):
+            have = sizes.setdefault(label, n)
+            if have != n and 1 not in (have, n):
+                raise ValueError(f"label {label!r} has sizes {have} and {n}")
+            sizes[label] = n if have == 1 else have
+    head, ellipsis, tail = output.partition("...")
+    unknown = set(head + tail) - set(sizes)
+    if unknown:
+        raise ValueError(f"output labels {sorted(unknown)} appear in no operand")
+    return tuple(sizes[c] for c in head) + (batch if ellipsis else ()) + tuple(sizes[c] for c in tail), dt
 
 
 def _einsum_backward(c, g):

@@ -15,36 +15,46 @@ def shape_of(x) -> tuple[int, ...]:
 
 
 def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
-    """torch/numpy broadcasting of shapes; refuses with both shapes named."""
-    out: list[int] = []
-    for shape in shapes:
-        if len(shape) > len(out):
-            out = [1] * (len(shape) - len(out)) + out
-        for i, n in enumerate(shape, len(out) - len(shape)):
-            if n != out[i]:
-                if out[i] == 1:
-                    out[i] = n
-                elif n != 1:
-                    raise ValueError("shapes " + " and ".join(str(list(s)) for s in shapes) + " are not broadcastable "
-                                     f"(size {n} against {out[i]} at dim {i - len(out)})")
-    return tuple(out)
+    """torch/numpy broadcasting of shapes; refuses with every shape named."""
+    out = tuple(shapes[0])
+    for shape in shapes[1:]:
+        shape = tuple(shape)
+        if shape == out:
+            continue
+        lead = len(shape) - len(out)
+        a, b = ((1,) * lead + out, shape) if lead > 0 else (out, (1,) * -lead + shape)
+        sizes = []
+        for i, (m, n) in enumerate(zip(a, b)):
+            if m == n or n == 1:
+                sizes.append(m)
+            elif m == 1:
+                sizes.append(n)
+            else:
+                raise ValueError("shapes " + " and ".join(str(list(s)) for s in shapes) + " are not broadcastable "
+                                 f"(size {n} against {m} at dim {i - len(a)})")
+        out = tuple(sizes)
+    return out
 
 
 def elementwise(*xs, **attrs):
-    """Broadcast shape and promoted dtype of an elementwise op."""
+    """Broadcast shape and promoted dtype of an elementwise op (fast when shapes or dtypes already agree)."""
     first = xs[0]
-    if type(first) not in _SCALAR_CATEGORY:  # fast path: same shapes and dtypes, or scalars that do not promote
-        shape, dt = first.shape, first.dtype
-        for x in xs:
-            category = _SCALAR_CATEGORY.get(type(x))
-            if category is not None:
-                if category > dt.category:
-                    break
-            elif x.dtype is not dt or x.shape != shape:
-                break
-        else:
-            return tuple(shape), dt
-    return broadcast(*(shape_of(x) for x in xs)), dtypes.result_type(*xs)
+    if type(first) in _SCALAR_CATEGORY:
+        return broadcast(*[shape_of(x) for x in xs]), dtypes.result_type(*xs)
+    shape, dt = first.shape, first.dtype
+    same_dtype = True
+    for x in xs:
+        category = _SCALAR_CATEGORY.get(type(x))
+        if category is not None:
+            if category > dt.category:
+                same_dtype = False
+            continue
+        if x.dtype is not dt:
+            same_dtype = False
+        other = x.shape
+        if other != shape:
+            shape = broadcast(shape, other)
+    return tuple(shape), (dt if same_dtype else dtypes.result_type(*xs))
 
 
 def floating(*xs, **attrs):
@@ -98,8 +108,8 @@ def reduced(shape: tuple[int, ...], dims: tuple[int, ...], keepdim: bool) -> tup
     if len(dims) == len(shape):
         return (1,) * len(shape) if keepdim else ()
     if keepdim:
-        return tuple(1 if i in dims else n for i, n in enumerate(shape))
-    return tuple(n for i, n in enumerate(shape) if i not in dims)
+        return tuple([1 if i in dims else n for i, n in enumerate(shape)])
+    return tuple([n for i, n in enumerate(shape) if i not in dims])
 
 
 def reduction_parse(x, dim=None, keepdim: bool = False):

@@ -95,8 +95,7 @@ def sum_to(g, x):
     """g summed over the dims that broadcasting added or stretched, giving x's shape (gradient of broadcasting)."""
     lead = g.ndim - x.ndim
     dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(x.shape) if n == 1 and g.shape[lead + i] != 1)
-    return np.sum(g, axis=dims).reshape(x.shape) if dims else g
-
+    return np.add.reduce(g, dims).reshape(x.shape) if dims else g
 
 
 def _arg_parse(x, dim=None, keepdim: bool = False):
@@ -161,14 +160,14 @@ def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
 
 
 def _row_max(x: Tensor, dim) -> Tensor:
-    """amax over dim (kept), detached, with infinite maxima replaced by 0 so that x - max stays finite."""
-    m = amax(x, dim, keepdim=True).detach()
-    return where(eq(abs(m), float("inf")), 0.0, m)
+    """amax over dim (kept), detached: subtracting it keeps exp from overflowing and leaves the result unchanged."""
+    return amax(x, dim, keepdim=True).detach()
 
 
 def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x), dim)) computed stably: the max is subtracted before exp and added back."""
     m = _row_max(x, dim)
+    m = where(eq(abs(m), float("inf")), 0.0, m)  # an all -inf row gives -inf, not nan
     out = log(sum(exp(x - m), dim, keepdim=True)) + m
     return out if keepdim else squeeze(out, dim)
 

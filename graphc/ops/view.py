@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..dispatch import ELEMENTWISE, VIEW, op
@@ -19,7 +21,7 @@ def resolve_shape(shape: tuple, numel: int, old: tuple) -> tuple:
     """A shape with at most one -1 made concrete for numel elements."""
     if shape.count(-1) > 1:
         raise ValueError(f"only one dimension can be -1, got {list(shape)}")
-    known = int(np.prod([n for n in shape if n != -1], dtype=np.int64))
+    known = math.prod([n for n in shape if n != -1])
     if -1 in shape:
         if known == 0 or numel % known:
             raise ValueError(f"shape {list(shape)} is invalid for input of shape {list(old)} ({numel} elements)")
@@ -31,7 +33,7 @@ def resolve_shape(shape: tuple, numel: int, old: tuple) -> tuple:
 
 def _reshape_infer(x, shape):
     old = tuple(x.shape)
-    return resolve_shape(shape, int(np.prod(old, dtype=np.int64)), old), x.dtype
+    return resolve_shape(shape, math.prod(old), old), x.dtype
 
 
 reshape = op(
@@ -63,7 +65,7 @@ view = op(
 
 
 def _like_infer(x, other):
-    if int(np.prod(x.shape, dtype=np.int64)) != int(np.prod(other.shape, dtype=np.int64)):
+    if math.prod(x.shape) != math.prod(other.shape):
         raise ValueError(f"cannot reshape a tensor of shape {list(x.shape)} to shape {list(other.shape)}")
     return tuple(other.shape), x.dtype
 
@@ -206,7 +208,7 @@ def _flatten_parse(x, start_dim: int = 0, end_dim: int = -1):
 def _flatten_shape(shape, start, end):
     if not shape:
         return (1,)
-    return shape[:start] + (int(np.prod(shape[start : end + 1], dtype=np.int64)),) + shape[end + 1 :]
+    return shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :]
 
 
 flatten = op(

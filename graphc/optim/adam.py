@@ -26,15 +26,36 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                                       decoupled_weight_decay=decoupled_weight_decay))
 
-    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """Parameters that have stepped together share one `step` tensor, so the step count and the bias corrections
+        are computed once per group, not once per parameter (a parameter left out of a step gets its own copy)."""
+        fresh = [p for p in params if not self.state.get(p)]
+        if fresh:
+            step = zeros((), dtype=dtypes.float32)
+            for p in fresh:
+                self.state[p] = {"step": step, "exp_avg": zeros_like(p), "exp_avg_sq": zeros_like(p)}
+                if group["amsgrad"]:
+                    self.state[p]["max_exp_avg_sq"] = zeros_like(p)
+        stepping = {id(self.state[p]["step"]) for p in params}
+        for p in group["params"]:
+            state = self.state.get(p)
+            if p.grad is None and state and id(state["step"]) in stepping:
+                state["step"] = state["step"].clone()
+        (beta1, beta2), lr = group["betas"], group["lr"]
+        corrections: dict[int, tuple[Tensor, Tensor]] = {}
+        for p in params:
+            state = self.state[p]
+            key = id(state["step"])
+            if key not in corrections:
+                state["step"].add_(1)
+                step = state["step"].double()
+                corrections[key] = (lr / (1 - beta1**step), (1 - beta2**step).sqrt())
+            self._update(p, p.grad, state, group, *corrections[key])
+
+    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any],
+                step_size: Tensor, bias_correction2_sqrt: Tensor) -> None:
         (beta1, beta2), lr, weight_decay = group["betas"], group["lr"], group["weight_decay"]
-        if not state:
-            state.update(step=zeros((), dtype=dtypes.float32), exp_avg=zeros_like(param),
-                         exp_avg_sq=zeros_like(param))
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = zeros_like(param)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        state["step"].add_(1)
         if weight_decay != 0:
             if group["decoupled_weight_decay"]:
                 param.mul_(1 - lr * weight_decay)
@@ -42,14 +63,11 @@ class Adam(Optimizer):
                 grad = grad + param * weight_decay
         exp_avg.add_((grad - exp_avg) * (1 - beta1))
         exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
-        step = state["step"].double()
-        bias_correction1 = 1 - beta1**step
-        bias_correction2_sqrt = (1 - beta2**step).sqrt()
         second_moment = exp_avg_sq
         if group["amsgrad"]:
             second_moment = state["max_exp_avg_sq"].copy_(maximum(state["max_exp_avg_sq"], exp_avg_sq))
         denom = second_moment.sqrt() / bias_correction2_sqrt + group["eps"]
-        param.sub_(exp_avg * (lr / bias_correction1) / denom)
+        param.sub_(exp_avg * step_size / denom)
 
 
 class AdamW(Adam):

@@ -60,10 +60,13 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        self._update(p, p.grad, self.state.setdefault(p, {}), group)
+                self._step_group(group, [p for p in group["params"] if p.grad is not None])
         return loss
+
+    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """Update the parameters of one group that have a gradient."""
+        for p in params:
+            self._update(p, p.grad, self.state.setdefault(p, {}), group)
 
     def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         """One parameter's in-place update, reading and filling its state dict (empty at the first step)."""

@@ -1,0 +1,132 @@
+"""Cold compile: seconds from a fresh process (empty caches) to the first compiled training step of the digits MLP
+(64-100-100-10, Adam, cross-entropy, batch 64), graphc.compile against torch.compile, each in its own subprocess.
+
+    python benchmarks/cold_compile.py [--repeats 3]
+
+For graphc, 'first step' is the first call (capture, passes, plan and run) and 'cached' the time until the
+replayable plan exists (the first call creates the optimizer state, the second is the capture that is cached).
+For torch, the first call of torch.compile(step) (Dynamo + Inductor, forward, backward and optimizer), after a
+trivial torch.compile call that absorbs its one-off start-up (reported separately, not counted). It also
+prints the steady-state step time (fastest of many single steps) of graphc compiled and eager, torch eager and
+torch.compile."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLES = os.path.join(HERE, "..", "examples")
+STEPS = 100  # steady-state steps timed one by one; the fastest is reported (load on a shared machine only adds)
+
+GRAPHC = """
+import sys, time, json
+sys.path.insert(0, {examples!r})
+import graphc
+from graphc import nn
+from digits import load_split, train_step
+from train_digits_mlp import make_model
+x, y, _, _ = load_split()
+X, Y = graphc.tensor(x[:64]), graphc.tensor(y[:64])
+model = make_model()
+opt, loss_fn = graphc.optim.Adam(model.parameters(), lr=1e-3), nn.CrossEntropyLoss()
+step = graphc.compile(train_step)
+start = time.perf_counter()
+step(model, opt, loss_fn, X, Y)
+first = time.perf_counter() - start
+step(model, opt, loss_fn, X, Y)
+cached = time.perf_counter() - start
+
+
+def fastest(fn, *args):
+    times = []
+    for _ in range({steps}):
+        t = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - t)
+    return min(times) * 1e3
+
+
+eager_model = make_model()
+eager_opt = graphc.optim.Adam(eager_model.parameters(), lr=1e-3)
+print(json.dumps({{"first": first, "cached": cached, "steady_ms": fastest(step, model, opt, loss_fn, X, Y),
+                  "eager_ms": fastest(train_step, eager_model, eager_opt, loss_fn, X, Y),
+                  "num_compiles": step.num_compiles}}))
+"""
+
+TORCH = """
+import sys, time, json
+sys.path.insert(0, {examples!r})
+import torch
+from digits import load_split
+x, y, _, _ = load_split()
+X, Y = torch.from_numpy(x[:64]), torch.from_numpy(y[:64])
+model = torch.nn.Sequential(torch.nn.Linear(64, 100), torch.nn.ReLU(), torch.nn.Linear(100, 100), torch.nn.ReLU(),
+                            torch.nn.Linear(100, 10))
+opt, loss_fn = torch.optim.Adam(model.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
+
+
+def train_step(x, y):
+    opt.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def fastest(fn, *args):
+    times = []
+    for _ in range({steps}):
+        t = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - t)
+    return min(times) * 1e3
+
+
+eager_ms = fastest(train_step, X, Y)
+start = time.perf_counter()
+torch.compile(lambda t: t + 1)(X)  # Dynamo/Inductor's one-off start-up, charged separately
+startup = time.perf_counter() - start
+step = torch.compile(train_step)
+start = time.perf_counter()
+step(X, Y)
+first = time.perf_counter() - start
+print(json.dumps({{"first": first, "startup": startup, "steady_ms": fastest(step, X, Y), "eager_ms": eager_ms}}))
+"""
+
+
+def run(code: str, env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", code.format(examples=EXAMPLES, steps=STEPS)], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "GRAPHC_CACHE_DIR": os.path.join(cache, "graphc"),
+                   "TORCHINDUCTOR_CACHE_DIR": os.path.join(cache, "inductor"), "TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
+                   "PYTHONPATH": os.path.join(HERE, "..") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            rows.append((run(GRAPHC, env), run(TORCH, env)))
+    for g, t in rows:
+        print(f"cold: graphc first step {g['first']:.3f} s, cached plan after {g['cached']:.3f} s "
+              f"({g['num_compiles']} compile) | torch.compile first step {t['first']:.2f} s after a start-up of "
+              f"{t['startup']:.2f} s | {t['first'] / g['cached']:.0f}x (start-up excluded)")
+        print(f"  step (fastest of {STEPS}): graphc compiled {g['steady_ms']:.3f} ms, graphc eager "
+              f"{g['eager_ms']:.3f} ms, torch eager {t['eager_ms']:.3f} ms, torch.compile {t['steady_ms']:.3f} ms | "
+              f"compiled / torch eager = {g['steady_ms'] / t['eager_ms']:.2f}")
+    best_g = min(g["cached"] for g, _ in rows)
+    best_t = min(t["first"] for _, t in rows)
+    print(f"best of {args.repeats}: graphc {best_g:.3f} s to a cached plan, torch.compile {best_t:.2f} s (its start-up "
+          f"excluded): {best_t / best_g:.0f}x faster")
+
+
+if __name__ == "__main__":
+    main()
