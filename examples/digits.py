@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -82,10 +83,14 @@ def run(make_model: Callable[[], nn.Module], input_shape: tuple[int, ...], descr
     loader = DataLoader(TensorDataset(train_x, train_y), batch_size=BATCH_SIZE, shuffle=True,
                         generator=graphc.Generator().manual_seed(args.seed))
     step = graphc.compile(train_step) if args.compile else train_step
+    start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         bar = ProgressBar(loader, desc=f"epoch {epoch:2d}/{args.epochs}")
         for x, y in bar:
             bar.record(step(model, optimizer, loss_fn, x, y).item())
+    steps = args.epochs * len(loader)
+    how = f"compiled (num_compiles={step.num_compiles})" if args.compile else "eager"
+    print(f"trained {steps} steps {how} in {time.perf_counter() - start:.2f} s")
     print(f"test accuracy {accuracy(model, test_x, test_y):.2%} on {len(test_y)} held-out digits")
     with tempfile.TemporaryDirectory() as tmp:
         return checkpoint_round_trip(model, optimizer, make_model, args.checkpoint or os.path.join(tmp, "digits.ckpt"),

@@ -67,6 +67,42 @@ def test_shape_read_specialises_on_sizes():
     assert f.num_compiles == 2
 
 
+def test_only_the_sizes_read_are_guarded():
+    """Reading h.shape[-1] of an intermediate (a size fixed by the weight) does not tie the plan to the batch size;
+    a call where that size changes compiles again and is correct."""
+    def block(x, w):
+        h = (x @ w).relu()
+        return torch_or_graphc(h).nn.functional.layer_norm(h, (h.shape[-1],)) * h.size(-1)
+
+    compiled = graphc.compile(block)
+    for rows, cols in ((4, 6), (7, 6), (1, 6), (3, 5), (9, 5)):
+        x, w = np.random.randn(rows, 3).astype(np.float32), np.random.randn(3, cols).astype(np.float32)
+        assert_close(compiled(graphc.tensor(x), graphc.tensor(w)), block(torch.from_numpy(x), torch.from_numpy(w)),
+                     rtol=1e-5, atol=1e-5)
+    assert compiled.num_compiles == 2
+
+
+def torch_or_graphc(t):
+    return torch if isinstance(t, torch.Tensor) else graphc
+
+
+@pytest.mark.parametrize("read", [lambda s: 1 + (s == (4, 3)), lambda s: sum(list(s)), lambda s: int(str(s)[1]),
+                                  lambda s: s[0:1][0], lambda s: ((1,) + s)[1], lambda s: {s: 1}.get((4, 3), 2),
+                                  lambda s: x_times(*s)])
+def test_every_way_of_seeing_a_size_guards_it(read):
+    def f(x):
+        return x * read(x.shape)
+
+    compiled = graphc.compile(f)
+    for rows in (4, 5, 4):
+        x = graphc.ones(rows, 3)
+        assert_close(compiled(x), f(x))
+
+
+def x_times(rows, cols):
+    return rows * cols
+
+
 def test_inplace_updates_are_written_back():
     p = graphc.ones(3)
     m = graphc.zeros(3)

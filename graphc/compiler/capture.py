@@ -34,6 +34,39 @@ class GraphBreakError(RuntimeError):
     """A graph break inside a function compiled with fullgraph=True."""
 
 
+class TracedShape(tuple):
+    """A traced tensor's shape as user code sees it: indexing it records the sizes read, anything that sees every
+    size (iterating, comparing, printing, hashing, concatenating) records them all. Only recorded sizes join the
+    guards, so `F.layer_norm(h, (h.shape[-1],))` does not tie a plan to the batch size."""
+
+    def __new__(cls, shape: tuple, note: Callable):
+        self = super().__new__(cls, shape)
+        self._note = note
+        return self
+
+    def __getitem__(self, i):
+        dims = range(len(self))[i]
+        self._note(dims if type(dims) is range else (dims,))
+        return tuple.__getitem__(self, i)
+
+    def __radd__(self, other: tuple) -> tuple:
+        return other + tuple(self)
+
+
+def _reads_every_size(name: str):
+    method = getattr(tuple, name)
+
+    def read(self, *args):
+        self._note(range(len(self)))
+        return method(self, *args)
+    return read
+
+
+for _name in ("__iter__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__repr__",
+              "__contains__", "__add__", "__mul__", "__rmul__", "count", "index"):
+    setattr(TracedShape, _name, _reads_every_size(_name))
+
+
 class Capture:
     """The active capture of one call. `run_segment(graph, sources)` runs a finished segment graph (its outputs
     set) on the current values of its input tensors and returns the output arrays in graph.outputs order."""
@@ -42,10 +75,11 @@ class Capture:
         self.arg_index = {id(x): i for i, x in enumerate(arguments) if type(x) is Tensor}  # position in arguments
         self.fullgraph, self.run_segment = fullgraph, run_segment
         self.breaks: list[tuple[str, str]] = []
-        self.specialized = False
+        self.size_reads: dict[tuple, int] = {}  # (tensor or node, dim) -> the size user code read
         self.store_plans = True  # False for a trace whose plans are not worth caching (it created new state)
         self.last_key: tuple | None = None
         self.last_outputs: list[Node] = []
+        self.last_inputs: list[Node] = []
         self.grad_writes: dict[int, tuple[Tensor, Tensor | None]] = {}  # id -> (tensor, its .grad before the call)
         self.materialized: dict[int, weakref.ref] = {}  # proxies given values at a graph break (id -> weakref)
         self.grad_owner: dict[int, tuple] = {}  # id(a real .grad read during capture) -> (its owner, it)
@@ -77,18 +111,21 @@ class Capture:
         return out
 
     def shape_of(self, t: Tensor) -> tuple:
-        """A tensor's shape. Read by user code (not by graphc's library) from a proxy or an argument, it makes this
-        capture size-specialised: sizes join the guards."""
+        """A tensor's shape. Handed to user code (not to graphc's library), it is a TracedShape: the sizes the code
+        reads become guards of the compiled function."""
         data = t._data
-        if not self.specialized and (data is None or id(t) in self.arg_index):
-            frame = sys._getframe(2)
-            while frame is not None and frame.f_code.co_filename == _TENSOR_FILE:
-                frame = frame.f_back
-            if frame is not None and not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-                self.specialized = True
-        if data is None:
-            return t._node.shape
-        return data.shape if type(data) is np.ndarray else tuple(data.shape)
+        shape = t._node.shape if data is None else data.shape if type(data) is np.ndarray else tuple(data.shape)
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename == _TENSOR_FILE:
+            frame = frame.f_back
+        if frame is None or frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            return shape
+        owner = t if data is not None else t._node
+
+        def note(dims) -> None:
+            for d in dims:
+                self.size_reads[(owner, d)] = shape[d]
+        return TracedShape(shape, note)
 
     def alias(self, t: Tensor) -> Tensor:
         """detach() of a proxy: the same value, no autograd history."""
@@ -205,6 +242,7 @@ class Capture:
                 kept.append(k)
         self.graph.inputs[:] = [self.graph.inputs[k] for k in kept]
         self.sources[:] = [self.sources[k] for k in kept]
+        self.last_inputs = list(self.graph.inputs)
 
     def abort(self) -> None:
         """Capture failed: put back every .grad it changed, and the storage of tensors updated in place."""

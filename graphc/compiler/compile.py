@@ -18,11 +18,11 @@ import numpy as np
 from ..state import STATE
 from ..tensor import Tensor
 from .capture import Capture, CaptureError, write_into
-from .ir import Graph, Node
+from .ir import Graph, Node, ancestors
 from .logs import log, logs_on
 from .passes import optimize
 from .plan import Plan, Step
-from .runtime import Runtime, memory, numpy_steps, reference_values
+from .runtime import Runtime, memory, numpy_steps, propagate_shapes, reference_values
 
 BACKENDS = ("auto", "triton", "interpret", "numpy")
 MODES = ("default", "max-autotune", "eager", "check")
@@ -73,15 +73,15 @@ def signature(flat: list) -> tuple:
     return tuple(sig)
 
 
-def structure_key(graph: Graph, sizes: bool) -> tuple:
-    """What makes two segment graphs the same program: ops, operands, attrs, dtypes, input ranks (or sizes, for a
-    size-specialised capture) and outputs."""
+def structure_key(graph: Graph) -> tuple:
+    """What makes two segment graphs the same program: ops, operands, attrs, dtypes, input ranks and outputs (a
+    size the function read is baked into attrs or constants, so it is part of the structure too)."""
     index: dict[Node, int] = {}
     parts = []
     for n in graph.nodes:
         index[n] = len(index)
         if n.kind == "input":
-            parts.append(("input", n.dtype, n.device.type, n.shape if sizes else len(n.shape)))
+            parts.append(("input", n.dtype, n.device.type, len(n.shape)))
         elif n.kind == "const":
             parts.append(("const", n.dtype, n.shape, hash(np.ascontiguousarray(n.value).tobytes())))
         else:
@@ -106,8 +106,13 @@ class Entry:
         self.inputs = [self.ref(t) for t in sources]
         self.free = [(ref, t.dtype, t._data.ndim, t.requires_grad) for ref, t in zip(self.inputs, sources)
                      if ref[0] is None or ref[2]]
-        self.sizes = [(ref, tuple(t._data.shape)) for ref, t in zip(self.inputs, sources)] \
-            if capture.specialized else []
+        reads = capture.size_reads
+        self.tensor_sizes = [(self.ref(t), d, size) for (t, d), size in reads.items() if type(t) is Tensor]
+        self.node_sizes = [(n, d, size) for (n, d), size in reads.items() if type(n) is Node]
+        self.shape_program = ancestors([n for n, _, _ in self.node_sizes])
+        position = {node: i for i, node in enumerate(capture.last_inputs)}
+        self.program_inputs = [(n, self.inputs[position[n]]) for n in self.shape_program if n.kind == "input"]
+        self._checked_shapes: tuple | None = None
         self.template = template
         self.writes = [(self.ref(t), pos, copy) for t, pos, copy in writes]
         self.grads = [(self.ref(t), had_grad, out) for t, had_grad, out in grads]
@@ -134,9 +139,24 @@ class Entry:
         for ref, had_grad, _ in self.grads:
             if (self.resolve(flat, ref)._grad is not None) != had_grad:
                 return False
-        for ref, shape in self.sizes:
-            if tuple(self.resolve(flat, ref)._data.shape) != shape:
+        for ref, d, size in self.tensor_sizes:
+            if self.resolve(flat, ref)._data.shape[d] != size:
                 return False
+        return not self.node_sizes or self.sizes_read_match(flat)
+
+    def sizes_read_match(self, flat: list) -> bool:
+        """Whether the sizes the function read of intermediate tensors are the same for this call's input sizes
+        (found by shape inference over the nodes they depend on; remembered for the last input sizes)."""
+        known = {n: tuple(self.resolve(flat, ref)._data.shape) for n, ref in self.program_inputs}
+        key = tuple(known.values())
+        if key != self._checked_shapes:
+            try:
+                shapes = propagate_shapes(self.shape_program, known)
+            except Exception:  # sizes the program refuses: tracing again reports it with the user's line
+                return False
+            if any(shapes[n][d] != size for n, d, size in self.node_sizes):
+                return False
+            self._checked_shapes = key
         return True
 
     def run(self, flat: list):
@@ -283,7 +303,7 @@ class CompiledFunction:
 
     def _run_segment(self, capture: Capture, graph: Graph, sources: list[Tensor]) -> list:
         """Run one finished segment through the plan cached for its structure (built and counted on a miss)."""
-        key = structure_key(graph, capture.specialized)
+        key = structure_key(graph)
         capture.last_key = key
         runtime = self._plans.get(key)
         if runtime is None:

@@ -43,6 +43,20 @@ class Node(Meta):
         return f"<Node {self.name} {self.label} {list(self.shape)} {self.dtype.name}>"
 
 
+def ancestors(nodes: list[Node]) -> list[Node]:
+    """nodes and every node they are computed from, in topological order."""
+    order, seen, stack = [], set(), [(n, False) for n in nodes]
+    while stack:
+        node, finished = stack.pop()
+        if finished:
+            order.append(node)
+        elif node not in seen:
+            seen.add(node)
+            stack.append((node, True))
+            stack.extend((x, False) for x in node.inputs if type(x) is Node and x not in seen)
+    return order
+
+
 def fmt_arg(x) -> str:
     return x.name if isinstance(x, Node) else repr(x)
 

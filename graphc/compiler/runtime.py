@@ -148,10 +148,13 @@ def numpy_steps(graph: Graph) -> list[Step]:
 
 def infer_shapes(graph: Graph, input_shapes: list[tuple]) -> dict[Node, tuple]:
     """Every node's shape for inputs of these shapes (sizes are never baked into a plan)."""
-    metas: dict[Node, Meta] = {}
-    for node, shape in zip(graph.inputs, input_shapes):
-        metas[node] = Meta(shape, node.dtype, node.device)
-    for node in graph.nodes:
+    return propagate_shapes(graph.nodes, dict(zip(graph.inputs, input_shapes)))
+
+
+def propagate_shapes(nodes: list[Node], known: dict[Node, tuple]) -> dict[Node, tuple]:
+    """The shapes of nodes (in topological order) given those of the input nodes among them."""
+    metas = {node: Meta(shape, node.dtype, node.device) for node, shape in known.items()}
+    for node in nodes:
         if node.kind == "const":
             metas[node] = Meta(np.shape(node.value), node.dtype, node.device)
         elif node.kind == "op":
