@@ -94,12 +94,12 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
         out_dtype = op.infer(*inputs, **attrs)[1]
     except (ValueError, TypeError, IndexError) as e:
         raise _refusal(op, e, inputs) from None
-    arrays, needs_grad, low_precision = [], False, False
+    arrays, needs_grad, low_precision, on_cuda = [], False, False, False
     for x in inputs:
         if type(x) is Tensor:
             data = x._data
             if type(data) is not np.ndarray:
-                return _dispatch_cuda(op, inputs, attrs)
+                on_cuda = True
             arrays.append(data)
             if x.requires_grad:
                 needs_grad = True
@@ -107,7 +107,9 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
                 low_precision = True
         else:
             arrays.append(x)
-    out = Tensor._make(run_forward(op, arrays, attrs, out_dtype, inputs, low_precision), out_dtype)
+    data = _run_cuda(op, inputs, attrs) if on_cuda else run_forward(op, arrays, attrs, out_dtype, inputs,
+                                                                         low_precision)
+    out = Tensor._make(data, out_dtype)
     if STATE.anomaly:
         _check_forward(op, inputs, out)
     if needs_grad and STATE.grad_enabled and out_dtype.is_floating_point:
@@ -125,7 +127,9 @@ def check_devices(op_name: str, inputs: tuple) -> None:
         raise op_error(op_name, f"expected all tensors on one device, got {' and '.join(sorted(devices))}", inputs)
 
 
-def _dispatch_cuda(op: Op, inputs: tuple, attrs: dict):
+def _run_cuda(op: Op, inputs: tuple, attrs: dict):
+    """The storage (a torch tensor) of an op on CUDA tensors: graphc.compiler runs it as a one-node graph through
+    the Triton codegen (STATE.cuda_runner); autograd is recorded by dispatch as for numpy tensors."""
     check_devices(op.name, inputs)
     if STATE.cuda_runner is None:
         raise op_error(op.name, "ops on CUDA tensors run through the Triton backend; import graphc.compiler",

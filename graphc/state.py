@@ -9,7 +9,7 @@ class _State:
         self.grad_enabled = True
         self.anomaly = False
         self.capture = None  # a compiler.capture.Capture while @graphc.compile traces a function
-        self.cuda_runner = None  # runs one op on CUDA tensors through the codegen (set by graphc.compiler)
+        self.cuda_runner = None  # (op, inputs, attrs) -> torch storage: one op on CUDA tensors (set by graphc.compiler)
 
 
 STATE = _State()

@@ -31,3 +31,10 @@ def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-6) -> No
         else (expected.detach().numpy() if isinstance(expected, torch.Tensor) else np.asarray(expected))
     assert a.shape == e.shape, f"shape {a.shape} != {e.shape}"
     np.testing.assert_allclose(a.astype(np.float64), e.astype(np.float64), rtol=rtol, atol=atol)
+
+
+def assert_compiles_for_sm90(kernels) -> None:
+    """Each kernel step compiles ahead of time for sm_90: PTX for that target and a non-empty cubin (no GPU needed)."""
+    for kernel in kernels:
+        assert ".target sm_90" in kernel.ptx(90), kernel.source
+        assert len(kernel.cubin(90)) > 0, kernel.source

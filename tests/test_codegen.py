@@ -1,15 +1,24 @@
 """Codegen on the `interpret` backend against torch: views as index arithmetic, broadcast and 0-d outputs, looped
 and column reductions, low precision, integer and boolean ops, matmul epilogues, numpy fallbacks between kernels,
-and the fusion reasons the explain report shows."""
+and the fusion reasons the explain report shows. Every kernel these programs generate also compiles ahead of time
+for sm_90; bfloat16 kernels (which the interpreter cannot run) are checked that way only. Also: eager ops on device
+tensors (one-node graphs through the same codegen), max-autotune, and backend='triton' without CUDA."""
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close
+from conftest import assert_close, assert_compiles_for_sm90
 
 import graphc
+from graphc import dtypes
+from graphc.compiler import cache, codegen
 from graphc.compiler.codegen import plan_kernels
+from graphc.compiler.eager_cuda import EagerRunner
+from graphc.state import STATE
+from graphc.tensor import Tensor
 
 
 @pytest.fixture(autouse=True)
@@ -18,7 +27,8 @@ def _kernel_cache(tmp_path, monkeypatch):
 
 
 def check(fn, *arrays, rtol=1e-5, atol=1e-6, kernels=None):
-    """fn compiled for the interpreter equals fn on torch tensors; returns the explain report."""
+    """fn compiled for the interpreter equals fn on torch tensors, and its kernels compile for sm_90; returns the
+    explain report."""
     compiled = graphc.compile(fn, backend="interpret")
     ours = compiled(*(graphc.tensor(a) for a in arrays))
     theirs = fn(*(torch.from_numpy(a) for a in arrays))
@@ -27,6 +37,7 @@ def check(fn, *arrays, rtol=1e-5, atol=1e-6, kernels=None):
     report = graphc.explain(fn, *(graphc.tensor(a) for a in arrays))
     if kernels is not None:
         assert report.num_kernels == kernels, str(report)
+    assert_compiles_for_sm90(report.kernels)
     return report
 
 
@@ -135,3 +146,124 @@ def test_batch_size_one_at_trace_time_stays_correct_later():
         x = randn(rows, 4)
         assert_close(compiled(graphc.tensor(x), graphc.tensor(w)), f(torch.from_numpy(x), torch.from_numpy(w)),
                      rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_kernels_compile_for_sm90():
+    F, bf16 = graphc.nn.functional, graphc.bfloat16
+    x, w, b = graphc.randn(8, 32).to(bf16), graphc.randn(16, 32).to(bf16), graphc.randn(16).to(bf16)
+    programs = {"elementwise": (lambda x: F.gelu(x * 2 + 1).float(), x),
+                "reduction": (lambda x: (graphc.softmax(x, -1), F.layer_norm(x, (32,))), x),
+                "matmul": (lambda x, w, b: F.relu(F.linear(x, w, b)) * 0.5 + 1, x, w, b)}
+    for kind, (fn, *args) in programs.items():
+        report = graphc.explain(fn, *args)
+        assert report.kernels and {k.kind for k in report.kernels} == {kind}, str(report)
+        assert all("*bf16" in k.signature.values() for k in report.kernels)
+        assert_compiles_for_sm90(report.kernels)
+
+
+# ---- eager ops on device tensors: one-node graphs through the codegen (CPU torch storages, interpret backend) ----
+@pytest.fixture
+def runner(monkeypatch):
+    """A tensor whose storage is a torch tensor is a device tensor; its ops run under Triton's interpreter here."""
+    runner = EagerRunner("interpret")
+    monkeypatch.setattr(STATE, "cuda_runner", runner)
+    return runner
+
+
+def on_device(a: np.ndarray, requires_grad: bool = False) -> Tensor:
+    return Tensor._make(torch.from_numpy(a.copy()), dtypes.from_numpy_dtype(a.dtype), requires_grad)
+
+
+def test_eager_device_ops_run_through_the_codegen_with_autograd(runner):
+    def f(nn, x, w, k):
+        h = nn.conv2d(x, w).relu()  # a numpy fallback step, then an elementwise kernel
+        h = h.permute(0, 2, 3, 1).reshape(-1, 4)[1:]  # views
+        return nn.log_softmax(h @ k, -1).mean(0)  # matmul and row-reduction kernels
+
+    arrays = randn(2, 3, 6, 6), randn(4, 3, 3, 3), randn(4, 5)
+    ours, theirs = [on_device(a, True) for a in arrays], [torch.from_numpy(a).requires_grad_() for a in arrays]
+    out, want = f(graphc.nn.functional, *ours), f(torch.nn.functional, *theirs)
+    assert isinstance(out._data, torch.Tensor) and out.device == "cuda"
+    assert_close(out, want, rtol=1e-5, atol=1e-6)
+    (out * out).sum().backward()
+    (want * want).sum().backward()
+    for o, t in zip(ours, theirs):
+        assert isinstance(o.grad._data, torch.Tensor)
+        assert_close(o.grad, t.grad, rtol=1e-4, atol=1e-6)
+    steps = [s for runtime in runner.plans.values() for s in runtime.plan.steps]
+    assert "conv2d" in {s.nodes[0].op.name for s in steps if s.role == "fallback"}
+    kernels = [s for s in steps if s.role == "kernel"]
+    assert {"elementwise", "reduction", "matmul"} <= {k.kind for k in kernels}
+    assert_compiles_for_sm90(kernels)
+
+
+def test_eager_device_views_share_storage(runner):
+    a = randn(3, 4)
+    x, t = on_device(a), torch.from_numpy(a.copy())
+    view, torch_view = x.t()[1:].unsqueeze(0), t.t()[1:].unsqueeze(0)
+    assert view._data.untyped_storage().data_ptr() == x._data.untyped_storage().data_ptr()
+    view.mul_(0.5)
+    torch_view.mul_(0.5)
+    assert_close(x, t)
+
+
+def test_eager_device_plans_are_reused_for_every_size(runner):
+    def f(x):
+        return (x * 2).sum(-1)
+
+    for rows in (3, 5, 8):
+        x = randn(rows, 4)
+        assert_close(f(on_device(x)), f(torch.from_numpy(x)), atol=1e-5)
+        if rows == 3:
+            plans, loaded = dict(runner.plans), len(cache._loaded)
+    assert runner.plans == plans and len(cache._loaded) == loaded  # the same plans and kernels for new sizes
+    x = randn(1, 4)  # a size-1 dim broadcasts differently: plans of its own
+    assert_close(f(on_device(x)), f(torch.from_numpy(x)), atol=1e-5)
+    assert len(runner.plans) == len(plans) + 2
+
+
+# ---- modes and backends that need a GPU to run ---------------------------------------------------------------
+def test_max_autotune_plans_and_times_each_config_once_per_space(monkeypatch):
+    def f(x, w):
+        return (x @ w).relu().softmax(-1)
+
+    compiled = graphc.compile(f, backend="interpret", mode="max-autotune")  # the interpreter runs the heuristic
+    x, w = randn(6, 8), randn(8, 5)
+    assert_close(compiled(graphc.tensor(x), graphc.tensor(w)), f(torch.from_numpy(x), torch.from_numpy(w)))
+    launched = []
+    monkeypatch.setattr(codegen, "gpu_ms", lambda run: run() or (0 if launched[-1] == fastest else 1))
+    report = graphc.explain(f, graphc.tensor(x), graphc.tensor(w))
+    assert_compiles_for_sm90(report.kernels)
+    for step in report.kernels:
+        configs = step.template.configs(step.group, step.group.space)
+        assert len(configs) > 1 and configs[0] == step.constexprs  # the heuristic is what compiles by default
+        step.mode, step.backend, fastest = "max-autotune", "triton", configs[-1]
+        step.pick(step.group.space, launched.append)
+        assert launched[-1] == fastest and len(launched) == len(configs) + 1  # each timed, then the fastest
+        step.pick(step.group.space, launched.append)
+        assert launched[-1] == fastest and len(launched) == len(configs) + 2  # timed once per space
+        launched.clear()
+
+
+def test_triton_backend_without_cuda_warns_and_runs_eagerly(monkeypatch):
+    monkeypatch.setattr(importlib.import_module("graphc.compiler.compile"), "cuda_available", lambda: False)
+
+    def f(x):
+        return (x * 2).exp().sum(-1)
+
+    x = randn(3, 4)
+    compiled = graphc.compile(f, backend="triton")
+    with pytest.warns(RuntimeWarning, match=r"runs eagerly: backend='triton' needs a CUDA device"):
+        assert_close(compiled(graphc.tensor(x)), f(torch.from_numpy(x)), rtol=1e-5)
+    assert_close(compiled(graphc.tensor(x)), f(torch.from_numpy(x)), rtol=1e-5)
+    assert compiled.num_compiles == 0
+    with pytest.raises(RuntimeError, match=r"f: backend='triton' needs a CUDA device"):
+        graphc.compile(f, backend="triton", fullgraph=True)(graphc.tensor(x))
+
+
+def test_one_row_at_trace_time_keeps_per_row_values_out_of_the_all_rows_pass():
+    def f(x):
+        r = x.mean(-1).sigmoid()
+        return r * (r * r).sum()  # a per-row value times a reduction over all rows: a second kernel
+
+    check(f, randn(1, 5), kernels=2)

@@ -3,6 +3,7 @@ Triton kernels come from fusion.py/codegen.py), run by the runtime (runtime.py);
 guards and caches, explain.py reports what happened."""
 from __future__ import annotations
 
+from . import eager_cuda  # noqa: F401  (sets STATE.cuda_runner: eager ops on CUDA tensors run through the codegen)
 from .capture import CaptureError, GraphBreakError
 from .compile import CheckError, CompiledFunction, compile, reset
 from .explain import Report, explain

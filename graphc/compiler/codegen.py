@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import dtypes
 from ..dispatch import REDUCTION, run_forward
+from ..tensor import from_torch, to_torch
 from . import cache
 from .fusion import EXPANDS, Fusion, Group, load_key, view_chain
 from .ir import Graph, Node
@@ -178,11 +179,11 @@ def as_torch(value, backend: str):
     if isinstance(value, torch.Tensor):
         return value
     a = np.asarray(value)
-    if a.dtype == dtypes.bfloat16.np:
+    if a.dtype == dtypes.bfloat16.np and backend == "interpret":
         raise NotImplementedError("bfloat16 tensors cannot run under the Triton interpreter; use backend='triton'")
     if any(s < 0 for s in a.strides):
         a = np.ascontiguousarray(a)
-    t = torch.from_numpy(a)
+    t = to_torch(a)
     return t if backend == "interpret" else t.cuda()
 
 
@@ -190,17 +191,18 @@ def as_numpy(value) -> np.ndarray:
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
+        return from_torch(value)
     return np.asarray(value)
 
 
-def apply_view(t, v: Node, shapes: dict):
-    """Apply one view node to a torch tensor t with this call's shapes (a copy only if reshape needs one)."""
-    if v.op.name == "permute":
-        return t.permute(v.attrs["dims"])
-    if v.op.name in EXPANDS:
-        return t.expand(shapes[v])
-    return t.reshape(shapes[v])
+def apply_view(t, name: str, attrs: dict, shape: tuple):
+    """Apply the view op `name` (a reshape, expand or permute) giving `shape` to a torch tensor t (a copy only if
+    reshape needs one)."""
+    if name == "permute":
+        return t.permute(attrs["dims"])
+    if name in EXPANDS:
+        return t.expand(shape)
+    return t.reshape(shape)
 
 
 def view_numpy(a: np.ndarray, v: Node, shapes: dict) -> np.ndarray:
@@ -212,9 +214,9 @@ def view_numpy(a: np.ndarray, v: Node, shapes: dict) -> np.ndarray:
 
 
 class KernelStep(Step):
-    """One launch of a generated Triton kernel computing a fused group."""
+    """One launch of a generated Triton kernel computing a fused group; .kind is the group's kind."""
 
-    kind = "kernel"
+    role = "kernel"
 
     def __init__(self, group: Group, source: str, name: str, backend: str, mode: str, template, signature: dict,
                  constexprs: dict):
@@ -224,10 +226,13 @@ class KernelStep(Step):
             if base not in reads:
                 reads.append(base)
         super().__init__(reads, list(group.outputs), list(group.nodes))
-        self.group, self.category, self.source, self.name, self.backend = group, group.kind, source, name, backend
+        self.group, self.kind, self.source, self.name, self.backend = group, group.kind, source, name, backend
         self.mode, self.template, self.signature, self.constexprs = mode, template, signature, constexprs
         self.tuned: dict[tuple, dict] = {}  # max-autotune: the fastest config per iteration space
         self.size_ones = size_one_dims(self.nodes, ShapesAtPlanTime())
+
+    def __repr__(self) -> str:
+        return f"<KernelStep {self.kind} {self.name}>"
 
     def ptx(self, arch: int = 90) -> str:
         """PTX for this kernel on sm_<arch>, compiled ahead of time (no GPU needed)."""
@@ -248,7 +253,7 @@ class KernelStep(Step):
             base, chain = view_chain(x)
             t = as_torch(values[base], self.backend)
             for v in chain:
-                t = apply_view(t, v, shapes)
+                t = apply_view(t, v.op.name, v.attrs, shapes[v])
             raw[x, consumer] = t
         loads = [self.place(raw[key], key[1], space, shapes) for key in kernel_loads(g)]
         outs, out_views = [], []
@@ -326,7 +331,7 @@ def broadcast_to(t, space: tuple):
 class FallbackStep(Step):
     """An op with no Triton lowering, run with numpy between kernels; reason says why."""
 
-    kind = "fallback"
+    role = "fallback"
 
     def __init__(self, node: Node, reason: str, backend: str):
         reads = []
@@ -358,7 +363,7 @@ class FallbackStep(Step):
 class ViewStep(FallbackStep):
     """A graph output that is a view of another value: made with numpy (no data moves, no kernel)."""
 
-    kind = "op"
+    role = "op"
 
     def __call__(self, values: dict, shapes: dict) -> None:
         values[self.node] = self.to_backend(self.operand(self.node, values, shapes))

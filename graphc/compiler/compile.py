@@ -19,7 +19,7 @@ from ..state import STATE
 from ..tensor import Tensor
 from .capture import Capture, CaptureError, write_into
 from .ir import Graph, Node, ancestors
-from .logs import log, logs_on
+from .logs import log, log_plan, logs_on
 from .passes import optimize
 from .plan import Plan, Step
 from .runtime import Runtime, memory, numpy_steps, propagate_shapes, reference_values
@@ -32,6 +32,13 @@ _ALL: weakref.WeakSet = weakref.WeakSet()
 
 class CheckError(AssertionError):
     """mode='check': a compiled value differs from the op-by-op eager value."""
+
+
+@functools.cache
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def plan_steps(graph: Graph, backend: str, mode: str) -> list[Step]:
@@ -220,6 +227,8 @@ class CompiledFunction:
         return self if obj is None else functools.partial(self, obj)
 
     def __call__(self, *args, **kwargs):
+        if self.backend == "triton" and self._eager_reason is None and not cuda_available():
+            self._no_cuda()
         if (self.mode == "eager" or self._eager_reason is not None or STATE.capture is not None
                 or os.environ.get("GRAPHC_EAGER", "0") not in ("", "0")):
             return self.fn(*args, **kwargs)
@@ -236,6 +245,15 @@ class CompiledFunction:
         if self._entries and logs_on("recompiles"):
             log.info(f"recompiles] {self.__name__}: no cached plan matches the guards; tracing again")
         return self._trace(args, kwargs, flat, sig)
+
+    def _no_cuda(self) -> None:
+        """backend='triton' on a machine without CUDA: an error with fullgraph=True, else a warning and eager runs."""
+        reason = ("backend='triton' needs a CUDA device (torch.cuda.is_available() is False); backend='interpret' "
+                  "runs the same Triton kernels on CPU")
+        if self.fullgraph:
+            raise RuntimeError(f"graphc.compile: {self.__name__}: {reason}")
+        self._eager_reason = reason
+        warnings.warn(f"graphc.compile: {self.__name__} runs eagerly: {reason}", RuntimeWarning, stacklevel=3)
 
     # ---- tracing --------------------------------------------------------------------------------------------
     def _trace(self, args: tuple, kwargs: dict, flat: list, sig: tuple):
@@ -314,6 +332,7 @@ class CompiledFunction:
                 log.info(f"graph] {self.__name__}, captured:\n{graph}")
             optimize(graph)
             runtime = Runtime(Plan(graph, plan_steps(graph, backend, self.mode)))
+            log_plan(self.__name__, runtime.plan.steps)
             if capture.store_plans:
                 self._plans[key] = runtime
                 self.num_compiles += 1

@@ -1,33 +1,30 @@
 """graphc.explain: capture a function (running it once on CPU), plan it for the Triton backend and report kernels,
-fallbacks, graph breaks and modelled memory traffic. Without the codegen module every op is its own kernel."""
+fallbacks, graph breaks, the fusion pass's reasons and modelled memory traffic (against one kernel per op)."""
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 
 from ..dispatch import ELEMENTWISE, MATMUL, REDUCTION, VIEW
+from .codegen import plan_kernels
 from .compile import CompiledFunction
 from .ir import Graph, Node
-from .plan import Step
+from .plan import Step, describe_steps
 from .runtime import Runtime, memory
 
 
 class OpKernel(Step):
-    """One op as its own kernel: what a plan looks like before fusion (or without the codegen module)."""
+    """One op as its own kernel: what a plan looks like before fusion (counted, never generated)."""
 
-    kind = "kernel"
+    role = "kernel"
 
     def __init__(self, node: Node):
         super().__init__([x for x in dict.fromkeys(node.inputs) if type(x) is Node], [node], [node])
-        self.category = node.op.category
-        self.source = ""
-
-    def ptx(self, arch: int = 90) -> str:
-        raise NotImplementedError("Triton source needs graphc.compiler.codegen (the fusion/codegen module)")
+        self.kind = node.op.category
 
 
 class Fallback(Step):
-    kind = "fallback"
+    role = "fallback"
 
 
 def lowered(node: Node) -> bool:
@@ -69,41 +66,19 @@ def ideal_bytes(graph: Graph) -> int:
     return read + sum(nbytes(o) for o in dict.fromkeys(graph.outputs) if memory(o).kind == "op")
 
 
-def triton_steps(graph: Graph) -> list[Step]:
-    """The Triton backend's plan from the codegen module, or one kernel per op without it."""
-    try:
-        from .codegen import plan_kernels
-    except ImportError:
-        return unfused_steps(graph)
-    return plan_kernels(graph, "triton", "default")
-
-
-class Kernel:
-    """A kernel step as the report shows it: .kind is its category ("elementwise" | "reduction" | "matmul", as in
-    API.md); everything else (.ops, .source, .ptx(arch), .category, .nodes) is the step's."""
-
-    def __init__(self, step: Step):
-        self.step, self.kind = step, getattr(step, "category", "elementwise")
-
-    def __getattr__(self, name: str):
-        return getattr(self.step, name)
-
-    def __repr__(self) -> str:
-        return f"<Kernel {self.kind} {' '.join(self.step.ops)}>"
-
-
 class Report:
     """What graphc.explain found: see API.md ('Compiler') for the fields."""
 
     def __init__(self, name: str, graphs: list[Graph], plans: list[list[Step]], breaks: list[tuple[str, str]]):
         self.name, self.graphs, self.graph_breaks = name, graphs, list(breaks)
         steps = [s for plan in plans for s in plan]
-        self.kernels = [Kernel(s) for s in steps if s.kind == "kernel"]
+        self.kernels = [s for s in steps if s.role == "kernel"]
         self.fallbacks = [(n.op.name, getattr(s, "reason", "no Triton lowering")) for s in steps
-                          if s.kind == "fallback" for n in s.nodes if n.kind == "op"]
+                          if s.role == "fallback" for n in s.nodes if n.kind == "op"]
         unfused = [s for g in graphs for s in unfused_steps(g)]
+        self.fusion_notes = list(dict.fromkeys(r for s in steps if s.role == "kernel" for r in s.fusion.reasons))
         self.num_kernels = len(self.kernels)
-        self.num_unfused_kernels = sum(1 for s in unfused if s.kind == "kernel")
+        self.num_unfused_kernels = sum(1 for s in unfused if s.role == "kernel")
         self.bytes_moved = step_bytes(steps)
         self.bytes_moved_unfused = step_bytes(unfused)
         self.bytes_ideal = sum(ideal_bytes(g) for g in graphs)
@@ -116,11 +91,12 @@ class Report:
             lines.append(f"graph {i}:")
             lines += ["  " + line for line in str(graph).splitlines()]
         lines.append(f"kernels: {self.num_kernels} (unfused: {self.num_unfused_kernels})")
-        for i, k in enumerate(self.kernels):
-            wheres = sorted({n.where for n in k.nodes if n.where})
-            lines.append(f"  [{i}] {k.kind:<11} {' '.join(k.ops)}   ({', '.join(wheres)})")
+        lines += describe_steps(self.kernels)
         lines.append(f"fallbacks: {len(self.fallbacks)}")
         lines += [f"  {name}: {reason}" for name, reason in self.fallbacks]
+        if self.fusion_notes:
+            lines.append("fusion notes:")
+            lines += [f"  {note}" for note in self.fusion_notes]
         lines.append(f"bytes moved: {self.bytes_moved:,} (unfused {self.bytes_moved_unfused:,}, ideal "
                      f"{self.bytes_ideal:,})")
         return "\n".join(lines)
@@ -137,4 +113,5 @@ def explain(fn: Callable, *args, **kwargs) -> Report:
     compiled.observer = runtimes.append
     compiled(*args, **kwargs)
     graphs = [r.graph for r in runtimes]
-    return Report(getattr(target, "__name__", "fn"), graphs, [triton_steps(g) for g in graphs], compiled.last_breaks)
+    plans = [plan_kernels(g, "triton") for g in graphs]
+    return Report(getattr(target, "__name__", "fn"), graphs, plans, compiled.last_breaks)

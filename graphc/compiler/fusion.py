@@ -266,9 +266,10 @@ class Fusion:
                     why = self._view_refusal(g, base, chain, x, space)
                     if why:
                         return why
-        if not outer and g.outer_deps and any(s != 1 for s in n.shape) and \
-                any(view_chain(x)[0] in g.outer_deps for x in n.inputs if isinstance(x, Node)):
-            return "uses a reduction over all rows for more than one value (that needs a second pass)"
+        bases = [view_chain(x)[0] for x in n.inputs if isinstance(x, Node)]
+        if not outer and any(b in g.outer_deps for b in bases) and (any(s != 1 for s in n.shape) or any(
+                self.group_of.get(b) is g and b not in g.outer_deps for b in bases)):
+            return "uses a reduction over all rows with per-row values (that needs a second pass)"
         for k in self._producers(n):
             if k != g.id and nx.has_path(self.dag, g.id, k):
                 return "fusing would create a cycle between kernels"

@@ -8,11 +8,11 @@ from .ir import Graph, Node
 class Step:
     """One unit of work: reads the values of some nodes and writes the values of others.
 
-    kind: "kernel" (a Triton kernel launch), "fallback" (an op run with numpy because it has no lowering)
-    or "op" (an op run with numpy by the numpy backend). A kernel step also has .category
+    role: "kernel" (a Triton kernel launch), "fallback" (an op run with numpy because it has no lowering)
+    or "op" (an op run with numpy by the numpy backend). A kernel step also has .kind
     ("elementwise" | "reduction" | "matmul"), .source (Triton source text) and .ptx(arch=90)."""
 
-    kind: str = "op"
+    role: str = "op"
 
     def __init__(self, reads: list[Node], writes: list[Node], nodes: list[Node]):
         self.reads, self.writes, self.nodes = reads, writes, nodes  # nodes: every IR node the step computes
@@ -40,4 +40,13 @@ class Plan:
 
     @property
     def kernels(self) -> list[Step]:
-        return [s for s in self.steps if s.kind == "kernel"]
+        return [s for s in self.steps if s.role == "kernel"]
+
+
+def describe_steps(steps: list[Step]) -> list[str]:
+    """One line per step: its index, kind, ops and the user lines they come from (explain and GRAPHC_LOGS=fusion)."""
+    lines = []
+    for i, step in enumerate(steps):
+        wheres = sorted({n.where for n in step.nodes if n.where})
+        lines.append(f"  [{i}] {getattr(step, 'kind', step.role):<11} {' '.join(step.ops)}   ({', '.join(wheres)})")
+    return lines

@@ -1,0 +1,74 @@
+"""Eager ops on CUDA tensors: each op runs as a one-node graph through the same fusion and codegen as compiled code.
+
+graphc.dispatch hands every op with CUDA operands to STATE.cuda_runner (an EagerRunner, set when graphc.compiler is
+imported) and records autograd itself, so backward rules (graphc ops) run the same way. A plan is built once per op,
+attrs, scalar operands and each tensor operand's dtype and size-1 dims, and reused for every other size. Views
+share storage as in torch; ops without a Triton lowering run as numpy fallback steps (a host round trip)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dispatch import Op
+from ..state import STATE
+from ..tensor import Tensor, to_torch
+from .ir import Graph
+from .plan import Plan
+from .runtime import Runtime
+
+
+class EagerRunner:
+    """Runs one op on torch tensors with the generated kernels of `backend`: "triton" for CUDA tensors, or
+    "interpret" for CPU torch tensors under Triton's interpreter (how CI checks this path without a GPU)."""
+
+    def __init__(self, backend: str = "triton"):
+        self.backend = backend
+        self.plans: dict[tuple, Runtime] = {}
+
+    def __call__(self, op: Op, inputs: tuple, attrs: dict):
+        """The result's storage (a torch tensor) of op applied to inputs (tensors on one device and scalars)."""
+        from .fusion import EXPANDS, RESHAPES  # here, not at import: networkx is slow to import
+
+        storages = [x._data for x in inputs if type(x) is Tensor]
+        if op.name in RESHAPES or op.name in EXPANDS or op.name in ("permute", "getitem"):
+            return torch_view(op, storages[0], attrs, op.infer(*inputs, **attrs)[0])
+        key = plan_key(op, inputs, attrs)
+        runtime = self.plans.get(key)
+        if runtime is None:
+            runtime = self.plans[key] = Runtime(Plan(*one_node_graph_and_steps(op, inputs, attrs, self.backend)))
+        (out,) = runtime(storages)
+        return to_torch(np.require(out, requirements="C")) if type(out) is np.ndarray else out
+
+
+def torch_view(op: Op, t, attrs: dict, shape: tuple):
+    """A view op on a torch tensor, sharing its storage as the op does on numpy arrays."""
+    from .codegen import apply_view
+
+    if op.name == "getitem":
+        return op.forward(t, **attrs)  # basic indexing (ints, slices, None) means the same on torch tensors
+    if op.name == "contiguous":
+        return t.contiguous()
+    if op.name in ("view", "view_as"):
+        return t.view(shape)
+    return apply_view(t, op.name, attrs, shape)
+
+
+def plan_key(op: Op, inputs: tuple, attrs: dict) -> tuple:
+    """What a one-node plan depends on: sizes are kernel arguments, but which dims are 1 decides broadcasting."""
+    operands = tuple((x.dtype, tuple(n == 1 for n in x._data.shape)) if type(x) is Tensor else (type(x), repr(x))
+                     for x in inputs)
+    return op.name, repr(attrs), operands
+
+
+def one_node_graph_and_steps(op: Op, inputs: tuple, attrs: dict, backend: str) -> tuple[Graph, list]:
+    """The graph `inputs -> op -> output` and its Triton plan."""
+    from .codegen import plan_kernels
+
+    graph = Graph()
+    args = tuple(graph.add("input", None, (), {}, tuple(x._data.shape), x.dtype, x.device) if type(x) is Tensor
+                 else x for x in inputs)
+    shape, dtype = op.infer(*args, **attrs)
+    graph.outputs = [graph.add("op", op, args, attrs, shape, dtype, graph.inputs[0].device)]
+    return graph, plan_kernels(graph, backend)
+
+
+STATE.cuda_runner = EagerRunner("triton")
