@@ -27,10 +27,13 @@ class Node:
 
     @property
     def out(self) -> Tensor:
-        """The op's output, detached (backward rules such as exp's reuse it)."""
+        """The op's output (backward rules such as exp's reuse it): detached, but while a backward records its own
+        graph (create_graph) it hangs off this node, so second derivatives see how it depends on the inputs."""
         data, node, dt = self._out
         t = Tensor._make(data, dt)
         t._node = node
+        if STATE.grad_enabled:
+            t.requires_grad, t.grad_fn = True, self
         return t
 
     def name(self) -> str:
@@ -73,12 +76,14 @@ class _GradMode:
         return wrapper
 
 
-def no_grad() -> _GradMode:
-    return _GradMode(False)
+def no_grad(fn=None):
+    """Context manager or decorator (with or without parentheses) that turns gradient recording off."""
+    return _GradMode(False) if fn is None else _GradMode(False)(fn)
 
 
-def enable_grad() -> _GradMode:
-    return _GradMode(True)
+def enable_grad(fn=None):
+    """Context manager or decorator (with or without parentheses) that turns gradient recording on."""
+    return _GradMode(True) if fn is None else _GradMode(True)(fn)
 
 
 class set_grad_enabled(_GradMode):

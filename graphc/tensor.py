@@ -305,6 +305,29 @@ class Tensor:
         dt = dtypes.to_dtype(dt)
         return self if dt is self.dtype else cast(self, dtype=dt)
 
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.type(other.dtype)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        """A new tensor of data, with this tensor's dtype and device unless told (torch.Tensor.new_tensor)."""
+        from .ops.creation import tensor
+        return tensor(data, dtype or self.dtype, device or self.device, requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        """A new tensor of the given size filled with fill_value, with this tensor's dtype and device unless told."""
+        from .ops.creation import full
+        return full(size, fill_value, dtype or self.dtype, device or self.device, requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        from .ops.view import _sizes
+        return self.new_full(_sizes(size), 0, dtype, device, requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        from .ops.view import _sizes
+        return self.new_full(_sizes(size), 1, dtype, device, requires_grad)
+
+    new_empty = new_zeros
+
     def detach(self) -> Tensor:
         if self._data is None:
             return STATE.capture.alias(self)
@@ -316,10 +339,17 @@ class Tensor:
 
     # ---- in-place updates -----------------------------------------------------------------------
     def _assign(self, value: Tensor) -> Tensor:
-        """Write value (broadcast to this shape) into this tensor's storage; autograd then sees this tensor as value."""
-        if STATE.grad_enabled and self.requires_grad and self.is_leaf:
-            raise RuntimeError(f"in-place update of a leaf tensor that requires grad (shape {list(self.shape)}); "
-                               "wrap the update in graphc.no_grad()")
+        """Write value (broadcast to this shape) into this tensor's storage; autograd then sees this tensor as value
+        (and a base this tensor is a view of sees the write, as in torch)."""
+        if STATE.grad_enabled and self.requires_grad:
+            if self.is_leaf:
+                raise RuntimeError(f"in-place update of a leaf tensor that requires grad (shape {list(self.shape)}); "
+                                   "wrap the update in graphc.no_grad()")
+            if not value.requires_grad:  # the overwritten values' history is cut: no gradient flows to it
+                from .ops.creation import filled
+                value = filled(self, 0) + value
+            if STATE.capture is None and self.grad_fn.op.category == "view":
+                _rebase(self, value)
         record = STATE.grad_enabled and value.requires_grad
         if self.grad_fn is not None:  # backward rules read saved values, which are about to be overwritten
             self.grad_fn.save_output()
@@ -346,6 +376,23 @@ class Tensor:
         old = Tensor._make(data, self.dtype, self.requires_grad)
         old.grad_fn, old._node = self.grad_fn, self._node
         return old
+
+
+def _rebase(view: Tensor, value: Tensor) -> None:
+    """Writing value into a view changes its base too: the base's history becomes base + f^T(value - view), with
+    f^T the view op's backward (a scatter into the base's shape); a view of a view passes the write down."""
+    node = view.grad_fn
+    base = node.inputs[0]
+    if not base.requires_grad:
+        return
+    if base.is_leaf:
+        raise RuntimeError(f"in-place update of a view of a leaf tensor that requires grad (shape "
+                           f"{list(base.shape)}); wrap the update in graphc.no_grad()")
+    new_base = base + node.op.backward(node, value - view)[0]
+    if base.grad_fn.op.category == "view":
+        _rebase(base, new_base)
+    base.grad_fn.save_output()
+    base.grad_fn = new_base.grad_fn
 
 
 class _HookHandle:

@@ -147,3 +147,32 @@ def test_bad_arguments():
         Dataset()[0]
     with pytest.raises(TypeError, match="cannot batch samples of type object"):
         default_collate([object()])
+
+
+@pytest.mark.parametrize("lengths", [[10, 7, 6], [0.5, 0.3, 0.2], [0.7, 0.3]], ids=str)
+def test_random_split_partitions_like_torch(lengths):
+    x, _ = digit_like_data()
+    ours = graphc.utils.data.random_split(TensorDataset(graphc.tensor(x)), lengths,
+                                          generator=graphc.Generator().manual_seed(0))
+    theirs = tdata.random_split(tdata.TensorDataset(torch.tensor(x)), lengths,
+                                generator=torch.Generator().manual_seed(0))
+    assert [len(s) for s in ours] == [len(s) for s in theirs]
+    rows = sorted(tuple(s[i][0].tolist()) for s in ours for i in range(len(s)))
+    assert rows == sorted(tuple(r) for r in x.tolist())
+    again = graphc.utils.data.random_split(TensorDataset(graphc.tensor(x)), lengths,
+                                           generator=graphc.Generator().manual_seed(0))
+    assert [s.indices for s in again] == [s.indices for s in ours]
+    with pytest.raises(ValueError, match="random_split: lengths"):
+        graphc.utils.data.random_split(TensorDataset(graphc.tensor(x)), [5, 5])
+
+
+def test_subset_and_torch_loader_arguments():
+    x, y = digit_like_data()
+    subset = graphc.utils.data.Subset(TensorDataset(graphc.tensor(x), graphc.tensor(y)), [4, 0, 7])
+    tsubset = tdata.Subset(tdata.TensorDataset(torch.tensor(x), torch.tensor(y)), [4, 0, 7])
+    ours = list(DataLoader(subset, batch_size=2, num_workers=0, pin_memory=True))
+    theirs = list(tdata.DataLoader(tsubset, batch_size=2, num_workers=0, pin_memory=False))
+    assert len(ours) == len(theirs) == 2
+    for a, b in zip(ours, theirs):
+        for u, v in zip(a, b):
+            assert_close(u, v)

@@ -35,6 +35,7 @@ LAYERS = [
     ("Linear", lambda m: m.Linear(5, 3), (4, 5)),
     ("Linear-nobias", lambda m: m.Linear(5, 3, bias=False), (2, 4, 5)),
     ("Conv2d", lambda m: m.Conv2d(3, 4, 3, padding=1), (2, 3, 6, 5)),
+    ("Conv2d-same", lambda m: m.Conv2d(3, 4, (3, 5), padding="same"), (2, 3, 6, 5)),
     ("Conv2d-strided-groups", lambda m: m.Conv2d(4, 6, (3, 2), stride=2, groups=2, bias=False), (2, 4, 7, 6)),
     ("MaxPool2d", lambda m: m.MaxPool2d(2), (2, 3, 6, 6)),
     ("AvgPool2d", lambda m: m.AvgPool2d(3, stride=2, padding=1), (2, 3, 7, 6)),
@@ -46,6 +47,7 @@ LAYERS = [
     ("Sigmoid", lambda m: m.Sigmoid(), (3, 4)),
     ("LayerNorm", lambda m: m.LayerNorm(6), (2, 3, 6)),
     ("LayerNorm-2d", lambda m: m.LayerNorm((3, 6), elementwise_affine=False), (2, 3, 6)),
+    ("LayerNorm-nobias", lambda m: m.LayerNorm(6, bias=False), (2, 3, 6)),
     ("BatchNorm1d", lambda m: m.BatchNorm1d(4), (8, 4)),
     ("BatchNorm1d-NCL", lambda m: m.BatchNorm1d(3, momentum=0.5), (4, 3, 5)),
     ("BatchNorm2d", lambda m: m.BatchNorm2d(3), (4, 3, 5, 5)),
@@ -260,6 +262,26 @@ def test_first_layer_backward_hook_without_input_grad_matches_torch():
     (g_in, g_out), (t_in, t_out) = calls["g"][0], calls["t"][0]
     assert g_in == t_in == (None,)
     assert_close(g_out[0], t_out[0])
+
+
+def test_backward_hook_gives_zeros_for_inputs_without_grad_beside_one_with_like_torch():
+    calls = {"g": [], "t": []}
+
+    class Scale(nn.Module):
+        def forward(self, a, b):
+            return a * b
+
+    class TScale(torch.nn.Module):
+        def forward(self, a, b):
+            return a * b
+    g, t = Scale(), TScale()
+    g.register_full_backward_hook(lambda m, gin, gout: calls["g"].append(gin))
+    t.register_full_backward_hook(lambda m, gin, gout: calls["t"].append(gin))
+    a, b = np.random.standard_normal((2, 3)).astype(np.float32), np.random.standard_normal((2, 3)).astype(np.float32)
+    g(graphc.tensor(a, requires_grad=True), graphc.tensor(b)).sum().backward()
+    t(torch.tensor(a, requires_grad=True), torch.tensor(b)).sum().backward()
+    for ours, theirs in zip(calls["g"][0], calls["t"][0]):
+        assert_close(ours, theirs)
 
 
 def test_containers():

@@ -80,6 +80,25 @@ def test_cross_entropy(kwargs, shape):
           [gx], [tx])
 
 
+SOFT_CE_CASES = [dict(), dict(reduction="sum"), dict(reduction="none"), dict(label_smoothing=0.2),
+                 dict(weight=True, label_smoothing=0.1)]
+
+
+@pytest.mark.parametrize("kwargs", SOFT_CE_CASES, ids=[str(k) for k in SOFT_CE_CASES])
+@pytest.mark.parametrize("shape", [(8, 5), (3, 5, 2, 2), (5,)], ids=["NC", "NCHW", "C"])
+def test_cross_entropy_probability_targets(kwargs, shape):
+    gx, tx = both(*shape)
+    class_dim = 1 if len(shape) > 1 else 0
+    probs = np.random.dirichlet(np.ones(5), size=int(np.prod(shape)) // 5).astype(np.float32)
+    probs = np.moveaxis(probs.reshape(shape[:class_dim] + shape[class_dim + 1:] + (5,)), -1, class_dim)
+    g_kw, t_kw = dict(kwargs), dict(kwargs)
+    if g_kw.pop("weight", False):
+        w = np.random.uniform(0.5, 2, 5).astype(np.float32)
+        g_kw["weight"], t_kw["weight"] = graphc.tensor(w), torch.tensor(w)
+    check(F.cross_entropy(gx, graphc.tensor(probs), **g_kw), TF.cross_entropy(tx, torch.tensor(probs), **t_kw),
+          [gx], [tx])
+
+
 def test_cross_entropy_refuses_bad_targets():
     x = graphc.randn(4, 3)
     with pytest.raises(IndexError, match=r"cross_entropy: target 3 is out of bounds for 3 classes(.|\n)*"
@@ -89,7 +108,8 @@ def test_cross_entropy_refuses_bad_targets():
         F.cross_entropy(x, graphc.tensor([0, -1, 1, 2]))
     with pytest.raises(ValueError, match=r"target of shape \[3\] does not match input of shape \[4, 3\]"):
         F.cross_entropy(x, graphc.tensor([0, 1, 2]))
-    with pytest.raises(TypeError, match="class-index targets"):
+    with pytest.raises(ValueError, match=r"class-probability target of shape \[4\] does not match input of shape "
+                                         r"\[4, 3\]"):
         F.cross_entropy(x, graphc.randn(4))
     assert F.cross_entropy(x, graphc.tensor([0, -100, 1, 2])).item() == pytest.approx(
         TF.cross_entropy(to_torch(x), torch.tensor([0, -100, 1, 2])).item(), rel=1e-6)
@@ -102,21 +122,57 @@ def test_mse_loss(reduction):
 
 
 @pytest.mark.parametrize("kwargs", [dict(), dict(stride=2, padding=1), dict(padding=(2, 1), dilation=2),
-                                    dict(groups=2, stride=(1, 2))], ids=str)
+                                    dict(groups=2, stride=(1, 2)), dict(padding="same", dilation=(1, 2)),
+                                    dict(padding="valid")], ids=str)
 def test_conv2d(kwargs):
     groups = kwargs.get("groups", 1)
     (gx, tx), (gw, tw), (gb, tb) = both(2, 4, 7, 6), both(6, 4 // groups, 3, 3), both(6)
     check(F.conv2d(gx, gw, gb, **kwargs), TF.conv2d(tx, tw, tb, **kwargs), [gx, gw, gb], [tx, tw, tb], 1e-4, 1e-5)
 
 
+def test_conv2d_refuses_unsupported_padding():
+    x, w = graphc.randn(1, 2, 5, 5), graphc.randn(3, 2, 2, 2)
+    with pytest.raises(NotImplementedError, match=r"conv2d: padding='same' needs uneven padding for kernel \[2, 2\]"):
+        F.conv2d(x, w, padding="same")
+    with pytest.raises(ValueError, match="conv2d: padding='same' is not supported for strided convolutions"):
+        F.conv2d(x, w, stride=2, padding="same")
+    with pytest.raises(ValueError, match="conv2d: padding must be 'valid', 'same'"):
+        F.conv2d(x, w, padding="full")
+
+
 @pytest.mark.parametrize("name,kwargs", [("max_pool2d", dict(kernel_size=2)),
                                          ("max_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
                                          ("avg_pool2d", dict(kernel_size=2)),
                                          ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1,
-                                                             count_include_pad=False))], ids=str)
+                                                             count_include_pad=False)),
+                                         ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, divisor_override=4))],
+                         ids=str)
 def test_pools(name, kwargs):
     gx, tx = both(2, 3, 7, 6)
     check(getattr(F, name)(gx, **kwargs), getattr(TF, name)(tx, **kwargs), [gx], [tx])
+
+
+@pytest.mark.parametrize("name,kwargs", [("conv2d", dict(padding=1)), ("max_pool2d", dict(kernel_size=2)),
+                                         ("avg_pool2d", dict(kernel_size=3, stride=2))], ids=str)
+def test_windowed_ops_take_unbatched_inputs(name, kwargs):
+    gx, tx = both(2, 7, 6)
+    (gw, tw) = both(3, 2, 3, 3)
+    extra_g, extra_t = ((gw,), (tw,)) if name == "conv2d" else ((), ())
+    check(getattr(F, name)(gx, *extra_g, **kwargs), getattr(TF, name)(tx, *extra_t, **kwargs),
+          [gx, *extra_g], [tx, *extra_t], 1e-4, 1e-5)
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 5), (2, 3, 4), (2, 3, 4, 2)], ids=str)
+def test_softmax_without_dim_uses_torchs_implicit_dim(shape):
+    gx, tx = both(*shape)
+    with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
+        out, expected = F.softmax(gx), TF.softmax(tx, dim=None)
+    check(out, expected, [gx], [tx])
+    with pytest.warns(UserWarning, match="Implicit dimension choice for log_softmax"):
+        out, expected = F.log_softmax(gx.detach()), TF.log_softmax(tx.detach(), dim=None)
+    assert_close(out, expected)
+    with pytest.raises(TypeError, match="softmax: dim must be an int, got None"):
+        gx.softmax(None)
 
 
 @pytest.mark.parametrize("affine", [True, False])
@@ -140,6 +196,18 @@ def test_batch_norm_functional(training):
           TF.batch_norm(tx, *t_stats, tw, tb, training=training, momentum=0.3), [gx, gw, gb], [tx, tw, tb], 1e-4, 1e-5)
     for g, t in zip(g_stats, t_stats):
         assert_close(g, t)
+
+
+def test_batch_norm_refuses_one_value_per_channel_when_training():
+    stats = [graphc.zeros(3), graphc.ones(3)]
+    with pytest.raises(ValueError):
+        TF.batch_norm(torch.ones(1, 3), torch.zeros(3), torch.ones(3), training=True)
+    with pytest.raises(ValueError, match=r"batch_norm: expected more than 1 value per channel when training, got input "
+                                         r"of shape \[1, 3\]"):
+        F.batch_norm(graphc.ones(1, 3), *stats, training=True)
+    assert stats[1].tolist() == [1.0, 1.0, 1.0]
+    expected = TF.batch_norm(torch.ones(1, 3), torch.zeros(3), torch.ones(3))
+    assert_close(F.batch_norm(graphc.ones(1, 3), *stats), expected)
 
 
 def test_embedding():
@@ -188,3 +256,11 @@ def test_scaled_dot_product_attention(kwargs):
         g_kw["attn_mask"], t_kw["attn_mask"] = graphc.tensor(m), torch.tensor(m)
     check(F.scaled_dot_product_attention(gq, gk, gv, **g_kw), TF.scaled_dot_product_attention(tq, tk, tv, **t_kw),
           [gq, gk, gv], [tq, tk, tv], 1e-5, 1e-6)
+
+
+def test_scaled_dot_product_attention_enable_gqa():
+    (gq, tq), (gk, tk), (gv, tv) = both(2, 4, 5, 3), both(2, 4, 6, 3), both(2, 4, 6, 3)
+    check(F.scaled_dot_product_attention(gq, gk, gv, enable_gqa=True),
+          TF.scaled_dot_product_attention(tq, tk, tv, enable_gqa=True), [gq, gk, gv], [tq, tk, tv], 1e-5, 1e-6)
+    with pytest.raises(NotImplementedError, match="scaled_dot_product_attention: enable_gqa=True with fewer"):
+        F.scaled_dot_product_attention(gq, gk[:, :2], gv[:, :2], enable_gqa=True)

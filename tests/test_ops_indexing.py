@@ -33,6 +33,7 @@ def test_advanced_index_is_a_copy():
 
 @pytest.mark.parametrize("key", [
     (slice(1, None), 0), (Ellipsis, slice(None, None, 2)), (slice(None), [3, 0, 3]), "mask", (1, slice(0, 2)), -1,
+    (1, 2), (-1, -4),
 ])
 def test_setitem_matches_torch_and_is_visible_through_views(key):
     ours, theirs = graphc.randn(3, 4), None
@@ -60,6 +61,8 @@ def test_setitem_autograd_matches_torch():
     ty[1] = tv
     y[:, [0, 3]] = 0.5
     ty[:, [0, 3]] = 0.5
+    y[2, 1] = v[2] * 3
+    ty[2, 1] = tv[2] * 3
     w = torch.randn(3, 4)
     (y * graphc.tensor(w.numpy())).sum().backward()
     (ty * w).sum().backward()

@@ -20,6 +20,9 @@ CONFIGS = [
     ("Adam", dict(lr=0.05, amsgrad=True)),
     ("AdamW", dict(lr=0.01)),
     ("AdamW", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+    ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.1, maximize=True)),
+    ("Adam", dict(lr=0.05, weight_decay=0.1, maximize=True)),
+    ("AdamW", dict(lr=0.05, maximize=True)),
 ]
 
 
@@ -69,6 +72,25 @@ def test_param_groups_have_their_own_hyperparameters():
         step_both(rng, g_opt, t_opt, g_params, t_params)
     assert_same(g_opt, t_opt, g_params, t_params)
     assert [g["lr"] for g in g_opt.param_groups] == [0.1, 0.5]
+
+
+@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.05))])
+def test_hyperparameter_changes_mid_run_take_effect(name, kwargs):
+    """Schedulers and users edit param_groups between steps (lr, betas, momentum); the next step uses the new value."""
+    rng = np.random.default_rng(3)
+    g_params, t_params = make_params(rng)
+    g_opt, t_opt = getattr(optim, name)(g_params, **kwargs), getattr(torch.optim, name)(t_params, **kwargs)
+    for step in range(5):
+        if step == 2:
+            for group in g_opt.param_groups + t_opt.param_groups:
+                group["lr"] *= 0.1
+                group["weight_decay"] = 0.05
+                if name == "Adam":
+                    group["betas"] = (0.8, 0.95)
+                else:
+                    group["momentum"] = 0.5
+        step_both(rng, g_opt, t_opt, g_params, t_params)
+        assert_same(g_opt, t_opt, g_params, t_params)
 
 
 def test_zero_grad():

@@ -112,6 +112,33 @@ def test_shape_mismatch_names_op_both_shapes_and_user_line():
         graphc.ones(2, 3).view(7)
 
 
+def test_bad_method_arguments_name_the_op_and_user_line():
+    x = graphc.ones(2, 3)
+    with pytest.raises(TypeError, match=r"(?s)^sum: got an unexpected keyword argument 'dims'.*test_tensor"):
+        x.sum(dims=0)
+    with pytest.raises(IndexError, match=r"(?s)^permute: dim 2 is out of range for a tensor with 2 dims.*test_tensor"):
+        x.permute(0, 1, 2)
+    with pytest.raises(ValueError, match="^clamp: at least one of min and max must be given"):
+        x.clamp()
+    with pytest.raises(ValueError, match="^norm: p='nuc' is not supported"):
+        x.norm("nuc")
+
+
+@pytest.mark.parametrize("update", [lambda x: x.add_(1.5), lambda x: x.mul_(x.float()), lambda x: x.clamp_(0.5, 1.5),
+                                    lambda x: x.__itruediv__(2)], ids=["add_", "mul_", "clamp_", "itruediv"])
+def test_in_place_results_of_a_higher_kind_are_refused_like_torch(update):
+    ours, theirs = graphc.tensor([1, 2]), torch.tensor([1, 2])
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+        update(theirs)
+    with pytest.raises(RuntimeError, match=r"(?s)_: result type float32 can't be cast to the desired output type "
+                                           r"int64.*test_tensor"):
+        update(ours)
+    for L, x in ((graphc, ours), (torch, theirs)):  # same-kind updates, masked_fill_ and copy_ cast as torch does
+        x.add_(L.tensor([3, 4], dtype=L.int32)).masked_fill_(x > 5, 2.5).mul_(2)
+    assert_close(ours, theirs)
+    assert_close(graphc.ones(2).add_(graphc.ones(2, dtype=graphc.float64)), torch.ones(2).add_(torch.ones(2).double()))
+
+
 def test_dtype_mismatch_names_op_and_dtypes():
     with pytest.raises(TypeError, match=r"(?s)matmul:.*float32 and float64.*Tensor\[2, 2\] float64.*test_tensor"):
         graphc.ones(2, 2) @ graphc.ones(2, 2, dtype=graphc.float64)
@@ -142,6 +169,9 @@ CREATION = [
     lambda L: L.tensor([1.5, 2]), lambda L: L.tensor(True), lambda L: L.tensor([1, 2], dtype=L.float16),
     lambda L: L.zeros_like(L.ones(2, 3, dtype=L.int32)), lambda L: L.ones_like(L.zeros(4)),
     lambda L: L.full_like(L.zeros(2), 3.0), lambda L: L.from_numpy(np.arange(3.0)),
+    lambda L: L.arange(end=4), lambda L: L.arange(-1, -3.3, -0.3), lambda L: L.arange(0, 1, 0.1),
+    lambda L: L.linspace(2, 3, 1), lambda L: L.linspace(0, 10, 4, dtype=L.int64), lambda L: L.eye(3, 5),
+    lambda L: L.ones_like(L.zeros(2), dtype=L.float64, device="cpu"),
 ]
 
 
@@ -153,6 +183,28 @@ def test_creation_matches_torch(fn):
         return
     assert ours.dtype.name == str(theirs.dtype).replace("torch.", "")
     assert_close(ours, theirs)
+
+
+def test_new_factories_and_type_as_follow_the_tensor_like_torch():
+    ours, theirs = graphc.ones(2, dtype=graphc.float64), torch.ones(2, dtype=torch.float64)
+    pairs = [(ours.new_zeros(2, 3), theirs.new_zeros(2, 3)), (ours.new_ones((1, 2)), theirs.new_ones((1, 2))),
+             (ours.new_full((2,), 3), theirs.new_full((2,), 3)), (ours.new_tensor([1, 2]), theirs.new_tensor([1, 2])),
+             (ours.new_zeros(2, dtype=graphc.int64), theirs.new_zeros(2, dtype=torch.int64)),
+             (graphc.tensor([1, 2]).type_as(ours), torch.tensor([1, 2]).type_as(theirs))]
+    for a, b in pairs:
+        assert a.dtype.name == str(b.dtype).replace("torch.", "")
+        assert_close(a, b)
+    assert ours.new_ones(2, requires_grad=True).requires_grad
+
+
+def test_like_factories_make_new_leaves_as_torch():
+    w, tw = graphc.randn(2, 3, requires_grad=True), torch.randn(2, 3, requires_grad=True)
+    for name in ("zeros_like", "ones_like", "rand_like", "randn_like"):
+        ours, theirs = getattr(graphc, name)(w), getattr(torch, name)(tw)
+        assert (ours.requires_grad, ours.is_leaf) == (theirs.requires_grad, theirs.is_leaf) == (False, True)
+        ours, theirs = getattr(graphc, name)(w, requires_grad=True), getattr(torch, name)(tw, requires_grad=True)
+        assert ours.requires_grad and ours.is_leaf and theirs.requires_grad
+    assert graphc.full_like(w, 2.0, requires_grad=True).requires_grad
 
 
 def test_random_creation_ranges_and_seeding():

@@ -24,7 +24,7 @@ class Group:
         self.nodes: list[Node] = []
         self.canon: dict[Node, tuple] = {}
         self.dims: tuple = ()  # reduced dims of the space (reduction groups)
-        self.outer: list[Node] = []  # reductions over all rows (then one program walks every row)
+        self.outer: list[Node] = []  # reductions over all rows (combined across programs with atomics)
         self.outer_deps: set[Node] = set()  # members computed from those: known only after the last row
         self.outputs: list[Node] = []  # members read outside the group
         self.loads: list[tuple] = []  # (value read from memory, row consumer or None): see Fusion.load_key
@@ -308,7 +308,7 @@ class Fusion:
 
     def _outer(self, g: Group, n: Node) -> bool:
         """Is n a reduction over all rows of a per-row value of g (the mean of a loss)? Such a reduction runs in
-        the same kernel: one program then walks every row."""
+        the same kernel: programs combine their partial totals with atomics."""
         x = view_chain(n.inputs[0])[0]
         return (self.group_of.get(x) is g and g.canon[x] == row_canon(g) and x not in g.outer_deps
                 and len(reduce_dims(n)) == n.inputs[0].ndim)

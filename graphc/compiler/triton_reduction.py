@@ -1,17 +1,35 @@
 """Source for a fused row-reduction group: one program per row (the kept dims), the reduced dims walked in
 stages. Stage k accumulates the reductions whose inputs need the results of stage k-1; values that are
-constant along a row (the reductions and what is computed from them alone) are computed once per row. With a
-reduction over all rows (a loss mean) one program walks every row and finishes with the whole-tensor values."""
+constant along a row (the reductions and what is computed from them alone) are computed once per row.
+
+Two cases spread one reduction over many programs, combining partial results with atomics into fp32/fp64/int
+scratch buffers that start as the reduction's identity:
+- totals (reductions over all rows, a loss mean): each program walks a block of rows and adds its partial total
+  atomically; the last program to arrive (an atomic ticket) reads the totals back and stores what depends on them;
+- split rows (one reduction stage, no per-element output needing it, e.g. `x.sum()` of a big tensor): the row
+  is cut into chunks, one program each (grid rows x chunks); the last chunk of a row finishes that row.
+The last program also puts the scratch back to identity, so the buffers are filled once per step, not per launch.
+A value that per-row code needs after a total cannot be in the same kernel (that would need a grid-wide barrier):
+fusion puts such code in a second kernel."""
 from __future__ import annotations
 
 import math
+import weakref
+
+import numpy as np
 
 from . import cache
-from .codegen import ACCUMULATE, Emitter, Scope, compute_type, kernel_name, signature, split_index, template
+from .codegen import ACCUMULATE, Emitter, Scope, compute_type, kernel_name, literal, signature, split_index, template
 from .fusion import Group, lowering, view_chain
 from .ir import Node
 
 MAX_BLOCK = 4096
+PROGRAMS = 1024  # programs worth launching (several per SM on a 132-SM GPU) before giving each more work
+MIN_CHUNK = 8192  # fewest elements per program when a row is split
+_SPLITS: weakref.WeakKeyDictionary[Group, bool] = weakref.WeakKeyDictionary()
+# per reduction slot: the atomic that combines partial results, and its identity (what scratch starts as)
+ATOMIC = {"tl.sum": ("tl.atomic_add", 0.0), "tl.max": ("tl.atomic_max", -math.inf),
+          "tl.min": ("tl.atomic_min", math.inf)}
 
 
 def generate(group: Group, em: Emitter):
@@ -19,6 +37,7 @@ def generate(group: Group, em: Emitter):
     rank, dims = len(group.space), group.dims
     outer = [d for d in range(rank) if d not in dims]
     stage = stages(group)
+    split = splits(group)
     per_row = {n for n in group.nodes if all(group.canon[n][d] == 1 for d in dims)} - group.outer_deps
     lines: list[str] = []
     whole = Scope(lines, [None] * rank, None, "_g")
@@ -26,67 +45,112 @@ def generate(group: Group, em: Emitter):
     row_lines: list[str] = []
     row = Scope(row_lines, [f"r{d}" if d in outer else None for d in range(rank)], None, "_r", indent)
     row_lines += split_index([f"r{d}" for d in outer], "row", [f"size{d}" for d in outer], indent) if outer else []
+    cols = ("col_start", "col_end") if split else ("0", "n_inner")
     reductions = [n for n in group.nodes if lowering(n) == "reduction" and n not in group.outer]
+    finished = row
     for k in range(1, max(stage[r] for r in reductions) + 1):
-        loop = _loop(row, f"_s{k}", rank, group.dims, lambda n, k=k: n in per_row and stage[n] < k)
+        loop = _loop(row, f"_s{k}", rank, group.dims, cols, lambda n, k=k: n in per_row and stage[n] < k)
         done = [r for r in reductions if stage[r] == k]
         for r in done:
             accumulate(r, row, loop, f"acc{r.id}", em.value(r.inputs[0], loop), "cmask")
         row_lines.extend(loop.lines)
-        for r in done:
-            finish(r, row, em, f"acc{r.id}", "n_inner")
+        if split:
+            combine({r: f"acc{r.id}" for r in done}, row, em, ("row_part", " + row", "row_arrivals"),
+                    ("last", "tl.num_programs(1)", "the row's last chunk"), "n_inner")
+            finished = Scope(row_lines, row.index, "last", "_f", indent, parent=row)
+        else:
+            for r in done:
+                finish(r, row, em, reduce(r, f"acc{r.id}"), "n_inner")
     for n in group.outputs:
         if n in per_row:
-            em.store(n, em.value(n, row), row)
+            em.store(n, em.value(n, finished), finished)
     elementwise_outputs = [n for n in group.outputs if n not in per_row and n not in group.outer_deps]
     if elementwise_outputs:
-        loop = _loop(row, "_w", rank, group.dims, lambda n: n in per_row)
+        loop = _loop(row, "_w", rank, group.dims, cols, lambda n: n in per_row)
         for n in elementwise_outputs:
             em.store(n, em.value(n, loop), loop)
         row_lines.extend(loop.lines)
+    index = ["    row = tl.program_id(0).to(tl.int64)"]
     if group.outer:
         for r in group.outer:
-            accumulate(r, whole, row, f"total{r.id}", em.value(r.inputs[0], row), None)
-        lines.append("    for row in range(n_rows):")
+            accumulate(r, whole, finished, f"total{r.id}", em.value(r.inputs[0], finished), finished.mask)
+        index = ["    first = tl.program_id(0).to(tl.int64) * rows_per_program"]
+        lines.append("    for row in range(first, tl.minimum(first + rows_per_program, n_rows)):")
         lines.extend(row_lines)
-        for r in group.outer:
-            finish(r, whole, em, f"total{r.id}", "n_rows")
+        combine({r: f"total{r.id}" for r in group.outer}, whole, em, ("total_part", "", "arrivals"),
+                ("done", "tl.num_programs(0) * tl.num_programs(1)", "the last program"), "n_rows")
+        whole.mask = "done"
         for n in group.outputs:
             if n in group.outer_deps:
                 em.store(n, em.value(n, whole), whole)
-        index = []
     else:
-        index = ["    row = tl.program_id(0).to(tl.int64)"]
         lines.extend(row_lines)
+    if split:
+        index += ["    col_start = tl.program_id(1).to(tl.int64) * chunk",
+                  "    col_end = tl.minimum(col_start + chunk, n_inner)"]
     name = kernel_name(group)
-    source = template("row_reduction").substitute(name=name, params=em.params(), index="\n".join(index),
-                                                  body="\n".join(lines))
+    buffers = scratch(group)
+    source = template("row_reduction").substitute(
+        name=name, params=em.params(), extra="".join(f", {p}" for p in launch_ints(group) + list(buffers)),
+        index="\n".join(index), body="\n".join(lines))
     block = block_size(math.prod(group.space[d] for d in dims))
-    return source, name, signature(group, em, ["n_rows", "n_inner"]), {"BLOCK": block}
+    sig = signature(group, em, ["n_rows", "n_inner", *launch_ints(group)])
+    sig.update({p: "*" + {"float32": "fp32", "float64": "fp64", "int32": "i32", "int64": "i64"}[ty]
+                for p, (ty, _) in buffers.items()})
+    return source, name, sig, {"BLOCK": block}
 
 
 def accumulate(r: Node, init_scope: Scope, scope: Scope, acc: str, value: str, mask: str | None) -> None:
     """Declare accumulator acc in init_scope and fold value into it in scope (masked lanes keep acc)."""
-    init, combine, _ = ACCUMULATE[r.op.triton]
-    ty = "tl.float64" if r.dtype.name == "float64" else compute_type(r.dtype)
-    init_scope.emit(f"{acc} = tl.full([{'BLOCK' if mask else 1}], {init}, {ty})")
-    update = combine.format(acc=acc, v=f"{value}.to({ty})")
+    _, combine_fn, _ = ACCUMULATE[r.op.triton]
+    ty = accumulator_type(r)
+    init_scope.emit(f"{acc} = tl.full([{'BLOCK' if mask == 'cmask' else 1}], {literal(identity(r, ty[3:]))}, {ty})")
+    update = combine_fn.format(acc=acc, v=f"{value}.to({ty})")
     scope.emit(f"{acc} = tl.where({mask}, {update}, {acc})" if mask else f"{acc} = {update}")
 
 
-def finish(r: Node, scope: Scope, em: Emitter, acc: str, count: str) -> None:
-    """The reduction's value from its accumulator: tl.reduce with the combine fn tl.sum/max/min use."""
+def accumulator_type(r: Node) -> str:
+    return "tl.float64" if r.dtype.name == "float64" else compute_type(r.dtype)
+
+
+def reduce(r: Node, acc: str) -> str:
+    """The accumulator folded to one value: tl.reduce with the combine fn tl.sum/max/min use (the interpreter runs
+    it too)."""
+    return f"tl.reduce({acc}, 0, {ACCUMULATE[r.op.triton][2]})"
+
+
+def combine(accs: dict[Node, str], scope: Scope, em: Emitter, scratch: tuple[str, str, str], last: tuple[str, str, str],
+            count: str) -> None:
+    """Fold each reduction's accumulator into its scratch value (scratch: buffer prefix, offset, arrivals counter)
+    with its atomic and take a ticket; only the program arriving last (last: flag, programs, comment) reads the
+    combined values (atomic adds of 0: they go to L2, where the atomics went, not to a stale cache line), stores
+    what needs them, and puts the scratch back to identity for the next launch. Other programs' values are unused."""
+    prefix, offset, arrivals = scratch
+    flag, programs, comment = last
+    for r, acc in accs.items():
+        ptr = f"{prefix}{r.id}{offset}"
+        scope.emit(f"{ATOMIC[r.op.triton][0]}({ptr}, {reduce(r, acc)}.to({prefix}{r.id}.dtype.element_ty))")
+    scope.emit(f"{flag} = tl.atomic_add({arrivals}{offset}, 1) == {programs} - 1  # {comment}")
+    for r in accs:
+        finish(r, scope, em, f"tl.atomic_add({prefix}{r.id}{offset}, 0, mask={flag})", count)
+    for r in accs:
+        scope.emit(f"tl.store({prefix}{r.id}{offset}, {literal(identity(r, scratch_type(r)))}, mask={flag})")
+    scope.emit(f"tl.store({arrivals}{offset}, 0, mask={flag})")
+
+
+def finish(r: Node, scope: Scope, em: Emitter, value: str, count: str) -> None:
+    """The reduction's value from its combined accumulator (a mean divides by the count)."""
     scale = f" / {count}" if r.op.name == "mean" else ""
-    scope.emit(f"v{r.id} = (tl.reduce({acc}, 0, {ACCUMULATE[r.op.triton][2]}){scale}).to({compute_type(r.dtype)})"
-               f"  # {r.op.name} at {r.where}")
+    scope.emit(f"v{r.id} = ({value}{scale}).to({compute_type(r.dtype)})  # {r.op.name} at {r.where}")
     em.reduced[r] = f"v{r.id}"
 
 
-def _loop(row: Scope, tag: str, rank: int, dims: tuple, hoist) -> Scope:
-    """A loop over one row's reduced elements, BLOCK at a time; its body is emitted into the returned scope."""
+def _loop(row: Scope, tag: str, rank: int, dims: tuple, cols: tuple, hoist) -> Scope:
+    """A loop over one row's reduced elements from cols[0] to cols[1], BLOCK at a time; its body is emitted into
+    the returned scope."""
     inner = "    " + row.indent
     body: list[str] = [
-        f"{row.indent}for start in range(0, n_inner, BLOCK):",
+        f"{row.indent}for start in range({cols[0]}, {cols[1]}, BLOCK):",
         f"{inner}cols = start + tl.arange(0, BLOCK)",
         f"{inner}cmask = cols < n_inner",
         *split_index([f"c{d}" for d in dims], "cols", [f"size{d}" for d in dims], inner),
@@ -105,6 +169,44 @@ def stages(group: Group) -> dict[Node, int]:
     return stage
 
 
+def splits(group: Group) -> bool:
+    """Can a row be cut into chunks? Only if one stage of reductions reads it and no value stored per element
+    needs their results (softmax cannot: its write-back needs the whole row's max and sum). Memoised: launches ask."""
+    if group not in _SPLITS:
+        stage = stages(group)
+        per_element = [n for n in group.nodes if lowering(n) != "reduction" and n not in group.outer_deps and
+                       any(group.canon[n][d] != 1 for d in group.dims)]
+        _SPLITS[group] = all(stage[n] == 1 for n in group.nodes if lowering(n) == "reduction" and
+                             n not in group.outer) and all(stage[n] == 0 for n in per_element)
+    return _SPLITS[group]
+
+
+def launch_ints(group: Group) -> list[str]:
+    """The integer arguments a kernel takes beyond the sizes and strides."""
+    return ["rows_per_program"] * bool(group.outer) + ["chunk"] * splits(group)
+
+
+def scratch(group: Group) -> dict[str, tuple[str, Node | None]]:
+    """The scratch buffers the atomics combine into: name -> (dtype, the reduction it holds or None for a counter)."""
+    buffers = {}
+    if splits(group):
+        for r in group.nodes:
+            if lowering(r) == "reduction" and r not in group.outer:
+                buffers[f"row_part{r.id}"] = (scratch_type(r), r)
+        buffers["row_arrivals"] = ("int32", None)
+    for r in group.outer:
+        buffers[f"total_part{r.id}"] = (scratch_type(r), r)
+    if group.outer:
+        buffers["arrivals"] = ("int32", None)
+    return buffers
+
+
+def scratch_type(r: Node) -> str:
+    """The accumulator's type where GPU atomics exist for it (narrow integers and bools widen to int32)."""
+    ty = accumulator_type(r)[3:]
+    return ty if ty in ("float32", "float64", "int64") else "int32"
+
+
 def block_size(n_inner: int) -> int:
     return min(MAX_BLOCK, max(16, 1 << (max(n_inner, 1) - 1).bit_length()))
 
@@ -116,11 +218,56 @@ def configs(group: Group, space: tuple) -> list[dict]:
     return [{"BLOCK": block}] + [{"BLOCK": b, "num_warps": w} for b in {block, max(16, block // 4)} for w in (4, 8)]
 
 
+def launch_grid(group: Group, space: tuple, block: int) -> tuple[tuple, dict]:
+    """(grid, integer arguments) for a space: rows (blocks of rows for totals) x chunks of a row. Rows are split
+    when there are too few of them to fill PROGRAMS programs; totals give each program several rows when there are
+    more rows than that, so fewer atomics meet on one address."""
+    n_inner = math.prod(space[d] for d in group.dims)
+    n_rows = math.prod(space) // n_inner
+    chunk = -(-n_inner // max(1, min(-(-n_inner // MIN_CHUNK), -(-PROGRAMS // n_rows)))) if splits(group) else n_inner
+    chunk = -(-chunk // block) * block
+    chunks = -(-n_inner // chunk)
+    rows_per_program = -(-n_rows // max(1, PROGRAMS // chunks)) if group.outer else 1
+    ints = {"rows_per_program": rows_per_program, "chunk": chunk}
+    return (-(-n_rows // rows_per_program), chunks), {k: ints[k] for k in launch_ints(group)}
+
+
 def launch(step, loads: list, outs: list, space: tuple, raw: dict, config: dict) -> None:
-    dims = step.group.dims
+    group = step.group
     tensors = loads + outs
-    n_inner = math.prod(space[d] for d in dims)
-    n_rows = math.prod(space) // n_inner if n_inner else 0
+    n_inner = math.prod(space[d] for d in group.dims)
+    n_rows = math.prod(space) // n_inner
+    grid, ints = launch_grid(group, space, config["BLOCK"])
     kernel = cache.load(step.source, step.name, step.backend)
-    grid = (1,) if step.group.outer else (n_rows,)
-    kernel[grid](*tensors, *space, *(s for t in tensors for s in t.stride()), n_rows, n_inner, **config)
+    buffers = scratch_buffers(step, n_rows, outs[0].device)
+    try:
+        kernel[grid](*tensors, *space, *(s for t in tensors for s in t.stride()), n_rows, n_inner, *ints.values(),
+                     *buffers, **config)
+    except BaseException:
+        step.scratch.clear()  # a launch that did not finish may leave partial values behind
+        raise
+
+
+def scratch_buffers(step, n_rows: int, device) -> list:
+    """The step's scratch buffers on device, made (filled with identities) when first needed or when they are too
+    short for n_rows: kernels put back what they use, so a launch needs no fill."""
+    import torch
+
+    held = step.__dict__.setdefault("scratch", {})
+    if device not in held or held[device][0] < n_rows:
+        buffers = []
+        for name, (ty, r) in scratch(step.group).items():
+            buffers.append(torch.full((n_rows if name.startswith("row_") else 1,), 0 if r is None else identity(r, ty),
+                                      dtype=getattr(torch, ty), device=device))
+        held[device] = (n_rows, buffers)
+    return held[device][1]
+
+
+def identity(r: Node, ty: str) -> float | int | bool:
+    """r's identity in type ty (a tl type's name): +-inf for floats, the type's bounds for integers."""
+    value = ATOMIC[r.op.triton][1]
+    if ty.startswith("float") or value == 0:
+        return value
+    if ty == "int1":
+        return value > 0
+    return int(np.iinfo(ty).max if value > 0 else np.iinfo(ty).min)

@@ -5,16 +5,17 @@ size."""
 from __future__ import annotations
 
 import math
+import warnings
 
 from ..autograd import no_grad
 from ..errors import op_error
-from ..ops import elementwise
+from ..ops import elementwise, reduction
 from ..ops import nn as nn_ops
 from ..ops.creation import arange
 from ..ops.elementwise import eq, erf, logical_and, logical_not, masked_fill, ne, rsqrt, sigmoid, tanh
 from ..ops.matmul import matmul
-from ..ops.reduction import log_softmax, mean, numel_of, softmax, sum
-from ..ops.view import unsqueeze
+from ..ops.reduction import mean, numel_of, sum
+from ..ops.view import squeeze, unsqueeze
 from ..state import STATE
 from ..tensor import Tensor
 
@@ -38,6 +39,25 @@ def _reduce(loss: Tensor, reduction: str, name: str) -> Tensor:
     if reduction == "none":
         return loss
     raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _implicit_dim(name: str, input: Tensor, dim: int | None) -> int:
+    """torch's legacy choice when F.softmax gets no dim (dim 0 for 0-, 1- and 3-d inputs, else 1), with its warning."""
+    if dim is not None:
+        return dim
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as "
+                  "an argument.", UserWarning, stacklevel=3)
+    return 0 if input.ndim in (0, 1, 3) else 1
+
+
+def softmax(input: Tensor, dim: int | None = None, *, dtype=None) -> Tensor:
+    """torch.nn.functional.softmax: softmax along dim (without dim, torch's legacy implicit choice and warning)."""
+    return reduction.softmax(input, _implicit_dim("softmax", input, dim), dtype)
+
+
+def log_softmax(input: Tensor, dim: int | None = None, *, dtype=None) -> Tensor:
+    """torch.nn.functional.log_softmax: log-softmax along dim (without dim, torch's legacy implicit choice)."""
+    return reduction.log_softmax(input, _implicit_dim("log_softmax", input, dim), dtype)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -67,9 +87,6 @@ def silu(input: Tensor) -> Tensor:
 
 
 def _check_targets(input: Tensor, target: Tensor, classes: int, ignore_index: int) -> None:
-    if target.dtype.is_floating_point:
-        raise op_error("cross_entropy", "expected class-index targets (int64); class-probability targets are not "
-                       "supported", (input, target), TypeError)
     class_dim = 1 if input.ndim > 1 else 0
     if input.ndim < 1 or tuple(target.shape) != tuple(input.shape[:class_dim]) + tuple(input.shape[class_dim + 1:]):
         raise op_error("cross_entropy", f"target of shape {list(target.shape)} does not match input of shape "
@@ -84,18 +101,21 @@ def _check_targets(input: Tensor, target: Tensor, classes: int, ignore_index: in
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
-    """Cross-entropy of logits (N, C) or (N, C, d1, ...) against class indices (N,) or (N, d1, ...), as torch:
-    log_softmax over dim 1, the target's column picked with a one-hot mask (eq of the target against the class
-    ids), targets equal to ignore_index skipped; 'mean' divides by the (class-weighted) count of the others."""
+    """Cross-entropy of logits (N, C) or (N, C, d1, ...) against class indices (N,) or (N, d1, ...), or against class
+    probabilities shaped like the input, as torch: log_softmax over dim 1; a class index's column is picked with a
+    one-hot mask (eq of the target against the class ids), targets equal to ignore_index skipped, and 'mean' divides
+    by the (class-weighted) count of the others."""
     class_dim = 1 if input.ndim > 1 else 0
-    classes = input.shape[class_dim]
-    _check_targets(input, target, classes, ignore_index)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     logp = log_softmax(input, class_dim)
     per_class = (-1,) + (1,) * (input.ndim - 2)  # a (C,) tensor viewed to broadcast along the class dim
+    if target.dtype.is_floating_point:
+        return _soft_cross_entropy(logp, target, weight, class_dim, per_class, reduction, label_smoothing)
+    classes = input.shape[class_dim]
+    _check_targets(input, target, classes, ignore_index)
     class_ids = arange(classes, device=input.device)
     class_ids = class_ids.view(per_class) if input.ndim > 2 else class_ids
     keep = ne(target, ignore_index)
@@ -114,31 +134,54 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, i
     return sum(loss) if reduction == "sum" else sum(loss) / (sum(keep) if weight is None else sum(picked))
 
 
+def _soft_cross_entropy(logp: Tensor, target: Tensor, weight: Tensor | None, class_dim: int, per_class: tuple,
+                        reduction: str, label_smoothing: float) -> Tensor:
+    """Cross-entropy against class probabilities (target shaped like the input): -sum(target * log_softmax) over the
+    class dim, the target smoothed towards uniform; 'mean' divides by the number of samples, as torch does."""
+    if tuple(target.shape) != tuple(logp.shape):
+        raise op_error("cross_entropy", f"class-probability target of shape {list(target.shape)} does not match "
+                       f"input of shape {list(logp.shape)}", (logp, target), ValueError)
+    if label_smoothing > 0:
+        target = target * (1 - label_smoothing) + label_smoothing / numel_of(logp, class_dim)
+    picked = target * logp if weight is None else target * logp * weight.view(per_class)
+    loss = -sum(picked, dim=class_dim)
+    return _reduce(loss, reduction, "cross_entropy")
+
+
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Squared difference of input and target, reduced by mean (default), sum or none."""
     diff = input - target
     return _reduce(diff * diff, reduction, "mse_loss")
 
 
+def _unbatched(op, input: Tensor, *args) -> Tensor:
+    """Run a windowed op of (N, C, H, W) inputs; an unbatched (C, H, W) input runs as a batch of one, as in torch."""
+    if input.ndim == 3:
+        return squeeze(op(unsqueeze(input, 0), *args), 0)
+    return op(input, *args)
+
+
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
-    """2-d convolution of (N, C, H, W) input with (O, C/groups, KH, KW) weight, plus a per-channel bias."""
-    out = nn_ops.conv2d(input, weight, stride, padding, dilation, groups)
+    """2-d convolution of (N, C, H, W) or unbatched (C, H, W) input with (O, C/groups, KH, KW) weight, plus a
+    per-channel bias."""
+    out = _unbatched(nn_ops.conv2d, input, weight, stride, padding, dilation, groups)
     return out if bias is None else out + bias.view(-1, 1, 1)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False) -> Tensor:
-    """Maximum over each window of an (N, C, H, W) input (stride defaults to kernel_size)."""
+    """Maximum over each window of an (N, C, H, W) or (C, H, W) input (stride defaults to kernel_size)."""
     if return_indices:
         raise NotImplementedError("max_pool2d: return_indices=True is not supported")
-    return nn_ops.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _unbatched(nn_ops.max_pool2d, input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None) -> Tensor:
-    """Mean over each window of an (N, C, H, W) input (stride defaults to kernel_size)."""
-    return nn_ops.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    """Mean over each window of an (N, C, H, W) or (C, H, W) input (stride defaults to kernel_size)."""
+    return _unbatched(nn_ops.avg_pool2d, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                      divisor_override)
 
 
 def _normalize(x: Tensor, dims: tuple[int, ...], eps: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -172,6 +215,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                        f"{list(input.shape)}", (input,), ValueError)
     dims = (0,) + tuple(range(2, input.ndim))
     channel = (-1,) + (1,) * (input.ndim - 2)
+    if training and _eager() and input.numel() == input.shape[1]:
+        raise op_error("batch_norm", f"expected more than 1 value per channel when training, got input of shape "
+                       f"{list(input.shape)}", (input,), ValueError)
     if training:
         out, mu, var = _normalize(input, dims, eps)
         if running_mean is not None:
@@ -204,11 +250,15 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
-                                 dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None) -> Tensor:
+                                 dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
     """softmax(q @ k^T * scale + mask) @ v over the last two dims; a bool attn_mask marks the positions that may
     attend (True), a float one is added to the scores; is_causal hides keys after each query."""
     if is_causal and attn_mask is not None:
         raise ValueError("scaled_dot_product_attention: pass attn_mask or is_causal, not both")
+    if enable_gqa and query.ndim > 2 and query.shape[-3] != key.shape[-3]:
+        raise op_error("scaled_dot_product_attention", "enable_gqa=True with fewer key/value heads than query heads "
+                       "is not supported; repeat the key and value heads", (query, key, value), NotImplementedError)
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = matmul(query, key.transpose(-2, -1)) * scale
     if is_causal:

@@ -18,8 +18,8 @@ class MSELoss(Module):
 
 
 class CrossEntropyLoss(Module):
-    """Cross-entropy of logits against class indices; optional per-class weight (a buffer), ignore_index,
-    label_smoothing."""
+    """Cross-entropy of logits against class indices or probabilities; optional per-class weight (a buffer),
+    ignore_index, label_smoothing."""
 
     def __init__(self, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean",
                  label_smoothing: float = 0.0):

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..autograd import no_grad
 from ..dtypes import dtype as DType
-from ..ops.creation import tensor
+from ..ops.creation import tensor, zeros_like
 from ..ops.view import view_as
 from ..state import STATE
 from ..tensor import Tensor
@@ -359,6 +359,7 @@ class _BackwardHookCall:
         self.module, self.grad_output, self.grad_input, self.waiting = module, None, None, 0
 
     def wrap_inputs(self, args: tuple) -> tuple:
+        """Watch the tensor inputs that require grad; once one does, the others' grad_input is zeros, as in torch."""
         wrapped = []
         self.grad_input = [None] * len(args)
         for i, a in enumerate(args):
@@ -367,6 +368,10 @@ class _BackwardHookCall:
                 a.register_hook(self._input_hook(i))
                 self.waiting += 1
             wrapped.append(a)
+        if self.waiting:
+            for i, a in enumerate(args):
+                if isinstance(a, Tensor) and not a.requires_grad:
+                    self.grad_input[i] = zeros_like(a)
         return tuple(wrapped)
 
     def watch_outputs(self, output: Any) -> None:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from ..dispatch import OPS, Op, dispatch
+from ..errors import op_error
 from ..tensor import Tensor
 from . import creation, elementwise, indexing, join, matmul, reduction, view
-from .creation import full_like, zeros_like
+from .creation import filled
 from .elementwise import (
     add,
     cast,
@@ -30,19 +31,29 @@ def public_names(module) -> list[str]:
     return list(module.__all__)
 
 
+def _write(self, value, name: str):
+    """Store an in-place op's result; like torch, refuse a result of a higher kind (float into int, int into bool)."""
+    if value.dtype.category > self.dtype.category:
+        raise op_error(name, f"result type {value.dtype.name} can't be cast to the desired output type "
+                       f"{self.dtype.name}", (self, value))
+    return self._assign(value)
+
+
 def _inplace(fn):
+    name = (fn.name if isinstance(fn, Op) else fn.__name__) + "_"
+
     def method(self, *args, **kwargs):
-        return self._assign(fn(self, *args, **kwargs))
-    method.__name__ = fn.__name__ + "_" if hasattr(fn, "__name__") else "inplace"
+        return _write(self, fn(self, *args, **kwargs), name)
+    method.__name__ = name
     return method
 
 
 def _add_(self, other, alpha=1):
-    return self._assign(add(self, other if alpha == 1 else mul(other, alpha)))
+    return _write(self, add(self, other if alpha == 1 else mul(other, alpha)), "add_")
 
 
 def _sub_(self, other, alpha=1):
-    return self._assign(sub(self, other if alpha == 1 else mul(other, alpha)))
+    return _write(self, sub(self, other if alpha == 1 else mul(other, alpha)), "sub_")
 
 
 def _copy_(self, src):
@@ -68,8 +79,8 @@ def _install_methods() -> None:
         "__iadd__": _add_, "__isub__": _sub_, "__imul__": _inplace(mul), "__itruediv__": _inplace(div),
         "add_": _add_, "sub_": _sub_, "copy_": _copy_,
         "__getitem__": indexing.subscript, "__setitem__": indexing.setitem,
-        "zero_": lambda self: self._assign(zeros_like(self)),
-        "fill_": lambda self, value: self._assign(full_like(self, value)),
+        "zero_": lambda self: self._assign(filled(self, 0)),  # stays in the graph: no gradient flows through
+        "fill_": lambda self, value: self._assign(filled(self, value)),
         "where": lambda self, condition, other: elementwise.where(condition, self, other),
         "clone": view.clone,
     }
@@ -103,10 +114,21 @@ def _op_method(fn: Op):
             return dispatch(fn, (self, *args), kwargs)
     else:
         def method(self, *args, **kwargs):
-            inputs, attrs = parse(self, *args, **kwargs)
+            try:
+                inputs, attrs = parse(self, *args, **kwargs)
+            except (TypeError, ValueError, IndexError) as e:
+                raise _parse_error(fn, e, (self, *args)) from None
             return dispatch(fn, inputs, attrs)
     method.__name__, method.__doc__ = fn.name, fn.doc
     return method
+
+
+def _parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
+    """A call the op's parse refused, as an op_error naming the op (not its internal parse function)."""
+    message = str(e).removeprefix(f"{fn.name}: ")
+    if isinstance(e, TypeError) and e.__traceback__.tb_next is None:  # the call did not fit parse's signature
+        message = message.split("() ", 1)[-1]
+    return op_error(fn.name, message, operands, type(e))
 
 
 def _method(fn):

@@ -84,7 +84,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
     return _place(Tensor._make(np.full(_sizes((size,)), fill_value, dt.np), dt), device, requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def arange(start=0, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     if end is None:
         start, end = 0, start
     if dtype is None:
@@ -135,8 +135,11 @@ def _randint(size, dtype, generator, low, high):
 
 
 def _with_grad(fn):
+    """A creation op with torch's device= and requires_grad=; its result is a new leaf (x_like(w) of a w that
+    requires grad does not, as in torch)."""
     def make(*args, requires_grad: bool = False, device=None, **kwargs) -> Tensor:
-        return _place(fn(*args, **kwargs), device, requires_grad)
+        out = fn(*args, **kwargs)
+        return _place(out.detach() if out.grad_fn is not None else out, device, requires_grad)
     make.__doc__ = fn.__doc__
     return make
 
@@ -157,29 +160,33 @@ def _like_infer(x, fill_value, dtype):
     return tuple(x.shape), dtype
 
 
-full_like = op("full_like", OTHER, _like_infer, parse=_like_parse, triton="{fill_value}", backward=_no_grad)(
+filled = op("full_like", OTHER, _like_infer, parse=_like_parse, triton="{fill_value}", backward=_no_grad)(
     lambda x, fill_value, dtype: np.full(x.shape, fill_value, dtype.np))
+full_like = _with_grad(filled)
 
 
-def zeros_like(x: Tensor, dtype=None) -> Tensor:
-    return full_like(x, 0, dtype=dtype)
+def zeros_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return full_like(x, 0, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def ones_like(x: Tensor, dtype=None) -> Tensor:
-    return full_like(x, 1, dtype=dtype)
+def ones_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return full_like(x, 1, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 empty_like = zeros_like
 
 
 @op("rand_like", OTHER, _like_infer, parse=_like_parse, pure=False, backward=_no_grad)
-def rand_like(x, fill_value, dtype):
+def _rand_like(x, fill_value, dtype):
     return default_generator._rng.random(x.shape)
 
 
 @op("randn_like", OTHER, _like_infer, parse=_like_parse, pure=False, backward=_no_grad)
-def randn_like(x, fill_value, dtype):
+def _randn_like(x, fill_value, dtype):
     return default_generator._rng.standard_normal(x.shape)
+
+
+rand_like, randn_like = _with_grad(_rand_like), _with_grad(_randn_like)
 
 
 def to_device(x: Tensor, dev: device) -> Tensor:

@@ -52,9 +52,23 @@ div = _binary(
 
 
 def _pow_backward(c, g):
+    """torch's rules at the edges: d/da a**0 is 0 (not 0 * a**-1) and d/db 0**b is 0 for b >= 0 (not 0 * log 0);
+    the masked values are replaced before the multiply, so no NaN is made even in branches where() drops."""
     a, b = c.inputs
-    ga = unbroadcast(g * b * a ** (b - 1), a) if isinstance(a, Tensor) else None
-    gb = unbroadcast(g * c.out * log(a), b) if isinstance(b, Tensor) else None
+    ga = gb = None
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            ga = g * b * a ** (where(eq(b, 0), 1, b) - 1)
+        else:
+            ga = g * b * a ** (b - 1) if b != 0 else g * 0
+        ga = unbroadcast(ga, a)
+    if isinstance(b, Tensor):
+        if isinstance(a, Tensor):
+            at_zero = logical_and(eq(a, 0), ge(b, 0))
+            gb = where(at_zero, 0.0, g * c.out * log(where(at_zero, 1, a)))
+        else:
+            gb = g * c.out * log(a)
+        gb = unbroadcast(gb, b)
     return ga, gb
 
 
@@ -152,7 +166,7 @@ def _clamp_backward(c, g):
     return (g * inside,)
 
 
-clamp = op(
+_clamp = op(
     "clamp",
     ELEMENTWISE,
     lambda x, min=None, max=None: elementwise(x, *(v for v in (min, max) if v is not None)),
@@ -160,6 +174,18 @@ clamp = op(
     parse=_clamp_parse,
     triton="tl.minimum(tl.maximum({0}, {min}), {max})",
 )(lambda x, min, max: np.clip(x, min, max))
+
+
+def clamp(x: Tensor, min=None, max=None) -> Tensor:
+    """torch.clamp: x limited to [min, max]; each bound is a number, a (broadcast) tensor or None. Tensor bounds
+    get gradients where they bind, as in torch."""
+    if not isinstance(min, Tensor) and not isinstance(max, Tensor):
+        return _clamp(x, min, max)
+    out = x if min is None else where(lt(x, min), min, x)
+    return out if max is None else where(gt(out, max), max, out)
+
+
+clip = clamp
 
 
 def _masked_fill_infer(x, mask, value):
@@ -176,7 +202,7 @@ masked_fill = op(
     ELEMENTWISE,
     _masked_fill_infer,
     triton="tl.where({1}, {2}, {0})",
-    backward=lambda c, g: (where(c.inputs[1], 0.0, g), None, None),
+    backward=lambda c, g: (where(c.inputs[1], 0.0, g), None, unbroadcast(where(c.inputs[1], g, 0.0), c.inputs[2])),
 )(lambda x, mask, value: np.where(mask, np.asarray(value, dtype=x.dtype), x))
 
 
@@ -193,6 +219,11 @@ cast = op(
     backward=lambda c, g: (cast(g, c.inputs[0].dtype) if c.inputs[0].dtype.is_floating_point else None,),
 )(lambda x, dtype: x.astype(dtype.np))
 
+
+
+def square(x: Tensor) -> Tensor:
+    """torch.square: x * x."""
+    return mul(x, x)
 
 
 def addcmul(x: Tensor, tensor1: Tensor, tensor2: Tensor, value=1) -> Tensor:
@@ -244,7 +275,9 @@ __all__ = [
     "erf",
     "where",
     "clamp",
+    "clip",
     "masked_fill",
+    "square",
     "addcmul",
     "addcdiv",
 ]

@@ -161,11 +161,10 @@ def index_put(x, value, *arrays, items):
     """A copy of x with value written at x[index] (the functional form of x[index] = value)."""
     out = x.copy()
     basic, advanced = _numpy_index(items, arrays)
-    target = out[basic]
     if advanced is None:
-        target[...] = value
+        out[basic] = value  # an all-int index picks a scalar, not a view, so write through out itself
     else:
-        target[advanced] = value
+        out[basic][advanced] = value
     return out
 
 

@@ -10,7 +10,7 @@ from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
 from .elementwise import cast
-from .indexing import getitem
+from .indexing import _FULL, getitem
 from .view import unsqueeze
 
 
@@ -100,4 +100,11 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     return split(x, max(-(-n // chunks), 1), dim)
 
 
-__all__ = ["cat", "stack", "split", "chunk"]
+def unbind(x: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+    """torch.unbind: the slices of x along dim, each without that dim (views)."""
+    dim = meta.norm_dim(dim, x.ndim)
+    lead = (_FULL,) * dim
+    return tuple(getitem(x, items=lead + (i,)) for i in range(x.shape[dim]))
+
+
+__all__ = ["cat", "stack", "split", "chunk", "unbind"]

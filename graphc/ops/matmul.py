@@ -96,7 +96,8 @@ def _einsum_infer(*operands, equation):
 
 def _einsum_backward(c, g):
     """Operand i's gradient is the einsum of g with the other operands back to operand i's subscripts; labels only
-    operand i has (summed out) come from a ones_like(operand) factor, broadcast dims are summed back."""
+    operand i has (summed out) come from a ones_like(operand) factor, broadcast dims are summed back. A label repeated
+    within operand i (a diagonal, as in 'ii->i') gets the gradient of its diagonal written back onto the diagonal."""
     from .creation import ones_like
 
     inputs, output = c.attrs["equation"].split("->")
@@ -106,19 +107,63 @@ def _einsum_backward(c, g):
         if not x.requires_grad:
             grads.append(None)
             continue
-        labels = term.replace("...", "")
-        if len(set(labels)) != len(labels):
-            raise NotImplementedError(f"einsum backward: operand {term!r} repeats a label (a diagonal)")
+        unique = "".join(dict.fromkeys(term.replace("...", "."))).replace(".", "...")
         subscripts = [output] + [t for j, t in enumerate(terms) if j != i]
         operands = [g] + [o for j, o in enumerate(c.inputs) if j != i]
         seen = "".join(subscripts)
-        if any(ch not in seen for ch in labels) or ("..." in term and "..." not in seen):
+        if any(ch not in seen for ch in unique.replace("...", "")) or ("..." in term and "..." not in seen):
             subscripts.append(term)
             operands.append(ones_like(x))
-        target = "..." + term if "..." in seen and "..." not in term else term  # numpy cannot sum '...' away
+        target = "..." + unique if "..." in seen and "..." not in unique else unique  # numpy cannot sum '...' away
         gi = einsum(",".join(subscripts) + "->" + target, *operands)
-        grads.append(gi if gi.shape == x.shape else sum_to(gi, x))
+        if unique == term:
+            grads.append(gi if gi.shape == x.shape else sum_to(gi, x))
+            continue
+        diagonal = f"{term}->{unique}"
+        if gi.shape != _diagonal_shape(x.shape, diagonal):
+            gi = sum_to(gi, einsum(diagonal, x.detach()))
+        grads.append(einsum_diagonal_grad(gi, x, equation=diagonal))
     return tuple(grads)
+
+
+def _diagonal_dims(equation: str, ndim: int) -> tuple[int, ...]:
+    """For 'term->unique' (unique: term's labels once each), the dim of unique that each of term's ndim dims is on."""
+    term, unique = equation.split("->")
+    broadcast = [f".{k}" for k in range(ndim - len(term.replace("...", "")))]
+
+    def tokens(subscripts: str) -> list[str]:
+        head, ellipsis, tail = subscripts.partition("...")
+        return list(head) + (broadcast if ellipsis else []) + list(tail)
+    out = tokens(unique)
+    return tuple(out.index(t) for t in tokens(term))
+
+
+def _diagonal_shape(shape: tuple, equation: str) -> tuple:
+    dims = _diagonal_dims(equation, len(shape))
+    sizes = [0] * (max(dims) + 1 if dims else 0)
+    for n, d in zip(shape, dims):
+        sizes[d] = n
+    return tuple(sizes)
+
+
+def _diagonal_grad_infer(g, x, equation):
+    want = _diagonal_shape(tuple(x.shape), equation)
+    if tuple(g.shape) != want:
+        raise ValueError(f"gradient of shape {list(g.shape)} does not fit the diagonal {equation!r} of shape "
+                         f"{list(want)}")
+    return tuple(x.shape), g.dtype
+
+
+@op("einsum_diagonal_grad", OTHER, _diagonal_grad_infer,
+    backward=lambda c, gg: (einsum(c.attrs["equation"], gg), None))
+def einsum_diagonal_grad(g, x, equation):
+    """Zeros of x's shape with g written on the diagonal that einsum(equation, x) reads (the gradient of 'ii->i')."""
+    out = np.zeros(x.shape, g.dtype)
+    strides = [0] * g.ndim
+    for d, k in enumerate(_diagonal_dims(equation, x.ndim)):
+        strides[k] += out.strides[d]
+    np.lib.stride_tricks.as_strided(out, g.shape, strides)[...] = g
+    return out
 
 
 @op("einsum", OTHER, _einsum_infer, parse=_einsum_parse, backward=_einsum_backward)

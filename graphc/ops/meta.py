@@ -112,6 +112,11 @@ def reduced(shape: tuple[int, ...], dims: tuple[int, ...], keepdim: bool) -> tup
     return tuple([n for i, n in enumerate(shape) if i not in dims])
 
 
+def reduced_dims(dim, ndim: int) -> tuple[int, ...]:
+    """The dims a reduction reduces: like norm_dims, but an empty list means all dims, as in torch."""
+    return norm_dims(None if dim is not None and type(dim) is not int and len(dim) == 0 else dim, ndim)
+
+
 def reduction_parse(x, dim=None, keepdim: bool = False):
     """Canonical (inputs, attrs) of a reduction called as f(x, dim=None, keepdim=False)."""
-    return (x,), {"dim": norm_dims(dim, x.ndim), "keepdim": bool(keepdim)}
+    return (x,), {"dim": reduced_dims(dim, x.ndim), "keepdim": bool(keepdim)}

@@ -68,11 +68,29 @@ def _require_4d(x, name: str) -> None:
 
 
 # ---- conv2d ---------------------------------------------------------------------------------------------------
+def _conv_padding(padding, weight, stride, dilation) -> tuple[int, int]:
+    """conv2d's padding as a pair: ints as given, 'valid' as 0, 'same' as the padding that keeps H and W (stride 1;
+    it must split evenly between the sides, i.e. dilation * (kernel - 1) is even)."""
+    if not isinstance(padding, str):
+        return pair(padding, "padding")
+    if padding == "valid":
+        return (0, 0)
+    if padding != "same":
+        raise ValueError(f"conv2d: padding must be 'valid', 'same', an int or a pair of ints, got {padding!r}")
+    if stride != (1, 1):
+        raise ValueError(f"conv2d: padding='same' is not supported for strided convolutions (stride {list(stride)})")
+    kernel = tuple(weight.shape[2:])
+    totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    if any(t % 2 for t in totals):
+        raise NotImplementedError(f"conv2d: padding='same' needs uneven padding for kernel {list(kernel)} with "
+                                  f"dilation {list(dilation)}; pass explicit padding")
+    return totals[0] // 2, totals[1] // 2
+
+
 def _conv_parse(x, weight, stride=1, padding=0, dilation=1, groups: int = 1):
-    if isinstance(padding, str):
-        raise ValueError(f"padding={padding!r} is not supported; pass an int or a pair of ints")
-    return (x, weight), {"stride": pair(stride, "stride"), "padding": pair(padding, "padding"),
-                         "dilation": pair(dilation, "dilation"), "groups": int(groups)}
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    padding = _conv_padding(padding, weight, stride, dilation)
+    return (x, weight), {"stride": stride, "padding": padding, "dilation": dilation, "groups": int(groups)}
 
 
 def _conv_infer(x, weight, stride, padding, dilation, groups):
@@ -159,10 +177,10 @@ def _max_parse(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bo
 
 def _avg_parse(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override=None):
-    if divisor_override is not None:
-        raise ValueError("divisor_override is not supported")
+    if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override <= 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be a positive int, got {divisor_override!r}")
     attrs = _pool_attrs(kernel_size, stride, padding, 1, ceil_mode)
-    return (x,), {**attrs, "count_include_pad": bool(count_include_pad)}
+    return (x,), {**attrs, "count_include_pad": bool(count_include_pad), "divisor_override": divisor_override}
 
 
 def _pool_infer(x, kernel, stride, padding, dilation, ceil_mode, **_):
@@ -203,8 +221,11 @@ def max_pool2d_grad(g, x, kernel, stride, padding, dilation, ceil_mode):
     return _col2im(cols.reshape(*g.shape, *kernel), x.shape, pads, stride, dilation)
 
 
-def _avg_divisor(hw, kernel, stride, padding, out_hw, count_include_pad: bool) -> np.ndarray:
-    """(OH, OW) element count of each window: padding counts unless count_include_pad is False (torch's rule)."""
+def _avg_divisor(hw, kernel, stride, padding, out_hw, count_include_pad: bool, divisor_override):
+    """(OH, OW) element count of each window: padding counts unless count_include_pad is False (torch's rule);
+    divisor_override replaces it."""
+    if divisor_override is not None:
+        return divisor_override
     counts = []
     for n, k, s, p, o in zip(hw, kernel, stride, padding, out_hw):
         start = np.arange(o) * s
@@ -215,17 +236,18 @@ def _avg_divisor(hw, kernel, stride, padding, out_hw, count_include_pad: bool) -
 
 @op("avg_pool2d", OTHER, _pool_infer, parse=_avg_parse,
     backward=lambda c, g: (avg_pool2d_grad(g, c.inputs[0], **c.attrs),))
-def avg_pool2d(x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
-    """Mean over each window of an (N, C, H, W) input."""
+def avg_pool2d(x, kernel, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override):
+    """Mean over each window of an (N, C, H, W) input (or its sum divided by divisor_override)."""
     win, _ = _pool_windows(x, kernel, stride, padding, dilation, ceil_mode, 0)
     total = win.sum(axis=(4, 5))
-    return total / _avg_divisor(x.shape[2:], kernel, stride, padding, total.shape[2:], count_include_pad)
+    return total / _avg_divisor(x.shape[2:], kernel, stride, padding, total.shape[2:], count_include_pad,
+                                divisor_override)
 
 
 @op("avg_pool2d_grad", OTHER, lambda g, x, **attrs: (tuple(x.shape), g.dtype))
-def avg_pool2d_grad(g, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
+def avg_pool2d_grad(g, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override):
     """Gradient of avg_pool2d: each window's gradient spread evenly over the window."""
-    share = g / _avg_divisor(x.shape[2:], kernel, stride, padding, g.shape[2:], count_include_pad)
+    share = g / _avg_divisor(x.shape[2:], kernel, stride, padding, g.shape[2:], count_include_pad, divisor_override)
     _, pads = _geometry(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
     cols = np.broadcast_to(share[..., None, None], share.shape + tuple(kernel))
     return _col2im(cols, x.shape, pads, stride, dilation)

@@ -1,6 +1,7 @@
 """Reductions over dims (sum, mean, amax, ...) and the shape-relative helpers their gradients use."""
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -9,7 +10,7 @@ from .. import dtypes
 from ..dispatch import OTHER, REDUCTION, op
 from ..tensor import Tensor
 from . import meta
-from .elementwise import abs, eq, exp, log, maximum, minimum, sqrt, where
+from .elementwise import abs, cast, eq, exp, log, logical_and, maximum, minimum, sign, sqrt, where
 from .meta import reduction_parse
 from .view import expand_as, squeeze, unsqueeze
 
@@ -42,9 +43,39 @@ def _sum_infer(x, dim, keepdim):
     return meta.reduced(tuple(x.shape), dim, keepdim), (x.dtype if x.dtype.is_floating_point else dtypes.int64)
 
 
-sum = op("sum", REDUCTION, _sum_infer, parse=reduction_parse, triton="tl.sum",
-         backward=lambda c, g: (keepdim_grad(g, c),))(
-    lambda x, dim, keepdim: np.add.reduce(x, dim, np.int64 if x.dtype.kind in "biu" else None, None, keepdim))
+def _with_dtype(x: Tensor, dtype) -> Tensor:
+    """x cast to torch's dtype= argument of a reduction (the input is cast before reducing)."""
+    return x if dtype is None or dtypes.to_dtype(dtype) is x.dtype else cast(x, dtype)
+
+
+def _cast_reduction_parse(x, dim=None, keepdim: bool = False, *, dtype=None):
+    """reduction_parse plus torch's dtype=."""
+    return reduction_parse(_with_dtype(x, dtype), dim, keepdim)
+
+
+def _integer_promoting(ufunc):
+    """ufunc.reduce over dims, accumulating bool and integer inputs in int64 (torch's sum/prod of integers)."""
+    return lambda x, dim, keepdim: ufunc.reduce(x, dim, np.int64 if x.dtype.kind in "biu" else None, None, keepdim)
+
+
+sum = op("sum", REDUCTION, _sum_infer, parse=_cast_reduction_parse, triton="tl.sum",
+         backward=lambda c, g: (keepdim_grad(g, c),))(_integer_promoting(np.add))
+
+
+def _prod_backward(c, g):
+    """d prod / d x_i is the product of the others: prod/x_i without zeros, the product of the non-zero others at
+    the one zero of a slice, 0 elsewhere (computed without dividing by zero, so anomaly mode stays quiet)."""
+    x, dim = c.inputs[0], c.attrs["dim"]
+    zero = eq(x, 0)
+    zeros = sum(zero, dim, keepdim=True)
+    safe = where(zero, 1.0, x)
+    nonzero_prod = prod(safe, dim, keepdim=True)
+    others = where(eq(zeros, 0), nonzero_prod / safe, where(logical_and(zero, eq(zeros, 1)), nonzero_prod, 0.0))
+    return (keepdim_grad(g, c) * others,)
+
+
+prod = op("prod", REDUCTION, _sum_infer, parse=_cast_reduction_parse, backward=_prod_backward)(
+    _integer_promoting(np.multiply))
 
 
 def _mean_infer(x, dim, keepdim):
@@ -53,7 +84,7 @@ def _mean_infer(x, dim, keepdim):
     return _reduce_infer(x, dim, keepdim)
 
 
-mean = op("mean", REDUCTION, _mean_infer, parse=reduction_parse, triton="tl.sum",
+mean = op("mean", REDUCTION, _mean_infer, parse=_cast_reduction_parse, triton="tl.sum",
           backward=lambda c, g: (keepdim_grad(g, c) / numel_of(c.inputs[0], c.attrs["dim"]),))(
     lambda x, dim, keepdim: np.add.reduce(x, dim, None, None, keepdim) / _count(x.shape, dim))
 
@@ -72,11 +103,45 @@ amin = op("amin", REDUCTION, _reduce_infer, parse=reduction_parse, triton="tl.mi
     _reducer(np.minimum))
 
 
+def _truth_infer(x, dim, keepdim):
+    return meta.reduced(tuple(x.shape), dim, keepdim), dtypes.bool_
+
+
+all = op("all", REDUCTION, _truth_infer, parse=reduction_parse)(_reducer(np.logical_and))
+any = op("any", REDUCTION, _truth_infer, parse=reduction_parse)(_reducer(np.logical_or))
+
+
+def _cumsum_parse(x, dim: int, *, dtype=None):
+    return (_with_dtype(x, dtype),), {"dim": meta.norm_dim(dim, x.ndim)}
+
+
+def _cumsum_infer(x, dim):
+    return tuple(x.shape), (x.dtype if x.dtype.is_floating_point else dtypes.int64)
+
+
+def _running_sum(x: np.ndarray, dim: int) -> np.ndarray:
+    return np.cumsum(x, axis=dim if x.ndim else None, dtype=np.int64 if x.dtype.kind in "biu" else None).reshape(
+        x.shape)
+
+
+@op("cumsum", OTHER, _cumsum_infer, parse=_cumsum_parse, backward=lambda c, g: (cumsum_reversed(g, **c.attrs),))
+def cumsum(x, dim):
+    """torch.cumsum: running sums along dim (bool and integer inputs sum in int64)."""
+    return _running_sum(x, dim)
+
+
+@op("cumsum_reversed", OTHER, _cumsum_infer, backward=lambda c, g: (cumsum(g, c.attrs["dim"]),))
+def cumsum_reversed(x, dim):
+    """Running sums along dim from the far end: the gradient of cumsum."""
+    axis = dim if x.ndim else None
+    return np.flip(_running_sum(np.flip(x, axis), dim), axis)
+
+
 def _numel_infer(x, dim):
     return (), dtypes.int64
 
 
-@op("numel", OTHER, _numel_infer, parse=lambda x, dim=None: ((x,), {"dim": meta.norm_dims(dim, x.ndim)}))
+@op("numel", OTHER, _numel_infer, parse=lambda x, dim=None: ((x,), {"dim": meta.reduced_dims(dim, x.ndim)}))
 def numel_of(x, dim):
     """Number of elements of x over dims, as a 0-d int64 tensor computed from x's runtime shape."""
     return np.array(_count(x.shape, dim))
@@ -159,6 +224,40 @@ def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
     return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
 
 
+def _vector_norm_backward(c, g):
+    """d||x||_p / dx = sign(x) (|x| / ||x||)^(p-1); 0 where x is 0 (as torch), computed without making NaN there."""
+    x, p = c.inputs[0], c.attrs["p"]
+    zero = eq(x, 0)
+    ratio = where(zero, 1.0, abs(x) / where(zero, 1.0, keepdim_grad(c.out, c)))
+    return (keepdim_grad(g, c) * sign(x) * ratio ** (p - 1),)
+
+
+def _vector_norm_forward(x, p, dim, keepdim):
+    return np.power(np.add.reduce(np.abs(x) ** p, dim, None, None, keepdim), 1 / p)
+
+
+_vector_norm = op("vector_norm", REDUCTION, lambda x, p, dim, keepdim: _mean_infer(x, dim, keepdim),
+                  backward=_vector_norm_backward)(_vector_norm_forward)
+
+
+def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """torch.norm: the p-norm of x over dim (all dims by default) as a vector norm; 'fro' is p=2."""
+    x = _with_dtype(x, dtype)
+    p = 2 if p == "fro" else p
+    if isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise ValueError(f"norm: p={p!r} is not supported; graphc computes vector p-norms (a number, inf or 'fro')")
+    dim = meta.reduced_dims(dim, x.ndim)
+    if p == math.inf:
+        return amax(abs(x), dim, keepdim)
+    if p == -math.inf:
+        return amin(abs(x), dim, keepdim)
+    if p == 0:  # the count of non-zeros, with torch's zero gradient
+        return sum(where(x != 0, 1.0, x * 0), dim, keepdim)
+    if p == 1:
+        return sum(abs(x), dim, keepdim)
+    return _vector_norm(x, p=float(p), dim=dim, keepdim=bool(keepdim))
+
+
 def _row_max(x: Tensor, dim) -> Tensor:
     """amax over dim (kept), detached: subtracting it keeps exp from overflowing and leaves the result unchanged."""
     return amax(x, dim, keepdim=True).detach()
@@ -172,19 +271,25 @@ def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
     return out if keepdim else squeeze(out, dim)
 
 
+def _softmax_input(name: str, x: Tensor, dim, dtype) -> Tensor:
+    if dim is None:
+        raise TypeError(f"{name}: dim must be an int, got None")
+    return x if dtype is None else x.to(dtype)
+
+
 def softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
     """exp(x) / sum(exp(x), dim), stabilised by subtracting the max along dim."""
-    x = x if dtype is None else x.to(dtype)
+    x = _softmax_input("softmax", x, dim, dtype)
     e = exp(x - _row_max(x, dim))
     return e / sum(e, dim, keepdim=True)
 
 
 def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
     """x - logsumexp(x, dim), stabilised by subtracting the max along dim."""
-    x = x if dtype is None else x.to(dtype)
+    x = _softmax_input("log_softmax", x, dim, dtype)
     shifted = x - _row_max(x, dim)
     return shifted - log(sum(exp(shifted), dim, keepdim=True))
 
 
-__all__ = ["sum", "mean", "amax", "amin", "argmax", "argmin", "max", "min", "var", "std", "logsumexp", "softmax",
-           "log_softmax"]
+__all__ = ["sum", "prod", "all", "any", "cumsum", "mean", "amax", "amin", "argmax", "argmin", "max", "min", "var",
+           "std", "norm", "logsumexp", "softmax", "log_softmax"]

@@ -219,6 +219,24 @@ flatten = op(
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
 )(lambda x, start, end: np.reshape(x, _flatten_shape(x.shape, start, end)))
 
+
+def repeat(x, *sizes):
+    """torch.Tensor.repeat: x tiled sizes[i] times along each dim (leading sizes add dims). Built from unsqueeze,
+    expand with -1 and flatten, so it bakes no size of x and its gradient sums the tiles back."""
+    sizes = _sizes(sizes)
+    if len(sizes) < x.ndim:
+        raise ValueError(f"repeat: {len(sizes)} repeat sizes given for a tensor with {x.ndim} dims; give at least "
+                         f"one per dim")
+    for _ in range(len(sizes) - x.ndim):
+        x = unsqueeze(x, 0)
+    for d in range(len(sizes)):
+        x = unsqueeze(x, 2 * d)
+    x = expand(x, *[s for n in sizes for s in (n, -1)])
+    for d in range(len(sizes)):
+        x = flatten(x, d, d + 1)
+    return x
+
+
 contiguous = op("contiguous", VIEW, meta.same, backward=lambda c, g: (g,))(np.ascontiguousarray)
 clone = op("clone", ELEMENTWISE, meta.same, backward=lambda c, g: (g,), triton="{0}")(np.array)
 
@@ -235,6 +253,7 @@ __all__ = [
     "unsqueeze",
     "squeeze",
     "flatten",
+    "repeat",
     "contiguous",
     "clone",
 ]

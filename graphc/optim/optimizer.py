@@ -115,6 +115,11 @@ def _restore(value, param: Tensor, key: str):
     return value.to(param.device).detach().clone()
 
 
+def ascent(grad: Tensor, group: dict[str, Any]) -> Tensor:
+    """The gradient an update follows: negated when the group maximizes its objective (torch's maximize=True)."""
+    return -grad if group.get("maximize") else grad
+
+
 def check_hyperparameter(name: str, value: float, upper: float | None = None) -> None:
     """Refuse a negative hyper-parameter, or one not below `upper`, as torch does."""
     if not (value >= 0.0 and (upper is None or value < upper)):

@@ -5,24 +5,26 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, check_hyperparameter
+from .optimizer import Optimizer, ascent, check_hyperparameter
 
 
 class SGD(Optimizer):
     """torch.optim.SGD: p -= lr * g, where g is the gradient plus weight decay, optionally through a momentum buffer."""
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-3, momentum: float = 0.0,
-                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
+                 maximize: bool = False):
         check_hyperparameter("learning rate", lr)
         check_hyperparameter("momentum", momentum)
         check_hyperparameter("weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                      nesterov=nesterov))
+                                      nesterov=nesterov, maximize=maximize))
 
     def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         momentum, weight_decay = group["momentum"], group["weight_decay"]
+        grad = ascent(grad, group)
         if weight_decay != 0:
             grad = grad + param * weight_decay
         if momentum != 0:

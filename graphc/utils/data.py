@@ -40,6 +40,36 @@ class TensorDataset(Dataset):
         return self.tensors[0].shape[0]
 
 
+class Subset(Dataset):
+    """The samples of dataset at the given indices, in that order."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int]):
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[self.indices[index]]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def random_split(dataset: Dataset, lengths: Sequence[int | float], generator: Generator | None = None) -> list[Subset]:
+    """Disjoint random Subsets of the given lengths, or fractions summing to 1 (the remainder goes round-robin to the
+    first subsets, as in torch); the permutation comes from `generator` or graphc's default generator."""
+    n = len(dataset)
+    if all(isinstance(x, float) for x in lengths) and math.isclose(sum(lengths), 1.0):
+        counts = [int(math.floor(n * frac)) for frac in lengths]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+    else:
+        counts = [int(x) for x in lengths]
+    if sum(counts) != n or any(c < 0 for c in counts):
+        raise ValueError(f"random_split: lengths {list(lengths)} do not split a dataset of {n} samples")
+    order = (generator or default_generator)._rng.permutation(n).tolist()
+    bounds = np.cumsum([0] + counts).tolist()
+    return [Subset(dataset, order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def default_collate(batch: list) -> Any:
     """Merge a list of samples into a batch: tensors and numpy arrays are stacked, numbers become a tensor (floats
     as float64), tuples/lists/dicts are collated field by field (tuples come back as lists), strings stay a list,
@@ -70,11 +100,13 @@ def default_collate(batch: list) -> Any:
 
 class DataLoader:
     """Iterate over a dataset in batches: optional shuffling (a fresh permutation each epoch, drawn from `generator`
-    or graphc's default generator), drop_last for a short final batch, collate_fn to build each batch."""
+    or graphc's default generator), drop_last for a short final batch, collate_fn to build each batch.
+    num_workers and pin_memory are accepted so torch scripts run unchanged: batches are always built in the calling
+    process, and CPU tensors need no pinning."""
 
     def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False,
                  collate_fn: Callable[[list], Any] | None = None, drop_last: bool = False,
-                 generator: Generator | None = None):
+                 generator: Generator | None = None, *, num_workers: int = 0, pin_memory: bool = False):
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
