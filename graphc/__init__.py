@@ -33,6 +33,18 @@ from .ops.creation import (
 from .serialization import load, save
 from .tensor import Tensor, device
 
+
+
+def is_tensor(obj: object) -> bool:
+    """torch.is_tensor: whether obj is a graphc Tensor."""
+    return isinstance(obj, Tensor)
+
+
+def numel(input: Tensor) -> int:  # noqa: A002  torch's argument name
+    """torch.numel: the number of elements of a tensor."""
+    return input.numel()
+
+
 half, double, long, float, int = float16, float64, int64, float32, int32  # noqa: A001  torch's aliases
 
 

@@ -217,3 +217,12 @@ def test_random_creation_ranges_and_seeding():
     assert abs(n.mean().item()) < 0.05 and abs(n.std().item() - 1) < 0.05
     k = graphc.randint(2, 5, (1000,))
     assert k.dtype is graphc.int64 and set(k.tolist()) == {2, 3, 4}
+
+
+def test_is_tensor_and_numel_match_torch():
+    data = np.random.randn(2, 3, 4).astype(np.float32)
+    for value in (data, 3.0, [1, 2]):
+        wrapped = graphc.tensor(value) if not isinstance(value, list) else value
+        twrapped = torch.tensor(value) if not isinstance(value, list) else value
+        assert graphc.is_tensor(wrapped) == torch.is_tensor(twrapped)
+    assert graphc.numel(graphc.tensor(data)) == torch.numel(torch.from_numpy(data))

@@ -12,21 +12,23 @@ import numpy as np
 
 
 def cpu_times_ms(fns: dict[str, Callable[[], object]], budget_s: float, min_reps: int = 3,
-                 max_reps: int = 200) -> dict[str, float]:
+                 max_reps: int = 200, calls_in_a_row: int = 5) -> dict[str, float]:
     """Fastest milliseconds of each fn() over as many rounds as fit in budget_s (at least min_reps), after one warm
-    call each. A round calls every fn once, so all of them see the same machine load; the minimum, not the median,
-    because on a shared CPU other load only ever adds time (and stalls torch's thread pool)."""
+    call each. A round calls every fn calls_in_a_row times, so all of them see the same machine load, while a call
+    rarely follows another framework's (switching between numpy's BLAS threads and torch's thread pool on a small
+    CPU can double both times); the minimum, not the median, because other load only ever adds time."""
     best = {}
     for name, fn in fns.items():
         start = time.perf_counter()
         fn()
         best[name] = time.perf_counter() - start
     reps = int(min(max_reps, max(min_reps, budget_s / max(sum(best.values()), 1e-6))))
-    for _ in range(reps):
+    for _ in range(max(1, reps // calls_in_a_row)):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
+            for _ in range(calls_in_a_row):
+                start = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - start)
     return {name: seconds * 1e3 for name, seconds in best.items()}
 
 
