@@ -34,7 +34,6 @@ from .serialization import load, save
 from .tensor import Tensor, device
 
 
-
 def is_tensor(obj: object) -> bool:
     """torch.is_tensor: whether obj is a graphc Tensor."""
     return isinstance(obj, Tensor)

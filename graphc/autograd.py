@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from .state import STATE
-from .tensor import Tensor
+from .tensor import Tensor, copy_storage
 
 LEAF = "leaf"
 
@@ -46,8 +46,7 @@ class Node:
     def save_output(self) -> None:
         """Keep a private copy of the output's values: the output tensor is about to be written in place."""
         data, node, dt = self._out
-        if type(data) is np.ndarray:
-            self._out = (data.copy(), node, dt)
+        self._out = (copy_storage(data), node, dt)
 
     def register_hook(self, hook) -> None:
         self.hooks = (self.hooks or []) + [hook]

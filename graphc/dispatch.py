@@ -38,11 +38,22 @@ class Op:
     def __call__(self, *args, **kwargs):
         if self.parse is None:
             return dispatch(self, args, kwargs)
-        inputs, attrs = self.parse(*args, **kwargs)
+        try:
+            inputs, attrs = self.parse(*args, **kwargs)
+        except (TypeError, ValueError, IndexError) as e:
+            raise parse_error(self, e, args) from None
         return dispatch(self, inputs, attrs)
 
     def __repr__(self) -> str:
         return f"<op {self.name} ({self.category})>"
+
+
+def parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
+    """A call the op's parse refused, as an op_error naming the op (not its internal parse function)."""
+    message = str(e).removeprefix(f"{fn.name}: ")
+    if isinstance(e, TypeError) and e.__traceback__.tb_next is None:  # the call did not fit parse's signature
+        message = message.split("() ", 1)[-1]
+    return op_error(fn.name, message, operands, type(e))
 
 
 def op(name: str, category: str, infer, backward=None, parse=None, triton=None, pure: bool = True):

@@ -372,10 +372,16 @@ class Tensor:
 
     def _snapshot(self) -> Tensor:
         """A copy of this tensor's current values and autograd identity."""
-        data = self._data.copy() if type(self._data) is np.ndarray else self._data
-        old = Tensor._make(data, self.dtype, self.requires_grad)
+        old = Tensor._make(copy_storage(self._data), self.dtype, self.requires_grad)
         old.grad_fn, old._node = self.grad_fn, self._node
         return old
+
+
+def copy_storage(data):
+    """A private copy of a storage: a numpy array, or a torch tensor on CUDA; None (a traced proxy) stays None."""
+    if data is None:
+        return None
+    return data.copy() if type(data) is np.ndarray else data.clone()
 
 
 def _rebase(view: Tensor, value: Tensor) -> None:

@@ -1,7 +1,7 @@
 """The op library. Each module's __all__ lists its public functions; they become graphc.X and Tensor.X."""
 from __future__ import annotations
 
-from ..dispatch import OPS, Op, dispatch
+from ..dispatch import OPS, Op, dispatch, parse_error
 from ..errors import op_error
 from ..tensor import Tensor
 from . import creation, elementwise, indexing, join, matmul, reduction, view
@@ -117,18 +117,10 @@ def _op_method(fn: Op):
             try:
                 inputs, attrs = parse(self, *args, **kwargs)
             except (TypeError, ValueError, IndexError) as e:
-                raise _parse_error(fn, e, (self, *args)) from None
+                raise parse_error(fn, e, (self, *args)) from None
             return dispatch(fn, inputs, attrs)
     method.__name__, method.__doc__ = fn.name, fn.doc
     return method
-
-
-def _parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
-    """A call the op's parse refused, as an op_error naming the op (not its internal parse function)."""
-    message = str(e).removeprefix(f"{fn.name}: ")
-    if isinstance(e, TypeError) and e.__traceback__.tb_next is None:  # the call did not fit parse's signature
-        message = message.split("() ", 1)[-1]
-    return op_error(fn.name, message, operands, type(e))
 
 
 def _method(fn):
