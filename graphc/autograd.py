@@ -8,6 +8,7 @@ import numpy as np
 
 from .state import STATE
 from .tensor import Tensor, copy_storage
+from .topological import postorder
 
 LEAF = "leaf"
 
@@ -124,21 +125,8 @@ def is_anomaly_enabled() -> bool:
 
 
 def _topological(roots: list[Node]) -> list[Node]:
-    """Nodes reachable from roots, each before every node it feeds gradients to (iterative DFS)."""
-    order, seen, stack = [], set(), [(r, False) for r in roots]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append((node, True))
-        for fn in node.edges:
-            if isinstance(fn, Node) and fn not in seen:
-                stack.append((fn, False))
-    return order[::-1]
+    """Nodes reachable from roots, each before every node it feeds gradients to."""
+    return postorder(roots, lambda node: [fn for fn in node.edges if isinstance(fn, Node)])[::-1]
 
 
 def _check_finite(node: Node, grad: Tensor, index: int) -> None:

@@ -66,16 +66,21 @@ CE_CASES = [
 ]
 
 
+def class_weight_kwargs(kwargs: dict) -> tuple[dict, dict]:
+    """graphc and torch keyword arguments, with weight=True replaced by the same random class weights."""
+    g_kw, t_kw = dict(kwargs), dict(kwargs)
+    if g_kw.pop("weight", False):
+        w = np.random.uniform(0.5, 2, 5).astype(np.float32)
+        g_kw["weight"], t_kw["weight"] = graphc.tensor(w), torch.tensor(w)
+    return g_kw, t_kw
+
+
 @pytest.mark.parametrize("kwargs", CE_CASES, ids=[str(k) for k in CE_CASES])
 @pytest.mark.parametrize("shape", [(8, 5), (6, 5, 3, 2), (5,)], ids=["NC", "NCHW", "C"])
 def test_cross_entropy(kwargs, shape):
     gx, tx = both(*shape)
     target = np.random.randint(0, 5, shape[:1] + shape[2:] if len(shape) > 1 else ())
-    kwargs = dict(kwargs)
-    g_kw, t_kw = dict(kwargs), dict(kwargs)
-    if kwargs.pop("weight", False):
-        w = np.random.uniform(0.5, 2, 5).astype(np.float32)
-        g_kw["weight"], t_kw["weight"] = graphc.tensor(w), torch.tensor(w)
+    g_kw, t_kw = class_weight_kwargs(kwargs)
     check(F.cross_entropy(gx, graphc.tensor(target), **g_kw), TF.cross_entropy(tx, torch.tensor(target), **t_kw),
           [gx], [tx])
 
@@ -91,10 +96,7 @@ def test_cross_entropy_probability_targets(kwargs, shape):
     class_dim = 1 if len(shape) > 1 else 0
     probs = np.random.dirichlet(np.ones(5), size=int(np.prod(shape)) // 5).astype(np.float32)
     probs = np.moveaxis(probs.reshape(shape[:class_dim] + shape[class_dim + 1:] + (5,)), -1, class_dim)
-    g_kw, t_kw = dict(kwargs), dict(kwargs)
-    if g_kw.pop("weight", False):
-        w = np.random.uniform(0.5, 2, 5).astype(np.float32)
-        g_kw["weight"], t_kw["weight"] = graphc.tensor(w), torch.tensor(w)
+    g_kw, t_kw = class_weight_kwargs(kwargs)
     check(F.cross_entropy(gx, graphc.tensor(probs), **g_kw), TF.cross_entropy(tx, torch.tensor(probs), **t_kw),
           [gx], [tx])
 

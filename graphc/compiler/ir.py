@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..dispatch import Op
 from ..dtypes import dtype as DType
 from ..tensor import device as Device
+from ..topological import postorder
 
 
 class Meta:
@@ -45,16 +46,7 @@ class Node(Meta):
 
 def ancestors(nodes: list[Node]) -> list[Node]:
     """nodes and every node they are computed from, in topological order."""
-    order, seen, stack = [], set(), [(n, False) for n in nodes]
-    while stack:
-        node, finished = stack.pop()
-        if finished:
-            order.append(node)
-        elif node not in seen:
-            seen.add(node)
-            stack.append((node, True))
-            stack.extend((x, False) for x in node.inputs if type(x) is Node and x not in seen)
-    return order
+    return postorder(nodes, lambda node: [x for x in node.inputs if type(x) is Node])
 
 
 def fmt_arg(x) -> str:
