@@ -89,6 +89,12 @@ def test_float16_computes_in_float32_and_rounds_once():
           randn(4, 8, dtype=np.float16), rtol=2e-3, atol=1e-3)
 
 
+def test_an_explicit_cast_to_float16_inside_a_kernel_rounds_as_torch_does():
+    x = (1 + np.random.rand(64) * 1e-3).astype(np.float32)  # values fp16 cannot tell apart
+    bfloat16 = {torch.Tensor: torch.bfloat16, graphc.Tensor: graphc.bfloat16}
+    check(lambda x: x.half().float() * 2 + x.to(bfloat16[type(x)]).float() - 3, x, kernels=1, rtol=0, atol=0)
+
+
 def test_integer_and_boolean_ops():
     def f(a, b, x):
         mask = (a > b) | (a == 0)

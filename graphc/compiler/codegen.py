@@ -36,6 +36,11 @@ def compute_type(dt: dtypes.dtype) -> str:
     return "tl.float32" if dt.is_low_precision else f"tl.{ {'bool': 'int1'}.get(dt.name, dt.name)}"
 
 
+def storage_type(dt: dtypes.dtype) -> str:
+    """The Triton type of dtype dt in memory (compute_type widens fp16/bf16)."""
+    return f"tl.{dt.name}" if dt.is_low_precision else compute_type(dt)
+
+
 def literal(value) -> str:
     if isinstance(value, bool) or value is None:
         return str(int(bool(value)))
@@ -96,7 +101,9 @@ class Emitter:
                 ptr = self.loads[key]
                 var = f"x{ptr[2:]}{scope.tag}"
                 mask = f", mask={scope.mask}, other=0" if scope.mask else ""
-                scope.emit(f"{var} = tl.load({ptr} + {self.offset(ptr, scope)}{mask}).to({compute_type(x.dtype)})")
+                ty = compute_type(x.dtype)
+                widen = "" if storage_type(x.dtype) == ty != "tl.int1" else f".to({ty})"
+                scope.emit(f"{var} = tl.load({ptr} + {self.offset(ptr, scope)}{mask}){widen}")
                 scope.memo[key] = var
             return var
         base, _ = view_chain(x)
@@ -132,8 +139,15 @@ class Emitter:
         expr = ("{0}" if n.op.category == REDUCTION else n.op.triton).format(*operands, **attrs)
         var = f"v{n.id}{scope.tag}"
         where = f"  # {n.op.name} at {n.where}" if n.where else f"  # {n.op.name}"
-        constant = not any(isinstance(x, Node) and v for x, v in zip(n.inputs, operands))
-        scope.emit(f"{var} = tl.full([], {expr}, {ty}){where}" if constant else f"{var} = ({expr}).to({ty}){where}")
+        used = [x for x, v in zip(n.inputs, operands) if isinstance(x, Node) and v]
+        if not used:
+            value = f"tl.full([], {expr}, {ty})"
+        else:
+            typed = ty == "tl.float32" and cast_operands and all(x.dtype is not dtypes.bool_ for x in used)
+            value = expr if typed else f"({expr}).to({ty})"
+        if n.dtype.is_low_precision and (n.op.name == "cast" or not used):
+            value = f"({value}).to({storage_type(n.dtype)}).to({ty})"  # an explicit cast rounds, as in torch
+        scope.emit(f"{var} = {value}{where}")
         return var
 
     def store(self, n: Node, var: str, scope: Scope) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from . import cache
-from .codegen import Emitter, Scope, compute_type, kernel_name, signature, split_index, template
+from .codegen import Emitter, Scope, compute_type, kernel_name, signature, split_index, storage_type, template
 from .fusion import Group
 
 BLOCKS = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}
@@ -22,7 +22,8 @@ def generate(group: Group, em: Emitter):
     lines: list[str] = []
     scope = Scope(lines, [*batch, "rm[:, None]", "rn[None, :]"], "mask", "")
     ty = compute_type(mm.dtype)
-    scope.emit(f"v{mm.id} = acc.to({ptr_type(mm)}).to({ty})  # {mm.op.name} at {mm.where}")
+    cast = "" if storage_type(mm.dtype) == ty == "tl.float32" else f".to({storage_type(mm.dtype)}).to({ty})"
+    scope.emit(f"v{mm.id} = acc{cast}  # {mm.op.name} at {mm.where}")
     em.reduced[mm] = f"v{mm.id}"
     for n in group.outputs:
         em.store(n, em.value(n, scope), scope)
@@ -35,10 +36,6 @@ def generate(group: Group, em: Emitter):
     pointers = {"a_ptr": f"*{mm.inputs[0].dtype.triton}", "b_ptr": f"*{mm.inputs[1].dtype.triton}"}
     sig = signature(group, em, batch_strides + ["M", "N", "K", "a_sm", "a_sk", "b_sk", "b_sn"], pointers)
     return source, name, sig, dict(BLOCKS)
-
-
-def ptr_type(n) -> str:
-    return compute_type(n.dtype) if not n.dtype.is_low_precision else f"tl.{n.dtype.name}"
 
 
 def configs(group: Group, space: tuple) -> list[dict]:

@@ -60,7 +60,7 @@ def generate(group: Group, em: Emitter):
             finished = Scope(row_lines, row.index, "last", "_f", indent, parent=row)
         else:
             for r in done:
-                finish(r, row, em, reduce(r, f"acc{r.id}"), "n_inner")
+                finish(r, row, em, reduce(r, f"acc{r.id}"), accumulator_type(r), "n_inner")
     for n in group.outputs:
         if n in per_row:
             em.store(n, em.value(n, finished), finished)
@@ -105,7 +105,7 @@ def accumulate(r: Node, init_scope: Scope, scope: Scope, acc: str, value: str, m
     _, combine_fn, _ = ACCUMULATE[r.op.triton]
     ty = accumulator_type(r)
     init_scope.emit(f"{acc} = tl.full([{'BLOCK' if mask == 'cmask' else 1}], {literal(identity(r, ty[3:]))}, {ty})")
-    update = combine_fn.format(acc=acc, v=f"{value}.to({ty})")
+    update = combine_fn.format(acc=acc, v=value if compute_type(r.inputs[0].dtype) == ty else f"{value}.to({ty})")
     scope.emit(f"{acc} = tl.where({mask}, {update}, {acc})" if mask else f"{acc} = {update}")
 
 
@@ -132,16 +132,17 @@ def combine(accs: dict[Node, str], scope: Scope, em: Emitter, scratch: tuple[str
         scope.emit(f"{ATOMIC[r.op.triton][0]}({ptr}, {reduce(r, acc)}.to({prefix}{r.id}.dtype.element_ty))")
     scope.emit(f"{flag} = tl.atomic_add({arrivals}{offset}, 1) == {programs} - 1  # {comment}")
     for r in accs:
-        finish(r, scope, em, f"tl.atomic_add({prefix}{r.id}{offset}, 0, mask={flag})", count)
+        finish(r, scope, em, f"tl.atomic_add({prefix}{r.id}{offset}, 0, mask={flag})", f"tl.{scratch_type(r)}", count)
     for r in accs:
         scope.emit(f"tl.store({prefix}{r.id}{offset}, {literal(identity(r, scratch_type(r)))}, mask={flag})")
     scope.emit(f"tl.store({arrivals}{offset}, 0, mask={flag})")
 
 
-def finish(r: Node, scope: Scope, em: Emitter, value: str, count: str) -> None:
-    """The reduction's value from its combined accumulator (a mean divides by the count)."""
-    scale = f" / {count}" if r.op.name == "mean" else ""
-    scope.emit(f"v{r.id} = ({value}{scale}).to({compute_type(r.dtype)})  # {r.op.name} at {r.where}")
+def finish(r: Node, scope: Scope, em: Emitter, value: str, value_type: str, count: str) -> None:
+    """The reduction's value from its combined accumulator of type value_type (a mean divides by the count)."""
+    value += f" / {count}" if r.op.name == "mean" else ""
+    ty = compute_type(r.dtype)
+    scope.emit(f"v{r.id} = {value if value_type == ty else f'({value}).to({ty})'}  # {r.op.name} at {r.where}")
     em.reduced[r] = f"v{r.id}"
 
 
