@@ -23,6 +23,7 @@ from .logs import log, log_plan, logs_on
 from .passes import optimize
 from .plan import Plan, Step
 from .runtime import Runtime, memory, numpy_steps, propagate_shapes, reference_values
+from .state_guard import StateGuard
 
 BACKENDS = ("auto", "triton", "interpret", "numpy")
 MODES = ("default", "max-autotune", "eager", "check")
@@ -107,7 +108,9 @@ class Entry:
     A tensor is named by a ref (argument position or None, the tensor itself or None, whether it is that one's
     .grad): arguments and gradients are looked up anew at each call, other tensors by identity."""
 
-    def __init__(self, capture: Capture, runtime: Runtime, sources: list[Tensor], template, writes, grads):
+    def __init__(self, capture: Capture, runtime: Runtime, sources: list[Tensor], template, writes, grads,
+                 state: StateGuard):
+        self.state = state
         self.arg_of, self.grad_owner = capture.arg_index, capture.grad_owner
         self.runtime = runtime
         self.inputs = [self.ref(t) for t in sources]
@@ -149,7 +152,7 @@ class Entry:
         for ref, d, size in self.tensor_sizes:
             if self.resolve(flat, ref)._data.shape[d] != size:
                 return False
-        return not self.node_sizes or self.sizes_read_match(flat)
+        return (not self.node_sizes or self.sizes_read_match(flat)) and self.state.changed() is None
 
     def sizes_read_match(self, flat: list) -> bool:
         """Whether the sizes the function read of intermediate tensors are the same for this call's input sizes
@@ -208,7 +211,8 @@ class CompiledFunction:
             raise ValueError(f"graphc.compile: unknown backend {backend!r} (expected one of {', '.join(BACKENDS)})")
         if mode not in MODES:
             raise ValueError(f"graphc.compile: unknown mode {mode!r} (expected one of {', '.join(MODES)})")
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn, updated=())
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.fn, self.backend, self.mode, self.fullgraph = fn, backend, mode, fullgraph
         self.num_compiles = 0
         self.observer: Callable | None = None  # called with each segment's Runtime as it runs (explain)
@@ -222,6 +226,12 @@ class CompiledFunction:
         self._plans: dict[tuple, Runtime] = {}
         self._eager_reason: str | None = None
         self._warned_grad = False
+
+    def __getattr__(self, name: str):
+        """Attributes of the compiled object (a compiled module's parameters(), train(), ...)."""
+        if name == "fn":
+            raise AttributeError(name)
+        return getattr(self.fn, name)
 
     def __get__(self, obj, cls=None):
         return self if obj is None else functools.partial(self, obj)
@@ -243,7 +253,9 @@ class CompiledFunction:
                     except (ValueError, TypeError, IndexError):
                         break  # sizes that do not fit the program: tracing names the op and line that refuses
         if self._entries and logs_on("recompiles"):
-            log.info(f"recompiles] {self.__name__}: no cached plan matches the guards; tracing again")
+            changed = next((c for c in (e.state.changed() for e in entries or ()) if c), None)
+            log.info(f"recompiles] {self.__name__}: no cached plan matches the guards"
+                     f"{f' ({changed} changed)' if changed else ''}; tracing again")
         return self._trace(args, kwargs, flat, sig)
 
     def _no_cuda(self) -> None:
@@ -257,6 +269,7 @@ class CompiledFunction:
 
     # ---- tracing --------------------------------------------------------------------------------------------
     def _trace(self, args: tuple, kwargs: dict, flat: list, sig: tuple):
+        state = StateGuard([self.fn, *(x for x in flat if type(x) is not Tensor)])
         capture = Capture(flat, self.fullgraph,
                           lambda graph, sources: self._run_segment(capture, graph, sources))
         capture.store_plans = True
@@ -301,6 +314,11 @@ class CompiledFunction:
             raise
         if capture.breaks or escaped or needs_grad:
             return result
+        changed = state.changed()
+        if changed:
+            if logs_on("recompiles"):
+                log.info(f"recompiles] {self.__name__} changed {changed} while it ran: traced again on every call")
+            return result
         position = {n: i for i, n in enumerate(capture.last_outputs)}
         runtime = self._plans.get(capture.last_key)
         if runtime is None:
@@ -316,7 +334,7 @@ class CompiledFunction:
             if node is None and t._grad is not None:
                 return result  # a .grad set to a tensor made outside the graph: not replayable
         self._entries.setdefault(sig, []).append(Entry(capture, runtime, sources, template, entry_writes,
-                                                       entry_grads))
+                                                       entry_grads, state))
         return result
 
     def _run_segment(self, capture: Capture, graph: Graph, sources: list[Tensor]) -> list:

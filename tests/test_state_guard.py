@@ -1,0 +1,113 @@
+"""Python state a compiled function reads besides its arguments (module modes, hyperparameters, globals, closures,
+reassigned parameters) is guarded, and Python side effects happen on every call, as eagerly."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from conftest import assert_close, to_torch
+
+import graphc
+from graphc import nn
+
+SCALE = 2.0
+
+
+def copy_weights(model: nn.Module, tmodel: torch.nn.Module) -> None:
+    tmodel.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()})
+
+
+def test_train_eval_and_module_attributes_are_guarded():
+    graphc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Dropout(0.0))
+    tmodel = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5), torch.nn.Dropout(0.0))
+    copy_weights(model, tmodel)
+    forward = graphc.compile(lambda x: model(x))
+    x = np.random.randn(8, 6).astype(np.float32)
+    with graphc.no_grad(), torch.no_grad():
+        for mode in ("train", "eval", "train", "eval"):
+            getattr(model, mode)()
+            getattr(tmodel, mode)()
+            assert_close(forward(graphc.tensor(x)), tmodel(torch.from_numpy(x)), rtol=1e-5, atol=1e-5)
+        assert forward.num_compiles == 2  # one plan per mode, each replayed when its mode comes back
+        model[2].p = tmodel[2].p = 1.0  # dropout that drops everything
+        model.train()
+        assert np.all(forward(graphc.tensor(x)).numpy() == 0)
+
+
+def test_a_learning_rate_schedule_changes_the_compiled_step():
+    graphc.manual_seed(0)
+    model, tmodel = nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    copy_weights(model, tmodel)
+    opt, topt = graphc.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), torch.optim.SGD(
+        tmodel.parameters(), lr=0.1, momentum=0.9)
+
+    @graphc.compile
+    def step(x):
+        opt.zero_grad()
+        loss = (model(x) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    x = np.random.randn(5, 4).astype(np.float32)
+    for lr in (0.1, 0.1, 0.05, 0.05, 0.01):
+        opt.param_groups[0]["lr"] = topt.param_groups[0]["lr"] = lr
+        step(graphc.tensor(x))
+        topt.zero_grad()
+        (tmodel(torch.from_numpy(x)) ** 2).mean().backward()
+        topt.step()
+        assert_close(model.weight.detach(), tmodel.weight, rtol=1e-5, atol=1e-6)
+
+
+def test_globals_and_closure_variables_are_guarded():
+    global SCALE
+    shift = 1.0
+
+    @graphc.compile
+    def f(x):
+        return x * SCALE + shift
+
+    x = np.random.randn(3).astype(np.float32)
+    for SCALE, shift in ((2.0, 1.0), (3.0, 1.0), (3.0, -4.0), (2.0, 1.0)):  # noqa: B007
+        assert_close(f(graphc.tensor(x)), torch.from_numpy(x) * SCALE + shift, rtol=1e-6)
+    assert f.num_compiles == 3
+
+
+def test_python_side_effects_happen_on_every_call():
+    calls = []
+
+    @graphc.compile
+    def f(x):
+        calls.append(len(calls))
+        return x * len(calls)
+
+    x = np.random.randn(4).astype(np.float32)
+    for n in range(1, 5):
+        assert_close(f(graphc.tensor(x)), torch.from_numpy(x) * n, rtol=1e-6)
+    assert calls == [0, 1, 2, 3]
+
+
+def test_a_reassigned_parameter_is_read():
+    model = nn.Linear(3, 2)
+    forward = graphc.compile(model)
+    x = graphc.randn(4, 3)
+    with graphc.no_grad():
+        forward(x)
+        forward(x)
+        model.weight = nn.Parameter(graphc.randn(2, 3))
+        got = forward(x)
+    want = torch.nn.functional.linear(to_torch(x), to_torch(model.weight, False), to_torch(model.bias, False))
+    assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert forward.num_compiles == 1  # same program, new parameter: the plan is reused for the new entry
+
+
+def test_a_compiled_module_is_called_and_read_like_the_module():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    compiled = graphc.compile(model)
+    assert compiled.__name__ == "Sequential"
+    assert [p is q for p, q in zip(compiled.parameters(), model.parameters())] == [True, True]
+    assert list(compiled.state_dict()) == ["0.weight", "0.bias"]
+    x = graphc.randn(2, 3)
+    with graphc.no_grad():
+        assert_close(compiled(x), torch.relu(torch.nn.functional.linear(
+            to_torch(x), to_torch(model[0].weight), to_torch(model[0].bias))), rtol=1e-5, atol=1e-6)
