@@ -2,6 +2,8 @@
 reassigned parameters) is guarded, and Python side effects happen on every call, as eagerly."""
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import torch
 from conftest import assert_close, to_torch
@@ -111,3 +113,18 @@ def test_a_compiled_module_is_called_and_read_like_the_module():
     with graphc.no_grad():
         assert_close(compiled(x), torch.relu(torch.nn.functional.linear(
             to_torch(x), to_torch(model[0].weight), to_torch(model[0].bias))), rtol=1e-5, atol=1e-6)
+
+
+def test_global_random_draws_happen_on_every_call():
+    @graphc.compile
+    def f(x):
+        return x * float(np.random.rand()) + random.random()
+
+    x = graphc.ones(3)
+    np.random.seed(0)
+    random.seed(0)
+    got = [f(x).numpy()[0] for _ in range(3)]
+    np.random.seed(0)
+    random.seed(0)
+    want = [float(np.random.rand()) + random.random() for _ in range(3)]
+    assert np.allclose(got, want, rtol=1e-6)

@@ -314,7 +314,7 @@ class CompiledFunction:
             raise
         if capture.breaks or escaped or needs_grad:
             return result
-        changed = state.changed()
+        changed = state.changed_by_run()
         if changed:
             if logs_on("recompiles"):
                 log.info(f"recompiles] {self.__name__} changed {changed} while it ran: traced again on every call")

@@ -8,10 +8,12 @@ through containers and the methods of user classes. Numbers, strings and tuples 
 everything else by identity, and containers by length. Library code (graphc, numpy, torch) is not walked: it reads
 no user state except through its arguments.
 
-A trace that changed one of these values itself (a global step counter) is not replayed: the next call traces
-again, so the change happens on every call, as it does eagerly."""
+A trace that changed one of these values itself (a global step counter), or drew from Python's or numpy's global
+random generator, is not replayed: the next call traces again, so the change or the draw happens on every call, as
+it does eagerly."""
 from __future__ import annotations
 
+import random
 import types
 from functools import partial
 
@@ -42,6 +44,15 @@ def library(obj) -> bool:
     return (getattr(obj, "__module__", None) or "builtins").partition(".")[0] in LIBRARIES
 
 
+def global_random_states() -> tuple:
+    return random.getstate(), np.random.get_state()
+
+
+def equal_random_states(a: tuple, b: tuple) -> bool:
+    (py_a, np_a), (py_b, np_b) = a, b
+    return py_a == py_b and all(np.array_equal(x, y) for x, y in zip(np_a, np_b))
+
+
 def code_names(code: types.CodeType) -> set[str]:
     """The global names a code object and the functions, lambdas and comprehensions nested in it may read."""
     names = set(code.co_names)
@@ -63,6 +74,13 @@ class StateGuard:
         for root in roots:
             self._walk(root, type(root).__name__)
         del self._seen
+        self._random_states = global_random_states()
+
+    def changed_by_run(self) -> str | None:
+        """After a trace: what the function changed while it ran (its own state, or a global random draw)."""
+        if not equal_random_states(self._random_states, global_random_states()):
+            return "the global random state (random or numpy.random)"
+        return self.changed()
 
     def changed(self) -> str | None:
         """What differs from when the guard was made (a description for logs), or None."""
