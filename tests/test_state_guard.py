@@ -83,10 +83,20 @@ def test_python_side_effects_happen_on_every_call():
         calls.append(len(calls))
         return x * len(calls)
 
+    class Counter:
+        calls = 0
+
+    @graphc.compile
+    def g(x, counter: Counter):
+        counter.calls += 1
+        return x * counter.calls
+
     x = np.random.randn(4).astype(np.float32)
+    counter = Counter()
     for n in range(1, 5):
         assert_close(f(graphc.tensor(x)), torch.from_numpy(x) * n, rtol=1e-6)
-    assert calls == [0, 1, 2, 3]
+        assert_close(g(graphc.tensor(x), counter), torch.from_numpy(x) * n, rtol=1e-6)
+    assert calls == [0, 1, 2, 3] and counter.calls == 4
 
 
 def test_a_reassigned_parameter_is_read():
