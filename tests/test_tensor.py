@@ -119,6 +119,9 @@ def test_bad_method_arguments_name_the_op_and_user_line():
             call()
     with pytest.raises(IndexError, match=r"(?s)^permute: dim 2 is out of range for a tensor with 2 dims.*test_tensor"):
         x.permute(0, 1, 2)
+    for name in ("softmax", "log_softmax"):
+        with pytest.raises(IndexError, match=rf"(?s)^{name}: dim 2 is out of range for a tensor with 2 dims.*test_"):
+            getattr(x, name)(2)
     with pytest.raises(ValueError, match="^clamp: at least one of min and max must be given"):
         x.clamp()
     with pytest.raises(ValueError, match="^norm: p='nuc' is not supported"):

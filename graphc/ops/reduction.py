@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import dtypes
 from ..dispatch import OTHER, REDUCTION, op
+from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
 from .elementwise import abs, cast, eq, exp, log, logical_and, maximum, minimum, sign, sqrt, where
@@ -274,6 +275,10 @@ def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
 def _softmax_input(name: str, x: Tensor, dim, dtype) -> Tensor:
     if dim is None:
         raise TypeError(f"{name}: dim must be an int, got None")
+    try:
+        meta.norm_dim(dim, x.ndim)
+    except IndexError as e:
+        raise op_error(name, str(e), (x,), IndexError) from None
     return x if dtype is None else x.to(dtype)
 
 
