@@ -95,6 +95,26 @@ def test_an_explicit_cast_to_float16_inside_a_kernel_rounds_as_torch_does():
     check(lambda x: x.half().float() * 2 + x.to(bfloat16[type(x)]).float() - 3, x, kernels=1, rtol=0, atol=0)
 
 
+def test_a_matmul_operand_made_by_a_group_its_epilogue_reads_is_stored_before_the_matmul():
+    def f(w):
+        a = w * w - 1
+        return (a.unsqueeze(1) @ a.unsqueeze(0)).minimum(a)
+
+    check(f, randn(5))
+
+
+def test_sizes_equal_by_coincidence_at_plan_time_may_differ_later():
+    def f(x, w):  # traced with as many rows in x as elements in w: fusion may compute w's sum as one value per row
+        return (x.mean(1, keepdim=True) ** 2).sum() + (w * w).sum()
+
+    compiled = graphc.compile(f, backend="interpret")
+    w = randn(3)
+    for rows in (3, 5, 1):
+        x = randn(rows, 3)
+        assert_close(compiled(graphc.tensor(x), graphc.tensor(w)), f(torch.from_numpy(x), torch.from_numpy(w)),
+                     rtol=1e-5, atol=1e-6)
+
+
 def test_integer_and_boolean_ops():
     def f(a, b, x):
         mask = (a > b) | (a == 0)

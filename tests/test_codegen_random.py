@@ -4,7 +4,10 @@ Triton kernels, run under Triton's interpreter, equal eager on every one (values
 The kernels also compile ahead of time for sm_90, but only a deterministic subset: the sample generates ~170
 distinct kernel sources at ~0.35 s each to compile with a cold Triton cache (about a minute on 2 cores), so each
 block compiles every AOT_EVERY-th distinct source in the order the programs generate them. (All of them compiled
-when this was written.)"""
+when this was written.) Each program runs at three batch sizes, the last 1. The extra seeds failed once in a wider
+sweep (seeds 300-2400 on the interpret backend, which all pass now): fusion had
+merged a matmul operand's producer into its epilogue, a group reading values known only after the last row, and a
+group read through a permute; and sizes equal by coincidence at plan time differed later."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +17,7 @@ from test_random_programs import _leaves, _make, _program
 
 import graphc
 
-SAMPLE = range(0, 300, 3)
+SAMPLE = [*range(0, 300, 3), 327, 386, 395, 490, 632, 703, 1181, 1220]  # and programs that once failed
 AOT_EVERY = 4
 
 
@@ -34,7 +37,7 @@ def test_random_programs_interpreted_equal_eager_and_compile_for_sm90(block):
         w_comp = graphc.tensor(w_init, requires_grad=backward)
         eager = _make(instructions, w_eager, backward)
         compiled = graphc.compile(_make(instructions, w_comp, backward), backend="interpret")
-        for batch in (x_shape[0], x_shape[0] + 2):
+        for batch in (x_shape[0], x_shape[0] + 2, 1):
             x = rng.standard_normal((batch,) + x_shape[1:]).astype(np.float32)
             w_eager.grad = w_comp.grad = None
             try:

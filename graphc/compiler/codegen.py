@@ -15,7 +15,7 @@ from .. import dtypes
 from ..dispatch import REDUCTION, run_forward
 from ..tensor import from_torch, to_torch
 from . import cache
-from .fusion import EXPANDS, Fusion, Group, load_key, view_chain
+from .fusion import EXPANDS, Fusion, Group, load_key, padded, view_chain
 from .ir import Graph, Node
 from .plan import Step
 
@@ -243,7 +243,7 @@ class KernelStep(Step):
         self.group, self.kind, self.source, self.name, self.backend = group, group.kind, source, name, backend
         self.mode, self.template, self.signature, self.constexprs = mode, template, signature, constexprs
         self.tuned: dict[tuple, dict] = {}  # max-autotune: the fastest config per iteration space
-        self.size_ones = size_one_dims(self.nodes, ShapesAtPlanTime())
+        self.relations = size_relations(group, ShapesAtPlanTime())
 
     def __repr__(self) -> str:
         return f"<KernelStep {self.kind} {self.name}>"
@@ -259,7 +259,7 @@ class KernelStep(Step):
         import torch
 
         g = self.group
-        if size_one_dims(self.nodes, shapes) != self.size_ones:
+        if size_relations(g, shapes) != self.relations:
             return self.run_numpy(values, shapes)
         space = tuple(shapes[g.anchor])
         raw = {}
@@ -295,8 +295,8 @@ class KernelStep(Step):
         run(self.tuned[space])
 
     def run_numpy(self, values: dict, shapes: dict) -> None:
-        """The group op by op with numpy: for a call whose sizes make a dim 1 that was not (or the reverse) when
-        the group was fused, since broadcasting then means something else."""
+        """The group op by op with numpy: for a call whose sizes break what the fusion relied on (a dim that becomes
+        1, or stops being 1, changes what broadcasting means; two sizes equal by coincidence at plan time differ)."""
         local = dict(values)
         for node in self.nodes:
             FallbackStep(node, "", self.backend)(local, shapes)
@@ -332,10 +332,24 @@ class ShapesAtPlanTime(dict):
         return tuple(node.shape)
 
 
-def size_one_dims(nodes: list[Node], shapes: dict) -> tuple:
-    """Which dims are 1 in each node's and each operand's shape: what broadcasting decisions depend on."""
-    operands = [x for n in nodes for x in n.inputs if isinstance(x, Node)]
-    return tuple(tuple(s == 1 for s in shapes[x]) for x in nodes + operands)
+def size_relations(group: Group, shapes: dict) -> tuple:
+    """What the fusion of a group relied on about sizes, for these shapes: which dims of each node and operand are 1
+    (broadcasting), which of their dims equal the iteration space's (placement), and whether each per-row value has
+    one element per row. A call whose relations differ from those at plan time (two sizes that were equal by
+    coincidence now differ) cannot use the kernel as fused."""
+    nodes = group.nodes
+    values = nodes + [x for n in nodes for x in n.inputs if isinstance(x, Node)]
+    space = tuple(shapes[group.anchor])
+    rows = math.prod(s for d, s in enumerate(space) if d not in group.dims)
+    relations = []
+    for x in values:
+        shape = tuple(shapes[x])
+        relations.append(tuple(s == 1 for s in shape))
+        if x in group.rowplaced:
+            relations.append(math.prod(shape) == rows)
+        else:
+            relations.append(tuple(p == s for p, s in zip(padded(shape, len(space)), space)))
+    return tuple(relations)
 
 
 def broadcast_to(t, space: tuple):

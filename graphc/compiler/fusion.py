@@ -177,8 +177,11 @@ class Fusion:
     def _absorb(self, g: Group, n: Node) -> None:
         """n joined g: pull in the elementwise groups computing n's other inputs, so they are not materialised."""
         for h in self._candidates(n):
-            if h is not g and h.kind == "elementwise" and broadcastable(h.space, g.space):
-                self._merge(g, h, rows=False)
+            reads = [x for x in n.inputs if isinstance(x, Node) and self.group_of.get(view_chain(x)[0]) is h]
+            if h is not g and h.kind == "elementwise" and broadcastable(h.space, g.space) and \
+                    all(view_chain(x)[0] is x for x in reads) and \
+                    not (g.kind == "matmul" and any(self.group_of.get(view_chain(x)[0]) is h for x in g.matmul.inputs)):
+                self._merge(g, h, rows=False)  # (a matmul's operands are read from memory by its template)
 
     def _rows_home(self, n: Node) -> None:
         """n reduces a whole elementwise group h shaped like the rows of a reduction kernel g (the count of kept
@@ -193,6 +196,10 @@ class Fusion:
 
     def _merge(self, g: Group, h: Group, rows: bool) -> bool:
         """Move h's members into g (as per-row values when rows) unless that creates a cycle between kernels."""
+        if any(isinstance(x, Node) and view_chain(x)[0] in g.outer_deps for m in h.nodes for x in m.inputs):
+            self.reasons.append(f"kernel {h.id} not merged into kernel {g.id}: it reads values known only after "
+                                "the last row (that needs a second pass)")
+            return False
         dag = self.dag.copy()
         dag.remove_edges_from([(h.id, g.id), (g.id, h.id)])
         if nx.has_path(dag, h.id, g.id) or nx.has_path(dag, g.id, h.id):
