@@ -177,9 +177,7 @@ class Fusion:
     def _absorb(self, g: Group, n: Node) -> None:
         """n joined g: pull in the elementwise groups computing n's other inputs, so they are not materialised."""
         for h in self._candidates(n):
-            reads = [x for x in n.inputs if isinstance(x, Node) and self.group_of.get(view_chain(x)[0]) is h]
             if h is not g and h.kind == "elementwise" and broadcastable(h.space, g.space) and \
-                    all(view_chain(x)[0] is x for x in reads) and \
                     not (g.kind == "matmul" and any(self.group_of.get(view_chain(x)[0]) is h for x in g.matmul.inputs)):
                 self._merge(g, h, rows=False)  # (a matmul's operands are read from memory by its template)
 
@@ -200,6 +198,10 @@ class Fusion:
             self.reasons.append(f"kernel {h.id} not merged into kernel {g.id}: it reads values known only after "
                                 "the last row (that needs a second pass)")
             return False
+        if self._reads_through_view(g, h) or self._reads_through_view(h, g):
+            self.reasons.append(f"kernel {h.id} not merged into kernel {g.id}: one reads the other's values through "
+                                "a view, which places them differently")
+            return False
         dag = self.dag.copy()
         dag.remove_edges_from([(h.id, g.id), (g.id, h.id)])
         if nx.has_path(dag, h.id, g.id) or nx.has_path(dag, g.id, h.id):
@@ -214,6 +216,12 @@ class Fusion:
         self.groups.remove(h)
         self.dag = nx.contracted_nodes(self.dag, g.id, h.id, self_loops=False)
         return True
+
+    def _reads_through_view(self, g: Group, h: Group) -> bool:
+        """Does a member of g read a value computed in h through a view (a view of another kernel's output is just
+        index math on memory; inside one kernel it is legal only where it keeps every element in place)?"""
+        return any(isinstance(x, Node) and view_chain(x)[0] is not x and self.group_of.get(view_chain(x)[0]) is h
+                   for m in g.nodes for x in m.inputs)
 
     def _new_group(self, n: Node, how: str) -> None:
         anchor = n.inputs[0] if how == "reduction" else n
