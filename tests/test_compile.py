@@ -452,3 +452,48 @@ def test_inplace_update_of_an_argument_replays():
     bump(b)
     bump(a)
     assert a.tolist() == [4.0, 4.0] and b.tolist() == [6.0, 6.0, 6.0] and bump.num_compiles == 1
+
+
+def test_tensors_made_and_updated_in_place_inside_own_their_storage():
+    state = {}
+
+    @graphc.compile
+    def f(x):
+        if not state:
+            state["a"], state["b"] = graphc.zeros(3), graphc.zeros(3)
+            state["a"].copy_(x.sum())  # a broadcast of one value
+            state["b"].copy_(state["a"])  # the same value again
+        else:
+            state["a"].add_(x.sum())  # later calls write into the storage the first call made
+        return state["a"] * 1
+
+    for n in (1, 2, 3):
+        assert f(graphc.ones(2)).tolist() == [2.0 * n] * 3
+    assert state["b"].tolist() == [2.0, 2.0, 2.0]
+
+
+def test_compiled_amsgrad_training_matches_torch():
+    graphc.manual_seed(0)
+    model, tmodel = graphc.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        for tp, p in zip(tmodel.parameters(), model.parameters()):
+            tp.copy_(to_torch(p, requires_grad=False))
+    opt = graphc.optim.AdamW(model.parameters(), lr=0.01, amsgrad=True)
+    topt = torch.optim.AdamW(tmodel.parameters(), lr=0.01, amsgrad=True)
+
+    @graphc.compile
+    def step(x):
+        opt.zero_grad()
+        loss = (model(x) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    x = np.random.randn(5, 4).astype(np.float32)
+    for _ in range(4):
+        step(graphc.tensor(x))
+        topt.zero_grad()
+        (tmodel(torch.from_numpy(x)) ** 2).mean().backward()
+        topt.step()
+    for tp, p in zip(tmodel.parameters(), model.parameters()):
+        assert_close(p.detach(), tp, rtol=1e-5, atol=1e-6)

@@ -18,7 +18,7 @@ from ..errors import op_error, user_line
 from ..ops.elementwise import cast
 from ..ops.view import expand_as
 from ..state import STATE
-from ..tensor import CPU, Tensor
+from ..tensor import CPU, Tensor, copy_storage
 from .ir import Graph, Node
 from .logs import log, logs_on
 
@@ -91,6 +91,7 @@ class Capture:
         self.current: dict[int, Node] = {}  # id(real tensor) -> its input node in this segment
         self.writes: dict[int, tuple] = {}  # id -> (real tensor updated in place, its storage) in this segment
         self.views: dict[int, weakref.ref] = {}  # proxies made by view ops (id -> weakref)
+        self.assigned: dict[int, weakref.ref] = {}  # proxies updated in place: each must own its storage at the end
         self.proxies: list[weakref.ref] = []
 
     # ---- the hooks the dispatch and Tensor call -------------------------------------------------------------
@@ -147,6 +148,7 @@ class Capture:
             view = self.views.get(id(t))
             if view is not None and view() is t:
                 raise CaptureError(f"in-place update of a view ({target.op.name} at {target.where}) is not captured")
+            self.assigned[id(t)] = weakref.ref(t)
         else:
             self.writes[id(t)] = (t, t._data)
             t._data = None
@@ -213,8 +215,14 @@ class Capture:
         final = [t._node for t, _ in written]
         self._restore_storage()
         values = dict(zip(outputs, self.run_segment(self.graph, self.sources))) if outputs else {}
+        given = set()
         for t in live:
-            t._data, t._node = values[t._node], None
+            value = values[t._node]
+            ref = self.assigned.get(id(t))
+            if ref is not None and ref() is t and (id(value) in given or not _owned(value)):
+                value = copy_storage(value)  # eagerly, a tensor updated in place keeps a storage of its own
+            given.add(id(value))
+            t._data, t._node = value, None
             self.materialized[id(t)] = weakref.ref(t)
         for fn in saved:
             fn._out = (values[fn._out[1]], None, fn._out[2])
@@ -257,6 +265,13 @@ def write_into(t: Tensor, value) -> None:
         np.copyto(t._data, value, casting="unsafe")
     else:
         t._data.copy_(value)
+
+
+def _owned(value) -> bool:
+    """Whether an array (or torch tensor) from a plan is its own writable memory, not a view of another."""
+    if type(value) is np.ndarray:
+        return value.base is None and value.flags.writeable
+    return value._base is None
 
 
 def _owns_unshared_array(t: Tensor) -> bool:
