@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 import torch
 from conftest import assert_close, to_torch
 
 import graphc
 from graphc import nn
+from graphc.compiler.compile import MAX_ENTRIES
 
 SCALE = 2.0
 
@@ -138,3 +140,18 @@ def test_global_random_draws_happen_on_every_call():
     random.seed(0)
     want = [float(np.random.rand()) + random.random() for _ in range(3)]
     assert np.allclose(got, want, rtol=1e-6)
+
+
+def test_state_that_changes_on_every_call_keeps_a_bounded_cache_and_warns_once():
+    global SCALE
+
+    @graphc.compile
+    def f(x):
+        return x * SCALE
+
+    x = graphc.ones(2)
+    with pytest.warns(RuntimeWarning, match="global SCALE .* keeps changing") as record:
+        for SCALE in range(12):  # noqa: B007
+            assert f(x).tolist() == [SCALE, SCALE]
+    assert len(record) == 1 and max(len(e) for e in f._entries.values()) == MAX_ENTRIES
+    SCALE = 2.0

@@ -27,6 +27,7 @@ from .state_guard import StateGuard
 
 BACKENDS = ("auto", "triton", "interpret", "numpy")
 MODES = ("default", "max-autotune", "eager", "check")
+MAX_ENTRIES = 8  # cached traces per argument signature (torch.compile's cache_size_limit); older ones are dropped
 SCALARS = (int, float, bool, str, type(None), complex)
 _ALL: weakref.WeakSet = weakref.WeakSet()
 
@@ -225,7 +226,7 @@ class CompiledFunction:
         self._entries: dict[tuple, list[Entry]] = {}
         self._plans: dict[tuple, Runtime] = {}
         self._eager_reason: str | None = None
-        self._warned_grad = False
+        self._warned_grad = self._warned_entries = False
 
     def __getattr__(self, name: str):
         """Attributes of the compiled object (a compiled module's parameters(), train(), ...)."""
@@ -333,8 +334,16 @@ class CompiledFunction:
                                 (position[node], t._grad.dtype) if node is not None else (None, None)))
             if node is None and t._grad is not None:
                 return result  # a .grad set to a tensor made outside the graph: not replayable
-        self._entries.setdefault(sig, []).append(Entry(capture, runtime, sources, template, entry_writes,
-                                                       entry_grads, state))
+        entries = self._entries.setdefault(sig, [])
+        entries.append(Entry(capture, runtime, sources, template, entry_writes, entry_grads, state))
+        if len(entries) > MAX_ENTRIES:
+            changed = entries.pop(0).state.changed()
+            if not self._warned_entries:
+                self._warned_entries = True
+                warnings.warn(f"graphc.compile: {self.__name__} was traced {MAX_ENTRIES + 1} times for one argument "
+                              f"signature{f' ({changed} keeps changing)' if changed else ''}; the oldest traces are "
+                              "dropped. Pass values that change on every call as arguments or tensors",
+                              RuntimeWarning, stacklevel=2)
         return result
 
     def _run_segment(self, capture: Capture, graph: Graph, sources: list[Tensor]) -> list:
