@@ -38,3 +38,22 @@ def assert_compiles_for_sm90(kernels) -> None:
     for kernel in kernels:
         assert ".target sm_90" in kernel.ptx(90), kernel.source
         assert len(kernel.cubin(90)) > 0, kernel.source
+
+
+def train_compiled_alongside_torch(model, opt, tmodel, topt, x: np.ndarray, lrs) -> None:
+    """Steps minimising mean(model(x) ** 2): graphc's through graphc.compile, torch's eagerly, each optimizer's
+    learning rate set to lrs[i] before step i; the caller compares the parameters."""
+    @graphc.compile
+    def step(x):
+        opt.zero_grad()
+        loss = (model(x) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    for lr in lrs:
+        opt.param_groups[0]["lr"] = topt.param_groups[0]["lr"] = lr
+        step(graphc.tensor(x))
+        topt.zero_grad()
+        (tmodel(torch.from_numpy(x)) ** 2).mean().backward()
+        topt.step()

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close, to_torch
+from conftest import assert_close, to_torch, train_compiled_alongside_torch
 
 import graphc
 from graphc.compiler import CaptureError, GraphBreakError
@@ -480,20 +480,6 @@ def test_compiled_amsgrad_training_matches_torch():
             tp.copy_(to_torch(p, requires_grad=False))
     opt = graphc.optim.AdamW(model.parameters(), lr=0.01, amsgrad=True)
     topt = torch.optim.AdamW(tmodel.parameters(), lr=0.01, amsgrad=True)
-
-    @graphc.compile
-    def step(x):
-        opt.zero_grad()
-        loss = (model(x) ** 2).mean()
-        loss.backward()
-        opt.step()
-        return loss
-
-    x = np.random.randn(5, 4).astype(np.float32)
-    for _ in range(4):
-        step(graphc.tensor(x))
-        topt.zero_grad()
-        (tmodel(torch.from_numpy(x)) ** 2).mean().backward()
-        topt.step()
+    train_compiled_alongside_torch(model, opt, tmodel, topt, np.random.randn(5, 4).astype(np.float32), [0.01] * 4)
     for tp, p in zip(tmodel.parameters(), model.parameters()):
         assert_close(p.detach(), tp, rtol=1e-5, atol=1e-6)

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close, to_torch
+from conftest import assert_close, to_torch, train_compiled_alongside_torch
 
 import graphc
 from graphc import nn
@@ -44,23 +44,10 @@ def test_a_learning_rate_schedule_changes_the_compiled_step():
     copy_weights(model, tmodel)
     opt, topt = graphc.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), torch.optim.SGD(
         tmodel.parameters(), lr=0.1, momentum=0.9)
-
-    @graphc.compile
-    def step(x):
-        opt.zero_grad()
-        loss = (model(x) ** 2).mean()
-        loss.backward()
-        opt.step()
-        return loss
-
     x = np.random.randn(5, 4).astype(np.float32)
-    for lr in (0.1, 0.1, 0.05, 0.05, 0.01):
-        opt.param_groups[0]["lr"] = topt.param_groups[0]["lr"] = lr
-        step(graphc.tensor(x))
-        topt.zero_grad()
-        (tmodel(torch.from_numpy(x)) ** 2).mean().backward()
-        topt.step()
-        assert_close(model.weight.detach(), tmodel.weight, rtol=1e-5, atol=1e-6)
+    train_compiled_alongside_torch(model, opt, tmodel, topt, x, [0.1, 0.1, 0.05, 0.05, 0.01])
+    assert_close(model.weight.detach(), tmodel.weight, rtol=1e-5, atol=1e-6)
+    assert_close(model.bias.detach(), tmodel.bias, rtol=1e-5, atol=1e-6)
 
 
 def test_globals_and_closure_variables_are_guarded():
