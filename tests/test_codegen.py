@@ -305,3 +305,23 @@ def test_eager_device_inplace_update_keeps_saved_values_for_backward(runner):
     y.sum().backward()
     (t.exp() * 2.0).sum().backward()
     assert_close(x.grad, t.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["plan", "first run"])
+def test_codegen_failure_warns_and_runs_eagerly_or_raises_with_fullgraph(monkeypatch, where):
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated codegen bug")
+
+    if where == "plan":
+        monkeypatch.setattr(codegen, "plan_kernels", broken)
+    else:
+        monkeypatch.setattr(codegen.KernelStep, "__call__", broken)
+    x = randn(3, 4)
+    f = graphc.compile(lambda x: (x * 2).softmax(-1), backend="interpret")
+    with pytest.warns(RuntimeWarning, match="runs eagerly: .*simulated codegen bug"):
+        got = f(graphc.tensor(x))
+    assert_close(got, (torch.from_numpy(x) * 2).softmax(-1))
+    assert_close(f(graphc.tensor(x)), (torch.from_numpy(x) * 2).softmax(-1))  # later calls: eagerly, silently
+    strict = graphc.compile(lambda x: (x * 2).softmax(-1), backend="interpret", fullgraph=True)
+    with pytest.raises(graphc.compiler.CaptureError, match="simulated codegen bug"):
+        strict(graphc.tensor(x))

@@ -282,9 +282,7 @@ class CompiledFunction:
             capture.abort()
             if self.fullgraph or capture.breaks:
                 raise
-            self._eager_reason = str(e)
-            warnings.warn(f"graphc.compile: {self.__name__} runs eagerly: {e}", RuntimeWarning, stacklevel=2)
-            return self.fn(*args, **kwargs)
+            return self._eagerly(str(e), args, kwargs)
         except BaseException:
             STATE.capture = None
             capture.abort()
@@ -310,6 +308,11 @@ class CompiledFunction:
         position_source = [t._node for t in live]
         try:
             capture.flush(live)
+        except CaptureError as e:
+            capture.abort()
+            if self.fullgraph or capture.breaks:
+                raise
+            return self._eagerly(str(e), args, kwargs)
         except BaseException:
             capture.abort()
             raise
@@ -346,29 +349,48 @@ class CompiledFunction:
                               RuntimeWarning, stacklevel=2)
         return result
 
+    def _eagerly(self, reason: str, args: tuple, kwargs: dict):
+        """Capture or codegen failed: say why once, and run this call and every later one eagerly."""
+        self._eager_reason = reason
+        warnings.warn(f"graphc.compile: {self.__name__} runs eagerly: {reason}", RuntimeWarning, stacklevel=4)
+        return self.fn(*args, **kwargs)
+
     def _run_segment(self, capture: Capture, graph: Graph, sources: list[Tensor]) -> list:
-        """Run one finished segment through the plan cached for its structure (built and counted on a miss)."""
+        """Run one finished segment through the plan cached for its structure (built, and cached and counted once
+        its first run succeeds). A plan that cannot be built or fails its first run is a CaptureError: the caller
+        runs the function eagerly instead."""
         key = structure_key(graph)
         capture.last_key = key
         runtime = self._plans.get(key)
-        if runtime is None:
-            backend = self.backend
+        fresh = runtime is None
+        backend = self.backend
+        if fresh:
             if backend == "auto":
                 backend = "triton" if any(type(t._data) is not np.ndarray for t in sources) else "numpy"
             if logs_on("graph"):
                 log.info(f"graph] {self.__name__}, captured:\n{graph}")
-            optimize(graph)
-            runtime = Runtime(Plan(graph, plan_steps(graph, backend, self.mode)))
+            try:
+                optimize(graph)
+                runtime = Runtime(Plan(graph, plan_steps(graph, backend, self.mode)))
+            except Exception as e:
+                raise CaptureError(f"no {backend} plan for its graph ({type(e).__name__}: {e})") from e
             log_plan(self.__name__, runtime.plan.steps)
-            if capture.store_plans:
-                self._plans[key] = runtime
-                self.num_compiles += 1
         arrays = [t._data for t in sources]
         if self.observer is not None:
             self.observer(runtime)
         if self.mode == "check":
-            return _checked(runtime, arrays)
-        return runtime(arrays)
+            outs = _checked(runtime, arrays)
+        else:
+            try:
+                outs = runtime(arrays)
+            except Exception as e:
+                if not fresh:
+                    raise
+                raise CaptureError(f"its {backend} plan failed on the first run ({type(e).__name__}: {e})") from e
+        if fresh and capture.store_plans:
+            self._plans[key] = runtime
+            self.num_compiles += 1
+        return outs
 
 
 def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict[Node, int]):
