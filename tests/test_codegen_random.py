@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 from conftest import assert_compiles_for_sm90
-from test_random_programs import _leaves, _make, _program
-
-import graphc
+from test_random_programs import check_program
 
 SWEEP = os.environ.get("GRAPHC_RANDOM_SEEDS")  # "300-4000": run those seeds instead (a few minutes per 1000)
 SAMPLE = range(*map(int, SWEEP.split("-"))) if SWEEP else [*range(0, 300, 3), 327, 386, 395, 490, 632, 703, 1181,
@@ -34,25 +31,7 @@ def _kernel_cache(tmp_path, monkeypatch):
 def test_random_programs_interpreted_equal_eager_and_compile_for_sm90(block):
     kernels = {}
     for seed in list(SAMPLE)[block::4]:
-        x_shape, w_shape, instructions, backward = _program(seed)
-        rng = np.random.default_rng(10_000 + seed)
-        w_init = rng.standard_normal(w_shape).astype(np.float32)
-        w_eager = graphc.tensor(w_init, requires_grad=backward)
-        w_comp = graphc.tensor(w_init, requires_grad=backward)
-        eager = _make(instructions, w_eager, backward)
-        compiled = graphc.compile(_make(instructions, w_comp, backward), backend="interpret")
-        for batch in (x_shape[0], x_shape[0] + 2, 1):
-            x = rng.standard_normal((batch,) + x_shape[1:]).astype(np.float32)
-            w_eager.grad = w_comp.grad = None
-            try:
-                want = eager(graphc.tensor(x))
-            except (RuntimeError, ValueError, TypeError, IndexError):
-                break  # the program does not fit this batch size (a view baked a size); eager refuses too
-            got = compiled(graphc.tensor(x))
-            for g, e in zip(_leaves(got), _leaves(want)):
-                assert g.shape == e.shape, f"program {seed}: {instructions}"
-                np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-4, atol=1e-5,
-                                           err_msg=f"program {seed}: {instructions}")
+        compiled = check_program(seed, backend="interpret", rtol=1e-4)
         for runtime in compiled._plans.values():
             for kernel in runtime.plan.kernels:
                 kernels.setdefault(kernel.source, kernel)

@@ -1,5 +1,5 @@
 """Randomised programs (seeded): compiled equals eager on elementwise ops with broadcasting, views, reductions,
-matmul and backward, over a trace call and a replay with a different batch size."""
+matmul and backward, at three batch sizes (the trace, a replay with another batch size, and a batch of 1)."""
 from __future__ import annotations
 
 import numpy as np
@@ -111,25 +111,33 @@ def _leaves(result):
     return list(result) if isinstance(result, tuple) else [result]
 
 
+def check_program(seed: int, backend: str = "auto", rtol: float = 1e-5):
+    """Program `seed` compiled for backend equals eager (values and w.grad) at three batch sizes, the last 1;
+    returns the compiled function."""
+    x_shape, w_shape, instructions, backward = _program(seed)
+    rng = np.random.default_rng(10_000 + seed)
+    w_init = rng.standard_normal(w_shape).astype(np.float32)
+    w_eager = graphc.tensor(w_init, requires_grad=backward)
+    w_comp = graphc.tensor(w_init, requires_grad=backward)
+    eager = _make(instructions, w_eager, backward)
+    compiled = graphc.compile(_make(instructions, w_comp, backward), backend=backend)
+    for batch in (x_shape[0], x_shape[0] + 2, 1):
+        x = rng.standard_normal((batch,) + x_shape[1:]).astype(np.float32)
+        w_eager.grad = w_comp.grad = None
+        try:
+            want = eager(graphc.tensor(x))
+        except (RuntimeError, ValueError, TypeError, IndexError):
+            break  # the program does not fit this batch size (a view baked a size); eager refuses too
+        got = compiled(graphc.tensor(x))
+        for g, e in zip(_leaves(got), _leaves(want)):
+            assert g.shape == e.shape, f"program {seed}: {instructions}"
+            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=rtol, atol=1e-5,
+                                       err_msg=f"program {seed}: {instructions}")
+    return compiled
+
+
 @pytest.mark.parametrize("block", range(10))
 def test_random_programs_compiled_equal_eager(block):
     per_block = NUM_PROGRAMS // 10
     for seed in range(block * per_block, (block + 1) * per_block):
-        x_shape, w_shape, instructions, backward = _program(seed)
-        rng = np.random.default_rng(10_000 + seed)
-        w_init = rng.standard_normal(w_shape).astype(np.float32)
-        w_eager = graphc.tensor(w_init, requires_grad=backward)
-        w_comp = graphc.tensor(w_init, requires_grad=backward)
-        eager, compiled = _make(instructions, w_eager, backward), graphc.compile(_make(instructions, w_comp, backward))
-        for batch in (x_shape[0], x_shape[0] + 2):
-            x = rng.standard_normal((batch,) + x_shape[1:]).astype(np.float32)
-            w_eager.grad = w_comp.grad = None
-            try:
-                want = eager(graphc.tensor(x))
-            except (RuntimeError, ValueError, TypeError, IndexError):
-                break  # the program does not fit this batch size (a view baked a size); eager refuses too
-            got = compiled(graphc.tensor(x))
-            for g, e in zip(_leaves(got), _leaves(want)):
-                assert g.shape == e.shape, f"program {seed}: {instructions}"
-                np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-5,
-                                           err_msg=f"program {seed}: {instructions}")
+        check_program(seed)
