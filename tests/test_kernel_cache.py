@@ -73,3 +73,80 @@ def test_interpreter_and_gpu_kernels_load_from_the_same_file(cache_dir):
     assert cache.load(step.source, step.name, "interpret") is interpreted
     assert type(interpreted).__name__ == "InterpretedFunction"
     assert len(list((cache_dir / "kernels").iterdir())) == 1
+
+
+def graph_break_step(x):
+    """The issue's smallest case: two captured segments around a Python branch on a value."""
+    y = x * 3
+    if float(y.sum()) > -1e9:
+        return (y + 1).tanh()
+    return y
+
+
+def run_compiled_twice():
+    """Run graph_break_step compiled on the interpreter twice; both results must equal torch's."""
+    import numpy as np
+    import torch
+
+    graphc.compiler.reset()
+    step = graphc.compile(graph_break_step, backend="interpret")
+    x = graphc.randn(4, 5)
+    expected = (torch.from_numpy(x.numpy()) * 3 + 1).tanh().numpy()
+    for _ in range(2):
+        np.testing.assert_allclose(step(x).numpy(), expected, rtol=1e-6, atol=1e-6)
+    return step
+
+
+def unusable(kind: str, tmp_path, monkeypatch):
+    if kind == "cache path is a file":
+        (tmp_path / "file").write_text("x")
+        monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "file"))
+    elif kind == "kernels/ is a file":
+        (tmp_path / "kernels").write_text("x")
+        monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    elif kind == "cannot be created":
+        monkeypatch.setenv("GRAPHC_CACHE_DIR", "/proc/graphc-cache")
+    else:  # a read-only filesystem; root ignores permission bits, so the write itself fails as it would there
+        monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+
+        write = cache.write_atomic
+
+        def read_only(path, data):
+            if tmp_path in path.parents:
+                raise OSError(30, "Read-only file system", str(path))
+            write(path, data)
+        monkeypatch.setattr(cache, "write_atomic", read_only)
+
+
+@pytest.mark.parametrize("kind", ["cache path is a file", "kernels/ is a file", "cannot be created", "read-only"])
+def test_an_unusable_cache_warns_once_and_compiles_elsewhere(kind, tmp_path, monkeypatch):
+    unusable(kind, tmp_path, monkeypatch)
+    cache.reset()
+    with pytest.warns(RuntimeWarning, match="kernel cache at .* cannot be used") as caught:
+        step = run_compiled_twice()
+    assert len([w for w in caught if "kernel cache" in str(w.message)]) == 1
+    assert not [w for w in caught if "eager" in str(w.message)], [str(w.message) for w in caught]
+    compiles = step.num_compiles
+    step(graphc.randn(4, 5))
+    assert step.num_compiles == compiles  # replays: not eager for good, not recompiled
+    cache.reset()
+
+
+@pytest.mark.parametrize("damage", ["entry is a folder", "garbage bytecode"])
+def test_damaged_entries_are_rebuilt_or_never_read(damage, cache_dir, recwarn):
+    run_compiled_twice()
+    sources = sorted((cache_dir / "kernels").glob("k*.py"))
+    assert sources and not (cache_dir / "kernels" / "__pycache__").exists()  # no bytecode is written
+    for path in sources:
+        if damage == "entry is a folder":
+            path.unlink()
+            (path / "inner").mkdir(parents=True)
+        else:
+            tag = f"cpython-{sys.version_info[0]}{sys.version_info[1]}"
+            pyc = cache_dir / "kernels" / "__pycache__" / f"{path.stem}.{tag}.pyc"
+            pyc.parent.mkdir(exist_ok=True)
+            pyc.write_bytes(b"\x00" * 7)  # "marshal data too short" for an importer that reads it
+    cache.reset()
+    run_compiled_twice()
+    assert all(path.is_file() for path in sources)
+    assert not [w for w in recwarn if "eager" in str(w.message) or "cache" in str(w.message)]

@@ -2,25 +2,52 @@
 
 Sources are written to GRAPHC_CACHE_DIR (default: the user cache dir) because triton.jit needs a real file;
 ahead-of-time PTX/cubin for a CUDA arch are stored beside them. Writes go to a temporary file renamed into
-place, so two processes compiling at once never see half a file; an entry that fails its checksum is rebuilt."""
+place, so two processes compiling at once never see half a file; an entry that fails its checksum is rebuilt.
+Kernel modules are executed from their source, never from bytecode, so no .pyc can go stale or corrupt.
+A cache that cannot be used (not a folder, not writable, cannot be created) costs one warning naming it: this
+process then compiles into a temporary folder (docs/compiler.md, "The kernel cache")."""
 from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import os
+import shutil
 import tempfile
+import types
+import warnings
 from pathlib import Path
 
 _loaded: dict[tuple[str, str], object] = {}
 _compiled: dict[tuple[str, int], dict] = {}
+_fallback: list[Path] = []  # the temporary folder used once the configured cache proved unusable
 
 
 def cache_dir() -> Path:
+    if _fallback:
+        return _fallback[0]
     root = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "graphc")
     return Path(root)
+
+
+def store(relative: str, data: bytes) -> Path:
+    """Write data at cache_dir()/relative, atomically. An entry that is a folder is replaced; a cache that cannot be
+    written switches this process to a temporary folder, with one warning naming the unusable path."""
+    path = cache_dir() / relative
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        write_atomic(path, data)
+    except OSError as e:
+        if _fallback:
+            raise
+        _fallback.append(Path(tempfile.mkdtemp(prefix="graphc-cache-")))
+        warnings.warn(f"graphc: the kernel cache at {path.parent} cannot be used ({type(e).__name__}: {e}); this "
+                      f"process compiles into {_fallback[0]} instead (set GRAPHC_CACHE_DIR to a writable folder)",
+                      RuntimeWarning, stacklevel=2)
+        return store(relative, data)
+    return path
 
 
 def digest(*parts: str) -> str:
@@ -42,14 +69,12 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def source_file(source: str) -> Path:
     """The cached file holding this kernel source, (re)written when missing or not byte-identical."""
-    path = cache_dir() / "kernels" / f"k{digest(source)}.py"
+    relative = f"kernels/k{digest(source)}.py"
     try:
-        intact = path.read_text() == source
+        intact = (cache_dir() / relative).read_text() == source
     except (OSError, UnicodeDecodeError):
         intact = False
-    if not intact:
-        write_atomic(path, source.encode())
-    return path
+    return cache_dir() / relative if intact else store(relative, source.encode())
 
 
 def load(source: str, name: str, backend: str):
@@ -57,7 +82,7 @@ def load(source: str, name: str, backend: str):
     key = (source, backend)
     kernel = _loaded.get(key)
     if kernel is None:
-        module = _import(source_file(source), backend)
+        module = _execute(source, source_file(source), backend)
         kernel = getattr(module, name)
         if backend == "interpret":
             from triton.runtime.interpreter import InterpretedFunction
@@ -68,10 +93,12 @@ def load(source: str, name: str, backend: str):
     return kernel
 
 
-def _import(path: Path, backend: str):
-    spec = importlib.util.spec_from_file_location(f"graphc_kernel_{path.stem}_{backend}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def _execute(source: str, path: Path, backend: str) -> types.ModuleType:
+    """The kernel module: source compiled in memory with path as its file name (triton.jit reads the function's
+    source back from that file), so no bytecode file is read or written."""
+    module = types.ModuleType(f"graphc_kernel_{path.stem}_{backend}")
+    module.__file__ = str(path)
+    exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 (graphc's own generated kernel source)
     return module
 
 
@@ -87,14 +114,14 @@ def aot(source: str, name: str, signature: dict, constexprs: dict, arch: int) ->
         from triton.backends.compiler import GPUTarget
         from triton.compiler import ASTSource
 
-        fn = getattr(_import(source_file(source), "aot"), name)
+        fn = getattr(_execute(source, source_file(source), "aot"), name)
         sig = dict(signature, **{k: "constexpr" for k in constexprs})
         compiled = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=constexprs),
                                   target=GPUTarget("cuda", arch, 32))
         entry = {"ptx": compiled.asm["ptx"], "cubin": compiled.asm["cubin"]}
         blob = {"ptx": entry["ptx"], "cubin": base64.b64encode(entry["cubin"]).decode()}
         blob["sha256"] = digest(blob["ptx"], blob["cubin"])
-        write_atomic(path, json.dumps(blob).encode())
+        store(f"aot/{key}.json", json.dumps(blob).encode())
     _compiled[(key, arch)] = entry
     return entry
 
@@ -111,9 +138,10 @@ def _read_entry(path: Path) -> dict | None:
 
 
 def reset() -> None:
-    """Drop the in-memory caches (the disk cache stays)."""
+    """Drop the in-memory caches and forget a fallback folder (the disk cache stays)."""
     _loaded.clear()
     _compiled.clear()
+    _fallback.clear()
 
 
 def _interpreter_range(*bounds):
