@@ -8,7 +8,7 @@ import numpy as np
 
 from . import dtypes
 from .autograd import Node
-from .errors import op_error, user_line
+from .errors import argument_of, op_error, user_line
 from .state import STATE
 from .tensor import Tensor
 
@@ -17,6 +17,8 @@ ELEMENTWISE, REDUCTION, MATMUL, VIEW, OTHER = "elementwise", "reduction", "matmu
 # their warnings are silenced (set_detect_anomaly is the way to find where NaN appears)
 warnings.filterwarnings("ignore", r"(divide by zero|invalid value|overflow) encountered", RuntimeWarning, r"graphc\.")
 OPS: dict[str, Op] = {}
+NUMBERS = dtypes.NUMBERS
+_NUMPY = (np.generic, np.ndarray)
 
 
 class Op:
@@ -98,6 +100,15 @@ def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inpu
 
 def dispatch(op: Op, inputs: tuple, attrs: dict):
     """Run or record one op application."""
+    for x in inputs:
+        if type(x) is not Tensor and type(x) not in NUMBERS:
+            inputs = operands(op, inputs)
+            break
+    if attrs:
+        for v in attrs.values():
+            if isinstance(v, _NUMPY):
+                attrs = {k: dtypes.as_number(v) for k, v in attrs.items()}
+                break
     capture = STATE.capture
     if capture is not None:
         return capture.record(op, inputs, attrs)
@@ -129,6 +140,32 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
         out.requires_grad = True
         out.grad_fn = Node(op, inputs, attrs, out, user_line() if STATE.anomaly else None)
     return out
+
+
+def operands(op: Op, inputs: tuple) -> tuple:
+    """An op's inputs with numpy scalars and 0-d arrays as Python numbers, as torch reads them. Anything else that
+    is not a Tensor or a number is a TypeError naming the function the user called, the argument and its type."""
+    out = []
+    for i, x in enumerate(inputs):
+        if type(x) is not Tensor:
+            x = dtypes.as_number(x)
+            if type(x) not in NUMBERS:
+                raise _not_a_tensor(op, i, x)
+        out.append(x)
+    return tuple(out)
+
+
+def _not_a_tensor(op: Op, index: int, value) -> TypeError:
+    called = argument_of(value)
+    if called is None:
+        params = getattr(op.forward, "__code__", None)
+        name = f"'{params.co_varnames[index]}' " if params is not None and index < params.co_argcount else ""
+        called = op.name, name, index + 1
+    else:
+        called = called[0], f"'{called[1]}' ", called[2]
+    function, name, position = called
+    return op_error(function, f"argument {name}(position {position}) must be Tensor, not {type(value).__name__}",
+                    (value,), TypeError)
 
 
 def check_devices(op_name: str, inputs: tuple) -> None:

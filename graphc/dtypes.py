@@ -76,8 +76,22 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     return a if _RANK[a] >= _RANK[b] else b
 
 
+NUMBERS = (bool, int, float)
+
+
+def as_number(x):
+    """A numpy scalar or 0-d numpy array as the Python number torch reads it as (np.float32(2) is 2.0); anything
+    else unchanged. Every op's operands and attrs pass through this (see dispatch), so numpy values promote like
+    Python numbers: a float32 tensor times np.float64(2) stays float32."""
+    if isinstance(x, (np.generic, np.ndarray)) and x.ndim == 0 and x.dtype.kind in "biuf":
+        return x.item()
+    return x
+
+
 def scalar_dtype(x) -> dtype:
-    """The default dtype of a Python scalar's category."""
+    """The default dtype of a Python (or numpy) scalar's category."""
+    if type(x) not in NUMBERS:
+        x = as_number(x)
     if isinstance(x, bool):
         return bool_
     if isinstance(x, int):
@@ -91,7 +105,7 @@ def result_type(*operands) -> dtype:
     """torch.result_type over Tensors and Python scalars (0-d tensors and scalars promote only across categories)."""
     tiers: list[dtype | None] = [None, None, None]
     for x in operands:
-        if hasattr(x, "dtype") and hasattr(x, "ndim"):
+        if isinstance(getattr(x, "dtype", None), dtype):
             tier, d = (0 if x.ndim else 1), x.dtype
         else:
             tier, d = 2, scalar_dtype(x)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -15,12 +16,38 @@ def user_frame(skip_package: str = _PACKAGE_DIR):
     return frame
 
 
+def warn_at_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """warnings.warn attributed to the user's line (the innermost frame outside graphc), however deep in graphc the
+    warning is raised."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
 def user_line() -> str:
     """'file:line' of the innermost user frame, or '<unknown>'."""
     frame = user_frame()
     if frame is None:
         return "<unknown>"
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def argument_of(value) -> tuple[str, str, int] | None:
+    """(function, parameter, position) of the graphc function the user called whose named parameter holds value
+    (by identity): an op's check deep inside F.mse_loss can name mse_loss's 'target'. None if none holds it."""
+    frame = sys._getframe(1)
+    entry = None
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        entry, frame = frame, frame.f_back
+    if entry is None:
+        return None
+    code = entry.f_code
+    names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    for position, name in enumerate(names):
+        if entry.f_locals.get(name) is value:
+            return code.co_name, name, position + 1
+    return None
 
 
 def describe(x) -> str:

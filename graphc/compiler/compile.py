@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .. import dtypes
 from ..state import STATE
 from ..tensor import Tensor
 from .capture import Capture, CaptureError, write_into
@@ -77,8 +78,9 @@ def signature(flat: list) -> tuple:
                         x.requires_grad))
         elif type(x) in SCALARS:
             sig.append((type(x), x))
-        else:
-            sig.append(id(x))
+        else:  # a numpy scalar is guarded by value like a Python number (ops read it as one)
+            number = dtypes.as_number(x)
+            sig.append((type(x), number) if number is not x else id(x))
     return tuple(sig)
 
 

@@ -8,7 +8,7 @@ import math
 import warnings
 
 from ..autograd import no_grad
-from ..errors import op_error
+from ..errors import op_error, warn_at_user
 from ..ops import elementwise, reduction
 from ..ops import nn as nn_ops
 from ..ops.creation import arange
@@ -148,8 +148,19 @@ def _soft_cross_entropy(logp: Tensor, target: Tensor, weight: Tensor | None, cla
     return _reduce(loss, reduction, "cross_entropy")
 
 
+def warn_target_size(input: Tensor, target: Tensor) -> None:
+    """torch's warning for a pointwise loss whose target shape differs from the input's: broadcasting them (say
+    (N, 1) against (N,)) gives an (N, N) loss that is almost never what was meant. Called by every such loss."""
+    if isinstance(target, Tensor) and isinstance(input, Tensor) and tuple(target.shape) != tuple(input.shape):
+        warn_at_user(f"Using a target size ({list(target.shape)}) that is different to the input size "
+                      f"({list(input.shape)}). This will likely lead to incorrect results due to broadcasting. "
+                      "Please ensure they have the same size.")
+
+
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Squared difference of input and target, reduced by mean (default), sum or none."""
+    """Squared difference of input and target (broadcast, with torch's warning when their shapes differ), reduced
+    by mean (default), sum or none."""
+    warn_target_size(input, target)
     diff = input - target
     return _reduce(diff * diff, reduction, "mse_loss")
 

@@ -43,17 +43,47 @@ def _place(t: Tensor, dev, requires_grad: bool) -> Tensor:
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """A new tensor holding a copy of data (nested lists, numbers, numpy arrays or tensors)."""
+    """A new tensor holding a copy of data (nested lists, numbers, numpy arrays or tensors). Python floats make
+    float32, numpy values keep their dtype, as in torch.
+
+    Raises ValueError naming the dim and the lengths where nested sequences are not rectangular."""
     if isinstance(data, Tensor):
         data = data._host()
-    if dtype is None:
+    try:
         arr = np.asarray(data)
-        dt = dtypes.float32 if arr.dtype.kind == "f" and not isinstance(data, np.ndarray) else \
+    except ValueError:
+        raise _ragged(data) or ValueError(f"tensor: cannot make a tensor of {type(data).__name__}") from None
+    if arr.dtype == object:
+        raise _ragged(data) or TypeError(f"tensor: cannot make a tensor of {type(data).__name__}")
+    if dtype is None:
+        dt = dtypes.float32 if arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)) else \
             dtypes.from_numpy_dtype(arr.dtype)
     else:
         dt = dtypes.to_dtype(dtype)
-    arr = np.array(data, dtype=dt.np)
-    return _place(Tensor._make(arr, dt), device, requires_grad)
+    return _place(Tensor._make(np.array(arr, dtype=dt.np), dt), device, requires_grad)
+
+
+def _ragged(data) -> Exception | None:
+    """torch's error for nested sequences that are not rectangular: the shape is read along the first elements,
+    and the first sequence (or number) that does not fit it is named with its dim, as torch does."""
+    sequences = (list, tuple)
+    shape, first = [], data
+    while isinstance(first, sequences):
+        shape.append(len(first))
+        first = first[0] if len(first) else None
+
+    def check(x, dim: int) -> Exception | None:
+        if dim == len(shape):
+            return TypeError(f"tensor: expected a number at dim {dim}, got a sequence of length {len(x)}") \
+                if isinstance(x, sequences) else None
+        if not isinstance(x, sequences):
+            return TypeError(f"tensor: expected a sequence of length {shape[dim]} at dim {dim}, got "
+                             f"{type(x).__name__} {x!r} (not a sequence)")
+        if len(x) != shape[dim]:
+            return ValueError(f"tensor: expected sequence of length {shape[dim]} at dim {dim} (got {len(x)})")
+        return next((e for e in (check(v, dim + 1) for v in x) if e is not None), None)
+
+    return check(data, 0)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -88,7 +118,7 @@ def arange(start=0, end=None, step=1, dtype=None, device=None, requires_grad: bo
     if end is None:
         start, end = 0, start
     if dtype is None:
-        dtype = dtypes.float32 if any(isinstance(v, float) for v in (start, end, step)) else dtypes.int64
+        dtype = dtypes.float32 if dtypes.result_type(start, end, step).is_floating_point else dtypes.int64
     dt = dtypes.to_dtype(dtype)
     return _place(Tensor._make(np.arange(start, end, step).astype(dt.np), dt), device, requires_grad)
 
@@ -110,6 +140,8 @@ def _random_parse(*size, dtype=None, generator=None, low=None, high=None):
 
 
 def _random_infer(size, dtype, generator, low, high):
+    if high is not None and low >= high:
+        raise ValueError(f"expected 'low' to be less than 'high', but got low={low} >= high={high}")
     return size, dtype
 
 

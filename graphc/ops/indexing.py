@@ -270,8 +270,9 @@ def _gather_index(index: np.ndarray, dim: int) -> tuple:
 def gather(x, index, dim):
     """torch.gather: out[i][j] = x[index[i][j]][j] for dim=0 (index may be smaller than x in the other dims)."""
     n = x.shape[dim]
-    if index.size and (index.min() < -n or index.max() >= n):
-        raise IndexError(f"gather index out of range for dim {dim} of size {n}")
+    bad = index[(index < 0) | (index >= n)]
+    if bad.size:  # negative indices too, as in torch
+        raise IndexError(f"index {bad.flat[0]} is out of bounds for dimension {dim} with size {n}")
     return x[_gather_index(index, dim)]
 
 

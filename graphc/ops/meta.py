@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from .. import dtypes
 
-NUMBER = (int, float, bool)
 _SCALAR_CATEGORY = {bool: 0, int: 1, float: 2}
 _ALL_DIMS = [tuple(range(n)) for n in range(65)]
 ALL_DIMS_LIST = [list(range(n)) for n in range(65)]
@@ -87,7 +86,7 @@ def norm_dims(dim, ndim: int) -> tuple[int, ...]:
     """dim=None (all), an int or a sequence as a sorted tuple of non-negative dims."""
     if dim is None:
         return _ALL_DIMS[ndim]
-    if type(dim) is int:
+    if type(dim) is int or hasattr(dim, "__index__"):  # numpy integers are ints, as in torch
         dim = norm_dim(dim, ndim)
         return (dim,) if ndim else ()
     dims = tuple(dim)
@@ -114,7 +113,7 @@ def reduced(shape: tuple[int, ...], dims: tuple[int, ...], keepdim: bool) -> tup
 
 def reduced_dims(dim, ndim: int) -> tuple[int, ...]:
     """The dims a reduction reduces: like norm_dims, but an empty list means all dims, as in torch."""
-    return norm_dims(None if dim is not None and type(dim) is not int and len(dim) == 0 else dim, ndim)
+    return norm_dims(None if isinstance(dim, (tuple, list)) and len(dim) == 0 else dim, ndim)
 
 
 def reduction_parse(x, dim=None, keepdim: bool = False):

@@ -1,0 +1,102 @@
+"""Common user mistakes get torch's kind of error (or warning), naming the op, the argument and the offending
+values; torch is run alongside as the reference for the error class and its key words."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import graphc
+import graphc.nn.functional as F
+
+
+def _errors(graphc_call, torch_call):
+    """The exceptions both libraries raise for the same mistake."""
+    with pytest.raises(Exception) as theirs:
+        torch_call()
+    with pytest.raises(Exception) as ours:
+        graphc_call()
+    return ours.value, theirs.value
+
+
+@pytest.mark.parametrize("call, op, argument", [
+    (lambda lib, fn: fn(lib).relu([1.0, -2.0]), "relu", "'input' (position 1)"),
+    (lambda lib, fn: fn(lib).mse_loss(lib.ones(3), [1.0, 2.0, 3.0]), "mse_loss", "'target' (position 2)"),
+    (lambda lib, fn: fn(lib).mse_loss([1.0, 2.0, 3.0], lib.ones(3)), "mse_loss", "'input' (position 1)"),
+    (lambda lib, fn: fn(lib).linear(lib.ones(2, 3), lib.ones(4, 3), "bias"), "linear", "'bias' (position 3)"),
+    (lambda lib, fn: lib.ones(3).add([1.0]), "add", "(position 2)"),
+    (lambda lib, fn: lib.ones(3) * {"a": 1}, None, None),
+    (lambda lib, fn: lib.exp([1.0]), "exp", "(position 1)"),
+    (lambda lib, fn: lib.matmul(lib.ones(2, 2), [[1.0], [2.0]]), "matmul", "(position 2)"),
+], ids=["F.relu", "mse_loss target", "mse_loss input", "linear bias", "Tensor.add", "mul dict", "exp", "matmul"])
+def test_non_tensor_argument_is_a_type_error_naming_op_and_argument(call, op, argument):
+    functional = {graphc: F, torch: torch.nn.functional}
+    ours, theirs = _errors(lambda: call(graphc, functional.get), lambda: call(torch, functional.get))
+    assert type(ours) is TypeError, ours
+    message = str(ours)
+    if type(theirs) is TypeError:  # torch's mse_loss fails later, with AttributeError: "'list' object has no ..."
+        bad_type = str(theirs).rsplit(" ", 1)[-1].strip("'")  # torch names the type last ("... not list")
+        assert bad_type in message, (message, str(theirs))
+        assert op is None or op in str(theirs)
+    else:
+        assert "'list'" in str(theirs) and "not list" in message
+    if op is not None:
+        assert message.startswith(f"{op}: argument {argument} must be Tensor"), message
+
+
+def test_numpy_scalars_are_not_mistakes():
+    x = graphc.ones(3)
+    assert F.relu(x * np.float32(-1.0)).sum().item() == 0.0
+
+
+@pytest.mark.parametrize("data", [[[1, 2], [3]], [[1, 2], [3, 4], [5]], [[[1], [2]], [[3], [4, 5]]], [[1, 2], 3],
+                                  [1, [2]]], ids=["short row", "last row", "dim 2", "number for row", "row for number"])
+def test_ragged_nested_lists_name_the_dim_and_lengths(data):
+    ours, theirs = _errors(lambda: graphc.tensor(data), lambda: torch.tensor(data))
+    assert type(ours) is type(theirs), (ours, theirs)
+    if isinstance(theirs, ValueError):
+        assert str(theirs) in str(ours), (str(ours), str(theirs))  # "expected sequence of length 2 at dim 1 (got 1)"
+    else:
+        assert "dim 1" in str(ours)
+
+
+@pytest.mark.parametrize("index", [[[0, 5]], [[-1, 0]]], ids=["past the end", "negative"])
+def test_gather_out_of_range_shows_the_index_and_the_size(index):
+    x = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    ours, theirs = _errors(lambda: graphc.gather(graphc.tensor(x), 1, graphc.tensor(index)),
+                           lambda: torch.gather(torch.tensor(x), 1, torch.tensor(index)))
+    assert str(theirs) in str(ours), (str(ours), str(theirs))  # "index 5 is out of bounds for dimension 1 with size 3"
+
+
+def test_randint_names_low_and_high():
+    ours, theirs = _errors(lambda: graphc.randint(5, 2, (3,)), lambda: torch.randint(5, 2, (3,)))
+    assert type(ours) is type(theirs) is RuntimeError
+    assert "low=5 >= high=2" in str(ours) and "from=5 >= to=2" in str(theirs)
+
+
+def _target_size_warnings(call) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [str(w.message) for w in caught if "target size" in str(w.message)]
+
+
+@pytest.mark.parametrize("loss", ["mse_loss"])
+@pytest.mark.parametrize("shapes", [((3, 1), (3,)), ((3,), (3, 1)), ((2, 3), (3,)), ((3,), (3,))])
+def test_losses_warn_like_torch_when_target_size_differs(loss, shapes):
+    (a, b) = shapes
+    ours = _target_size_warnings(lambda: getattr(F, loss)(graphc.ones(*a), graphc.zeros(*b)))
+    theirs = _target_size_warnings(lambda: getattr(torch.nn.functional, loss)(torch.ones(*a), torch.zeros(*b)))
+    assert len(ours) == len(theirs) <= 1
+    for message in ours:
+        assert f"Using a target size ({list(b)}) that is different to the input size ({list(a)})" in message
+        assert "likely lead to incorrect results due to broadcasting" in message
+
+
+def test_target_size_warning_points_at_the_users_line():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graphc.nn.MSELoss()(graphc.ones(3, 1), graphc.zeros(3))
+    assert [w.filename for w in caught] == [__file__]
