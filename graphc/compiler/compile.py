@@ -8,7 +8,9 @@ requires grad; other traces simply trace again on the next call, reusing the cac
 from __future__ import annotations
 
 import functools
+import inspect
 import os
+import types
 import warnings
 import weakref
 from collections.abc import Callable
@@ -24,11 +26,11 @@ from .logs import log, log_plan, logs_on
 from .passes import optimize
 from .plan import Plan, Step
 from .runtime import Runtime, memory, numpy_steps, propagate_shapes, reference_values
-from .state_guard import StateGuard
+from .state_guard import ArgumentGuard, StateGuard, plain_object
 
 BACKENDS = ("auto", "triton", "interpret", "numpy")
 MODES = ("default", "max-autotune", "eager", "check")
-MAX_ENTRIES = 8  # cached traces per argument signature (torch.compile's cache_size_limit); older ones are dropped
+MAX_ENTRIES = 8  # cached traces per function (torch.compile's cache_size_limit); then a miss runs eagerly
 SCALARS = (int, float, bool, str, type(None), complex)
 _ALL: weakref.WeakSet = weakref.WeakSet()
 
@@ -68,20 +70,93 @@ def leaves(obj, out: list) -> list:
 
 
 def signature(flat: list) -> tuple:
-    """The guard key of a call's arguments: tensor dtype/device/rank/requires_grad, scalar values, object identity
-    for anything else; plus grad mode."""
+    """The guard key of a call's arguments: tensor dtype/device/rank/requires_grad, scalar values, a function's
+    code object, a bound method's function and object identity, object identity for anything else (an entry's
+    ArgumentGuard holds those objects, so an id is never reused while it is a key), the type of a user object;
+    plus grad mode."""
     sig = [STATE.grad_enabled]
     for x in flat:
-        if type(x) is Tensor:
+        kind = type(x)
+        if kind is Tensor:
             data = x._data
             sig.append((x.dtype, type(data), data.ndim if type(data) is np.ndarray else len(data.shape),
                         x.requires_grad))
-        elif type(x) in SCALARS:
-            sig.append((type(x), x))
+        elif kind in SCALARS:
+            sig.append((kind, x))
+        elif kind is types.FunctionType:
+            sig.append(x.__code__)
+        elif kind is types.MethodType:
+            sig.append((x.__func__, id(x.__self__)))
+        elif plain_object(x):
+            sig.append(kind)
         else:  # a numpy scalar is guarded by value like a Python number (ops read it as one)
             number = dtypes.as_number(x)
-            sig.append((type(x), number) if number is not x else id(x))
+            sig.append((kind, number) if number is not x else id(x))
     return tuple(sig)
+
+
+def argument_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
+    """The names of a call's leaves (as `leaves` orders them) for messages: parameter names, with [i] or [key]
+    for the items of containers."""
+    try:
+        params = list(inspect.signature(getattr(fn, "forward", fn)).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    star = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), None)
+    names: list[str] = []
+    for i, arg in enumerate(args):
+        name = positional[i] if i < len(positional) else f"{star}[{i - len(positional)}]" if star else f"argument {i}"
+        _leaf_names(arg, name, names)
+    for key, value in sorted(kwargs.items()):
+        _leaf_names(value, key, names)
+    return names
+
+
+def _leaf_names(obj, name: str, out: list) -> None:
+    kind = type(obj)
+    if kind is tuple or kind is list:
+        for i, v in enumerate(obj):
+            _leaf_names(v, f"{name}[{i}]", out)
+    elif kind is dict:
+        for k, v in obj.items():
+            _leaf_names(v, f"{name}[{k!r}]", out)
+    else:
+        out.append(name)
+
+
+def _describe_key(part) -> str:
+    """One signature part, as a recompile message shows it."""
+    if type(part) is tuple and len(part) == 4 and isinstance(part[0], dtypes.dtype):
+        dt, storage, ndim, requires_grad = part
+        device = "cpu" if storage is np.ndarray else "cuda"
+        return f"{dt.name} rank {ndim} on {device}{', requires grad' if requires_grad else ''}"
+    if type(part) is tuple and len(part) == 2 and type(part[0]) is type:
+        return repr(part[1])
+    if type(part) is types.CodeType:
+        return f"a function with the code of {part.co_name} ({part.co_filename}:{part.co_firstlineno})"
+    if type(part) is type:
+        return f"a {part.__name__}"
+    return "an object guarded by identity"
+
+
+def _signature_change(old: tuple, new: tuple, names: list[str]) -> str:
+    """The first difference between an entry's signature and a call's, for messages."""
+    if old[0] != new[0]:
+        return f"grad mode: {'enabled' if old[0] else 'disabled'} -> {'enabled' if new[0] else 'disabled'}"
+    if len(old) != len(new):
+        return "the structure of the arguments"
+    for name, a, b in zip(names, old[1:], new[1:]):
+        if a != b:
+            return f"argument {name}: {_describe_key(a)} -> {_describe_key(b)}"
+    return "the keyword arguments passed"
+
+
+def definition_line(fn) -> str:
+    """file:line where the compiled function (or module's forward) is defined."""
+    fn = getattr(fn, "forward", fn)
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else type(fn).__name__
 
 
 def structure_key(graph: Graph) -> tuple:
@@ -112,8 +187,8 @@ class Entry:
     .grad): arguments and gradients are looked up anew at each call, other tensors by identity."""
 
     def __init__(self, capture: Capture, runtime: Runtime, sources: list[Tensor], template, writes, grads,
-                 state: StateGuard):
-        self.state = state
+                 state: StateGuard, arguments: ArgumentGuard, sig: tuple, names: list[str]):
+        self.state, self.arguments, self.sig, self.names = state, arguments, sig, names
         self.arg_of, self.grad_owner = capture.arg_index, capture.grad_owner
         self.runtime = runtime
         self.inputs = [self.ref(t) for t in sources]
@@ -143,19 +218,33 @@ class Entry:
         t = flat[i] if t is None else t
         return t._grad if is_grad else t
 
-    def matches(self, flat: list) -> bool:
+    def miss(self, flat: list) -> str | None:
+        """None when this entry replays for the call, else which guard failed, its old and new value (for
+        GRAPHC_LOGS=recompiles and the plan-cap warning)."""
+        arguments = self.arguments.miss(flat)
+        if arguments is not None:
+            return f"argument {self.names[arguments[0]]}: {arguments[1]}"
         for ref, dt, ndim, rg in self.free:
             t = self.resolve(flat, ref)
             if t is None or t.dtype is not dt or type(t._data) is not np.ndarray or t._data.ndim != ndim or \
                     t.requires_grad != rg:
-                return False
+                now = "gone" if t is None else _describe_key((t.dtype, type(t._data), t.ndim, t.requires_grad))
+                return f"{self.describe(ref)}: {_describe_key((dt, np.ndarray, ndim, rg))} -> {now}"
         for ref, had_grad, _ in self.grads:
             if (self.resolve(flat, ref)._grad is not None) != had_grad:
-                return False
+                return f"whether the .grad of {self.describe(ref)} is set: {had_grad} -> {not had_grad}"
         for ref, d, size in self.tensor_sizes:
-            if self.resolve(flat, ref)._data.shape[d] != size:
-                return False
-        return (not self.node_sizes or self.sizes_read_match(flat)) and self.state.changed() is None
+            now = self.resolve(flat, ref)._data.shape[d]
+            if now != size:
+                return f"size {d} of {self.describe(ref)}, which the function reads: {size} -> {now}"
+        if self.node_sizes and not self.sizes_read_match(flat):
+            return "a size of an intermediate tensor the function reads"
+        return self.state.changed()
+
+    def describe(self, ref: tuple) -> str:
+        i, t, is_grad = ref
+        what = f"argument {self.names[i]}" if t is None else f"a tensor of shape {list(t._data.shape)} it reads"
+        return f"the .grad of {what}" if is_grad else what
 
     def sizes_read_match(self, flat: list) -> bool:
         """Whether the sizes the function read of intermediate tensors are the same for this call's input sizes
@@ -207,7 +296,8 @@ def _fill(template, outs: list):
 
 
 class CompiledFunction:
-    """What graphc.compile returns: call it like the function. `num_compiles` counts plans built and cached."""
+    """What graphc.compile returns: call it like the function. `num_compiles` counts plans built and cached,
+    `num_traces` every capture (a step that never replays grows it on every call)."""
 
     def __init__(self, fn: Callable, backend: str = "auto", mode: str = "default", fullgraph: bool = False):
         if backend not in BACKENDS:
@@ -217,7 +307,8 @@ class CompiledFunction:
         functools.update_wrapper(self, fn, updated=())
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.fn, self.backend, self.mode, self.fullgraph = fn, backend, mode, fullgraph
-        self.num_compiles = 0
+        self.num_compiles = 0  # plans built and cached
+        self.num_traces = 0  # captures run, cached or not: a step traced again on every call shows here
         self.observer: Callable | None = None  # called with each segment's Runtime as it runs (explain)
         self.last_breaks: list[tuple[str, str]] = []
         self.reset()
@@ -226,9 +317,11 @@ class CompiledFunction:
     def reset(self) -> None:
         """Drop cached entries and plans (and a previous decision to run eagerly)."""
         self._entries: dict[tuple, list[Entry]] = {}
+        self._num_entries = 0
         self._plans: dict[tuple, Runtime] = {}
         self._eager_reason: str | None = None
         self._warned_grad = self._warned_entries = False
+        self._changing_traces = 0
 
     def __getattr__(self, name: str):
         """Attributes of the compiled object (a compiled module's parameters(), train(), ...)."""
@@ -248,17 +341,35 @@ class CompiledFunction:
         flat = leaves(dict(sorted(kwargs.items())), leaves(args, []))
         sig = signature(flat) + tuple(sorted(kwargs))
         entries = self._entries.get(sig)
-        if entries:
+        reason = None
+        if entries and self.mode != "check":
             for entry in entries:
-                if entry.matches(flat) and self.mode != "check":
+                miss = entry.miss(flat)
+                if miss is None:
                     try:
                         return entry.run(flat)
                     except (ValueError, TypeError, IndexError):
-                        break  # sizes that do not fit the program: tracing names the op and line that refuses
-        if self._entries and logs_on("recompiles"):
-            changed = next((c for c in (e.state.changed() for e in entries or ()) if c), None)
-            log.info(f"recompiles] {self.__name__}: no cached plan matches the guards"
-                     f"{f' ({changed} changed)' if changed else ''}; tracing again")
+                        reason = "the sizes of this call do not fit the plan"
+                        break  # tracing names the op and line that refuses them
+                reason = reason or miss
+        if self._entries:
+            if reason is None:  # no entry for this signature: the difference from the nearest one
+                nearest = min(reversed([e for group in self._entries.values() for e in group]),
+                              key=lambda e: len(e.sig) != len(sig) or sum(a != b for a, b in zip(e.sig, sig)))
+                reason = _signature_change(nearest.sig, sig, nearest.names)
+            reason = f"{reason} (guards of {self.__name__} at {definition_line(self.fn)})"
+            full = self._num_entries >= MAX_ENTRIES
+            if logs_on("recompiles"):
+                log.info(f"recompiles] {self.__name__}: no cached plan matches: {reason}; "
+                         f"{'running eagerly' if full else 'tracing again'}")
+            if full:
+                if not self._warned_entries:
+                    self._warned_entries = True
+                    warnings.warn(f"graphc.compile: {self.__name__} has {MAX_ENTRIES} plans, the most kept per "
+                                  "function (like torch.compile's cache_size_limit), and no plan matches this call: "
+                                  f"{reason} keeps changing. Calls that match no plan run eagerly; pass values that "
+                                  "change on every call as tensors", RuntimeWarning, stacklevel=2)
+                return self.fn(*args, **kwargs)
         return self._trace(args, kwargs, flat, sig)
 
     def _no_cuda(self) -> None:
@@ -272,6 +383,8 @@ class CompiledFunction:
 
     # ---- tracing --------------------------------------------------------------------------------------------
     def _trace(self, args: tuple, kwargs: dict, flat: list, sig: tuple):
+        self.num_traces += 1
+        arguments = ArgumentGuard(flat)
         state = StateGuard([self.fn, *(x for x in flat if type(x) is not Tensor)])
         capture = Capture(flat, self.fullgraph,
                           lambda graph, sources: self._run_segment(capture, graph, sources))
@@ -280,14 +393,9 @@ class CompiledFunction:
         try:
             result = self.fn(*args, **kwargs)
         except CaptureError as e:
-            STATE.capture = None
-            capture.abort()
-            if self.fullgraph or capture.breaks:
-                raise
-            return self._eagerly(str(e), args, kwargs)
+            return self._abandon(capture, state, e, args, kwargs)
         except BaseException:
-            STATE.capture = None
-            capture.abort()
+            self._abandon(capture, state)
             raise
         STATE.capture = None
         self.last_breaks = capture.breaks
@@ -311,19 +419,21 @@ class CompiledFunction:
         try:
             capture.flush(live)
         except CaptureError as e:
-            capture.abort()
-            if self.fullgraph or capture.breaks:
-                raise
-            return self._eagerly(str(e), args, kwargs)
+            return self._abandon(capture, state, e, args, kwargs)
         except BaseException:
-            capture.abort()
+            self._abandon(capture, state)
             raise
         if capture.breaks or escaped or needs_grad:
             return result
         changed = state.changed_by_run()
         if changed:
+            reason = (f"{self.__name__} is traced again on every call (so its effect happens each time, as "
+                      f"eagerly): it changes {changed} while it runs (at {definition_line(self.fn)})")
             if logs_on("recompiles"):
-                log.info(f"recompiles] {self.__name__} changed {changed} while it ran: traced again on every call")
+                log.info(f"recompiles] {reason}")
+            self._changing_traces += 1
+            if self._changing_traces == 2:  # not on the first: a first call may create state (optimizer moments)
+                warnings.warn(f"graphc.compile: {reason}", RuntimeWarning, stacklevel=3)
             return result
         position = {n: i for i, n in enumerate(capture.last_outputs)}
         runtime = self._plans.get(capture.last_key)
@@ -339,22 +449,29 @@ class CompiledFunction:
                                 (position[node], t._grad.dtype) if node is not None else (None, None)))
             if node is None and t._grad is not None:
                 return result  # a .grad set to a tensor made outside the graph: not replayable
-        entries = self._entries.setdefault(sig, [])
-        entries.append(Entry(capture, runtime, sources, template, entry_writes, entry_grads, state))
-        if len(entries) > MAX_ENTRIES:
-            changed = entries.pop(0).state.changed()
-            if not self._warned_entries:
-                self._warned_entries = True
-                warnings.warn(f"graphc.compile: {self.__name__} was traced {MAX_ENTRIES + 1} times for one argument "
-                              f"signature{f' ({changed} keeps changing)' if changed else ''}; the oldest traces are "
-                              "dropped. Pass values that change on every call as arguments or tensors",
-                              RuntimeWarning, stacklevel=2)
+        entry = Entry(capture, runtime, sources, template, entry_writes, entry_grads, state, arguments, sig,
+                      argument_names(self.fn, args, kwargs))
+        self._entries.setdefault(sig, []).append(entry)
+        self._num_entries += 1
         return result
 
-    def _eagerly(self, reason: str, args: tuple, kwargs: dict):
-        """Capture or codegen failed: say why once, and run this call and every later one eagerly."""
-        self._eager_reason = reason
-        warnings.warn(f"graphc.compile: {self.__name__} runs eagerly: {reason}", RuntimeWarning, stacklevel=4)
+    def _abandon(self, capture: Capture, state: StateGuard, error: CaptureError | None = None, args: tuple = (),
+                 kwargs: dict | None = None):
+        """A trace failed: every piece of state it touched is put back (.grad, tensors updated in place, and the
+        Python state it changed, such as optimizer state created lazily). A CaptureError (capture refused, or a
+        plan that could not be built or failed its first run) then runs this call and every later one eagerly,
+        with one warning; with fullgraph=True, or after a graph break already ran part of the function, it is
+        raised."""
+        STATE.capture = None
+        capture.abort()
+        if not capture.breaks:  # after a break, part of the function ran for real: its effects stay, as eagerly
+            state.restore()
+        if error is None:
+            return None
+        if self.fullgraph or capture.breaks:
+            raise error
+        self._eager_reason = str(error)
+        warnings.warn(f"graphc.compile: {self.__name__} runs eagerly: {error}", RuntimeWarning, stacklevel=4)
         return self.fn(*args, **kwargs)
 
     def _run_segment(self, capture: Capture, graph: Graph, sources: list[Tensor]) -> list:

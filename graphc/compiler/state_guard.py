@@ -13,12 +13,16 @@ random generator, is not replayed: the next call traces again, so the change or 
 it does eagerly."""
 from __future__ import annotations
 
+import dis
+import functools
 import random
 import types
-from functools import partial
+import weakref
+from collections.abc import Callable
 
 import numpy as np
 
+from ..dtypes import as_number
 from ..tensor import Tensor
 
 VALUES = (int, float, bool, str, bytes, complex, type(None))
@@ -53,13 +57,15 @@ def equal_random_states(a: tuple, b: tuple) -> bool:
     return py_a == py_b and all(np.array_equal(x, y) for x, y in zip(np_a, np_b))
 
 
-def code_names(code: types.CodeType) -> set[str]:
-    """The global names a code object and the functions, lambdas and comprehensions nested in it may read."""
-    names = set(code.co_names)
+@functools.cache
+def loaded_globals(code: types.CodeType) -> frozenset[str]:
+    """The global names a code object and the functions, lambdas and comprehensions nested in it load. Not
+    co_names: it also holds attribute and method names, so `optimizer.step()` would guard a global `step`."""
+    names = {i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= code_names(const)
-    return names
+            names |= loaded_globals(const)
+    return frozenset(names)
 
 
 class StateGuard:
@@ -70,6 +76,7 @@ class StateGuard:
         self.cells: list[tuple[types.CellType, object, str]] = []
         self.positions: list[tuple[list, int, object, str]] = []  # (list, index, value, description)
         self.lengths: list[tuple[dict | list, int, str]] = []
+        self.snapshots: list[tuple[dict | list, dict | list]] = []  # (container, a shallow copy) for restore()
         self._seen: dict[int, object] = {}  # id -> object, kept alive so ids stay unique while walking
         for root in roots:
             self._walk(root, type(root).__name__)
@@ -87,20 +94,17 @@ class StateGuard:
         for d, key, value, what in self.items:
             current = d.get(key, MISSING)
             if current is not value and not equal(current, value):
-                return what
+                return f"{what}: {_short(value)} -> {_short(current)}"
         for container, length, what in self.lengths:
             if len(container) != length:
-                return what
+                return f"{what}: {length} -> {len(container)} items"
         for items, i, value, what in self.positions:
             if items[i] is not value and not equal(items[i], value):
-                return what
+                return f"{what}: {_short(value)} -> {_short(items[i])}"
         for cell, value, what in self.cells:
-            try:
-                current = cell.cell_contents
-            except ValueError:
-                return what
+            current = cell_value(cell)
             if current is not value and not equal(current, value):
-                return what
+                return f"{what}: {_short(value)} -> {_short(current)}"
         return None
 
     def _walk(self, obj, what: str) -> None:
@@ -118,7 +122,7 @@ class StateGuard:
         elif isinstance(obj, types.MethodType):
             self._walk(obj.__func__, what)
             self._walk(obj.__self__, what)
-        elif isinstance(obj, partial):
+        elif isinstance(obj, functools.partial):
             for x in (obj.func, *obj.args, *obj.keywords.values()):
                 self._walk(x, what)
         elif isinstance(obj, dict):
@@ -140,22 +144,39 @@ class StateGuard:
             return
         name = fn.__qualname__
         for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
-            try:
-                value = cell.cell_contents
-            except ValueError:
+            value = cell_value(cell)
+            if value is MISSING:
                 continue
             self.cells.append((cell, value, f"{var} (a variable {name} closes over)"))
             self._walk(value, var)
-        for var in sorted(code_names(fn.__code__)):
+        for var in sorted(loaded_globals(fn.__code__)):
             if var in fn.__globals__:
                 self._item(fn.__globals__, var, f"global {var} (read by {name})")
         for x in (*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()):
             self._walk(x, f"a default of {name}")
 
+    def restore(self) -> None:
+        """Put back every value recorded (a trace that is abandoned must leave no proxy in user state, such as
+        optimizer moments created lazily by a first Adam step): items, list contents and closure cells."""
+        for container, snapshot in self.snapshots:
+            if type(container) is list:
+                if len(container) != len(snapshot) or any(a is not b for a, b in zip(container, snapshot)):
+                    container[:] = snapshot
+            else:
+                for key in [k for k in container if k not in snapshot]:
+                    del container[key]
+        for d, key, value, _ in self.items:
+            if d.get(key, MISSING) is not value:
+                d[key] = value
+        for cell, value, _ in self.cells:
+            if cell_value(cell) is not value:
+                cell.cell_contents = value
+
     def _dict(self, d: dict, what: str) -> None:
         if len(d) > MAX_ITEMS:
             return
         self.lengths.append((d, len(d), f"the keys of {what}"))
+        self.snapshots.append((d, dict(d)))
         for key in list(d):
             self._item(d, key, f"{key} of {what}" if type(key) is str else f"an item of {what}")
 
@@ -163,6 +184,7 @@ class StateGuard:
         if len(items) > MAX_ITEMS:
             return
         self.lengths.append((items, len(items), f"the length of a list in {what}"))
+        self.snapshots.append((items, list(items)))
         for i, x in enumerate(items):
             self.positions.append((items, i, x, f"item {i} of a list in {what}"))
             self._walk(x, what)
@@ -171,3 +193,86 @@ class StateGuard:
         value = d[key]
         self.items.append((d, key, value, what))
         self._walk(value, what)
+
+
+def held(obj) -> Callable[[], object]:
+    """A reference that returns obj while it lives: weak where obj allows it, else strong. Either way obj's id is
+    never another object's while the guard holding it lives, so an identity guard cannot match a newcomer."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: obj
+
+
+def function_contents(fn: types.FunctionType) -> tuple:
+    """What makes two functions with one code object compute the same: closure contents and defaults."""
+    cells = tuple(cell_value(cell) for cell in fn.__closure__ or ())
+    return cells + (fn.__defaults__, tuple((fn.__kwdefaults__ or {}).items()))
+
+
+def cell_value(cell: types.CellType):
+    """A closure cell's contents, or MISSING while the variable is unbound."""
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return MISSING
+
+
+def plain_object(x) -> bool:
+    """An instance of a user's class (not a function, class or module): guarded by its type and attributes."""
+    return hasattr(x, "__dict__") and not library(type(x)) and not isinstance(
+        x, (type, types.ModuleType, types.FunctionType, types.MethodType))
+
+
+class ArgumentGuard:
+    """The non-tensor, non-number arguments of a call: each must be the very object the trace saw (held by
+    `held`), except functions, bound methods and instances of user classes. A function is guarded by its code
+    object (part of the call's signature) and its closure contents and defaults, so a fresh lambda or closure per
+    call replays when they are the same and traces again when they differ; a bound method by its function and the
+    identity of its object; a user object (a config) by its type (in the signature) and its attributes, numbers by
+    value and anything else by identity, so a fresh config per call with the same values replays."""
+
+    def __init__(self, flat: list):
+        self.checks: list[tuple[int, object, object]] = []  # (position, kind, expected)
+        for i, x in enumerate(flat):
+            kind = type(x)
+            if kind is Tensor or kind in VALUES or as_number(x) is not x:  # numbers are in the signature
+                continue
+            if kind is types.FunctionType:
+                self.checks.append((i, kind, function_contents(x)))
+            elif kind is types.MethodType:
+                self.checks.append((i, kind, held(x.__self__)))
+            elif plain_object(x):
+                self.checks.append((i, dict, dict(vars(x))))
+            else:
+                self.checks.append((i, object, held(x)))
+
+    def miss(self, flat: list) -> tuple[int, str] | None:
+        """None when every argument is what the trace saw, else (position, what differs)."""
+        for i, kind, expected in self.checks:
+            x = flat[i]
+            if kind is types.FunctionType:
+                now = function_contents(x)
+                if len(now) != len(expected) or not all(map(equal, now, expected)):
+                    return i, f"closure contents or defaults of {x.__qualname__}: {_short(expected)} -> {_short(now)}"
+            elif kind is types.MethodType:
+                if expected() is not x.__self__:
+                    return i, f"the object of method {x.__qualname__} (another {type(x.__self__).__name__})"
+            elif kind is dict:
+                now = vars(x)
+                if now.keys() != expected.keys():
+                    return i, f"the attributes of a {type(x).__name__}: {sorted(expected)} -> {sorted(now)}"
+                for key, value in expected.items():
+                    if not equal(now[key], value):
+                        return i, f"attribute {key} of a {type(x).__name__}: {_short(value)} -> {_short(now[key])}"
+            elif expected() is not x:
+                return i, f"another {type(x).__name__} object (guarded by identity)"
+        return None
+
+
+def _short(value) -> str:
+    """A value as a message shows it: numbers and strings by value, anything else by its type."""
+    if value is MISSING:
+        return "missing"
+    text = repr(value) if type(value) in VALUES or type(value) is tuple else f"a {type(value).__name__}"
+    return text if len(text) <= 80 else text[:77] + "..."
