@@ -174,3 +174,64 @@ def test_a_global_named_step_beside_optimizer_step_replays():
         topt.step()
     assert train_step.num_traces <= 2
     _assert_same_parameters(model, tmodel)
+
+
+class Trainer:
+    """A trainer in the style of public training scripts: the step stores its loss and logits on self."""
+
+    def __init__(self, model, opt):
+        self.model, self.opt, self.loss_fn = model, opt, nn.CrossEntropyLoss()
+        self.loss = None
+
+    def train_step(self, x, y):
+        self.opt.zero_grad()
+        logits = self.model(x)
+        loss = self.loss_fn(logits, y)
+        loss.backward()
+        self.opt.step()
+        self.loss = loss
+        self.last_logits = logits.detach()
+        return loss
+
+    compiled_step = graphc.compile(train_step)
+
+
+@pytest.mark.parametrize("how", ["bound method", "method compiled in the class"])
+def test_a_trainer_that_stores_self_loss_replays(how):
+    model, tmodel, opt, topt = _models("adam")
+    trainer = Trainer(model, opt)
+    step_fn = graphc.compile(trainer.train_step) if how == "bound method" else trainer.compiled_step
+    tloss_fn = torch.nn.CrossEntropyLoss()
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        x, y = rng.standard_normal((6, 4)).astype(np.float32), rng.integers(0, 3, 6)
+        loss = step_fn(graphc.tensor(x), graphc.tensor(y))
+        topt.zero_grad()
+        tlogits = tmodel(torch.from_numpy(x))
+        tloss = tloss_fn(tlogits, torch.from_numpy(y))
+        tloss.backward()
+        topt.step()
+        assert trainer.loss is loss  # the side effect is redone after each replay, with the returned object
+        assert_close(loss.detach(), tloss, rtol=1e-4, atol=1e-5)
+        assert_close(trainer.last_logits, tlogits, rtol=1e-4, atol=1e-5)
+    assert (step_fn if how == "bound method" else Trainer.compiled_step).num_traces <= 2
+    _assert_same_parameters(model, tmodel)
+
+
+def test_state_read_then_replaced_is_traced_on_every_call_with_a_warning():
+    class Smoother:
+        ema = graphc.zeros(())
+
+    smoother = Smoother()
+
+    @graphc.compile
+    def f(x):
+        smoother.ema = smoother.ema * 0.5 + x.sum()
+        return smoother.ema
+
+    want = torch.zeros(())
+    with pytest.warns(RuntimeWarning, match="traced again on every call.*ema of Smoother"):
+        for i in range(4):
+            want = want * 0.5 + 2.0 * i
+            assert_close(f(graphc.full((2,), float(i))), want)
+    assert f.num_traces == 4

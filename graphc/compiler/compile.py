@@ -187,7 +187,8 @@ class Entry:
     .grad): arguments and gradients are looked up anew at each call, other tensors by identity."""
 
     def __init__(self, capture: Capture, runtime: Runtime, sources: list[Tensor], template, writes, grads,
-                 state: StateGuard, arguments: ArgumentGuard, sig: tuple, names: list[str]):
+                 targets: list[tuple[dict, object]], state: StateGuard, arguments: ArgumentGuard, sig: tuple,
+                 names: list[str]):
         self.state, self.arguments, self.sig, self.names = state, arguments, sig, names
         self.arg_of, self.grad_owner = capture.arg_index, capture.grad_owner
         self.runtime = runtime
@@ -201,7 +202,9 @@ class Entry:
         position = {node: i for i, node in enumerate(capture.last_inputs)}
         self.program_inputs = [(n, self.inputs[position[n]]) for n in self.shape_program if n.kind == "input"]
         self._checked_shapes: tuple | None = None
-        self.template = template
+        self.template, effects = template
+        self.effects = [(d, key, out if type(out) is _Out else self.ref(out))
+                        for (d, key), out in zip(targets, effects)]
         self.writes = [(self.ref(t), pos, copy) for t, pos, copy in writes]
         self.grads = [(self.ref(t), had_grad, out) for t, had_grad, out in grads]
         del self.arg_of, self.grad_owner
@@ -269,7 +272,11 @@ class Entry:
             write_into(resolve(flat, ref), value)
         for ref, _, (pos, dt) in self.grads:
             resolve(flat, ref)._grad = None if pos is None else Tensor._make(outs[pos], dt)
-        return _fill(self.template, outs)
+        made: dict[int, Tensor] = {}
+        result = _fill(self.template, outs, made)
+        for d, key, spec in self.effects:  # side effects on Python state (self.loss = loss), redone
+            d[key] = _fill(spec, outs, made) if type(spec) is _Out else resolve(flat, spec)
+        return result
 
 
 class _Out:
@@ -282,16 +289,20 @@ class _Out:
         self.pos, self.dtype, self.grad_fn = pos, dtype, grad_fn
 
 
-def _fill(template, outs: list):
+def _fill(template, outs: list, made: dict[int, Tensor]):
+    """The call's values from a template; one tensor per _Out (`made`), so a tensor returned and stored in state
+    is one object, as eagerly."""
     kind = type(template)
     if kind is _Out:
-        t = Tensor._make(outs[template.pos], template.dtype, template.grad_fn is not None)
-        t.grad_fn = template.grad_fn
+        t = made.get(id(template))
+        if t is None:
+            t = made[id(template)] = Tensor._make(outs[template.pos], template.dtype, template.grad_fn is not None)
+            t.grad_fn = template.grad_fn
         return t
     if kind is tuple or kind is list:
-        return kind(_fill(v, outs) for v in template)
+        return kind(_fill(v, outs, made) for v in template)
     if kind is dict:
-        return {k: _fill(v, outs) for k, v in template.items()}
+        return {k: _fill(v, outs, made) for k, v in template.items()}
     return template
 
 
@@ -402,7 +413,13 @@ class CompiledFunction:
         returned = [x for x in leaves(result, []) if type(x) is Tensor and x._data is None]
         live = capture.live_proxies()
         grads = {id(t._grad) for t, _ in capture.grad_writes.values() if t._grad is not None}
-        kept = {id(t) for t in returned} | grads
+        # a tensor replacing a tensor the function did not read is a side effect redone after each replay; the
+        # first time an item gets a tensor the call changed what the next one sees (None -> a tensor), and a tensor
+        # read as a graph input would be read stale at replay (inputs are found by identity)
+        read = {id(t) for t in capture.sources}
+        effects = [a for a in state.assignments() if type(a[2]) is Tensor and type(a[3]) is Tensor and
+                   id(a[2]) not in read]
+        kept = {id(t) for t in returned} | grads | {id(a[3]) for a in effects}
         escaped = [t for t in live if id(t) not in kept]
         needs_grad = any(t.grad_fn is not None and t.grad_fn.inputs is not None for t in returned)
         if needs_grad and not self._warned_grad:
@@ -425,6 +442,8 @@ class CompiledFunction:
             raise
         if capture.breaks or escaped or needs_grad:
             return result
+        state.forget(effects)
+        arguments.forget(flat, effects)
         changed = state.changed_by_run()
         if changed:
             reason = (f"{self.__name__} is traced again on every call (so its effect happens each time, as "
@@ -440,7 +459,7 @@ class CompiledFunction:
         if runtime is None:
             return result
         out_nodes = runtime.graph.outputs
-        template = _template_from(result, live, position_source, position)
+        template = _template_from((result, [a[3] for a in effects]), live, position_source, position)
         entry_writes = [(t, position[node], _aliases_input(out_nodes[position[node]])) for t, node in writes]
         entry_grads = []
         for t, before in capture.grad_writes.values():
@@ -449,8 +468,8 @@ class CompiledFunction:
                                 (position[node], t._grad.dtype) if node is not None else (None, None)))
             if node is None and t._grad is not None:
                 return result  # a .grad set to a tensor made outside the graph: not replayable
-        entry = Entry(capture, runtime, sources, template, entry_writes, entry_grads, state, arguments, sig,
-                      argument_names(self.fn, args, kwargs))
+        entry = Entry(capture, runtime, sources, template, entry_writes, entry_grads, [a[:2] for a in effects],
+                      state, arguments, sig, argument_names(self.fn, args, kwargs))
         self._entries.setdefault(sig, []).append(entry)
         self._num_entries += 1
         return result
@@ -515,6 +534,7 @@ class CompiledFunction:
 def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict[Node, int]):
     """The result's template: proxies were filled by the flush, so they are found by identity among the live ones."""
     node_of = {id(t): n for t, n in zip(live, nodes)}
+    made: dict[int, _Out] = {}
 
     def walk(obj):
         kind = type(obj)
@@ -523,7 +543,9 @@ def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict
         if kind is dict:
             return {k: walk(v) for k, v in obj.items()}
         if kind is Tensor and id(obj) in node_of:
-            return _Out(position[node_of[id(obj)]], obj.dtype, obj.grad_fn)
+            if id(obj) not in made:
+                made[id(obj)] = _Out(position[node_of[id(obj)]], obj.dtype, obj.grad_fn)
+            return made[id(obj)]
         return obj
     return walk(result)
 

@@ -155,6 +155,26 @@ class StateGuard:
         for x in (*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()):
             self._walk(x, f"a default of {name}")
 
+    def assignments(self) -> list[tuple[dict, object, object, object]]:
+        """The items a run set (a changed value or a new key) in the dicts walked: attributes of objects, items of
+        dicts, globals: (dict, key, old value or MISSING, new value). `self.loss = loss` in a trainer's step is one."""
+        seen, out = set(), []
+        changed = [(d, key, old) for d, key, old, _ in self.items] + [
+            (d, key, snapshot.get(key, MISSING)) for d, snapshot in self.snapshots if type(d) is dict for key in d]
+        for d, key, old in changed:
+            new = d.get(key, MISSING)
+            if new is not MISSING and new is not old and not equal(new, old) and (id(d), key) not in seen:
+                seen.add((id(d), key))
+                out.append((d, key, old, new))
+        return out
+
+    def forget(self, assigned: list[tuple]) -> None:
+        """Stop guarding items that every replay sets again (side effects redone after each replay)."""
+        keys = {(id(d), key) for d, key, *_ in assigned}
+        grown = {id(d) for d, *_ in assigned}
+        self.items = [item for item in self.items if (id(item[0]), item[1]) not in keys]
+        self.lengths = [(c, len(c) if id(c) in grown else n, what) for c, n, what in self.lengths]
+
     def restore(self) -> None:
         """Put back every value recorded (a trace that is abandoned must leave no proxy in user state, such as
         optimizer moments created lazily by a first Adam step): items, list contents and closure cells."""
@@ -243,7 +263,7 @@ class ArgumentGuard:
             elif kind is types.MethodType:
                 self.checks.append((i, kind, held(x.__self__)))
             elif plain_object(x):
-                self.checks.append((i, dict, dict(vars(x))))
+                self.checks.append((i, dict, (dict(vars(x)), frozenset())))
             else:
                 self.checks.append((i, object, held(x)))
 
@@ -259,8 +279,8 @@ class ArgumentGuard:
                 if expected() is not x.__self__:
                     return i, f"the object of method {x.__qualname__} (another {type(x.__self__).__name__})"
             elif kind is dict:
-                now = vars(x)
-                if now.keys() != expected.keys():
+                now, (expected, assigned) = vars(x), expected
+                if now.keys() - assigned != expected.keys():
                     return i, f"the attributes of a {type(x).__name__}: {sorted(expected)} -> {sorted(now)}"
                 for key, value in expected.items():
                     if not equal(now[key], value):
@@ -268,6 +288,16 @@ class ArgumentGuard:
             elif expected() is not x:
                 return i, f"another {type(x).__name__} object (guarded by identity)"
         return None
+
+    def forget(self, flat: list, assigned: list[tuple]) -> None:
+        """Attributes the function sets on an argument (side effects redone at each replay) are not guarded."""
+        for k, (i, kind, expected) in enumerate(self.checks):
+            if kind is dict:
+                d = vars(flat[i])
+                keys = frozenset(key for dd, key, *_ in assigned if dd is d)
+                if keys:
+                    self.checks[k] = (i, kind, ({a: v for a, v in expected[0].items() if a not in keys},
+                                                expected[1] | keys))
 
 
 def _short(value) -> str:
