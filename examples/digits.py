@@ -72,6 +72,8 @@ def run(make_model: Callable[[], nn.Module], input_shape: tuple[int, ...], descr
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", help="where to save the checkpoint (default: a temporary directory)")
     parser.add_argument("--compile", action="store_true", help="run the train step through graphc.compile")
+    parser.add_argument("--tensorboard", metavar="DIR", help="log loss, accuracy, weights and the captured graph "
+                        "for TensorBoard (tensorboard --logdir DIR)")
     args = parser.parse_args(argv)
 
     graphc.manual_seed(args.seed)
@@ -83,11 +85,27 @@ def run(make_model: Callable[[], nn.Module], input_shape: tuple[int, ...], descr
     loader = DataLoader(TensorDataset(train_x, train_y), batch_size=BATCH_SIZE, shuffle=True,
                         generator=graphc.Generator().manual_seed(args.seed))
     step = graphc.compile(train_step) if args.compile else train_step
+    writer = None
+    if args.tensorboard:
+        from graphc.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(args.tensorboard)
+        writer.add_graph(model, train_x[:BATCH_SIZE])
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         bar = ProgressBar(loader, desc=f"epoch {epoch:2d}/{args.epochs}")
-        for x, y in bar:
-            bar.record(step(model, optimizer, loss_fn, x, y).item())
+        for i, (x, y) in enumerate(bar):
+            loss = step(model, optimizer, loss_fn, x, y).item()
+            bar.record(loss)
+            if writer is not None:
+                writer.add_scalar("train/loss", loss, (epoch - 1) * len(loader) + i)
+        if writer is not None:
+            writer.add_scalar("test/accuracy", accuracy(model, test_x, test_y), epoch)
+            for name, p in model.named_parameters():
+                writer.add_histogram(name, p, epoch)
+    if writer is not None:
+        writer.close()
+        print(f"TensorBoard logs in {args.tensorboard}: tensorboard --logdir {args.tensorboard}")
     steps = args.epochs * len(loader)
     how = f"compiled (num_compiles={step.num_compiles})" if args.compile else "eager"
     print(f"trained {steps} steps {how} in {time.perf_counter() - start:.2f} s")

@@ -1,7 +1,7 @@
 """graphc: PyTorch-style tensors with autograd on numpy, and a compiler that fuses them into Triton kernels."""
 from __future__ import annotations
 
-from . import autograd, dtypes, nn, ops, optim, utils
+from . import autograd, distributed, dtypes, nn, ops, optim, utils
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import bfloat16, dtype, float16, float32, float64, int32, int64, promote_types, result_type
 from .dtypes import bool_ as bool  # noqa: A001  torch's name

@@ -11,6 +11,8 @@ from .tensor import Tensor, copy_storage
 from .topological import postorder
 
 LEAF = "leaf"
+# how many post-accumulate-grad hooks were ever registered: while none were, backward skips counting leaf edges
+POST_ACCUMULATE_HOOKS = [0]
 
 
 class Node:
@@ -143,6 +145,19 @@ def _run_hooks(hooks, grad: Tensor) -> Tensor:
     return grad
 
 
+def _leaf_contributions(order: list[Node], roots: list[Tensor]) -> dict[int, int]:
+    """For each leaf with post-accumulate hooks, how many gradients this backward may deliver to it."""
+    counts: dict[int, int] = {}
+    for node in order:
+        for x, fn in zip(node.inputs or (), node.edges):
+            if fn is LEAF and x._post_accumulate_hooks:
+                counts[id(x)] = counts.get(id(x), 0) + 1
+    for root in roots:
+        if root.grad_fn is None and root._post_accumulate_hooks:
+            counts[id(root)] = counts.get(id(root), 0) + 1
+    return counts
+
+
 def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = None, create_graph: bool = False,
                  inputs: list[Tensor] | None = None) -> list | None:
     """Backpropagate from roots. With `inputs`, return their gradients instead of accumulating into .grad."""
@@ -152,8 +167,25 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
     wanted = None if inputs is None else {id(t): i for i, t in enumerate(inputs)}
     results = None if inputs is None else [None] * len(inputs)
     pending: dict[Node, Tensor] = {}
+    order = _topological([r.grad_fn for r in roots if r.grad_fn is not None])
+    contributions = _leaf_contributions(order, roots) if POST_ACCUMULATE_HOOKS[0] and wanted is None else {}
 
-    def deliver(t: Tensor, fn, g: Tensor) -> None:
+    def settle(t: Tensor) -> None:
+        """One possible contribution to leaf t is done (delivered or known to be None): fire its post-accumulate
+        hooks after the last one, if it received a gradient."""
+        left = contributions.get(id(t))
+        if left is None:
+            return
+        contributions[id(t)] = left - 1
+        if left == 1 and t.grad is not None:
+            for hook in list(t._post_accumulate_hooks):
+                hook(t)
+
+    def deliver(t: Tensor, fn, g: Tensor | None) -> None:
+        if g is None:
+            if fn is LEAF:
+                settle(t)
+            return
         if wanted is not None and id(t) in wanted and fn is LEAF:
             i = wanted[id(t)]
             results[i] = g if results[i] is None else results[i] + g
@@ -165,6 +197,7 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
                 t.grad = (g if create_graph else g.detach()).clone()
             else:
                 t.grad = t.grad + g
+            settle(t)
 
     with _GradMode(create_graph):
         for root, g in zip(roots, grads):
@@ -177,9 +210,12 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
                                        f"output has shape {list(root.shape)}")
                 g = ones_like(root)
             deliver(root, root.grad_fn or LEAF, g)
-        for node in _topological([r.grad_fn for r in roots if r.grad_fn is not None]):
+        for node in order:
             g = pending.pop(node, None)
             if g is None:
+                if contributions:
+                    for x, fn in zip(node.inputs or (), node.edges):
+                        deliver(x, fn, None)
                 continue
             if node.inputs is None:
                 raise RuntimeError(f"Trying to backward through the graph a second time ({node.name()}): its saved "
@@ -193,6 +229,8 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
             in_grads = node.op.backward(node, g)
             for i, (x, fn, gx) in enumerate(zip(node.inputs, node.edges, in_grads)):
                 if gx is None or fn is None:
+                    if fn is LEAF and contributions:
+                        settle(x)
                     continue
                 if STATE.anomaly:
                     _check_finite(node, gx, i)

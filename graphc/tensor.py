@@ -63,14 +63,15 @@ class Tensor:
     """An n-d array with autograd. `_data` is a strided numpy view (cpu), a torch tensor (cuda),
     or None while the compiler traces it (then `_node` is its IR node)."""
 
-    __slots__ = ("_data", "dtype", "requires_grad", "_grad", "grad_fn", "_node", "_hooks", "__weakref__")
+    __slots__ = ("_data", "dtype", "requires_grad", "_grad", "grad_fn", "_node", "_hooks", "_post_accumulate_hooks",
+                 "__weakref__")
     __array_priority__ = 1000  # numpy scalars on the left defer to Tensor's reflected operators
 
     @staticmethod
     def _make(data, dt: DType, requires_grad: bool = False) -> Tensor:
         t = Tensor.__new__(Tensor)
         t._data, t.dtype, t.requires_grad = data, dt, requires_grad
-        t._grad = t.grad_fn = t._node = t._hooks = None
+        t._grad = t.grad_fn = t._node = t._hooks = t._post_accumulate_hooks = None
         return t
 
     # ---- metadata -------------------------------------------------------------------------------
@@ -174,6 +175,20 @@ class Tensor:
                 owner.hooks = hooks
         hooks.append(hook)
         return _HookHandle(hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call hook(tensor) on this leaf once a backward has accumulated all of its gradient into .grad (a leaf
+        used several times fires once, after its last contribution), as torch does; DDP starts its all-reduces here.
+        Raises RuntimeError for a non-leaf or a tensor that does not require grad."""
+        if not self.requires_grad or not self.is_leaf:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors that require grad accumulate "
+                               "gradients")
+        from . import autograd
+
+        autograd.POST_ACCUMULATE_HOOKS[0] += 1
+        self._post_accumulate_hooks = self._post_accumulate_hooks or []
+        self._post_accumulate_hooks.append(hook)
+        return _HookHandle(self._post_accumulate_hooks, hook)
 
     def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False) -> None:

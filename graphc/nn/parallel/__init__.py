@@ -1,0 +1,4 @@
+"""graphc.nn.parallel: DistributedDataParallel on torch.distributed."""
+from .distributed import DistributedDataParallel
+
+__all__ = ["DistributedDataParallel"]
