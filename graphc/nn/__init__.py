@@ -9,6 +9,6 @@ from .module import Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .sparse import Embedding
 
-__all__ = ["functional", "init", "parallel", "utils", "Module", "Parameter", "Sequential", "ModuleList", "Linear", "Conv2d",
-           "MaxPool2d", "AvgPool2d", "Flatten", "ReLU", "GELU", "Tanh", "Sigmoid", "Dropout", "BatchNorm1d",
+__all__ = ["functional", "init", "parallel", "utils", "Module", "Parameter", "Sequential", "ModuleList", "Linear",
+           "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "ReLU", "GELU", "Tanh", "Sigmoid", "Dropout", "BatchNorm1d",
            "BatchNorm2d", "LayerNorm", "Embedding", "MSELoss", "CrossEntropyLoss"]

@@ -21,8 +21,8 @@ import numpy as np
 
 from ... import distributed as dist
 from ...autograd import no_grad
-from ...ops import collective
 from ...dtypes import int32
+from ...ops import collective
 from ...state import STATE
 from ...tensor import Tensor
 from ..module import Module, Parameter
