@@ -58,6 +58,23 @@ class Node:
         return f"<{self.name()}>"
 
 
+def refresh_view(t: Tensor) -> None:
+    """A view's history follows the tensor it views: after an in-place update of that tensor (or of another view of
+    it) the view's grad_fn is its view op applied to the new history, as torch regenerates it."""
+    view = t._view
+    if view is None:
+        return
+    base, op, others, attrs = view
+    refresh_view(base)
+    if not base.requires_grad:
+        return
+    fn = t.grad_fn
+    if fn is not None and (fn.inputs is None or (fn.op is op and fn.inputs[0] is base and
+                                                 fn.edges[0] is (base.grad_fn or LEAF))):
+        return
+    t.grad_fn, t.requires_grad = Node(op, (base, *others), attrs, t, None), True
+
+
 class _GradMode:
     """Context manager and decorator that sets grad mode (no_grad, enable_grad, set_grad_enabled)."""
 

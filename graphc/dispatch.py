@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from . import dtypes
-from .autograd import Node
+from .autograd import Node, refresh_view
 from .errors import argument_of, op_error, user_line
 from .state import STATE
 from .tensor import Tensor
@@ -28,13 +28,16 @@ class Op:
     forward(*arrays, **attrs) -> numpy array; backward(ctx, grad) -> one gradient (or None) per input,
     written with graphc ops; parse(*args, **kwargs) -> (inputs, attrs) turns a call into canonical form;
     triton: the op's Triton lowering (an expression template for elementwise ops, a tl reduction name
-    for reductions); pure: False for ops whose result differs call to call (random ops)."""
+    for reductions); pure: False for ops whose result differs call to call (random ops); inverse (view ops):
+    inverse(base, value, *other_inputs, **attrs) -> base with value written through the view, written with graphc
+    ops (the view's functional inverse, as in PyTorch's functionalization)."""
 
-    __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "triton", "pure", "doc")
+    __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "triton", "pure", "inverse", "doc")
 
-    def __init__(self, name, category, infer, forward, backward=None, parse=None, triton=None, pure=True, doc=None):
+    def __init__(self, name, category, infer, forward, backward=None, parse=None, triton=None, pure=True, doc=None,
+                 inverse=None):
         self.name, self.category, self.infer, self.forward = name, category, infer, forward
-        self.backward, self.parse, self.triton, self.pure = backward, parse, triton, pure
+        self.backward, self.parse, self.triton, self.pure, self.inverse = backward, parse, triton, pure, inverse
         self.doc = doc or forward.__doc__
 
     def __call__(self, *args, **kwargs):
@@ -58,12 +61,12 @@ def parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
     return op_error(fn.name, message, operands, type(e))
 
 
-def op(name: str, category: str, infer, backward=None, parse=None, triton=None, pure: bool = True):
+def op(name: str, category: str, infer, backward=None, parse=None, triton=None, pure: bool = True, inverse=None):
     """Decorator over an op's numpy implementation: registers and returns the Op (callable as the public function)."""
     def register(forward) -> Op:
         if name in OPS:
             raise ValueError(f"op {name!r} is defined twice")
-        OPS[name] = Op(name, category, infer, forward, backward, parse, triton, pure)
+        OPS[name] = Op(name, category, infer, forward, backward, parse, triton, pure, inverse=inverse)
         return OPS[name]
     return register
 
@@ -123,6 +126,8 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
             if type(data) is not np.ndarray:
                 on_cuda = True
             arrays.append(data)
+            if x._view is not None:
+                refresh_view(x)
             if x.requires_grad:
                 needs_grad = True
             if x.dtype.is_low_precision:
@@ -132,6 +137,8 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
     data = _run_cuda(op, inputs, attrs) if on_cuda else run_forward(op, arrays, attrs, out_dtype, inputs,
                                                                          low_precision)
     out = Tensor._make(data, out_dtype)
+    if op.category == VIEW and shares_memory(data, arrays[0]):
+        out._view = (inputs[0], op, inputs[1:], attrs)
     if STATE.anomaly:
         _check_forward(op, inputs, out)
     if needs_grad and STATE.grad_enabled and out_dtype.is_floating_point:
@@ -166,6 +173,20 @@ def _not_a_tensor(op: Op, index: int, value) -> TypeError:
     function, name, position = called
     return op_error(function, f"argument {name}(position {position}) must be Tensor, not {type(value).__name__}",
                     (value,), TypeError)
+
+
+def shares_memory(data, source) -> bool:
+    """Whether a view op's result is a view of its input (reshape copies a non-contiguous input, as in torch)."""
+    if type(data) is np.ndarray:
+        return type(source) is np.ndarray and memory_owner(data) is memory_owner(source)
+    return data.untyped_storage().data_ptr() == source.untyped_storage().data_ptr()
+
+
+def memory_owner(array):
+    """The object at the end of a numpy array's base chain: views (as_strided ones too) and their owner share it."""
+    while getattr(array, "base", None) is not None:
+        array = array.base
+    return array
 
 
 def check_devices(op_name: str, inputs: tuple) -> None:

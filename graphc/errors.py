@@ -65,3 +65,10 @@ def op_error(op_name: str, message: str, operands=(), cls: type[Exception] = OpE
     """Build an error of class `cls` naming the op, its operands and the user's line."""
     ops = ", ".join(describe(x) for x in operands)
     return cls(f"{op_name}: {message}\n  operands: ({ops})\n  at {user_line()}")
+
+
+def overlap_error(shape) -> RuntimeError:
+    """torch's refusal of an in-place write into a tensor whose elements share memory (an expanded tensor)."""
+    return RuntimeError(f"in-place write into a tensor of shape {list(shape)}: unsupported operation: more than one "
+                        "element of the written-to tensor refers to a single memory location. Please clone() the "
+                        f"tensor before performing the operation.\n  at {user_line()}")

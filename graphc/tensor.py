@@ -61,17 +61,18 @@ def from_torch(t) -> np.ndarray:
 
 class Tensor:
     """An n-d array with autograd. `_data` is a strided numpy view (cpu), a torch tensor (cuda),
-    or None while the compiler traces it (then `_node` is its IR node)."""
+    or None while the compiler traces it (then `_node` is its IR node). A view sharing its input's memory knows how it
+    was made: `_view` is (the tensor it views, the view op, the op's other inputs, its attrs), as torch's `_base`."""
 
     __slots__ = ("_data", "dtype", "requires_grad", "_grad", "grad_fn", "_node", "_hooks", "_post_accumulate_hooks",
-                 "__weakref__")
+                 "_view", "__weakref__")
     __array_priority__ = 1000  # numpy scalars on the left defer to Tensor's reflected operators
 
     @staticmethod
     def _make(data, dt: DType, requires_grad: bool = False) -> Tensor:
         t = Tensor.__new__(Tensor)
         t._data, t.dtype, t.requires_grad = data, dt, requires_grad
-        t._grad = t.grad_fn = t._node = t._hooks = t._post_accumulate_hooks = None
+        t._grad = t.grad_fn = t._node = t._hooks = t._post_accumulate_hooks = t._view = None
         return t
 
     # ---- metadata -------------------------------------------------------------------------------
@@ -344,7 +345,7 @@ class Tensor:
     new_empty = new_zeros
 
     def detach(self) -> Tensor:
-        if self._data is None:
+        if STATE.capture is not None:  # an alias of the same memory, which the compiler tracks
             return STATE.capture.alias(self)
         return Tensor._make(self._data, self.dtype)
 
@@ -353,17 +354,24 @@ class Tensor:
         return self
 
     # ---- in-place updates -----------------------------------------------------------------------
-    def _assign(self, value: Tensor) -> Tensor:
+    def _assign(self, value: Tensor, fill: bool = False) -> Tensor:
         """Write value (broadcast to this shape) into this tensor's storage; autograd then sees this tensor as value
-        (and a base this tensor is a view of sees the write, as in torch)."""
-        if STATE.grad_enabled and self.requires_grad:
-            if self.is_leaf:
-                raise RuntimeError(f"in-place update of a leaf tensor that requires grad (shape {list(self.shape)}); "
-                                   "wrap the update in graphc.no_grad()")
-            if not value.requires_grad:  # the overwritten values' history is cut: no gradient flows to it
-                from .ops.creation import filled
-                value = filled(self, 0) + value
-            if STATE.capture is None and self.grad_fn.op.category == "view":
+        (and a base this tensor is a view of sees the write, as in torch). As in torch, a tensor whose elements share
+        memory (expanded) can only be filled with one number (fill: fill_, zero_); other writes raise RuntimeError."""
+        if not fill and self._overlaps_itself():
+            from .errors import overlap_error
+            raise overlap_error(self.shape)
+        if STATE.grad_enabled:
+            from .autograd import refresh_view
+            refresh_view(self)
+            if self.requires_grad:
+                if self.is_leaf:
+                    raise RuntimeError(f"in-place update of a leaf tensor that requires grad (shape "
+                                       f"{list(self.shape)}); wrap the update in graphc.no_grad()")
+                if not value.requires_grad:  # the overwritten values' history is cut: no gradient flows to it
+                    from .ops.creation import filled
+                    value = filled(self, 0) + value
+            if self._view is not None and value.requires_grad:
                 _rebase(self, value)
         record = STATE.grad_enabled and value.requires_grad
         if self.grad_fn is not None:  # backward rules read saved values, which are about to be overwritten
@@ -371,7 +379,7 @@ class Tensor:
         if record and value.grad_fn is not None and any(x is self for x in value.grad_fn.inputs):
             value.grad_fn.inputs = tuple(self._snapshot() if x is self else x for x in value.grad_fn.inputs)
         if STATE.capture is not None:
-            STATE.capture.assign(self, value)
+            STATE.capture.assign(self, value, fill)
         elif type(self._data) is np.ndarray:
             try:
                 np.copyto(self._data, value._data, casting="unsafe")
@@ -385,11 +393,21 @@ class Tensor:
             self.grad_fn, self.requires_grad = value.grad_fn, True
         return self
 
+    def _overlaps_itself(self) -> bool:
+        return STATE.capture.overlaps(self) if STATE.capture is not None else has_internal_overlap(self._data)
+
     def _snapshot(self) -> Tensor:
-        """A copy of this tensor's current values and autograd identity."""
-        old = Tensor._make(copy_storage(self._data), self.dtype, self.requires_grad)
-        old.grad_fn, old._node = self.grad_fn, self._node
+        """A copy of this tensor's current values and autograd identity (under capture, a proxy of its value)."""
+        old = STATE.capture.copy(self) if STATE.capture is not None else Tensor._make(copy_storage(self._data),
+                                                                                        self.dtype)
+        old.requires_grad, old.grad_fn = self.requires_grad, self.grad_fn
         return old
+
+
+def has_internal_overlap(data) -> bool:
+    """torch's has_internal_overlap: some dim of more than one element has stride 0 (an expanded tensor)."""
+    strides = data.strides if type(data) is np.ndarray else data.stride()
+    return 0 in strides and any(s == 0 and n > 1 for n, s in zip(data.shape, strides))
 
 
 def copy_storage(data):
@@ -400,20 +418,20 @@ def copy_storage(data):
 
 
 def _rebase(view: Tensor, value: Tensor) -> None:
-    """Writing value into a view changes its base too: the base's history becomes base + f^T(value - view), with
-    f^T the view op's backward (a scatter into the base's shape); a view of a view passes the write down."""
-    node = view.grad_fn
-    base = node.inputs[0]
-    if not base.requires_grad:
-        return
-    if base.is_leaf:
+    """Writing value into a view changes the tensor it views too: that one's history becomes the view op's inverse
+    (its base with value written through the view, as torch's CopySlices), and so on down to the root."""
+    base, op, others, attrs = view._view
+    if base.requires_grad and base.is_leaf:
         raise RuntimeError(f"in-place update of a view of a leaf tensor that requires grad (shape "
                            f"{list(base.shape)}); wrap the update in graphc.no_grad()")
-    new_base = base + node.op.backward(node, value - view)[0]
-    if base.grad_fn.op.category == "view":
+    if op.inverse is None:
+        raise RuntimeError(f"in-place update through a {op.name} view cannot be differentiated")
+    new_base = op.inverse(base, value, *others, **attrs)
+    if base._view is not None:
         _rebase(base, new_base)
-    base.grad_fn.save_output()
-    base.grad_fn = new_base.grad_fn
+    if base.grad_fn is not None:
+        base.grad_fn.save_output()
+    base.grad_fn, base.requires_grad = new_base.grad_fn, True
 
 
 class _HookHandle:

@@ -2,7 +2,9 @@
 is appended to a graph. Real tensors met along the way (arguments, parameters, globals) become graph inputs, read
 by identity. In-place updates and .grad writes are recorded functionally and written back when the graph runs.
 Where Python needs a value (a graph break) the graph so far runs, every live proxy gets its value, and capture
-goes on in a new graph (a new segment)."""
+goes on in a new graph (a new segment). Views, detached tensors and arguments sharing memory are functionalized
+(graphc/compiler/functionalization.py): a write through any alias updates its storage's root, and aliases read
+after it are regenerated."""
 from __future__ import annotations
 
 import os
@@ -14,11 +16,20 @@ import numpy as np
 
 from .. import autograd
 from ..dispatch import VIEW, Op, infer
-from ..errors import op_error, user_line
+from ..errors import op_error, overlap_error, user_line
 from ..ops.elementwise import cast
-from ..ops.view import expand_as
+from ..ops.view import as_strided, expand_as
 from ..state import STATE
-from ..tensor import CPU, Tensor, copy_storage
+from ..tensor import CPU, Tensor, copy_storage, has_internal_overlap
+from .functionalization import (
+    Alias,
+    Storage,
+    apply_steps,
+    argument_aliasing,
+    may_share,
+    stand_in,
+    view_layout,
+)
 from .ir import Graph, Node
 from .logs import log, logs_on
 
@@ -83,14 +94,18 @@ class Capture:
         self.grad_writes: dict[int, tuple[Tensor, Tensor | None]] = {}  # id -> (tensor, its .grad before the call)
         self.materialized: dict[int, weakref.ref] = {}  # proxies given values at a graph break (id -> weakref)
         self.grad_owner: dict[int, tuple] = {}  # id(a real .grad read during capture) -> (its owner, it)
+        self.aliases: dict[int, tuple[weakref.ref, Alias]] = {}  # id -> (tensor, how it views its storage)
+        self.unaliased: dict[int, Tensor] = {}  # arguments sharing memory that no argument covers: never written
+        self.functionalizing = False  # True while a write through a view is turned into an update of its root
         self._new_segment()
+        self._alias_arguments(arguments)
 
     def _new_segment(self) -> None:
         self.graph = Graph()
         self.sources: list[Tensor] = []  # the real tensor behind each graph input, in graph.inputs order
         self.current: dict[int, Node] = {}  # id(real tensor) -> its input node in this segment
         self.writes: dict[int, tuple] = {}  # id -> (real tensor updated in place, its storage) in this segment
-        self.views: dict[int, weakref.ref] = {}  # proxies made by view ops (id -> weakref)
+        self.suspended: dict[int, tuple] = {}  # id -> (real alias of a storage written in this segment, its storage)
         self.assigned: dict[int, weakref.ref] = {}  # proxies updated in place: each must own its storage at the end
         self.proxies: list[weakref.ref] = []
 
@@ -98,12 +113,19 @@ class Capture:
     def record(self, op: Op, inputs: tuple, attrs: dict) -> Tensor:
         """Append one op application; returns its proxy, with autograd metadata as eager would set it."""
         args = tuple(self.node_of(x) if type(x) is Tensor else _plain(op, x) for x in inputs)
-        shape, dt = infer(op, args, attrs)
-        device = next((a.device for a in args if type(a) is Node), None) or CPU
-        node = self.graph.add("op", op, args, attrs, shape, dt, device, user_line())
+        node = self._add(op, args, attrs)
+        dt = node.dtype
         out = self._proxy(node)
-        if op.category == VIEW:
-            self.views[id(out)] = weakref.ref(out)
+        if op.category == VIEW and not self.functionalizing:
+            base = self._alias(inputs[0])
+            layout = view_layout(op, base.layout, args[1:], attrs)
+            if layout is not None:  # as eagerly, a view op that had to copy (reshape) makes no alias
+                others = tuple(weakref.ref(x) if type(x) is Tensor else x for x in inputs[1:])
+                self._register(out, Alias(base.storage, base.steps + ((op, others, attrs),), layout))
+                out._view = (inputs[0], op, inputs[1:], attrs)
+        for x in inputs:
+            if type(x) is Tensor and x._view is not None:
+                autograd.refresh_view(x)
         if STATE.grad_enabled and dt.is_floating_point and any(type(x) is Tensor and x.requires_grad for x in inputs):
             if op.backward is None:
                 raise op_error(op.name, "has no backward rule, but an input requires grad", inputs, NotImplementedError)
@@ -129,13 +151,28 @@ class Capture:
         return TracedShape(shape, note)
 
     def alias(self, t: Tensor) -> Tensor:
-        """detach() of a proxy: the same value, no autograd history."""
-        return self._proxy(t._node)
+        """detach() under capture: the same elements (an alias of t's storage), no autograd history."""
+        rec = self._alias(t)
+        out = self._proxy(self.node_of(t))
+        self._register(out, Alias(rec.storage, rec.steps, rec.layout))
+        return out
 
-    def assign(self, t: Tensor, value: Tensor) -> None:
+    def copy(self, t: Tensor) -> Tensor:
+        """A proxy holding t's current value (a snapshot, not an alias)."""
+        return self._proxy(self.node_of(t))
+
+    def overlaps(self, t: Tensor) -> bool:
+        """Whether elements of t share memory (an expanded view): writes into t must not reach one element twice."""
+        rec = self._alias_of(t)
+        if rec is not None:
+            return has_internal_overlap(rec.layout)
+        return t._data is not None and has_internal_overlap(t._data)
+
+    def assign(self, t: Tensor, value: Tensor, fill: bool = False) -> None:
         """t's storage takes value (broadcast and cast to t): recorded as t now naming value's node. A real tensor
         updated in place becomes a proxy until the segment ends (so reading it sees the update, and reading its
-        value is a graph break); then its storage is restored and the final value copied in."""
+        value is a graph break); then its storage is restored and the final value copied in. A write to an alias
+        (fill: of one number, by fill_ or zero_) updates its storage instead."""
         target = self.node_of(t)
         if type(value) is Tensor and value._data is None and value._node is target:
             return
@@ -144,15 +181,135 @@ class Capture:
         if self.node_of(value).shape != target.shape:
             value = expand_as(value, t)
         node = self.node_of(value)
-        if t._data is None:
-            view = self.views.get(id(t))
-            if view is not None and view() is t:
-                raise CaptureError(f"in-place update of a view ({target.op.name} at {target.where}) is not captured")
+        if id(t) in self.unaliased:
+            raise CaptureError(f"in-place update of an argument of shape {list(target.shape)} that shares memory with "
+                               "another argument, where no argument covers the others, is not captured")
+        rec = self._alias_of(t)
+        if rec is not None:
+            self._write_through(t, rec, node, fill)
+        elif t._data is None:
             self.assigned[id(t)] = weakref.ref(t)
         else:
+            self._check_unshared(t._data, t)
             self.writes[id(t)] = (t, t._data)
             t._data = None
         t._node = node
+
+    # ---- functionalization ----------------------------------------------------------------------------------
+    def _alias_arguments(self, arguments: list) -> None:
+        """Arguments sharing memory are views of the contiguous argument that covers them (an as_strided view)."""
+        for entry in argument_aliasing(arguments):
+            t = arguments[entry[0]]
+            if entry[1] is None:
+                self.unaliased[id(t)] = t
+            elif type(entry[1]) is int:
+                _, cover, size, stride, offset = entry
+                base = self._alias(arguments[cover])
+                step = (as_strided, (), {"size": size, "stride": stride, "storage_offset": offset})
+                self._register(t, Alias(base.storage, (step,), t._data))
+
+    def _alias_of(self, t: Tensor) -> Alias | None:
+        entry = self.aliases.get(id(t))
+        return entry[1] if entry is not None and entry[0]() is t else None
+
+    def _alias(self, t: Tensor) -> Alias:
+        """t's alias record; a tensor viewed first becomes the root of a new storage."""
+        rec = self._alias_of(t)
+        if rec is None:
+            node = t._node if t._data is None else None
+            array = t._data if t._data is not None else self.writes.get(id(t), (None, None))[1]
+            storage = Storage(weakref.ref(t), node, self.graph)
+            rec = self._register(t, Alias(storage, (), stand_in(node.shape) if array is None else array))
+        return rec
+
+    def _register(self, t: Tensor, rec: Alias) -> Alias:
+        self.aliases[id(t)] = (weakref.ref(t), rec)
+        rec.storage.members.append(weakref.ref(t))
+        return rec
+
+    def _storage_node(self, storage: Storage) -> Node:
+        """The root's current value in this segment (its input node until a write in this segment)."""
+        if storage.node is None or storage.graph is not self.graph:
+            storage.node, storage.graph = self.node_of(storage.root_tensor()), self.graph
+        return storage.node
+
+    def _regenerate(self, t: Tensor, rec: Alias) -> None:
+        """t's value from its storage's current root value, through its view steps."""
+        node = self._storage_node(rec.storage)
+        for op, others, attrs in rec.steps:
+            node = self._add(op, (node, *self._others(others)), attrs)
+        rec.node, rec.version, rec.graph = node, rec.storage.version, self.graph
+        if t._data is None:
+            t._node = node
+
+    def _others(self, others: tuple) -> list:
+        """The other operands of a view step (a tensor whose shape reshape_as/expand_as take), as nodes."""
+        out = []
+        for x in others:
+            if type(x) is weakref.ref:
+                x = x()
+                if x is None:
+                    raise CaptureError("a view made to the shape of a tensor that no longer exists is not captured")
+                x = self.node_of(x)
+            out.append(x)
+        return out
+
+    def _write_through(self, t: Tensor, rec: Alias, node: Node, fill: bool) -> None:
+        """The write of node into alias t as an update of its storage's root: each view step's inverse, from t down
+        to the root. Then every other alias of the storage reads the update (real ones become proxies until the
+        segment ends)."""
+        if has_internal_overlap(rec.layout):
+            if fill:
+                raise CaptureError(f"filling an expanded tensor of shape {list(node.shape)} is not captured")
+            raise overlap_error(node.shape)
+        storage = rec.storage
+        bases = [self._storage_node(storage)]
+        for op, others, attrs in rec.steps[:-1]:
+            bases.append(self._add(op, (bases[-1], *self._others(others)), attrs))
+        value = node
+        self.functionalizing = True
+        try:
+            for (op, others, attrs), base in zip(reversed(rec.steps), reversed(bases)):
+                if op.inverse is None:
+                    raise CaptureError(f"in-place update through a {op.name} view is not captured")
+                others = [x() if type(x) is weakref.ref else x for x in others]
+                value = self.node_of(op.inverse(self._proxy(base), self._proxy(value), *others, **attrs))
+        finally:
+            self.functionalizing = False
+        storage.node, storage.graph = value, self.graph
+        storage.version += 1
+        root = storage.root_tensor()
+        for ref in storage.members:
+            m = ref()
+            if m is not None and m._data is not None:
+                self._check_unshared(m._data, m)
+                (self.writes if m is root else self.suspended)[id(m)] = (m, m._data)
+                m._data = None
+                self._regenerate(m, self._alias_of(m))
+        rec.node, rec.version, rec.graph = node, storage.version, self.graph
+        if id(t) not in self.suspended and id(t) not in self.writes:
+            self.assigned[id(t)] = weakref.ref(t)
+
+    def _check_unshared(self, data: np.ndarray, t: Tensor) -> None:
+        """A real tensor about to be written must share no memory with another input of the graph that is not one
+        of its recorded aliases (a view made outside the function): the graph could not tell it changed."""
+        rec = self._alias_of(t)
+        for s in self.sources:
+            if s is t or s._data is None or (rec is not None and self._alias_of(s) is not None and
+                                             self._alias_of(s).storage is rec.storage):
+                continue
+            if type(data) is np.ndarray and type(s._data) is np.ndarray and may_share(data, s._data):
+                raise CaptureError(f"in-place update of a tensor of shape {list(data.shape)} that shares memory "
+                                   f"with another tensor the function reads (shape {list(s._data.shape)}), made "
+                                   "outside it, is not captured")
+
+    def _sync(self) -> None:
+        """Regenerate every live alias that a write made stale."""
+        for ref, rec in list(self.aliases.values()):
+            t = ref()
+            if t is not None and t._data is None and (rec.version != rec.storage.version or
+                                                      rec.graph is not self.graph):
+                self._regenerate(t, rec)
 
     def note_grad_read(self, t: Tensor) -> None:
         """t.grad is being read: if it is a real tensor, a replay reads t.grad anew (its identity may change)."""
@@ -177,6 +334,13 @@ class Capture:
     # ---- segments -------------------------------------------------------------------------------------------
     def node_of(self, t: Tensor) -> Node:
         """The node holding t's value in this segment (a new graph input for a real tensor met first)."""
+        if self.aliases:
+            entry = self.aliases.get(id(t))
+            if entry is not None and entry[0]() is t and (t._data is None or entry[1].storage.root_tensor() is not t):
+                rec = entry[1]
+                if rec.version != rec.storage.version or rec.graph is not self.graph or rec.node is None:
+                    self._regenerate(t, rec)
+                return rec.node
         if t._data is None:
             return t._node
         node = self.current.get(id(t))
@@ -187,6 +351,11 @@ class Capture:
             self.sources.append(t)
         return node
 
+    def _add(self, op: Op, args: tuple, attrs: dict) -> Node:
+        shape, dt = infer(op, args, attrs)
+        device = next((a.device for a in args if type(a) is Node), None) or CPU
+        return self.graph.add("op", op, args, attrs, shape, dt, device, user_line())
+
     def _proxy(self, node: Node) -> Tensor:
         t = Tensor._make(None, node.dtype)
         t._node = node
@@ -194,6 +363,8 @@ class Capture:
         return t
 
     def live_proxies(self) -> list[Tensor]:
+        """The proxies still referenced, each alias among them regenerated if a write made it stale."""
+        self._sync()
         seen, out = set(), []
         for ref in self.proxies:
             t = ref()
@@ -206,11 +377,13 @@ class Capture:
         """Run this segment: every live proxy gets its value, in-place updates and .grad writes land in the real
         tensors, and a new segment starts."""
         live = self.live_proxies() if live is None else live
+        shared = self._shared_storages(live)
+        roots = [self._storage_node(st) for st in shared if st.root_tensor() is None]
         self._constants_from_temporaries()
         saved = _stale_grad_fns(live)
         written = list(self.writes.values())
         outputs = list(dict.fromkeys([t._node for t in live] + [t._node for t, _ in written] +
-                                     [fn._out[1] for fn in saved]))
+                                     [fn._out[1] for fn in saved] + roots))
         self.graph.outputs, self.last_outputs = outputs, outputs
         final = [t._node for t, _ in written]
         self._restore_storage()
@@ -228,11 +401,39 @@ class Capture:
             fn._out = (values[fn._out[1]], None, fn._out[2])
         for (t, _), node in zip(written, final):
             write_into(t, values[node])
+        if STATE.capture is self:  # a graph break: the function goes on eagerly-alike, aliases still share memory
+            given = {id(t) for t in live}
+            for storage in shared:
+                self._share_memory(storage, values, given)
         self._new_segment()
+
+    def _shared_storages(self, live: list[Tensor]) -> list[Storage]:
+        """Storages that a live proxy views (not as their root)."""
+        out = {}
+        for t in live:
+            rec = self._alias_of(t)
+            if rec is not None and rec.storage.root_tensor() is not t:
+                out[id(rec.storage)] = rec.storage
+        return list(out.values())
+
+    def _share_memory(self, storage: Storage, values: dict, given: set) -> None:
+        """After a segment ran, the aliases it gave values to are numpy views of their root's array, as eagerly
+        (a root no one holds any more is kept by the storage); the root is then a real tensor, held strongly."""
+        root = storage.root_tensor()
+        if root is None:
+            root = Tensor._make(np.array(values[storage.node]), storage.node.dtype)
+        elif id(root) in given and not (_owned(root._data) and root._data.flags.c_contiguous):
+            root._data = np.array(root._data)
+        storage.root, storage.node = root, None
+        for ref in storage.members:
+            m = ref()
+            if m is not None and m is not root and id(m) in given:
+                steps = self._alias_of(m).steps
+                m._data = apply_steps(root._data, steps, lambda x: x() if type(x) is weakref.ref else x)
 
     def _restore_storage(self) -> None:
         """Tensors updated in place get their own storage back (not yet written)."""
-        for t, data in self.writes.values():
+        for t, data in (*self.writes.values(), *self.suspended.values()):
             t._data, t._node = data, None
 
     def _constants_from_temporaries(self) -> None:

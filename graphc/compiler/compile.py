@@ -21,6 +21,7 @@ from .. import dtypes
 from ..state import STATE
 from ..tensor import Tensor
 from .capture import Capture, CaptureError, write_into
+from .functionalization import argument_aliasing, viewed_by
 from .ir import Graph, Node, ancestors
 from .logs import log, log_plan, logs_on
 from .passes import optimize
@@ -203,7 +204,7 @@ class Entry:
         self.program_inputs = [(n, self.inputs[position[n]]) for n in self.shape_program if n.kind == "input"]
         self._checked_shapes: tuple | None = None
         self.template, effects = template
-        self.effects = [(d, key, out if type(out) is _Out else self.ref(out))
+        self.effects = [(d, key, out if type(out) in (_Out, _Arg) else self.ref(out))
                         for (d, key), out in zip(targets, effects)]
         self.writes = [(self.ref(t), pos, copy) for t, pos, copy in writes]
         self.grads = [(self.ref(t), had_grad, out) for t, had_grad, out in grads]
@@ -273,9 +274,9 @@ class Entry:
         for ref, _, (pos, dt) in self.grads:
             resolve(flat, ref)._grad = None if pos is None else Tensor._make(outs[pos], dt)
         made: dict[int, Tensor] = {}
-        result = _fill(self.template, outs, made)
+        result = _fill(self.template, outs, made, flat)
         for d, key, spec in self.effects:  # side effects on Python state (self.loss = loss), redone
-            d[key] = _fill(spec, outs, made) if type(spec) is _Out else resolve(flat, spec)
+            d[key] = _fill(spec, outs, made, flat) if type(spec) in (_Out, _Arg) else resolve(flat, spec)
         return result
 
 
@@ -289,7 +290,16 @@ class _Out:
         self.pos, self.dtype, self.grad_fn = pos, dtype, grad_fn
 
 
-def _fill(template, outs: list, made: dict[int, Tensor]):
+class _Arg:
+    """An argument returned or stored (a function that updates x in place and returns it): the caller's tensor."""
+
+    __slots__ = ("pos",)
+
+    def __init__(self, pos: int):
+        self.pos = pos
+
+
+def _fill(template, outs: list, made: dict[int, Tensor], flat: list):
     """The call's values from a template; one tensor per _Out (`made`), so a tensor returned and stored in state
     is one object, as eagerly."""
     kind = type(template)
@@ -299,10 +309,12 @@ def _fill(template, outs: list, made: dict[int, Tensor]):
             t = made[id(template)] = Tensor._make(outs[template.pos], template.dtype, template.grad_fn is not None)
             t.grad_fn = template.grad_fn
         return t
+    if kind is _Arg:
+        return flat[template.pos]
     if kind is tuple or kind is list:
-        return kind(_fill(v, outs, made) for v in template)
+        return kind(_fill(v, outs, made, flat) for v in template)
     if kind is dict:
-        return {k: _fill(v, outs, made) for k, v in template.items()}
+        return {k: _fill(v, outs, made, flat) for k, v in template.items()}
     return template
 
 
@@ -350,7 +362,7 @@ class CompiledFunction:
                 or os.environ.get("GRAPHC_EAGER", "0") not in ("", "0")):
             return self.fn(*args, **kwargs)
         flat = leaves(dict(sorted(kwargs.items())), leaves(args, []))
-        sig = signature(flat) + tuple(sorted(kwargs))
+        sig = signature(flat) + tuple(sorted(kwargs)) + argument_aliasing(flat)
         entries = self._entries.get(sig)
         reason = None
         if entries and self.mode != "check":
@@ -419,7 +431,8 @@ class CompiledFunction:
         read = {id(t) for t in capture.sources}
         effects = [a for a in state.assignments() if type(a[2]) is Tensor and type(a[3]) is Tensor and
                    id(a[2]) not in read]
-        kept = {id(t) for t in returned} | grads | {id(a[3]) for a in effects}
+        kept = {id(t) for t in returned} | grads | {id(a[3]) for a in effects} | \
+            {id(v) for t in returned for v in viewed_by(t)}
         escaped = [t for t in live if id(t) not in kept]
         needs_grad = any(t.grad_fn is not None and t.grad_fn.inputs is not None for t in returned)
         if needs_grad and not self._warned_grad:
@@ -459,7 +472,8 @@ class CompiledFunction:
         if runtime is None:
             return result
         out_nodes = runtime.graph.outputs
-        template = _template_from((result, [a[3] for a in effects]), live, position_source, position)
+        template = _template_from((result, [a[3] for a in effects]), live, position_source, position,
+                                  capture.arg_index)
         entry_writes = [(t, position[node], _aliases_input(out_nodes[position[node]])) for t, node in writes]
         entry_grads = []
         for t, before in capture.grad_writes.values():
@@ -531,8 +545,9 @@ class CompiledFunction:
         return outs
 
 
-def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict[Node, int]):
-    """The result's template: proxies were filled by the flush, so they are found by identity among the live ones."""
+def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict[Node, int], arg_index: dict):
+    """The result's template: proxies were filled by the flush, so they are found by identity among the live ones;
+    an argument returned is the caller's argument at each call."""
     node_of = {id(t): n for t, n in zip(live, nodes)}
     made: dict[int, _Out] = {}
 
@@ -546,6 +561,8 @@ def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict
             if id(obj) not in made:
                 made[id(obj)] = _Out(position[node_of[id(obj)]], obj.dtype, obj.grad_fn)
             return made[id(obj)]
+        if kind is Tensor and id(obj) in arg_index:
+            return _Arg(arg_index[id(obj)])
         return obj
     return walk(result)
 

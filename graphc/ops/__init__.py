@@ -79,8 +79,8 @@ def _install_methods() -> None:
         "__iadd__": _add_, "__isub__": _sub_, "__imul__": _inplace(mul), "__itruediv__": _inplace(div),
         "add_": _add_, "sub_": _sub_, "copy_": _copy_,
         "__getitem__": indexing.subscript, "__setitem__": indexing.setitem,
-        "zero_": lambda self: self._assign(filled(self, 0)),  # stays in the graph: no gradient flows through
-        "fill_": lambda self, value: self._assign(filled(self, value)),
+        "zero_": lambda self: self._assign(filled(self, 0), fill=True),  # in the graph: no gradient flows through
+        "fill_": lambda self, value: self._assign(filled(self, value), fill=True),
         "where": lambda self, condition, other: elementwise.where(condition, self, other),
         "clone": view.clone,
     }

@@ -93,10 +93,11 @@ def _getitem_infer(x, items):
     return _basic_shape(tuple(x.shape), items), x.dtype
 
 
-@op("getitem", VIEW, _getitem_infer, backward=lambda c, g: (index_grad(g, c.inputs[0], items=c.attrs["items"]),))
+@op("getitem", VIEW, _getitem_infer, backward=lambda c, g: (index_grad(g, c.inputs[0], items=c.attrs["items"]),),
+    inverse=lambda base, value, items: index_put(base, value, items=items))
 def getitem(x, items):
-    """x[index] for basic indices: a view sharing x's memory."""
-    return x[tuple(slice(*item) if type(item) is tuple else item for item in items)]
+    """x[index] for basic indices: a view sharing x's memory (the Ellipsis keeps an all-int index a 0-d view)."""
+    return x[tuple(slice(*item) if type(item) is tuple else item for item in items) + (Ellipsis,)]
 
 
 def _index_infer(x, *tensors, items):
@@ -236,11 +237,16 @@ def subscript(x: Tensor, key) -> Tensor:
 
 
 def setitem(x: Tensor, key, value) -> None:
-    """Tensor.__setitem__: write value through the index into x's storage (visible in every view of it)."""
+    """Tensor.__setitem__: write value through the index into x's storage (visible in every view of it). Into an
+    expanded x (elements sharing memory) only the indexed elements are written, so they must be distinct, as in
+    torch: x is viewed by the index's basic part first."""
     items, tensors = parse_index(x, key)
     if isinstance(value, Tensor) and value.dtype is not x.dtype:
         from .elementwise import cast
         value = cast(value, x.dtype)
+    if x._overlaps_itself():
+        x = getitem(x, items=tuple(_FULL if item == TENSOR else item for item in items))
+        items = tuple(TENSOR if item == TENSOR else _FULL for item in items if type(item) is not int)
     x._assign(index_put(x, value, *tensors, items=items))
 
 

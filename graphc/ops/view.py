@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..dispatch import ELEMENTWISE, VIEW, op
+from ..dispatch import ELEMENTWISE, OTHER, VIEW, op
 from . import meta
 
 
@@ -31,6 +31,11 @@ def resolve_shape(shape: tuple, numel: int, old: tuple) -> tuple:
     return shape
 
 
+def _reshape_inverse(base, value, *others, **attrs):
+    """A write through a reshaping view replaces the base whole (the view covers every element of it)."""
+    return reshape_as(value, base)
+
+
 def _reshape_infer(x, shape):
     old = tuple(x.shape)
     return resolve_shape(shape, math.prod(old), old), x.dtype
@@ -42,6 +47,7 @@ reshape = op(
     _reshape_infer,
     parse=lambda x, *shape: ((x,), {"shape": _sizes(shape)}),
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
+    inverse=_reshape_inverse,
 )(lambda x, shape: np.reshape(x, shape))
 
 
@@ -61,6 +67,7 @@ view = op(
     _reshape_infer,
     parse=lambda x, *shape: ((x,), {"shape": _sizes(shape)}),
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
+    inverse=_reshape_inverse,
 )(_view_forward)
 
 
@@ -70,10 +77,12 @@ def _like_infer(x, other):
     return tuple(other.shape), x.dtype
 
 
-reshape_as = op("reshape_as", VIEW, _like_infer, backward=lambda c, g: (reshape_as(g, c.inputs[0]), None))(
+reshape_as = op("reshape_as", VIEW, _like_infer, backward=lambda c, g: (reshape_as(g, c.inputs[0]), None),
+                inverse=_reshape_inverse)(
     lambda x, other: np.reshape(x, other.shape)
 )
-view_as = op("view_as", VIEW, _like_infer, backward=lambda c, g: (reshape_as(g, c.inputs[0]), None))(
+view_as = op("view_as", VIEW, _like_infer, backward=lambda c, g: (reshape_as(g, c.inputs[0]), None),
+             inverse=_reshape_inverse)(
     lambda x, other: _view_forward(x, other.shape)
 )
 
@@ -96,6 +105,7 @@ permute = op(
     _permute_infer,
     parse=_permute_parse,
     backward=lambda c, g: (permute(g, *np.argsort(c.attrs["dims"]).tolist()),),
+    inverse=lambda base, value, dims: permute(value, *np.argsort(dims).tolist()),
 )(lambda x, dims: x.transpose(dims))
 
 
@@ -136,8 +146,27 @@ def _expand_infer(x, sizes):
     return tuple(out), x.dtype
 
 
+def broadcast_view(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """x broadcast to shape as a writable view (np.broadcast_to's is read-only): as in torch, an expanded tensor can
+    be written where its elements are distinct in memory (in-place ops check that)."""
+    lead = len(shape) - x.ndim
+    strides = (0,) * lead + tuple(0 if n == 1 and m != 1 else s for n, m, s in zip(x.shape, shape[lead:], x.strides))
+    return np.lib.stride_tricks.as_strided(x, shape, strides)
+
+
 def _expand_forward(x, sizes):
-    return np.broadcast_to(x, _expand_infer(x, sizes)[0] if -1 in sizes else sizes)
+    return broadcast_view(x, _expand_infer(x, sizes)[0] if -1 in sizes else sizes)
+
+
+def _expand_inverse(base, value, *others, **attrs):
+    """A write through an expanded view: each base element takes the copy of it that was written, if any (a write
+    must not reach two copies of one element, which in-place ops check). Exact, NaN and inf included, unlike
+    PyTorch's base + sum_to(value - expanded base)."""
+    from .elementwise import cast, gt, ne, where
+    from .reduction import sum_to
+    changed = ne(value, expand_as(base, value))
+    written = sum_to(where(changed, value, 0), base)
+    return where(gt(sum_to(cast(changed, base.dtype), base), 0), written, base)
 
 
 def _expand_backward(c, g):
@@ -147,7 +176,8 @@ def _expand_backward(c, g):
 
 
 expand = op(
-    "expand", VIEW, _expand_infer, parse=lambda x, *sizes: ((x,), {"sizes": _sizes(sizes)}), backward=_expand_backward
+    "expand", VIEW, _expand_infer, parse=lambda x, *sizes: ((x,), {"sizes": _sizes(sizes)}), backward=_expand_backward,
+    inverse=_expand_inverse,
 )(_expand_forward)
 
 
@@ -161,8 +191,8 @@ def _expand_as_backward(c, g):
     return (sum_to(g, c.inputs[0]), None)
 
 
-expand_as = op("expand_as", VIEW, _expand_as_infer, backward=_expand_as_backward)(
-    lambda x, other: np.broadcast_to(x, other.shape)
+expand_as = op("expand_as", VIEW, _expand_as_infer, backward=_expand_as_backward, inverse=_expand_inverse)(
+    lambda x, other: broadcast_view(x, tuple(other.shape))
 )
 
 
@@ -176,6 +206,7 @@ unsqueeze = op(
     lambda x, dim: (tuple(x.shape)[:dim] + (1,) + tuple(x.shape)[dim:], x.dtype),
     parse=_unsqueeze_parse,
     backward=lambda c, g: (squeeze(g, c.attrs["dim"]),),
+    inverse=_reshape_inverse,
 )(lambda x, dim: np.expand_dims(x, dim))
 
 
@@ -193,6 +224,7 @@ squeeze = op(
     lambda x, dim: (tuple(n for i, n in enumerate(x.shape) if i not in _squeeze_dims(x.shape, dim)), x.dtype),
     parse=_squeeze_parse,
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
+    inverse=_reshape_inverse,
 )(lambda x, dim: np.squeeze(x, _squeeze_dims(x.shape, dim)))
 
 
@@ -217,6 +249,7 @@ flatten = op(
     lambda x, start, end: (_flatten_shape(tuple(x.shape), start, end), x.dtype),
     parse=_flatten_parse,
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
+    inverse=_reshape_inverse,
 )(lambda x, start, end: np.reshape(x, _flatten_shape(x.shape, start, end)))
 
 
@@ -237,7 +270,39 @@ def repeat(x, *sizes):
     return x
 
 
-contiguous = op("contiguous", VIEW, meta.same, backward=lambda c, g: (g,))(np.ascontiguousarray)
+contiguous = op("contiguous", VIEW, meta.same, backward=lambda c, g: (g,), inverse=_reshape_inverse)(
+    np.ascontiguousarray)
+
+def _strided(x: np.ndarray, size: tuple, stride: tuple, storage_offset: int) -> np.ndarray:
+    flat = x.reshape(-1)
+    return np.lib.stride_tricks.as_strided(flat[storage_offset:], size, [s * flat.itemsize for s in stride])
+
+
+def _as_strided_backward(c, g):
+    from .creation import filled
+    return (as_strided_scatter(filled(c.inputs[0], 0), g, **c.attrs),)
+
+
+as_strided = op("as_strided", VIEW, lambda x, size, stride, storage_offset: (tuple(size), x.dtype),
+                backward=_as_strided_backward,
+                inverse=lambda base, value, **attrs: as_strided_scatter(base, value, **attrs))(_strided)
+as_strided.doc = """torch.as_strided on a contiguous x (its own storage): the view of x's elements at storage_offset +
+sum(i * stride) (the compiler views arguments that share memory this way, from the one that covers them)."""
+
+
+def _as_strided_scatter_backward(c, g):
+    return as_strided_scatter(g, 0.0, **c.attrs), as_strided(g, **c.attrs)
+
+
+@op("as_strided_scatter", OTHER, lambda x, value, size, stride, storage_offset: (tuple(x.shape), x.dtype),
+    backward=_as_strided_scatter_backward)
+def as_strided_scatter(x, value, size, stride, storage_offset):
+    """torch.as_strided_scatter: a copy of a contiguous x with value written at as_strided(x, ...)."""
+    out = np.array(x)
+    _strided(out, size, stride, storage_offset)[...] = value
+    return out
+
+
 clone = op("clone", ELEMENTWISE, meta.same, backward=lambda c, g: (g,), triton="{0}")(np.array)
 
 __all__ = [

@@ -1,0 +1,278 @@
+"""Aliasing and mutation: views, in-place updates, arguments sharing memory and writes through expanded views give
+torch's values, gradients and errors, eagerly and compiled (numpy and interpret backends), on the call that traces
+and on replays (graphc/compiler/functionalization.py)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_close
+
+import graphc
+from graphc import nn
+
+MODES = ["eager", "numpy", "interpret"]
+RNG = np.random.default_rng(0)
+A = RNG.standard_normal((3, 4)).astype(np.float32)
+B = RNG.standard_normal((4,)).astype(np.float32)
+
+
+def _tensor(L, array, requires_grad=False):
+    return (torch.tensor if L is torch else graphc.tensor)(array.copy(), requires_grad=requires_grad)
+
+
+def _as_tuple(result) -> tuple:
+    return result if isinstance(result, tuple) else (result,)
+
+
+def _runner(fn, mode: str):
+    return fn if mode == "eager" else graphc.compile(fn, backend=mode)
+
+
+def check_like_torch(program, arrays, mode: str, calls: int = 3, compiles: int = 1):
+    """program(L, *tensors) run on graphc (eagerly or compiled) equals torch on every call: its results and its
+    arguments afterwards (in-place updates of inputs land in them)."""
+    run = _runner(lambda *args: program(graphc, *args), mode)
+    for call in range(calls):
+        args = [_tensor(graphc, a + call) for a in arrays]
+        targs = [_tensor(torch, a + call) for a in arrays]
+        got, want = _as_tuple(run(*args)), _as_tuple(program(torch, *targs))
+        for g, w in zip(got + tuple(args), want + tuple(targs)):
+            assert_close(g, w, atol=1e-6)
+    if mode != "eager":
+        assert run.num_compiles == compiles
+
+
+# (name, program(L, *tensors), input arrays): each writes through an alias and reads another alias afterwards
+PROGRAMS = {
+    "view_read_after_base_written": (lambda L, x: (lambda y, v: (y.add_(1), v * 1)[1])(
+        *(lambda y: (y, y.view(2, 6)))(x * 1)), [A]),
+    "transpose_read_after_relu_": (lambda L, h: (lambda t: (h.relu_(), t.sum(0))[1])(h.transpose(0, 1)), [A]),
+    "column_of_input_scaled": (lambda L, x: (x[:, 0].mul_(2), x.sum(1))[1], [A]),
+    "flat_view_of_input_updated": (lambda L, w: (w.view(-1).add_(1), w * 1)[1], [A]),
+    "data_slice_written": (lambda L, p: (p.data.__setitem__(slice(0, 2), 0), p * 2)[1], [A]),
+    "detached_alias_scaled": (lambda L, x: (x.detach().mul_(3), x + 0)[1], [A]),
+    "clone_div_clamp": (lambda L, x: (lambda v: (v.div_(2.0), v.clamp_(min=-1.0), v)[2])(x.clone()), [A]),
+    "in_place_returns_the_argument": (lambda L, x: x.add_(1).mul_(2), [A]),
+    "columns_filled_by_copy_": (lambda L, a, b: (lambda out: (out[:, :4].copy_(a), out[:, 4:].copy_(a * 2),
+                                                             out[0, 2:6].add_(b), out)[3])(L.zeros(3, 8)), [A, B]),
+    "view_of_view_zeroed": (lambda L, x: (lambda y: (y[3:9].view(2, 3).zero_(), y.__setitem__(0, 7), x * 1)[2])(
+        x.reshape(12)), [A]),
+    "transposed_setitem_and_slice_sub_": (lambda L, x: (lambda t, s: (t.__setitem__((0, 1), 9), s.sub_(1),
+                                                                      t.sum() + s.sum(), x * 1)[2:])(
+        x.t(), x[1:, 1:]), [A]),
+    "transposed_view_of_intermediate": (lambda L, x: (lambda h, v: (v[1].add_(3), h.mul_(2), v + 0, h)[2:])(
+        *(lambda h: (h, h.T))(x * 2)), [A]),
+    "expanded_clone_written_once": (lambda L, x: (lambda y: (y.__setitem__((0, 0), 5), y * 1)[1])(
+        x[0].clone().expand(2, 4)), [A]),
+    "expanded_input_written_once": (lambda L, x: (lambda y: (y.__setitem__((1, 0, 2), 5), y.sum(0))[1])(
+        x.expand(2, 3, 4)), [A]),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_writes_through_aliases_like_torch(name, mode):
+    program, arrays = PROGRAMS[name]
+    check_like_torch(program, arrays, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_arguments_sharing_memory_see_each_others_writes(mode):
+    """f(a, a[:]): the write lands in a and the value returned after it is fresh; the aliasing pattern is a guard,
+    so a plan traced for separate arguments never replays for aliased ones, and the other way round."""
+    def f(a, b):
+        b.add_(1)
+        return a * 1
+
+    run = _runner(f, mode)
+    for aliased in (True, False, True, False):
+        a, ta = graphc.tensor(A.copy()), torch.tensor(A.copy())
+        b, tb = (a[:], ta[:]) if aliased else (graphc.tensor(A.copy()), torch.tensor(A.copy()))
+        assert_close(run(a, b), f(ta, tb))
+        assert_close(a, ta)
+        assert_close(b, tb)
+    if mode != "eager":
+        assert run.num_compiles == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_argument_and_a_view_of_it(mode):
+    """A column of x passed beside x: written through the column, read through x (as_strided of x in the graph)."""
+    def f(x, col):
+        col.mul_(2)
+        return x.sum(0), col + 0
+
+    run = _runner(f, mode)
+    for call in range(3):
+        x, tx = graphc.tensor(A + call), torch.tensor(A + call)
+        for g, w in zip(run(x, x[:, 1]), f(tx, tx[:, 1])):
+            assert_close(g, w)
+        assert_close(x, tx)
+
+
+def test_the_same_tensor_twice_is_not_confused_with_two_tensors():
+    f = graphc.compile(lambda a, b: a.add_(1) + b, backend="numpy")
+    for same in (True, False, True):
+        a, ta = graphc.tensor(A.copy()), torch.tensor(A.copy())
+        b, tb = (a, ta) if same else (graphc.tensor(B.copy()), torch.tensor(B.copy()))
+        assert_close(f(a, b), ta.add_(1) + tb)
+        assert_close(a, ta)
+
+
+@pytest.mark.parametrize("mode", ["numpy", "interpret"])
+def test_in_place_update_of_a_view_no_longer_runs_eagerly(mode):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_like_torch(lambda L, x: (x.reshape(12).add_(1), x * 1)[1], [A], mode)
+
+
+def _overlapping_add(L, a, b):
+    a[0].expand(5, 4).add_(b)
+    return a
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_in_place_op_on_an_expanded_view_is_refused_like_torch(mode):
+    run = _runner(lambda a, b: _overlapping_add(graphc, a, b), mode)
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor refers to a single memory "
+                                           "location") as caught:
+        _overlapping_add(torch, torch.tensor(A), torch.tensor(B))
+    expected = str(caught.value).split(". ")[0]
+    with pytest.raises(RuntimeError, match=expected) as caught:
+        run(graphc.tensor(A), graphc.tensor(B))
+    assert f"test_functionalization.py:{_overlapping_add.__code__.co_firstlineno + 1}" in str(caught.value)
+    assert "clone()" in str(caught.value)
+
+
+def test_fill_of_an_expanded_view_writes_like_torch():
+    """torch fills an expanded tensor (one value per memory location is well defined); compiled, it runs eagerly."""
+    def f(L, x):
+        x[0].expand(2, 4).fill_(3)
+        return x * 1
+
+    check_like_torch(f, [A], "eager")
+    with pytest.warns(RuntimeWarning, match="runs eagerly: filling an expanded tensor"):
+        check_like_torch(f, [A], "numpy", compiles=0)
+
+
+GRAD_PROGRAMS = {
+    "scaled_column": lambda L, x, w: (lambda h: (h[:, 0].mul_(2), h)[1])(x * w),
+    "add_on_temporary": lambda L, x, w: (x * 2 * w).add_(1.0),
+    "clone_div_clamp": lambda L, x, w: (lambda v: (v.div_(2.0), v.clamp_(min=-1.0), v)[2])((x * w).clone()),
+    "residual": lambda L, x, w: (lambda h: (h.__iadd__((h * 2).relu()), h)[1])(x * w),
+    "view_read_after_base_scaled": lambda L, x, w: (lambda h, t: (h.mul_(3), t * 1)[1])(
+        *(lambda h: (h, h.t()))(x * w)),
+    "columns_filled_by_copy_": lambda L, x, w: (lambda out: (out[:, :4].copy_(x * w), out.__setitem__(
+        (slice(None), slice(4, None)), w.tanh()), out)[2])(L.zeros(3, 8)),
+    "flat_slice_zeroed": lambda L, x, w: (lambda h: (h.view(12).__setitem__(slice(2, 5), 0), h)[1])(x * w),
+    "expanded_sum": lambda L, x, w: (x * w).sum(0).expand(3, 4) * 1,
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("backward_inside", [True, False], ids=["step", "outside"])
+@pytest.mark.parametrize("name", GRAD_PROGRAMS)
+def test_gradients_through_in_place_updates_like_torch(name, backward_inside, mode):
+    """A training step (backward inside the compiled function) or a forward whose result's backward runs outside."""
+    program = GRAD_PROGRAMS[name]
+    results = {}
+    for L in (torch, graphc):
+        w = _tensor(L, B, requires_grad=True)
+
+        def step(x, L=L, w=w):
+            out = program(L, x, w)
+            if backward_inside:
+                (out * out).sum().backward()
+                return out.detach(), w.grad
+            return out
+        run = step if L is torch else _runner(step, mode)
+        results[L] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a compiled forward returning a tensor that requires grad re-traces
+            for call in range(3):
+                w.grad = None
+                out = run(_tensor(L, A + call))
+                if not backward_inside:
+                    (out * out).sum().backward()
+                    out = (out.detach(), w.grad)
+                results[L].append(out)
+    for got, want in zip(results[graphc], results[torch]):
+        assert_close(got[0], want[0], atol=1e-5)
+        assert_close(got[1], want[1], rtol=1e-4, atol=1e-4)
+
+
+class Block(nn.Module):
+    """Real-code style: an in-place residual, a half-scaled slice, optimizer writes to p.data."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp, self.mlp = nn.Linear(4, 6), nn.Linear(6, 6)
+
+    def forward(self, x):
+        h = self.inp(x)
+        h += self.mlp(h.tanh()).relu()  # tanh saves its output, so torch allows the in-place residual
+        h[:, :2] *= 0.5
+        return h
+
+
+class TorchBlock(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp, self.mlp = torch.nn.Linear(4, 6), torch.nn.Linear(6, 6)
+
+    def forward(self, x):
+        h = self.inp(x)
+        h += self.mlp(h.tanh()).relu()  # tanh saves its output, so torch allows the in-place residual
+        h[:, :2] *= 0.5
+        return h
+
+
+@pytest.mark.parametrize("mode", ["numpy", "interpret"])
+def test_training_step_with_in_place_residual_and_data_writes_matches_torch(mode):
+    model, tmodel = Block(), TorchBlock()
+    for p, tp in zip(model.parameters(), tmodel.parameters()):
+        p.data = graphc.tensor(tp.detach().numpy().copy())
+
+    def update(params, lr):
+        for p in params:
+            p.data.add_(p.grad.data * -lr)  # optimizer-style write through .data
+            p.data[0] = p.data[0].clamp(-1.0, 1.0)
+
+    @graphc.compile(backend=mode)
+    def step(x):
+        model.zero_grad()
+        loss = (model(x) ** 2).mean()
+        loss.backward()
+        with graphc.no_grad():
+            update(model.parameters(), 0.1)
+        return loss
+
+    for call in range(4):
+        x = A + call
+        loss = step(graphc.tensor(x))
+        tmodel.zero_grad()
+        tloss = (tmodel(torch.tensor(x)) ** 2).mean()
+        tloss.backward()
+        with torch.no_grad():
+            update(tmodel.parameters(), 0.1)
+        assert_close(loss, tloss, rtol=1e-4, atol=1e-5)
+    for p, tp in zip(model.parameters(), tmodel.parameters()):
+        assert_close(p, tp, rtol=1e-4, atol=1e-5)
+    assert step.num_compiles == 1
+
+
+@pytest.mark.parametrize("mode", ["numpy", "interpret"])
+def test_in_place_result_of_a_compiled_forward_backpropagates_outside(mode):
+    f = graphc.compile(lambda x: (x * 2).add_(1.0), backend=mode)
+    x = graphc.tensor(A, requires_grad=True)
+    tx = torch.tensor(A, requires_grad=True)
+    with pytest.warns(RuntimeWarning, match="requires grad"):
+        y = f(x)
+    (y * y).sum().backward()
+    ty = (tx * 2).add_(1.0)
+    (ty * ty).sum().backward()
+    assert_close(y, ty)
+    assert_close(x.grad, tx.grad)
