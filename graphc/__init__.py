@@ -1,9 +1,22 @@
 """graphc: PyTorch-style tensors with autograd on numpy, and a compiler that fuses them into Triton kernels."""
 from __future__ import annotations
 
-from . import autograd, distributed, dtypes, nn, ops, optim, utils
+from . import accelerator, autograd, backends, cuda, distributed, dtypes, nn, ops, optim, utils
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .dtypes import bfloat16, dtype, float16, float32, float64, int32, int64, promote_types, result_type
+from .backends import get_float32_matmul_precision, set_float32_matmul_precision
+from .dtypes import (
+    bfloat16,
+    dtype,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    int32,
+    int64,
+    promote_types,
+    result_type,
+    set_default_dtype,
+)
 from .dtypes import bool_ as bool  # noqa: A001  torch's name
 from .errors import OpError
 from .ops.creation import (
@@ -31,7 +44,7 @@ from .ops.creation import (
     zeros_like,
 )
 from .serialization import load, save
-from .tensor import Tensor, device
+from .tensor import Tensor, device, get_default_device, set_default_device
 
 
 def is_tensor(obj: object) -> bool:

@@ -36,6 +36,24 @@ BY_NAME.update(bool=bool_, float=float32, half=float16, double=float64, long=int
 _BY_NP = {d.np: d for d in ALL}
 LOW_PRECISION = (float16, bfloat16)
 _RANK = {bool_: 0, int32: 1, int64: 2, float16: 3, bfloat16: 3, float32: 4, float64: 5}
+_default = float32  # the dtype of Python floats and of floating factories (set_default_dtype)
+
+
+def get_default_dtype() -> dtype:
+    """torch.get_default_dtype: the dtype Python floats and floating factory results get (float32 unless set)."""
+    return _default
+
+
+def set_default_dtype(d) -> None:
+    """torch.set_default_dtype: make d (a floating dtype) the dtype of Python floats in type promotion and of
+    factories called without dtype= (tensor([1.5]), zeros, rand, arange(0.5, ...), new Parameters).
+    Raises TypeError for a non-floating dtype, as torch does."""
+    global _default
+    d = to_dtype(d)
+    if not d.is_floating_point:
+        raise TypeError(f"set_default_dtype: only floating-point types are supported as the default type, got "
+                        f"{d.name}")
+    _default = d
 
 
 def from_numpy_dtype(np_dtype) -> dtype:
@@ -97,7 +115,7 @@ def scalar_dtype(x) -> dtype:
     if isinstance(x, int):
         return int64
     if isinstance(x, float):
-        return float32
+        return _default
     raise TypeError(f"expected a Tensor or a Python number, got {type(x).__name__}")
 
 
@@ -117,5 +135,5 @@ def result_type(*operands) -> dtype:
         if result is None:
             result = d
         elif d.category > result.category:
-            result = d if tier < 2 else {1: int64, 2: float32}[d.category]
+            result = d if tier < 2 else {1: int64, 2: _default}[d.category]
     return result

@@ -11,33 +11,66 @@ from .state import STATE
 
 
 class device:
-    """torch.device: 'cpu' or 'cuda' (index 0); compares equal to its string."""
+    """torch.device: a device type and an optional index (device("cuda", 0), device("cuda:0"), device(0) for the
+    first GPU). Two devices are equal when type and index are, as in torch (cuda is not cuda:0). A string compares
+    by what it names: "cuda" matches any CUDA device, "cuda:0" only that one (torch says False to every string).
+    Tensors live on "cpu" or "cuda:0"; the other type names torch knows are accepted here and refused when a
+    tensor is moved there. Raises RuntimeError for an unknown or malformed device string."""
 
     __slots__ = ("type", "index")
 
-    def __init__(self, spec: str | device = "cpu", index: int | None = None):
-        if isinstance(spec, device):
-            spec, index = spec.type, spec.index
-        kind, _, idx = str(spec).partition(":")
-        if kind not in ("cpu", "cuda"):
-            raise ValueError(f"unknown device {spec!r}: graphc runs on 'cpu' and 'cuda'")
-        self.type, self.index = kind, (int(idx) if idx else index)
+    def __init__(self, type: str | int | device = "cpu", index: int | None = None):  # noqa: A002  torch's name
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        elif isinstance(type, int) and not isinstance(type, bool):
+            type, index = "cuda", type
+        kind, colon, idx = str(type).partition(":")
+        if kind not in DEVICE_TYPES:
+            raise RuntimeError(f"Expected one of {', '.join(DEVICE_TYPES)} device type at start of device string: "
+                               f"{type}")
+        if colon and (not idx.isdigit() or index is not None):
+            raise RuntimeError(f"Invalid device string: {type!r}")
+        index = int(idx) if colon else index
+        if index is not None and (not isinstance(index, int) or index < 0):
+            raise RuntimeError(f"Device index must not be negative, got {index!r}")
+        self.type, self.index = kind, index
 
     def __eq__(self, other) -> bool:
-        other = device(other) if isinstance(other, (str, device)) else other
-        return isinstance(other, device) and self.type == other.type
+        if isinstance(other, str):
+            named = device(other)
+            return self.type == named.type and named.index in (None, self.index)
+        return isinstance(other, device) and self.type == other.type and self.index == other.index
 
     def __hash__(self) -> int:
-        return hash(self.type)
+        return hash((self.type, self.index))
 
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
     def __repr__(self) -> str:
-        return f"device(type='{self.type}')"
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
+
+    def __reduce__(self):
+        return device, (self.type, self.index)
 
 
-CPU, CUDA = device("cpu"), device("cuda")
+DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga", "maia", "xla",
+                "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone")  # the types torch.device knows
+CPU, CUDA = device("cpu"), device("cuda", 0)
+_default_device = CPU
+
+
+def get_default_device() -> device:
+    """torch.get_default_device: where factories called without device= put their results."""
+    return _default_device
+
+
+def set_default_device(dev: str | device | None) -> None:
+    """torch.set_default_device: factories called without device= (zeros, rand, tensor, new layers' parameters)
+    create their results on dev; None restores "cpu"."""
+    global _default_device
+    _default_device = CPU if dev is None else device(dev)
 
 
 def to_torch(array: np.ndarray):
@@ -248,7 +281,7 @@ class Tensor:
         extras = []
         if self.device.type != "cpu":
             extras.append(f"device='{self.device}'")
-        if self.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
+        if self.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool_):
             extras.append(f"dtype={self.dtype!r}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn=<{self.grad_fn.name()}>")
@@ -278,22 +311,22 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 target_device, target_dtype = a.device, a.dtype
-            elif isinstance(a, (str, device)) and str(a).split(":")[0] in ("cpu", "cuda"):
+            elif isinstance(a, (str, device)) and str(a).split(":")[0] in DEVICE_TYPES:
                 target_device = a
             else:
                 target_dtype = a
         out = self
         if target_dtype is not None and dtypes.to_dtype(target_dtype) is not self.dtype:
             out = out.type(dtypes.to_dtype(target_dtype))
-        if target_device is not None and device(target_device) != out.device:
+        if target_device is not None and device(target_device).type != out.device.type:
             out = to_device(out, device(target_device))
         return out
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
 
-    def cuda(self) -> Tensor:
-        return self.to("cuda")
+    def cuda(self, device: int | str | None = None, non_blocking: bool = False) -> Tensor:
+        return self.to("cuda" if device is None else globals()["device"](device))
 
     def float(self) -> Tensor:
         return self.type(dtypes.float32)

@@ -74,8 +74,8 @@ def signature(flat: list) -> tuple:
     """The guard key of a call's arguments: tensor dtype/device/rank/requires_grad, scalar values, a function's
     code object, a bound method's function and object identity, object identity for anything else (an entry's
     ArgumentGuard holds those objects, so an id is never reused while it is a key), the type of a user object;
-    plus grad mode."""
-    sig = [STATE.grad_enabled]
+    plus the switches a trace bakes in: grad mode, TF32 matmuls, the default dtype."""
+    sig = [STATE.grad_enabled, STATE.float32_matmul_precision, dtypes.get_default_dtype()]
     for x in flat:
         kind = type(x)
         if kind is Tensor:
@@ -162,7 +162,8 @@ def definition_line(fn) -> str:
 
 def structure_key(graph: Graph) -> tuple:
     """What makes two segment graphs the same program: ops, operands, attrs, dtypes, input ranks and outputs (a
-    size the function read is baked into attrs or constants, so it is part of the structure too)."""
+    size the function read is baked into attrs or constants, so it is part of the structure too), and the TF32
+    switch the matmul kernels are generated under."""
     index: dict[Node, int] = {}
     parts = []
     for n in graph.nodes:
@@ -174,7 +175,7 @@ def structure_key(graph: Graph) -> tuple:
         else:
             args = tuple(index[x] if type(x) is Node else (type(x), repr(x)) for x in n.inputs)
             parts.append((n.op.name, args, repr(n.attrs), n.dtype))
-    return tuple(parts), tuple(index[o] for o in graph.outputs)
+    return tuple(parts), tuple(index[o] for o in graph.outputs), STATE.float32_matmul_precision
 
 
 def _aliases_input(node: Node) -> bool:

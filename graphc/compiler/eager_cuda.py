@@ -53,10 +53,11 @@ def torch_view(op: Op, t, attrs: dict, shape: tuple):
 
 
 def plan_key(op: Op, inputs: tuple, attrs: dict) -> tuple:
-    """What a one-node plan depends on: sizes are kernel arguments, but which dims are 1 decides broadcasting."""
+    """What a one-node plan depends on: sizes are kernel arguments, but which dims are 1 decides broadcasting; the
+    TF32 switch decides a float32 matmul's kernel."""
     operands = tuple((x.dtype, tuple(n == 1 for n in x._data.shape)) if type(x) is Tensor else (type(x), repr(x))
                      for x in inputs)
-    return op.name, repr(attrs), operands
+    return op.name, repr(attrs), operands, STATE.float32_matmul_precision
 
 
 def one_node_graph_and_steps(op: Op, inputs: tuple, attrs: dict, backend: str) -> tuple[Graph, list]:

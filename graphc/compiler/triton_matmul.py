@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..state import STATE
 from . import cache
 from .codegen import Emitter, Scope, compute_type, kernel_name, signature, split_index, storage_type, template
 from .fusion import Group
@@ -30,7 +31,9 @@ def generate(group: Group, em: Emitter):
     name = kernel_name(group)
     batch_strides = [f"{op}_b{d}" for op in "ab" for d in range(rank - 2)]
     params = ", ".join([em.params(), *batch_strides])
-    precision = '"ieee"' if mm.dtype.name == "float32" else "None"
+    # float32 inputs: full precision unless the user allowed TF32 (graphc.backends.cuda.matmul.allow_tf32); the
+    # switch is part of the compile guards and of eager plan keys, so a plan never outlives a change of it
+    precision = ('"ieee"' if STATE.float32_matmul_precision == "highest" else '"tf32"') if mm.dtype.name == "float32" else "None"
     source = template("matmul").substitute(name=name, params=params, index="\n".join(index), body="\n".join(lines),
                                            precision=precision)
     pointers = {"a_ptr": f"*{mm.inputs[0].dtype.triton}", "b_ptr": f"*{mm.inputs[1].dtype.triton}"}

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-from .. import dtypes
 from ..ops.creation import empty
 from ..ops.view import flatten
 from ..tensor import Tensor
@@ -13,8 +12,8 @@ from .module import Module, Parameter
 
 
 def new_parameter(*shape: int, device=None, dtype=None) -> Tensor:
-    """An uninitialised Parameter (float32 unless told), filled by reset_parameters."""
-    return Parameter(empty(*shape, dtype=dtype or dtypes.float32, device=device))
+    """An uninitialised Parameter (of the default dtype unless told), filled by reset_parameters."""
+    return Parameter(empty(*shape, dtype=dtype, device=device))
 
 
 def reset_weight_and_bias(weight: Tensor, bias: Tensor | None) -> None:

@@ -20,7 +20,7 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        dtype = dtype or dtypes.float32
+        dtype = dtype or dtypes.get_default_dtype()
         self.register_parameter("weight", Parameter(ones(num_features, dtype=dtype, device=device)) if affine else None)
         self.register_parameter("bias", Parameter(zeros(num_features, dtype=dtype, device=device)) if affine else None)
         if track_running_stats:
@@ -79,7 +79,7 @@ class LayerNorm(Module):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
-        dtype = dtype or dtypes.float32
+        dtype = dtype or dtypes.get_default_dtype()
         self.register_parameter("weight", Parameter(ones(*shape, dtype=dtype, device=device))
                                 if elementwise_affine else None)
         self.register_parameter("bias", Parameter(zeros(*shape, dtype=dtype, device=device))

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import dtypes
 from ..dispatch import OTHER, op
-from ..tensor import Tensor, device, from_torch
+from ..tensor import Tensor, device, from_torch, get_default_device
 from .view import _sizes
 
 
@@ -35,8 +35,10 @@ def manual_seed(seed: int) -> Generator:
 
 
 def _place(t: Tensor, dev, requires_grad: bool) -> Tensor:
-    if dev is not None and device(dev).type == "cuda":
-        t = to_device(t, device("cuda"))
+    """t on dev (the default device when None), requiring grad if asked."""
+    dev = get_default_device() if dev is None else device(dev)
+    if dev.type != "cpu":
+        t = to_device(t, dev)
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -44,7 +46,7 @@ def _place(t: Tensor, dev, requires_grad: bool) -> Tensor:
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of data (nested lists, numbers, numpy arrays or tensors). Python floats make
-    float32, numpy values keep their dtype, as in torch.
+    the default dtype (float32 unless set_default_dtype), numpy values keep their dtype, as in torch.
 
     Raises ValueError naming the dim and the lengths where nested sequences are not rectangular."""
     if isinstance(data, Tensor):
@@ -56,8 +58,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     if arr.dtype == object:
         raise _ragged(data) or TypeError(f"tensor: cannot make a tensor of {type(data).__name__}")
     if dtype is None:
-        dt = dtypes.float32 if arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)) else \
-            dtypes.from_numpy_dtype(arr.dtype)
+        python_floats = arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic))
+        dt = dtypes.get_default_dtype() if python_floats else dtypes.from_numpy_dtype(arr.dtype)
     else:
         dt = dtypes.to_dtype(dtype)
     return _place(Tensor._make(np.array(arr, dtype=dt.np), dt), device, requires_grad)
@@ -99,7 +101,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 def _factory(fill):
     def make(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-        dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.float32
+        dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
         return _place(Tensor._make(fill(_sizes(size), dt.np), dt), device, requires_grad)
     return make
 
@@ -118,23 +120,25 @@ def arange(start=0, end=None, step=1, dtype=None, device=None, requires_grad: bo
     if end is None:
         start, end = 0, start
     if dtype is None:
-        dtype = dtypes.float32 if dtypes.result_type(start, end, step).is_floating_point else dtypes.int64
+        dtype = dtypes.get_default_dtype() if dtypes.result_type(start, end, step).is_floating_point else dtypes.int64
     dt = dtypes.to_dtype(dtype)
     return _place(Tensor._make(np.arange(start, end, step).astype(dt.np), dt), device, requires_grad)
 
 
 def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.float32
+    dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
     return _place(Tensor._make(np.linspace(start, end, steps).astype(dt.np), dt), device, requires_grad)
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.float32
+    dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
     return _place(Tensor._make(np.eye(n, m, dtype=dt.np), dt), device, requires_grad)
 
 
 def _random_parse(*size, dtype=None, generator=None, low=None, high=None):
-    dt = dtypes.to_dtype(dtype) if dtype is not None else (dtypes.int64 if high is not None else dtypes.float32)
+    if dtype is None:
+        dtype = dtypes.int64 if high is not None else dtypes.get_default_dtype()
+    dt = dtypes.to_dtype(dtype)
     return (), {"size": _sizes(size), "dtype": dt, "generator": generator or default_generator, "low": low,
                 "high": high}
 
@@ -222,7 +226,10 @@ rand_like, randn_like = _with_grad(_rand_like), _with_grad(_randn_like)
 
 
 def to_device(x: Tensor, dev: device) -> Tensor:
-    """x copied to another device; a leaf copy keeps requires_grad (as Module.to does for parameters)."""
+    """x copied to another device; a leaf copy keeps requires_grad (as Module.to does for parameters).
+    Raises RuntimeError for a device graphc cannot hold tensors on (not cpu or cuda:0) or CUDA without a GPU."""
+    if dev.type not in ("cpu", "cuda") or dev.type == "cuda" and dev.index not in (None, 0):
+        raise RuntimeError(f"to({str(dev)!r}): graphc holds tensors on 'cpu' and 'cuda:0' only")
     if dev.type == "cuda":
         import torch
 

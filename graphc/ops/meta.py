@@ -57,9 +57,9 @@ def elementwise(*xs, **attrs):
 
 
 def floating(*xs, **attrs):
-    """Like elementwise, but integer and bool results become float32 (exp, div, sqrt ...)."""
+    """Like elementwise, but integer and bool results become the default dtype (exp, div, sqrt ...)."""
     shape, dt = elementwise(*xs)
-    return shape, dt if dt.is_floating_point else dtypes.float32
+    return shape, dt if dt.is_floating_point else dtypes.get_default_dtype()
 
 
 def predicate(*xs, **attrs):
