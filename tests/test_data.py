@@ -46,7 +46,9 @@ def test_tensor_dataset_indexing():
     for i in (0, 7, 22):
         for g, t in zip(ours[i], theirs[i]):
             assert_close(g, t)
-    with pytest.raises(ValueError, match=r"first dimensions differ.*\[23, 4\], \[22\]"):
+    with pytest.raises(AssertionError, match="Size mismatch between tensors"):
+        tdata.TensorDataset(torch.tensor(x), torch.tensor(y[:22]))
+    with pytest.raises(AssertionError, match=r"Size mismatch between tensors.*\[23, 4\], \[22\]"):
         TensorDataset(graphc.tensor(x), graphc.tensor(y[:22]))
 
 
@@ -132,7 +134,9 @@ def pad_batch(batch):
 
 
 def test_ragged_samples_need_a_collate_fn():
-    with pytest.raises(RuntimeError, match=r"different shapes \[\(1,\), \(3,\)\].*collate_fn"):
+    with pytest.raises(RuntimeError, match="stack expects each tensor to be equal size"):
+        next(iter(tdata.DataLoader([torch.tensor(s) for s in Sentences().items], batch_size=2)))
+    with pytest.raises(RuntimeError, match=r"equal size, got shapes \[\(1,\), \(3,\)\].*collate_fn"):
         next(iter(DataLoader(Sentences(), batch_size=2)))
     padded, lengths = next(iter(DataLoader(Sentences(), batch_size=3, collate_fn=pad_batch)))
     reference = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in Sentences().items[:3]], batch_first=True)
@@ -141,12 +145,18 @@ def test_ragged_samples_need_a_collate_fn():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
-        DataLoader(Sentences(), batch_size=0)
-    with pytest.raises(NotImplementedError, match="must define __getitem__"):
+    with pytest.raises(NotImplementedError, match="should implement __getitem__"):
+        tdata.Dataset()[0]
+    with pytest.raises(NotImplementedError, match="should implement __getitem__"):
         Dataset()[0]
-    with pytest.raises(TypeError, match="cannot batch samples of type object"):
-        default_collate([object()])
+    for collate, kind in ((tdata.default_collate, TypeError), (default_collate, TypeError)):
+        with pytest.raises(kind, match="batch must contain tensors, numpy arrays, numbers, dicts or lists"):
+            collate([object()])
+        with pytest.raises(kind, match="batch must contain tensors, numpy arrays, numbers, dicts or lists; found <U1"):
+            collate([np.array(["a"]), np.array(["b"])])
+    for collate in (tdata.default_collate, default_collate):
+        with pytest.raises(RuntimeError, match="each element in list of batch should be of equal size"):
+            collate([(1, 2), (3, 4, 5)])
 
 
 @pytest.mark.parametrize("lengths", [[10, 7, 6], [0.5, 0.3, 0.2], [0.7, 0.3]], ids=str)
@@ -162,15 +172,27 @@ def test_random_split_partitions_like_torch(lengths):
     again = graphc.utils.data.random_split(TensorDataset(graphc.tensor(x)), lengths,
                                            generator=graphc.Generator().manual_seed(0))
     assert [s.indices for s in again] == [s.indices for s in ours]
-    with pytest.raises(ValueError, match="random_split: lengths"):
-        graphc.utils.data.random_split(TensorDataset(graphc.tensor(x)), [5, 5])
+
+
+
+def test_random_split_errors_like_torch():
+    x, _ = digit_like_data()
+    for lib, ds in ((tdata, tdata.TensorDataset(torch.tensor(x))),
+                    (graphc.utils.data, TensorDataset(graphc.tensor(x)))):
+        with pytest.raises(ValueError, match="Sum of input lengths does not equal the length of the input dataset"):
+            lib.random_split(ds, [5, 5])
+        with pytest.raises(ValueError, match="Fraction at index 0 is not between 0 and 1"):
+            lib.random_split(ds, [1.5, -0.5])
+        with pytest.warns(UserWarning, match="Length of split at index 1 is 0"):
+            lib.random_split(ds, [0.99, 0.01])
 
 
 def test_subset_and_torch_loader_arguments():
     x, y = digit_like_data()
     subset = graphc.utils.data.Subset(TensorDataset(graphc.tensor(x), graphc.tensor(y)), [4, 0, 7])
     tsubset = tdata.Subset(tdata.TensorDataset(torch.tensor(x), torch.tensor(y)), [4, 0, 7])
-    ours = list(DataLoader(subset, batch_size=2, num_workers=0, pin_memory=True))
+    with pytest.warns(UserWarning, match="'pin_memory' argument is set as true but no accelerator is found"):
+        ours = list(DataLoader(subset, batch_size=2, num_workers=0, pin_memory=True))
     theirs = list(tdata.DataLoader(tsubset, batch_size=2, num_workers=0, pin_memory=False))
     assert len(ours) == len(theirs) == 2
     for a, b in zip(ours, theirs):

@@ -33,7 +33,9 @@ def generate(group: Group, em: Emitter):
     params = ", ".join([em.params(), *batch_strides])
     # float32 inputs: full precision unless the user allowed TF32 (graphc.backends.cuda.matmul.allow_tf32); the
     # switch is part of the compile guards and of eager plan keys, so a plan never outlives a change of it
-    precision = ('"ieee"' if STATE.float32_matmul_precision == "highest" else '"tf32"') if mm.dtype.name == "float32" else "None"
+    precision = "None"
+    if mm.dtype.name == "float32":
+        precision = '"ieee"' if STATE.float32_matmul_precision == "highest" else '"tf32"'
     source = template("matmul").substitute(name=name, params=params, index="\n".join(index), body="\n".join(lines),
                                            precision=precision)
     pointers = {"a_ptr": f"*{mm.inputs[0].dtype.triton}", "b_ptr": f"*{mm.inputs[1].dtype.triton}"}
