@@ -237,7 +237,9 @@ def _place(t: Tensor, spec: dict, map_location: MapLocation, name: str) -> Tenso
         target = mapped.device if isinstance(mapped, Tensor) else saved
         t = mapped if isinstance(mapped, Tensor) else t
     elif isinstance(map_location, dict):
-        target = next((v for k, v in map_location.items() if device(k) == device(saved)), saved)
+        # torch's location tag of a CUDA tensor is "cuda:0"; a key matches as a string does (so "cuda" matches too)
+        location = device(saved, 0 if saved == "cuda" else None)
+        target = next((v for k, v in map_location.items() if location == str(k)), saved)
     elif map_location is not None:
         target = map_location
     target = device(target)
