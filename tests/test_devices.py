@@ -145,9 +145,10 @@ def matmul_kernel(report):
     return kernel
 
 
-def test_allow_tf32_switches_the_matmul_kernels_input_precision():
+def test_allow_tf32_switches_the_matmul_kernels_input_precision(monkeypatch, capfd):
     """TF32 shows in the kernel source and in the sm_90 PTX (the interpreter computes tf32 dots in full float32, so
     values cannot tell); changing the switch recompiles instead of replaying the old kernel."""
+    monkeypatch.setenv("GRAPHC_LOGS", "recompiles")
     a, b = np.random.randn(32, 16).astype(np.float32), np.random.randn(16, 8).astype(np.float32)
     compiled = graphc.compile(lambda x, y: (x @ y).relu(), backend="interpret")
     seen = []
@@ -161,6 +162,7 @@ def test_allow_tf32_switches_the_matmul_kernels_input_precision():
         assert bool(re.search(r"mma\S*\.tf32", kernel.ptx(90))) is allow  # the tensor-core instruction
         seen.append(compiled.num_compiles)
     assert seen == [1, 2, 2]  # the third call reuses the first plan
+    assert "float32 matmul precision (TF32 switch): highest -> high" in capfd.readouterr().err
     half = graphc.explain(lambda x, y: x @ y, graphc.tensor(a).half(), graphc.tensor(b).half())
     assert "input_precision=None" in matmul_kernel(half).source  # float16 has no TF32 question
 
@@ -240,7 +242,8 @@ def test_default_dtype_refuses_integers_like_torch():
     assert graphc.get_default_dtype() is graphc.float32
 
 
-def test_compiled_functions_guard_on_the_default_dtype():
+def test_compiled_functions_guard_on_the_default_dtype(monkeypatch, capfd):
+    monkeypatch.setenv("GRAPHC_LOGS", "recompiles")
     compiled = graphc.compile(lambda x: x * 1.5 + graphc.ones(3), backend="numpy")
     assert compiled(graphc.arange(3)).dtype is graphc.float32
     graphc.set_default_dtype(graphc.float64)
@@ -248,6 +251,7 @@ def test_compiled_functions_guard_on_the_default_dtype():
     out = compiled(graphc.arange(3))
     assert out.dtype is graphc.float64 and compiled.num_compiles == 2
     assert_close(out, torch.arange(3) * 1.5 + torch.ones(3))
+    assert "the default dtype: float32 -> float64" in capfd.readouterr().err
 
 
 def test_default_device():

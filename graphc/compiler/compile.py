@@ -145,9 +145,13 @@ def _signature_change(old: tuple, new: tuple, names: list[str]) -> str:
     """The first difference between an entry's signature and a call's, for messages."""
     if old[0] != new[0]:
         return f"grad mode: {'enabled' if old[0] else 'disabled'} -> {'enabled' if new[0] else 'disabled'}"
+    if old[1] != new[1]:
+        return f"float32 matmul precision (TF32 switch): {old[1]} -> {new[1]}"
+    if old[2] != new[2]:
+        return f"the default dtype: {old[2].name} -> {new[2].name}"
     if len(old) != len(new):
         return "the structure of the arguments"
-    for name, a, b in zip(names, old[1:], new[1:]):
+    for name, a, b in zip(names, old[3:], new[3:]):
         if a != b:
             return f"argument {name}: {_describe_key(a)} -> {_describe_key(b)}"
     return "the keyword arguments passed"
