@@ -29,7 +29,7 @@ def _kernel_cache(tmp_path, monkeypatch):
 def check(fn, *arrays, rtol=1e-5, atol=1e-6, kernels=None):
     """fn compiled for the interpreter equals fn on torch tensors, and its kernels compile for sm_90; returns the
     explain report."""
-    compiled = graphc.compile(fn, backend="interpret")
+    compiled = graphc.compile(fn, backend="interpret", fullgraph=True)  # a failing plan raises, never runs eagerly
     ours = compiled(*(graphc.tensor(a) for a in arrays))
     theirs = fn(*(torch.from_numpy(a) for a in arrays))
     for o, t in zip(ours if isinstance(ours, tuple) else (ours,), theirs if isinstance(theirs, tuple) else (theirs,)):
@@ -172,6 +172,43 @@ def test_batch_size_one_at_trace_time_stays_correct_later():
         x = randn(rows, 4)
         assert_close(compiled(graphc.tensor(x), graphc.tensor(w)), f(torch.from_numpy(x), torch.from_numpy(w)),
                      rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1,), (4, 1), (1, 3)])
+def test_outputs_with_a_size_one_dim(shape):
+    # the store skips repeated writes along a size-1 output dim with a mask that or-s in a scalar condition; Triton
+    # 3.9's interpreter turned that into an int32 block and refused it as a mask
+    check(lambda q: q + 1, randn(*shape), kernels=1)
+
+
+def test_batched_matmul_with_a_batch_of_one():
+    # the same with a per-program (scalar) index: the batch dim of a matmul's output
+    check(lambda a, b: (a @ b).relu(), randn(1, 2, 4, 3), randn(1, 1, 3, 5), kernels=1)
+
+
+def test_backward_reading_two_views_that_start_at_one_address():
+    # v1 and v1[0] start at the same address with different lengths: the interpreter copies arguments to host by
+    # storage and refused the pair ("size does not match, self was 36 bytes but src was 64 bytes")
+    def f(x0):
+        v1 = (x0 + 0.1).transpose(-2, -1)
+        v2, v4 = v1[0], (v1.half() * 2).amin(0)
+        ((v2 * v2).sum() + (v4 * v4).sum()).backward()
+        return v2.detach(), v4.detach()
+
+    x = randn(2, 8)
+    ours_x, theirs_x = graphc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ours, theirs = graphc.compile(f, backend="interpret", fullgraph=True)(ours_x), f(theirs_x)
+    for o, t in zip(ours, theirs):
+        assert_close(o, t, rtol=1e-3, atol=1e-3)
+    assert_close(ours_x.grad, theirs_x.grad, rtol=1e-3, atol=1e-3)
+
+
+def test_kernels_do_not_contract_multiply_adds():
+    # the FP-fusion knob is set, not left to Triton's default (which changes in 3.10): a * b + c rounds twice, as
+    # in torch and under the interpreter
+    report = graphc.explain(lambda a, b, c: a * b + c, *(graphc.randn(8) for _ in range(3)))
+    ptx = report.kernels[0].ptx(90)
+    assert "fma" not in ptx and "mul" in ptx, ptx
 
 
 def test_bfloat16_kernels_compile_for_sm90():

@@ -18,6 +18,10 @@ import types
 import warnings
 from pathlib import Path
 
+# Whether Triton may contract a * b + c into one fused multiply-add, set on every launch and ahead-of-time compile
+# rather than left to Triton's default (enabled up to 3.9, disabled from 3.10): off, each op rounds as it does op by
+# op in torch and under the interpreter, so a kernel's values do not change with the Triton version.
+FP_FUSION = False
 _loaded: dict[tuple[str, str], object] = {}
 _compiled: dict[tuple[str, int], dict] = {}
 _fallback: list[Path] = []  # the temporary folder used once the configured cache proved unusable
@@ -88,6 +92,7 @@ def load(source: str, name: str, backend: str):
             from triton.runtime.interpreter import InterpretedFunction
 
             module.libdevice, module.range = InterpreterLibdevice, _interpreter_range
+            _splat_as_declared()
             kernel = InterpretedFunction(kernel.fn)
         _loaded[key] = kernel
     return kernel
@@ -104,7 +109,7 @@ def _execute(source: str, path: Path, backend: str) -> types.ModuleType:
 
 def aot(source: str, name: str, signature: dict, constexprs: dict, arch: int) -> dict:
     """{'ptx': str, 'cubin': bytes} for sm_<arch>, compiled with no GPU present and cached on disk."""
-    key = digest(source, json.dumps(signature), json.dumps(constexprs), str(arch))
+    key = digest(source, json.dumps(signature), json.dumps(constexprs), str(arch), f"fp_fusion={FP_FUSION}")
     if (key, arch) in _compiled:
         return _compiled[(key, arch)]
     path = cache_dir() / "aot" / f"{key}.json"
@@ -117,7 +122,7 @@ def aot(source: str, name: str, signature: dict, constexprs: dict, arch: int) ->
         fn = getattr(_execute(source, source_file(source), "aot"), name)
         sig = dict(signature, **{k: "constexpr" for k in constexprs})
         compiled = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=constexprs),
-                                  target=GPUTarget("cuda", arch, 32))
+                                  target=GPUTarget("cuda", arch, 32), options={"enable_fp_fusion": FP_FUSION})
         entry = {"ptx": compiled.asm["ptx"], "cubin": compiled.asm["cubin"]}
         blob = {"ptx": entry["ptx"], "cubin": base64.b64encode(entry["cubin"]).decode()}
         blob["sha256"] = digest(blob["ptx"], blob["cubin"])
@@ -142,6 +147,26 @@ def reset() -> None:
     _loaded.clear()
     _compiled.clear()
     _fallback.clear()
+
+
+def _splat_as_declared() -> None:
+    """Make the interpreter's splat give the element type it is asked for, as compiled code does. The interpreter
+    tags a scalar comparison with its operands' type (int32 for `b0 == 0`), so broadcasting it into a block
+    (`mask & (b0 == 0)`, a store guarded by a per-program index) made an int32 block, which Triton 3.9 rejects as a
+    mask ('mask has unsupported dtype'). Idempotent; the wrapped method is Triton's own."""
+    from triton.runtime import interpreter
+
+    builder = interpreter.InterpreterBuilder
+    splat = builder.create_splat
+    if getattr(splat, "declared_type", False):
+        return
+
+    def create_splat(self, ret_ty, arg):
+        out = splat(self, ret_ty, arg)
+        return interpreter.TensorHandle(out.data.astype(interpreter._get_np_dtype(ret_ty), copy=False), ret_ty.scalar)
+
+    create_splat.declared_type = True
+    builder.create_splat = create_splat
 
 
 def _interpreter_range(*bounds):

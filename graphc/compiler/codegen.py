@@ -197,6 +197,11 @@ def as_torch(value, backend: str):
         raise NotImplementedError("bfloat16 tensors cannot run under the Triton interpreter; use backend='triton'")
     if any(s < 0 for s in a.strides):
         a = np.ascontiguousarray(a)
+    elif backend == "interpret" and a.base is not None:
+        # the interpreter copies a launch's tensors to host and back by storage, keyed by data pointer: two views
+        # of one array that start at the same address but span different lengths (v and v[0]) make it fail
+        # ("size does not match"). Kernels never write their inputs, so a copy is equivalent.
+        a = a.copy()
     t = to_torch(a)
     return t if backend == "interpret" else t.cuda()
 
@@ -283,7 +288,8 @@ class KernelStep(Step):
                 buf = buf.permute(tuple(np.argsort(v.attrs["dims"]).tolist()))
             out_views.append(self.place(buf, n if n in g.rowplaced else None, space, shapes))
         if all(s > 0 for s in space):
-            self.pick(space, lambda config: self.template.launch(self, loads, out_views, space, raw, config))
+            self.pick(space, lambda config: self.template.launch(self, loads, out_views, space, raw,
+                                                                 dict(config, enable_fp_fusion=cache.FP_FUSION)))
         for n, buf in zip(g.outputs, outs):
             values[n] = buf.numpy() if self.backend == "interpret" else buf
 
