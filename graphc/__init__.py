@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import accelerator, autograd, backends, cuda, distributed, dtypes, nn, ops, optim, utils
-from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backends import get_float32_matmul_precision, set_float32_matmul_precision
 from .dtypes import (
     bfloat16,
@@ -23,6 +23,7 @@ from .ops.creation import (
     Generator,
     arange,
     as_tensor,
+    bernoulli,
     default_generator,
     empty,
     empty_like,
@@ -30,21 +31,29 @@ from .ops.creation import (
     from_numpy,
     full,
     full_like,
+    get_rng_state,
+    initial_seed,
     linspace,
     manual_seed,
+    multinomial,
+    normal,
     ones,
     ones_like,
     rand,
     rand_like,
     randint,
+    randint_like,
     randn,
     randn_like,
+    randperm,
+    seed,
+    set_rng_state,
     tensor,
     zeros,
     zeros_like,
 )
 from .serialization import load, save
-from .tensor import Tensor, device, get_default_device, set_default_device
+from .tensor import Size, Tensor, device, get_default_device, set_default_device
 
 
 def is_tensor(obj: object) -> bool:

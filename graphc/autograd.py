@@ -54,6 +54,10 @@ class Node:
     def register_hook(self, hook) -> None:
         self.hooks = (self.hooks or []) + [hook]
 
+    def release(self) -> None:
+        """Drop what backward needs (after a backward without retain_graph), as torch frees saved tensors."""
+        self.inputs, self._out = None, None
+
     def __repr__(self) -> str:
         return f"<{self.name()}>"
 
@@ -76,13 +80,16 @@ def refresh_view(t: Tensor) -> None:
 
 
 class _GradMode:
-    """Context manager and decorator that sets grad mode (no_grad, enable_grad, set_grad_enabled)."""
+    """Context manager and decorator that sets grad mode (no_grad, enable_grad, set_grad_enabled, inference_mode);
+    enabled=None leaves it as it is."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool | None):
         self.enabled = enabled
 
     def __enter__(self):
-        self.prev, STATE.grad_enabled = STATE.grad_enabled, self.enabled
+        self.prev = STATE.grad_enabled
+        if self.enabled is not None:
+            STATE.grad_enabled = self.enabled
 
     def __exit__(self, *exc):
         STATE.grad_enabled = self.prev
@@ -106,14 +113,28 @@ def enable_grad(fn=None):
 
 
 class set_grad_enabled(_GradMode):
-    """Sets grad mode now (as a function) and restores it on exit (as a context manager)."""
+    """Sets grad mode now (as a function) and restores it on exit (as a context manager); as a decorator it leaves
+    the mode as it was and sets it for each call, as torch does."""
 
     def __init__(self, mode: bool):
-        super().__init__(mode)
-        self.prev, STATE.grad_enabled = STATE.grad_enabled, mode
+        super().__init__(bool(mode))
+        self.prev, STATE.grad_enabled = STATE.grad_enabled, bool(mode)
 
     def __enter__(self):
         pass
+
+    def __call__(self, fn):
+        STATE.grad_enabled = self.prev
+        return super().__call__(fn)
+
+
+def inference_mode(mode=True):
+    """torch.inference_mode: context manager or decorator (with or without parentheses) that turns gradient
+    recording off (mode=False leaves it as it is). graphc has no separate inference tensors: results are plain
+    tensors that do not require grad, as under no_grad."""
+    if callable(mode):
+        return _GradMode(False)(mode)
+    return _GradMode(False if mode else None)
 
 
 def is_grad_enabled() -> bool:
@@ -253,7 +274,7 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
                     _check_finite(node, gx, i)
                 deliver(x, fn, gx)
             if not retain_graph:
-                node.inputs, node._out = None, None
+                node.release()
     return results
 
 
@@ -277,3 +298,180 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
     grad_tensors = [None] * len(tensors) if grad_tensors is None else (
         [grad_tensors] if isinstance(grad_tensors, Tensor) else list(grad_tensors))
     run_backward(tensors, grad_tensors, retain_graph, create_graph)
+
+
+class FunctionCtx:
+    """The ctx of a custom autograd.Function: what forward saves for backward."""
+
+    def __init__(self, needs_input_grad: tuple[bool, ...]):
+        self.needs_input_grad = needs_input_grad
+        self.to_save: tuple = ()
+        self.non_differentiable: set[int] = set()
+        self.materialize_grads = True
+
+    def save_for_backward(self, *tensors) -> None:
+        """Keep tensors (or None) for backward, read back as ctx.saved_tensors."""
+        self.to_save = tensors
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self.to_save is None:
+            raise RuntimeError("Trying to backward through the graph a second time (or directly access saved tensors "
+                               "after they have already been freed); pass retain_graph=True to the first backward")
+        return self.to_save
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        """These outputs get no gradient: they do not require grad, and backward receives zeros for them."""
+        self.non_differentiable.update(id(t) for t in tensors)
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """With False, backward receives None (not zeros) for outputs that got no gradient."""
+        self.materialize_grads = value
+
+    def mark_dirty(self, *tensors) -> None:
+        """Accepted for torch compatibility: graphc tracks in-place writes by itself."""
+
+
+class _OutputGrads:
+    """Gradients of a multi-output Function's outputs, by output index, summed as they arrive."""
+
+    _data = None  # not a tensor: anomaly mode's finite check looks at each output's gradient, not at this
+
+    def __init__(self, grads: dict):
+        self.grads = grads
+
+    def __add__(self, other: _OutputGrads) -> _OutputGrads:
+        merged = dict(self.grads)
+        for i, g in other.grads.items():
+            merged[i] = g if i not in merged else merged[i] + g
+        return _OutputGrads(merged)
+
+
+class _CustomBackward:
+    """The 'op' of a custom Function's backward node: calls the user's backward once with every output's gradient."""
+
+    def __init__(self, function: type):
+        self.function, self.name = function, function.__name__
+
+    def backward(self, node: FunctionNode, grads) -> tuple:
+        if not isinstance(grads, _OutputGrads):
+            grads = _OutputGrads({0: grads})
+        outs = []
+        for i, out in enumerate(node.outputs):
+            g = grads.grads.get(i)
+            if g is None and node.ctx.materialize_grads:
+                from .ops.creation import zeros_like
+                g = zeros_like(out)
+            outs.append(g)
+        result = self.function.backward(node.ctx, *outs)
+        result = result if isinstance(result, tuple) else (result,)
+        n = len(node.inputs)
+        if len(result) > n and all(r is None for r in result[n:]):
+            result = result[:n]
+        if len(result) != n:
+            raise RuntimeError(f"function {node.name()} returned an incorrect number of gradients (expected {n}, "
+                               f"got {len(result)})")
+        return tuple(_fit_grad(node, i, x, g) for i, (x, g) in enumerate(zip(node.inputs, result)))
+
+
+def _fit_grad(node: Node, i: int, x, g):
+    """A gradient the user's backward returned, checked against its input: summed over broadcast dims and cast to
+    the input's dtype as torch does; any other shape is an error."""
+    if g is None or not isinstance(x, Tensor) or not x.requires_grad:
+        return None
+    if not isinstance(g, Tensor):
+        raise TypeError(f"function {node.name()} returned a gradient of type {type(g).__name__} at index {i}, "
+                        "expected a Tensor or None")
+    if tuple(g.shape) != tuple(x.shape):
+        from .ops import meta
+        from .ops.reduction import sum_to
+        try:
+            fits = meta.broadcast(tuple(g.shape), tuple(x.shape)) == tuple(g.shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise RuntimeError(f"function {node.name()} returned an invalid gradient at index {i} - got "
+                               f"{list(g.shape)} but expected shape compatible with {list(x.shape)}")
+        g = sum_to(g, x)
+    return g if g.dtype is x.dtype else g.to(x.dtype)
+
+
+class FunctionNode(Node):
+    """The backward node of one custom Function application: its inputs are the forward's arguments."""
+
+    __slots__ = ("ctx", "outputs")
+
+    def __init__(self, function: type, ctx: FunctionCtx, args: tuple, outputs: list[Tensor], where: str | None):
+        self.op, self.inputs, self.attrs, self.where, self.hooks = _CustomBackward(function), args, {}, where, None
+        self._out = (None, None, None)
+        self.ctx, self.outputs = ctx, outputs
+        self.edges = tuple([(x.grad_fn or LEAF) if type(x) is Tensor and x.requires_grad else None for x in args])
+
+    def name(self) -> str:
+        return f"{self.op.name}Backward"
+
+    def release(self) -> None:
+        super().release()
+        self.ctx.to_save, self.outputs = None, None
+
+
+class _SelectBackward:
+    @staticmethod
+    def backward(node: Node, g: Tensor) -> tuple:
+        return (_OutputGrads({node.attrs["index"]: g}),)
+
+
+class _OutputNode(Node):
+    """The grad_fn of one output of a multi-output Function: hands its gradient to the Function's node, which calls
+    backward once with them all."""
+
+    __slots__ = ()
+
+    def __init__(self, joint: FunctionNode, index: int):
+        self.op, self.inputs, self.attrs = _SelectBackward, (None,), {"index": index}
+        self.where, self.hooks = None, None
+        self._out, self.edges = (None, None, None), (joint,)
+
+    def name(self) -> str:
+        return self.edges[0].name()
+
+
+class Function:
+    """torch.autograd.Function: subclass with static forward(ctx, *args) and backward(ctx, *grads), call apply.
+    forward runs without recording (its ops are still captured inside graphc.compile); backward returns one gradient
+    (or None) per forward argument, written with graphc ops so a captured backward records it too."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, *args, **kwargs):
+        raise NotImplementedError("a custom autograd.Function must define forward")
+
+    @staticmethod
+    def backward(ctx: FunctionCtx, *grads):
+        raise NotImplementedError("a custom autograd.Function must define backward")
+
+    @staticmethod
+    def setup_context(ctx: FunctionCtx, inputs: tuple, output) -> None:
+        """The newer style: forward(*args) without ctx, then setup_context(ctx, args, output) saves what it needs."""
+
+    @classmethod
+    def apply(cls, *args):
+        grad = STATE.grad_enabled and any(type(x) is Tensor and x.requires_grad for x in args)
+        ctx = FunctionCtx(tuple(grad and type(x) is Tensor and x.requires_grad for x in args))
+        with _GradMode(False):
+            if cls.setup_context is Function.setup_context:
+                result = cls.forward(ctx, *args)
+            else:
+                result = cls.forward(*args)
+                cls.setup_context(ctx, args, result)
+        if not grad:
+            return result
+        single = not isinstance(result, tuple)
+        outputs = [result] if single else list(result)
+        outputs = [o.detach() if any(o is x for x in args) else o for o in outputs]  # a returned input is new
+        from .errors import user_line
+        node = FunctionNode(cls, ctx, args, [o.detach() if type(o) is Tensor else o for o in outputs],
+                            user_line() if STATE.anomaly else None)
+        for i, o in enumerate(outputs):
+            if type(o) is Tensor and o.dtype.is_floating_point and id(o) not in ctx.non_differentiable:
+                o.requires_grad, o.grad_fn = True, (node if single else _OutputNode(node, i))
+        return outputs[0] if single else tuple(outputs)

@@ -28,16 +28,19 @@ class Op:
     forward(*arrays, **attrs) -> numpy array; backward(ctx, grad) -> one gradient (or None) per input,
     written with graphc ops; parse(*args, **kwargs) -> (inputs, attrs) turns a call into canonical form;
     triton: the op's Triton lowering (an expression template for elementwise ops, a tl reduction name
-    for reductions); pure: False for ops whose result differs call to call (random ops); inverse (view ops):
+    for reductions); fallback: why an op without a lowering runs on numpy in a compiled plan (explain shows it);
+    pure: False for ops whose result differs call to call (random ops); inverse (view ops):
     inverse(base, value, *other_inputs, **attrs) -> base with value written through the view, written with graphc
     ops (the view's functional inverse, as in PyTorch's functionalization)."""
 
-    __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "triton", "pure", "inverse", "doc")
+    __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "triton", "fallback", "pure", "inverse",
+                 "doc")
 
     def __init__(self, name, category, infer, forward, backward=None, parse=None, triton=None, pure=True, doc=None,
-                 inverse=None):
+                 inverse=None, fallback=None):
         self.name, self.category, self.infer, self.forward = name, category, infer, forward
         self.backward, self.parse, self.triton, self.pure, self.inverse = backward, parse, triton, pure, inverse
+        self.fallback = fallback
         self.doc = doc or forward.__doc__
 
     def __call__(self, *args, **kwargs):
@@ -58,15 +61,17 @@ def parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
     message = str(e).removeprefix(f"{fn.name}: ")
     if isinstance(e, TypeError) and e.__traceback__.tb_next is None:  # the call did not fit parse's signature
         message = message.split("() ", 1)[-1]
-    return op_error(fn.name, message, operands, type(e))
+    return op_error(fn.name, message, operands, type(e) if type(e) is not ValueError else RuntimeError)
 
 
-def op(name: str, category: str, infer, backward=None, parse=None, triton=None, pure: bool = True, inverse=None):
+def op(name: str, category: str, infer, backward=None, parse=None, triton=None, pure: bool = True, inverse=None,
+       fallback: str | None = None):
     """Decorator over an op's numpy implementation: registers and returns the Op (callable as the public function)."""
     def register(forward) -> Op:
         if name in OPS:
             raise ValueError(f"op {name!r} is defined twice")
-        OPS[name] = Op(name, category, infer, forward, backward, parse, triton, pure, inverse=inverse)
+        OPS[name] = Op(name, category, infer, forward, backward, parse, triton, pure, inverse=inverse,
+                       fallback=fallback)
         return OPS[name]
     return register
 
@@ -92,7 +97,7 @@ def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inpu
     try:
         out = op.forward(*arrays, **attrs)
     except (ValueError, TypeError, IndexError) as e:
-        raise op_error(op.name, str(e), inputs, type(e)) from None
+        raise _refusal(op, e, inputs) from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     want = out_dtype.np

@@ -92,6 +92,41 @@ def from_torch(t) -> np.ndarray:
     return t.numpy()
 
 
+class Size(tuple):
+    """torch.Size: a tensor's shape, a tuple of ints with numel(); slicing and concatenation stay Sizes."""
+
+    __slots__ = ()
+
+    def numel(self) -> int:
+        """The number of elements a tensor of this shape holds."""
+        return math.prod(self)
+
+    def __getitem__(self, i):
+        out = tuple.__getitem__(self, i)
+        return Size(out) if type(i) is slice else out
+
+    def __add__(self, other: tuple) -> Size:
+        return Size(tuple.__add__(self, other))
+
+    def __radd__(self, other: tuple) -> Size:
+        return Size(tuple(other) + tuple(self))
+
+    def __repr__(self) -> str:
+        return f"graphc.Size({list(self)})"
+
+    __str__ = __repr__
+
+
+_SIZES: dict[tuple, Size] = {}  # one Size per shape seen: .shape is read by every op; a lookup beats a new Size
+
+
+def _new_size(shape: tuple) -> Size:
+    if len(_SIZES) >= 4096:
+        _SIZES.clear()
+    size = _SIZES[shape] = Size(shape)
+    return size
+
+
 class Tensor:
     """An n-d array with autograd. `_data` is a strided numpy view (cpu), a torch tensor (cuda),
     or None while the compiler traces it (then `_node` is its IR node). A view sharing its input's memory knows how it
@@ -110,14 +145,19 @@ class Tensor:
 
     # ---- metadata -------------------------------------------------------------------------------
     @property
-    def shape(self) -> tuple[int, ...]:
+    def shape(self) -> Size:
         data = self._data
         if data is None or STATE.capture is not None:  # the compiler notes size reads (it specialises on them)
             return STATE.capture.shape_of(self)
-        return data.shape if type(data) is np.ndarray else tuple(data.shape)
+        size = _SIZES.get(data.shape)
+        return size if size is not None else _new_size(tuple(data.shape))
 
     def size(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]
+
+    def nelement(self) -> int:
+        """torch.Tensor.nelement: numel()."""
+        return self.numel()
 
     @property
     def ndim(self) -> int:
@@ -193,6 +233,7 @@ class Tensor:
 
         def store(grad: Tensor) -> None:
             self.grad = grad.detach() if self.grad is None else self.grad + grad.detach()
+        store.retains_grad = True  # runs after every other hook, so .grad holds what they produce, as in torch
         self.register_hook(store)
 
     def register_hook(self, hook):
@@ -207,7 +248,8 @@ class Tensor:
                 self._hooks = hooks
             else:
                 owner.hooks = hooks
-        hooks.append(hook)
+        retains = bool(hooks) and getattr(hooks[-1], "retains_grad", False)
+        hooks.insert(len(hooks) - retains, hook)
         return _HookHandle(hooks, hook)
 
     def register_post_accumulate_grad_hook(self, hook):
@@ -292,7 +334,12 @@ class Tensor:
     __str__ = __repr__
 
     def __format__(self, spec: str) -> str:
-        return format(self.item(), spec) if spec and self.numel() == 1 else repr(self)
+        """A 0-d tensor formats as its number (f"{loss:.3f}", f"{loss}"), as in torch; others take no format spec."""
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError("unsupported format string passed to Tensor.__format__")
+        return repr(self)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))

@@ -173,6 +173,37 @@ CASES = [
     ("split_sizes", lambda L, x: L.split(x, [1, 3], dim=-1)[1] * 2, [(2, 4)]),
     ("chunk", lambda L, x: L.cat(x.chunk(3, 0)[::-1], 0), [(5, 2)]),
     ("unbind", lambda L, x: L.stack(x.unbind(1)[::-1]) * L.stack(L.unbind(x)).sum(), [(3, 4)]),
+    ("tril", lambda L, x: L.tril(x, -1), [(3, 4)]),
+    ("triu", lambda L, x: x.triu(1), [(2, 3, 4)]),
+    ("flip", lambda L, x: L.flip(x, (0, -1)) * x.flip(1), [(3, 4)]),
+    ("roll", lambda L, x: L.roll(x, 1) + x.roll((1, -2), (0, 1)), [(3, 4)]),
+    ("narrow", lambda L, x: L.narrow(x, -1, 1, 2)[1:] + x.narrow(0, -2, 2)[:, :1], [(3, 4)]),
+    ("diagonal", lambda L, x: x.diagonal(1)[:2] * L.diagonal(x, -1), [(3, 4)]),
+    ("diagonal_dims", lambda L, x: L.diagonal(x, -1, 0, 2), [(3, 4, 2)]),
+    ("diag", lambda L, x: L.diag(x, 1), [(3, 4)]),
+    ("diag_vector", lambda L, x: x.diag(-1), [(3,)]),
+    ("outer", lambda L, a, b: L.outer(a, b) + L.ger(a, b), [(3,), (4,)]),
+    ("tile", lambda L, x: x.tile(2, 1, 2) * L.tile(x, (2,))[None], [(3, 4)]),
+    ("repeat_interleave", lambda L, x: x.repeat_interleave(2, dim=1), [(3, 4)]),
+    ("repeat_interleave_tensor", lambda L, x: L.repeat_interleave(x, L.tensor([1, 0, 2]), dim=0), [(3, 4)]),
+    ("repeat_interleave_flat", lambda L, x: x.repeat_interleave(3), [(2, 3)]),
+    ("meshgrid", lambda L, a, b: L.stack(L.meshgrid(a, b, indexing="xy")) + L.meshgrid([b, a], indexing="ij")[1],
+     [(3,), (4,)]),
+    ("sort", lambda L, x: x.sort(1).values, [(3, 4)]),
+    ("sort_descending", lambda L, x: L.sort(x, 0, descending=True)[1], [(3, 4)]),
+    ("argsort", lambda L, x: x.argsort(-1, descending=True) + L.argsort(x, 0), [(3, 4)]),
+    ("topk", lambda L, x: L.topk(x, 2, dim=0, largest=False).values, [(3, 4)]),
+    ("topk_indices", lambda L, x: x.topk(3).indices, [(3, 4)]),
+    ("msort", lambda L, x: L.msort(x), [(3, 4)]),
+    ("scatter", lambda L, x, s: x.scatter(1, L.tensor([[0, 2], [1, 3], [3, 0]]), s), [(3, 4), (3, 2)]),
+    ("scatter_value", lambda L, x: L.scatter(x, 0, L.tensor([[2, 0, 1, 1]]), 0.5), [(3, 4)]),
+    ("scatter_add", lambda L, x, s: x.scatter_add(1, L.tensor([[0, 0], [1, 3], [3, 3]]), s), [(3, 4), (3, 2)]),
+    ("index_select", lambda L, x: x.index_select(1, L.tensor([3, 0, 3])) * L.index_select(x, 0, L.tensor(1)).sum(),
+     [(3, 4)]),
+    ("masked_select", lambda L, x: L.masked_select(x, x > 0), [(3, 4)]),
+    ("masked_select_broadcast", lambda L, x, m: x.masked_select(m > 0), [(3, 4), (4,)]),
+    ("nonzero", lambda L, x: (x > 0).nonzero() + L.argwhere(x > 0), [(3, 4)]),
+    ("nonzero_tuple", lambda L, x: L.stack(L.nonzero(x > 0, as_tuple=True)), [(3, 4)]),
 ]
 
 
@@ -227,7 +258,8 @@ def test_op_matches_torch(name, fn, shapes, layout):
 
 FD_SAMPLE = ["div", "pow", "maximum", "var_dim", "logsumexp", "log_softmax", "matmul_broadcast", "einsum_batch",
              "two_arrays", "gather", "cat", "std", "addcdiv", "max_dim", "tanh", "mask_index", "prod_zeros",
-             "clamp_tensor", "einsum_batch_diagonal", "cumsum_neg_dim", "repeat", "norm_zero_row"]
+             "clamp_tensor", "einsum_batch_diagonal", "cumsum_neg_dim", "repeat", "norm_zero_row", "tril", "roll",
+             "diagonal_dims", "diag_vector", "scatter", "scatter_add", "topk", "meshgrid", "repeat_interleave_tensor"]
 
 
 @pytest.mark.parametrize("name", FD_SAMPLE)

@@ -26,15 +26,21 @@ def _op(g, name, *inputs, **attrs):
     return g.add("op", op, inputs, attrs, shape, dt, CPU)
 
 
+def _sample(g, like):
+    """rand_like(like) as the random op it records."""
+    return _op(g, "sample", like, size=None, distribution="uniform", params=(0.0, 1.0), dtype=F32,
+               generator=graphc.default_generator)
+
+
 def test_dce_drops_unused_nodes_but_keeps_inputs_and_random_ops():
     g, x = _graph()
     used = _op(g, "exp", x)
     _op(g, "sin", used)  # dead
     y = g.add("input", None, (), {}, (3,), F32, CPU)  # unused input: kept, inputs are positional
-    _op(g, "rand_like", x, fill_value=None, dtype=F32)  # impure: kept, it advances the generator as eager does
+    _sample(g, x)  # impure: kept, it advances the generator as eager does
     g.outputs = [used]
     eliminate_dead_code(g)
-    assert [n.label for n in g.nodes] == ["input", "exp", "input", "rand_like"]
+    assert [n.label for n in g.nodes] == ["input", "exp", "input", "sample"]
     assert y in g.inputs and [n.id for n in g.nodes] == [0, 1, 2, 3]
 
 
@@ -43,13 +49,13 @@ def test_cse_merges_equal_pure_ops_only():
     a, b = _op(g, "exp", x), _op(g, "exp", x)
     c = _op(g, "add", a, b)
     scaled2, scaled3 = _op(g, "mul", x, 2.0), _op(g, "mul", x, 3.0)  # different operands: kept apart
-    r1 = _op(g, "rand_like", x, fill_value=None, dtype=F32)
-    r2 = _op(g, "rand_like", x, fill_value=None, dtype=F32)
+    r1 = _sample(g, x)
+    r2 = _sample(g, x)
     g.outputs = [c, scaled2, scaled3, r1, r2, b]
     eliminate_common_subexpressions(g)
     assert [n.label for n in g.nodes].count("exp") == 1
     assert c.inputs == (a, a) and g.outputs[-1] is a
-    assert [n.label for n in g.nodes].count("mul") == 2 and [n.label for n in g.nodes].count("rand_like") == 2
+    assert [n.label for n in g.nodes].count("mul") == 2 and [n.label for n in g.nodes].count("sample") == 2
     x_value = np.array([0.0, 1.0, 2.0], np.float32)
     values = reference_values(g, [x_value])
     np.testing.assert_allclose(values[c], 2 * np.exp(x_value), rtol=1e-6)
@@ -61,7 +67,7 @@ def test_constant_folding_computes_constant_subgraphs():
     k2 = _op(g, "mul", k, 2.0)
     k3 = _op(g, "exp", k2)
     out = _op(g, "add", x, k3)
-    noise = _op(g, "rand_like", k, fill_value=None, dtype=F32)  # impure: never folded
+    noise = _sample(g, k)  # impure: never folded
     g.outputs = [out, noise]
     fold_constants(g)
     eliminate_dead_code(g)

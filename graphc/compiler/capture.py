@@ -20,7 +20,7 @@ from ..errors import op_error, overlap_error, user_line
 from ..ops.elementwise import cast
 from ..ops.view import as_strided, expand_as
 from ..state import STATE
-from ..tensor import CPU, Tensor, copy_storage, has_internal_overlap
+from ..tensor import CPU, Size, Tensor, copy_storage, has_internal_overlap
 from .functionalization import (
     Alias,
     Storage,
@@ -45,7 +45,7 @@ class GraphBreakError(RuntimeError):
     """A graph break inside a function compiled with fullgraph=True."""
 
 
-class TracedShape(tuple):
+class TracedShape(Size):
     """A traced tensor's shape as user code sees it: indexing it records the sizes read, anything that sees every
     size (iterating, comparing, printing, hashing, concatenating) records them all. Only recorded sizes join the
     guards, so `F.layer_norm(h, (h.shape[-1],))` does not tie a plan to the batch size."""
@@ -58,14 +58,14 @@ class TracedShape(tuple):
     def __getitem__(self, i):
         dims = range(len(self))[i]
         self._note(dims if type(dims) is range else (dims,))
-        return tuple.__getitem__(self, i)
+        return Size.__getitem__(self, i)
 
-    def __radd__(self, other: tuple) -> tuple:
-        return other + tuple(self)
+    def __radd__(self, other: tuple) -> Size:
+        return Size(other) + tuple(self)
 
 
 def _reads_every_size(name: str):
-    method = getattr(tuple, name)
+    method = getattr(Size, name)
 
     def read(self, *args):
         self._note(range(len(self)))
@@ -74,7 +74,7 @@ def _reads_every_size(name: str):
 
 
 for _name in ("__iter__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__repr__",
-              "__contains__", "__add__", "__mul__", "__rmul__", "count", "index"):
+              "__contains__", "__add__", "__mul__", "__rmul__", "count", "index", "numel"):
     setattr(TracedShape, _name, _reads_every_size(_name))
 
 

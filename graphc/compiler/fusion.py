@@ -90,6 +90,8 @@ def lowering(node: Node) -> str:
 def fallback_reason(node: Node) -> str:
     if node.op.category == MATMUL:
         return "matmul with a 1-d operand has no Triton template"
+    if node.op.fallback:
+        return node.op.fallback
     return f"no Triton lowering for {node.op.category} op {node.op.name!r}"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..dispatch import OPS, Op, dispatch, parse_error
 from ..errors import op_error
 from ..tensor import Tensor
-from . import creation, elementwise, indexing, join, matmul, reduction, view
+from . import creation, elementwise, indexing, join, layout, matmul, reduction, sorting, view
 from .creation import filled
 from .elementwise import (
     add,
@@ -23,8 +23,8 @@ from .elementwise import (
 from .meta import REVERSED_DIMS
 from .view import expand_as, permute, transpose
 
-METHOD_MODULES = (elementwise, reduction, view, matmul, indexing, join)
-NOT_METHODS = {"where", "cat", "stack", "einsum"}
+METHOD_MODULES = (elementwise, reduction, view, matmul, indexing, join, layout, sorting)
+NOT_METHODS = {"where", "cat", "stack", "einsum", "meshgrid"}
 
 
 def public_names(module) -> list[str]:
@@ -83,9 +83,13 @@ def _install_methods() -> None:
         "fill_": lambda self, value: self._assign(filled(self, value), fill=True),
         "where": lambda self, condition, other: elementwise.where(condition, self, other),
         "clone": view.clone,
+        "scatter_": _inplace(indexing.scatter), "scatter_add_": _inplace(indexing.scatter_add),
     }
     for name, fn in operators.items():
         setattr(Tensor, name, _operator(fn) if isinstance(fn, Op) else fn)
+    for name, fn in {**creation.INPLACE_SAMPLERS, "multinomial": creation.multinomial,
+                     "bernoulli": creation.bernoulli}.items():
+        setattr(Tensor, name, fn if name.endswith("_") else _method(fn))
     Tensor.T = property(lambda self: dispatch(permute, (self,), {"dims": REVERSED_DIMS[self.ndim]}))
     Tensor.mT = property(lambda self: transpose(self, -2, -1))
     Tensor.data = property(lambda self: self.detach(), _set_data)

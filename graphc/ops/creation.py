@@ -5,25 +5,60 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..dispatch import OTHER, op
+from ..dispatch import OTHER, Op, op
 from ..tensor import Tensor, device, from_torch, get_default_device
 from .view import _sizes
 
+_DEVICE = device  # Generator's argument is named device, as in torch
+
 
 class Generator:
-    """torch.Generator: a seeded random stream (numpy's PCG64 underneath)."""
+    """torch.Generator: a seeded random stream that every random function takes as generator= (numpy's PCG64
+    underneath, so the values differ from torch's for the same seed; the distributions do not)."""
 
-    def __init__(self, device: str = "cpu"):
-        self._rng = np.random.default_rng()
+    def __init__(self, device: str | device = "cpu"):
+        self.device = _DEVICE(device)
+        self.seed()
 
     def manual_seed(self, seed: int) -> Generator:
-        self._rng = np.random.default_rng(int(seed))
+        """Restart the stream from seed (any int in [-2**63, 2**64); negatives wrap as in torch)."""
+        seed = int(seed)
+        if not -2**63 <= seed < 2**64:
+            raise RuntimeError(f"manual_seed: seed must be within [-2**63, 2**64), got {seed}")
+        self._initial = seed % 2**64
+        self._rng = np.random.default_rng(self._initial)
         return self
 
     def seed(self) -> int:
+        """Seed the stream from the operating system's entropy; returns the seed used."""
         seed = int(np.random.SeedSequence().entropy % 2**63)
         self.manual_seed(seed)
         return seed
+
+    def initial_seed(self) -> int:
+        """The seed the stream was last started from."""
+        return self._initial
+
+    def get_state(self) -> Tensor:
+        """The stream's position as an int64 tensor (set_state restores it; torch's is a uint8 tensor)."""
+        state = self._rng.bit_generator.state
+        words = [state["state"]["state"], state["state"]["inc"]]
+        flat = [w >> shift & (2**64 - 1) for w in words for shift in (0, 64)]
+        flat += [state["has_uint32"], state["uinteger"], self._initial]
+        return Tensor._make(np.array(flat, np.uint64).view(np.int64), dtypes.int64)
+
+    def set_state(self, new_state: Tensor) -> Generator:
+        """Restore a position returned by get_state."""
+        if not isinstance(new_state, Tensor) or new_state.dtype is not dtypes.int64:
+            raise TypeError("RNG state must be the int64 tensor Generator.get_state returns")
+        if new_state.shape != (7,):
+            raise RuntimeError(f"RNG state is wrong size: expected 7 words, got shape {list(new_state.shape)}")
+        w = [int(v) for v in new_state._host().view(np.uint64)]
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = {"bit_generator": "PCG64", "has_uint32": w[4], "uinteger": w[5],
+                                         "state": {"state": w[0] | w[1] << 64, "inc": w[2] | w[3] << 64}}
+        self._initial = w[6]
+        return self
 
 
 default_generator = Generator()
@@ -32,6 +67,26 @@ default_generator = Generator()
 def manual_seed(seed: int) -> Generator:
     """Seed graphc's default random stream (rand, randn, dropout, shuffling, init)."""
     return default_generator.manual_seed(seed)
+
+
+def seed() -> int:
+    """torch.seed: seed the default stream from the operating system's entropy; returns the seed."""
+    return default_generator.seed()
+
+
+def initial_seed() -> int:
+    """torch.initial_seed: the seed the default stream was last started from."""
+    return default_generator.initial_seed()
+
+
+def get_rng_state() -> Tensor:
+    """torch.get_rng_state: the default stream's position (an int64 tensor; see Generator.get_state)."""
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state: Tensor) -> None:
+    """torch.set_rng_state: restore a position returned by get_rng_state."""
+    default_generator.set_state(new_state)
 
 
 def _place(t: Tensor, dev, requires_grad: bool) -> Tensor:
@@ -135,52 +190,225 @@ def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bo
     return _place(Tensor._make(np.eye(n, m, dtype=dt.np), dt), device, requires_grad)
 
 
-def _random_parse(*size, dtype=None, generator=None, low=None, high=None):
-    if dtype is None:
-        dtype = dtypes.int64 if high is not None else dtypes.get_default_dtype()
-    dt = dtypes.to_dtype(dtype)
-    return (), {"size": _sizes(size), "dtype": dt, "generator": generator or default_generator, "low": low,
-                "high": high}
+# Each distribution draws an array of `shape` from a numpy Generator, given torch's parameters.
+DISTRIBUTIONS = {
+    "uniform": lambda rng, shape, low, high: rng.uniform(low, high, shape),
+    "normal": lambda rng, shape, mean, std: rng.normal(mean, std, shape),
+    "integers": lambda rng, shape, low, high: rng.integers(low, high, shape),
+    "bernoulli": lambda rng, shape, p: rng.random(shape) < p,
+    "exponential": lambda rng, shape, lambd: rng.exponential(1 / lambd, shape),
+    "geometric": lambda rng, shape, p: rng.geometric(p, shape),
+    "log_normal": lambda rng, shape, mean, std: rng.lognormal(mean, std, shape),
+    "cauchy": lambda rng, shape, median, sigma: median + sigma * rng.standard_cauchy(shape),
+}
 
 
-def _random_infer(size, dtype, generator, low, high):
-    if high is not None and low >= high:
-        raise ValueError(f"expected 'low' to be less than 'high', but got low={low} >= high={high}")
-    return size, dtype
+def _check_params(distribution: str, params: tuple) -> None:
+    """torch's refusals of bad distribution parameters."""
+    if distribution == "integers" and params[0] >= params[1]:
+        raise ValueError(f"expected 'low' to be less than 'high', but got low={params[0]} >= high={params[1]}")
+    if distribution == "uniform" and params[0] > params[1]:
+        raise ValueError(f"uniform_ expects to return a [from, to) range, but found from={params[0]} > to={params[1]}")
+    if distribution in ("normal", "log_normal") and params[1] < 0:
+        raise ValueError(f"normal expects std >= 0.0, but found std {params[1]}")
+    if distribution in ("bernoulli", "geometric") and not 0 <= params[0] <= 1:
+        raise ValueError(f"{distribution} expects 0 <= p <= 1, but got p={params[0]}")
+    if distribution == "exponential" and params[0] <= 0:
+        raise ValueError(f"exponential expects lambd > 0.0, but found lambd={params[0]}")
 
 
-@op("rand", OTHER, _random_infer, parse=_random_parse, pure=False)
-def _rand(size, dtype, generator, low, high):
-    return generator._rng.random(size, dtype=np.float64)
+def _sample_parse(*like, size=None, distribution: str, params: tuple, dtype=None, generator=None):
+    if generator is not None and not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a graphc.Generator, got {type(generator).__name__}")
+    _check_params(distribution, params)
+    if size is not None and any(n < 0 for n in size):
+        raise ValueError(f"Trying to create tensor with negative dimension: {list(size)}")
+    dt = dtypes.to_dtype(dtype) if dtype is not None else (
+        like[0].dtype if like else dtypes.int64 if distribution == "integers" else dtypes.get_default_dtype())
+    return like, {"size": size, "distribution": distribution, "params": params, "dtype": dt,
+                  "generator": generator or default_generator}
 
 
-@op("randn", OTHER, _random_infer, parse=_random_parse, pure=False)
-def _randn(size, dtype, generator, low, high):
-    return generator._rng.standard_normal(size)
+def _sample_infer(*like, size, distribution, params, dtype, generator):
+    return (tuple(like[0].shape) if like else size), dtype
 
 
-def _randint_parse(low, high=None, size=None, dtype=None, generator=None):
-    if size is None:  # randint(high, size)
-        low, high, size = 0, low, high
-    return _random_parse(*size, dtype=dtype, generator=generator, low=low, high=high)
-
-
-@op("randint", OTHER, _random_infer, parse=_randint_parse, pure=False)
-def _randint(size, dtype, generator, low, high):
-    return generator._rng.integers(low, high, size)
+@op("sample", OTHER, _sample_infer, parse=_sample_parse, pure=False, backward=lambda c, g: (None,) * len(c.inputs))
+def sample(*like, size, distribution, params, dtype, generator):
+    """Values drawn from a distribution: of `size`, or of the shape of the one input (x_like, x.normal_()).
+    Runs on numpy: a random stream has no Triton lowering (it must match the eager draws call for call)."""
+    return DISTRIBUTIONS[distribution](generator._rng, like[0].shape if like else size, *params)
 
 
 def _with_grad(fn):
-    """A creation op with torch's device= and requires_grad=; its result is a new leaf (x_like(w) of a w that
-    requires grad does not, as in torch)."""
-    def make(*args, requires_grad: bool = False, device=None, **kwargs) -> Tensor:
+    """A creation function with torch's device=, requires_grad= and pin_memory= (accepted; host memory is plain
+    numpy); its result is a new leaf (x_like(w) of a w that requires grad does not, as in torch)."""
+    def make(*args, requires_grad: bool = False, device=None, pin_memory: bool = False, **kwargs) -> Tensor:
         out = fn(*args, **kwargs)
         return _place(out.detach() if out.grad_fn is not None else out, device, requires_grad)
-    make.__doc__ = fn.__doc__
+    make.__name__, make.__doc__ = fn.name if isinstance(fn, Op) else fn.__name__, fn.__doc__
     return make
 
 
-rand, randn, randint = _with_grad(_rand), _with_grad(_randn), _with_grad(_randint)
+@_with_grad
+def rand(*size, generator=None, dtype=None) -> Tensor:
+    """torch.rand: uniform values in [0, 1)."""
+    return sample(size=_sizes(size), distribution="uniform", params=(0.0, 1.0), dtype=dtype, generator=generator)
+
+
+@_with_grad
+def randn(*size, generator=None, dtype=None) -> Tensor:
+    """torch.randn: standard normal values."""
+    return sample(size=_sizes(size), distribution="normal", params=(0.0, 1.0), dtype=dtype, generator=generator)
+
+
+@_with_grad
+def randint(low, high=None, size=None, *, generator=None, dtype=None) -> Tensor:
+    """torch.randint(low=0, high, size): integers in [low, high) (int64 unless dtype says)."""
+    if size is None:  # randint(high, size)
+        low, high, size = 0, low, high
+    return sample(size=_sizes((size,)), distribution="integers", params=(int(low), int(high)), dtype=dtype,
+                  generator=generator)
+
+
+@_with_grad
+def rand_like(x: Tensor, *, generator=None, dtype=None) -> Tensor:
+    """torch.rand_like: uniform values in [0, 1) of x's shape (and dtype unless told)."""
+    return sample(x.detach(), distribution="uniform", params=(0.0, 1.0), dtype=dtype, generator=generator)
+
+
+@_with_grad
+def randn_like(x: Tensor, *, generator=None, dtype=None) -> Tensor:
+    """torch.randn_like: standard normal values of x's shape (and dtype unless told)."""
+    return sample(x.detach(), distribution="normal", params=(0.0, 1.0), dtype=dtype, generator=generator)
+
+
+@_with_grad
+def randint_like(x: Tensor, low=0, high=None, *, generator=None, dtype=None) -> Tensor:
+    """torch.randint_like(x, low=0, high): integers in [low, high) of x's shape (and dtype unless told)."""
+    if high is None:
+        low, high = 0, low
+    return sample(x.detach(), distribution="integers", params=(int(low), int(high)), dtype=dtype, generator=generator)
+
+
+def _randperm_parse(n, *, generator=None, dtype=None):
+    if n < 0:
+        raise ValueError(f"Trying to create tensor with negative dimension {n}: [{n}]")
+    return (), {"n": int(n), "dtype": dtypes.to_dtype(dtype) if dtype is not None else dtypes.int64,
+                "generator": generator or default_generator}
+
+
+@op("randperm", OTHER, lambda n, dtype, generator: ((n,), dtype), parse=_randperm_parse, pure=False)
+def _randperm(n, dtype, generator):
+    """A random permutation of 0 .. n-1 (numpy: a shuffle has no Triton lowering)."""
+    return generator._rng.permutation(n)
+
+
+randperm = _with_grad(_randperm)
+randperm.__doc__ = "torch.randperm(n, *, generator=None, dtype=int64): a random permutation of 0 .. n-1."
+
+
+def _multinomial_parse(x, num_samples: int, replacement: bool = False, *, generator=None):
+    return (x,), {"num_samples": int(num_samples), "replacement": bool(replacement),
+                  "generator": generator or default_generator}
+
+
+def _multinomial_infer(x, num_samples, replacement, generator):
+    if x.ndim not in (1, 2):
+        raise ValueError("prob_dist must be 1 or 2 dim")
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"multinomial only supports floating-point dtypes for input, got: {x.dtype.name}")
+    if num_samples <= 0:
+        raise ValueError(f"cannot sample n_sample <= 0 samples (got {num_samples})")
+    if not replacement and num_samples > x.shape[-1]:
+        raise ValueError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+    return tuple(x.shape[:-1]) + (num_samples,), dtypes.int64
+
+
+@op("multinomial", OTHER, _multinomial_infer, parse=_multinomial_parse, pure=False)
+def multinomial(x, num_samples, replacement, generator):
+    """torch.multinomial: indices drawn from the rows of x as unnormalised weights; without replacement each index
+    at most once (an exponential race: the smallest keys -log(u)/w win, which is sampling without replacement).
+    Runs on numpy: a random stream has no Triton lowering."""
+    w = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("probability tensor contains either `inf`, `nan` or element < 0")
+    total = w.sum(-1, keepdims=True)
+    if (total <= 0).any():
+        raise ValueError("invalid multinomial distribution (sum of probabilities <= 0)")
+    rng = generator._rng
+    if replacement:
+        cdf = np.cumsum(w / total, -1)
+        u = rng.random((w.shape[0], num_samples))
+        out = np.stack([np.searchsorted(row, draws, side="right") for row, draws in zip(cdf, u)])
+        out = np.minimum(out, w.shape[-1] - 1)
+    else:
+        with np.errstate(divide="ignore"):
+            keys = -np.log(rng.random(w.shape)) / w
+        out = np.argsort(keys, -1, kind="stable")[:, :num_samples]
+    return out.reshape(x.shape[:-1] + (num_samples,))
+
+
+def bernoulli(x: Tensor, p=None, *, generator=None) -> Tensor:
+    """torch.bernoulli: 1 with probability x (or p when given), else 0, in x's dtype."""
+    if p is not None:
+        return sample(x.detach(), distribution="bernoulli", params=(float(p),), generator=generator)
+    from .elementwise import cast, lt
+    return cast(lt(rand_like(x, generator=generator, dtype=dtypes.float64), x.detach()), x.dtype)
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad: bool = False):
+    """torch.normal: normal values with the given mean and std (numbers, or tensors broadcast together; with
+    numbers, size gives the shape). Like torch, no gradient flows to tensor mean or std."""
+    if not isinstance(mean, Tensor) and not isinstance(std, Tensor):
+        if size is None:
+            raise TypeError("normal: with a number mean and std, size must be given")
+        return _place(sample(size=_sizes((size,)), distribution="normal", params=(float(mean), float(std)),
+                             dtype=dtype, generator=generator), device, requires_grad)
+    if isinstance(std, Tensor) and bool((std < 0).any()):
+        raise ValueError("normal expects all elements of std >= 0.0")
+    noise = randn_like(mean * std if isinstance(std, Tensor) and isinstance(mean, Tensor) else
+                       (mean if isinstance(mean, Tensor) else std), generator=generator)
+    return (noise * std + mean).detach()
+
+
+def _inplace_sampler(distribution: str, *defaults, doc: str):
+    def method(self: Tensor, *params, generator=None) -> Tensor:
+        params = tuple(float(v) if distribution != "integers" else int(v) for v in params + defaults[len(params):])
+        return self._assign(sample(self.detach(), distribution=distribution, params=params, generator=generator))
+    method.__doc__ = doc
+    return method
+
+
+def _random_(self: Tensor, low=0, high=None, *, generator=None) -> Tensor:
+    """Tensor.random_(from=0, to=None): integers in [from, to); to defaults to 2**mantissa digits (float) or
+    the dtype's max (int), as in torch."""
+    if high is None:
+        low, high = (0, low) if low else (0, None)
+    if high is None:
+        high = 2 ** np.finfo(self.dtype.np).nmant + 1 if self.dtype.is_floating_point else np.iinfo(self.dtype.np).max
+    return self._assign(sample(self.detach(), distribution="integers", params=(int(low), int(high)),
+                               generator=generator))
+
+
+def _bernoulli_(self: Tensor, p=0.5, *, generator=None) -> Tensor:
+    """Tensor.bernoulli_(p=0.5): 1 with probability p (a number or a tensor broadcast to self), else 0."""
+    from .view import expand_as
+    value = bernoulli(expand_as(p.detach(), self), generator=generator) if isinstance(p, Tensor) else \
+        sample(self.detach(), distribution="bernoulli", params=(float(p),), generator=generator)
+    return self._assign(value)
+
+
+INPLACE_SAMPLERS = {
+    "uniform_": _inplace_sampler("uniform", 0.0, 1.0, doc="Tensor.uniform_(from=0, to=1): uniform values."),
+    "normal_": _inplace_sampler("normal", 0.0, 1.0, doc="Tensor.normal_(mean=0, std=1): normal values."),
+    "exponential_": _inplace_sampler("exponential", 1.0, doc="Tensor.exponential_(lambd=1): exponential values."),
+    "geometric_": _inplace_sampler("geometric", doc="Tensor.geometric_(p): geometric values (trials to success)."),
+    "log_normal_": _inplace_sampler("log_normal", 1.0, 2.0, doc="Tensor.log_normal_(mean=1, std=2)."),
+    "cauchy_": _inplace_sampler("cauchy", 0.0, 1.0, doc="Tensor.cauchy_(median=0, sigma=1): Cauchy values."),
+    "random_": _random_,
+    "bernoulli_": _bernoulli_,
+}
 
 
 def _like_parse(x, fill_value=None, dtype=None):
@@ -210,19 +438,6 @@ def ones_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -
 
 
 empty_like = zeros_like
-
-
-@op("rand_like", OTHER, _like_infer, parse=_like_parse, pure=False, backward=_no_grad)
-def _rand_like(x, fill_value, dtype):
-    return default_generator._rng.random(x.shape)
-
-
-@op("randn_like", OTHER, _like_infer, parse=_like_parse, pure=False, backward=_no_grad)
-def _randn_like(x, fill_value, dtype):
-    return default_generator._rng.standard_normal(x.shape)
-
-
-rand_like, randn_like = _with_grad(_rand_like), _with_grad(_randn_like)
 
 
 def to_device(x: Tensor, dev: device) -> Tensor:

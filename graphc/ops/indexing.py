@@ -116,6 +116,9 @@ def index(x, *arrays, items):
     return _apply(x, items, arrays)
 
 
+_index_op = index  # index_select's argument is named index, as in torch
+
+
 def _index_grad_infer(g, x, *tensors, items):
     return tuple(x.shape), g.dtype
 
@@ -254,41 +257,156 @@ def _gather_parse(x, dim, index):
     return (x, index), {"dim": meta.norm_dim(dim, x.ndim)}
 
 
+def _check_index(name: str, index, ndim: int) -> None:
+    if index.dtype not in (dtypes.int64, dtypes.int32):
+        raise ValueError(f"{name}(): Expected dtype int32/int64 for index, got {index.dtype.name}")
+    if index.ndim != ndim:
+        raise ValueError(f"Index tensor must have the same number of dimensions as input tensor ({index.ndim} and "
+                         f"{ndim})")
+
+
 def _gather_infer(x, index, dim):
-    if index.dtype is not dtypes.int64:
-        raise TypeError(f"gather expects an int64 index, got {index.dtype.name}")
-    if index.ndim != x.ndim:
-        raise ValueError(f"index has {index.ndim} dims but the input has {x.ndim}")
+    _check_index("gather", index, x.ndim)
     for d, (n, m) in enumerate(zip(x.shape, index.shape)):
         if d != dim and m > n:
-            raise ValueError(f"index size {m} exceeds the input size {n} at dim {d}")
+            raise ValueError(f"Size does not match at dimension {d}: index size {m} exceeds the input size {n}")
     return tuple(index.shape), x.dtype
 
 
-def _gather_index(index: np.ndarray, dim: int) -> tuple:
+def _gather_index(index: np.ndarray, dim: int, n: int) -> tuple:
+    """The numpy index of torch's gather/scatter positions along dim (refusing indices outside [0, n), as torch)."""
+    bad = index[(index < 0) | (index >= n)]
+    if bad.size:
+        raise ValueError(f"index {bad.flat[0]} is out of bounds for dimension {dim} with size {n}")
     grid = list(np.indices(index.shape, sparse=True))
     grid[dim] = index
     return tuple(grid)
 
 
-@op("gather", OTHER, _gather_infer, parse=_gather_parse,
+_GATHER_FALLBACK = "a data-dependent gather/scatter has no Triton lowering yet: it runs on numpy"
+
+
+@op("gather", OTHER, _gather_infer, parse=_gather_parse, fallback=_GATHER_FALLBACK,
     backward=lambda c, g: (gather_grad(g, c.inputs[0], c.inputs[1], dim=c.attrs["dim"]), None))
 def gather(x, index, dim):
     """torch.gather: out[i][j] = x[index[i][j]][j] for dim=0 (index may be smaller than x in the other dims)."""
-    n = x.shape[dim]
-    bad = index[(index < 0) | (index >= n)]
-    if bad.size:  # negative indices too, as in torch
-        raise IndexError(f"index {bad.flat[0]} is out of bounds for dimension {dim} with size {n}")
-    return x[_gather_index(index, dim)]
+    return x[_gather_index(index, dim, x.shape[dim])]
 
 
-@op("gather_grad", OTHER, lambda g, x, index, dim: (tuple(x.shape), g.dtype),
+@op("gather_grad", OTHER, lambda g, x, index, dim: (tuple(x.shape), g.dtype), fallback=_GATHER_FALLBACK,
     backward=lambda c, g: (gather(g, c.attrs["dim"], c.inputs[2]), None, None))
 def gather_grad(g, x, index, dim):
     """Zeros of x's shape with g scatter-added at the gathered positions: the gradient of gather."""
     out = np.zeros(x.shape, g.dtype)
-    np.add.at(out, _gather_index(index, dim), g)
+    np.add.at(out, _gather_index(index, dim, x.shape[dim]), g)
     return out
 
 
-__all__ = ["gather"]
+def _scatter_parse(x, dim, index, src=None, *, value=None, reduce=None):
+    if (src is None) == (value is None):
+        raise TypeError("scatter() takes src (a tensor or a number) or value=, not both")
+    if reduce not in (None, "add", "multiply"):
+        raise ValueError(f"reduce argument must be either add or multiply, got {reduce!r}")
+    return (x, index, value if src is None else src), {"dim": meta.norm_dim(dim, x.ndim), "reduce": reduce}
+
+
+def _scatter_infer(x, index, src, dim, reduce):
+    _check_index("scatter", index, x.ndim)
+    if isinstance(src, Tensor) or hasattr(src, "dtype"):
+        if src.dtype is not x.dtype:
+            raise ValueError(f"scatter(): Expected self.dtype to be equal to src.dtype ({x.dtype.name} and "
+                            f"{src.dtype.name})")
+        if src.ndim != x.ndim:
+            raise ValueError("Index tensor must have the same number of dimensions as src tensor")
+    for d, m in enumerate(index.shape):
+        if (d != dim and m > x.shape[d]) or (isinstance(src, (Tensor,)) or hasattr(src, "dtype")) and m > src.shape[d]:
+            raise ValueError(f"Expected index {list(index.shape)} to be no larger than self {list(x.shape)} apart "
+                             f"from dimension {dim} and to be no larger size than src "
+                             f"{list(meta.shape_of(src))}")
+    return tuple(x.shape), x.dtype
+
+
+def _index_block(src: Tensor, index: Tensor) -> Tensor:
+    """The leading index-shaped block of src (scatter reads only that part of a larger src)."""
+    if tuple(src.shape) == tuple(index.shape):
+        return src
+    return getitem(src, items=tuple((0, n, None) for n in index.shape))
+
+
+def _scatter_backward(c, g):
+    x, index, src = c.inputs
+    dim, reduce = c.attrs["dim"], c.attrs["reduce"]
+    if reduce == "multiply":
+        raise NotImplementedError("scatter(reduce='multiply') has no backward rule (as in torch)")
+    gx = g if reduce == "add" else scatter(g, dim, index, 0.0)
+    if not isinstance(src, Tensor) or not src.requires_grad:
+        return gx, None, None
+    gs = gather(g, dim, index)
+    if tuple(src.shape) != tuple(index.shape):
+        gs = index_grad(gs, src, items=tuple((0, n, None) for n in index.shape))
+    return gx, None, gs
+
+
+@op("scatter", OTHER, _scatter_infer, parse=_scatter_parse, backward=_scatter_backward, fallback=_GATHER_FALLBACK)
+def scatter(x, index, src, dim, reduce):
+    """torch.scatter(input, dim, index, src, reduce=None): a copy of input with src (a tensor or a number) written
+    at the positions index names along dim (out[index[i][j]][j] = src[i][j] for dim=0); reduce='add' or 'multiply'
+    combines with the values there instead. Repeated indices keep one of the written values (as torch, which does not
+    say which)."""
+    out = x.copy()
+    at = _gather_index(index, dim, x.shape[dim])
+    values = src[tuple(slice(0, n) for n in index.shape)] if type(src) is np.ndarray else src
+    if reduce is None:
+        out[at] = values
+    else:
+        (np.add if reduce == "add" else np.multiply).at(out, at, values)
+    return out
+
+
+def scatter_add(x: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
+    """torch.scatter_add: a copy of input with src added at the positions index names along dim (repeated indices
+    accumulate)."""
+    return scatter(x, dim, index, src, reduce="add")
+
+
+def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
+    """torch.index_select: the slices of x along dim that a 1-d int index names (a gathered copy)."""
+    if not isinstance(index, Tensor) or index.dtype not in (dtypes.int64, dtypes.int32):
+        raise op_error("index_select", "Expected dtype int32 or int64 for index", (x, index))
+    if index.ndim > 1:
+        raise op_error("index_select", "Index is supposed to be a vector", (x, index), IndexError)
+    dim = meta.norm_dim(dim, x.ndim)
+    if x.ndim == 0:
+        return index_select(x.reshape(1), 0, index).reshape(index.shape)
+    return _index_op(x, index.reshape(-1) if index.ndim == 0 else index, items=(_FULL,) * dim + (TENSOR,))
+
+
+def masked_select(x: Tensor, mask: Tensor) -> Tensor:
+    """torch.masked_select: the elements of x where the bool mask (broadcast with x) is true, as a 1-d tensor. Its
+    size depends on the mask's values: inside graphc.compile that is a graph break."""
+    if not isinstance(mask, Tensor) or mask.dtype is not dtypes.bool_:
+        raise op_error("masked_select", "expected BoolTensor for mask", (x, mask))
+    try:
+        shape = meta.broadcast(tuple(x.shape), tuple(mask.shape))
+    except ValueError as e:
+        raise op_error("masked_select", str(e), (x, mask)) from None
+    from .view import expand
+    return subscript(expand(x, *shape), expand(mask, *shape))
+
+
+def nonzero(x: Tensor, *, as_tuple: bool = False):
+    """torch.nonzero: the indices of x's non-zero elements, one row per element ((n, ndim) int64), or with
+    as_tuple=True one 1-d index tensor per dim. Reads x's values (a graph break inside graphc.compile)."""
+    data = x._host()
+    found = np.nonzero(data.reshape(1) if x.ndim == 0 else data)
+    if as_tuple:
+        return tuple(Tensor._make(i.astype(np.int64), dtypes.int64) for i in found)
+    return Tensor._make(np.stack(found, -1)[:, :x.ndim].astype(np.int64), dtypes.int64)
+
+
+def argwhere(x: Tensor) -> Tensor:
+    """torch.argwhere: nonzero(x)."""
+    return nonzero(x)
+
+
+__all__ = ["gather", "scatter", "scatter_add", "index_select", "masked_select", "nonzero", "argwhere"]

@@ -180,14 +180,14 @@ argmin = op("argmin", OTHER, _arg_infer, parse=_arg_parse)(
     lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim))
 
 
-class MinMax(NamedTuple):
-    """torch.return_types.max/min: the extreme values along a dim and their indices."""
+class ValuesIndices(NamedTuple):
+    """torch.return_types.max/min/sort/topk: values along a dim and their indices."""
 
     values: Tensor
     indices: Tensor
 
 
-def _extreme(x: Tensor, dim, keepdim: bool, reduce, arg, elementwise) -> Tensor | MinMax:
+def _extreme(x: Tensor, dim, keepdim: bool, reduce, arg, elementwise) -> Tensor | ValuesIndices:
     if isinstance(dim, Tensor):
         return elementwise(x, dim)
     if dim is None:
@@ -198,15 +198,15 @@ def _extreme(x: Tensor, dim, keepdim: bool, reduce, arg, elementwise) -> Tensor 
     values = gather(x, dim, indices) if x.ndim else x
     if not keepdim and x.ndim:
         indices, values = squeeze(indices, dim), squeeze(values, dim)
-    return MinMax(values, indices)
+    return ValuesIndices(values, indices)
 
 
-def max(x: Tensor, dim=None, keepdim: bool = False) -> Tensor | MinMax:
+def max(x: Tensor, dim=None, keepdim: bool = False) -> Tensor | ValuesIndices:
     """torch.max: the largest element; with dim, (values, indices) along it; with a tensor, the elementwise maximum."""
     return _extreme(x, dim, keepdim, amax, argmax, maximum)
 
 
-def min(x: Tensor, dim=None, keepdim: bool = False) -> Tensor | MinMax:
+def min(x: Tensor, dim=None, keepdim: bool = False) -> Tensor | ValuesIndices:
     """torch.min: the smallest element; with dim, (values, indices) along it; with a tensor, the elementwise minimum."""
     return _extreme(x, dim, keepdim, amin, argmin, minimum)
 

@@ -1,0 +1,238 @@
+"""Shape and layout ops beyond plain views: triangles (tril, triu), diagonals, flip, roll, narrow, outer, tile,
+repeat_interleave, meshgrid. Ops that read element positions (tril, diagonal, flip, roll) have no Triton lowering
+yet: their expression templates see values, not indices, so they run on numpy in a compiled plan."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..dispatch import OTHER, VIEW, op
+from ..errors import op_error
+from ..tensor import Tensor
+from . import meta
+from .elementwise import mul
+from .indexing import _FULL, getitem, index_select
+from .view import _sizes, expand, flatten, repeat, reshape, unsqueeze
+
+_POSITIONS = "reads element positions, which Triton expression templates do not see: runs on numpy"
+
+
+def _triangle_parse(x, diagonal: int = 0):
+    return (x,), {"diagonal": int(diagonal)}
+
+
+def _triangle_infer(name: str):
+    def infer(x, diagonal):
+        if x.ndim < 2:
+            raise ValueError(f"{name}: input tensor must have at least 2 dimensions")
+        return tuple(x.shape), x.dtype
+    return infer
+
+
+@op("tril", OTHER, _triangle_infer("tril"), parse=_triangle_parse, fallback=_POSITIONS,
+    backward=lambda c, g: (tril(g, c.attrs["diagonal"]),))
+def tril(x, diagonal):
+    """torch.tril(input, diagonal=0): the lower triangle of the last two dims (column - row <= diagonal), zeros
+    elsewhere."""
+    return np.tril(x, diagonal)
+
+
+@op("triu", OTHER, _triangle_infer("triu"), parse=_triangle_parse, fallback=_POSITIONS,
+    backward=lambda c, g: (triu(g, c.attrs["diagonal"]),))
+def triu(x, diagonal):
+    """torch.triu(input, diagonal=0): the upper triangle of the last two dims (column - row >= diagonal), zeros
+    elsewhere."""
+    return np.triu(x, diagonal)
+
+
+def _dims_parse(name: str, x, dims) -> tuple:
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    out = meta.norm_dim_list(dims, x.ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}: dim {next(d for d in out if out.count(d) > 1)} appears multiple times in the list "
+                         "of dims")
+    return out
+
+
+@op("flip", OTHER, meta.same, parse=lambda x, *dims: ((x,), {"dims": _dims_parse("flip", x, _sizes(dims))}),
+    fallback=_POSITIONS, backward=lambda c, g: (flip(g, c.attrs["dims"]),))
+def flip(x, dims):
+    """torch.flip(input, dims): a copy with the order of elements reversed along each of dims."""
+    return np.flip(x, dims).copy()
+
+
+def _roll_parse(x, shifts, dims=None):
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(int(s) for s in shifts)
+    if dims is None:
+        if len(shifts) != 1:
+            raise ValueError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims: 0")
+        return (x,), {"shifts": shifts, "dims": None}
+    dims = _dims_parse("roll", x, dims) if not isinstance(dims, int) else (meta.norm_dim(dims, x.ndim),)
+    if len(shifts) != len(dims):
+        raise ValueError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims: {len(dims)}")
+    return (x,), {"shifts": shifts, "dims": dims}
+
+
+@op("roll", OTHER, lambda x, shifts, dims: (tuple(x.shape), x.dtype), parse=_roll_parse, fallback=_POSITIONS,
+    backward=lambda c, g: (roll(g, tuple(-s for s in c.attrs["shifts"]), c.attrs["dims"]),))
+def roll(x, shifts, dims):
+    """torch.roll(input, shifts, dims=None): elements shifted along dims, wrapping around (without dims, over the
+    flattened tensor, shape kept)."""
+    return np.roll(x, shifts if dims is not None else shifts[0], dims)
+
+
+def narrow(x: Tensor, dim: int, start, length: int) -> Tensor:
+    """torch.narrow: the view x[..., start:start + length, ...] along dim (start may be negative or a 0-d tensor)."""
+    dim = meta.norm_dim(dim, x.ndim)
+    n = x.shape[dim]
+    start = int(start)
+    if not -n <= start <= n:
+        raise op_error("narrow", f"start ({start}) out of range for dimension {dim} of size {n}", (x,), IndexError)
+    start %= n if n else 1
+    if length < 0 or start + length > n:
+        raise op_error("narrow", f"start ({start}) + length ({length}) exceeds dimension size ({n}).", (x,))
+    return getitem(x, items=(_FULL,) * dim + ((start, start + length, None),))
+
+
+def _diagonal_parse(x, offset: int = 0, dim1: int = 0, dim2: int = 1):
+    d1, d2 = meta.norm_dim(dim1, x.ndim), meta.norm_dim(dim2, x.ndim)
+    if d1 == d2:
+        raise ValueError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return (x,), {"offset": int(offset), "dim1": d1, "dim2": d2}
+
+
+def _diagonal_shape(shape: tuple, offset: int, dim1: int, dim2: int) -> tuple:
+    n = max(0, min(shape[dim1], shape[dim2] - offset) if offset >= 0 else min(shape[dim1] + offset, shape[dim2]))
+    return tuple(s for i, s in enumerate(shape) if i not in (dim1, dim2)) + (n,)
+
+
+def _diagonal_view(x: np.ndarray, offset: int, dim1: int, dim2: int) -> np.ndarray:
+    """A writable strided view of the diagonal (np.diagonal's is read-only; torch's is a view one can write)."""
+    start = [slice(None)] * x.ndim
+    start[dim2 if offset >= 0 else dim1] = slice(abs(offset), None)
+    base = x[tuple(start)]
+    strides = [s for i, s in enumerate(base.strides) if i not in (dim1, dim2)] + [base.strides[dim1] +
+                                                                                 base.strides[dim2]]
+    return np.lib.stride_tricks.as_strided(base, _diagonal_shape(x.shape, offset, dim1, dim2), strides)
+
+
+@op("diagonal", VIEW, lambda x, offset, dim1, dim2: (_diagonal_shape(tuple(x.shape), offset, dim1, dim2), x.dtype),
+    parse=_diagonal_parse, fallback=_POSITIONS, backward=lambda c, g: (diagonal_grad(g, c.inputs[0], **c.attrs),))
+def diagonal(x, offset, dim1, dim2):
+    """torch.diagonal(input, offset=0, dim1=0, dim2=1): a view of the diagonal of dims dim1 and dim2 (above it for
+    offset > 0), as a new last dim."""
+    return _diagonal_view(x, offset, dim1, dim2)
+
+
+@op("diagonal_grad", OTHER, lambda g, x, offset, dim1, dim2: (tuple(x.shape), g.dtype), fallback=_POSITIONS,
+    backward=lambda c, g: (diagonal(g, **c.attrs), None))
+def diagonal_grad(g, x, offset, dim1, dim2):
+    """Zeros of x's shape with g written on the diagonal that diagonal(x, offset, dim1, dim2) reads (its gradient)."""
+    out = np.zeros(x.shape, g.dtype)
+    _diagonal_view(out, offset, dim1, dim2)[...] = g
+    return out
+
+
+def _diag_parse(x, diagonal: int = 0):
+    if x.ndim not in (1, 2):
+        raise ValueError(f"diag(): Supports 1D or 2D tensors. Got {x.ndim}D")
+    return (x,), {"diagonal": int(diagonal)}
+
+
+def _diag_infer(x, diagonal):
+    if x.ndim == 2:
+        return _diagonal_shape(tuple(x.shape), diagonal, 0, 1), x.dtype
+    n = x.shape[0] + abs(diagonal)
+    return (n, n), x.dtype
+
+
+def _diag_backward(c, g):
+    x, k = c.inputs[0], c.attrs["diagonal"]
+    return (diagonal(g, k) if x.ndim == 1 else diagonal_grad(g, x, k, 0, 1),)
+
+
+@op("diag", OTHER, _diag_infer, parse=_diag_parse, fallback=_POSITIONS, backward=_diag_backward)
+def diag(x, diagonal):
+    """torch.diag(input, diagonal=0): a 1-d input as the diagonal of a square matrix (zeros elsewhere); a 2-d
+    input's diagonal as a 1-d copy."""
+    return np.diag(x, diagonal).copy()
+
+
+def outer(x: Tensor, vec2: Tensor) -> Tensor:
+    """torch.outer: out[i, j] = x[i] * vec2[j] for 1-d x and vec2 (a broadcast multiply, fused like one)."""
+    for name, v in (("self", x), ("vec2", vec2)):
+        if v.ndim != 1:
+            raise op_error("outer", f"Expected 1-D argument {name}, but got {v.ndim}-D", (x, vec2))
+    return mul(unsqueeze(x, 1), unsqueeze(vec2, 0))
+
+
+ger = outer
+
+
+def tile(x: Tensor, *dims) -> Tensor:
+    """torch.tile: x repeated dims[i] times along each dim; missing leading dims count as 1 (unlike repeat)."""
+    if not dims:
+        raise TypeError('tile() missing 1 required positional arguments: "dims"')
+    dims = _sizes(dims)
+    return repeat(x, (1,) * (x.ndim - len(dims)) + dims)
+
+
+def repeat_interleave(x: Tensor, repeats=None, dim: int | None = None, *, output_size: int | None = None) -> Tensor:
+    """torch.repeat_interleave: each element (slice along dim; of the flattened x without dim) repeated `repeats`
+    times in place. An int repeats is a view-and-expand (shape-generic); a tensor of per-element repeats depends on
+    its values (a graph break inside graphc.compile). repeat_interleave(repeats) alone repeats arange(len)."""
+    if repeats is None:
+        repeats, x = x, None
+    if x is None:
+        from .creation import arange
+        return repeat_interleave(arange(repeats.shape[0]), repeats, 0)
+    if dim is None:
+        x, dim = flatten(x), 0
+    dim = meta.norm_dim(dim, x.ndim)
+    if isinstance(repeats, Tensor) and repeats.numel() == 1 and repeats.ndim <= 1:
+        repeats = int(repeats.item())
+    if isinstance(repeats, int):
+        if repeats < 0:
+            raise op_error("repeat_interleave", f"repeats can not be negative, got {repeats}", (x,))
+        if x.ndim == 0:
+            x = reshape(x, 1)
+        out = expand(unsqueeze(x, dim + 1), *([-1] * (dim + 1) + [repeats] + [-1] * (x.ndim - dim - 1)))
+        return flatten(out, dim, dim + 1)
+    counts = np.asarray(repeats._host() if isinstance(repeats, Tensor) else repeats)
+    if counts.ndim != 1 or counts.dtype.kind not in "iu":
+        raise op_error("repeat_interleave", "repeats must be 0-dim or 1-dim int tensor", (x, repeats))
+    if counts.shape[0] != x.shape[dim]:
+        raise op_error("repeat_interleave", f"repeats must have the same size as input along dim ({counts.shape[0]} "
+                       f"and {x.shape[dim]})", (x, repeats))
+    if (counts < 0).any():
+        raise op_error("repeat_interleave", "repeats can not be negative", (x, repeats))
+    positions = Tensor._make(np.repeat(np.arange(counts.shape[0]), counts), dtypes.int64)
+    return index_select(x, dim, positions)
+
+
+def meshgrid(*tensors, indexing: str | None = None) -> tuple[Tensor, ...]:
+    """torch.meshgrid: coordinate grids of 0-d or 1-d tensors, as expanded views; indexing='ij' (the default, as in
+    torch, which warns when it is not given) or 'xy' (the first two output dims swapped)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in (None, "ij", "xy"):
+        raise op_error("meshgrid", f"indexing must be one of 'xy' or 'ij', got {indexing!r}", tensors)
+    if not tensors:
+        raise op_error("meshgrid", "expects a non-empty TensorList", ())
+    if any(t.ndim > 1 for t in tensors):
+        raise op_error("meshgrid", "Expected 0D or 1D tensor in the tensor list", tensors)
+    if len({t.dtype for t in tensors}) > 1:
+        raise op_error("meshgrid", "expects all tensors to have the same dtype", tensors)
+    swap = indexing == "xy" and len(tensors) >= 2
+    order = [1, 0, *range(2, len(tensors))] if swap else list(range(len(tensors)))
+    sizes = [tensors[i].numel() for i in order]
+    grids = []
+    for position, i in enumerate(order):
+        shape = [1] * len(tensors)
+        shape[position] = -1
+        grids.append(expand(reshape(tensors[i], *shape), *sizes))
+    return tuple(grids[order.index(i)] for i in range(len(tensors)))
+
+
+__all__ = ["tril", "triu", "flip", "roll", "narrow", "diagonal", "diag", "outer", "ger", "tile", "repeat_interleave",
+           "meshgrid"]
