@@ -204,6 +204,25 @@ CASES = [
     ("masked_select_broadcast", lambda L, x, m: x.masked_select(m > 0), [(3, 4), (4,)]),
     ("nonzero", lambda L, x: (x > 0).nonzero() + L.argwhere(x > 0), [(3, 4)]),
     ("nonzero_tuple", lambda L, x: L.stack(L.nonzero(x > 0, as_tuple=True)), [(3, 4)]),
+    ("isinf_isfinite", lambda L, a: L.stack([L.isinf(a / (a > 0)), a.masked_fill(a > 0, float("nan")).isfinite()]),
+     [(3, 4)]),
+    ("nan_to_num", lambda L, a: L.nan_to_num(a.log(), nan=0.5, neginf=-2.0) + (a / 0).nan_to_num(), [(3, 4)]),
+    ("round", lambda L, x: L.round(x * 3) + x + x.round(decimals=2), [(3, 4)]),
+    ("trunc_fix", lambda L, x: L.trunc(x * 3) + x.fix() + x, [(3, 4)]),
+    ("fmod", lambda L, a, b: L.fmod(a * 3, pos(L, b)) + a.fmod(0.4), [(3, 4), (4,)]),
+    ("remainder_tensor", lambda L, a, b: L.remainder(a * 3, pos(L, b)), [(3, 4), (3, 1)]),
+    ("expm1", lambda L, x: L.expm1(x) + (x * 1e-4).expm1() * 1e4, [(3, 4)]),
+    ("logaddexp", lambda L, a, b: L.logaddexp(a * 10, b), [(3, 4), (4,)]),
+    ("lerp", lambda L, a, b, w: L.lerp(a, b, w) + a.lerp(b, 0.3), [(3, 4), (3, 4), (4,)]),
+    ("isclose", lambda L, a: L.logical_xor(L.isclose(a, a + 1e-6), a > 0) ^ L.isclose(a, a * 1.1, rtol=0.05, atol=0.01),
+     [(3, 4)]),
+    ("allclose_equal", lambda L, a: L.tensor([L.allclose(a, a + 1e-7), L.equal(a, a), L.equal(a, a[:1]),
+                                              a.allclose(a * 1.1), a.equal(a + 1)]), [(3, 4)]),
+    ("cumprod", lambda L, x: x.cumprod(1) + L.cumprod(x * (x.abs() > 0.5), dim=0), [(3, 4)]),
+    ("mm", lambda L, a, b: L.mm(a, b) + a.mm(b), [(3, 4), (4, 5)]),
+    ("addmm", lambda L, c, a, b: L.addmm(c, a, b, beta=0.5, alpha=2) + c.addmm(a, b, beta=0), [(5,), (3, 4), (4, 5)]),
+    ("baddbmm", lambda L, c, a, b: L.baddbmm(c, a, b, alpha=0.5) + c.baddbmm(a, b), [(2, 3, 5), (2, 3, 4), (2, 4, 5)]),
+    ("addbmm", lambda L, c, a, b: L.addbmm(c, a, b, beta=2), [(3, 5), (2, 3, 4), (2, 4, 5)]),
 ]
 
 
@@ -259,7 +278,8 @@ def test_op_matches_torch(name, fn, shapes, layout):
 FD_SAMPLE = ["div", "pow", "maximum", "var_dim", "logsumexp", "log_softmax", "matmul_broadcast", "einsum_batch",
              "two_arrays", "gather", "cat", "std", "addcdiv", "max_dim", "tanh", "mask_index", "prod_zeros",
              "clamp_tensor", "einsum_batch_diagonal", "cumsum_neg_dim", "repeat", "norm_zero_row", "tril", "roll",
-             "diagonal_dims", "diag_vector", "scatter", "scatter_add", "topk", "meshgrid", "repeat_interleave_tensor"]
+             "diagonal_dims", "diag_vector", "scatter", "scatter_add", "topk", "meshgrid", "repeat_interleave_tensor",
+             "cumprod", "logaddexp", "lerp", "fmod", "nan_to_num", "baddbmm"]
 
 
 @pytest.mark.parametrize("name", FD_SAMPLE)

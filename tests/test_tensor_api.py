@@ -370,3 +370,60 @@ def test_fallback_ops_state_their_reason_in_explain():
     report = graphc.explain(lambda x: graphc.tril(x).sort(-1).values.sum(), graphc.randn(4, 4))
     reasons = dict(report.fallbacks)
     assert re.search("element positions", reasons["tril"]) and "sorting" in reasons["argsort"]
+
+
+# ---- compiled: the lowered ops fuse into one kernel; the fallbacks run between kernels, backward included ----------
+@pytest.fixture
+def _kernel_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+
+
+def _lowered(L, a, b):
+    special = L.where(a > 1.2, float("inf"), L.where(a < -1.2, float("nan"), a))
+    return (L.nan_to_num(special, nan=0.5, posinf=3.0) + L.isinf(special) + L.isfinite(special) * 2
+            + L.round(a * 3) + L.round(b, decimals=1) + L.trunc(a * 2) + L.fmod(a * 4, b.abs() + 0.5)
+            + L.remainder(a * 4, b.abs() + 0.5) + L.expm1(b) + L.logaddexp(a, b * 3)
+            + L.logical_xor(a > 0, b > 0) + L.lerp(a, b, 0.25))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "interpret"])
+def test_new_elementwise_lowerings_fuse_and_match_torch(backend, _kernel_cache):
+    a, b = np.random.randn(6, 5).astype(np.float32), np.random.randn(5).astype(np.float32)
+    a[0, :3] = [0.5, 1.5, -2.5] / np.float32(3)  # rounding ties, half to even
+    compiled = graphc.compile(lambda x, y: _lowered(graphc, x, y), backend=backend)
+    assert_close(compiled(graphc.tensor(a), graphc.tensor(b)), _lowered(torch, torch.tensor(a), torch.tensor(b)),
+                 rtol=1e-5, atol=1e-5)
+    if backend == "interpret":
+        report = graphc.explain(lambda x, y: _lowered(graphc, x, y), graphc.tensor(a), graphc.tensor(b))
+        assert report.num_kernels == 1 and not report.fallbacks, str(report)
+
+
+def _fallbacks_step(L, x, w, index):
+    h = (x @ w).tril(-1) + (x @ w).triu(1).flip(0).roll(1, 1)
+    h = h.scatter_add(1, index, h[:, :2] * 2) + L.diagonal(h).sum() + L.diag(h[0]).sum(0)
+    v, i = h.sort(-1, descending=True)
+    return (v.cumprod(-1)[:, :3].tanh().sum() + L.topk(h, 2).values.sum() + h.gather(1, i[:, :1]).sum()
+            + h.index_select(0, index[:, 0]).cumsum(0).mean())
+
+
+@pytest.mark.parametrize("backend", ["numpy", "interpret"])
+def test_fallback_ops_in_a_compiled_training_step_match_torch(backend, _kernel_cache):
+    w = graphc.randn(5, 5, requires_grad=True)
+    tw = to_torch(w)
+    index = graphc.tensor([[0, 4], [1, 2], [3, 3], [2, 0]])
+
+    @graphc.compile(backend=backend)
+    def step(x):
+        w.grad = None
+        loss = _fallbacks_step(graphc, x, w, index)
+        loss.backward()
+        return loss
+
+    for _ in range(2):
+        x = graphc.randn(4, 5)
+        tw.grad = None
+        expected = _fallbacks_step(torch, to_torch(x), tw, to_torch(index))
+        expected.backward()
+        assert_close(step(x), expected, rtol=1e-4, atol=1e-5)
+        assert_close(w.grad, tw.grad, rtol=1e-4, atol=1e-5)
+    assert step.num_compiles == 1

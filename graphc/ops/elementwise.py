@@ -89,8 +89,29 @@ minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: lt(a, b))
 remainder = _binary(
     "remainder",
     np.remainder,
-    lambda c, g: (unbroadcast(g, c.inputs[0]), None),
+    lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g * floor(div(*c.inputs)), c.inputs[1])),
     "{0} - libdevice.floor({0} / {1}) * {1}",
+)
+fmod = _binary(
+    "fmod",
+    np.fmod,
+    lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g * trunc(div(*c.inputs)), c.inputs[1])),
+    "libdevice.fmod({0}, {1})",
+)
+
+
+def _logaddexp_backward(c, g):
+    a, b = c.inputs
+    return unbroadcast(g * sigmoid(a - b), a), unbroadcast(g * sigmoid(b - a), b)
+
+
+logaddexp = _binary(
+    "logaddexp",
+    np.logaddexp,
+    _logaddexp_backward,
+    "tl.where({0} == {1}, {0} + 0.6931471805599453, "  # equal (also both inf) must not make inf - inf
+    "tl.maximum({0}, {1}) + libdevice.log1p(tl.exp(-tl.abs({0} - {1}))))",
+    infer=floating,
 )
 floor_divide = _binary("floor_divide", np.floor_divide, None, "libdevice.floor({0} / {1})")
 
@@ -102,8 +123,11 @@ gt = _binary("gt", np.greater, None, "{0} > {1}", infer=predicate)
 ge = _binary("ge", np.greater_equal, None, "{0} >= {1}", infer=predicate)
 logical_and = _binary("logical_and", np.logical_and, None, "({0} != 0) & ({1} != 0)", infer=predicate)
 logical_or = _binary("logical_or", np.logical_or, None, "({0} != 0) | ({1} != 0)", infer=predicate)
+logical_xor = _binary("logical_xor", np.logical_xor, None, "({0} != 0) != ({1} != 0)", infer=predicate)
 logical_not = _unary("logical_not", np.logical_not, None, "{0} == 0", infer=predicate)
 isnan = _unary("isnan", np.isnan, None, "{0} != {0}", infer=predicate)
+isinf = _unary("isinf", np.isinf, None, '(({0} == float("inf")) | ({0} == float("-inf")))', infer=predicate)
+isfinite = _unary("isfinite", np.isfinite, None, '(({0} == {0}) & (tl.abs({0}) != float("inf")))', infer=predicate)
 
 neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same)
 abs = _unary("abs", np.abs, lambda c, g: (g * sign(c.inputs[0]),), "tl.abs({0})", infer=same)
@@ -111,6 +135,7 @@ sign = _unary("sign", np.sign, lambda c, g: (g * 0,), "({0} > 0).to(tl.float32) 
 exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "tl.exp({0})")
 log = _unary("log", np.log, lambda c, g: (g / c.inputs[0],), "tl.log({0})")
 log1p = _unary("log1p", np.log1p, lambda c, g: (g / (c.inputs[0] + 1),), "libdevice.log1p({0})")
+expm1 = _unary("expm1", np.expm1, lambda c, g: (g * (c.out + 1),), "libdevice.expm1({0})")
 sqrt = _unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), "tl.sqrt({0})")
 rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda c, g: (g * c.out**3 * -0.5,), "tl.rsqrt({0})")
 reciprocal = _unary("reciprocal", lambda x: 1 / x, lambda c, g: (-g * c.out * c.out,), "1.0 / {0}")
@@ -123,6 +148,43 @@ sigmoid = _unary(
 relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (g * gt(c.out, 0),), "tl.maximum({0}, 0)", infer=same)
 floor = _unary("floor", np.floor, lambda c, g: (g * 0,), "libdevice.floor({0})", infer=same)
 ceil = _unary("ceil", np.ceil, lambda c, g: (g * 0,), "libdevice.ceil({0})", infer=same)
+trunc = _unary("trunc", np.trunc, lambda c, g: (g * 0,),
+               "tl.where({0} >= 0, libdevice.floor({0}), libdevice.ceil({0}))", infer=same)
+fix = trunc
+
+
+def _round_parse(x, decimals: int = 0):
+    return (x,), {"decimals": int(decimals), "scale": 10.0 ** int(decimals)}
+
+
+def _round_infer(x, decimals, scale):
+    if not x.dtype.is_floating_point and decimals:
+        raise TypeError(f"round with decimals is not implemented for {x.dtype.name} inputs")
+    return tuple(x.shape), x.dtype
+
+
+# half to even, as torch and numpy round: a tie (fraction exactly 0.5) goes to the even neighbour
+_HALF_EVEN = ("tl.where({y} - libdevice.floor({y}) == 0.5, 2 * libdevice.floor({y} * 0.5 + 0.5), "
+              "libdevice.floor({y} + 0.5)) / {{scale}}")
+round = op("round", ELEMENTWISE, _round_infer, parse=_round_parse, backward=lambda c, g: (g * 0,),
+           triton=_HALF_EVEN.format(y="({0} * {scale})"))(lambda x, decimals, scale: np.round(x, decimals))
+
+
+def _nan_to_num_parse(x, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None):
+    finfo = np.finfo(x.dtype.np) if x.dtype.is_floating_point else None
+    return (x,), {"nan": float(nan), "posinf": float(posinf if posinf is not None or finfo is None else finfo.max),
+                  "neginf": float(neginf if neginf is not None or finfo is None else finfo.min)}
+
+
+nan_to_num = op(
+    "nan_to_num",
+    ELEMENTWISE,
+    lambda x, nan, posinf, neginf: (tuple(x.shape), x.dtype),
+    parse=_nan_to_num_parse,
+    backward=lambda c, g: (g * isfinite(c.inputs[0]),),
+    triton='tl.where({0} != {0}, {nan}, tl.where({0} == float("inf"), {posinf}, '
+           'tl.where({0} == float("-inf"), {neginf}, {0})))',
+)(lambda x, nan, posinf, neginf: np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf))
 erf = _unary(
     "erf",
     scipy.special.erf,
@@ -236,6 +298,21 @@ def addcdiv(x: Tensor, tensor1: Tensor, tensor2: Tensor, value=1) -> Tensor:
     return add(x, mul(div(tensor1, tensor2), value))
 
 
+def isclose(x: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:
+    """torch.isclose: |x - other| <= atol + rtol * |other| elementwise (equal values, infinities included, are
+    close; NaN only with equal_nan)."""
+    if rtol < 0 or atol < 0:
+        from ..errors import op_error
+        raise op_error("isclose", f"rtol and atol must be non-negative, got rtol={rtol} and atol={atol}", (x, other))
+    close = logical_or(eq(x, other), le(abs(sub(x, other)), add(mul(abs(other), rtol), atol)))
+    return logical_or(close, logical_and(isnan(x), isnan(other))) if equal_nan else close
+
+
+def lerp(x: Tensor, end: Tensor, weight) -> Tensor:
+    """torch.lerp: x + weight * (end - x), weight a number or a (broadcast) tensor; gradients flow to all three."""
+    return add(x, mul(weight, sub(end, x)))
+
+
 __all__ = [
     "add",
     "sub",
@@ -245,6 +322,8 @@ __all__ = [
     "maximum",
     "minimum",
     "remainder",
+    "fmod",
+    "logaddexp",
     "floor_divide",
     "eq",
     "ne",
@@ -254,14 +333,18 @@ __all__ = [
     "ge",
     "logical_and",
     "logical_or",
+    "logical_xor",
     "logical_not",
     "isnan",
+    "isinf",
+    "isfinite",
     "neg",
     "abs",
     "sign",
     "exp",
     "log",
     "log1p",
+    "expm1",
     "sqrt",
     "rsqrt",
     "reciprocal",
@@ -272,6 +355,10 @@ __all__ = [
     "relu",
     "floor",
     "ceil",
+    "trunc",
+    "fix",
+    "round",
+    "nan_to_num",
     "erf",
     "where",
     "clamp",
@@ -280,4 +367,6 @@ __all__ = [
     "square",
     "addcmul",
     "addcdiv",
+    "lerp",
+    "isclose",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dispatch import MATMUL, OTHER, op
+from ..errors import op_error
 from . import meta
 from .reduction import sum_to
 from .view import reshape_as, transpose, unsqueeze
@@ -51,6 +52,38 @@ def _bmm_infer(a, b):
 
 bmm = op("bmm", MATMUL, _bmm_infer, backward=_matmul_backward)(np.matmul)
 
+
+
+def mm(x, mat2):
+    """torch.mm: the product of two 2-d matrices (no broadcasting, unlike matmul)."""
+    if x.ndim != 2 or mat2.ndim != 2:
+        raise op_error("mm", f"expected 2-D tensors, got {x.ndim}-D and {mat2.ndim}-D", (x, mat2))
+    return matmul(x, mat2)
+
+
+def _scaled_sum(x, product, beta, alpha):
+    """beta * x + alpha * product, with beta=0 ignoring x (NaN in x does not spread), as torch's addmm family."""
+    if alpha != 1:
+        product = product * alpha
+    if beta == 0:
+        return product
+    return product + (x if beta == 1 else x * beta)
+
+
+def addmm(x, mat1, mat2, *, beta=1, alpha=1):
+    """torch.addmm: beta * x + alpha * (mat1 @ mat2) for 2-d mat1 and mat2 (x broadcast); one matmul kernel with the
+    rest as its epilogue in a compiled plan."""
+    return _scaled_sum(x, mm(mat1, mat2), beta, alpha)
+
+
+def baddbmm(x, batch1, batch2, *, beta=1, alpha=1):
+    """torch.baddbmm: beta * x + alpha * bmm(batch1, batch2) (x broadcast)."""
+    return _scaled_sum(x, bmm(batch1, batch2), beta, alpha)
+
+
+def addbmm(x, batch1, batch2, *, beta=1, alpha=1):
+    """torch.addbmm: beta * x + alpha * (the sum over the batch of batch1[i] @ batch2[i])."""
+    return _scaled_sum(x, bmm(batch1, batch2).sum(0), beta, alpha)
 
 
 def _einsum_parse(equation: str, *operands):
@@ -172,4 +205,4 @@ def einsum(*arrays, equation):
     return np.einsum(equation, *arrays, optimize=len(arrays) > 2)
 
 
-__all__ = ["matmul", "bmm", "einsum"]
+__all__ = ["matmul", "bmm", "einsum", "mm", "addmm", "baddbmm", "addbmm"]

@@ -138,6 +138,34 @@ def cumsum_reversed(x, dim):
     return np.flip(_running_sum(np.flip(x, axis), dim), axis)
 
 
+def _cumprod_backward(c, g):
+    return (cumprod_grad(g, c.inputs[0], c.out, dim=c.attrs["dim"]),)
+
+
+@op("cumprod", OTHER, _cumsum_infer, parse=_cumsum_parse, backward=_cumprod_backward,
+    fallback="a scan has no Triton lowering yet: runs on numpy")
+def cumprod(x, dim):
+    """torch.cumprod: running products along dim (bool and integer inputs multiply in int64)."""
+    return np.cumprod(x, axis=dim if x.ndim else None, dtype=np.int64 if x.dtype.kind in "biu" else None).reshape(
+        x.shape)
+
+
+@op("cumprod_grad", OTHER, lambda g, x, out, dim: (tuple(x.shape), g.dtype),
+    fallback="a scan has no Triton lowering yet: runs on numpy")
+def cumprod_grad(g, x, out, dim):
+    """The gradient of cumprod, exact where x has zeros: d out_j / d x_i is the product of x_0..x_j without x_i, so
+    grad_i = (x_0 * .. * x_(i-1)) * S_i with S_i = g_i + x_(i+1) * S_(i+1), a scan from the far end."""
+    if x.ndim == 0:
+        return g
+    g, x = np.moveaxis(g, dim, 0), np.moveaxis(x, dim, 0)
+    before = np.concatenate([np.ones_like(x[:1]), np.cumprod(x[:-1], axis=0)])
+    tail = np.empty_like(g)
+    tail[-1] = g[-1]
+    for i in range(len(x) - 2, -1, -1):
+        tail[i] = g[i] + x[i + 1] * tail[i + 1]
+    return np.moveaxis(before * tail, 0, dim)
+
+
 def _numel_infer(x, dim):
     return (), dtypes.int64
 
@@ -296,5 +324,16 @@ def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
     return shifted - log(sum(exp(shifted), dim, keepdim=True))
 
 
-__all__ = ["sum", "prod", "all", "any", "cumsum", "mean", "amax", "amin", "argmax", "argmin", "max", "min", "var",
-           "std", "norm", "logsumexp", "softmax", "log_softmax"]
+def allclose(x: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """torch.allclose: whether |x - other| <= atol + rtol * |other| everywhere (broadcast), as a Python bool."""
+    from .elementwise import isclose
+    return bool(all(isclose(x, other, rtol, atol, equal_nan)))
+
+
+def equal(x: Tensor, other: Tensor) -> bool:
+    """torch.equal: whether x and other have the same shape and the same values (NaN is never equal)."""
+    return tuple(x.shape) == tuple(other.shape) and bool(all(eq(x, other)))
+
+
+__all__ = ["sum", "prod", "all", "any", "cumsum", "cumprod", "mean", "amax", "amin", "argmax", "argmin", "max", "min",
+           "var", "std", "norm", "logsumexp", "softmax", "log_softmax", "allclose", "equal"]
