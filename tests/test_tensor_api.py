@@ -349,6 +349,16 @@ def test_constructors_keep_dtype_and_device_like_torch():
         assert all(not m.requires_grad for m in made) and L.full_like(x, 2.5).sum().item() == 15
 
 
+def test_meshgrid_without_indexing_warns_and_uses_ij_like_torch():
+    a, b = graphc.arange(3), graphc.arange(4)
+    with pytest.warns(UserWarning, match="indexing argument"):
+        ours = graphc.meshgrid(a, b)
+    with pytest.warns(UserWarning, match="indexing argument"):
+        theirs = torch.meshgrid(to_torch(a), to_torch(b))
+    for o, t in zip(ours, theirs):
+        assert_close(o, t)
+
+
 def test_scatter_from_a_larger_src_reads_its_leading_block():
     src = graphc.randn(3, 3, requires_grad=True)
     index = graphc.tensor([[0, 2], [1, 3], [3, 0]])

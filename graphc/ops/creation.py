@@ -233,10 +233,13 @@ def _sample_infer(*like, size, distribution, params, dtype, generator):
     return (tuple(like[0].shape) if like else size), dtype
 
 
-@op("sample", OTHER, _sample_infer, parse=_sample_parse, pure=False, backward=lambda c, g: (None,) * len(c.inputs))
+_RANDOM_FALLBACK = "draws from a graphc.Generator (numpy's PCG64), which has no Triton lowering: runs on numpy"
+
+
+@op("sample", OTHER, _sample_infer, parse=_sample_parse, pure=False, backward=lambda c, g: (None,) * len(c.inputs),
+    fallback=_RANDOM_FALLBACK)
 def sample(*like, size, distribution, params, dtype, generator):
-    """Values drawn from a distribution: of `size`, or of the shape of the one input (x_like, x.normal_()).
-    Runs on numpy: a random stream has no Triton lowering (it must match the eager draws call for call)."""
+    """Values drawn from a distribution: of `size`, or of the shape of the one input (x_like, x.normal_())."""
     return DISTRIBUTIONS[distribution](generator._rng, like[0].shape if like else size, *params)
 
 
@@ -298,9 +301,10 @@ def _randperm_parse(n, *, generator=None, dtype=None):
                 "generator": generator or default_generator}
 
 
-@op("randperm", OTHER, lambda n, dtype, generator: ((n,), dtype), parse=_randperm_parse, pure=False)
+@op("randperm", OTHER, lambda n, dtype, generator: ((n,), dtype), parse=_randperm_parse, pure=False,
+    fallback=_RANDOM_FALLBACK)
 def _randperm(n, dtype, generator):
-    """A random permutation of 0 .. n-1 (numpy: a shuffle has no Triton lowering)."""
+    """A random permutation of 0 .. n-1."""
     return generator._rng.permutation(n)
 
 
@@ -325,11 +329,10 @@ def _multinomial_infer(x, num_samples, replacement, generator):
     return tuple(x.shape[:-1]) + (num_samples,), dtypes.int64
 
 
-@op("multinomial", OTHER, _multinomial_infer, parse=_multinomial_parse, pure=False)
+@op("multinomial", OTHER, _multinomial_infer, parse=_multinomial_parse, pure=False, fallback=_RANDOM_FALLBACK)
 def multinomial(x, num_samples, replacement, generator):
     """torch.multinomial: indices drawn from the rows of x as unnormalised weights; without replacement each index
-    at most once (an exponential race: the smallest keys -log(u)/w win, which is sampling without replacement).
-    Runs on numpy: a random stream has no Triton lowering."""
+    at most once (an exponential race: the smallest keys -log(u)/w win, which is sampling without replacement)."""
     w = x.reshape(-1, x.shape[-1]).astype(np.float64)
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("probability tensor contains either `inf`, `nan` or element < 0")

@@ -3,6 +3,8 @@ repeat_interleave, meshgrid. Ops that read element positions (tril, diagonal, fl
 yet: their expression templates see values, not indices, so they run on numpy in a compiled plan."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import dtypes
@@ -223,6 +225,9 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple[Tensor, ...]:
         raise op_error("meshgrid", "Expected 0D or 1D tensor in the tensor list", tensors)
     if len({t.dtype for t in tensors}) > 1:
         raise op_error("meshgrid", "expects all tensors to have the same dtype", tensors)
+    if indexing is None:
+        warnings.warn("meshgrid: in an upcoming release, it will be required to pass the indexing argument (as "
+                      "torch warns); 'ij' is used", UserWarning, stacklevel=2)
     swap = indexing == "xy" and len(tensors) >= 2
     order = [1, 0, *range(2, len(tensors))] if swap else list(range(len(tensors)))
     sizes = [tensors[i].numel() for i in order]
