@@ -132,6 +132,8 @@ def test_random_draws_follow_torch_distributions():
     firsts = graphc.multinomial(weights.expand(20_000, 4), 2, generator=g).numpy()
     assert (firsts[:, 0] != firsts[:, 1]).all() and not (firsts == 1).any()
     np.testing.assert_allclose(np.bincount(firsts[:, 0], minlength=4) / 20_000, [0.125, 0, 0.375, 0.5], atol=0.02)
+    wide = graphc.empty(n).random_(generator=g)
+    assert 2**23 < wide.max().item() <= 2**24 and 2**23 < torch.empty(n).random_().max().item() <= 2**24
     perm = graphc.randperm(50, generator=g)
     assert perm.dtype is graphc.int64 and sorted(perm.tolist()) == list(range(50))
 
@@ -359,6 +361,20 @@ def test_meshgrid_without_indexing_warns_and_uses_ij_like_torch():
         assert_close(o, t)
 
 
+def test_writes_through_a_diagonal_view_reach_the_base_and_its_gradient_like_torch():
+    results = []
+    for L in (graphc, torch):
+        x = L.zeros(3, 4)
+        x.diagonal(1).fill_(1.0)
+        w = L.ones(3, 3, requires_grad=True)
+        y = w * 2
+        y.diagonal().mul_(3)
+        y.sum().backward()
+        results.append((x.numpy().copy(), w.grad.numpy().copy()))
+    for ours, theirs in zip(*results):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_scatter_from_a_larger_src_reads_its_leading_block():
     src = graphc.randn(3, 3, requires_grad=True)
     index = graphc.tensor([[0, 2], [1, 3], [3, 0]])
@@ -406,6 +422,17 @@ def test_new_elementwise_lowerings_fuse_and_match_torch(backend, _kernel_cache):
     if backend == "interpret":
         report = graphc.explain(lambda x, y: _lowered(graphc, x, y), graphc.tensor(a), graphc.tensor(b))
         assert report.num_kernels == 1 and not report.fallbacks, str(report)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "interpret"])
+def test_remainder_and_fmod_are_exact_where_the_quotient_rounds_to_a_whole_number(backend, _kernel_cache):
+    a = np.array([0.3, -0.3, 5.0, -5.0, 2.9999998, 7.0], np.float32)
+    b = np.array([0.1, 0.1, -3.0, 3.0, 1.0, 7.0], np.float32)
+    compiled = graphc.compile(lambda x, y: (x % y, graphc.fmod(x, y), x.long() % 3), backend=backend)
+    for ours, theirs in zip(compiled(graphc.tensor(a), graphc.tensor(b)),
+                            (torch.tensor(a) % torch.tensor(b), torch.fmod(torch.tensor(a), torch.tensor(b)),
+                             torch.tensor(a).long() % 3)):
+        assert_close(ours, theirs, rtol=0, atol=0)
 
 
 def _fallbacks_step(L, x, w, index):

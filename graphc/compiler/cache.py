@@ -215,13 +215,6 @@ class InterpreterLibdevice:
         return tl.where(tl.abs(x) < 1e-5, x + 0.5 * x * x, tl.exp(x) - 1)
 
     @staticmethod
-    def fmod(a, b):
-        import triton.language as tl
-
-        q = a / b
-        return a - tl.where(q >= 0, tl.floor(q), tl.ceil(q)) * b
-
-    @staticmethod
     def pow(a, b):
         import triton.language as tl
 

@@ -383,13 +383,17 @@ def _inplace_sampler(distribution: str, *defaults, doc: str):
     return method
 
 
+_MANTISSA_DIGITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
+
+
 def _random_(self: Tensor, low=0, high=None, *, generator=None) -> Tensor:
-    """Tensor.random_(from=0, to=None): integers in [from, to); to defaults to 2**mantissa digits (float) or
-    the dtype's max (int), as in torch."""
+    """Tensor.random_(from=0, to=None): integers in [from, to); without to, in [0, 2**mantissa digits] (floats,
+    every integer exactly representable) or [0, the dtype's max), as in torch."""
     if high is None:
         low, high = (0, low) if low else (0, None)
     if high is None:
-        high = 2 ** np.finfo(self.dtype.np).nmant + 1 if self.dtype.is_floating_point else np.iinfo(self.dtype.np).max
+        high = 2 ** _MANTISSA_DIGITS[self.dtype.name] + 1 if self.dtype.is_floating_point else \
+            np.iinfo(self.dtype.np).max
     return self._assign(sample(self.detach(), distribution="integers", params=(int(low), int(high)),
                                generator=generator))
 

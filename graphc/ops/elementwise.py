@@ -90,13 +90,15 @@ remainder = _binary(
     "remainder",
     np.remainder,
     lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g * floor(div(*c.inputs)), c.inputs[1])),
-    "{0} - libdevice.floor({0} / {1}) * {1}",
+    # fmod (Triton's %, exact) moved into the divisor's sign, as torch computes it: a - floor(a / b) * b is off by b
+    # where a / b rounds up to a whole number
+    "tl.where((({0} % {1}) != 0) & ((({0} % {1}) < 0) != ({1} < 0)), ({0} % {1}) + {1}, {0} % {1})",
 )
 fmod = _binary(
     "fmod",
     np.fmod,
     lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g * trunc(div(*c.inputs)), c.inputs[1])),
-    "libdevice.fmod({0}, {1})",
+    "{0} % {1}",
 )
 
 
