@@ -46,6 +46,14 @@ ERRORS = [
     ("requires_grad_int", lambda L: L.ones(3, dtype=L.int64).requires_grad_(), "floating point"),
     ("format_vector_spec", lambda L: f"{L.ones(2):.2f}", "unsupported format string"),
     ("generator_state", lambda L: L.Generator().set_state(L.ones(3)), ""),
+    ("mm_3d", lambda L: L.mm(L.ones(2, 3, 4), L.ones(4, 2)), "self must be a matrix"),
+    ("mm_inner", lambda L: L.mm(L.ones(2, 3), L.ones(4, 2)), "cannot be multiplied"),
+    ("addmm_input_wider", lambda L: L.addmm(L.ones(5, 2, 2), L.ones(2, 3), L.ones(3, 2)), "2, 2]"),
+    ("addmm_input_mismatch", lambda L: L.addmm(L.ones(3), L.ones(2, 3), L.ones(3, 2)), "expanded size"),
+    ("baddbmm_batches", lambda L: L.baddbmm(L.ones(2, 2, 2), L.ones(2, 2, 3), L.ones(3, 2, 2)), ""),
+    ("cumprod_dim", lambda L: L.cumprod(L.ones(2, 3), 2), "out of range"),
+    ("isclose_negative_rtol", lambda L: L.isclose(L.ones(2), L.ones(2), rtol=-1), "greater than or equal to zero"),
+    ("lerp_shapes", lambda L: L.lerp(L.ones(2), L.ones(3), 0.5), ""),
 ]
 
 

@@ -305,7 +305,8 @@ def isclose(x: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, 
     close; NaN only with equal_nan)."""
     if rtol < 0 or atol < 0:
         from ..errors import op_error
-        raise op_error("isclose", f"rtol and atol must be non-negative, got rtol={rtol} and atol={atol}", (x, other))
+        raise op_error("isclose", f"rtol and atol must be greater than or equal to zero, but got rtol={rtol} and "
+                       f"atol={atol}", (x, other))
     close = logical_or(eq(x, other), le(abs(sub(x, other)), add(mul(abs(other), rtol), atol)))
     return logical_or(close, logical_and(isnan(x), isnan(other))) if equal_nan else close
 

@@ -56,13 +56,23 @@ bmm = op("bmm", MATMUL, _bmm_infer, backward=_matmul_backward)(np.matmul)
 
 def mm(x, mat2):
     """torch.mm: the product of two 2-d matrices (no broadcasting, unlike matmul)."""
-    if x.ndim != 2 or mat2.ndim != 2:
-        raise op_error("mm", f"expected 2-D tensors, got {x.ndim}-D and {mat2.ndim}-D", (x, mat2))
+    for name, m in (("self", x), ("mat2", mat2)):
+        if m.ndim != 2:
+            raise op_error("mm", f"{name} must be a matrix (got {m.ndim}-D)", (x, mat2))
     return matmul(x, mat2)
 
 
 def _scaled_sum(x, product, beta, alpha):
-    """beta * x + alpha * product, with beta=0 ignoring x (NaN in x does not spread), as torch's addmm family."""
+    """beta * x + alpha * product, with beta=0 ignoring x (NaN in x does not spread), as torch's addmm family; x
+    must broadcast to the product's shape (it never widens the result)."""
+    want = tuple(product.shape)
+    try:
+        fits = meta.broadcast(tuple(x.shape), want) == want
+    except ValueError:
+        fits = False
+    if not fits:
+        raise op_error("addmm", f"The expanded size of the tensor must match the product's shape: input of shape "
+                       f"{list(x.shape)} does not broadcast to {list(want)}", (x, product))
     if alpha != 1:
         product = product * alpha
     if beta == 0:

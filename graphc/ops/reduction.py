@@ -125,13 +125,18 @@ def _running_sum(x: np.ndarray, dim: int) -> np.ndarray:
         x.shape)
 
 
-@op("cumsum", OTHER, _cumsum_infer, parse=_cumsum_parse, backward=lambda c, g: (cumsum_reversed(g, **c.attrs),))
+_SCAN_FALLBACK = "a scan has no Triton lowering yet: runs on numpy"
+
+
+@op("cumsum", OTHER, _cumsum_infer, parse=_cumsum_parse, backward=lambda c, g: (cumsum_reversed(g, **c.attrs),),
+    fallback=_SCAN_FALLBACK)
 def cumsum(x, dim):
     """torch.cumsum: running sums along dim (bool and integer inputs sum in int64)."""
     return _running_sum(x, dim)
 
 
-@op("cumsum_reversed", OTHER, _cumsum_infer, backward=lambda c, g: (cumsum(g, c.attrs["dim"]),))
+@op("cumsum_reversed", OTHER, _cumsum_infer, backward=lambda c, g: (cumsum(g, c.attrs["dim"]),),
+    fallback=_SCAN_FALLBACK)
 def cumsum_reversed(x, dim):
     """Running sums along dim from the far end: the gradient of cumsum."""
     axis = dim if x.ndim else None
@@ -143,7 +148,7 @@ def _cumprod_backward(c, g):
 
 
 @op("cumprod", OTHER, _cumsum_infer, parse=_cumsum_parse, backward=_cumprod_backward,
-    fallback="a scan has no Triton lowering yet: runs on numpy")
+    fallback=_SCAN_FALLBACK)
 def cumprod(x, dim):
     """torch.cumprod: running products along dim (bool and integer inputs multiply in int64)."""
     return np.cumprod(x, axis=dim if x.ndim else None, dtype=np.int64 if x.dtype.kind in "biu" else None).reshape(
@@ -151,7 +156,7 @@ def cumprod(x, dim):
 
 
 @op("cumprod_grad", OTHER, lambda g, x, out, dim: (tuple(x.shape), g.dtype),
-    fallback="a scan has no Triton lowering yet: runs on numpy")
+    fallback=_SCAN_FALLBACK)
 def cumprod_grad(g, x, out, dim):
     """The gradient of cumprod, exact where x has zeros: d out_j / d x_i is the product of x_0..x_j without x_i, so
     grad_i = (x_0 * .. * x_(i-1)) * S_i with S_i = g_i + x_(i+1) * S_(i+1), a scan from the far end."""
