@@ -180,6 +180,8 @@ CASES = [
     ("narrow", lambda L, x: L.narrow(x, -1, 1, 2)[1:] + x.narrow(0, -2, 2)[:, :1], [(3, 4)]),
     ("diagonal", lambda L, x: x.diagonal(1)[:2] * L.diagonal(x, -1), [(3, 4)]),
     ("diagonal_dims", lambda L, x: L.diagonal(x, -1, 0, 2), [(3, 4, 2)]),
+    ("diagonal_scatter", lambda L, x, s: L.diagonal_scatter(x, s, 1) * x.diagonal_scatter(s[:2], dim1=1, dim2=0,
+                                                                                          offset=-2), [(3, 4), (3,)]),
     ("diag", lambda L, x: L.diag(x, 1), [(3, 4)]),
     ("diag_vector", lambda L, x: x.diag(-1), [(3,)]),
     ("outer", lambda L, a, b: L.outer(a, b) + L.ger(a, b), [(3,), (4,)]),

@@ -383,6 +383,28 @@ def test_writes_through_a_diagonal_view_reach_the_base_and_its_gradient_like_tor
         np.testing.assert_array_equal(ours, theirs)
 
 
+def test_writes_through_a_diagonal_view_inside_compile_are_functionalized():
+    w = graphc.randn(3, 3, requires_grad=True)
+    tw = to_torch(w)
+
+    def step(L, w, x):
+        w.grad = None
+        y = w * x
+        y.diagonal().mul_(3)
+        loss = (y * y).sum()
+        loss.backward()
+        return loss
+
+    compiled = graphc.compile(lambda x: step(graphc, w, x))
+    for _ in range(3):
+        x = graphc.randn(3, 3)
+        loss = compiled(x)
+        expected = step(torch, tw, to_torch(x))
+        assert_close(loss, expected, rtol=1e-5)
+        assert_close(w.grad, tw.grad, rtol=1e-5)
+    assert compiled.num_compiles == 1
+
+
 def test_scatter_from_a_larger_src_reads_its_leading_block():
     src = graphc.randn(3, 3, requires_grad=True)
     index = graphc.tensor([[0, 2], [1, 3], [3, 0]])

@@ -12,6 +12,7 @@ from ..dispatch import OTHER, VIEW, op
 from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
+from .creation import zeros_like
 from .elementwise import mul
 from .indexing import _FULL, getitem, index_select
 from .view import _sizes, expand, flatten, repeat, reshape, unsqueeze
@@ -96,11 +97,19 @@ def narrow(x: Tensor, dim: int, start, length: int) -> Tensor:
     return getitem(x, items=(_FULL,) * dim + ((start, start + length, None),))
 
 
-def _diagonal_parse(x, offset: int = 0, dim1: int = 0, dim2: int = 1):
+def _diagonal_attrs(x, offset: int, dim1: int, dim2: int) -> dict:
     d1, d2 = meta.norm_dim(dim1, x.ndim), meta.norm_dim(dim2, x.ndim)
     if d1 == d2:
         raise ValueError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
-    return (x,), {"offset": int(offset), "dim1": d1, "dim2": d2}
+    return {"offset": int(offset), "dim1": d1, "dim2": d2}
+
+
+def _diagonal_parse(x, offset: int = 0, dim1: int = 0, dim2: int = 1):
+    return (x,), _diagonal_attrs(x, offset, dim1, dim2)
+
+
+def _diagonal_scatter_parse(x, src, offset: int = 0, dim1: int = 0, dim2: int = 1):
+    return (x, src), _diagonal_attrs(x, offset, dim1, dim2)
 
 
 def _diagonal_shape(shape: tuple, offset: int, dim1: int, dim2: int) -> tuple:
@@ -118,21 +127,38 @@ def _diagonal_view(x: np.ndarray, offset: int, dim1: int, dim2: int) -> np.ndarr
     return np.lib.stride_tricks.as_strided(base, _diagonal_shape(x.shape, offset, dim1, dim2), strides)
 
 
+def _diagonal_scatter_infer(x, src, offset, dim1, dim2):
+    want = _diagonal_shape(tuple(x.shape), offset, dim1, dim2)
+    if meta.broadcast(tuple(src.shape), want) != want:
+        raise ValueError(f"src of shape {list(src.shape)} does not fit the diagonal of shape {list(want)}")
+    return tuple(x.shape), x.dtype
+
+
+def _diagonal_scatter_backward(c, g):
+    x, src = c.inputs
+    attrs = c.attrs
+    gx = diagonal_scatter(g, zeros_like(diagonal(g, **attrs)), **attrs) if x.requires_grad else None
+    return gx, (diagonal(g, **attrs) if src.requires_grad else None)
+
+
+@op("diagonal_scatter", OTHER, _diagonal_scatter_infer, parse=_diagonal_scatter_parse,
+    backward=_diagonal_scatter_backward, fallback=_POSITIONS)
+def diagonal_scatter(x, src, offset, dim1, dim2):
+    """torch.diagonal_scatter(input, src, offset=0, dim1=0, dim2=1): a copy of input with src written on the diagonal
+    that diagonal(input, offset, dim1, dim2) reads (also the gradient of diagonal, and its inverse as a view)."""
+    out = x.copy()
+    _diagonal_view(out, offset, dim1, dim2)[...] = src
+    return out
+
+
 @op("diagonal", VIEW, lambda x, offset, dim1, dim2: (_diagonal_shape(tuple(x.shape), offset, dim1, dim2), x.dtype),
-    parse=_diagonal_parse, fallback=_POSITIONS, backward=lambda c, g: (diagonal_grad(g, c.inputs[0], **c.attrs),))
+    parse=_diagonal_parse, fallback=_POSITIONS,
+    backward=lambda c, g: (diagonal_scatter(zeros_like(c.inputs[0]), g, **c.attrs),),
+    inverse=lambda base, value, **attrs: diagonal_scatter(base, value, **attrs))
 def diagonal(x, offset, dim1, dim2):
     """torch.diagonal(input, offset=0, dim1=0, dim2=1): a view of the diagonal of dims dim1 and dim2 (above it for
     offset > 0), as a new last dim."""
     return _diagonal_view(x, offset, dim1, dim2)
-
-
-@op("diagonal_grad", OTHER, lambda g, x, offset, dim1, dim2: (tuple(x.shape), g.dtype), fallback=_POSITIONS,
-    backward=lambda c, g: (diagonal(g, **c.attrs), None))
-def diagonal_grad(g, x, offset, dim1, dim2):
-    """Zeros of x's shape with g written on the diagonal that diagonal(x, offset, dim1, dim2) reads (its gradient)."""
-    out = np.zeros(x.shape, g.dtype)
-    _diagonal_view(out, offset, dim1, dim2)[...] = g
-    return out
 
 
 def _diag_parse(x, diagonal: int = 0):
@@ -150,7 +176,7 @@ def _diag_infer(x, diagonal):
 
 def _diag_backward(c, g):
     x, k = c.inputs[0], c.attrs["diagonal"]
-    return (diagonal(g, k) if x.ndim == 1 else diagonal_grad(g, x, k, 0, 1),)
+    return (diagonal(g, k) if x.ndim == 1 else diagonal_scatter(zeros_like(x), g, k, 0, 1),)
 
 
 @op("diag", OTHER, _diag_infer, parse=_diag_parse, fallback=_POSITIONS, backward=_diag_backward)
@@ -239,5 +265,5 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple[Tensor, ...]:
     return tuple(grids[order.index(i)] for i in range(len(tensors)))
 
 
-__all__ = ["tril", "triu", "flip", "roll", "narrow", "diagonal", "diag", "outer", "ger", "tile", "repeat_interleave",
-           "meshgrid"]
+__all__ = ["tril", "triu", "flip", "roll", "narrow", "diagonal", "diagonal_scatter", "diag", "outer", "ger", "tile",
+           "repeat_interleave", "meshgrid"]
