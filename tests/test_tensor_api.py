@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close, to_torch
+from conftest import assert_close, assert_compiles_for_sm90, to_torch
 
 import graphc
 
@@ -452,6 +452,7 @@ def test_new_elementwise_lowerings_fuse_and_match_torch(backend, _kernel_cache):
     if backend == "interpret":
         report = graphc.explain(lambda x, y: _lowered(graphc, x, y), graphc.tensor(a), graphc.tensor(b))
         assert report.num_kernels == 1 and not report.fallbacks, str(report)
+        assert_compiles_for_sm90(report.kernels)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "interpret"])
