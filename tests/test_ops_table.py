@@ -202,6 +202,10 @@ CASES = [
     ("scatter_add", lambda L, x, s: x.scatter_add(1, L.tensor([[0, 0], [1, 3], [3, 3]]), s), [(3, 4), (3, 2)]),
     ("index_select", lambda L, x: x.index_select(1, L.tensor([3, 0, 3])) * L.index_select(x, 0, L.tensor(1)).sum(),
      [(3, 4)]),
+    ("index_add", lambda L, x, s: x.index_add(1, L.tensor([0, 0, 3]), s, alpha=2), [(3, 4), (3, 3)]),
+    ("index_copy", lambda L, x, s: L.index_copy(x, 0, L.tensor([2, 0]), s), [(3, 4), (2, 4)]),
+    ("index_fill", lambda L, x: x.index_fill(1, L.tensor([1, 3]), -1.5) + L.index_fill(x, 0, L.tensor(2), 0.5),
+     [(3, 4)]),
     ("masked_select", lambda L, x: L.masked_select(x, x > 0), [(3, 4)]),
     ("masked_select_broadcast", lambda L, x, m: x.masked_select(m > 0), [(3, 4), (4,)]),
     ("nonzero", lambda L, x: (x > 0).nonzero() + L.argwhere(x > 0), [(3, 4)]),
@@ -281,7 +285,7 @@ FD_SAMPLE = ["div", "pow", "maximum", "var_dim", "logsumexp", "log_softmax", "ma
              "two_arrays", "gather", "cat", "std", "addcdiv", "max_dim", "tanh", "mask_index", "prod_zeros",
              "clamp_tensor", "einsum_batch_diagonal", "cumsum_neg_dim", "repeat", "norm_zero_row", "tril", "roll",
              "diagonal_dims", "diag_vector", "scatter", "scatter_add", "topk", "meshgrid", "repeat_interleave_tensor",
-             "cumprod", "logaddexp", "lerp", "fmod", "nan_to_num", "baddbmm"]
+             "cumprod", "logaddexp", "lerp", "fmod", "nan_to_num", "baddbmm", "index_add", "index_copy"]
 
 
 @pytest.mark.parametrize("name", FD_SAMPLE)

@@ -32,6 +32,11 @@ ERRORS = [
      "to be no larger than self"),
     ("index_select_matrix", lambda L: L.ones(3, 4).index_select(1, L.tensor([[0]])), "supposed to be a vector"),
     ("index_select_dtype", lambda L: L.ones(3, 4).index_select(1, L.tensor([1.0])), "int32 or int64 for index"),
+    ("index_add_sizes", lambda L: L.zeros(3, 4).index_add(1, L.tensor([0, 0]), L.ones(3, 3)),
+     "should be equal to source.size(dim)"),
+    ("index_fill_matrix_index", lambda L: L.zeros(3, 4).index_fill(1, L.tensor([[1]]), 5.0), "vector/scalar"),
+    ("index_copy_float_index", lambda L: L.zeros(3, 4).index_copy(1, L.tensor([1.0]), L.ones(3, 1)),
+     "Expected a long tensor for index"),
     ("masked_select_float_mask", lambda L: L.ones(3, 4).masked_select(L.ones(3, 4)), "BoolTensor"),
     ("meshgrid_2d", lambda L: L.meshgrid(L.ones(2, 2), indexing="ij"), "0D or 1D"),
     ("repeat_interleave_sizes", lambda L: L.ones(3).repeat_interleave(L.tensor([1, 2])),
@@ -403,6 +408,16 @@ def test_writes_through_a_diagonal_view_inside_compile_are_functionalized():
         assert_close(loss, expected, rtol=1e-5)
         assert_close(w.grad, tw.grad, rtol=1e-5)
     assert compiled.num_compiles == 1
+
+
+def test_in_place_index_updates_like_torch():
+    results = []
+    for L in (graphc, torch):
+        x = L.zeros(3, 4)
+        x.index_add_(1, L.tensor([0, 0, 3]), L.ones(3, 3)).index_fill_(0, L.tensor(1), 7.0)
+        x.index_copy_(1, L.tensor([2]), L.full((3, 1), 3.0))
+        results.append(x.numpy().copy())
+    np.testing.assert_array_equal(*results)
 
 
 def test_scatter_from_a_larger_src_reads_its_leading_block():

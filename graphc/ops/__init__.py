@@ -85,6 +85,8 @@ def _install_methods() -> None:
         "where": lambda self, condition, other: elementwise.where(condition, self, other),
         "clone": view.clone,
         "scatter_": _inplace(indexing.scatter), "scatter_add_": _inplace(indexing.scatter_add),
+        "index_add_": _inplace(indexing.index_add), "index_copy_": _inplace(indexing.index_copy),
+        "index_fill_": _inplace(indexing.index_fill),
     }
     for name, fn in operators.items():
         setattr(Tensor, name, _operator(fn) if isinstance(fn, Op) else fn)

@@ -381,6 +381,40 @@ def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
     return _index_op(x, index.reshape(-1) if index.ndim == 0 else index, items=(_FULL,) * dim + (TENSOR,))
 
 
+def _vector_index(name: str, x: Tensor, dim: int, index: Tensor, source=None) -> tuple:
+    """index_add/copy/fill's checks (torch's): a vector or scalar int64 index, a source with one slice per index
+    along dim; returns (the items addressing those slices, the index as a vector)."""
+    if not isinstance(index, Tensor) or index.dtype is not dtypes.int64:
+        raise op_error(name, "Expected a long tensor for index", (x, index))
+    if index.ndim > 1:
+        raise op_error(name, "Index has to be a vector/scalar", (x, index))
+    dim = meta.norm_dim(dim, x.ndim)
+    index = index.reshape(-1) if index.ndim == 0 else index
+    if isinstance(source, Tensor) and source.ndim and source.shape[dim] != index.shape[0]:
+        raise op_error(name, f"Number of indices ({index.shape[0]}) should be equal to source.size(dim): "
+                       f"({source.shape[dim]}), for dim: {dim}", (x, index, source))
+    return (_FULL,) * dim + (TENSOR,), index
+
+
+def index_add(x: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
+    """torch.index_add: x with alpha * source added to the slices along dim that index names (repeated indices
+    accumulate)."""
+    items, index = _vector_index("index_add", x, dim, index, source)
+    return x + index_grad(source if alpha == 1 else source * alpha, x, index, items=items)
+
+
+def index_copy(x: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
+    """torch.index_copy: x with the slices along dim that index names replaced by source's slices."""
+    items, index = _vector_index("index_copy", x, dim, index, source)
+    return index_put(x, source, index, items=items)
+
+
+def index_fill(x: Tensor, dim: int, index: Tensor, value) -> Tensor:
+    """torch.index_fill: x with the slices along dim that index names set to value (a number or a 0-d tensor)."""
+    items, index = _vector_index("index_fill", x, dim, index)
+    return index_put(x, value, index, items=items)
+
+
 def masked_select(x: Tensor, mask: Tensor) -> Tensor:
     """torch.masked_select: the elements of x where the bool mask (broadcast with x) is true, as a 1-d tensor. Its
     size depends on the mask's values: inside graphc.compile that is a graph break."""
@@ -409,4 +443,5 @@ def argwhere(x: Tensor) -> Tensor:
     return nonzero(x)
 
 
-__all__ = ["gather", "scatter", "scatter_add", "index_select", "masked_select", "nonzero", "argwhere"]
+__all__ = ["gather", "scatter", "scatter_add", "index_select", "index_add", "index_copy", "index_fill", "masked_select",
+           "nonzero", "argwhere"]
