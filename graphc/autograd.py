@@ -359,7 +359,7 @@ class _CustomBackward:
         outs = []
         for i, out in enumerate(node.outputs):
             g = grads.grads.get(i)
-            if g is None and node.ctx.materialize_grads:
+            if g is None and node.ctx.materialize_grads and type(out) is Tensor:
                 from .ops.creation import zeros_like
                 g = zeros_like(out)
             outs.append(g)
@@ -377,7 +377,10 @@ class _CustomBackward:
 def _fit_grad(node: Node, i: int, x, g):
     """A gradient the user's backward returned, checked against its input: summed over broadcast dims and cast to
     the input's dtype as torch does; any other shape is an error."""
-    if g is None or not isinstance(x, Tensor) or not x.requires_grad:
+    if g is not None and not isinstance(x, Tensor):
+        raise RuntimeError(f"function {node.name()} returned a gradient different than None at position {i + 1}, but "
+                           "the corresponding forward input was not a Tensor")
+    if g is None or not x.requires_grad:
         return None
     if not isinstance(g, Tensor):
         raise TypeError(f"function {node.name()} returned a gradient of type {type(g).__name__} at index {i}, "

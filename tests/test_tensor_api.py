@@ -281,6 +281,18 @@ def test_custom_function_refusals_like_torch():
             y.backward()
         assert not TooMany.apply(L.ones(2)).requires_grad
 
+        class GradForNumber(L.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, k):
+                return x * k, None
+
+            @staticmethod
+            def backward(ctx, g, g_none):
+                assert g_none is None
+                return g, g
+        with pytest.raises(RuntimeError, match="returned a gradient different than None at position 2"):
+            GradForNumber.apply(L.ones(2, requires_grad=True), 2.0)[0].sum().backward()
+
 
 def test_custom_function_inside_compile_replays_its_backward():
     Legendre3 = _function(graphc)
