@@ -350,6 +350,23 @@ class Tensor:
     def __reduce__(self):
         raise TypeError("graphc tensors are not picklable: use graphc.save, which never pickles")
 
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        """copy.deepcopy of a leaf tensor (and so of a module, as nn.TransformerEncoder's clones of its layer): a new
+        leaf with copied values, requires_grad and grad; a parameter stays a parameter. Non-leaf tensors raise
+        RuntimeError, as torch's do."""
+        if not self.is_leaf:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                               "protocol at the moment.")
+        from .nn.module import Parameter
+
+        out = self.detach().clone()
+        out = Parameter(out, self.requires_grad) if isinstance(self, Parameter) else \
+            out.requires_grad_(self.requires_grad)
+        if self.grad is not None:
+            out.grad = self.grad.detach().clone()
+        memo[id(self)] = out
+        return out
+
     # ---- conversions ----------------------------------------------------------------------------
     def to(self, *args, **kwargs) -> Tensor:
         """to(device), to(dtype), to(device, dtype) or to(other_tensor), as in torch."""

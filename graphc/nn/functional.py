@@ -7,20 +7,44 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
+
 from ..autograd import no_grad
 from ..errors import op_error, warn_at_user
 from ..ops import elementwise, reduction
 from ..ops import nn as nn_ops
-from ..ops.creation import arange
-from ..ops.elementwise import eq, erf, logical_and, logical_not, masked_fill, ne, rsqrt, sigmoid, tanh
+from ..ops.creation import arange, tensor
+from ..ops.elementwise import (
+    abs,
+    clamp,
+    eq,
+    erf,
+    exp,
+    gt,
+    log,
+    log1p,
+    logical_and,
+    logical_not,
+    lt,
+    masked_fill,
+    maximum,
+    minimum,
+    ne,
+    rsqrt,
+    sigmoid,
+    tanh,
+    where,
+)
 from ..ops.matmul import matmul
 from ..ops.reduction import mean, numel_of, sum
 from ..ops.view import squeeze, unsqueeze
 from ..state import STATE
 from ..tensor import Tensor
 
-__all__ = ["linear", "relu", "gelu", "silu", "softmax", "log_softmax", "cross_entropy", "mse_loss", "conv2d",
-           "max_pool2d", "avg_pool2d", "layer_norm", "batch_norm", "dropout", "embedding",
+__all__ = ["linear", "relu", "gelu", "silu", "leaky_relu", "elu", "softplus", "softmax", "log_softmax",
+           "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",
+           "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "conv1d", "conv2d", "max_pool2d", "avg_pool2d",
+           "adaptive_avg_pool2d", "layer_norm", "group_norm", "batch_norm", "dropout", "embedding",
            "scaled_dot_product_attention"]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -81,61 +105,135 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
-def silu(input: Tensor) -> Tensor:
+def _inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
+    return input.copy_(out) if inplace else out
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x)."""
-    return input * sigmoid(input)
+    return _inplace(input, input * sigmoid(input), inplace)
 
 
-def _check_targets(input: Tensor, target: Tensor, classes: int, ignore_index: int) -> None:
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x where x > 0, else negative_slope * x."""
+    return _inplace(input, where(gt(input, 0), input, input * negative_slope), inplace)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x where x > 0, else alpha * (exp(x) - 1); exp only sees min(x, 0), so no inf reaches the gradient."""
+    return _inplace(input, where(gt(input, 0), input, (exp(minimum(input, 0.0)) - 1) * alpha), inplace)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (torch's linear regime)."""
+    scaled = input * beta
+    return where(gt(scaled, threshold), input, log1p(exp(minimum(scaled, threshold))) / beta)
+
+
+def _legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    """torch's deprecated size_average/reduce arguments mapped to a reduction, with torch's warning."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{legacy}' instead.",
+                  UserWarning, stacklevel=3)
+    return legacy
+
+
+def _check_reduction(name: str, reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _check_targets(name: str, input: Tensor, target: Tensor, classes: int, ignore_index: int) -> None:
+    """Class-index targets: (N,) for (N, C) input, (N, d1, ...) for (N, C, d1, ...), () for (C,); in range."""
     class_dim = 1 if input.ndim > 1 else 0
     if input.ndim < 1 or tuple(target.shape) != tuple(input.shape[:class_dim]) + tuple(input.shape[class_dim + 1:]):
-        raise op_error("cross_entropy", f"target of shape {list(target.shape)} does not match input of shape "
-                       f"{list(input.shape)} (expected (N,) for (N, C) logits)", (input, target), ValueError)
+        raise op_error(name, f"Expected input batch_size and target shape to match: target of shape "
+                       f"{list(target.shape)} does not match input of shape {list(input.shape)} (expected (N,) for "
+                       "(N, C) input)", (input, target), ValueError)
+    if target.dtype.is_floating_point:
+        raise op_error(name, f"expected class indices of an integer dtype, got {target.dtype.name}", (input, target),
+                       RuntimeError)
     if _eager() and target.numel():
         values = target._host()
         bad = values[((values < 0) | (values >= classes)) & (values != ignore_index)]
         if bad.size:
-            raise op_error("cross_entropy", f"target {bad.ravel()[0]} is out of bounds for {classes} classes "
+            raise op_error(name, f"target {bad.ravel()[0]} is out of bounds for {classes} classes "
                            f"(valid [0, {classes}) or ignore_index={ignore_index})", (input, target), IndexError)
 
 
-def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
-                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
-    """Cross-entropy of logits (N, C) or (N, C, d1, ...) against class indices (N,) or (N, d1, ...), or against class
-    probabilities shaped like the input, as torch: log_softmax over dim 1; a class index's column is picked with a
-    one-hot mask (eq of the target against the class ids), targets equal to ignore_index skipped, and 'mean' divides
-    by the (class-weighted) count of the others."""
+def _picked(name: str, input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int) -> Tensor:
+    """One-hot mask of each target's class (eq of the target against the class ids), zero for ignored targets and
+    scaled by the class weight: input's shape, so sum(picked * input) over the class dim picks input[n, target[n]]."""
     class_dim = 1 if input.ndim > 1 else 0
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    logp = log_softmax(input, class_dim)
-    per_class = (-1,) + (1,) * (input.ndim - 2)  # a (C,) tensor viewed to broadcast along the class dim
-    if target.dtype.is_floating_point:
-        return _soft_cross_entropy(logp, target, weight, class_dim, per_class, reduction, label_smoothing)
     classes = input.shape[class_dim]
-    _check_targets(input, target, classes, ignore_index)
+    _check_targets(name, input, target, classes, ignore_index)
     class_ids = arange(classes, device=input.device)
-    class_ids = class_ids.view(per_class) if input.ndim > 2 else class_ids
-    keep = ne(target, ignore_index)
+    class_ids = class_ids.view(_per_class(input)) if input.ndim > 2 else class_ids
     hit = eq(class_ids, unsqueeze(target, class_dim))
     if 0 <= ignore_index < classes:  # else no class id equals ignore_index: ignored rows are all zero already
-        hit = logical_and(hit, unsqueeze(keep, class_dim))
-    picked = hit.to(input.dtype) if weight is None else hit.to(input.dtype) * weight.view(per_class)
-    loss = -sum(picked * logp, dim=class_dim)
-    keep = keep.to(input.dtype)
-    if label_smoothing > 0:
-        all_classes = logp if weight is None else logp * weight.view(per_class)
-        smooth = -sum(all_classes, dim=class_dim) * keep
-        loss = loss * (1 - label_smoothing) + smooth * label_smoothing / numel_of(input, class_dim)
+        hit = logical_and(hit, unsqueeze(ne(target, ignore_index), class_dim))
+    return hit.to(input.dtype) if weight is None else hit.to(input.dtype) * weight.view(_per_class(input))
+
+
+def _per_class(input: Tensor) -> tuple:
+    """The view of a (C,) tensor that broadcasts along input's class dim (dim 1, or dim 0 for a 1-d input)."""
+    return (-1,) + (1,) * (input.ndim - 2) if input.ndim > 1 else (-1,)
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+             ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities (N, C) or (N, C, d1, ...) (or (C,)) at class indices (N, ...):
+    -weight[t] * input[n, t]; targets equal to ignore_index count zero, and 'mean' divides by the summed weights of
+    the others (torch.nn.functional.nll_loss). Raises ValueError on a target shape mismatch, IndexError on an
+    out-of-range class (eagerly)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("nll_loss", reduction)
+    picked = _picked("nll_loss", input, target, weight, ignore_index)
+    loss = -sum(picked * input, dim=1 if input.ndim > 1 else 0)
+    return _reduce_picked(loss, picked, target, weight, ignore_index, reduction)
+
+
+def _reduce_picked(loss: Tensor, picked: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
+                   reduction: str) -> Tensor:
+    """'mean' of a class-index loss divides by the summed class weights of the targets not ignored (without
+    weights, their count: a reduction over N, not over the one-hot N x C mask)."""
     if reduction == "none":
         return loss
-    return sum(loss) if reduction == "sum" else sum(loss) / (sum(keep) if weight is None else sum(picked))
+    if reduction == "sum":
+        return sum(loss)
+    return sum(loss) / (sum(ne(target, ignore_index).to(loss.dtype)) if weight is None else sum(picked))
 
 
-def _soft_cross_entropy(logp: Tensor, target: Tensor, weight: Tensor | None, class_dim: int, per_class: tuple,
-                        reduction: str, label_smoothing: float) -> Tensor:
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+                  ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy of logits (N, C) or (N, C, d1, ...) against class indices (N,) or (N, d1, ...), or against class
+    probabilities shaped like the input (torch.nn.functional.cross_entropy): nll_loss of log_softmax over the class
+    dim, mixed with label_smoothing times the mean of -(weighted) log_softmax over the classes; 'mean' divides by the
+    summed class weights of the targets not ignored, as torch 2.13 does."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("cross_entropy", reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    class_dim = 1 if input.ndim > 1 else 0
+    logp = log_softmax(input, class_dim)
+    if target.dtype.is_floating_point:
+        return _soft_cross_entropy(logp, target, weight, class_dim, reduction, label_smoothing)
+    picked = _picked("cross_entropy", logp, target, weight, ignore_index)
+    loss = -sum(picked * logp, dim=class_dim)
+    if label_smoothing > 0:
+        weighted = logp if weight is None else logp * weight.view(_per_class(input))
+        smooth = masked_fill(-sum(weighted, dim=class_dim), eq(target, ignore_index), 0.0)
+        loss = loss * (1 - label_smoothing) + smooth * (label_smoothing / numel_of(input, class_dim))
+    return _reduce_picked(loss, picked, target, weight, ignore_index, reduction)
+
+
+def _soft_cross_entropy(logp: Tensor, target: Tensor, weight: Tensor | None, class_dim: int, reduction: str,
+                        label_smoothing: float) -> Tensor:
     """Cross-entropy against class probabilities (target shaped like the input): -sum(target * log_softmax) over the
     class dim, the target smoothed towards uniform; 'mean' divides by the number of samples, as torch does."""
     if tuple(target.shape) != tuple(logp.shape):
@@ -143,9 +241,8 @@ def _soft_cross_entropy(logp: Tensor, target: Tensor, weight: Tensor | None, cla
                        f"input of shape {list(logp.shape)}", (logp, target), ValueError)
     if label_smoothing > 0:
         target = target * (1 - label_smoothing) + label_smoothing / numel_of(logp, class_dim)
-    picked = target * logp if weight is None else target * logp * weight.view(per_class)
-    loss = -sum(picked, dim=class_dim)
-    return _reduce(loss, reduction, "cross_entropy")
+    picked = target * logp if weight is None else target * logp * weight.view(_per_class(logp))
+    return _reduce(-sum(picked, dim=class_dim), reduction, "cross_entropy")
 
 
 def warn_target_size(input: Tensor, target: Tensor) -> None:
@@ -157,12 +254,129 @@ def warn_target_size(input: Tensor, target: Tensor) -> None:
                       "Please ensure they have the same size.")
 
 
-def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Squared difference of input and target (broadcast, with torch's warning when their shapes differ), reduced
-    by mean (default), sum or none."""
+def _same_size(name: str, input: Tensor, target: Tensor) -> None:
+    """Losses that torch refuses for differently sized input and target (the BCE family)."""
+    if tuple(input.shape) != tuple(target.shape):
+        raise op_error(name, f"Using a target size ({list(target.shape)}) that is different to the input size "
+                       f"({list(input.shape)}) is not supported; please ensure they have the same size",
+                       (input, target), ValueError)
+
+
+def _weighted(loss: Tensor, weight: Tensor | None, reduction: str, name: str) -> Tensor:
+    return _reduce(loss if weight is None else loss * weight, reduction, name)
+
+
+def _elementwise_weighted(name: str, input: Tensor, loss: Tensor, weight: Tensor | None, reduction: str,
+                          mean_by_weight: bool) -> Tensor:
+    """A regression loss times an input-sized weight; torch's l1_loss and mse_loss then divide by the summed
+    weights for 'mean', huber_loss by the element count."""
+    if weight is None:
+        return _reduce(loss, reduction, name)
+    if tuple(weight.shape) != tuple(input.shape):
+        raise op_error(name, "Weights and input must have the same size.", (input, weight), ValueError)
+    if reduction == "mean" and mean_by_weight:
+        return sum(loss * weight) / sum(weight)
+    return _reduce(loss * weight, reduction, name)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         size_average: bool | None = None, reduce: bool | None = None,
+                         reduction: str = "mean") -> Tensor:
+    """-weight * (t * log(x) + (1 - t) * log(1 - x)) for probabilities x, each log clamped at -100 as in torch.
+    Raises ValueError if the sizes differ and (eagerly) RuntimeError if an input is outside [0, 1]."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("binary_cross_entropy", reduction)
+    _same_size("binary_cross_entropy", input, target)
+    if _eager() and input.numel():
+        x = input._host()
+        if not ((x >= 0) & (x <= 1)).all():
+            raise op_error("binary_cross_entropy", "all elements of input should be between 0 and 1", (input,),
+                           RuntimeError)
+    loss = -(target * clamp(log(input), min=-100) + (1 - target) * clamp(log(1 - input), min=-100))
+    return _weighted(loss, weight, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     size_average: bool | None = None, reduce: bool | None = None,
+                                     reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
+    """binary_cross_entropy(sigmoid(x), t) computed stably: (1 - t) * x + (1 + (pos_weight - 1) * t) * softplus(-x),
+    softplus(-x) = log1p(exp(-|x|)) + max(-x, 0) (torch's formula). Raises ValueError if the sizes differ."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    if tuple(input.shape) != tuple(target.shape):
+        raise op_error("binary_cross_entropy_with_logits", f"Target size ({list(target.shape)}) must be the same as "
+                       f"input size ({list(input.shape)})", (input, target), ValueError)
+    softplus_neg = log1p(exp(-abs(input))) + maximum(-input, 0.0)
+    log_weight = 1 if pos_weight is None else (pos_weight - 1) * target + 1
+    loss = (1 - target) * input + log_weight * softplus_neg
+    return _weighted(loss, weight, reduction, "binary_cross_entropy_with_logits")
+
+
+def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+             reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+    """Squared difference of input and target (broadcast), times weight if given, reduced by mean (over the summed
+    weights if given), sum or none; torch's warning when the shapes differ. Raises ValueError if weight is not
+    input-sized."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     warn_target_size(input, target)
     diff = input - target
-    return _reduce(diff * diff, reduction, "mse_loss")
+    return _elementwise_weighted("mse_loss", input, diff * diff, weight, reduction, True)
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+            reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+    """|input - target| (broadcast), times weight if given, reduced by mean (over the summed weights if given), sum or
+    none; torch's warning when the shapes differ. Raises ValueError if weight is not input-sized."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    warn_target_size(input, target)
+    return _elementwise_weighted("l1_loss", input, abs(input - target), weight, reduction, True)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 * d**2 / beta where |d| < beta, else |d| - 0.5 * beta, with d = input - target (beta = 0 is l1_loss)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+    if beta == 0:
+        return l1_loss(input, target, reduction=reduction)
+    warn_target_size(input, target)
+    d = abs(input - target)
+    return _reduce(where(lt(d, beta), d * d * (0.5 / beta), d - 0.5 * beta), reduction, "smooth_l1_loss")
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Tensor | None = None) -> Tensor:
+    """0.5 * d**2 where |d| < delta, else delta * (|d| - 0.5 * delta), with d = input - target; times weight."""
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+    warn_target_size(input, target)
+    d = abs(input - target)
+    loss = where(lt(d, delta), d * d * 0.5, (d - 0.5 * delta) * delta)
+    return _elementwise_weighted("huber_loss", input, loss, weight, reduction, False)
+
+
+def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+           reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """KL(target || exp(input)) pointwise for log-probabilities input: target * (log(target) - input) (0 where
+    target is 0), or exp(target) * (target - input) when log_target. 'batchmean' divides the sum by the batch size
+    (dim 0); 'mean' by the element count, with torch's warning."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if reduction not in _REDUCTIONS + ("batchmean",):
+        raise ValueError(f"kl_div: reduction must be one of {_REDUCTIONS + ('batchmean',)}, got {reduction!r}")
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      UserWarning, stacklevel=2)
+    if log_target:
+        loss = exp(target) * (target - input)
+    else:
+        positive = gt(target, 0)
+        loss = where(positive, target * log(where(positive, target, 1.0)), 0.0) - target * input
+    if reduction == "batchmean":
+        return sum(loss) / input.shape[0] if input.ndim else sum(loss)
+    return _reduce(loss, reduction, "kl_div")
 
 
 def _unbatched(op, input: Tensor, *args) -> Tensor:
@@ -178,6 +392,69 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     per-channel bias."""
     out = _unbatched(nn_ops.conv2d, input, weight, stride, padding, dilation, groups)
     return out if bias is None else out + bias.view(-1, 1, 1)
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """1-d convolution of (N, C, L) or unbatched (C, L) input with (O, C/groups, K) weight, plus a per-channel bias:
+    conv2d over a height-1 image."""
+    if input.ndim not in (2, 3) or weight.ndim != 3:
+        raise op_error("conv1d", f"expected a 2-d or 3-d input and a 3-d weight, got input of shape "
+                       f"{list(input.shape)} and weight of shape {list(weight.shape)}", (input, weight), ValueError)
+    padding = padding if isinstance(padding, str) else (0, _single(padding, "padding"))
+    out = conv2d(unsqueeze(input, -2), unsqueeze(weight, -2), bias, (1, _single(stride, "stride")), padding,
+                 (1, _single(dilation, "dilation")), groups)
+    return squeeze(out, -2)
+
+
+def _single(value, name: str) -> int:
+    """An int or a 1-tuple of ints as an int (torch's 1-d kernel_size/stride/padding/dilation convention)."""
+    value = value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
+    if not isinstance(value, int):
+        raise ValueError(f"{name} must be an int or a 1-tuple of ints, got {value!r}")
+    return value
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Mean over torch's adaptive bins of an (N, C, H, W) or (C, H, W) input: output row i averages input rows
+    floor(i * H / OH) to ceil((i + 1) * H / OH) (likewise for columns); None in output_size keeps that size. Written
+    as P_h @ x @ P_w^T with bin-averaging matrices, so it has one form for every size (reading H and W guards
+    them under compile)."""
+    if input.ndim not in (3, 4):
+        raise op_error("adaptive_avg_pool2d", f"expected a 3-d or 4-d input, got shape {list(input.shape)}", (input,),
+                       ValueError)
+    sizes = (output_size, output_size) if isinstance(output_size, int) or output_size is None else tuple(output_size)
+    h, w = input.shape[-2], input.shape[-1]
+    oh, ow = (n if o is None else o for n, o in zip((h, w), sizes))
+    return matmul(matmul(_bin_matrix(h, oh, input), input), _bin_matrix(w, ow, input).T)
+
+
+def _bin_matrix(n: int, out: int, like: Tensor) -> Tensor:
+    """(out, n) matrix whose row i averages torch's adaptive bin i of n positions."""
+    if out <= 0:
+        raise ValueError(f"adaptive_avg_pool2d: output size must be positive, got {out}")
+    rows = np.zeros((out, n), dtype=like.dtype.np)
+    for i in range(out):
+        start, end = (i * n) // out, -((-(i + 1) * n) // out)
+        rows[i, start:end] = 1.0 / (end - start)
+    return tensor(rows, device=like.device)
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise each sample's channels (dim 1) in num_groups groups over the group's channels and spatial dims,
+    then a per-channel affine. Raises ValueError if the channels do not split into num_groups groups."""
+    if input.ndim < 2 or input.shape[1] % num_groups:
+        raise op_error("group_norm", f"Expected number of channels in input to be divisible by num_groups, but got "
+                       f"input of shape {list(input.shape)} and num_groups={num_groups}", (input,), ValueError)
+    # the batch size stays -1, so it is not baked into a compiled graph
+    grouped = input.reshape((-1, num_groups, input.shape[1] // num_groups) + tuple(input.shape[2:]))
+    out, _, _ = _normalize(grouped, tuple(range(2, grouped.ndim)), eps)
+    out = out.view_as(input)
+    channel = (-1,) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.view(channel)
+    return out if bias is None else out + bias.view(channel)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,

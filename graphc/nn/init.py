@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.special
 
 from ..autograd import no_grad
 from ..ops.creation import Generator, default_generator, from_numpy
@@ -101,3 +102,39 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlin
                     generator: Generator | None = None) -> Tensor:
     """He: N(0, std^2) with std = gain(nonlinearity, a) / sqrt(fan)."""
     return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode)), generator)
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                  generator: Generator | None = None) -> Tensor:
+    """Fill with N(mean, std^2) truncated to [a, b] (absolute bounds, as torch's), by inverse-CDF sampling (torch's
+    method: uniform between the CDF values of the bounds, mapped through erfinv)."""
+    if not a < b:
+        raise ValueError(f"trunc_normal_: the lower bound a={a} must be below the upper bound b={b}")
+    low, high = (scipy.special.erf((v - mean) / (std * math.sqrt(2.0))) for v in (a, b))
+    u = _rng(generator).uniform(low, high, tensor.shape)
+    return _fill(tensor, np.clip(mean + std * math.sqrt(2.0) * scipy.special.erfinv(u), a, b))
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1.0, generator: Generator | None = None) -> Tensor:
+    """Fill with a (semi-)orthogonal matrix times gain: the Q of a QR decomposition of a normal matrix, signs fixed by
+    R's diagonal (Saxe et al. 2013, torch's method); dims after the first are flattened. Raises ValueError below 2-d."""
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: only tensors with 2 or more dimensions are supported, got shape "
+                         f"{list(tensor.shape)}")
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows if rows else 0
+    flat = _rng(generator).standard_normal((rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(tensor, (q * gain).reshape(tensor.shape))
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """Fill a 2-d tensor with the identity matrix (ones on the diagonal). Raises ValueError for other ranks."""
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: only 2-d tensors are supported, got shape {list(tensor.shape)}")
+    return _fill(tensor, np.eye(*tensor.shape))

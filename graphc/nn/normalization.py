@@ -1,4 +1,4 @@
-"""BatchNorm1d, BatchNorm2d and LayerNorm, with torch's parameters, buffers (running_mean, running_var,
+"""BatchNorm1d, BatchNorm2d, LayerNorm and GroupNorm, with torch's parameters, buffers (running_mean, running_var,
 num_batches_tracked) and state-dict names."""
 from __future__ import annotations
 
@@ -90,3 +90,24 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class GroupNorm(Module):
+    """Normalise (N, C, *) inputs over groups of C / num_groups channels (and the spatial dims), then a per-channel
+    affine (weight 1, bias 0 at init)."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, device=None,
+                 dtype=None):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError("num_channels must be divisible by num_groups")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        dtype = dtype or dtypes.float32
+        self.register_parameter("weight", Parameter(ones(num_channels, dtype=dtype, device=device)) if affine else None)
+        self.register_parameter("bias", Parameter(zeros(num_channels, dtype=dtype, device=device)) if affine else None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"

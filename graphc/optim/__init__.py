@@ -1,6 +1,11 @@
-"""graphc.optim: optimizers with torch's names, hyper-parameters and state-dict layout."""
+"""graphc.optim: optimizers with torch's names, hyper-parameters and state-dict layout, and lr_scheduler."""
+from . import lr_scheduler
+from .adadelta import Adadelta
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
 from .optimizer import Optimizer
+from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "lr_scheduler"]
