@@ -3,12 +3,10 @@ give the same learning rates (and momenta) float for float, alone, chained and i
 and torch's load; a compiled training step follows the schedule."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close
+from conftest import assert_close, train_compiled_alongside_torch
 
 import graphc
 from graphc.optim import lr_scheduler as gs
@@ -189,28 +187,18 @@ def test_step_with_epoch_uses_closed_form_and_warns():
 
 
 def test_compiled_step_follows_the_schedule():
-    model = graphc.nn.Linear(3, 1)
-    tmodel = torch.nn.Linear(3, 1)
+    """The lrs graphc's scheduler sets are torch's, and a compiled step trained with them tracks torch."""
+    model, tmodel = graphc.nn.Linear(3, 1), torch.nn.Linear(3, 1)
     model.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
     opt, topt = graphc.optim.SGD(model.parameters(), lr=0.1), torch.optim.SGD(tmodel.parameters(), lr=0.1)
     sched, tsched = gs.CosineAnnealingLR(opt, T_max=6), ts.CosineAnnealingLR(topt, T_max=6)
-    x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
-
-    @graphc.compile(backend="numpy")
-    def step(x):
-        opt.zero_grad()
-        loss = (model(x) ** 2).mean()
-        loss.backward()
-        opt.step()
-        return loss
-
+    lrs = []
     for _ in range(6):
-        step(graphc.tensor(x))
-        topt.zero_grad()
-        (tmodel(torch.from_numpy(x)) ** 2).mean().backward()
-        topt.step()
+        lrs.append(opt.param_groups[0]["lr"])
+        assert lrs[-1] == topt.param_groups[0]["lr"]
         sched.step()
         tsched.step()
-    for (_, p), (_, tp) in zip(model.named_parameters(), tmodel.named_parameters()):
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
+    train_compiled_alongside_torch(model, opt, tmodel, topt, x, lrs)
+    for p, tp in zip(model.parameters(), tmodel.parameters()):
         assert_close(p, tp, 1e-5, 1e-6)
-    assert math.isclose(opt.param_groups[0]["lr"], topt.param_groups[0]["lr"])

@@ -45,6 +45,10 @@ LAYERS = [
     ("Conv1d", lambda m: m.Conv1d(3, 4, 3, padding=1), (2, 3, 7)),
     ("Conv1d-strided-groups", lambda m: m.Conv1d(4, 6, 2, stride=2, dilation=2, groups=2, bias=False), (2, 4, 9)),
     ("Conv1d-same-unbatched", lambda m: m.Conv1d(3, 2, 3, padding="same"), (3, 8)),
+    ("ConvTranspose2d", lambda m: m.ConvTranspose2d(3, 4, 3), (2, 3, 5, 5)),
+    ("ConvTranspose2d-strided-groups-dilated", lambda m: m.ConvTranspose2d(
+        4, 6, (3, 2), stride=2, padding=1, output_padding=1, groups=2, dilation=(1, 2)), (2, 4, 5, 6)),
+    ("ConvTranspose2d-unbatched-nobias", lambda m: m.ConvTranspose2d(3, 2, 2, stride=2, bias=False), (3, 4, 4)),
     ("AdaptiveAvgPool2d-1", lambda m: m.AdaptiveAvgPool2d(1), (2, 3, 5, 4)),
     ("AdaptiveAvgPool2d-uneven", lambda m: m.AdaptiveAvgPool2d((3, None)), (2, 3, 7, 5)),
     ("AdaptiveAvgPool2d-unbatched", lambda m: m.AdaptiveAvgPool2d((2, 3)), (3, 5, 7)),
@@ -87,6 +91,21 @@ def test_inplace_activations_write_their_input():
         getattr(torch.nn.functional, name)(t, inplace=True)
         assert out is g
         assert_close(g, t)
+
+
+def test_conv_transpose2d_output_size_matches_torch():
+    g, t = pair(lambda m: m.ConvTranspose2d(3, 2, 3, stride=2, padding=1))
+    x = np.random.standard_normal((1, 3, 4, 4)).astype(np.float32)
+    for size in ((7, 7), (8, 8), [1, 2, 8, 7]):
+        assert_close(g(graphc.tensor(x), output_size=size).detach(), t(torch.tensor(x), output_size=size))
+    with pytest.raises(ValueError, match="output size"):
+        g(graphc.tensor(x), output_size=(9, 9))
+    with pytest.raises(ValueError):
+        t(torch.tensor(x), output_size=(9, 9))
+    with pytest.raises(RuntimeError, match="output padding"):
+        graphc.nn.functional.conv_transpose2d(graphc.tensor(x), g.weight, stride=1, output_padding=1)
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv_transpose2d(torch.tensor(x), t.weight, stride=1, output_padding=1)
 
 
 def test_layer_errors_like_torch():

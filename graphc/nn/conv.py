@@ -1,4 +1,4 @@
-"""Conv1d, Conv2d, MaxPool2d, AvgPool2d and AdaptiveAvgPool2d."""
+"""Conv1d, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d and AdaptiveAvgPool2d."""
 from __future__ import annotations
 
 from ..ops.nn import pair
@@ -8,36 +8,92 @@ from .linear import new_parameter, reset_weight_and_bias
 from .module import Module
 
 
-class Conv2d(Module):
-    """2-d convolution (cross-correlation) of (N, C_in, H, W) inputs; weight (C_out, C_in/groups, KH, KW)."""
+class _ConvNd(Module):
+    """Shared by the convolution modules: torch's argument checks, attributes, (transposed) weight layout and
+    initialisation. `_size` turns an int or tuple argument into the layer's per-dimension tuple."""
+
+    transposed = False
+
+    @staticmethod
+    def _size(value, name: str) -> tuple[int, ...]:
+        raise NotImplementedError
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__()
+        name = type(self).__name__
         if padding_mode != "zeros":
-            raise ValueError(f"Conv2d: only padding_mode='zeros' is supported, got {padding_mode!r}")
+            raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
+            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
                              f"divisible by groups ({groups})")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
-        self.padding = padding if isinstance(padding, str) else pair(padding, "padding")
-        self.dilation = pair(dilation, "dilation")
-        self.weight = new_parameter(out_channels, in_channels // groups, *self.kernel_size, device=device, dtype=dtype)
+        self.kernel_size, self.stride = self._size(kernel_size, "kernel_size"), self._size(stride, "stride")
+        self.padding = padding if isinstance(padding, str) else self._size(padding, "padding")
+        self.dilation = self._size(dilation, "dilation")
+        channels = (in_channels, out_channels // groups) if self.transposed else (out_channels, in_channels // groups)
+        self.weight = new_parameter(*channels, *self.kernel_size, device=device, dtype=dtype)
         self.register_parameter("bias", new_parameter(out_channels, device=device, dtype=dtype) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         reset_weight_and_bias(self.weight, self.bias)
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}" + (f", groups={self.groups}" if self.groups != 1 else "") +
                 ("" if self.bias is not None else ", bias=False"))
 
+
+class Conv1d(_ConvNd):
+    """1-d convolution (cross-correlation) of (N, C_in, L) inputs; weight (C_out, C_in/groups, K)."""
+
+    @staticmethod
+    def _size(value, name: str) -> tuple[int]:
+        return (F._single(value, name),)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class Conv2d(_ConvNd):
+    """2-d convolution (cross-correlation) of (N, C_in, H, W) inputs; weight (C_out, C_in/groups, KH, KW)."""
+
+    _size = staticmethod(pair)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """2-d transposed convolution of (N, C_in, H, W) inputs; weight (C_in, C_out/groups, KH, KW), torch's init.
+    forward(input, output_size) picks the output_padding that gives output_size."""
+
+    transposed = True
+    _size = staticmethod(pair)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
+                 dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
+        self.output_padding = pair(output_padding, "output_padding")
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        output_padding = self.output_padding if output_size is None else self._output_padding(input, output_size)
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                                  self.groups, self.dilation)
+
+    def _output_padding(self, input: Tensor, output_size) -> tuple[int, int]:
+        """The output_padding (each below the stride) that makes the output output_size; ValueError if none does."""
+        size = tuple(output_size)[-2:]
+        smallest = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in
+                    zip(input.shape[-2:], self.stride, self.padding, self.dilation, self.kernel_size)]
+        if any(not 0 <= want - low < s for want, low, s in zip(size, smallest, self.stride)):
+            raise ValueError(f"requested an output size of {list(size)}, but valid sizes range from {smallest} to "
+                             f"{[low + s - 1 for low, s in zip(smallest, self.stride)]} (for an input of "
+                             f"{list(input.shape[-2:])})")
+        return tuple(want - low for want, low in zip(size, smallest))
 
 class MaxPool2d(Module):
     """Maximum over each kernel_size window (stride defaults to kernel_size)."""
@@ -77,37 +133,6 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class Conv1d(Module):
-    """1-d convolution (cross-correlation) of (N, C_in, L) inputs; weight (C_out, C_in/groups, K)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        super().__init__()
-        if padding_mode != "zeros":
-            raise ValueError(f"Conv1d: only padding_mode='zeros' is supported, got {padding_mode!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv1d: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
-                             f"divisible by groups ({groups})")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = (F._single(kernel_size, "kernel_size"),), (F._single(stride, "stride"),)
-        self.padding = padding if isinstance(padding, str) else (F._single(padding, "padding"),)
-        self.dilation = (F._single(dilation, "dilation"),)
-        self.weight = new_parameter(out_channels, in_channels // groups, *self.kernel_size, device=device, dtype=dtype)
-        self.register_parameter("bias", new_parameter(out_channels, device=device, dtype=dtype) if bias else None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        reset_weight_and_bias(self.weight, self.bias)
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
-    def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}" + (f", groups={self.groups}" if self.groups != 1 else "") +
-                ("" if self.bias is not None else ", bias=False"))
-
-
 class AdaptiveAvgPool2d(Module):
     """Average over torch's adaptive bins to a fixed output_size (an int, or a pair whose None keeps that size)."""
 
@@ -120,3 +145,4 @@ class AdaptiveAvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
+

@@ -43,8 +43,8 @@ from ..tensor import Tensor
 
 __all__ = ["linear", "relu", "gelu", "silu", "leaky_relu", "elu", "softplus", "softmax", "log_softmax",
            "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",
-           "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "conv1d", "conv2d", "max_pool2d", "avg_pool2d",
-           "adaptive_avg_pool2d", "layer_norm", "group_norm", "batch_norm", "dropout", "embedding",
+           "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "conv1d", "conv2d", "conv_transpose2d", "max_pool2d",
+           "avg_pool2d", "adaptive_avg_pool2d", "layer_norm", "group_norm", "batch_norm", "dropout", "embedding",
            "scaled_dot_product_attention"]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -455,6 +455,15 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
     if weight is not None:
         out = out * weight.view(channel)
     return out if bias is None else out + bias.view(channel)
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """2-d transposed convolution of (N, C_in, H, W) or unbatched (C_in, H, W) input with (C_in, C_out/groups, KH, KW)
+    weight, plus a per-channel bias; output size (H - 1) * stride - 2 * padding + dilation * (KH - 1) +
+    output_padding + 1 (note torch's argument order: groups before dilation)."""
+    out = _unbatched(nn_ops.conv_transpose2d, input, weight, stride, padding, output_padding, groups, dilation)
+    return out if bias is None else out + bias.view(-1, 1, 1)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,

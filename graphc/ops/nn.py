@@ -147,11 +147,68 @@ def conv2d(x, w, stride, padding, dilation, groups):
                                                                                     **c.attrs), None))
 def conv2d_input_grad(g, w, x, stride, padding, dilation, groups):
     """Gradient of conv2d with respect to its input x (a transposed convolution of g with w)."""
-    n, c, oh, ow = x.shape[0], x.shape[1], g.shape[2], g.shape[3]
+    return _transposed_conv(g, w, x.shape, stride, padding, dilation, groups)
+
+
+def _transposed_conv(g, w, x_shape, stride, padding, dilation, groups):
+    """The adjoint of conv2d applied to g: the (N, C, H, W) = x_shape input gradient of a convolution with weights
+    w (O, C/groups, KH, KW) whose output gradient is g (N, O, OH, OW)."""
+    n, c, oh, ow = x_shape[0], x_shape[1], g.shape[2], g.shape[3]
     cols = np.matmul(_grad_matrix(g, groups), _weight_matrix(w, groups).transpose(0, 2, 1))
     cols = cols.reshape(groups, n, oh, ow, c // groups, *w.shape[2:]).transpose(1, 0, 4, 2, 3, 5, 6)
-    _, pads = _geometry(x.shape[2:], w.shape[2:], stride, padding, dilation)
-    return _col2im(cols.reshape(n, c, oh, ow, *w.shape[2:]), x.shape, pads, stride, dilation)
+    _, pads = _geometry(x_shape[2:], w.shape[2:], stride, padding, dilation)
+    return _col2im(cols.reshape(n, c, oh, ow, *w.shape[2:]), x_shape, pads, stride, dilation)
+
+
+# ---- conv_transpose2d -----------------------------------------------------------------------------------------
+def _conv_transpose_parse(x, weight, stride=1, padding=0, output_padding=0, groups: int = 1, dilation=1):
+    attrs = {"stride": pair(stride, "stride"), "padding": pair(padding, "padding"),
+             "output_padding": pair(output_padding, "output_padding"), "dilation": pair(dilation, "dilation"),
+             "groups": int(groups)}
+    return (x, weight), attrs
+
+
+def _conv_transpose_infer(x, weight, stride, padding, output_padding, dilation, groups):
+    _require_4d(x, "input")
+    _require_4d(weight, "weight")
+    if x.dtype is not weight.dtype or not x.dtype.is_floating_point:
+        raise TypeError(f"input and weight must have the same floating dtype, got {x.dtype.name} and "
+                        f"{weight.dtype.name}")
+    if x.shape[1] != weight.shape[0] or weight.shape[0] % groups:
+        raise ValueError(f"weight of shape {list(weight.shape)} with groups={groups} expects {weight.shape[0]} input "
+                         f"channels (divisible by groups), got input of shape {list(x.shape)}")
+    if any(op >= s and op >= d for op, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(f"output padding {list(output_padding)} must be smaller than either stride {list(stride)} "
+                         f"or dilation {list(dilation)}")
+    out_shape = _conv_transpose_shape(x.shape, weight.shape, stride, padding, output_padding, dilation, groups)
+    if any(o < 1 for o in out_shape[2:]):
+        raise ValueError(f"output size {list(out_shape[2:])} is too small for input of shape {list(x.shape)}")
+    return out_shape, x.dtype
+
+
+def _conv_transpose_shape(x_shape, w_shape, stride, padding, output_padding, dilation, groups) -> tuple:
+    """(N, C_out, H_out, W_out) with H_out = (H - 1) * stride - 2 * padding + dilation * (K - 1) + output_padding + 1
+    (torch.nn.ConvTranspose2d's formula)."""
+    return (x_shape[0], w_shape[1] * groups) + tuple(
+        (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+        for n, s, p, d, k, op in zip(x_shape[2:], stride, padding, dilation, w_shape[2:], output_padding))
+
+
+def _conv_transpose_backward(c, g):
+    """conv_transpose2d is conv2d's input gradient, so its gradients are conv2d (input) and conv2d's weight
+    gradient with the roles of input and output swapped."""
+    x, w = c.inputs
+    attrs = {k: v for k, v in c.attrs.items() if k != "output_padding"}
+    return (conv2d(g, w, **attrs) if x.requires_grad else None,
+            conv2d_weight_grad(x, g, w, **attrs) if w.requires_grad else None)
+
+
+@op("conv_transpose2d", OTHER, _conv_transpose_infer, backward=_conv_transpose_backward, parse=_conv_transpose_parse)
+def conv_transpose2d(x, w, stride, padding, output_padding, dilation, groups):
+    """2-d transposed convolution of (N, C_in, H, W) input with (C_in, C_out/groups, KH, KW) weight, without bias:
+    the adjoint of conv2d (each input pixel scatters its weighted kernel onto the output)."""
+    out_shape = _conv_transpose_shape(x.shape, w.shape, stride, padding, output_padding, dilation, groups)
+    return _transposed_conv(x, w, out_shape, stride, padding, dilation, groups)
 
 
 @op("conv2d_weight_grad", OTHER, lambda g, x, w, **attrs: (tuple(w.shape), g.dtype),
@@ -304,4 +361,4 @@ def causal_mask(scores):
     return np.triu(np.ones(scores.shape[-2:], dtype=bool), k=1)
 
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "embedding", "dropout_mask", "causal_mask"]
+__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "embedding", "dropout_mask", "causal_mask"]
