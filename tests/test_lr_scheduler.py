@@ -202,3 +202,36 @@ def test_compiled_step_follows_the_schedule():
     train_compiled_alongside_torch(model, opt, tmodel, topt, x, lrs)
     for p, tp in zip(model.parameters(), tmodel.parameters()):
         assert_close(p, tp, 1e-5, 1e-6)
+
+
+@pytest.mark.parametrize("name,kwargs", [("SGD", {"momentum": 0.9}), ("Adam", {}), ("Adadelta", {})])
+def test_tensor_lr_is_updated_in_place_and_a_compiled_step_does_not_retrace(name, kwargs):
+    """With lr given as a tensor (torch allows it), the scheduler fills it in place, as torch's does; a compiled step
+    reads it as a graph input, so the whole schedule runs on one plan and tracks torch."""
+    model, tmodel = graphc.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    model.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
+    opt = getattr(graphc.optim, name)(model.parameters(), lr=graphc.tensor(0.1), **kwargs)
+    topt = getattr(torch.optim, name)(tmodel.parameters(), lr=torch.tensor(0.1), **kwargs)
+    lr = opt.param_groups[0]["lr"]
+    sched, tsched = gs.CosineAnnealingLR(opt, T_max=5), ts.CosineAnnealingLR(topt, T_max=5)
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
+
+    @graphc.compile(backend="numpy")
+    def step(x):
+        opt.zero_grad()
+        loss = (model(x) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(7):
+        step(graphc.tensor(x))
+        topt.zero_grad()
+        (tmodel(torch.from_numpy(x)) ** 2).mean().backward()
+        topt.step()
+        sched.step()
+        tsched.step()
+        assert opt.param_groups[0]["lr"] is lr and float(lr) == float(topt.param_groups[0]["lr"])
+    assert step.num_compiles == 1
+    for p, tp in zip(model.parameters(), tmodel.parameters()):
+        assert_close(p, tp, 1e-5, 1e-6)

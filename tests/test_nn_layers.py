@@ -205,3 +205,22 @@ def test_clip_grad_value_and_parameter_vectors_match_torch():
         nn.utils.vector_to_parameters(new, g.parameters())
     with pytest.raises(ValueError):
         nn.utils.vector_to_parameters(graphc.zeros(3), g.parameters())
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"batch_first": True, "padding_value": -1.0},
+                                    {"batch_first": True, "padding_side": "left"}])
+def test_pad_sequence_matches_torch(kwargs):
+    arrays = [np.random.standard_normal((n, 2)).astype(np.float32) for n in (3, 1, 4)]
+    g = [graphc.tensor(a, requires_grad=True) for a in arrays]
+    t = [torch.tensor(a, requires_grad=True) for a in arrays]
+    g_out, t_out = nn.utils.rnn.pad_sequence(g, **kwargs), torch.nn.utils.rnn.pad_sequence(t, **kwargs)
+    assert_close(g_out.detach(), t_out)
+    w = np.random.standard_normal(tuple(t_out.shape)).astype(np.float32)
+    (g_out * graphc.tensor(w)).sum().backward()
+    (t_out * torch.tensor(w)).sum().backward()
+    for a, b in zip(g, t):
+        assert_close(a.grad, b.grad)
+    with pytest.raises(ValueError):
+        nn.utils.rnn.pad_sequence(g, padding_side="middle")
+    with pytest.raises(ValueError, match="trailing"):
+        nn.utils.rnn.pad_sequence([graphc.zeros(2, 3), graphc.zeros(2, 4)])

@@ -133,6 +133,14 @@ def test_dropout_between_layers_only_in_training():
     assert not np.allclose(g(x)[0].detach().numpy(), first.detach().numpy())
 
 
+def test_single_layer_dropout_warns_and_flatten_parameters_is_accepted():
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        torch.nn.LSTM(3, 4, dropout=0.2)
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        lstm = graphc.nn.LSTM(3, 4, dropout=0.2)
+    lstm.flatten_parameters()
+
+
 def test_errors_like_torch():
     cases = [
         (lambda m, lib: m.LSTM(3, 4)(lib.zeros(5, 2, 7)), RuntimeError, "input_size"),
@@ -180,3 +188,51 @@ def test_compiled_lstm_training_step_equals_eager():
     assert compiled.num_compiles == 1
     for (name, p), (_, q) in zip(model.named_parameters(), eager_model.named_parameters()):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_lstm_language_model_trains_like_torch():
+    """A word-language-model-style script (embedding, 2-layer LSTM carrying its hidden state across batches, tied
+    decoder, CrossEntropyLoss, clip_grad_norm_, SGD with StepLR) run under torch and graphc from the same weights:
+    the losses agree step by step."""
+    def script(lib):
+        nn = lib.nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.encoder = nn.Embedding(13, 6)
+                self.rnn = nn.LSTM(6, 6, num_layers=2, dropout=0.0)
+                self.decoder = nn.Linear(6, 13)
+                self.decoder.weight = self.encoder.weight
+
+            def forward(self, x, hidden):
+                out, hidden = self.rnn(self.encoder(x), hidden)
+                return self.decoder(out).view(-1, 13), hidden
+
+        return Model()
+
+    tmodel, gmodel = script(torch), script(graphc)
+    assert list(gmodel.state_dict()) == list(tmodel.state_dict())
+    gmodel.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 13, (9, 3))
+    runs = []
+    for lib, model in ((torch, tmodel), (graphc, gmodel)):
+        opt = lib.optim.SGD(model.parameters(), lr=0.5)
+        sched = lib.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        criterion = lib.nn.CrossEntropyLoss()
+        hidden, losses = None, []
+        for i in range(0, 8, 2):
+            x, y = lib.tensor(data[i:i + 2]), lib.tensor(data[i + 1:i + 3])
+            if hidden is not None:
+                hidden = tuple(h.detach() for h in hidden)
+            model.zero_grad()
+            output, hidden = model(x, hidden)
+            loss = criterion(output, y.reshape(-1))
+            loss.backward()
+            lib.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        runs.append(losses)
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-4)

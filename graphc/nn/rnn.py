@@ -5,6 +5,7 @@ time with graphc ops (a Python loop over the sequence, so it is differentiable a
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 from ..errors import op_error
@@ -72,6 +73,10 @@ class RNNBase(Module):
             raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
         if proj_size:
             raise NotImplementedError(f"{type(self).__name__}: proj_size is not supported")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
+                          UserWarning, stacklevel=3)
         self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
@@ -91,6 +96,10 @@ class RNNBase(Module):
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
             init.uniform_(p, -bound, bound)
+
+    def flatten_parameters(self) -> None:
+        """torch packs the weights into one cuDNN buffer here; graphc's weights need no packing, so it does nothing
+        (scripts call it before each forward)."""
 
     def _layer_params(self, layer: int, suffix: str) -> tuple[Tensor, ...]:
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

@@ -36,4 +36,4 @@ class Adadelta(Optimizer):
         square_avg = state["square_avg"].mul_(rho).add_(grad * (1 - rho) * grad)  # torch's rounding order
         delta = (state["acc_delta"] + eps).sqrt() / (square_avg + eps).sqrt() * grad
         state["acc_delta"].mul_(rho).add_(delta * (1 - rho) * delta)
-        param.add_(delta, alpha=-group["lr"])
+        param.sub_(delta * group["lr"])

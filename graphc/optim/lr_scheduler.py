@@ -1,7 +1,8 @@
-"""graphc.optim.lr_scheduler: torch's learning-rate schedulers. Each writes a Python float into every param group's
-'lr' at each step(), with torch's recurrences (the "chainable" form that multiplies the current lr, so schedulers
-compose), so the lr sequence equals torch's float for float; step(epoch) uses the closed form where torch has one.
-Schedulers hold no tensors, so a compiled training step reads the new lr as a guarded scalar."""
+"""graphc.optim.lr_scheduler: torch's learning-rate schedulers. Each writes every param group's 'lr' at each step()
+(a new float, or in place into a tensor lr), with torch's recurrences (the "chainable" form that multiplies the
+current lr, so schedulers compose), so the lr sequence equals torch's float for float; step(epoch) uses the closed
+form where torch has one.
+A compiled training step guards a float lr (a new value traces again); a tensor lr is a graph input instead."""
 from __future__ import annotations
 
 import math
@@ -12,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ..tensor import Tensor
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
@@ -27,6 +29,20 @@ _EPOCH_DEPRECATED = ("The epoch parameter in `scheduler.step()` was not necessar
 def _check_optimizer(optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+
+
+def _value(lr: float | Tensor) -> float | Tensor:
+    """A copy of a hyper-parameter that is a tensor (torch allows a tensor lr), the value itself otherwise."""
+    return lr.clone() if isinstance(lr, Tensor) else lr
+
+
+def _set(group: dict[str, Any], key: str, value: float | Tensor) -> None:
+    """Write a hyper-parameter: into the tensor in place when the group holds one (so a compiled step that reads it
+    as an input needs no new trace, torch's rule too), else as the new float."""
+    if isinstance(group[key], Tensor):
+        group[key].fill_(float(value))
+    else:
+        group[key] = value
 
 
 def _per_group(name: str, optimizer: Optimizer, value: Any) -> list:
@@ -51,11 +67,11 @@ class LRScheduler:
         self.optimizer = optimizer
         for i, group in enumerate(optimizer.param_groups):
             if last_epoch == -1:
-                group.setdefault("initial_lr", group["lr"])
+                group.setdefault("initial_lr", _value(group["lr"]))
             elif "initial_lr" not in group:
                 raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] when resuming scheduler "
                                "with last_epoch >= 0")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.base_lrs = [_value(group["initial_lr"]) for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._initial_step()
 
@@ -75,8 +91,8 @@ class LRScheduler:
         """The lrs the last step() set."""
         return self._last_lr
 
-    def _lrs(self) -> list[float]:
-        return [group["lr"] for group in self.optimizer.param_groups]
+    def _lrs(self) -> list[float | Tensor]:
+        return [_value(group["lr"]) for group in self.optimizer.param_groups]
 
     def step(self, epoch: int | None = None) -> None:
         """Advance one epoch (or jump to `epoch`, deprecated, via the closed form) and set the groups' lrs."""
@@ -93,7 +109,7 @@ class LRScheduler:
             self.last_epoch = epoch
             values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
+            _set(group, "lr", lr)
         self._last_lr = self._lrs()
 
     def state_dict(self) -> dict[str, Any]:
@@ -317,7 +333,7 @@ class SequentialLR(_Composite):
         self._schedulers, self._milestones = list(schedulers), list(milestones)
         self.last_epoch, self.optimizer = last_epoch + 1, optimizer
         for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"]
+            _set(group, "lr", group["initial_lr"])
         self._undo_construction_steps(self)
         first = self._schedulers[bisect_right(self._milestones, 0)]
         first._initial_step()
@@ -515,7 +531,7 @@ class ReduceLROnPlateau(LRScheduler):
             old_lr = float(group["lr"])
             new_lr = max(old_lr * self.factor, min_lr)
             if old_lr - new_lr > self.eps:
-                group["lr"] = new_lr
+                _set(group, "lr", new_lr)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.__dict__.update(state_dict)

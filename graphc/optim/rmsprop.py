@@ -46,6 +46,6 @@ class RMSprop(Optimizer):
             avg = square_avg.sqrt() + group["eps"]
         if momentum > 0:
             buf = state["momentum_buffer"].mul_(momentum).addcdiv_(grad, avg)
-            param.add_(buf, alpha=-group["lr"])
+            param.sub_(buf * group["lr"])
         else:
             param.addcdiv_(grad, avg, value=-group["lr"])

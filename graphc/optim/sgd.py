@@ -34,4 +34,4 @@ class SGD(Optimizer):
             else:
                 buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
             grad = grad + buf * momentum if group["nesterov"] else buf
-        param.add_(grad, alpha=-group["lr"])
+        param.sub_(grad * group["lr"])  # not add_(alpha=-lr): a tensor lr stays a graph input

@@ -1,16 +1,14 @@
-"""graphc.nn.utils: clip_grad_norm_, clip_grad_value_, parameters_to_vector, vector_to_parameters."""
+"""Gradient clipping: clip_grad_norm_ and clip_grad_value_."""
 from __future__ import annotations
 
-import builtins
 import math
 from collections.abc import Iterable
 
-from ..autograd import no_grad
-from ..ops.creation import zeros
-from ..ops.elementwise import abs, clamp, isnan, logical_or, maximum
-from ..ops.join import cat
-from ..ops.reduction import amax, sum
-from ..tensor import Tensor
+from ...autograd import no_grad
+from ...ops.creation import zeros
+from ...ops.elementwise import abs, clamp, isnan, logical_or, maximum
+from ...ops.reduction import amax, sum
+from ...tensor import Tensor
 
 
 def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm_type: float = 2.0,
@@ -50,25 +48,3 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float, f
         for p in _as_list(parameters):
             if p.grad is not None:
                 p.grad.clamp_(min=-clip_value, max=clip_value)
-
-
-def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
-    """The parameters flattened and concatenated into one 1-d tensor (differentiable, as in torch)."""
-    return cat([p.reshape(-1) for p in parameters])
-
-
-def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
-    """Copy consecutive slices of the 1-d vec into the parameters, in order. Raises TypeError if vec is not a
-    tensor, ValueError if its length is not the parameters' total size."""
-    if not isinstance(vec, Tensor):
-        raise TypeError(f"expected vec to be a Tensor, but got: {type(vec).__name__}")
-    params = list(parameters)
-    total = builtins.sum(p.numel() for p in params)
-    if vec.ndim != 1 or vec.shape[0] != total:
-        raise ValueError(f"vector_to_parameters: vec of shape {list(vec.shape)} does not hold the {total} values of "
-                         "the parameters")
-    offset = 0
-    with no_grad():
-        for p in params:
-            p.copy_(vec[offset:offset + p.numel()].view_as(p))
-            offset += p.numel()
