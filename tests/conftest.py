@@ -40,9 +40,10 @@ def assert_compiles_for_sm90(kernels) -> None:
         assert len(kernel.cubin(90)) > 0, kernel.source
 
 
-def train_compiled_alongside_torch(model, opt, tmodel, topt, x: np.ndarray, lrs) -> None:
+def train_compiled_alongside_torch(model, opt, tmodel, topt, x: np.ndarray, lrs=None, schedulers=(), steps=0):
     """Steps minimising mean(model(x) ** 2): graphc's through graphc.compile, torch's eagerly, each optimizer's
-    learning rate set to lrs[i] before step i; the caller compares the parameters."""
+    learning rate set to lrs[i] before step i (or, without lrs, `steps` steps each followed by a step of every
+    scheduler); the caller compares the parameters. Returns the compiled step."""
     @graphc.compile
     def step(x):
         opt.zero_grad()
@@ -51,9 +52,32 @@ def train_compiled_alongside_torch(model, opt, tmodel, topt, x: np.ndarray, lrs)
         opt.step()
         return loss
 
-    for lr in lrs:
-        opt.param_groups[0]["lr"] = topt.param_groups[0]["lr"] = lr
+    for lr in [None] * steps if lrs is None else lrs:
+        if lr is not None:
+            opt.param_groups[0]["lr"] = topt.param_groups[0]["lr"] = lr
         step(graphc.tensor(x))
         topt.zero_grad()
         (tmodel(torch.from_numpy(x)) ** 2).mean().backward()
         topt.step()
+        for scheduler in schedulers:
+            scheduler.step()
+    return step
+
+
+def assert_trains_like_torch(build, train, rtol: float = 1e-4) -> None:
+    """A training script run under torch and graphc from the same initial weights gives the same losses:
+    build(lib) makes the model, train(lib, model) runs the script and returns its losses (lib is torch or graphc)."""
+    tmodel, gmodel = build(torch), build(graphc)
+    assert list(gmodel.state_dict()) == list(tmodel.state_dict())
+    gmodel.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
+    np.testing.assert_allclose(train(graphc, gmodel), train(torch, tmodel), rtol=rtol)
+
+
+def clipped_step(lib, model, loss, opt, sched, max_norm: float) -> float:
+    """The update of a typical script: backward, clip_grad_norm_, optimizer and scheduler steps; returns the loss."""
+    opt.zero_grad()
+    loss.backward()
+    lib.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    opt.step()
+    sched.step()
+    return loss.item()

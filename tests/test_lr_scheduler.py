@@ -215,23 +215,8 @@ def test_tensor_lr_is_updated_in_place_and_a_compiled_step_does_not_retrace(name
     lr = opt.param_groups[0]["lr"]
     sched, tsched = gs.CosineAnnealingLR(opt, T_max=5), ts.CosineAnnealingLR(topt, T_max=5)
     x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
-
-    @graphc.compile(backend="numpy")
-    def step(x):
-        opt.zero_grad()
-        loss = (model(x) ** 2).mean()
-        loss.backward()
-        opt.step()
-        return loss
-
-    for _ in range(7):
-        step(graphc.tensor(x))
-        topt.zero_grad()
-        (tmodel(torch.from_numpy(x)) ** 2).mean().backward()
-        topt.step()
-        sched.step()
-        tsched.step()
-        assert opt.param_groups[0]["lr"] is lr and float(lr) == float(topt.param_groups[0]["lr"])
+    step = train_compiled_alongside_torch(model, opt, tmodel, topt, x, schedulers=(sched, tsched), steps=7)
+    assert opt.param_groups[0]["lr"] is lr and float(lr) == float(topt.param_groups[0]["lr"])
     assert step.num_compiles == 1
     for p, tp in zip(model.parameters(), tmodel.parameters()):
         assert_close(p, tp, 1e-5, 1e-6)

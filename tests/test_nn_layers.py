@@ -224,3 +224,20 @@ def test_pad_sequence_matches_torch(kwargs):
         nn.utils.rnn.pad_sequence(g, padding_side="middle")
     with pytest.raises(ValueError, match="trailing"):
         nn.utils.rnn.pad_sequence([graphc.zeros(2, 3), graphc.zeros(2, 4)])
+
+
+def test_embedding_from_pretrained_and_torch_signature():
+    table = np.random.standard_normal((5, 3)).astype(np.float32)
+    g = nn.Embedding.from_pretrained(graphc.tensor(table), padding_idx=0)
+    t = torch.nn.Embedding.from_pretrained(torch.tensor(table), padding_idx=0)
+    assert not g.weight.requires_grad and isinstance(g.weight, nn.Parameter)
+    idx = np.array([[0, 4, 2]])
+    assert_close(g(graphc.tensor(idx)), t(torch.tensor(idx)))
+    g, t = pair(lambda m: m.Embedding(6, 3, 1, None, 2.0, False, True))  # torch's positional order, sparse=True
+    g(graphc.tensor(idx)).sum().backward()
+    t(torch.tensor(idx)).sum().backward()
+    assert_close(g.weight.grad, t.weight.grad.to_dense())
+    with pytest.raises(NotImplementedError, match="max_norm"):
+        nn.Embedding(6, 3, max_norm=1.0)(graphc.tensor(idx))
+    with pytest.raises(ValueError):
+        nn.Embedding.from_pretrained(graphc.zeros(3))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close
+from conftest import assert_close, assert_trains_like_torch, clipped_step
 
 import graphc
 
@@ -211,13 +211,9 @@ def test_lstm_language_model_trains_like_torch():
 
         return Model()
 
-    tmodel, gmodel = script(torch), script(graphc)
-    assert list(gmodel.state_dict()) == list(tmodel.state_dict())
-    gmodel.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
-    rng = np.random.default_rng(0)
-    data = rng.integers(0, 13, (9, 3))
-    runs = []
-    for lib, model in ((torch, tmodel), (graphc, gmodel)):
+    data = np.random.default_rng(0).integers(0, 13, (9, 3))
+
+    def train(lib, model):
         opt = lib.optim.SGD(model.parameters(), lr=0.5)
         sched = lib.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
         criterion = lib.nn.CrossEntropyLoss()
@@ -226,13 +222,44 @@ def test_lstm_language_model_trains_like_torch():
             x, y = lib.tensor(data[i:i + 2]), lib.tensor(data[i + 1:i + 3])
             if hidden is not None:
                 hidden = tuple(h.detach() for h in hidden)
-            model.zero_grad()
             output, hidden = model(x, hidden)
-            loss = criterion(output, y.reshape(-1))
-            loss.backward()
-            lib.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-        runs.append(losses)
-    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-4)
+            losses.append(clipped_step(lib, model, criterion(output, y.reshape(-1)), opt, sched, 0.25))
+        return losses
+
+    assert_trains_like_torch(script, train)
+
+
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+@pytest.mark.parametrize("make", [lambda m: m.LSTM(2, 3, num_layers=2, bidirectional=True),
+                                  lambda m: m.GRU(2, 3, batch_first=True)], ids=["LSTM-bidirectional", "GRU"])
+def test_packed_sequences_match_torch(make, enforce_sorted):
+    """pack_padded_sequence -> RNN -> pad_packed_sequence, the seq2seq-tutorial pattern: packed data, batch sizes,
+    indices, outputs, final states and input gradients as torch's."""
+    g, t = pair(make)
+    lengths = [5, 3, 2] if enforce_sorted else [3, 5, 2]
+    x = np.random.standard_normal((5, 3, 2)).astype(np.float32)
+    gx, tx = graphc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    g_rnn, t_rnn = graphc.nn.utils.rnn, torch.nn.utils.rnn
+    g_packed = g_rnn.pack_padded_sequence(gx, lengths, enforce_sorted=enforce_sorted)
+    t_packed = t_rnn.pack_padded_sequence(tx, lengths, enforce_sorted=enforce_sorted)
+    assert g_packed.batch_sizes.tolist() == t_packed.batch_sizes.tolist()
+    if not enforce_sorted:
+        assert g_packed.sorted_indices.tolist() == t_packed.sorted_indices.tolist()
+    (g_out, g_state), (t_out, t_state) = g(g_packed), t(t_packed)
+    assert_close(g_out.data.detach(), t_out.data, **TOL)
+    (g_pad, g_len), (t_pad, t_len) = g_rnn.pad_packed_sequence(g_out, total_length=6), \
+        t_rnn.pad_packed_sequence(t_out, total_length=6)
+    assert g_len.tolist() == t_len.tolist()
+    loss_g, loss_t = g_pad.sum(), t_pad.sum()
+    for a, b in zip(flat(g_state), flat(t_state)):
+        assert_close(a.detach(), b, **TOL)
+        loss_g, loss_t = loss_g + (a * a).sum(), loss_t + (b * b).sum()
+    loss_g.backward()
+    loss_t.backward()
+    assert_close(gx.grad, tx.grad, **TOL)
+    assert [s.shape[0] for s in g_rnn.pad_packed_sequence(g_rnn.pack_sequence(
+        [graphc.zeros(2, 2), graphc.zeros(4, 2)], enforce_sorted=False))[0].unbind(1)] == [4, 4]
+    with pytest.raises(RuntimeError, match="sorted in decreasing order"):
+        g_rnn.pack_padded_sequence(gx, [3, 5, 2])
+    with pytest.raises(RuntimeError):
+        t_rnn.pack_padded_sequence(tx, [3, 5, 2])

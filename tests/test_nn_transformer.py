@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close
+from conftest import assert_close, assert_trains_like_torch, clipped_step
 
 import graphc
 
@@ -205,3 +205,40 @@ def test_compiled_encoder_layer_forward_backward_equals_eager():
         for g, e in zip(grads, eager_grads):
             np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-4, atol=1e-6)
     assert compiled.num_compiles >= 1
+
+
+def test_small_transformer_language_model_trains_like_torch():
+    """A char-level model written the way public scripts write it (token and position embeddings, a causal
+    TransformerEncoder with norm_first and GELU, AdamW with OneCycleLR, clip_grad_norm_) run under torch and graphc
+    from the same weights: the losses agree step by step."""
+    def build(lib):
+        nn = lib.nn
+
+        class TinyGPT(nn.Module):
+            def __init__(self, vocab=11, width=8, block=6):
+                super().__init__()
+                self.tok, self.pos = nn.Embedding(vocab, width), nn.Embedding(block, width)
+                layer = nn.TransformerEncoderLayer(width, 2, 4 * width, dropout=0.0, activation="gelu",
+                                                   batch_first=True, norm_first=True)
+                self.blocks = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+                self.ln_f, self.head = nn.LayerNorm(width), nn.Linear(width, vocab, bias=False)
+                self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(block))
+
+            def forward(self, idx, targets):
+                t = idx.shape[1]
+                x = self.tok(idx) + self.pos(lib.arange(t))
+                x = self.blocks(x, mask=self.mask[:t, :t], is_causal=True)
+                logits = self.head(self.ln_f(x))
+                return nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+        return TinyGPT()
+
+    data = np.random.default_rng(0).integers(0, 11, (4, 4, 7))
+
+    def train(lib, model):
+        opt = lib.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+        sched = lib.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-2, total_steps=len(data))
+        return [clipped_step(lib, model, model(lib.tensor(batch[:, :-1]), lib.tensor(batch[:, 1:])), opt, sched, 1.0)
+                for batch in data]
+
+    assert_trains_like_torch(build, train)

@@ -539,8 +539,12 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     return input.copy_(out) if inplace else out
 
 
-def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
-    """Rows of weight picked by integer indices; the padding_idx row gets no gradient."""
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of weight picked by integer indices; the padding_idx row gets no gradient (sparse=True gives the same
+    dense gradient; max_norm and scale_grad_by_freq raise NotImplementedError)."""
+    if max_norm is not None or scale_grad_by_freq:
+        raise NotImplementedError("embedding: max_norm and scale_grad_by_freq are not supported")
     if padding_idx is not None and padding_idx < 0:
         padding_idx += weight.shape[0]
     return nn_ops.embedding(input, weight, padding_idx)

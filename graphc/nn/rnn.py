@@ -8,8 +8,11 @@ import math
 import warnings
 from collections.abc import Callable
 
+import numpy as np
+
 from ..errors import op_error
-from ..ops.elementwise import relu, sigmoid, tanh
+from ..ops.creation import tensor
+from ..ops.elementwise import relu, sigmoid, tanh, where
 from ..ops.join import cat, stack
 from ..ops.view import squeeze, unsqueeze
 from ..tensor import Tensor
@@ -17,6 +20,7 @@ from . import functional as F
 from . import init
 from .linear import new_parameter
 from .module import Module
+from .utils.rnn import PackedSequence, pack_sorted, pad_packed_sequence
 
 State = Tensor | tuple[Tensor, Tensor]
 
@@ -126,13 +130,19 @@ class RNNBase(Module):
             raise op_error(type(self).__name__, f"Expected hidden size {expected}, got {list(hx.shape)}", (hx,),
                            RuntimeError)
 
-    def forward(self, input: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
+    def forward(self, input: Tensor | PackedSequence, hx: State | None = None) -> tuple[Tensor | PackedSequence, State]:
+        packed = input if isinstance(input, PackedSequence) else None
+        valid = None
+        if packed is not None:  # run the padded batch in its original order; finished sequences keep their state
+            input, lengths = pad_packed_sequence(packed)
+            steps = np.arange(input.shape[0])[:, None, None]
+            valid = tensor(steps < lengths._host()[None, :, None])
         batched = self._check_input(input)
         is_lstm = self.mode == "LSTM"
         if not batched:
             input = unsqueeze(input, 1)
             hx = None if hx is None else tuple(unsqueeze(h, 1) for h in hx) if is_lstm else unsqueeze(hx, 1)
-        elif self.batch_first:
+        elif self.batch_first and packed is None:
             input = input.transpose(0, 1)
         directions = 2 if self.bidirectional else 1
         if hx is None:
@@ -150,26 +160,37 @@ class RNNBase(Module):
             for direction, suffix in enumerate(("", "_reverse")[:directions]):
                 k = layer * directions + direction
                 state = (hx[0][k], hx[1][k]) if is_lstm else hx[k]
-                out, state = self._run(input, state, step, self._layer_params(layer, suffix), reverse=direction == 1)
+                out, state = self._run(input, state, step, self._layer_params(layer, suffix), direction == 1, valid)
                 outputs.append(out)
                 finals.append(state)
             input = outputs[0] if directions == 1 else cat(outputs, -1)
         output = input
         h_n = stack([_hidden_of(s) for s in finals])
         state = (h_n, stack([s[1] for s in finals])) if is_lstm else h_n
+        if packed is not None:
+            order = packed.sorted_indices
+            return pack_sorted(output if order is None else output[:, order], packed.batch_sizes, order,
+                               packed.unsorted_indices), state
         if not batched:
             return squeeze(output, 1), tuple(squeeze(s, 1) for s in state) if is_lstm else squeeze(state, 1)
         return (output.transpose(0, 1) if self.batch_first else output), state
 
     @staticmethod
-    def _run(input: Tensor, state: State, step: Callable, params: tuple, reverse: bool) -> tuple[Tensor, State]:
-        """One direction of one layer over the (L, N, H) sequence: returns the (L, N, hidden) outputs, final state."""
+    def _run(input: Tensor, state: State, step: Callable, params: tuple, reverse: bool,
+             valid: Tensor | None) -> tuple[Tensor, State]:
+        """One direction of one layer over the (L, N, H) sequence: returns the (L, N, hidden) outputs, final state.
+        valid (L, N, 1), for packed input, marks the steps inside each sequence: elsewhere the state is kept, so
+        the reverse direction starts at each sequence's own last step."""
         w_ih, w_hh, b_ih, b_hh = params
         projected = F.linear(input, w_ih, b_ih)
         times = range(input.shape[0] - 1, -1, -1) if reverse else range(input.shape[0])
         outputs = [None] * input.shape[0]
         for t in times:
-            state = step(projected[t], state, w_hh, b_hh)
+            new = step(projected[t], state, w_hh, b_hh)
+            if valid is not None:
+                new = tuple(where(valid[t], a, b) for a, b in zip(new, state)) if isinstance(new, tuple) else \
+                    where(valid[t], new, state)
+            state = new
             outputs[t] = _hidden_of(state)
         return stack(outputs), state
 
