@@ -55,6 +55,8 @@ MHA = [
      {}),
     ("kdim-vdim", lambda m: m.MultiheadAttention(8, 2, kdim=5, vdim=6), (3, 2, 8), (4, 2, 5), {"vdim": 6}),
     ("unbatched", lambda m: m.MultiheadAttention(8, 2), (3, 8), (4, 8), {}),
+    ("bias_kv-zero_attn", lambda m: m.MultiheadAttention(8, 2, add_bias_kv=True, add_zero_attn=True), (3, 2, 8),
+     (4, 2, 8), {}),
 ]
 
 
@@ -69,9 +71,10 @@ def test_multihead_attention_matches_torch(name, make, q_shape, k_shape, extra, 
     assert g(*[graphc.tensor(a) for a in arrays], need_weights=False)[1] is None
 
 
+@pytest.mark.parametrize("extra", [{}, {"add_bias_kv": True, "add_zero_attn": True}], ids=["plain", "extra-keys"])
 @pytest.mark.parametrize("kind", ["bool", "float"])
-def test_multihead_attention_masks_match_torch(kind):
-    g, t = pair(lambda m: m.MultiheadAttention(8, 2))
+def test_multihead_attention_masks_match_torch(kind, extra):
+    g, t = pair(lambda m: m.MultiheadAttention(8, 2, **extra))
     batch, tgt, src = 2, 3, 5
     arrays = [randn(tgt, batch, 8), randn(src, batch, 8), randn(src, batch, 8)]
     attn2d, attn3d, padding = bool_mask(tgt, src), bool_mask(batch * 2, tgt, src), bool_mask(batch, src)

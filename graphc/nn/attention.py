@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 from ..errors import op_error
+from ..ops.creation import zeros_like
 from ..ops.elementwise import masked_fill
+from ..ops.join import cat
 from ..ops.matmul import matmul
 from ..ops.view import squeeze, unsqueeze
 from ..tensor import Tensor
@@ -23,6 +25,11 @@ def apply_mask(scores: Tensor, mask: Tensor | None) -> Tensor:
     return masked_fill(scores, mask, float("-inf")) if mask.dtype.name == "bool" else scores + mask
 
 
+def _extend(mask: Tensor | None) -> Tensor | None:
+    """A mask with one more key column that hides nothing (False or 0.0), for an added key."""
+    return None if mask is None else cat([mask, zeros_like(mask[..., :1])], -1)
+
+
 class MultiheadAttention(Module):
     """Multi-head attention (Vaswani et al. 2017): project query, key and value, attend per head with
     softmax(q k^T / sqrt(head_dim) + masks), concatenate the heads and project with out_proj. forward returns
@@ -38,8 +45,6 @@ class MultiheadAttention(Module):
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim must be divisible by num_heads (embed_dim={embed_dim}, "
                              f"num_heads={num_heads})")
-        if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are not supported")
         self.embed_dim, self.num_heads, self.dropout, self.batch_first = embed_dim, num_heads, dropout, batch_first
         self.kdim, self.vdim = kdim or embed_dim, vdim or embed_dim
         self.head_dim = embed_dim // num_heads
@@ -56,7 +61,11 @@ class MultiheadAttention(Module):
         self.register_parameter("in_proj_bias", new_parameter(3 * embed_dim, device=device, dtype=dtype)
                                 if bias else None)
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, device=device, dtype=dtype)
-        self.bias_k = self.bias_v = None
+        if add_bias_kv:
+            self.bias_k = new_parameter(1, 1, embed_dim, device=device, dtype=dtype)
+            self.bias_v = new_parameter(1, 1, embed_dim, device=device, dtype=dtype)
+        else:
+            self.bias_k = self.bias_v = None
         self.add_zero_attn = add_zero_attn
         self._reset_parameters()
 
@@ -68,6 +77,9 @@ class MultiheadAttention(Module):
         if self.in_proj_bias is not None:
             init.zeros_(self.in_proj_bias)
             init.zeros_(self.out_proj.bias)
+        if self.bias_k is not None:
+            init.xavier_normal_(self.bias_k)
+            init.xavier_normal_(self.bias_v)
 
     def _projections(self) -> tuple[tuple[Tensor, ...], tuple]:
         weights = self.in_proj_weight.chunk(3) if self._qkv_same_embed_dim else \
@@ -135,7 +147,14 @@ class MultiheadAttention(Module):
             return x.reshape(x.shape[0], x.shape[1], self.num_heads, self.head_dim).permute(1, 2, 0, 3)
 
         q = heads(F.linear(query, w_q, b_q) * (1.0 / math.sqrt(self.head_dim)))
-        k, v = heads(F.linear(key, w_k, b_k)), heads(F.linear(value, w_v, b_v))
+        k, v = F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+        if self.bias_k is not None:  # one more key and value, learnt, that every query sees
+            k, v = cat([k, self.bias_k.expand(1, batch, -1)]), cat([v, self.bias_v.expand(1, batch, -1)])
+            attn_mask, key_padding_mask = _extend(attn_mask), _extend(key_padding_mask)
+        k, v = heads(k), heads(v)
+        if self.add_zero_attn:  # and a key and value of zeros
+            k, v = cat([k, zeros_like(k[:, :, :1])], 2), cat([v, zeros_like(v[:, :, :1])], 2)
+            attn_mask, key_padding_mask = _extend(attn_mask), _extend(key_padding_mask)
         scores = apply_mask(apply_mask(matmul(q, k.transpose(-2, -1)), attn_mask), key_padding_mask)
         weights = F.dropout(F.softmax(scores, dim=-1), self.dropout, self.training)
         out = matmul(weights, v).permute(2, 0, 1, 3).reshape(tgt_len, batch, self.embed_dim)
