@@ -58,6 +58,8 @@ SCHEDULERS = [
     ("LinearLR", lambda m, o: m.LinearLR(o, start_factor=0.25, total_iters=6)),
     ("LinearLR-decay", lambda m, o: m.LinearLR(o, start_factor=1.0, end_factor=0.1, total_iters=10)),
     ("ConstantLR", lambda m, o: m.ConstantLR(o, factor=0.5, total_iters=4)),
+    ("PolynomialLR", lambda m, o: m.PolynomialLR(o, total_iters=8, power=2.0)),
+    ("CosineAnnealingWarmRestarts", lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.01)),
     ("OneCycleLR", lambda m, o: m.OneCycleLR(o, max_lr=[0.5, 1.0], total_steps=25)),
     ("OneCycleLR-linear-3phase", lambda m, o: m.OneCycleLR(o, max_lr=0.5, epochs=5, steps_per_epoch=5,
                                                            anneal_strategy="linear", three_phase=True)),
@@ -174,6 +176,18 @@ def test_scheduler_errors_like_torch():
     sched.step()
     with pytest.raises(ValueError, match="Tried to step 3 times"):
         sched.step()
+
+
+def test_warm_restarts_with_fractional_epochs_match_torch():
+    """The SGDR pattern of stepping with epoch + batch / batches."""
+    g_opt, t_opt = optimizers()
+    g, t = gs.CosineAnnealingWarmRestarts(g_opt, T_0=2, T_mult=2), ts.CosineAnnealingWarmRestarts(t_opt, T_0=2,
+                                                                                                    T_mult=2)
+    for epoch in range(7):
+        for batch in range(3):
+            g.step(epoch + batch / 3)
+            t.step(epoch + batch / 3)
+            assert hyper(g_opt, "lr") == hyper(t_opt, "lr")
 
 
 def test_step_with_epoch_uses_closed_form_and_warns():
