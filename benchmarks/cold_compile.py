@@ -1,7 +1,10 @@
 """Cold compile: seconds from a fresh process (empty caches) to the first compiled training step of the digits MLP
-(64-100-100-10, Adam, cross-entropy, batch 64), graphc.compile against torch.compile, each in its own subprocess.
+(64-100-100-10, Adam, cross-entropy, batch 64), graphc.compile against torch.compile, each in its own subprocess;
+and graphc.compiler.precompile for sm_90 (every Triton kernel of a training step compiled ahead of time, no GPU
+needed) of the digits step and of a GPT step (2 and 4 blocks, d 256), cold (empty graphc and Triton caches) and
+warm (a new process on the filled cache).
 
-    python benchmarks/cold_compile.py [--repeats 3]
+    python benchmarks/cold_compile.py [--repeats 3] [--only plan|precompile]
 
 For graphc, 'first step' is the first call (capture, passes, plan and run) and 'cached' the time until the
 replayable plan exists (the first call creates the optimizer state, the second is the capture that is cached).
@@ -94,22 +97,46 @@ print(json.dumps({{"first": first, "startup": startup, "steady_ms": fastest(step
 """
 
 
-def run(code: str, env: dict) -> dict:
-    code = code.format(examples=EXAMPLES, fastest=FASTEST.format(steps=STEPS))
+PRECOMPILE = """
+import sys, json
+sys.path.insert(0, {examples!r})
+import graphc
+from graphc.bench.cases import CASES, Inputs
+if {model!r} == "digits":
+    from graphc import nn
+    from digits import train_step
+    from train_digits_mlp import make_model
+    model = make_model()
+    opt = graphc.optim.Adam(model.parameters(), lr=1e-3)
+    fn, args = train_step, (model, opt, nn.CrossEntropyLoss(), graphc.randn(64, 64), graphc.randint(0, 10, (64,)))
+else:
+    setup = CASES["gpt_train_step"].build(graphc, Inputs(graphc, "cpu"), b=4, t=64, d=256, heads=4, layers={layers},
+                                          vocab=1024)
+    fn, args = setup.fn, setup.args
+done = graphc.compiler.precompile(fn, *args, arch=90)
+print(json.dumps(vars(done)))
+"""
+
+
+def run(code: str, env: dict, **params) -> dict:
+    code = code.format(examples=EXAMPLES, fastest=FASTEST.format(steps=STEPS), **params)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+def fresh_env(cache: str) -> dict:
+    """Environment of a cold process: graphc's, Inductor's and Triton's caches in cache (a new folder)."""
+    return {**os.environ, "GRAPHC_CACHE_DIR": os.path.join(cache, "graphc"),
+            "TORCHINDUCTOR_CACHE_DIR": os.path.join(cache, "inductor"), "TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
+            "TRITON_CACHE_DIR": os.path.join(cache, "triton"),
+            "PYTHONPATH": os.path.join(HERE, "..") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def plan_vs_torch_compile(repeats: int) -> None:
     rows = []
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         with tempfile.TemporaryDirectory() as cache:
-            env = {**os.environ, "GRAPHC_CACHE_DIR": os.path.join(cache, "graphc"),
-                   "TORCHINDUCTOR_CACHE_DIR": os.path.join(cache, "inductor"), "TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
-                   "PYTHONPATH": os.path.join(HERE, "..") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            env = fresh_env(cache)
             rows.append((run(GRAPHC, env), run(TORCH, env)))
     for g, t in rows:
         print(f"cold: graphc first step {g['first']:.3f} s, cached plan after {g['cached']:.3f} s "
@@ -120,8 +147,36 @@ def main() -> None:
               f"compiled / torch eager = {g['steady_ms'] / t['eager_ms']:.2f}")
     best_g = min(g["cached"] for g, _ in rows)
     best_t = min(t["first"] for _, t in rows)
-    print(f"best of {args.repeats}: graphc {best_g:.3f} s to a cached plan, torch.compile {best_t:.2f} s (its start-up "
+    print(f"best of {repeats}: graphc {best_g:.3f} s to a cached plan, torch.compile {best_t:.2f} s (its start-up "
           f"excluded): {best_t / best_g:.0f}x faster")
+
+
+def precompile_for_sm90(repeats: int) -> None:
+    """precompile(step, arch=90) in a process with empty caches, then in a new process on the filled ones."""
+    for model, layers in (("digits", 0), ("gpt", 2), ("gpt", 4)):
+        cold, warm = [], []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as cache:
+                env = fresh_env(cache)
+                cold.append(run(PRECOMPILE, env, model=model, layers=layers))
+                warm.append(run(PRECOMPILE, env, model=model, layers=layers))
+        name = "digits MLP step" if model == "digits" else f"GPT step ({layers} blocks, d 256)"
+        c, w = min(cold, key=lambda r: r["seconds"]), min(warm, key=lambda r: r["seconds"])
+        runs = ", ".join(f"{r['seconds']:.1f}" for r in cold)
+        print(f"precompile sm_90, {name}: {c['kernels']} kernels, {c['distinct']} distinct | cold "
+              f"{c['seconds']:.1f} s (runs: {runs}), warm {w['seconds']:.2f} s "
+              f"({w['compiled']} compiled) | {os.cpu_count()} CPUs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=["plan", "precompile"], help="run one of the two measurements")
+    args = parser.parse_args()
+    if args.only != "precompile":
+        plan_vs_torch_compile(args.repeats)
+    if args.only != "plan":
+        precompile_for_sm90(args.repeats)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,17 @@
 """Shared test helpers: graphc <-> torch conversion and comparison."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 import graphc
+
+# Where the kernel tests run the Triton kernels they generate: Triton's interpreter on CPU, or with
+# GRAPHC_TEST_BACKEND=triton on a GPU (scripts/gpu_check.sh).
+KERNEL_BACKEND = os.environ.get("GRAPHC_TEST_BACKEND", "interpret")
 
 
 @pytest.fixture(autouse=True)

@@ -55,3 +55,12 @@ def test_unknown_case_is_an_error(capsys):
     with pytest.raises(SystemExit):
         main(["--cases", "no_such_case"])
     assert "no_such_case" in capsys.readouterr().err
+
+
+def test_without_matplotlib_the_chart_is_skipped_with_a_notice(results, tmp_path, monkeypatch, capsys):
+    from graphc.bench import report
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # a plain `pip install graphc` has no matplotlib
+    assert report.write_chart(tmp_path / "results.png", results[2]["rows"]) is False
+    assert not (tmp_path / "results.png").exists()
+    assert "pip install 'graphc[bench]'" in capsys.readouterr().out

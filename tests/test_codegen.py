@@ -10,7 +10,7 @@ import importlib
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close, assert_compiles_for_sm90
+from conftest import KERNEL_BACKEND, assert_close, assert_compiles_for_sm90
 
 import graphc
 from graphc import dtypes
@@ -29,7 +29,7 @@ def _kernel_cache(tmp_path, monkeypatch):
 def check(fn, *arrays, rtol=1e-5, atol=1e-6, kernels=None):
     """fn compiled for the interpreter equals fn on torch tensors, and its kernels compile for sm_90; returns the
     explain report."""
-    compiled = graphc.compile(fn, backend="interpret", fullgraph=True)  # a failing plan raises, never runs eagerly
+    compiled = graphc.compile(fn, backend=KERNEL_BACKEND, fullgraph=True)  # a failing plan raises, never runs eagerly
     ours = compiled(*(graphc.tensor(a) for a in arrays))
     theirs = fn(*(torch.from_numpy(a) for a in arrays))
     for o, t in zip(ours if isinstance(ours, tuple) else (ours,), theirs if isinstance(theirs, tuple) else (theirs,)):
@@ -107,7 +107,7 @@ def test_sizes_equal_by_coincidence_at_plan_time_may_differ_later():
     def f(x, w):  # traced with as many rows in x as elements in w: fusion may compute w's sum as one value per row
         return (x.mean(1, keepdim=True) ** 2).sum() + (w * w).sum()
 
-    compiled = graphc.compile(f, backend="interpret")
+    compiled = graphc.compile(f, backend=KERNEL_BACKEND)
     w = randn(3)
     for rows in (3, 5, 1):
         x = randn(rows, 3)
@@ -166,7 +166,7 @@ def test_batch_size_one_at_trace_time_stays_correct_later():
     def f(x, w):
         return (x * w).sum(0) + x.mean()
 
-    compiled = graphc.compile(f, backend="interpret")
+    compiled = graphc.compile(f, backend=KERNEL_BACKEND)
     w = randn(1, 4)
     for rows in (1, 3):
         x = randn(rows, 4)
@@ -197,7 +197,7 @@ def test_backward_reading_two_views_that_start_at_one_address():
 
     x = randn(2, 8)
     ours_x, theirs_x = graphc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    ours, theirs = graphc.compile(f, backend="interpret", fullgraph=True)(ours_x), f(theirs_x)
+    ours, theirs = graphc.compile(f, backend=KERNEL_BACKEND, fullgraph=True)(ours_x), f(theirs_x)
     for o, t in zip(ours, theirs):
         assert_close(o, t, rtol=1e-3, atol=1e-3)
     assert_close(ours_x.grad, theirs_x.grad, rtol=1e-3, atol=1e-3)

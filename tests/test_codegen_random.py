@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import assert_compiles_for_sm90
+from conftest import KERNEL_BACKEND, assert_compiles_for_sm90
 from test_random_programs import check_program
 
 SWEEP = os.environ.get("GRAPHC_RANDOM_SEEDS")  # "300-4000": run those seeds instead (a few minutes per 1000)
@@ -31,7 +31,7 @@ def _kernel_cache(tmp_path, monkeypatch):
 def test_random_programs_interpreted_equal_eager_and_compile_for_sm90(block):
     kernels = {}
     for seed in list(SAMPLE)[block::4]:
-        compiled = check_program(seed, backend="interpret", rtol=1e-4)
+        compiled = check_program(seed, backend=KERNEL_BACKEND, rtol=1e-4)
         for runtime in compiled._plans.values():
             for kernel in runtime.plan.kernels:
                 kernels.setdefault(kernel.source, kernel)

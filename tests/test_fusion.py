@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close, assert_compiles_for_sm90
+from conftest import KERNEL_BACKEND, assert_close, assert_compiles_for_sm90
 
 import graphc
 from graphc.bench.cases import CASES, Inputs
@@ -55,7 +55,7 @@ def test_kernel_count_and_bytes(name):
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_interpreted_kernels_match_torch_and_compile_for_sm90(name):
     setup, reference = build(name, graphc), build(name, torch)
-    compiled = graphc.compile(setup.fn, backend="interpret", fullgraph=True)  # a failing plan raises
+    compiled = graphc.compile(setup.fn, backend=KERNEL_BACKEND, fullgraph=True)  # a failing plan raises
     for _ in range(2):  # the second call replays the cached plan (and, for optimizers, sees the updated state)
         out, want = compiled(*setup.args), reference.fn(*reference.args)
         if out is not None:
@@ -94,7 +94,7 @@ def test_one_kernel_serves_every_batch_size():
     def softmax(x):
         return graphc.softmax(x * 2.0, -1)
 
-    compiled = graphc.compile(softmax, backend="interpret")
+    compiled = graphc.compile(softmax, backend=KERNEL_BACKEND)
     loaded = None
     for rows in (3, 7, 1):
         x = np.random.randn(rows, 10).astype(np.float32)

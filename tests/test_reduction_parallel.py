@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close, assert_compiles_for_sm90
+from conftest import KERNEL_BACKEND, assert_close, assert_compiles_for_sm90
 
 import graphc
 from graphc.compiler import triton_reduction
@@ -34,7 +34,7 @@ def programs(report) -> list[int]:
 def check(fn, *arrays, rtol=1e-5, atol=1e-6, kernels=1):
     """fn compiled for the interpreter equals fn on torch; every reduction kernel launches several programs and
     compiles for sm_90. Returns the explain report."""
-    ours = graphc.compile(fn, backend="interpret")(*(graphc.tensor(a) for a in arrays))
+    ours = graphc.compile(fn, backend=KERNEL_BACKEND)(*(graphc.tensor(a) for a in arrays))
     theirs = fn(*(torch.from_numpy(a) for a in arrays))
     for o, t in zip(ours if isinstance(ours, tuple) else (ours,), theirs if isinstance(theirs, tuple) else (theirs,)):
         assert_close(o, t, rtol=rtol, atol=atol)
@@ -119,7 +119,7 @@ def test_cross_entropy_forward_and_backward(few_programs):
         return loss
 
     xg = graphc.tensor(x, requires_grad=True)
-    loss = graphc.compile(f, backend="interpret")(xg, graphc.tensor(y))
+    loss = graphc.compile(f, backend=KERNEL_BACKEND)(xg, graphc.tensor(y))
     xt = torch.from_numpy(x).requires_grad_()
     want = torch.nn.functional.cross_entropy(xt, torch.from_numpy(y))
     want.backward()
@@ -156,7 +156,7 @@ def test_a_total_used_per_row_stays_a_second_kernel():
     report = graphc.explain(f, graphc.randn(4, 5))
     assert report.num_kernels == 2 and any("second pass" in r for r in report.fusion_notes), str(report)
     x = randn(40, 5)
-    assert_close(graphc.compile(f, backend="interpret")(graphc.tensor(x)), f(torch.from_numpy(x)), atol=1e-5)
+    assert_close(graphc.compile(f, backend=KERNEL_BACKEND)(graphc.tensor(x)), f(torch.from_numpy(x)), atol=1e-5)
 
 
 def test_bfloat16_totals_and_chunks_compile_for_sm90():
@@ -170,7 +170,7 @@ def test_each_launch_leaves_the_scratch_ready_for_the_next(few_programs):
     def f(x):
         return x.sum(-1).amin(), x.amax(), (x * x).sum(-1)
 
-    compiled = graphc.compile(f, backend="interpret")
+    compiled = graphc.compile(f, backend=KERNEL_BACKEND)
     for rows in (5, 5, 9, 3):  # repeated, then more rows than the scratch was made for, then fewer
         x = randn(rows, 300)
         for ours, theirs in zip(compiled(graphc.tensor(x)), f(torch.from_numpy(x))):

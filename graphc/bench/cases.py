@@ -167,6 +167,56 @@ def digits_mlp_train_step(lib, inputs: Inputs, batch: int) -> Setup:
     return Setup(step, (inputs.randn(batch, DIGITS_MLP[0]), inputs.randint(DIGITS_MLP[-1], batch)), tuple(params))
 
 
+def gpt_params(inputs: Inputs, d: int, layers: int, vocab: int, t: int) -> dict:
+    """GPT-2-style parameters (0.02 std init; projections into the residual stream scaled by 1/sqrt(2 layers))."""
+    def w(*shape, scale=0.02):
+        return inputs.randn(*shape, scale=scale, requires_grad=True)
+
+    def ones(n):
+        return inputs.lib.ones(n, device=inputs.device, requires_grad=True)
+
+    def zeros(n):
+        return inputs.lib.zeros(n, device=inputs.device, requires_grad=True)
+
+    blocks = [dict(ln1_w=ones(d), ln1_b=zeros(d), attn_w=w(3 * d, d), attn_b=zeros(3 * d),
+                   proj_w=w(d, d, scale=0.02 / (2 * layers) ** 0.5), proj_b=zeros(d), ln2_w=ones(d), ln2_b=zeros(d),
+                   fc_w=w(4 * d, d), fc_b=zeros(4 * d), fc2_w=w(d, 4 * d, scale=0.02 / (2 * layers) ** 0.5),
+                   fc2_b=zeros(d)) for _ in range(layers)]
+    return dict(wte=w(vocab, d), wpe=w(t, d), blocks=blocks, lnf_w=ones(d), lnf_b=zeros(d))
+
+
+@case(cpu=None, gpu=dict(b=8, t=256, d=256, heads=4, layers=2, vocab=1024),
+      flops=lambda b, t, d, heads, layers, vocab: 6.0 * b * t * (12 * layers * d * d + d * vocab)
+      + 12.0 * layers * b * t * t * d)
+def gpt_train_step(lib, inputs: Inputs, b: int, t: int, d: int, heads: int, layers: int, vocab: int) -> Setup:
+    """A GPT training step (pre-norm blocks: causal scaled_dot_product_attention, GELU MLP; weight-tied head):
+    forward, cross-entropy over the next tokens, backward, AdamW."""
+    F = lib.nn.functional
+    p = gpt_params(inputs, d, layers, vocab, t)
+    leaves = [p["wte"], p["wpe"], *(x for blk in p["blocks"] for x in blk.values()), p["lnf_w"], p["lnf_b"]]
+    opt = lib.optim.AdamW(leaves, lr=3e-4, weight_decay=0.1)
+
+    def attention(x, blk):
+        q, k, v = F.linear(x, blk["attn_w"], blk["attn_b"]).split(d, dim=2)
+        q, k, v = (z.view(b, t, heads, d // heads).transpose(1, 2) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return F.linear(y.transpose(1, 2).contiguous().view(b, t, d), blk["proj_w"], blk["proj_b"])
+
+    def step(idx, targets):
+        opt.zero_grad()
+        x = F.embedding(idx, p["wte"]) + p["wpe"]
+        for blk in p["blocks"]:
+            x = x + attention(F.layer_norm(x, (d,), blk["ln1_w"], blk["ln1_b"]), blk)
+            h = F.gelu(F.linear(F.layer_norm(x, (d,), blk["ln2_w"], blk["ln2_b"]), blk["fc_w"], blk["fc_b"]))
+            x = x + F.linear(h, blk["fc2_w"], blk["fc2_b"])
+        logits = F.linear(F.layer_norm(x, (d,), p["lnf_w"], p["lnf_b"]), p["wte"])
+        loss = F.cross_entropy(logits.view(-1, vocab), targets.view(-1))
+        loss.backward()
+        opt.step()
+        return loss
+    return Setup(step, (inputs.randint(vocab, b, t), inputs.randint(vocab, b, t)), tuple(leaves))
+
+
 @case(cpu=dict(b=2, t=128, d=256, h=4, hidden=1024), gpu=dict(b=8, t=512, d=1024, h=16, hidden=4096),
       flops=lambda b, t, d, h, hidden: 2.0 * b * t * d * (4 * d + 2 * hidden) + 4.0 * b * t * t * d)
 def transformer_block(lib, inputs: Inputs, b: int, t: int, d: int, h: int, hidden: int) -> Setup:
@@ -196,6 +246,6 @@ def matmul(lib, inputs: Inputs, n: int, dtype: str) -> Setup:
     return Setup(lambda a, b: a @ b, (inputs.randn(n, n, dtype=dtype), inputs.randn(n, n, dtype=dtype)))
 
 
-for _dtype in ("float32", "float16"):
+for _dtype in ("float32", "float16", "bfloat16"):
     case(cpu=None, gpu=dict(n=4096, dtype=_dtype), flops=lambda n, dtype: 2.0 * n**3,
          name=f"matmul_{_dtype.replace('float', 'fp')}")(matmul)

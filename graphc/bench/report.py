@@ -148,9 +148,14 @@ def write_markdown(path: Path, meta: dict, rows: list[dict]) -> None:
     path.write_text("# graphc kernel-fusion suite\n\n" + markdown(meta, rows))
 
 
-def write_chart(path: Path, rows: list[dict]) -> None:
-    """Three panels per case: kernels unfused vs fused, modelled MB unfused/fused/ideal, and speed ratios."""
-    import matplotlib
+def write_chart(path: Path, rows: list[dict]) -> bool:
+    """Three panels per case: kernels unfused vs fused, modelled MB unfused/fused/ideal, and speed ratios. Without
+    matplotlib (a plain `pip install graphc`) prints a one-line notice instead and returns False."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"no chart: matplotlib is not installed (pip install 'graphc[bench]'); {path.name} not written")
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -194,3 +199,4 @@ def write_chart(path: Path, rows: list[dict]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True

@@ -7,6 +7,7 @@ from . import eager_cuda  # noqa: F401  (sets STATE.cuda_runner: eager ops on CU
 from .capture import CaptureError, GraphBreakError
 from .compile import CheckError, CompiledFunction, compile, reset
 from .explain import Report, explain
+from .precompile import Precompiled, precompile
 
-__all__ = ["compile", "reset", "explain", "CompiledFunction", "Report", "CaptureError", "GraphBreakError",
-           "CheckError"]
+__all__ = ["compile", "reset", "explain", "precompile", "CompiledFunction", "Report", "Precompiled", "CaptureError",
+           "GraphBreakError", "CheckError"]

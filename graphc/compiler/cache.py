@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 import types
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 # Whether Triton may contract a * b + c into one fused multiply-add, set on every launch and ahead-of-time compile
@@ -81,20 +84,51 @@ def source_file(source: str) -> Path:
     return cache_dir() / relative if intact else store(relative, source.encode())
 
 
+# The names generated code numbers by IR node id (values v12, v12_w; accumulators acc12; scratch total_part12), and
+# the group id that ends a kernel's name: two groups that differ only in these compute the same thing.
+_NODE_IDS = re.compile(r"\b(v|acc|total_part|row_part|total)(\d+)")
+_COMMENT = re.compile(r"#.*$")
+
+
+def normalise(source: str, name: str, signature: dict | None = None) -> tuple[str, str, dict]:
+    """(source, name, signature) as compiled and cached: comments dropped, node ids renumbered in order of first
+    appearance, the kernel named by its ops only (`matmul_add_relu_7` -> `matmul_add_relu`). Kernels that differ
+    only in names, numbering and comments (the same layer in each of N transformer blocks) normalise to one text,
+    so they are compiled, cached and loaded once."""
+    ids: dict[str, str] = {}
+
+    def renumber(m: re.Match) -> str:
+        return m.group(1) + ids.setdefault(m.group(2), str(len(ids)))
+
+    short = re.sub(r"_\d+$", "", name)
+    lines = []
+    for line in source.splitlines():
+        line = _COMMENT.sub("", line).rstrip()  # generated code has no '#' inside strings
+        if line:
+            lines.append(_NODE_IDS.sub(renumber, line))
+    text = "\n".join(lines).replace(f"def {name}(", f"def {short}(", 1) + "\n"
+    sig = {_NODE_IDS.sub(renumber, k): v for k, v in (signature or {}).items()}
+    return text, short, sig
+
+
 def load(source: str, name: str, backend: str):
-    """The launchable kernel `name` defined by source: a JITFunction, or an InterpretedFunction for 'interpret'."""
+    """The launchable kernel `name` defined by source: a JITFunction, or an InterpretedFunction for 'interpret'.
+    Sources that normalise to one text share one kernel (and Triton compiles it once per specialisation)."""
     key = (source, backend)
     kernel = _loaded.get(key)
     if kernel is None:
-        module = _execute(source, source_file(source), backend)
-        kernel = getattr(module, name)
-        if backend == "interpret":
-            from triton.runtime.interpreter import InterpretedFunction
+        text, short, _ = normalise(source, name)
+        kernel = _loaded.get((text, backend))
+        if kernel is None:
+            module = _execute(text, source_file(text), backend)
+            kernel = getattr(module, short)
+            if backend == "interpret":
+                from triton.runtime.interpreter import InterpretedFunction
 
-            module.libdevice, module.range = InterpreterLibdevice, _interpreter_range
-            _splat_as_declared()
-            kernel = InterpretedFunction(kernel.fn)
-        _loaded[key] = kernel
+                module.libdevice, module.range = InterpreterLibdevice, _interpreter_range
+                _splat_as_declared()
+                kernel = InterpretedFunction(kernel.fn)
+        _loaded[key] = _loaded[(text, backend)] = kernel
     return kernel
 
 
@@ -108,27 +142,69 @@ def _execute(source: str, path: Path, backend: str) -> types.ModuleType:
 
 
 def aot(source: str, name: str, signature: dict, constexprs: dict, arch: int) -> dict:
-    """{'ptx': str, 'cubin': bytes} for sm_<arch>, compiled with no GPU present and cached on disk."""
-    key = digest(source, json.dumps(signature), json.dumps(constexprs), str(arch), f"fp_fusion={FP_FUSION}")
-    if (key, arch) in _compiled:
-        return _compiled[(key, arch)]
-    path = cache_dir() / "aot" / f"{key}.json"
-    entry = _read_entry(path)
-    if entry is None:
-        import triton
-        from triton.backends.compiler import GPUTarget
-        from triton.compiler import ASTSource
+    """{'ptx': str, 'cubin': bytes} for sm_<arch>, compiled with no GPU present and cached on disk (by the normalised
+    source: kernels that differ only in names, numbering and comments share one entry)."""
+    text, short, sig = normalise(source, name, signature)
+    key = aot_key(text, sig, constexprs, arch)
+    if (key, arch) not in _compiled:
+        entry = _read_entry(cache_dir() / "aot" / f"{key}.json")
+        _compiled[(key, arch)] = entry if entry is not None else _compile(text, short, sig, constexprs, arch, key)
+    return _compiled[(key, arch)]
 
-        fn = getattr(_execute(source, source_file(source), "aot"), name)
-        sig = dict(signature, **{k: "constexpr" for k in constexprs})
-        compiled = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=constexprs),
-                                  target=GPUTarget("cuda", arch, 32), options={"enable_fp_fusion": FP_FUSION})
-        entry = {"ptx": compiled.asm["ptx"], "cubin": compiled.asm["cubin"]}
-        blob = {"ptx": entry["ptx"], "cubin": base64.b64encode(entry["cubin"]).decode()}
-        blob["sha256"] = digest(blob["ptx"], blob["cubin"])
-        store(f"aot/{key}.json", json.dumps(blob).encode())
-    _compiled[(key, arch)] = entry
+
+def aot_key(text: str, signature: dict, constexprs: dict, arch: int) -> str:
+    return digest(text, json.dumps(signature), json.dumps(constexprs), str(arch), f"fp_fusion={FP_FUSION}")
+
+
+def _compile(text: str, name: str, signature: dict, constexprs: dict, arch: int, key: str) -> dict:
+    """Compile a normalised kernel for sm_<arch> with triton.compile and store the entry in the disk cache."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    fn = getattr(_execute(text, source_file(text), "aot"), name)
+    sig = dict(signature, **{k: "constexpr" for k in constexprs})
+    compiled = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=constexprs),
+                              target=GPUTarget("cuda", arch, 32), options={"enable_fp_fusion": FP_FUSION})
+    entry = {"ptx": compiled.asm["ptx"], "cubin": compiled.asm["cubin"]}
+    blob = {"ptx": entry["ptx"], "cubin": base64.b64encode(entry["cubin"]).decode()}
+    blob["sha256"] = digest(blob["ptx"], blob["cubin"])
+    store(f"aot/{key}.json", json.dumps(blob).encode())
     return entry
+
+
+def _compile_in_worker(text: str, name: str, signature: dict, constexprs: dict, arch: int, key: str,
+                       root: str) -> None:
+    os.environ["GRAPHC_CACHE_DIR"] = root  # the parent's cache, even if it fell back to a temporary folder
+    _compile(text, name, signature, constexprs, arch, key)
+
+
+def compile_all(kernels: list[tuple[str, str, dict, dict]], arch: int, workers: int | None = None) -> tuple[int, int]:
+    """Compile (source, name, signature, constexprs) kernels for sm_<arch> into the disk cache, each distinct
+    normalised kernel once, in a pool of worker processes (as Inductor's compile workers do: Triton's compiler holds
+    the GIL, so threads would not overlap). Entries already on disk are not compiled again. Returns (distinct
+    kernels, how many were compiled)."""
+    jobs: dict[str, tuple] = {}  # aot key -> the arguments of _compile
+    for source, name, signature, constexprs in kernels:
+        text, short, sig = normalise(source, name, signature)
+        jobs.setdefault(aot_key(text, sig, constexprs, arch), (text, short, sig, constexprs, arch))
+    todo = [(*job, key) for key, job in jobs.items()
+            if (key, arch) not in _compiled and _read_entry(cache_dir() / "aot" / f"{key}.json") is None]
+    workers = min(len(todo), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        for job in todo:
+            _compile(*job)
+        return len(jobs), len(todo)
+    # fork starts a worker in milliseconds with Triton already imported; a process that has initialised CUDA must
+    # not fork, so it spawns (each worker then imports Triton)
+    import torch
+    import triton.compiler  # noqa: F401  (imported once here, not in every forked worker)
+
+    method = "spawn" if torch.cuda.is_initialized() else "fork"
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        for done in [pool.submit(_compile_in_worker, *job, str(cache_dir())) for job in todo]:
+            done.result()
+    return len(jobs), len(todo)
 
 
 def _read_entry(path: Path) -> dict | None:
