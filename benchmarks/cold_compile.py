@@ -110,8 +110,8 @@ if {model!r} == "digits":
     opt = graphc.optim.Adam(model.parameters(), lr=1e-3)
     fn, args = train_step, (model, opt, nn.CrossEntropyLoss(), graphc.randn(64, 64), graphc.randint(0, 10, (64,)))
 else:
-    setup = CASES["gpt_train_step"].build(graphc, Inputs(graphc, "cpu"), b=4, t=64, d=256, heads=4, layers={layers},
-                                          vocab=1024)
+    setup = CASES["gpt_train_step"].build(graphc, Inputs(graphc, "cpu"), b=1, t=64, d=256, heads=4, layers={layers},
+                                          vocab=1024)  # small example arguments: kernels do not depend on the batch
     fn, args = setup.fn, setup.args
 done = graphc.compiler.precompile(fn, *args, arch=90)
 print(json.dumps(vars(done)))

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import sys
 import tempfile
 import types
 import warnings
@@ -196,11 +197,12 @@ def compile_all(kernels: list[tuple[str, str, dict, dict]], arch: int, workers: 
             _compile(*job)
         return len(jobs), len(todo)
     # fork starts a worker in milliseconds with Triton already imported; a process that has initialised CUDA must
-    # not fork, so it spawns (each worker then imports Triton)
-    import torch
+    # not fork, so it spawns (each worker then imports Triton). torch is not imported just to ask: without it
+    # imported, CUDA is not initialised.
     import triton.compiler  # noqa: F401  (imported once here, not in every forked worker)
 
-    method = "spawn" if torch.cuda.is_initialized() else "fork"
+    torch = sys.modules.get("torch")
+    method = "spawn" if torch is not None and torch.cuda.is_initialized() else "fork"
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
         for done in [pool.submit(_compile_in_worker, *job, str(cache_dir())) for job in todo]:
             done.result()
