@@ -200,3 +200,17 @@ def test_precompile_fills_the_disk_cache_in_worker_processes_once_per_distinct_k
     assert (again.kernels, again.distinct, again.compiled) == (done.kernels, done.distinct, 0)
     for kernel in graphc.explain(step, x, y).kernels:  # what the plan launches is what was compiled
         assert ".target sm_90" in kernel.ptx(90)
+
+
+def test_a_gpt_with_more_identical_blocks_has_no_more_distinct_kernels():
+    from graphc.bench.cases import CASES, Inputs
+
+    distinct, counts = [], []
+    for layers in (1, 3):
+        setup = CASES["gpt_train_step"].build(graphc, Inputs(graphc, "cpu"), b=1, t=8, d=16, heads=2, layers=layers,
+                                              vocab=32)
+        setup.fn(*setup.args)  # the first step creates AdamW's state; the second is the step a compiled loop replays
+        kernels = graphc.explain(setup.fn, *setup.args).kernels
+        counts.append(len(kernels))
+        distinct.append({(cache.normalise(k.source, k.name)[0], str(k.constexprs)) for k in kernels})
+    assert counts[1] > counts[0] and distinct[1] == distinct[0], (counts, [len(d) for d in distinct])
