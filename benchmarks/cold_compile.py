@@ -120,7 +120,9 @@ print(json.dumps(vars(done)))
 
 def run(code: str, env: dict, **params) -> dict:
     code = code.format(examples=EXAMPLES, fastest=FASTEST.format(steps=STEPS), **params)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"the measured process failed (exit {out.returncode}):\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
