@@ -120,12 +120,9 @@ class RNNBase(Module):
                            f"{self.input_size}, got {input.shape[-1]}", (input,), RuntimeError)
         return input.ndim == 3
 
-    def _check_hidden(self, hx: Tensor, batched: bool, batch: int) -> None:
-        expected = (self.num_layers * (2 if self.bidirectional else 1),) + ((batch,) if batched else ()) + \
-            (self.hidden_size,)
-        if hx.ndim != len(expected):
-            raise op_error(type(self).__name__, f"For {'batched 3-D' if batched else 'unbatched 2-D'} input, hx "
-                           f"should also be {len(expected)}-D but got {hx.ndim}-D tensor", (hx,), RuntimeError)
+    def _check_hidden(self, hx: Tensor, batch: int) -> None:
+        """hx (or an unbatched one after unsqueeze) must be (num_layers * directions, batch, hidden_size)."""
+        expected = (self.num_layers * (2 if self.bidirectional else 1), batch, self.hidden_size)
         if tuple(hx.shape) != expected:
             raise op_error(type(self).__name__, f"Expected hidden size {expected}, got {list(hx.shape)}", (hx,),
                            RuntimeError)
@@ -150,7 +147,7 @@ class RNNBase(Module):
             hx = (zeros, zeros) if is_lstm else zeros
         else:
             for h in hx if is_lstm else (hx,):
-                self._check_hidden(h, True, input.shape[1])
+                self._check_hidden(h, input.shape[1])
         step = _MODES[self.mode][1]
         finals = []
         for layer in range(self.num_layers):
