@@ -93,7 +93,7 @@ _COMMENT = re.compile(r"#.*$")
 
 def normalise(source: str, name: str, signature: dict | None = None) -> tuple[str, str, dict]:
     """(source, name, signature) as compiled and cached: comments dropped, node ids renumbered in order of first
-    appearance, the kernel named by its ops only (`matmul_add_relu_7` -> `matmul_add_relu`). Kernels that differ
+    appearance, the kernel named by its ops only (`matmul_add_relu_7` -> `matmul_add_relu_kernel`). Kernels that differ
     only in names, numbering and comments (the same layer in each of N transformer blocks) normalise to one text,
     so they are compiled, cached and loaded once."""
     ids: dict[str, str] = {}
@@ -101,7 +101,7 @@ def normalise(source: str, name: str, signature: dict | None = None) -> tuple[st
     def renumber(m: re.Match) -> str:
         return m.group(1) + ids.setdefault(m.group(2), str(len(ids)))
 
-    short = re.sub(r"_\d+$", "", name)
+    short = re.sub(r"_\d+$", "", name) + "_kernel"  # never a builtin's name (a one-op `sum` kernel)
     lines = []
     for line in source.splitlines():
         line = _COMMENT.sub("", line).rstrip()  # generated code has no '#' inside strings
