@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from .state import STATE
-from .tensor import Tensor, copy_storage
+from .tensor import Tensor, VersionCounter
 from .topological import postorder
 
 LEAF = "leaf"
@@ -19,14 +19,66 @@ class Node:
     """The backward of one op application (a tensor's grad_fn); it is also the ctx its backward rule reads.
 
     edges[i] says where input i's gradient goes, as it was when the op ran: its grad_fn, LEAF (accumulate into
-    its .grad) or None (needs no gradient); so a later in-place update of the input does not reroute it."""
+    its .grad) or None (needs no gradient); so a later in-place update of the input does not reroute it.
+    saved_inputs holds (index, version) of each tensor input the op saves (see Op's saves), saved_output
+    (counter, version) of the output if it saves it: backward refuses them once an in-place write moved their
+    version, as torch does, instead of reading overwritten values."""
 
-    __slots__ = ("op", "inputs", "attrs", "_out", "where", "hooks", "edges")
+    __slots__ = ("op", "inputs", "attrs", "_out", "where", "hooks", "edges", "saved_inputs", "saved_output")
 
     def __init__(self, op, inputs: tuple, attrs: dict, out: Tensor, where: str | None):
         self.op, self.inputs, self.attrs, self.where, self.hooks = op, inputs, attrs, where, None
         self._out = (out._data, out._node, out.dtype)
         self.edges = tuple([(x.grad_fn or LEAF) if type(x) is Tensor and x.requires_grad else None for x in inputs])
+        indices = op.saved_inputs
+        if type(indices) is slice:
+            indices = range(len(inputs))[indices]
+        if op.saves_cross:
+            indices = _cross(indices, self.edges)
+        saved = []
+        for i in indices:
+            x = inputs[i]
+            if type(x) is Tensor:
+                counter = x._version
+                if counter is None:  # never written: at version 0 (a counter made later starts watched)
+                    saved.append((i, 0))
+                else:
+                    counter.watched = True
+                    saved.append((i, counter.version))
+        self.saved_inputs = saved
+        if op.saves_output:  # out is new: its counter too
+            counter = out._version = VersionCounter()
+            self.saved_output = (counter, 0)
+        else:
+            self.saved_output = None
+
+    def save_output(self, out: Tensor) -> None:
+        """Save out as the op's output (an in-place op's output is the tensor it wrote): its values and version."""
+        counter = out._counter()
+        counter.watched = True
+        self._out = (out._data, out._node, out.dtype)
+        self.saved_output = (counter, counter.version)
+
+    def keep_inputs(self, t: Tensor) -> None:
+        """t is about to be overwritten by this node's own in-place op: the inputs it saved that are t become a
+        private copy of t's current values (torch's original self), so the write does not reach them."""
+        saved = {i for i, _ in self.saved_inputs}
+        if any(self.inputs[i] is t for i in saved):
+            self.inputs = tuple(t._snapshot() if i in saved and x is t else x for i, x in enumerate(self.inputs))
+
+    def check_saved(self) -> None:
+        """Refuse to run the backward rule on values an in-place write changed after the op saved them."""
+        for i, version in self.saved_inputs:
+            counter = self.inputs[i]._version
+            if counter is not None and counter.version != version:
+                x = self.inputs[i]
+                raise _modified(self, f"input {i}", x.shape, x.dtype, counter, version)
+        if self.saved_output is not None:
+            counter, version = self.saved_output
+            if counter.version != version:
+                data, node, dt = self._out
+                raise _modified(self, "output 0", data.shape if data is not None else node.shape, dt, counter,
+                                version)
 
     @property
     def out(self) -> Tensor:
@@ -45,11 +97,6 @@ class Node:
     @property
     def next_functions(self) -> tuple:
         return tuple((fn if isinstance(fn, Node) else None, 0) for fn in self.edges)
-
-    def save_output(self) -> None:
-        """Keep a private copy of the output's values: the output tensor is about to be written in place."""
-        data, node, dt = self._out
-        self._out = (copy_storage(data), node, dt)
 
     def register_hook(self, hook) -> None:
         self.hooks = (self.hooks or []) + [hook]
@@ -77,6 +124,27 @@ def refresh_view(t: Tensor) -> None:
                                                  fn.edges[0] is (base.grad_fn or LEAF))):
         return
     t.grad_fn, t.requires_grad = Node(op, (base, *others), attrs, t, None), True
+
+
+def _cross(indices, edges: tuple) -> tuple:
+    """indices plus each input whose sibling inputs need a gradient (CROSS: mul, matmul)."""
+    if len(edges) == 2:
+        a, b = edges
+        cross = (0,) * (b is not None) + (1,) * (a is not None)
+    else:
+        needed = len(edges) - edges.count(None)
+        cross = tuple([i for i, fn in enumerate(edges) if needed - (fn is not None)])
+    return tuple(sorted({*indices, *cross})) if indices else cross
+
+
+def _modified(node: Node, what: str, shape, dt, counter: VersionCounter, version: int) -> RuntimeError:
+    """torch's error for a saved tensor changed in place, with the op, the shape and the user's line of the write."""
+    return RuntimeError(
+        f"one of the variables needed for gradient computation has been modified by an inplace operation: "
+        f"[{what} of {node.op.name}, a {dt.name} tensor of shape {list(shape)}] is at version {counter.version}; "
+        f"expected version {version} instead. It was last written in place at {counter.where_written()}"
+        + (f"; the op ran at {node.where}" if node.where else "")
+        + ". Write into a clone, or move the in-place write after backward.")
 
 
 class _GradMode:
@@ -258,6 +326,7 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
             if node.inputs is None:
                 raise RuntimeError(f"Trying to backward through the graph a second time ({node.name()}): its saved "
                                    "tensors were freed; pass retain_graph=True to the first backward")
+            node.check_saved()
             g = _run_hooks(node.hooks, g)
             if wanted is not None:
                 for i in wanted.values():

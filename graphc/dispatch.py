@@ -13,12 +13,15 @@ from .state import STATE
 from .tensor import Tensor
 
 ELEMENTWISE, REDUCTION, MATMUL, VIEW, OTHER = "elementwise", "reduction", "matmul", "view", "other"
+# in an op's saves: its result; every tensor input (slice(1, None): those from 1 on); each input when another input
+# requires grad (mul, matmul: a's gradient reads b, b's reads a)
+OUT, ALL_INPUTS, CROSS = "out", slice(None), "cross"
 # numpy warns where torch silently gives inf/nan (log(0), 0/0, sqrt(-1)); ops run inside graphc's modules, so only
 # their warnings are silenced (set_detect_anomaly is the way to find where NaN appears)
 warnings.filterwarnings("ignore", r"(divide by zero|invalid value|overflow) encountered", RuntimeWarning, r"graphc\.")
 OPS: dict[str, Op] = {}
 NUMBERS = dtypes.NUMBERS
-_NUMPY = (np.generic, np.ndarray)
+_NUMPY = {np.ndarray, *np.sctypeDict.values()}  # numpy's array and scalar types (a set: attrs are checked per call)
 
 
 class Op:
@@ -31,17 +34,26 @@ class Op:
     for reductions); fallback: why an op without a lowering runs on numpy in a compiled plan (explain shows it);
     pure: False for ops whose result differs call to call (random ops); inverse (view ops):
     inverse(base, value, *other_inputs, **attrs) -> base with value written through the view, written with graphc
-    ops (the view's functional inverse, as in PyTorch's functionalization)."""
+    ops (the view's functional inverse, as in PyTorch's functionalization);
+    saves: what the backward rule reads by value, as torch saves it: input positions (or one slice of them, for
+    variadic inputs), CROSS and OUT for the result (add saves nothing, mul CROSS, exp its result). Autograd refuses
+    a saved tensor that an in-place write changed before backward. Undeclared: views save nothing, other ops
+    everything (so never a silent wrong gradient)."""
 
     __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "triton", "fallback", "pure", "inverse",
-                 "doc")
+                 "doc", "saved_inputs", "saves_output", "saves_cross")
 
     def __init__(self, name, category, infer, forward, backward=None, parse=None, triton=None, pure=True, doc=None,
-                 inverse=None, fallback=None):
+                 inverse=None, fallback=None, saves=None):
         self.name, self.category, self.infer, self.forward = name, category, infer, forward
         self.backward, self.parse, self.triton, self.pure, self.inverse = backward, parse, triton, pure, inverse
         self.fallback = fallback
         self.doc = doc or forward.__doc__
+        if saves is None:
+            saves = () if category == VIEW else (ALL_INPUTS, OUT)
+        slices = [i for i in saves if type(i) is slice]
+        self.saved_inputs = slices[0] if slices else tuple(i for i in saves if type(i) is int)
+        self.saves_output, self.saves_cross = OUT in saves, CROSS in saves
 
     def __call__(self, *args, **kwargs):
         if self.parse is None:
@@ -65,13 +77,13 @@ def parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
 
 
 def op(name: str, category: str, infer, backward=None, parse=None, triton=None, pure: bool = True, inverse=None,
-       fallback: str | None = None):
+       fallback: str | None = None, saves=None):
     """Decorator over an op's numpy implementation: registers and returns the Op (callable as the public function)."""
     def register(forward) -> Op:
         if name in OPS:
             raise ValueError(f"op {name!r} is defined twice")
         OPS[name] = Op(name, category, infer, forward, backward, parse, triton, pure, inverse=inverse,
-                       fallback=fallback)
+                       fallback=fallback, saves=saves)
         return OPS[name]
     return register
 
@@ -114,12 +126,15 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
             break
     if attrs:
         for v in attrs.values():
-            if isinstance(v, _NUMPY):
+            if type(v) in _NUMPY:
                 attrs = {k: dtypes.as_number(v) for k, v in attrs.items()}
                 break
     capture = STATE.capture
     if capture is not None:
-        return capture.record(op, inputs, attrs)
+        out = capture.record(op, inputs, attrs)
+        if op.category is VIEW:
+            out._version = inputs[0]._counter()
+        return out
     try:
         out_dtype = op.infer(*inputs, **attrs)[1]
     except (ValueError, TypeError, IndexError) as e:
@@ -142,8 +157,9 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
     data = _run_cuda(op, inputs, attrs) if on_cuda else run_forward(op, arrays, attrs, out_dtype, inputs,
                                                                          low_precision)
     out = Tensor._make(data, out_dtype)
-    if op.category == VIEW and shares_memory(data, arrays[0]):
+    if op.category is VIEW and shares_memory(data, arrays[0]):  # a view shares its input's version counter too
         out._view = (inputs[0], op, inputs[1:], attrs)
+        out._version = inputs[0]._counter()
     if STATE.anomaly:
         _check_forward(op, inputs, out)
     if needs_grad and STATE.grad_enabled and out_dtype.is_floating_point:

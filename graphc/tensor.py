@@ -127,21 +127,70 @@ def _new_size(shape: tuple) -> Size:
     return size
 
 
+class VersionCounter:
+    """torch's version counter, shared by a tensor and its views (and detach()): every in-place write adds one.
+    Autograd nodes record the version of what they save, and backward refuses a saved tensor whose version moved.
+    A counter is made on first need (a view, a write, a saved output); a tensor without one is at version 0. The
+    first write since something may have saved the tensor (watched) notes where in the user's code it happened,
+    for the error message."""
+
+    # class defaults, no __init__: a counter is made for every saved output, so it must be cheap (no __slots__:
+    # an instance gets its dict only when first written)
+    version = 0
+    watched = True  # a new counter may belong to a tensor saved at version 0, before it had a counter
+    written_at = None
+
+    def note_write(self) -> None:
+        """Record the user's code position of the write being made (the line is worked out only for an error)."""
+        from .errors import user_frame
+        frame = user_frame()
+        self.written_at = None if frame is None else (frame.f_code, frame.f_lasti)
+
+    def where_written(self) -> str:
+        """'file:line' of the last in-place write (while watched), or '<unknown>'."""
+        if self.written_at is None:
+            return "<unknown>"
+        code, offset = self.written_at
+        line = next((line for start, end, line in code.co_lines() if start <= offset < end), None)
+        return f"{code.co_filename}:{line}"
+
+
 class Tensor:
     """An n-d array with autograd. `_data` is a strided numpy view (cpu), a torch tensor (cuda),
     or None while the compiler traces it (then `_node` is its IR node). A view sharing its input's memory knows how it
-    was made: `_view` is (the tensor it views, the view op, the op's other inputs, its attrs), as torch's `_base`."""
+    was made: `_view` is (the tensor it views, the view op, the op's other inputs, its attrs), as torch's `_base`.
+    `_version` is its VersionCounter (None until needed)."""
 
     __slots__ = ("_data", "dtype", "requires_grad", "_grad", "grad_fn", "_node", "_hooks", "_post_accumulate_hooks",
-                 "_view", "__weakref__")
+                 "_view", "_version", "__weakref__")
     __array_priority__ = 1000  # numpy scalars on the left defer to Tensor's reflected operators
 
     @staticmethod
     def _make(data, dt: DType, requires_grad: bool = False) -> Tensor:
         t = Tensor.__new__(Tensor)
         t._data, t.dtype, t.requires_grad = data, dt, requires_grad
-        t._grad = t.grad_fn = t._node = t._hooks = t._post_accumulate_hooks = t._view = None
+        t._grad = t.grad_fn = t._node = t._hooks = t._post_accumulate_hooks = t._view = t._version = None
         return t
+
+    def _counter(self) -> VersionCounter:
+        """This tensor's version counter, made on first need."""
+        counter = self._version
+        if counter is None:
+            counter = self._version = VersionCounter()
+        return counter
+
+    def _bump_version(self) -> None:
+        """An in-place write happened: the version moves (for this tensor, its views and its detached aliases)."""
+        counter = self._counter()
+        counter.version += 1
+        if counter.watched:  # the first write since a save: the frame walk only there, as it is not free
+            counter.watched = False
+            counter.note_write()
+
+    @property
+    def _version_number(self) -> int:
+        counter = self._version
+        return 0 if counter is None else counter.version
 
     # ---- metadata -------------------------------------------------------------------------------
     @property
@@ -442,9 +491,13 @@ class Tensor:
     new_empty = new_zeros
 
     def detach(self) -> Tensor:
+        """A tensor sharing this one's storage and version counter, outside autograd."""
         if STATE.capture is not None:  # an alias of the same memory, which the compiler tracks
-            return STATE.capture.alias(self)
-        return Tensor._make(self._data, self.dtype)
+            out = STATE.capture.alias(self)
+        else:
+            out = Tensor._make(self._data, self.dtype)
+        out._version = self._counter()
+        return out
 
     def detach_(self) -> Tensor:
         self.grad_fn, self.requires_grad = None, False
@@ -471,10 +524,9 @@ class Tensor:
             if self._view is not None and value.requires_grad:
                 _rebase(self, value)
         record = STATE.grad_enabled and value.requires_grad
-        if self.grad_fn is not None:  # backward rules read saved values, which are about to be overwritten
-            self.grad_fn.save_output()
-        if record and value.grad_fn is not None and any(x is self for x in value.grad_fn.inputs):
-            value.grad_fn.inputs = tuple(self._snapshot() if x is self else x for x in value.grad_fn.inputs)
+        node = value.grad_fn if record else None
+        if node is not None:
+            node.keep_inputs(self)
         if STATE.capture is not None:
             STATE.capture.assign(self, value, fill)
         elif type(self._data) is np.ndarray:
@@ -486,8 +538,11 @@ class Tensor:
                                f"{list(self.shape)}", (self, value)) from None
         else:
             self._data.copy_(value._data)
+        self._bump_version()
         if record:
-            self.grad_fn, self.requires_grad = value.grad_fn, True
+            self.grad_fn, self.requires_grad = node, True
+            if node is not None and node.saved_output is not None:  # its output is this tensor now, as in torch
+                node.save_output(self)
         return self
 
     def _overlaps_itself(self) -> bool:
@@ -526,8 +581,6 @@ def _rebase(view: Tensor, value: Tensor) -> None:
     new_base = op.inverse(base, value, *others, **attrs)
     if base._view is not None:
         _rebase(base, new_base)
-    if base.grad_fn is not None:
-        base.grad_fn.save_output()
     base.grad_fn, base.requires_grad = new_base.grad_fn, True
 
 

@@ -461,11 +461,12 @@ class Capture:
 
 
 def write_into(t: Tensor, value) -> None:
-    """Copy value into t's storage (an in-place update's write-back)."""
+    """Copy value into t's storage (an in-place update's write-back; it moves t's version, as eagerly)."""
     if type(t._data) is np.ndarray:
         np.copyto(t._data, value, casting="unsafe")
     else:
         t._data.copy_(value)
+    t._bump_version()
 
 
 def _owned(value) -> bool:

@@ -95,7 +95,15 @@ def _install_methods() -> None:
         setattr(Tensor, name, fn if name.endswith("_") else _method(fn))
     Tensor.T = property(lambda self: dispatch(permute, (self,), {"dims": REVERSED_DIMS[self.ndim]}))
     Tensor.mT = property(lambda self: transpose(self, -2, -1))
-    Tensor.data = property(lambda self: self.detach(), _set_data)
+    Tensor.data = property(_get_data, _set_data)
+
+
+def _get_data(self) -> Tensor:
+    """torch's .data: this tensor's memory outside autograd, with a version counter of its own (unlike detach(),
+    writes through it are not seen by autograd's in-place checks)."""
+    out = self.detach()
+    out._version = None
+    return out
 
 
 def _set_data(self, value: Tensor) -> None:

@@ -431,7 +431,7 @@ def _like_infer(x, fill_value, dtype):
     return tuple(x.shape), dtype
 
 
-filled = op("full_like", OTHER, _like_infer, parse=_like_parse, triton="{fill_value}", backward=_no_grad)(
+filled = op("full_like", OTHER, _like_infer, parse=_like_parse, triton="{fill_value}", backward=_no_grad, saves=())(
     lambda x, fill_value, dtype: np.full(x.shape, fill_value, dtype.np))
 full_like = _with_grad(filled)
 

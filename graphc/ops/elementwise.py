@@ -9,7 +9,7 @@ import numpy as np
 import scipy.special
 
 from .. import dtypes
-from ..dispatch import ELEMENTWISE, op
+from ..dispatch import CROSS, ELEMENTWISE, OUT, op
 from ..tensor import Tensor
 from . import meta
 from .meta import elementwise, floating, predicate, same
@@ -26,27 +26,32 @@ def unbroadcast(grad: Tensor, x) -> Tensor | None:
     return sum_to(grad, x)
 
 
-def _binary(name, fn, backward, triton, infer=elementwise):
-    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton)(fn)
+def _binary(name, fn, backward, triton, infer=elementwise, saves=(0, 1)):
+    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves)(fn)
 
 
-def _unary(name, fn, backward, triton, infer=floating):
-    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton)(fn)
+def _unary(name, fn, backward, triton, infer=floating, saves=(0,)):
+    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves)(fn)
 
 
-add = _binary("add", np.add, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(g, c.inputs[1])), "{0} + {1}")
-sub = _binary("sub", np.subtract, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g, c.inputs[1])), "{0} - {1}")
+add = _binary("add", np.add, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(g, c.inputs[1])), "{0} + {1}",
+              saves=())
+sub = _binary("sub", np.subtract, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g, c.inputs[1])), "{0} - {1}",
+              saves=())
 mul = _binary(
     "mul",
     np.multiply,
     lambda c, g: (unbroadcast(g * c.inputs[1], c.inputs[0]), unbroadcast(g * c.inputs[0], c.inputs[1])),
     "{0} * {1}",
+    saves=(CROSS,),
 )
 div = _binary(
     "div",
     np.true_divide,
-    lambda c, g: (unbroadcast(g / c.inputs[1], c.inputs[0]), unbroadcast(-g * c.out / c.inputs[1], c.inputs[1])),
+    lambda c, g: (unbroadcast(g / c.inputs[1], c.inputs[0]),
+                  unbroadcast(-g * c.inputs[0] / (c.inputs[1] * c.inputs[1]), c.inputs[1])),
     "{0} / {1}",
+    saves=(CROSS, 1),
     infer=floating,
 )
 
@@ -65,9 +70,9 @@ def _pow_backward(c, g):
     if isinstance(b, Tensor):
         if isinstance(a, Tensor):
             at_zero = logical_and(eq(a, 0), ge(b, 0))
-            gb = where(at_zero, 0.0, g * c.out * log(where(at_zero, 1, a)))
+            gb = where(at_zero, 0.0, g * a ** b * log(where(at_zero, 1, a)))
         else:
-            gb = g * c.out * log(a)
+            gb = g * a ** b * log(a)
         gb = unbroadcast(gb, b)
     return ga, gb
 
@@ -131,27 +136,28 @@ isnan = _unary("isnan", np.isnan, None, "{0} != {0}", infer=predicate)
 isinf = _unary("isinf", np.isinf, None, '(({0} == float("inf")) | ({0} == float("-inf")))', infer=predicate)
 isfinite = _unary("isfinite", np.isfinite, None, '(({0} == {0}) & (tl.abs({0}) != float("inf")))', infer=predicate)
 
-neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same)
+neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same, saves=())
 abs = _unary("abs", np.abs, lambda c, g: (g * sign(c.inputs[0]),), "tl.abs({0})", infer=same)
-sign = _unary("sign", np.sign, lambda c, g: (g * 0,), "({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)", infer=same)
-exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "tl.exp({0})")
+sign = _unary("sign", np.sign, lambda c, g: (g * 0,), "({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)", infer=same,
+              saves=())
+exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "tl.exp({0})", saves=(OUT,))
 log = _unary("log", np.log, lambda c, g: (g / c.inputs[0],), "tl.log({0})")
 log1p = _unary("log1p", np.log1p, lambda c, g: (g / (c.inputs[0] + 1),), "libdevice.log1p({0})")
-expm1 = _unary("expm1", np.expm1, lambda c, g: (g * (c.out + 1),), "libdevice.expm1({0})")
-sqrt = _unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), "tl.sqrt({0})")
-rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda c, g: (g * c.out**3 * -0.5,), "tl.rsqrt({0})")
-reciprocal = _unary("reciprocal", lambda x: 1 / x, lambda c, g: (-g * c.out * c.out,), "1.0 / {0}")
+expm1 = _unary("expm1", np.expm1, lambda c, g: (g * (c.out + 1),), "libdevice.expm1({0})", saves=(OUT,))
+sqrt = _unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), "tl.sqrt({0})", saves=(OUT,))
+rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda c, g: (g * c.out**3 * -0.5,), "tl.rsqrt({0})", saves=(OUT,))
+reciprocal = _unary("reciprocal", lambda x: 1 / x, lambda c, g: (-g * c.out * c.out,), "1.0 / {0}", saves=(OUT,))
 sin = _unary("sin", np.sin, lambda c, g: (g * cos(c.inputs[0]),), "tl.sin({0})")
 cos = _unary("cos", np.cos, lambda c, g: (-g * sin(c.inputs[0]),), "tl.cos({0})")
-tanh = _unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), "libdevice.tanh({0})")
-sigmoid = _unary(
-    "sigmoid", lambda x: 0.5 * (np.tanh(0.5 * x) + 1), lambda c, g: (g * c.out * (1 - c.out),), "1 / (1 + tl.exp(-{0}))"
-)
-relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (g * gt(c.out, 0),), "tl.maximum({0}, 0)", infer=same)
-floor = _unary("floor", np.floor, lambda c, g: (g * 0,), "libdevice.floor({0})", infer=same)
-ceil = _unary("ceil", np.ceil, lambda c, g: (g * 0,), "libdevice.ceil({0})", infer=same)
+tanh = _unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), "libdevice.tanh({0})", saves=(OUT,))
+sigmoid = _unary("sigmoid", lambda x: 0.5 * (np.tanh(0.5 * x) + 1), lambda c, g: (g * c.out * (1 - c.out),),
+                 "1 / (1 + tl.exp(-{0}))", saves=(OUT,))
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (g * gt(c.out, 0),), "tl.maximum({0}, 0)", infer=same,
+              saves=(OUT,))
+floor = _unary("floor", np.floor, lambda c, g: (g * 0,), "libdevice.floor({0})", infer=same, saves=())
+ceil = _unary("ceil", np.ceil, lambda c, g: (g * 0,), "libdevice.ceil({0})", infer=same, saves=())
 trunc = _unary("trunc", np.trunc, lambda c, g: (g * 0,),
-               "tl.where({0} >= 0, libdevice.floor({0}), libdevice.ceil({0}))", infer=same)
+               "tl.where({0} >= 0, libdevice.floor({0}), libdevice.ceil({0}))", infer=same, saves=())
 fix = trunc
 
 
@@ -168,7 +174,7 @@ def _round_infer(x, decimals, scale):
 # half to even, as torch and numpy round: a tie (fraction exactly 0.5) goes to the even neighbour
 _HALF_EVEN = ("tl.where({y} - libdevice.floor({y}) == 0.5, 2 * libdevice.floor({y} * 0.5 + 0.5), "
               "libdevice.floor({y} + 0.5)) / {{scale}}")
-round = op("round", ELEMENTWISE, _round_infer, parse=_round_parse, backward=lambda c, g: (g * 0,),
+round = op("round", ELEMENTWISE, _round_infer, parse=_round_parse, backward=lambda c, g: (g * 0,), saves=(),
            triton=_HALF_EVEN.format(y="({0} * {scale})"))(lambda x, decimals, scale: np.round(x, decimals))
 
 
@@ -184,6 +190,7 @@ nan_to_num = op(
     lambda x, nan, posinf, neginf: (tuple(x.shape), x.dtype),
     parse=_nan_to_num_parse,
     backward=lambda c, g: (g * isfinite(c.inputs[0]),),
+    saves=(0,),
     triton='tl.where({0} != {0}, {nan}, tl.where({0} == float("inf"), {posinf}, '
            'tl.where({0} == float("-inf"), {neginf}, {0})))',
 )(lambda x, nan, posinf, neginf: np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf))
@@ -208,6 +215,7 @@ where = op(
     ELEMENTWISE,
     _where_infer,
     triton="tl.where({0}, {1}, {2})",
+    saves=(0,),
     backward=lambda c, g: (
         None,
         unbroadcast(where(c.inputs[0], g, 0.0), c.inputs[1]),
@@ -237,6 +245,7 @@ _clamp = op(
     backward=_clamp_backward,
     parse=_clamp_parse,
     triton="tl.minimum(tl.maximum({0}, {min}), {max})",
+    saves=(0,),
 )(lambda x, min, max: np.clip(x, min, max))
 
 
@@ -266,6 +275,7 @@ masked_fill = op(
     ELEMENTWISE,
     _masked_fill_infer,
     triton="tl.where({1}, {2}, {0})",
+    saves=(1,),
     backward=lambda c, g: (where(c.inputs[1], 0.0, g), None, unbroadcast(where(c.inputs[1], g, 0.0), c.inputs[2])),
 )(lambda x, mask, value: np.where(mask, np.asarray(value, dtype=x.dtype), x))
 
@@ -280,6 +290,7 @@ cast = op(
     lambda x, dtype: (tuple(x.shape), dtype),
     parse=_cast_parse,
     triton="{0}",
+    saves=(),
     backward=lambda c, g: (cast(g, c.inputs[0].dtype) if c.inputs[0].dtype.is_floating_point else None,),
 )(lambda x, dtype: x.astype(dtype.np))
 

@@ -110,7 +110,7 @@ def _index_backward(c, g):
     return (index_grad(g, x, *tensors, items=c.attrs["items"]),) + (None,) * len(tensors)
 
 
-@op("index", OTHER, _index_infer, backward=_index_backward)
+@op("index", OTHER, _index_infer, backward=_index_backward, saves=(slice(1, None),))
 def index(x, *arrays, items):
     """x[index] with index tensors: a gathered copy."""
     return _apply(x, items, arrays)
@@ -129,7 +129,7 @@ def _index_grad_backward(c, g):
     return (gg, None) + (None,) * len(tensors)
 
 
-@op("index_grad", OTHER, _index_grad_infer, backward=_index_grad_backward)
+@op("index_grad", OTHER, _index_grad_infer, backward=_index_grad_backward, saves=(slice(2, None),))
 def index_grad(g, x, *arrays, items):
     """Zeros of x's shape with g scatter-added at x[index] (repeated indices accumulate): the gradient of indexing."""
     out = np.zeros(x.shape, g.dtype)
@@ -160,7 +160,7 @@ def _index_put_backward(c, g):
     return (gx, gv) + (None,) * len(tensors)
 
 
-@op("index_put", OTHER, _index_put_infer, backward=_index_put_backward)
+@op("index_put", OTHER, _index_put_infer, backward=_index_put_backward, saves=(slice(2, None),))
 def index_put(x, value, *arrays, items):
     """A copy of x with value written at x[index] (the functional form of x[index] = value)."""
     out = x.copy()
@@ -286,14 +286,14 @@ def _gather_index(index: np.ndarray, dim: int, n: int) -> tuple:
 _GATHER_FALLBACK = "a data-dependent gather/scatter has no Triton lowering yet: it runs on numpy"
 
 
-@op("gather", OTHER, _gather_infer, parse=_gather_parse, fallback=_GATHER_FALLBACK,
+@op("gather", OTHER, _gather_infer, parse=_gather_parse, fallback=_GATHER_FALLBACK, saves=(1,),
     backward=lambda c, g: (gather_grad(g, c.inputs[0], c.inputs[1], dim=c.attrs["dim"]), None))
 def gather(x, index, dim):
     """torch.gather: out[i][j] = x[index[i][j]][j] for dim=0 (index may be smaller than x in the other dims)."""
     return x[_gather_index(index, dim, x.shape[dim])]
 
 
-@op("gather_grad", OTHER, lambda g, x, index, dim: (tuple(x.shape), g.dtype), fallback=_GATHER_FALLBACK,
+@op("gather_grad", OTHER, lambda g, x, index, dim: (tuple(x.shape), g.dtype), fallback=_GATHER_FALLBACK, saves=(2,),
     backward=lambda c, g: (gather(g, c.attrs["dim"], c.inputs[2]), None, None))
 def gather_grad(g, x, index, dim):
     """Zeros of x's shape with g scatter-added at the gathered positions: the gradient of gather."""

@@ -41,7 +41,7 @@ def _cat_backward(c, g):
     return tuple(grads)
 
 
-@op("cat", OTHER, _cat_infer, parse=_cat_parse, backward=_cat_backward)
+@op("cat", OTHER, _cat_infer, parse=_cat_parse, backward=_cat_backward, saves=())
 def cat(*arrays, dim):
     """torch.cat: tensors joined along an existing dim (dtypes promoted)."""
     return np.concatenate(arrays, axis=dim)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dispatch import MATMUL, OTHER, op
+from ..dispatch import CROSS, MATMUL, OTHER, op
 from ..errors import op_error
 from . import meta
 from .reduction import sum_to
@@ -40,7 +40,7 @@ def _matmul_backward(c, g):
             reshape_as(gb, b) if gb is not None and b.ndim == 1 else gb)
 
 
-matmul = op("matmul", MATMUL, _matmul_infer, backward=_matmul_backward)(np.matmul)
+matmul = op("matmul", MATMUL, _matmul_infer, backward=_matmul_backward, saves=(CROSS,))(np.matmul)
 
 
 def _bmm_infer(a, b):
@@ -50,7 +50,7 @@ def _bmm_infer(a, b):
     return _matmul_infer(a, b)
 
 
-bmm = op("bmm", MATMUL, _bmm_infer, backward=_matmul_backward)(np.matmul)
+bmm = op("bmm", MATMUL, _bmm_infer, backward=_matmul_backward, saves=(CROSS,))(np.matmul)
 
 
 
@@ -197,7 +197,7 @@ def _diagonal_grad_infer(g, x, equation):
     return tuple(x.shape), g.dtype
 
 
-@op("einsum_diagonal_grad", OTHER, _diagonal_grad_infer,
+@op("einsum_diagonal_grad", OTHER, _diagonal_grad_infer, saves=(),
     backward=lambda c, gg: (einsum(c.attrs["equation"], gg), None))
 def einsum_diagonal_grad(g, x, equation):
     """Zeros of x's shape with g written on the diagonal that einsum(equation, x) reads (the gradient of 'ii->i')."""
@@ -209,7 +209,7 @@ def einsum_diagonal_grad(g, x, equation):
     return out
 
 
-@op("einsum", OTHER, _einsum_infer, parse=_einsum_parse, backward=_einsum_backward)
+@op("einsum", OTHER, _einsum_infer, parse=_einsum_parse, backward=_einsum_backward, saves=(CROSS,))
 def einsum(*arrays, equation):
     """torch.einsum: any subscripts (broadcast '...', implicit output), computed by numpy."""
     return np.einsum(equation, *arrays, optimize=len(arrays) > 2)

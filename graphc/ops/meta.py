@@ -113,7 +113,7 @@ def reduced(shape: tuple[int, ...], dims: tuple[int, ...], keepdim: bool) -> tup
 
 def reduced_dims(dim, ndim: int) -> tuple[int, ...]:
     """The dims a reduction reduces: like norm_dims, but an empty list means all dims, as in torch."""
-    return norm_dims(None if isinstance(dim, (tuple, list)) and len(dim) == 0 else dim, ndim)
+    return norm_dims(None if type(dim) in (tuple, list) and len(dim) == 0 else dim, ndim)
 
 
 def reduction_parse(x, dim=None, keepdim: bool = False):

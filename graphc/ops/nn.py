@@ -7,7 +7,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import dtypes
-from ..dispatch import OTHER, op
+from ..dispatch import CROSS, OTHER, op
 from . import creation
 
 
@@ -133,7 +133,7 @@ def _conv_backward(c, g):
             conv2d_weight_grad(g, x, w, **c.attrs) if w.requires_grad else None)
 
 
-@op("conv2d", OTHER, _conv_infer, backward=_conv_backward, parse=_conv_parse)
+@op("conv2d", OTHER, _conv_infer, backward=_conv_backward, parse=_conv_parse, saves=(CROSS,))
 def conv2d(x, w, stride, padding, dilation, groups):
     """2-d cross-correlation of (N, C, H, W) input with (O, C/groups, KH, KW) weights, without bias."""
     cols, (oh, ow), _ = _im2col(x, w.shape, stride, padding, dilation, groups)
@@ -142,7 +142,7 @@ def conv2d(x, w, stride, padding, dilation, groups):
     return out.reshape(groups, n, oh, ow, -1).transpose(1, 0, 4, 2, 3).reshape(n, w.shape[0], oh, ow)
 
 
-@op("conv2d_input_grad", OTHER, lambda g, w, x, **attrs: (tuple(x.shape), g.dtype),
+@op("conv2d_input_grad", OTHER, lambda g, w, x, **attrs: (tuple(x.shape), g.dtype), saves=(0, 1),
     backward=lambda c, gg: (conv2d(gg, c.inputs[1], **c.attrs), conv2d_weight_grad(c.inputs[0], gg, c.inputs[1],
                                                                                     **c.attrs), None))
 def conv2d_input_grad(g, w, x, stride, padding, dilation, groups):
@@ -211,7 +211,7 @@ def conv_transpose2d(x, w, stride, padding, output_padding, dilation, groups):
     return _transposed_conv(x, w, out_shape, stride, padding, dilation, groups)
 
 
-@op("conv2d_weight_grad", OTHER, lambda g, x, w, **attrs: (tuple(w.shape), g.dtype),
+@op("conv2d_weight_grad", OTHER, lambda g, x, w, **attrs: (tuple(w.shape), g.dtype), saves=(0, 1),
     backward=lambda c, gg: (conv2d(c.inputs[1], gg, **c.attrs), conv2d_input_grad(c.inputs[0], gg, c.inputs[1],
                                                                                    **c.attrs), None))
 def conv2d_weight_grad(g, x, w, stride, padding, dilation, groups):
@@ -261,7 +261,7 @@ def _argmax_windows(x, kernel, stride, padding, dilation, ceil_mode):
     return flat, np.argmax(flat, axis=-1)[..., None], pads
 
 
-@op("max_pool2d", OTHER, _pool_infer, parse=_max_parse,
+@op("max_pool2d", OTHER, _pool_infer, parse=_max_parse, saves=(0,),
     backward=lambda c, g: (max_pool2d_grad(g, c.inputs[0], **c.attrs),))
 def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
     """Maximum over each (dilated) window of an (N, C, H, W) input; padding counts as -inf."""
@@ -291,7 +291,7 @@ def _avg_divisor(hw, kernel, stride, padding, out_hw, count_include_pad: bool, d
     return np.outer(*counts)
 
 
-@op("avg_pool2d", OTHER, _pool_infer, parse=_avg_parse,
+@op("avg_pool2d", OTHER, _pool_infer, parse=_avg_parse, saves=(),
     backward=lambda c, g: (avg_pool2d_grad(g, c.inputs[0], **c.attrs),))
 def avg_pool2d(x, kernel, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override):
     """Mean over each window of an (N, C, H, W) input (or its sum divided by divisor_override)."""
@@ -319,7 +319,7 @@ def _embedding_infer(indices, weight, padding_idx):
     return tuple(indices.shape) + (weight.shape[1],), weight.dtype
 
 
-@op("embedding", OTHER, _embedding_infer, parse=lambda indices, weight, padding_idx=None: (
+@op("embedding", OTHER, _embedding_infer, saves=(0,), parse=lambda indices, weight, padding_idx=None: (
     (indices, weight), {"padding_idx": padding_idx}),
     backward=lambda c, g: (None, embedding_grad(g, *c.inputs, **c.attrs)))
 def embedding(indices, weight, padding_idx):
@@ -348,7 +348,7 @@ def _dropout_mask_infer(x, p):
     return tuple(x.shape), x.dtype
 
 
-@op("dropout_mask", OTHER, _dropout_mask_infer, backward=lambda c, g: (None,), pure=False)
+@op("dropout_mask", OTHER, _dropout_mask_infer, backward=lambda c, g: (None,), pure=False, saves=())
 def dropout_mask(x, p):
     """x-shaped scale mask: 0 with probability p, else 1/(1-p); drawn from graphc's default generator."""
     keep = creation.default_generator._rng.random(x.shape) >= p

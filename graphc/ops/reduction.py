@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import dtypes
-from ..dispatch import OTHER, REDUCTION, op
+from ..dispatch import OTHER, OUT, REDUCTION, op
 from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
@@ -59,7 +59,7 @@ def _integer_promoting(ufunc):
     return lambda x, dim, keepdim: ufunc.reduce(x, dim, np.int64 if x.dtype.kind in "biu" else None, None, keepdim)
 
 
-sum = op("sum", REDUCTION, _sum_infer, parse=_cast_reduction_parse, triton="tl.sum",
+sum = op("sum", REDUCTION, _sum_infer, parse=_cast_reduction_parse, triton="tl.sum", saves=(),
          backward=lambda c, g: (keepdim_grad(g, c),))(_integer_promoting(np.add))
 
 
@@ -75,7 +75,7 @@ def _prod_backward(c, g):
     return (keepdim_grad(g, c) * others,)
 
 
-prod = op("prod", REDUCTION, _sum_infer, parse=_cast_reduction_parse, backward=_prod_backward)(
+prod = op("prod", REDUCTION, _sum_infer, parse=_cast_reduction_parse, backward=_prod_backward, saves=(0, OUT))(
     _integer_promoting(np.multiply))
 
 
@@ -85,7 +85,7 @@ def _mean_infer(x, dim, keepdim):
     return _reduce_infer(x, dim, keepdim)
 
 
-mean = op("mean", REDUCTION, _mean_infer, parse=_cast_reduction_parse, triton="tl.sum",
+mean = op("mean", REDUCTION, _mean_infer, parse=_cast_reduction_parse, triton="tl.sum", saves=(),
           backward=lambda c, g: (keepdim_grad(g, c) / numel_of(c.inputs[0], c.attrs["dim"]),))(
     lambda x, dim, keepdim: np.add.reduce(x, dim, None, None, keepdim) / _count(x.shape, dim))
 
@@ -98,9 +98,11 @@ def _extreme_backward(c, g):
     return (keepdim_grad(g, c) * hits / count,)
 
 
-amax = op("amax", REDUCTION, _reduce_infer, parse=reduction_parse, triton="tl.max", backward=_extreme_backward)(
+amax = op("amax", REDUCTION, _reduce_infer, parse=reduction_parse, triton="tl.max", backward=_extreme_backward,
+          saves=(0, OUT))(
     _reducer(np.maximum))
-amin = op("amin", REDUCTION, _reduce_infer, parse=reduction_parse, triton="tl.min", backward=_extreme_backward)(
+amin = op("amin", REDUCTION, _reduce_infer, parse=reduction_parse, triton="tl.min", backward=_extreme_backward,
+          saves=(0, OUT))(
     _reducer(np.minimum))
 
 
@@ -129,14 +131,14 @@ _SCAN_FALLBACK = "a scan has no Triton lowering yet: runs on numpy"
 
 
 @op("cumsum", OTHER, _cumsum_infer, parse=_cumsum_parse, backward=lambda c, g: (cumsum_reversed(g, **c.attrs),),
-    fallback=_SCAN_FALLBACK)
+    fallback=_SCAN_FALLBACK, saves=())
 def cumsum(x, dim):
     """torch.cumsum: running sums along dim (bool and integer inputs sum in int64)."""
     return _running_sum(x, dim)
 
 
 @op("cumsum_reversed", OTHER, _cumsum_infer, backward=lambda c, g: (cumsum(g, c.attrs["dim"]),),
-    fallback=_SCAN_FALLBACK)
+    fallback=_SCAN_FALLBACK, saves=())
 def cumsum_reversed(x, dim):
     """Running sums along dim from the far end: the gradient of cumsum."""
     axis = dim if x.ndim else None
@@ -188,7 +190,7 @@ def _sum_to_infer(g, x):
     return shape, g.dtype
 
 
-@op("sum_to", REDUCTION, _sum_to_infer, triton="tl.sum",
+@op("sum_to", REDUCTION, _sum_to_infer, triton="tl.sum", saves=(),
     backward=lambda c, g: (expand_as(g, c.inputs[0]), None))
 def sum_to(g, x):
     """g summed over the dims that broadcasting added or stretched, giving x's shape (gradient of broadcasting)."""
@@ -271,7 +273,7 @@ def _vector_norm_forward(x, p, dim, keepdim):
 
 
 _vector_norm = op("vector_norm", REDUCTION, lambda x, p, dim, keepdim: _mean_infer(x, dim, keepdim),
-                  backward=_vector_norm_backward)(_vector_norm_forward)
+                  backward=_vector_norm_backward, saves=(0, OUT))(_vector_norm_forward)
 
 
 def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
