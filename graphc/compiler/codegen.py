@@ -20,11 +20,16 @@ from .ir import Graph, Node
 from .plan import Step
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "kernels"
-# per reduction slot: accumulator init, element-wise combine, and the combine fn of the final tl.reduce (the same
-# functions tl.sum/tl.max/tl.min use; called through tl.reduce so the Triton interpreter runs them too)
-ACCUMULATE = {"tl.sum": ("0", "{acc} + {v}", "tl.standard._sum_combine"),
-              "tl.max": ('float("-inf")', "tl.maximum({acc}, {v})", "tl.standard._elementwise_max"),
-              "tl.min": ('float("inf")', "tl.minimum({acc}, {v})", "tl.standard._elementwise_min")}
+# per reduction slot: accumulator init, element-wise combine, the combine fn of the final tl.reduce (the same
+# functions tl.sum/tl.max/tl.min use; called through tl.reduce so the Triton interpreter runs them too), and the NaN
+# a max/min of floats gives when any input is NaN (torch propagates NaN; Triton's fold drops it, so the fold is
+# followed by a NaN check). Its sign makes the scratch atomics keep it: atomic_max/min on floats compare bit
+# patterns as integers, where +NaN is above every number and -NaN below.
+ACCUMULATE = {"tl.sum": ("0", "{acc} + {v}", "tl.standard._sum_combine", None),
+              "tl.max": ('float("-inf")', "tl.maximum({acc}, {v}, propagate_nan=tl.PropagateNan.ALL)",
+                         "tl.standard._elementwise_max", 'float("nan")'),
+              "tl.min": ('float("inf")', "tl.minimum({acc}, {v}, propagate_nan=tl.PropagateNan.ALL)",
+                         "tl.standard._elementwise_min", '-float("nan")')}
 
 
 def template(name: str) -> Template:

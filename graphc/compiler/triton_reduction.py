@@ -102,7 +102,7 @@ def generate(group: Group, em: Emitter):
 
 def accumulate(r: Node, init_scope: Scope, scope: Scope, acc: str, value: str, mask: str | None) -> None:
     """Declare accumulator acc in init_scope and fold value into it in scope (masked lanes keep acc)."""
-    _, combine_fn, _ = ACCUMULATE[r.op.triton]
+    combine_fn = ACCUMULATE[r.op.triton][1]
     ty = accumulator_type(r)
     init_scope.emit(f"{acc} = tl.full([{'BLOCK' if mask == 'cmask' else 1}], {literal(identity(r, ty[3:]))}, {ty})")
     update = combine_fn.format(acc=acc, v=value if compute_type(r.inputs[0].dtype) == ty else f"{value}.to({ty})")
@@ -115,8 +115,13 @@ def accumulator_type(r: Node) -> str:
 
 def reduce(r: Node, acc: str) -> str:
     """The accumulator folded to one value: tl.reduce with the combine fn tl.sum/max/min use (the interpreter runs
-    it too)."""
-    return f"tl.reduce({acc}, 0, {ACCUMULATE[r.op.triton][2]})"
+    it too); a float max/min is NaN if any lane is, as in torch."""
+    _, _, combine_fn, nan = ACCUMULATE[r.op.triton]
+    fold = f"tl.reduce({acc}, 0, {combine_fn})"
+    if nan is None or "float" not in accumulator_type(r):
+        return fold
+    any_nan = f"tl.reduce(({acc} != {acc}).to(tl.int32), 0, tl.standard._elementwise_max)"
+    return f"tl.where({any_nan} != 0, {nan}, {fold})"
 
 
 def combine(accs: dict[Node, str], scope: Scope, em: Emitter, scratch: tuple[str, str, str], last: tuple[str, str, str],

@@ -89,8 +89,11 @@ def _minmax_backward(pick_first):
     return backward
 
 
-maximum = _binary("maximum", np.maximum, _minmax_backward(lambda a, b: gt(a, b)), "tl.maximum({0}, {1})")
-minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: lt(a, b)), "tl.minimum({0}, {1})")
+# NaN in, NaN out, as torch and numpy: Triton's maximum/minimum drop NaN unless told (max.NaN.f32 in PTX)
+NAN_MAX = "tl.maximum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"
+NAN_MIN = "tl.minimum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"
+maximum = _binary("maximum", np.maximum, _minmax_backward(lambda a, b: gt(a, b)), NAN_MAX.format(a="{0}", b="{1}"))
+minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: lt(a, b)), NAN_MIN.format(a="{0}", b="{1}"))
 remainder = _binary(
     "remainder",
     np.remainder,
@@ -138,8 +141,8 @@ isfinite = _unary("isfinite", np.isfinite, None, '(({0} == {0}) & (tl.abs({0}) !
 
 neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same, saves=())
 abs = _unary("abs", np.abs, lambda c, g: (g * sign(c.inputs[0]),), "tl.abs({0})", infer=same)
-sign = _unary("sign", np.sign, lambda c, g: (g * 0,), "({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)", infer=same,
-              saves=())
+sign = _unary("sign", lambda x: np.sign(np.where(x != x, 0, x)),  # torch's sign(NaN) is 0 (numpy's is NaN)
+              lambda c, g: (g * 0,), "({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)", infer=same, saves=())
 exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "tl.exp({0})", saves=(OUT,))
 log = _unary("log", np.log, lambda c, g: (g / c.inputs[0],), "tl.log({0})")
 log1p = _unary("log1p", np.log1p, lambda c, g: (g / (c.inputs[0] + 1),), "libdevice.log1p({0})")
@@ -152,8 +155,8 @@ cos = _unary("cos", np.cos, lambda c, g: (-g * sin(c.inputs[0]),), "tl.cos({0})"
 tanh = _unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), "libdevice.tanh({0})", saves=(OUT,))
 sigmoid = _unary("sigmoid", lambda x: 0.5 * (np.tanh(0.5 * x) + 1), lambda c, g: (g * c.out * (1 - c.out),),
                  "1 / (1 + tl.exp(-{0}))", saves=(OUT,))
-relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (g * gt(c.out, 0),), "tl.maximum({0}, 0)", infer=same,
-              saves=(OUT,))
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (g * gt(c.out, 0),), NAN_MAX.format(a="{0}", b="0"),
+              infer=same, saves=(OUT,))
 floor = _unary("floor", np.floor, lambda c, g: (g * 0,), "libdevice.floor({0})", infer=same, saves=())
 ceil = _unary("ceil", np.ceil, lambda c, g: (g * 0,), "libdevice.ceil({0})", infer=same, saves=())
 trunc = _unary("trunc", np.trunc, lambda c, g: (g * 0,),
@@ -244,7 +247,7 @@ _clamp = op(
     lambda x, min=None, max=None: elementwise(x, *(v for v in (min, max) if v is not None)),
     backward=_clamp_backward,
     parse=_clamp_parse,
-    triton="tl.minimum(tl.maximum({0}, {min}), {max})",
+    triton=NAN_MIN.format(a=NAN_MAX.format(a="{0}", b="{min}"), b="{max}"),
     saves=(0,),
 )(lambda x, min, max: np.clip(x, min, max))
 
@@ -254,8 +257,8 @@ def clamp(x: Tensor, min=None, max=None) -> Tensor:
     get gradients where they bind, as in torch."""
     if not isinstance(min, Tensor) and not isinstance(max, Tensor):
         return _clamp(x, min, max)
-    out = x if min is None else where(lt(x, min), min, x)
-    return out if max is None else where(gt(out, max), max, out)
+    out = x if min is None else where(logical_or(lt(x, min), isnan(min)), min, x)  # a NaN bound gives NaN, as torch
+    return out if max is None else where(logical_or(gt(out, max), isnan(max)), max, out)
 
 
 clip = clamp

@@ -256,8 +256,12 @@ def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
 
 
 def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None) -> Tensor:
-    """torch.std: the square root of var."""
-    return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
+    """torch.std: the square root of var. Where the variance is 0 (a constant input) the gradient is 0, as torch's
+    std_backward masks it, not the NaN of sqrt's gradient at 0 times var's 0: sqrt sees 1 there, and where() gives
+    0, so no NaN is made even in the branch it drops."""
+    v = var(x, dim, unbiased, keepdim, correction=correction)
+    zero = eq(v, 0)
+    return where(zero, 0.0, sqrt(where(zero, 1.0, v)))
 
 
 def _vector_norm_backward(c, g):

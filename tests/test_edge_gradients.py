@@ -1,0 +1,89 @@
+"""Gradients of reductions and norms where the input is constant, zero or of size 1 equal torch's (0 where torch
+masks 0/0, NaN where torch gives NaN), eagerly and in a compiled step."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import graphc
+import graphc.nn.functional as F
+
+
+def _functional(lib):
+    return F if lib is graphc else torch.nn.functional
+
+
+FUNCTIONS = {
+    "std": lambda lib, x: x.std(),
+    "std correction=0": lambda lib, x: x.std(correction=0),
+    "std unbiased=False": lambda lib, x: x.std(unbiased=False),
+    "std dim": lambda lib, x: x.std(-1),
+    "std dim keepdim": lambda lib, x: x.std(-1, keepdim=True),
+    "std dims": lambda lib, x: x.std(tuple(range(x.ndim))),
+    "var": lambda lib, x: x.var(),
+    "var correction=0": lambda lib, x: x.var(correction=0),
+    "var dim keepdim": lambda lib, x: x.var(0, keepdim=True),
+    "norm": lambda lib, x: x.norm(),
+    "norm p=1": lambda lib, x: x.norm(1),
+    "norm p=3": lambda lib, x: x.norm(3),
+    "norm p=0.5": lambda lib, x: x.norm(0.5),
+    "norm p=-1": lambda lib, x: x.norm(-1),
+    "norm p=inf": lambda lib, x: x.norm(float("inf")),
+    "norm p=-inf": lambda lib, x: x.norm(float("-inf")),
+    "norm dim": lambda lib, x: x.norm(dim=-1),
+    "layer_norm": lambda lib, x: _functional(lib).layer_norm(x, x.shape[-1:]) * lib.arange(x.shape[-1]),
+    "layer_norm affine": lambda lib, x: _functional(lib).layer_norm(
+        x, x.shape[-1:], lib.ones(x.shape[-1]) * 2, lib.ones(x.shape[-1])) * lib.arange(x.shape[-1]),
+    "logsumexp": lambda lib, x: x.logsumexp(-1),
+    "softmax": lambda lib, x: x.softmax(-1) * lib.arange(x.shape[-1]),
+    "amax": lambda lib, x: x.amax(),
+    "max": lambda lib, x: x.max(),
+    "prod": lambda lib, x: x.prod(),
+    "mean": lambda lib, x: x.mean(),
+}
+INPUTS = {
+    "constant": np.full(3, 0.3, np.float32),
+    "size 1": np.array([0.3], np.float32),
+    "zeros": np.zeros(3, np.float32),
+    "constant rows": np.full((2, 3), 0.7, np.float32),
+    "rows of size 1": np.full((2, 1), 0.5, np.float32),
+    "single zero": np.zeros(1, np.float32),
+}
+
+
+def _grad(lib, fn, data):
+    x = lib.tensor(data, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns for degrees of freedom <= 0
+        fn(lib, x).sum().backward()
+    return np.asarray(x.grad.tolist(), dtype=np.float64)
+
+
+@pytest.mark.parametrize("data", INPUTS)
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_edge_gradients_match_torch(name, data):
+    fn, x = FUNCTIONS[name], INPUTS[data]
+    np.testing.assert_allclose(_grad(graphc, fn, x), _grad(torch, fn, x), rtol=1e-5, atol=1e-6)  # NaN where torch
+
+
+def test_the_issue_example():
+    x = graphc.tensor([0.3, 0.3, 0.3], requires_grad=True)
+    x.std().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "interpret"])
+@pytest.mark.parametrize("name", ["std", "std dim keepdim", "norm", "layer_norm"])
+def test_edge_gradients_compiled(name, backend):
+    fn, x = FUNCTIONS[name], INPUTS["constant rows"]
+
+    @graphc.compile(backend=backend)
+    def step(t):
+        fn(graphc, t).sum().backward()
+
+    t = graphc.tensor(x, requires_grad=True)
+    step(t)
+    np.testing.assert_allclose(t.grad.tolist(), _grad(torch, fn, x), rtol=1e-5, atol=1e-6)
