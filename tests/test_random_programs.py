@@ -1,5 +1,6 @@
 """Randomised programs (seeded): compiled equals eager on elementwise ops with broadcasting, views, reductions,
-matmul and backward, at three batch sizes (the trace, a replay with another batch size, and a batch of 1)."""
+matmul and backward, at three batch sizes (the trace, a replay with another batch size, and a batch of 1); with
+special_values, inputs also hold NaN, inf and -inf, which must come out where eager puts them."""
 from __future__ import annotations
 
 import numpy as np
@@ -107,22 +108,33 @@ def _make(instructions, w, backward: bool):
     return program
 
 
+def _special(rng, a: np.ndarray) -> np.ndarray:
+    """a with about one element in six replaced by NaN, inf or -inf."""
+    a = a.copy()
+    hit = rng.random(a.shape) < 1 / 6
+    a[hit] = rng.choice(np.array([np.nan, np.inf, -np.inf], np.float32), int(hit.sum()))
+    return a
+
+
 def _leaves(result):
     return list(result) if isinstance(result, tuple) else [result]
 
 
-def check_program(seed: int, backend: str = "auto", rtol: float = 1e-5):
+def check_program(seed: int, backend: str = "auto", rtol: float = 1e-5, special_values: bool = False):
     """Program `seed` compiled for backend equals eager (values and w.grad) at three batch sizes, the last 1;
-    returns the compiled function."""
+    returns the compiled function. With special_values, x and w hold NaN and infinities (drawn from their own
+    random stream, so the program and its finite values stay those of the same seed without them)."""
     x_shape, w_shape, instructions, backward = _program(seed)
     rng = np.random.default_rng(10_000 + seed)
-    w_init = rng.standard_normal(w_shape).astype(np.float32)
+    specials = np.random.default_rng(60_000 + seed)
+    poison = (lambda a: _special(specials, a)) if special_values else (lambda a: a)
+    w_init = poison(rng.standard_normal(w_shape).astype(np.float32))
     w_eager = graphc.tensor(w_init, requires_grad=backward)
     w_comp = graphc.tensor(w_init, requires_grad=backward)
     eager = _make(instructions, w_eager, backward)
     compiled = graphc.compile(_make(instructions, w_comp, backward), backend=backend)
     for batch in (x_shape[0], x_shape[0] + 2, 1):
-        x = rng.standard_normal((batch,) + x_shape[1:]).astype(np.float32)
+        x = poison(rng.standard_normal((batch,) + x_shape[1:]).astype(np.float32))
         w_eager.grad = w_comp.grad = None
         try:
             want = eager(graphc.tensor(x))
@@ -131,7 +143,7 @@ def check_program(seed: int, backend: str = "auto", rtol: float = 1e-5):
         got = compiled(graphc.tensor(x))
         for g, e in zip(_leaves(got), _leaves(want)):
             assert g.shape == e.shape, f"program {seed}: {instructions}"
-            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=rtol, atol=1e-5,
+            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=rtol, atol=1e-5,  # NaN and inf where eager has them
                                        err_msg=f"program {seed}: {instructions}")
     return compiled
 
@@ -141,3 +153,10 @@ def test_random_programs_compiled_equal_eager(block):
     per_block = NUM_PROGRAMS // 10
     for seed in range(block * per_block, (block + 1) * per_block):
         check_program(seed)
+
+
+@pytest.mark.filterwarnings("ignore:(invalid value|overflow|divide by zero) encountered:RuntimeWarning")  # numpy's
+@pytest.mark.parametrize("block", range(4))
+def test_random_programs_with_nan_and_inf(block):
+    for seed in range(block, NUM_PROGRAMS, 4 * 3):  # 100 of the programs, fed NaN and inf
+        check_program(seed, special_values=True)
