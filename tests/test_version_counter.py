@@ -45,6 +45,8 @@ def check_like_torch(program, composite: bool = False):
         assert "version" in ours[1] and "expected version" in ours[1] and __file__ in ours[1], ours[1]
     else:
         for a, b in zip(ours[1], theirs[1]):
+            if a is None and b is not None and not b.any():  # torch keeps zero_'s/copy_'s cut history: zeros
+                a = np.zeros_like(b)
             assert (a is None) == (b is None)
             if a is not None:
                 np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
@@ -104,6 +106,9 @@ UNARY = {
     "log_softmax": lambda lib, h: h.log_softmax(-1),
     "var": lambda lib, h: h.var(1),
     "layer_norm": lambda lib, h: _functional(lib).layer_norm(h, (4,)),
+    "transpose": lambda lib, h: h.t(),
+    "reshape": lambda lib, h: h.reshape(12),
+    "getitem": lambda lib, h: h[1:, :2],
     "index": lambda lib, h: h[lib.tensor([0, 2])],
     "clone": lambda lib, h: h.clone(),
     "float cast": lambda lib, h: h.double(),
