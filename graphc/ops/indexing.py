@@ -347,7 +347,8 @@ def _scatter_backward(c, g):
     return gx, None, gs
 
 
-@op("scatter", OTHER, _scatter_infer, parse=_scatter_parse, backward=_scatter_backward, fallback=_GATHER_FALLBACK)
+@op("scatter", OTHER, _scatter_infer, parse=_scatter_parse, backward=_scatter_backward, fallback=_GATHER_FALLBACK,
+    saves=(1,))
 def scatter(x, index, src, dim, reduce):
     """torch.scatter(input, dim, index, src, reduce=None): a copy of input with src (a tensor or a number) written
     at the positions index names along dim (out[index[i][j]][j] = src[i][j] for dim=0); reduce='add' or 'multiply'

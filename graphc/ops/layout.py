@@ -32,7 +32,7 @@ def _triangle_infer(name: str):
     return infer
 
 
-@op("tril", OTHER, _triangle_infer("tril"), parse=_triangle_parse, fallback=_POSITIONS,
+@op("tril", OTHER, _triangle_infer("tril"), parse=_triangle_parse, fallback=_POSITIONS, saves=(),
     backward=lambda c, g: (tril(g, c.attrs["diagonal"]),))
 def tril(x, diagonal):
     """torch.tril(input, diagonal=0): the lower triangle of the last two dims (column - row <= diagonal), zeros
@@ -40,7 +40,7 @@ def tril(x, diagonal):
     return np.tril(x, diagonal)
 
 
-@op("triu", OTHER, _triangle_infer("triu"), parse=_triangle_parse, fallback=_POSITIONS,
+@op("triu", OTHER, _triangle_infer("triu"), parse=_triangle_parse, fallback=_POSITIONS, saves=(),
     backward=lambda c, g: (triu(g, c.attrs["diagonal"]),))
 def triu(x, diagonal):
     """torch.triu(input, diagonal=0): the upper triangle of the last two dims (column - row >= diagonal), zeros
@@ -58,7 +58,7 @@ def _dims_parse(name: str, x, dims) -> tuple:
 
 
 @op("flip", OTHER, meta.same, parse=lambda x, *dims: ((x,), {"dims": _dims_parse("flip", x, _sizes(dims))}),
-    fallback=_POSITIONS, backward=lambda c, g: (flip(g, c.attrs["dims"]),))
+    fallback=_POSITIONS, saves=(), backward=lambda c, g: (flip(g, c.attrs["dims"]),))
 def flip(x, dims):
     """torch.flip(input, dims): a copy with the order of elements reversed along each of dims."""
     return np.flip(x, dims).copy()
@@ -76,7 +76,7 @@ def _roll_parse(x, shifts, dims=None):
     return (x,), {"shifts": shifts, "dims": dims}
 
 
-@op("roll", OTHER, lambda x, shifts, dims: (tuple(x.shape), x.dtype), parse=_roll_parse, fallback=_POSITIONS,
+@op("roll", OTHER, lambda x, shifts, dims: (tuple(x.shape), x.dtype), parse=_roll_parse, fallback=_POSITIONS, saves=(),
     backward=lambda c, g: (roll(g, tuple(-s for s in c.attrs["shifts"]), c.attrs["dims"]),))
 def roll(x, shifts, dims):
     """torch.roll(input, shifts, dims=None): elements shifted along dims, wrapping around (without dims, over the
@@ -142,7 +142,7 @@ def _diagonal_scatter_backward(c, g):
 
 
 @op("diagonal_scatter", OTHER, _diagonal_scatter_infer, parse=_diagonal_scatter_parse,
-    backward=_diagonal_scatter_backward, fallback=_POSITIONS)
+    backward=_diagonal_scatter_backward, fallback=_POSITIONS, saves=())
 def diagonal_scatter(x, src, offset, dim1, dim2):
     """torch.diagonal_scatter(input, src, offset=0, dim1=0, dim2=1): a copy of input with src written on the diagonal
     that diagonal(input, offset, dim1, dim2) reads (also the gradient of diagonal, and its inverse as a view)."""
@@ -152,7 +152,7 @@ def diagonal_scatter(x, src, offset, dim1, dim2):
 
 
 @op("diagonal", VIEW, lambda x, offset, dim1, dim2: (_diagonal_shape(tuple(x.shape), offset, dim1, dim2), x.dtype),
-    parse=_diagonal_parse, fallback=_POSITIONS,
+    parse=_diagonal_parse, fallback=_POSITIONS, saves=(),
     backward=lambda c, g: (diagonal_scatter(zeros_like(c.inputs[0]), g, **c.attrs),),
     inverse=lambda base, value, **attrs: diagonal_scatter(base, value, **attrs))
 def diagonal(x, offset, dim1, dim2):
@@ -179,7 +179,7 @@ def _diag_backward(c, g):
     return (diagonal(g, k) if x.ndim == 1 else diagonal_scatter(zeros_like(x), g, k, 0, 1),)
 
 
-@op("diag", OTHER, _diag_infer, parse=_diag_parse, fallback=_POSITIONS, backward=_diag_backward)
+@op("diag", OTHER, _diag_infer, parse=_diag_parse, fallback=_POSITIONS, saves=(), backward=_diag_backward)
 def diag(x, diagonal):
     """torch.diag(input, diagonal=0): a 1-d input as the diagonal of a square matrix (zeros elsewhere); a 2-d
     input's diagonal as a 1-d copy."""
