@@ -35,17 +35,7 @@ class Node:
             indices = range(len(inputs))[indices]
         if op.saves_cross:
             indices = _cross(indices, self.edges)
-        saved = []
-        for i in indices:
-            x = inputs[i]
-            if type(x) is Tensor:
-                counter = x._version
-                if counter is None:  # never written: at version 0 (a counter made later starts watched)
-                    saved.append((i, 0))
-                else:
-                    counter.watched = True
-                    saved.append((i, counter.version))
-        self.saved_inputs = saved
+        self.saved_inputs = [(i, _watch(inputs[i])) for i in indices if type(inputs[i]) is Tensor]
         if op.saves_output:  # out is new: its counter too
             counter = out._version = VersionCounter()
             self.saved_output = (counter, 0)
@@ -72,13 +62,13 @@ class Node:
             counter = self.inputs[i]._version
             if counter is not None and counter.version != version:
                 x = self.inputs[i]
-                raise _modified(self, f"input {i}", x.shape, x.dtype, counter, version)
+                raise _modified(self.op.name, f"input {i}", x.shape, x.dtype, counter, version, self.where)
         if self.saved_output is not None:
             counter, version = self.saved_output
             if counter.version != version:
                 data, node, dt = self._out
-                raise _modified(self, "output 0", data.shape if data is not None else node.shape, dt, counter,
-                                version)
+                raise _modified(self.op.name, "output 0", data.shape if data is not None else node.shape, dt, counter,
+                                version, self.where)
 
     @property
     def out(self) -> Tensor:
@@ -137,13 +127,22 @@ def _cross(indices, edges: tuple) -> tuple:
     return tuple(sorted({*indices, *cross})) if indices else cross
 
 
-def _modified(node: Node, what: str, shape, dt, counter: VersionCounter, version: int) -> RuntimeError:
+def _watch(t: Tensor) -> int:
+    """t's version now, for a check at backward (its next write notes the user's line)."""
+    counter = t._version
+    if counter is None:
+        return 0
+    counter.watched = True
+    return counter.version
+
+
+def _modified(op: str, what: str, shape, dt, counter: VersionCounter, version: int, where: str | None) -> RuntimeError:
     """torch's error for a saved tensor changed in place, with the op, the shape and the user's line of the write."""
     return RuntimeError(
         f"one of the variables needed for gradient computation has been modified by an inplace operation: "
-        f"[{what} of {node.op.name}, a {dt.name} tensor of shape {list(shape)}] is at version {counter.version}; "
+        f"[{what} of {op}, a {dt.name} tensor of shape {list(shape)}] is at version {counter.version}; "
         f"expected version {version} instead. It was last written in place at {counter.where_written()}"
-        + (f"; the op ran at {node.where}" if node.where else "")
+        + (f"; the op ran at {where}" if where else "")
         + ". Write into a clone, or move the in-place write after backward.")
 
 
@@ -375,18 +374,24 @@ class FunctionCtx:
     def __init__(self, needs_input_grad: tuple[bool, ...]):
         self.needs_input_grad = needs_input_grad
         self.to_save: tuple = ()
+        self.versions: list = []
         self.non_differentiable: set[int] = set()
         self.materialize_grads = True
 
     def save_for_backward(self, *tensors) -> None:
-        """Keep tensors (or None) for backward, read back as ctx.saved_tensors."""
+        """Keep tensors (or None) for backward, read back as ctx.saved_tensors (refused, as torch, once an in-place
+        write changed one of them)."""
         self.to_save = tensors
+        self.versions = [_watch(t) if type(t) is Tensor else None for t in tensors]
 
     @property
     def saved_tensors(self) -> tuple:
         if self.to_save is None:
             raise RuntimeError("Trying to backward through the graph a second time (or directly access saved tensors "
                                "after they have already been freed); pass retain_graph=True to the first backward")
+        for i, (t, version) in enumerate(zip(self.to_save, self.versions)):
+            if version is not None and t._version is not None and t._version.version != version:
+                raise _modified("a custom Function", f"saved tensor {i}", t.shape, t.dtype, t._version, version, None)
         return self.to_save
 
     def mark_non_differentiable(self, *tensors) -> None:
@@ -475,7 +480,7 @@ class FunctionNode(Node):
 
     def __init__(self, function: type, ctx: FunctionCtx, args: tuple, outputs: list[Tensor], where: str | None):
         self.op, self.inputs, self.attrs, self.where, self.hooks = _CustomBackward(function), args, {}, where, None
-        self._out = (None, None, None)
+        self._out, self.saved_inputs, self.saved_output = (None, None, None), (), None  # the ctx checks its saves
         self.ctx, self.outputs = ctx, outputs
         self.edges = tuple([(x.grad_fn or LEAF) if type(x) is Tensor and x.requires_grad else None for x in args])
 
@@ -502,7 +507,7 @@ class _OutputNode(Node):
     def __init__(self, joint: FunctionNode, index: int):
         self.op, self.inputs, self.attrs = _SelectBackward, (None,), {"index": index}
         self.where, self.hooks = None, None
-        self._out, self.edges = (None, None, None), (joint,)
+        self._out, self.edges, self.saved_inputs, self.saved_output = (None, None, None), (joint,), (), None
 
     def name(self) -> str:
         return self.edges[0].name()

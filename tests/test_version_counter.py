@@ -260,3 +260,24 @@ def test_compiled_optimizer_write_back_moves_versions(backend):
     step()  # replayed: the write-back into w is an in-place write
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
+
+
+def test_custom_function_saved_tensors_are_checked_like_torch():
+    def program(lib, w, v, write):
+        class Square(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x * x
+
+            @staticmethod
+            def backward(ctx, g):
+                (x,) = ctx.saved_tensors
+                return 2 * x * g
+
+        h = w * 1
+        y = Square.apply(h)
+        if write:
+            h.add_(1)
+        return y.sum()
+    check_like_torch(program)
