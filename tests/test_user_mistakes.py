@@ -83,7 +83,7 @@ def _target_size_warnings(call) -> list[str]:
     return [str(w.message) for w in caught if "target size" in str(w.message)]
 
 
-@pytest.mark.parametrize("loss", ["mse_loss"])
+@pytest.mark.parametrize("loss", ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss"])
 @pytest.mark.parametrize("shapes", [((3, 1), (3,)), ((3,), (3, 1)), ((2, 3), (3,)), ((3,), (3,))])
 def test_losses_warn_like_torch_when_target_size_differs(loss, shapes):
     (a, b) = shapes
