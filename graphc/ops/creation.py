@@ -237,7 +237,7 @@ _RANDOM_FALLBACK = "draws from a graphc.Generator (numpy's PCG64), which has no 
 
 
 @op("sample", OTHER, _sample_infer, parse=_sample_parse, pure=False, backward=lambda c, g: (None,) * len(c.inputs),
-    fallback=_RANDOM_FALLBACK)
+    fallback=_RANDOM_FALLBACK, saves=())
 def sample(*like, size, distribution, params, dtype, generator):
     """Values drawn from a distribution: of `size`, or of the shape of the one input (x_like, x.normal_())."""
     return DISTRIBUTIONS[distribution](generator._rng, like[0].shape if like else size, *params)

@@ -203,7 +203,8 @@ def _conv_transpose_backward(c, g):
             conv2d_weight_grad(x, g, w, **attrs) if w.requires_grad else None)
 
 
-@op("conv_transpose2d", OTHER, _conv_transpose_infer, backward=_conv_transpose_backward, parse=_conv_transpose_parse)
+@op("conv_transpose2d", OTHER, _conv_transpose_infer, backward=_conv_transpose_backward, parse=_conv_transpose_parse,
+    saves=(CROSS,))
 def conv_transpose2d(x, w, stride, padding, output_padding, dilation, groups):
     """2-d transposed convolution of (N, C_in, H, W) input with (C_in, C_out/groups, KH, KW) weight, without bias:
     the adjoint of conv2d (each input pixel scatters its weighted kernel onto the output)."""

@@ -295,7 +295,7 @@ def _as_strided_scatter_backward(c, g):
 
 
 @op("as_strided_scatter", OTHER, lambda x, value, size, stride, storage_offset: (tuple(x.shape), x.dtype),
-    backward=_as_strided_scatter_backward)
+    backward=_as_strided_scatter_backward, saves=())
 def as_strided_scatter(x, value, size, stride, storage_offset):
     """torch.as_strided_scatter: a copy of a contiguous x with value written at as_strided(x, ...)."""
     out = np.array(x)
