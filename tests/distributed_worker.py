@@ -78,7 +78,10 @@ def ddp_training(rank: int, world: int, compiled: bool = False) -> dict:
         run(graphc.tensor(x[rank * per:(rank + 1) * per]), graphc.tensor(y[rank * per:(rank + 1) * per]))
     out = {k: v.tolist() for k, v in model.state_dict().items()}
     if compiled:
-        out["num_traces"] = getattr(run, "num_traces", run.num_compiles)
+        out["num_traces"] = run.num_traces
+        x, y = batches(1, per, world)[0]  # one more step, after the state was recorded, to read the plan
+        report = graphc.explain(step, graphc.tensor(x[:per]), graphc.tensor(y[:per]))
+        out["fallbacks"] = [name for name, _ in report.fallbacks]
     return out
 
 

@@ -46,7 +46,7 @@ def launch(scenarios: str, folder: Path, world: int = 2, timeout: float = 120, r
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
-    return launch("collectives,ddp,no_sync,unused", tmp_path_factory.mktemp("dist"))
+    return launch("collectives,ddp,no_sync,unused,ddp_compiled", tmp_path_factory.mktemp("dist"))
 
 
 def torch_mlp() -> torch.nn.Module:
@@ -72,7 +72,7 @@ def test_collectives(runs):
     assert r0["reduce_scatter"] == [3.0, 6.0] and r1["reduce_scatter"] == [6.0, 12.0]
 
 
-@pytest.mark.parametrize("scenario", ["ddp"])
+@pytest.mark.parametrize("scenario", ["ddp", "ddp_compiled"])
 def test_ddp_equals_one_process_on_the_concatenated_batches(runs, scenario):
     sys.path.insert(0, str(WORKER.parent))
     from distributed_worker import batches
@@ -88,6 +88,7 @@ def test_ddp_equals_one_process_on_the_concatenated_batches(runs, scenario):
             np.testing.assert_allclose(rank_state[f"module.{k}"], v.numpy(), rtol=1e-5, atol=1e-6)
         if scenario == "ddp_compiled":
             assert rank_state["num_traces"] <= 2
+            assert rank_state["fallbacks"].count("all_reduce") == 1  # one bucket: one collective step
 
 
 def test_no_sync_accumulates_locally_then_averages(runs):

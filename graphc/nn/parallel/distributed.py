@@ -193,7 +193,7 @@ class DistributedDataParallel(Module):
                     if used is None or next(used):
                         p.grad = averaged[offset:offset + n].view(p.shape)
                     offset += n
-                b.work = None
+                b.work = b.flat = None  # nothing of this step is kept: a compiled step's values stay in its plan
         self._next = len(self._buckets) + 1  # the reduction is complete
 
     @contextlib.contextmanager
