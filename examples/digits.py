@@ -72,6 +72,8 @@ def run(make_model: Callable[[], nn.Module], input_shape: tuple[int, ...], descr
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", help="where to save the checkpoint (default: a temporary directory)")
     parser.add_argument("--compile", action="store_true", help="run the train step through graphc.compile")
+    parser.add_argument("--autocast", action="store_true", help="run forward and loss in bfloat16 (graphc.autocast), "
+                        "the weights and optimizer in float32")
     parser.add_argument("--tensorboard", metavar="DIR", help="log loss, accuracy, weights and the captured graph "
                         "for TensorBoard (tensorboard --logdir DIR)")
     args = parser.parse_args(argv)
@@ -84,7 +86,8 @@ def run(make_model: Callable[[], nn.Module], input_shape: tuple[int, ...], descr
     loss_fn = nn.CrossEntropyLoss()
     loader = DataLoader(TensorDataset(train_x, train_y), batch_size=BATCH_SIZE, shuffle=True,
                         generator=graphc.Generator().manual_seed(args.seed))
-    step = graphc.compile(train_step) if args.compile else train_step
+    step = graphc.autocast("cpu", dtype=graphc.bfloat16)(train_step) if args.autocast else train_step
+    step = graphc.compile(step) if args.compile else step
     writer = None
     if args.tensorboard:
         from graphc.utils.tensorboard import SummaryWriter

@@ -144,6 +144,14 @@ def _modified(op: str, what: str, shape, dt, counter: VersionCounter, version: i
         f"expected version {version} instead. It was last written in place at {counter.where_written()}"
         + (f"; the op ran at {where}" if where else "")
         + ". Write into a clone, or move the in-place write after backward.")
+class _AutocastOff:
+    """Backward runs with autocast off: each op's backward computes in the dtypes its forward used (torch's rule)."""
+
+    def __enter__(self):
+        self.prev, STATE.autocast = STATE.autocast, None
+
+    def __exit__(self, *exc):
+        STATE.autocast = self.prev
 
 
 class _GradMode:
@@ -304,7 +312,7 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
                 t.grad = t.grad + g
             settle(t)
 
-    with _GradMode(create_graph):
+    with _GradMode(create_graph), _AutocastOff():
         for root, g in zip(roots, grads):
             if not root.requires_grad:
                 raise RuntimeError(f"backward: the tensor of shape {list(root.shape)} does not require grad and "

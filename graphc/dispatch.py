@@ -38,16 +38,17 @@ class Op:
     saves: what the backward rule reads by value, as torch saves it: input positions (or one slice of them, for
     variadic inputs), CROSS and OUT for the result (add saves nothing, mul CROSS, exp its result). Autograd refuses
     a saved tensor that an in-place write changed before backward. Undeclared: views save nothing, other ops
-    everything (so never a silent wrong gradient)."""
+    everything (so never a silent wrong gradient); autocast: its policy inside graphc.autocast, per device type
+    (graphc.amp.autocast_mode: LOWER, FP32, FP32_CUDA)."""
 
     __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "triton", "fallback", "pure", "inverse",
-                 "doc", "saved_inputs", "saves_output", "saves_cross")
+                 "doc", "saved_inputs", "saves_output", "saves_cross", "autocast")
 
     def __init__(self, name, category, infer, forward, backward=None, parse=None, triton=None, pure=True, doc=None,
-                 inverse=None, fallback=None, saves=None):
+                 inverse=None, fallback=None, saves=None, autocast=None):
         self.name, self.category, self.infer, self.forward = name, category, infer, forward
         self.backward, self.parse, self.triton, self.pure, self.inverse = backward, parse, triton, pure, inverse
-        self.fallback = fallback
+        self.fallback, self.autocast = fallback, autocast
         self.doc = doc or forward.__doc__
         if saves is None:
             saves = () if category == VIEW else (ALL_INPUTS, OUT)
@@ -77,13 +78,13 @@ def parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
 
 
 def op(name: str, category: str, infer, backward=None, parse=None, triton=None, pure: bool = True, inverse=None,
-       fallback: str | None = None, saves=None):
+       fallback: str | None = None, saves=None, autocast: dict | None = None):
     """Decorator over an op's numpy implementation: registers and returns the Op (callable as the public function)."""
     def register(forward) -> Op:
         if name in OPS:
             raise ValueError(f"op {name!r} is defined twice")
         OPS[name] = Op(name, category, infer, forward, backward, parse, triton, pure, inverse=inverse,
-                       fallback=fallback, saves=saves)
+                       fallback=fallback, saves=saves, autocast=autocast)
         return OPS[name]
     return register
 
@@ -120,6 +121,10 @@ def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inpu
 
 def dispatch(op: Op, inputs: tuple, attrs: dict):
     """Run or record one op application."""
+    if STATE.autocast is not None and op.autocast is not None:
+        from .amp.autocast_mode import cast_inputs
+
+        inputs = cast_inputs(op.autocast, inputs)
     for x in inputs:
         if type(x) is not Tensor and type(x) not in NUMBERS:
             inputs = operands(op, inputs)

@@ -74,8 +74,8 @@ def signature(flat: list) -> tuple:
     """The guard key of a call's arguments: tensor dtype/device/rank/requires_grad, scalar values, a function's
     code object, a bound method's function and object identity, object identity for anything else (an entry's
     ArgumentGuard holds those objects, so an id is never reused while it is a key), the type of a user object;
-    plus the switches a trace bakes in: grad mode, TF32 matmuls, the default dtype."""
-    sig = [STATE.grad_enabled, STATE.float32_matmul_precision, dtypes.get_default_dtype()]
+    plus the switches a trace bakes in: grad mode, TF32 matmuls, the default dtype, the autocast region."""
+    sig = [STATE.grad_enabled, STATE.float32_matmul_precision, dtypes.get_default_dtype(), STATE.autocast]
     for x in flat:
         kind = type(x)
         if kind is Tensor:
@@ -149,12 +149,18 @@ def _signature_change(old: tuple, new: tuple, names: list[str]) -> str:
         return f"float32 matmul precision (TF32 switch): {old[1]} -> {new[1]}"
     if old[2] != new[2]:
         return f"the default dtype: {old[2].name} -> {new[2].name}"
+    if old[3] != new[3]:
+        return f"autocast region: {_autocast_name(old[3])} -> {_autocast_name(new[3])}"
     if len(old) != len(new):
         return "the structure of the arguments"
-    for name, a, b in zip(names, old[3:], new[3:]):
+    for name, a, b in zip(names, old[4:], new[4:]):
         if a != b:
             return f"argument {name}: {_describe_key(a)} -> {_describe_key(b)}"
     return "the keyword arguments passed"
+
+
+def _autocast_name(region) -> str:
+    return "none" if region is None else f"{region[0]} {region[1].name}"
 
 
 def definition_line(fn) -> str:

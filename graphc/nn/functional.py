@@ -7,8 +7,7 @@ from __future__ import annotations
 import math
 import warnings
 
-import numpy as np
-
+from ..amp.autocast_mode import FP32, FP32_CUDA, LOWER, autocast_policy
 from ..autograd import no_grad
 from ..errors import op_error, warn_at_user
 from ..ops import elementwise, reduction
@@ -84,6 +83,7 @@ def log_softmax(input: Tensor, dim: int | None = None, *, dtype=None) -> Tensor:
     return reduction.log_softmax(input, _implicit_dim("log_softmax", input, dim), dtype)
 
 
+@autocast_policy(LOWER)
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight.T + bias."""
     out = matmul(input, weight.T)
@@ -184,6 +184,7 @@ def _per_class(input: Tensor) -> tuple:
     return (-1,) + (1,) * (input.ndim - 2) if input.ndim > 1 else (-1,)
 
 
+@autocast_policy(FP32)
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
              ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities (N, C) or (N, C, d1, ...) (or (C,)) at class indices (N, ...):
@@ -208,6 +209,7 @@ def _reduce_picked(loss: Tensor, picked: Tensor, target: Tensor, weight: Tensor 
     return sum(loss) / (sum(ne(target, ignore_index).to(loss.dtype)) if weight is None else sum(picked))
 
 
+@autocast_policy(FP32)
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
                   ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -279,6 +281,7 @@ def _elementwise_weighted(name: str, input: Tensor, loss: Tensor, weight: Tensor
     return _reduce(loss * weight, reduction, name)
 
 
+@autocast_policy(FP32)
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          size_average: bool | None = None, reduce: bool | None = None,
                          reduction: str = "mean") -> Tensor:
@@ -296,6 +299,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     return _weighted(loss, weight, reduction, "binary_cross_entropy")
 
 
+@autocast_policy(FP32)
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                      size_average: bool | None = None, reduce: bool | None = None,
                                      reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
@@ -312,6 +316,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     return _weighted(loss, weight, reduction, "binary_cross_entropy_with_logits")
 
 
+@autocast_policy(FP32)
 def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
              reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     """Squared difference of input and target (broadcast), times weight if given, reduced by mean (over the summed
@@ -323,6 +328,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, re
     return _elementwise_weighted("mse_loss", input, diff * diff, weight, reduction, True)
 
 
+@autocast_policy(FP32)
 def l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
             reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     """|input - target| (broadcast), times weight if given, reduced by mean (over the summed weights if given), sum or
@@ -332,6 +338,7 @@ def l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, red
     return _elementwise_weighted("l1_loss", input, abs(input - target), weight, reduction, True)
 
 
+@autocast_policy(FP32)
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """0.5 * d**2 / beta where |d| < beta, else |d| - 0.5 * beta, with d = input - target (beta = 0 is l1_loss)."""
@@ -345,6 +352,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average: bool | None = No
     return _reduce(where(lt(d, beta), d * d * (0.5 / beta), d - 0.5 * beta), reduction, "smooth_l1_loss")
 
 
+@autocast_policy(FP32)
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
                weight: Tensor | None = None) -> Tensor:
     """0.5 * d**2 where |d| < delta, else delta * (|d| - 0.5 * delta), with d = input - target; times weight."""
@@ -356,6 +364,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     return _elementwise_weighted("huber_loss", input, loss, weight, reduction, False)
 
 
+@autocast_policy(FP32)
 def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
            reduction: str = "mean", log_target: bool = False) -> Tensor:
     """KL(target || exp(input)) pointwise for log-probabilities input: target * (log(target) - input) (0 where
@@ -440,6 +449,7 @@ def _bin_matrix(n: int, out: int, like: Tensor) -> Tensor:
     return tensor(rows, device=like.device)
 
 
+@autocast_policy(FP32_CUDA)
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """Normalise each sample's channels (dim 1) in num_groups groups over the group's channels and spatial dims,
@@ -489,6 +499,7 @@ def _normalize(x: Tensor, dims: tuple[int, ...], eps: float) -> tuple[Tensor, Te
     return centered * rsqrt(var + eps), mu, var
 
 
+@autocast_policy(FP32_CUDA)
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """Normalise over the last len(normalized_shape) dims, then scale and shift."""
@@ -550,6 +561,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
     return nn_ops.embedding(input, weight, padding_idx)
 
 
+@autocast_policy(LOWER)
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
                                  enable_gqa: bool = False) -> Tensor:

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.special
 
 from .. import dtypes
+from ..amp.autocast_mode import FP32_CUDA
 from ..dispatch import CROSS, ELEMENTWISE, OUT, op
 from ..tensor import Tensor
 from . import meta
@@ -26,12 +27,12 @@ def unbroadcast(grad: Tensor, x) -> Tensor | None:
     return sum_to(grad, x)
 
 
-def _binary(name, fn, backward, triton, infer=elementwise, saves=(0, 1)):
-    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves)(fn)
+def _binary(name, fn, backward, triton, infer=elementwise, saves=(0, 1), autocast=None):
+    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves, autocast=autocast)(fn)
 
 
-def _unary(name, fn, backward, triton, infer=floating, saves=(0,)):
-    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves)(fn)
+def _unary(name, fn, backward, triton, infer=floating, saves=(0,), autocast=None):
+    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves, autocast=autocast)(fn)
 
 
 add = _binary("add", np.add, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(g, c.inputs[1])), "{0} + {1}",
@@ -77,7 +78,7 @@ def _pow_backward(c, g):
     return ga, gb
 
 
-pow = _binary("pow", np.power, _pow_backward, "libdevice.pow({0}, {1})")
+pow = _binary("pow", np.power, _pow_backward, "libdevice.pow({0}, {1})", autocast=FP32_CUDA)
 
 
 def _minmax_backward(pick_first):
@@ -143,8 +144,8 @@ neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same, saves=(
 abs = _unary("abs", np.abs, lambda c, g: (g * sign(c.inputs[0]),), "tl.abs({0})", infer=same)
 sign = _unary("sign", lambda x: np.sign(np.where(x != x, 0, x)),  # torch's sign(NaN) is 0 (numpy's is NaN)
               lambda c, g: (g * 0,), "({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)", infer=same, saves=())
-exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "tl.exp({0})", saves=(OUT,))
-log = _unary("log", np.log, lambda c, g: (g / c.inputs[0],), "tl.log({0})")
+exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "tl.exp({0})", saves=(OUT,), autocast=FP32_CUDA)
+log = _unary("log", np.log, lambda c, g: (g / c.inputs[0],), "tl.log({0})", autocast=FP32_CUDA)
 log1p = _unary("log1p", np.log1p, lambda c, g: (g / (c.inputs[0] + 1),), "libdevice.log1p({0})")
 expm1 = _unary("expm1", np.expm1, lambda c, g: (g * (c.out + 1),), "libdevice.expm1({0})", saves=(OUT,))
 sqrt = _unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), "tl.sqrt({0})", saves=(OUT,))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..amp.autocast_mode import LOWER
 from ..dispatch import CROSS, MATMUL, OTHER, op
 from ..errors import op_error
 from . import meta
@@ -40,7 +41,7 @@ def _matmul_backward(c, g):
             reshape_as(gb, b) if gb is not None and b.ndim == 1 else gb)
 
 
-matmul = op("matmul", MATMUL, _matmul_infer, backward=_matmul_backward, saves=(CROSS,))(np.matmul)
+matmul = op("matmul", MATMUL, _matmul_infer, backward=_matmul_backward, saves=(CROSS,), autocast=LOWER)(np.matmul)
 
 
 def _bmm_infer(a, b):
@@ -50,7 +51,7 @@ def _bmm_infer(a, b):
     return _matmul_infer(a, b)
 
 
-bmm = op("bmm", MATMUL, _bmm_infer, backward=_matmul_backward, saves=(CROSS,))(np.matmul)
+bmm = op("bmm", MATMUL, _bmm_infer, backward=_matmul_backward, saves=(CROSS,), autocast=LOWER)(np.matmul)
 
 
 
@@ -209,7 +210,8 @@ def einsum_diagonal_grad(g, x, equation):
     return out
 
 
-@op("einsum", OTHER, _einsum_infer, parse=_einsum_parse, backward=_einsum_backward, saves=(CROSS,))
+@op("einsum", OTHER, _einsum_infer, parse=_einsum_parse, backward=_einsum_backward, saves=(CROSS,),
+    autocast=LOWER)
 def einsum(*arrays, equation):
     """torch.einsum: any subscripts (broadcast '...', implicit output), computed by numpy."""
     return np.einsum(equation, *arrays, optimize=len(arrays) > 2)

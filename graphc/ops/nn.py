@@ -7,6 +7,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import dtypes
+from ..amp.autocast_mode import LOWER
 from ..dispatch import CROSS, OTHER, op
 from . import creation
 
@@ -133,7 +134,7 @@ def _conv_backward(c, g):
             conv2d_weight_grad(g, x, w, **c.attrs) if w.requires_grad else None)
 
 
-@op("conv2d", OTHER, _conv_infer, backward=_conv_backward, parse=_conv_parse, saves=(CROSS,))
+@op("conv2d", OTHER, _conv_infer, backward=_conv_backward, parse=_conv_parse, saves=(CROSS,), autocast=LOWER)
 def conv2d(x, w, stride, padding, dilation, groups):
     """2-d cross-correlation of (N, C, H, W) input with (O, C/groups, KH, KW) weights, without bias."""
     cols, (oh, ow), _ = _im2col(x, w.shape, stride, padding, dilation, groups)

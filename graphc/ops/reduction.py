@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import dtypes
+from ..amp.autocast_mode import FP32, FP32_CUDA, autocast_policy
 from ..dispatch import OTHER, OUT, REDUCTION, op
 from ..errors import op_error
 from ..tensor import Tensor
@@ -59,7 +60,7 @@ def _integer_promoting(ufunc):
     return lambda x, dim, keepdim: ufunc.reduce(x, dim, np.int64 if x.dtype.kind in "biu" else None, None, keepdim)
 
 
-sum = op("sum", REDUCTION, _sum_infer, parse=_cast_reduction_parse, triton="tl.sum", saves=(),
+sum = op("sum", REDUCTION, _sum_infer, parse=_cast_reduction_parse, triton="tl.sum", saves=(), autocast=FP32_CUDA,
          backward=lambda c, g: (keepdim_grad(g, c),))(_integer_promoting(np.add))
 
 
@@ -75,7 +76,8 @@ def _prod_backward(c, g):
     return (keepdim_grad(g, c) * others,)
 
 
-prod = op("prod", REDUCTION, _sum_infer, parse=_cast_reduction_parse, backward=_prod_backward, saves=(0, OUT))(
+prod = op("prod", REDUCTION, _sum_infer, parse=_cast_reduction_parse, backward=_prod_backward, saves=(0, OUT),
+           autocast=FP32)(
     _integer_promoting(np.multiply))
 
 
@@ -280,6 +282,7 @@ _vector_norm = op("vector_norm", REDUCTION, lambda x, p, dim, keepdim: _mean_inf
                   backward=_vector_norm_backward, saves=(0, OUT))(_vector_norm_forward)
 
 
+@autocast_policy(FP32_CUDA)
 def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """torch.norm: the p-norm of x over dim (all dims by default) as a vector norm; 'fro' is p=2."""
     x = _with_dtype(x, dtype)
@@ -303,6 +306,7 @@ def _row_max(x: Tensor, dim) -> Tensor:
     return amax(x, dim, keepdim=True).detach()
 
 
+@autocast_policy(FP32_CUDA)
 def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x), dim)) computed stably: the max is subtracted before exp and added back."""
     m = _row_max(x, dim)
@@ -321,6 +325,7 @@ def _softmax_input(name: str, x: Tensor, dim, dtype) -> Tensor:
     return x if dtype is None else x.to(dtype)
 
 
+@autocast_policy(FP32_CUDA)
 def softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
     """exp(x) / sum(exp(x), dim), stabilised by subtracting the max along dim."""
     x = _softmax_input("softmax", x, dim, dtype)
@@ -328,6 +333,7 @@ def softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
     return e / sum(e, dim, keepdim=True)
 
 
+@autocast_policy(FP32_CUDA)
 def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
     """x - logsumexp(x, dim), stabilised by subtracting the max along dim."""
     x = _softmax_input("log_softmax", x, dim, dtype)
