@@ -83,7 +83,7 @@ def test_disabled_and_nested_regions_and_the_decorator():
         graphc.autocast("cpu", dtype=graphc.float64)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "interpret"])
+@pytest.mark.parametrize("backend", ["numpy"])  # Triton's interpreter cannot hold bfloat16 (graphc refuses it)
 def test_compiled_autocast_region_equals_eager_and_fuses_its_casts(backend):
     def f(x, w, b):
         with graphc.autocast("cpu"):

@@ -286,8 +286,8 @@ class KernelStep(Step):
         outs, out_views = [], []
         for n in g.outputs:
             shape = tuple(shapes[n])
-            device = "cpu" if self.backend == "interpret" else "cuda"
-            buf = torch.empty(shape, dtype=torch_dtype(n.dtype), device=device)
+            buf = (torch.from_numpy(np.empty(shape, n.dtype.np)) if self.backend == "interpret"
+                   else torch.empty(shape, dtype=torch_dtype(n.dtype), device="cuda"))
             outs.append(buf)
             for v in reversed(g.permuted.get(n, [])):
                 buf = buf.permute(tuple(np.argsort(v.attrs["dims"]).tolist()))
@@ -296,7 +296,7 @@ class KernelStep(Step):
             self.pick(space, lambda config: self.template.launch(self, loads, out_views, space, raw,
                                                                  dict(config, enable_fp_fusion=cache.FP_FUSION)))
         for n, buf in zip(g.outputs, outs):
-            values[n] = from_torch(buf) if self.backend == "interpret" else buf
+            values[n] = buf.numpy() if self.backend == "interpret" else buf
 
     def pick(self, space: tuple, run) -> None:
         """Launch with the heuristic config, or in mode='max-autotune' on a GPU with the fastest of the template's
