@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -486,3 +487,24 @@ def test_compiled_amsgrad_training_matches_torch():
     train_compiled_alongside_torch(model, opt, tmodel, topt, np.random.randn(5, 4).astype(np.float32), [0.01] * 4)
     for tp, p in zip(tmodel.parameters(), model.parameters()):
         assert_close(p.detach(), tp, rtol=1e-5, atol=1e-6)
+
+
+def test_a_computed_tensor_kept_after_the_call_warns_once_naming_its_line():
+    """Not replayable (a replay could not give the kept tensor its value): it must say so, not retrace silently."""
+    kept = []
+
+    def f(x):
+        y = x * 2
+        kept.append(y + 1)
+        return y
+
+    compiled = graphc.compile(f, backend="numpy")
+    x = graphc.randn(3)
+    with pytest.warns(RuntimeWarning, match=r"traced again on every call: a tensor it computes \(add, shape \[3\], "
+                                            r"made at .*test_compile.py"):
+        compiled(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compiled(x)
+    assert compiled.num_traces == 2
+    np.testing.assert_allclose(kept[-1].numpy(), x.numpy() * 2 + 1)

@@ -354,7 +354,7 @@ class CompiledFunction:
         self._num_entries = 0
         self._plans: dict[tuple, Runtime] = {}
         self._eager_reason: str | None = None
-        self._warned_grad = self._warned_entries = False
+        self._warned_grad = self._warned_entries = self._warned_escape = False
         self._changing_traces = 0
 
     def __getattr__(self, name: str):
@@ -435,16 +435,24 @@ class CompiledFunction:
         self.last_breaks = capture.breaks
         returned = [x for x in leaves(result, []) if type(x) is Tensor and x._data is None]
         live = capture.live_proxies()
-        grads = {id(t._grad) for t, _ in capture.grad_writes.values() if t._grad is not None}
         # a tensor replacing a tensor the function did not read is a side effect redone after each replay; the
         # first time an item gets a tensor the call changed what the next one sees (None -> a tensor), and a tensor
         # read as a graph input would be read stale at replay (inputs are found by identity)
         read = {id(t) for t in capture.sources}
         effects = [a for a in state.assignments() if type(a[2]) is Tensor and type(a[3]) is Tensor and
                    id(a[2]) not in read]
-        kept = {id(t) for t in returned} | grads | {id(a[3]) for a in effects} | \
-            {id(v) for t in returned for v in viewed_by(t)}
+        # what the call hands back (results, .grad, state effects) and the tensors those view stay alive legitimately
+        handed = [*returned, *(t._grad for t, _ in capture.grad_writes.values() if t._grad is not None),
+                  *(a[3] for a in effects)]
+        kept = {id(v) for t in handed for v in (t, *viewed_by(t))}
         escaped = [t for t in live if id(t) not in kept]
+        if escaped and not capture.breaks and not self._warned_escape:
+            self._warned_escape = True
+            node = escaped[0]._node
+            warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: a tensor it computes "
+                          f"({node.label}, shape {list(node.shape)}, made at {node.where or 'an unknown line'}) is "
+                          "still referenced after it returns (kept in an object or a global), so a replay could not "
+                          "give it its value; return it instead, or drop the reference", RuntimeWarning, stacklevel=2)
         needs_grad = any(t.grad_fn is not None and t.grad_fn.inputs is not None for t in returned)
         if needs_grad and not self._warned_grad:
             self._warned_grad = True
