@@ -104,12 +104,12 @@ def test_enabled_amp_without_cuda_warns_and_disables_like_torch(monkeypatch):
         assert (graphc.ones(2) * 2).dtype is graphc.float32
 
 
-def test_enabled_amp_on_a_gpu_refuses_rather_than_computing_in_float32(monkeypatch):
+def test_enabled_amp_on_a_gpu_computes_in_float16(monkeypatch):
     monkeypatch.setattr(graphc.cuda, "is_available", lambda: True)
-    with pytest.raises(NotImplementedError, match="mixed precision is not implemented"):
-        graphc.cuda.amp.autocast()
-    with pytest.raises(NotImplementedError, match="enabled=False"):
-        graphc.cuda.amp.GradScaler(enabled=True)
+    with graphc.cuda.amp.autocast() as region:
+        assert graphc.amp.is_autocast_enabled("cuda") and graphc.amp.get_autocast_dtype("cuda") is graphc.float16
+    assert region.enabled and not graphc.amp.is_autocast_enabled()
+    assert graphc.cuda.amp.GradScaler().is_enabled()
 
 
 # ---- graphc.backends -----------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def launch(scenarios: str, folder: Path, world: int = 2, timeout: float = 120, r
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
-    return launch("collectives,ddp,no_sync,unused,ddp_compiled", tmp_path_factory.mktemp("dist"))
+    return launch("collectives,ddp,no_sync,unused,sampler,ddp_compiled", tmp_path_factory.mktemp("dist"))
 
 
 def torch_mlp() -> torch.nn.Module:
@@ -125,6 +125,27 @@ def test_find_unused_parameters(runs):
     np.testing.assert_allclose(r0["grads"]["module.a.weight"], a.weight.grad.numpy() / 2, rtol=1e-5)
     for r in (r0, r1):
         assert "find_unused_parameters=True" in r["error"] and "never.weight" in r["error"]
+
+
+def test_distributed_sampler_partitions(runs):
+    r0, r1 = runs["sampler"]
+    for key, expected_len in (("True-False", 6), ("False-False", 6), ("True-True", 5)):
+        a, b = r0[key], r1[key]
+        assert a["len"] == b["len"] == expected_len
+        for e0, e1 in zip(a["epochs"], b["epochs"]):
+            assert len(e0) == len(e1) == expected_len
+            if key.endswith("False"):  # padded with repeats to an even split, covering everything
+                assert set(e0) | set(e1) == set(range(11))
+            else:  # trimmed: disjoint shares
+                assert not set(e0) & set(e1) and len(set(e0) | set(e1)) == 10
+        if key.startswith("True"):
+            assert a["epochs"][0] != a["epochs"][1]  # set_epoch reshuffles
+    for rank, r in enumerate((r0, r1)):  # no shuffle: torch's exact order
+        ref = torch.utils.data.DistributedSampler(list(range(11)), num_replicas=2, rank=rank, shuffle=False)
+        assert r["False-False"]["epochs"][0] == list(ref)
+    assert r0["loader"] == [[0, 2], [4, 6], [8, 10]]
+    with pytest.raises(ValueError, match="Invalid rank 2"):
+        graphc.utils.data.DistributedSampler(list(range(4)), num_replicas=2, rank=2)
 
 
 def test_a_dead_rank_gives_the_other_a_clear_error(tmp_path):

@@ -12,6 +12,7 @@ autocast off (each op's backward computes in the dtypes its forward used)."""
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -36,20 +37,28 @@ class autocast:  # noqa: N801  torch's name
         self.fast_dtype = _DEFAULT_DTYPE[device_type] if dtype is None else dtypes.to_dtype(dtype)
         if self.fast_dtype not in dtypes.LOW_PRECISION:
             raise ValueError(f"autocast: dtype must be float16 or bfloat16, got {self.fast_dtype.name}")
+        if enabled and device_type == "cuda":
+            from .. import cuda
+
+            if not cuda.is_available():
+                warnings.warn("User provided device_type of 'cuda', but CUDA is not available. Disabling",
+                              UserWarning, stacklevel=2)
+                enabled = False
         self.enabled = enabled
+        self._previous: list = []  # a stack: one object may be entered again (a decorated recursive function)
 
     def __enter__(self) -> autocast:
-        self._previous = STATE.autocast
+        self._previous.append(STATE.autocast)
         STATE.autocast = (self.device_type, self.fast_dtype) if self.enabled else None
         return self
 
     def __exit__(self, *exc) -> None:
-        STATE.autocast = self._previous
+        STATE.autocast = self._previous.pop()
 
     def __call__(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with autocast(self.device_type, self.fast_dtype, self.enabled):
+            with self:
                 return fn(*args, **kwargs)
         return wrapper
 
