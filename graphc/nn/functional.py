@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
+
 from ..amp.autocast_mode import FP32, FP32_CUDA, LOWER, autocast_policy
 from ..autograd import no_grad
 from ..errors import op_error, warn_at_user
