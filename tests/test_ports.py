@@ -88,4 +88,4 @@ def test_port_matches_torch(name, compiled):
         third = max(len(losses) // 3, 1)
         for part in (slice(0, third), slice(-third, None)):
             np.testing.assert_allclose(np.mean(losses[part]), np.mean(expected[part]), rtol=rtol)
-    assert np.mean(losses[-3:]) < np.mean(losses[:3]) or name == "resnet_block"  # every port learns
+    assert losses[-2] < losses[0]  # every port learns (resnet_block's last entry is its accuracy)

@@ -446,14 +446,14 @@ class CompiledFunction:
                   *(a[3] for a in effects)]
         kept = {id(v) for t in handed for v in (t, *viewed_by(t))}
         escaped = [t for t in live if id(t) not in kept]
-        if escaped and not capture.breaks and not self._warned_escape:
+        needs_grad = any(t.grad_fn is not None and t.grad_fn.inputs is not None for t in returned)
+        if escaped and not needs_grad and not capture.breaks and not self._warned_escape:
             self._warned_escape = True
             node = escaped[0]._node
             warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: a tensor it computes "
                           f"({node.label}, shape {list(node.shape)}, made at {node.where or 'an unknown line'}) is "
                           "still referenced after it returns (kept in an object or a global), so a replay could not "
                           "give it its value; return it instead, or drop the reference", RuntimeWarning, stacklevel=2)
-        needs_grad = any(t.grad_fn is not None and t.grad_fn.inputs is not None for t in returned)
         if needs_grad and not self._warned_grad:
             self._warned_grad = True
             warnings.warn(f"graphc.compile: {self.__name__} returns a tensor that requires grad; it is traced again "
