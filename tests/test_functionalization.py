@@ -276,3 +276,26 @@ def test_in_place_result_of_a_compiled_forward_backpropagates_outside(mode):
     (ty * ty).sum().backward()
     assert_close(y, ty)
     assert_close(x.grad, tx.grad)
+
+
+def test_a_write_to_a_tensor_viewed_outside_the_function_runs_eagerly():
+    """w and a view of it made outside the function are two inputs the graph cannot link: writing one and reading
+    the other makes graphc warn and run eagerly (values as torch's), in either order."""
+    w, tw = graphc.tensor(A.copy()), torch.tensor(A.copy())
+    flat, tflat = w.view(-1), tw.view(-1)
+
+    def write_then_read(w, flat):
+        w.add_(1)
+        return flat * 2
+
+    def read_then_write(w, flat):
+        out = flat * 2
+        w.mul_(3)
+        return out + flat
+
+    for f in (write_then_read, read_then_write):
+        run = graphc.compile(lambda: f(w, flat), backend="numpy")
+        with pytest.warns(RuntimeWarning, match="runs eagerly: in-place update of a tensor of shape"):
+            assert_close(run(), f(tw, tflat))
+        assert_close(run(), f(tw, tflat))
+        assert_close(w, tw)

@@ -190,7 +190,7 @@ class Capture:
         elif t._data is None:
             self.assigned[id(t)] = weakref.ref(t)
         else:
-            self._check_unshared(t._data, t)
+            self._check_unshared(t._data, t, self._inputs())
             self.writes[id(t)] = (t, t._data)
             t._data = None
         t._node = node
@@ -282,7 +282,7 @@ class Capture:
         for ref in storage.members:
             m = ref()
             if m is not None and m._data is not None:
-                self._check_unshared(m._data, m)
+                self._check_unshared(m._data, m, self._inputs())
                 (self.writes if m is root else self.suspended)[id(m)] = (m, m._data)
                 m._data = None
                 self._regenerate(m, self._alias_of(m))
@@ -290,18 +290,23 @@ class Capture:
         if id(t) not in self.suspended and id(t) not in self.writes:
             self.assigned[id(t)] = weakref.ref(t)
 
-    def _check_unshared(self, data: np.ndarray, t: Tensor) -> None:
-        """A real tensor about to be written must share no memory with another input of the graph that is not one
-        of its recorded aliases (a view made outside the function): the graph could not tell it changed."""
+    def _check_unshared(self, data: np.ndarray, t: Tensor, others) -> None:
+        """A real tensor written in this segment must share no memory with another one the graph reads that is not
+        one of its recorded aliases (a view made outside the function): the graph could not tell it changed."""
         rec = self._alias_of(t)
-        for s in self.sources:
-            if s is t or s._data is None or (rec is not None and self._alias_of(s) is not None and
-                                             self._alias_of(s).storage is rec.storage):
+        for s, array in others:
+            other = self._alias_of(s)
+            if s is t or (rec is not None and other is not None and other.storage is rec.storage):
                 continue
-            if type(data) is np.ndarray and type(s._data) is np.ndarray and may_share(data, s._data):
+            if type(data) is np.ndarray and type(array) is np.ndarray and may_share(data, array):
                 raise CaptureError(f"in-place update of a tensor of shape {list(data.shape)} that shares memory "
-                                   f"with another tensor the function reads (shape {list(s._data.shape)}), made "
+                                   f"with another tensor the function reads (shape {list(array.shape)}), made "
                                    "outside it, is not captured")
+
+    def _inputs(self) -> list[tuple[Tensor, np.ndarray]]:
+        """The real tensors this segment reads, with their arrays (kept aside for those written)."""
+        saved = {id(t): data for t, data in (*self.writes.values(), *self.suspended.values())}
+        return [(s, s._data if s._data is not None else saved.get(id(s))) for s in self.sources]
 
     def _sync(self) -> None:
         """Regenerate every live alias that a write made stale."""
@@ -346,6 +351,8 @@ class Capture:
         node = self.current.get(id(t))
         if node is None:
             data = t._data
+            if self.writes:
+                self._check_unshared(data, t, (*self.writes.values(), *self.suspended.values()))
             node = self.graph.add("input", None, (), {}, tuple(data.shape), t.dtype, t.device, "")
             self.current[id(t)] = node
             self.sources.append(t)
