@@ -1,7 +1,7 @@
 """graphc: PyTorch-style tensors with autograd on numpy, and a compiler that fuses them into Triton kernels."""
 from __future__ import annotations
 
-from . import accelerator, amp, autograd, backends, cuda, distributed, dtypes, nn, ops, optim, utils
+from . import accelerator, amp, autograd, backends, cuda, distributed, dtypes, nn, onnx, ops, optim, utils
 from .amp import autocast
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backends import get_float32_matmul_precision, set_float32_matmul_precision

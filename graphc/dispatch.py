@@ -39,16 +39,18 @@ class Op:
     variadic inputs), CROSS and OUT for the result (add saves nothing, mul CROSS, exp its result). Autograd refuses
     a saved tensor that an in-place write changed before backward. Undeclared: views save nothing, other ops
     everything (so never a silent wrong gradient); autocast: its policy inside graphc.autocast, per device type
-    (graphc.amp.autocast_mode: LOWER, FP32, FP32_CUDA)."""
+    (graphc.amp.autocast_mode: LOWER, FP32, FP32_CUDA); onnx: how graphc.onnx.export writes the op, an ONNX op
+    type taking the same operands or onnx(builder, node) -> the output's value name (graphc/onnx/export.py)."""
 
     __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "triton", "fallback", "pure", "inverse",
-                 "doc", "saved_inputs", "saves_output", "saves_cross", "autocast")
+                 "doc", "saved_inputs", "saves_output", "saves_cross", "autocast",
+                 "onnx")
 
     def __init__(self, name, category, infer, forward, backward=None, parse=None, triton=None, pure=True, doc=None,
-                 inverse=None, fallback=None, saves=None, autocast=None):
+                 inverse=None, fallback=None, saves=None, autocast=None, onnx=None):
         self.name, self.category, self.infer, self.forward = name, category, infer, forward
         self.backward, self.parse, self.triton, self.pure, self.inverse = backward, parse, triton, pure, inverse
-        self.fallback, self.autocast = fallback, autocast
+        self.fallback, self.autocast, self.onnx = fallback, autocast, onnx
         self.doc = doc or forward.__doc__
         if saves is None:
             saves = () if category == VIEW else (ALL_INPUTS, OUT)
@@ -78,13 +80,13 @@ def parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
 
 
 def op(name: str, category: str, infer, backward=None, parse=None, triton=None, pure: bool = True, inverse=None,
-       fallback: str | None = None, saves=None, autocast: dict | None = None):
+       fallback: str | None = None, saves=None, autocast: dict | None = None, onnx=None):
     """Decorator over an op's numpy implementation: registers and returns the Op (callable as the public function)."""
     def register(forward) -> Op:
         if name in OPS:
             raise ValueError(f"op {name!r} is defined twice")
         OPS[name] = Op(name, category, infer, forward, backward, parse, triton, pure, inverse=inverse,
-                       fallback=fallback, saves=saves, autocast=autocast)
+                       fallback=fallback, saves=saves, autocast=autocast, onnx=onnx)
         return OPS[name]
     return register
 

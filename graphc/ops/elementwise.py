@@ -27,24 +27,29 @@ def unbroadcast(grad: Tensor, x) -> Tensor | None:
     return sum_to(grad, x)
 
 
-def _binary(name, fn, backward, triton, infer=elementwise, saves=(0, 1), autocast=None):
-    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves, autocast=autocast)(fn)
+def _binary(name, fn, backward, triton, infer=elementwise, saves=(0, 1), autocast=None, onnx=None):
+    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves, autocast=autocast,
+              onnx=onnx)(fn)
 
 
-def _unary(name, fn, backward, triton, infer=floating, saves=(0,), autocast=None):
-    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves, autocast=autocast)(fn)
+def _unary(name, fn, backward, triton, infer=floating, saves=(0,), autocast=None, onnx=None):
+    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves, autocast=autocast,
+              onnx=onnx)(fn)
 
 
 add = _binary("add", np.add, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(g, c.inputs[1])), "{0} + {1}",
-              saves=())
+              saves=(),
+              onnx="Add")
 sub = _binary("sub", np.subtract, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g, c.inputs[1])), "{0} - {1}",
-              saves=())
+              saves=(),
+              onnx="Sub")
 mul = _binary(
     "mul",
     np.multiply,
     lambda c, g: (unbroadcast(g * c.inputs[1], c.inputs[0]), unbroadcast(g * c.inputs[0], c.inputs[1])),
     "{0} * {1}",
     saves=(CROSS,),
+    onnx="Mul",
 )
 div = _binary(
     "div",
@@ -54,6 +59,7 @@ div = _binary(
     "{0} / {1}",
     saves=(CROSS, 1),
     infer=floating,
+    onnx="Div",
 )
 
 
@@ -78,7 +84,8 @@ def _pow_backward(c, g):
     return ga, gb
 
 
-pow = _binary("pow", np.power, _pow_backward, "libdevice.pow({0}, {1})", autocast=FP32_CUDA)
+pow = _binary("pow", np.power, _pow_backward, "libdevice.pow({0}, {1})", autocast=FP32_CUDA,
+              onnx="Pow")
 
 
 def _minmax_backward(pick_first):
@@ -93,8 +100,10 @@ def _minmax_backward(pick_first):
 # NaN in, NaN out, as torch and numpy: Triton's maximum/minimum drop NaN unless told (max.NaN.f32 in PTX)
 NAN_MAX = "tl.maximum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"
 NAN_MIN = "tl.minimum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"
-maximum = _binary("maximum", np.maximum, _minmax_backward(lambda a, b: gt(a, b)), NAN_MAX.format(a="{0}", b="{1}"))
-minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: lt(a, b)), NAN_MIN.format(a="{0}", b="{1}"))
+maximum = _binary("maximum", np.maximum, _minmax_backward(lambda a, b: gt(a, b)), NAN_MAX.format(a="{0}", b="{1}"),
+                  onnx="Max")
+minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: lt(a, b)), NAN_MIN.format(a="{0}", b="{1}"),
+                  onnx="Min")
 remainder = _binary(
     "remainder",
     np.remainder,
@@ -126,12 +135,17 @@ logaddexp = _binary(
 )
 floor_divide = _binary("floor_divide", np.floor_divide, None, "libdevice.floor({0} / {1})")
 
-eq = _binary("eq", np.equal, None, "{0} == {1}", infer=predicate)
+eq = _binary("eq", np.equal, None, "{0} == {1}", infer=predicate,
+             onnx="Equal")
 ne = _binary("ne", np.not_equal, None, "{0} != {1}", infer=predicate)
-lt = _binary("lt", np.less, None, "{0} < {1}", infer=predicate)
-le = _binary("le", np.less_equal, None, "{0} <= {1}", infer=predicate)
-gt = _binary("gt", np.greater, None, "{0} > {1}", infer=predicate)
-ge = _binary("ge", np.greater_equal, None, "{0} >= {1}", infer=predicate)
+lt = _binary("lt", np.less, None, "{0} < {1}", infer=predicate,
+             onnx="Less")
+le = _binary("le", np.less_equal, None, "{0} <= {1}", infer=predicate,
+             onnx="LessOrEqual")
+gt = _binary("gt", np.greater, None, "{0} > {1}", infer=predicate,
+             onnx="Greater")
+ge = _binary("ge", np.greater_equal, None, "{0} >= {1}", infer=predicate,
+             onnx="GreaterOrEqual")
 logical_and = _binary("logical_and", np.logical_and, None, "({0} != 0) & ({1} != 0)", infer=predicate)
 logical_or = _binary("logical_or", np.logical_or, None, "({0} != 0) | ({1} != 0)", infer=predicate)
 logical_xor = _binary("logical_xor", np.logical_xor, None, "({0} != 0) != ({1} != 0)", infer=predicate)
@@ -140,26 +154,40 @@ isnan = _unary("isnan", np.isnan, None, "{0} != {0}", infer=predicate)
 isinf = _unary("isinf", np.isinf, None, '(({0} == float("inf")) | ({0} == float("-inf")))', infer=predicate)
 isfinite = _unary("isfinite", np.isfinite, None, '(({0} == {0}) & (tl.abs({0}) != float("inf")))', infer=predicate)
 
-neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same, saves=())
-abs = _unary("abs", np.abs, lambda c, g: (g * sign(c.inputs[0]),), "tl.abs({0})", infer=same)
+neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same, saves=(),
+             onnx="Neg")
+abs = _unary("abs", np.abs, lambda c, g: (g * sign(c.inputs[0]),), "tl.abs({0})", infer=same,
+             onnx="Abs")
 sign = _unary("sign", lambda x: np.sign(np.where(x != x, 0, x)),  # torch's sign(NaN) is 0 (numpy's is NaN)
               lambda c, g: (g * 0,), "({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)", infer=same, saves=())
-exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "tl.exp({0})", saves=(OUT,), autocast=FP32_CUDA)
-log = _unary("log", np.log, lambda c, g: (g / c.inputs[0],), "tl.log({0})", autocast=FP32_CUDA)
+exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "tl.exp({0})", saves=(OUT,), autocast=FP32_CUDA,
+             onnx="Exp")
+log = _unary("log", np.log, lambda c, g: (g / c.inputs[0],), "tl.log({0})", autocast=FP32_CUDA,
+             onnx="Log")
 log1p = _unary("log1p", np.log1p, lambda c, g: (g / (c.inputs[0] + 1),), "libdevice.log1p({0})")
 expm1 = _unary("expm1", np.expm1, lambda c, g: (g * (c.out + 1),), "libdevice.expm1({0})", saves=(OUT,))
-sqrt = _unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), "tl.sqrt({0})", saves=(OUT,))
-rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda c, g: (g * c.out**3 * -0.5,), "tl.rsqrt({0})", saves=(OUT,))
-reciprocal = _unary("reciprocal", lambda x: 1 / x, lambda c, g: (-g * c.out * c.out,), "1.0 / {0}", saves=(OUT,))
-sin = _unary("sin", np.sin, lambda c, g: (g * cos(c.inputs[0]),), "tl.sin({0})")
-cos = _unary("cos", np.cos, lambda c, g: (-g * sin(c.inputs[0]),), "tl.cos({0})")
-tanh = _unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), "libdevice.tanh({0})", saves=(OUT,))
+sqrt = _unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), "tl.sqrt({0})", saves=(OUT,),
+              onnx="Sqrt")
+rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda c, g: (g * c.out**3 * -0.5,), "tl.rsqrt({0})", saves=(OUT,),
+               onnx=lambda g, n: g.op("Reciprocal", g.op("Sqrt", g.name(n.inputs[0]))))
+reciprocal = _unary("reciprocal", lambda x: 1 / x, lambda c, g: (-g * c.out * c.out,), "1.0 / {0}", saves=(OUT,),
+                    onnx="Reciprocal")
+sin = _unary("sin", np.sin, lambda c, g: (g * cos(c.inputs[0]),), "tl.sin({0})",
+             onnx="Sin")
+cos = _unary("cos", np.cos, lambda c, g: (-g * sin(c.inputs[0]),), "tl.cos({0})",
+             onnx="Cos")
+tanh = _unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), "libdevice.tanh({0})", saves=(OUT,),
+              onnx="Tanh")
 sigmoid = _unary("sigmoid", lambda x: 0.5 * (np.tanh(0.5 * x) + 1), lambda c, g: (g * c.out * (1 - c.out),),
-                 "1 / (1 + tl.exp(-{0}))", saves=(OUT,))
+                 "1 / (1 + tl.exp(-{0}))", saves=(OUT,),
+                 onnx="Sigmoid")
 relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (g * gt(c.out, 0),), NAN_MAX.format(a="{0}", b="0"),
-              infer=same, saves=(OUT,))
-floor = _unary("floor", np.floor, lambda c, g: (g * 0,), "libdevice.floor({0})", infer=same, saves=())
-ceil = _unary("ceil", np.ceil, lambda c, g: (g * 0,), "libdevice.ceil({0})", infer=same, saves=())
+              infer=same, saves=(OUT,),
+              onnx="Relu")
+floor = _unary("floor", np.floor, lambda c, g: (g * 0,), "libdevice.floor({0})", infer=same, saves=(),
+               onnx="Floor")
+ceil = _unary("ceil", np.ceil, lambda c, g: (g * 0,), "libdevice.ceil({0})", infer=same, saves=(),
+              onnx="Ceil")
 trunc = _unary("trunc", np.trunc, lambda c, g: (g * 0,),
                "tl.where({0} >= 0, libdevice.floor({0}), libdevice.ceil({0}))", infer=same, saves=())
 fix = trunc
@@ -203,6 +231,7 @@ erf = _unary(
     scipy.special.erf,
     lambda c, g: (g * exp(-c.inputs[0] * c.inputs[0]) * (2 / math.sqrt(math.pi)),),
     "libdevice.erf({0})",
+    onnx="Erf",
 )
 
 
@@ -225,6 +254,7 @@ where = op(
         unbroadcast(where(c.inputs[0], g, 0.0), c.inputs[1]),
         unbroadcast(where(c.inputs[0], 0.0, g), c.inputs[2]),
     ),
+    onnx=lambda g, n: g.op("Where", g.name(n.inputs[0]), *g.promoted(n, n.inputs[1:])),
 )(np.where)
 
 
@@ -281,6 +311,7 @@ masked_fill = op(
     triton="tl.where({1}, {2}, {0})",
     saves=(1,),
     backward=lambda c, g: (where(c.inputs[1], 0.0, g), None, unbroadcast(where(c.inputs[1], g, 0.0), c.inputs[2])),
+    onnx=lambda g, n: g.op("Where", g.name(n.inputs[1]), g.name(n.inputs[2], n), g.name(n.inputs[0])),
 )(lambda x, mask, value: np.where(mask, np.asarray(value, dtype=x.dtype), x))
 
 
@@ -296,6 +327,7 @@ cast = op(
     triton="{0}",
     saves=(),
     backward=lambda c, g: (cast(g, c.inputs[0].dtype) if c.inputs[0].dtype.is_floating_point else None,),
+    onnx=lambda g, n: g.cast(g.name(n.inputs[0]), n.dtype),
 )(lambda x, dtype: x.astype(dtype.np))
 
 

@@ -55,8 +55,8 @@ def _matmul_forward(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b)
 
 
-matmul = op("matmul", MATMUL, _matmul_infer, backward=_matmul_backward, saves=(CROSS,), autocast=LOWER)(
-    _matmul_forward)
+matmul = op("matmul", MATMUL, _matmul_infer, backward=_matmul_backward, saves=(CROSS,), autocast=LOWER,
+            onnx="MatMul")(_matmul_forward)
 
 
 def _bmm_infer(a, b):

@@ -134,7 +134,10 @@ def _conv_backward(c, g):
             conv2d_weight_grad(g, x, w, **c.attrs) if w.requires_grad else None)
 
 
-@op("conv2d", OTHER, _conv_infer, backward=_conv_backward, parse=_conv_parse, saves=(CROSS,), autocast=LOWER)
+@op("conv2d", OTHER, _conv_infer, backward=_conv_backward, parse=_conv_parse, saves=(CROSS,), autocast=LOWER,
+    onnx=lambda g, n: g.op(
+    "Conv", g.name(n.inputs[0]), g.name(n.inputs[1]), strides=list(n.attrs["stride"]),
+    pads=list(n.attrs["padding"]) * 2, dilations=list(n.attrs["dilation"]), group=n.attrs["groups"]))
 def conv2d(x, w, stride, padding, dilation, groups):
     """2-d cross-correlation of (N, C, H, W) input with (O, C/groups, KH, KW) weights, without bias."""
     cols, (oh, ow), _ = _im2col(x, w.shape, stride, padding, dilation, groups)
@@ -264,7 +267,10 @@ def _argmax_windows(x, kernel, stride, padding, dilation, ceil_mode):
 
 
 @op("max_pool2d", OTHER, _pool_infer, parse=_max_parse, saves=(0,),
-    backward=lambda c, g: (max_pool2d_grad(g, c.inputs[0], **c.attrs),))
+    backward=lambda c, g: (max_pool2d_grad(g, c.inputs[0], **c.attrs),),
+    onnx=lambda g, n: g.op(
+        "MaxPool", g.name(n.inputs[0]), kernel_shape=list(n.attrs["kernel"]), strides=list(n.attrs["stride"]),
+        pads=list(n.attrs["padding"]) * 2, dilations=list(n.attrs["dilation"]), ceil_mode=int(n.attrs["ceil_mode"])))
 def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
     """Maximum over each (dilated) window of an (N, C, H, W) input; padding counts as -inf."""
     win, _ = _pool_windows(x, kernel, stride, padding, dilation, ceil_mode, -np.inf)
@@ -323,7 +329,8 @@ def _embedding_infer(indices, weight, padding_idx):
 
 @op("embedding", OTHER, _embedding_infer, saves=(0,), parse=lambda indices, weight, padding_idx=None: (
     (indices, weight), {"padding_idx": padding_idx}),
-    backward=lambda c, g: (None, embedding_grad(g, *c.inputs, **c.attrs)))
+    backward=lambda c, g: (None, embedding_grad(g, *c.inputs, **c.attrs)),
+    onnx=lambda g, n: g.op("Gather", g.name(n.inputs[1]), g.name(n.inputs[0]), axis=0))
 def embedding(indices, weight, padding_idx):
     """Rows of weight picked by integer indices: output shape indices.shape + (embedding_dim,)."""
     rows = weight.shape[0]
@@ -357,7 +364,10 @@ def dropout_mask(x, p):
     return keep * (1.0 / (1.0 - p) if p < 1 else 0.0)
 
 
-@op("causal_mask", OTHER, lambda scores: (tuple(scores.shape[-2:]), dtypes.bool_))
+@op("causal_mask", OTHER, lambda scores: (tuple(scores.shape[-2:]), dtypes.bool_),
+    onnx=lambda g, n: g.cast(g.op(
+    "Trilu", g.op("Expand", g.const(np.int64(1)), g.op("Shape", g.name(n.inputs[0]), start=-2)), g.const(np.int64(1)),
+    upper=1), n.dtype))
 def causal_mask(scores):
     """(L, S) bool mask of the positions a causal attention hides: key index above query index."""
     return np.triu(np.ones(scores.shape[-2:], dtype=bool), k=1)

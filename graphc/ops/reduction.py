@@ -61,7 +61,8 @@ def _integer_promoting(ufunc):
 
 
 sum = op("sum", REDUCTION, _sum_infer, parse=_cast_reduction_parse, triton="tl.sum", saves=(), autocast=FP32_CUDA,
-         backward=lambda c, g: (keepdim_grad(g, c),))(_integer_promoting(np.add))
+         backward=lambda c, g: (keepdim_grad(g, c),),
+         onnx=lambda g, n: g.reduce("ReduceSum", n))(_integer_promoting(np.add))
 
 
 def _prod_backward(c, g):
@@ -88,7 +89,8 @@ def _mean_infer(x, dim, keepdim):
 
 
 mean = op("mean", REDUCTION, _mean_infer, parse=_cast_reduction_parse, triton="tl.sum", saves=(),
-          backward=lambda c, g: (keepdim_grad(g, c) / numel_of(c.inputs[0], c.attrs["dim"]),))(
+          backward=lambda c, g: (keepdim_grad(g, c) / numel_of(c.inputs[0], c.attrs["dim"]),),
+          onnx=lambda g, n: g.reduce("ReduceMean", n))(
     lambda x, dim, keepdim: np.add.reduce(x, dim, None, None, keepdim) / _count(x.shape, dim))
 
 
@@ -101,10 +103,12 @@ def _extreme_backward(c, g):
 
 
 amax = op("amax", REDUCTION, _reduce_infer, parse=reduction_parse, triton="tl.max", backward=_extreme_backward,
-          saves=(0, OUT))(
+          saves=(0, OUT),
+          onnx=lambda g, n: g.reduce("ReduceMax", n))(
     _reducer(np.maximum))
 amin = op("amin", REDUCTION, _reduce_infer, parse=reduction_parse, triton="tl.min", backward=_extreme_backward,
-          saves=(0, OUT))(
+          saves=(0, OUT),
+          onnx=lambda g, n: g.reduce("ReduceMin", n))(
     _reducer(np.minimum))
 
 

@@ -48,6 +48,7 @@ reshape = op(
     parse=lambda x, *shape: ((x,), {"shape": _sizes(shape)}),
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
     inverse=_reshape_inverse,
+    onnx=lambda g, n: g.reshape(n),
 )(lambda x, shape: np.reshape(x, shape))
 
 
@@ -68,6 +69,7 @@ view = op(
     parse=lambda x, *shape: ((x,), {"shape": _sizes(shape)}),
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
     inverse=_reshape_inverse,
+    onnx=lambda g, n: g.reshape(n),
 )(_view_forward)
 
 
@@ -106,6 +108,7 @@ permute = op(
     parse=_permute_parse,
     backward=lambda c, g: (permute(g, *np.argsort(c.attrs["dims"]).tolist()),),
     inverse=lambda base, value, dims: permute(value, *np.argsort(dims).tolist()),
+    onnx=lambda g, n: g.op("Transpose", g.name(n.inputs[0]), perm=list(n.attrs["dims"])),
 )(lambda x, dims: x.transpose(dims))
 
 
@@ -225,6 +228,7 @@ squeeze = op(
     parse=_squeeze_parse,
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
     inverse=_reshape_inverse,
+    onnx=lambda g, n: g.reshape(n),
 )(lambda x, dim: np.squeeze(x, _squeeze_dims(x.shape, dim)))
 
 
@@ -250,6 +254,7 @@ flatten = op(
     parse=_flatten_parse,
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
     inverse=_reshape_inverse,
+    onnx=lambda g, n: g.reshape(n),
 )(lambda x, start, end: np.reshape(x, _flatten_shape(x.shape, start, end)))
 
 
@@ -270,7 +275,8 @@ def repeat(x, *sizes):
     return x
 
 
-contiguous = op("contiguous", VIEW, meta.same, backward=lambda c, g: (g,), inverse=_reshape_inverse)(
+contiguous = op("contiguous", VIEW, meta.same, backward=lambda c, g: (g,), inverse=_reshape_inverse,
+                onnx="Identity")(
     np.ascontiguousarray)
 
 def _strided(x: np.ndarray, size: tuple, stride: tuple, storage_offset: int) -> np.ndarray:
