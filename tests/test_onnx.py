@@ -118,3 +118,84 @@ def test_op_without_mapping_names_op_and_line(tmp_path):
         graphc.onnx.export(Cumulative(), (graphc.randn(2, 3),), tmp_path / "m.onnx")
     message = str(info.value)
     assert "'cumsum'" in message and "test_onnx.py:" in message and "rewrite" in message
+
+
+def _t(*shape, positive=False):
+    x = graphc.randn(*shape)
+    return x.abs() + 0.5 if positive else x
+
+
+# op name -> (function exporting it, its inputs); every op that declares an ONNX mapping has a row
+OPS = {
+    "add": (lambda x, y: x + y + 2, lambda: (_t(3, 4), _t(4))),
+    "sub": (lambda x, y: x - y - 1.5, lambda: (_t(3, 4), _t(3, 1))),
+    "mul": (lambda x, y: x * y * 3, lambda: (_t(3, 4), _t(4))),
+    "div": (lambda x, y: x / y / 2, lambda: (_t(3, 4), _t(3, 4, positive=True))),
+    "pow": (lambda x, y: x ** y, lambda: (_t(3, 4, positive=True), _t(3, 4))),
+    "maximum": (graphc.maximum, lambda: (_t(3, 4), _t(3, 4))),
+    "minimum": (graphc.minimum, lambda: (_t(3, 4), _t(3, 4))),
+    "neg": (lambda x: -x, lambda: (_t(5),)),
+    "abs": (graphc.abs, lambda: (_t(5),)),
+    "exp": (graphc.exp, lambda: (_t(5),)),
+    "log": (graphc.log, lambda: (_t(5, positive=True),)),
+    "sqrt": (graphc.sqrt, lambda: (_t(5, positive=True),)),
+    "rsqrt": (graphc.rsqrt, lambda: (_t(5, positive=True),)),
+    "reciprocal": (graphc.reciprocal, lambda: (_t(5, positive=True),)),
+    "sin": (graphc.sin, lambda: (_t(5),)),
+    "cos": (graphc.cos, lambda: (_t(5),)),
+    "tanh": (graphc.tanh, lambda: (_t(5),)),
+    "sigmoid": (graphc.sigmoid, lambda: (_t(5),)),
+    "relu": (F.relu, lambda: (_t(5),)),
+    "erf": (graphc.erf, lambda: (_t(5),)),
+    "floor": (graphc.floor, lambda: (_t(5) * 3,)),
+    "ceil": (graphc.ceil, lambda: (_t(5) * 3,)),
+    "eq": (lambda x, y: (x == y).float(), lambda: (graphc.tensor([1.0, 2.0, 3.0]), graphc.tensor([1.0, 0.0, 3.0]))),
+    "lt": (lambda x, y: (x < y).float(), lambda: (_t(6), _t(6))),
+    "le": (lambda x, y: (x <= y).float(), lambda: (_t(6), _t(6))),
+    "gt": (lambda x, y: (x > y).float(), lambda: (_t(6), _t(6))),
+    "ge": (lambda x, y: (x >= y).float(), lambda: (_t(6), _t(6))),
+    "cast": (lambda x: x.int().float() + x.double().float(), lambda: (_t(6) * 4,)),
+    "where": (lambda x, y: graphc.where(x > 0, x, y), lambda: (_t(3, 4), _t(4))),
+    "masked_fill": (lambda x: x.masked_fill(x > 0, -2.5), lambda: (_t(3, 4),)),
+    "sum": (lambda x: x.sum(1) + x.sum((0, 2), keepdim=True).sum(), lambda: (_t(2, 3, 4),)),
+    "mean": (lambda x: x.mean(-1, keepdim=True) + x.mean(), lambda: (_t(2, 3, 4),)),
+    "amax": (lambda x: x.amax(1), lambda: (_t(2, 3, 4),)),
+    "amin": (lambda x: x.amin((0, 2), keepdim=True), lambda: (_t(2, 3, 4),)),
+    "view": (lambda x: x.view(3, -1), lambda: (_t(3, 2, 4),)),
+    "reshape": (lambda x: x.permute(2, 0, 1).reshape(4, 6), lambda: (_t(3, 2, 4),)),
+    "flatten": (lambda x: x.flatten(1), lambda: (_t(3, 2, 4),)),
+    "squeeze": (lambda x: x.squeeze(1), lambda: (_t(3, 1, 4),)),
+    "unsqueeze": (lambda x: x.unsqueeze(1) + x.unsqueeze(-1), lambda: (_t(3, 4),)),
+    "expand": (lambda x: x.expand(2, 3, 4), lambda: (_t(3, 1),)),
+    "expand_as": (lambda x, y: x.expand_as(y), lambda: (_t(1, 4), _t(3, 4))),
+    "permute": (lambda x: x.permute(2, 0, 1), lambda: (_t(3, 2, 4),)),
+    "getitem": (lambda x: x[1:, ::2] + x[0, 1:3], lambda: (_t(4, 4),)),
+    "contiguous": (lambda x: x.t().contiguous(), lambda: (_t(3, 4),)),
+    "matmul": (lambda x, w: x @ w, lambda: (_t(2, 3, 4), _t(4, 5))),
+    "conv2d": (lambda x, w: F.conv2d(x, w, stride=2, padding=1), lambda: (_t(2, 3, 7, 7), _t(4, 3, 3, 3))),
+    "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, 1), lambda: (_t(2, 3, 7, 7),)),
+    "embedding": (lambda i, w: F.embedding(i, w), lambda: (graphc.tensor([[0, 3], [2, 2]]), _t(5, 3))),
+    "causal_mask": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                    lambda: (_t(2, 3, 4), _t(2, 3, 4), _t(2, 3, 4))),
+}
+
+
+def test_every_mapped_op_has_an_export_test():
+    from graphc.dispatch import OPS as DEFINED
+    assert {name for name, op in DEFINED.items() if op.onnx is not None} == set(OPS)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_op_exports(name, tmp_path):
+    from graphc.onnx.export import capture
+    graphc.manual_seed(0)
+    fn, make = OPS[name]
+    args = make()
+    with graphc.no_grad():
+        graph = capture(fn, args)[0]
+    assert name in {n.op.name for n in graph.nodes if n.kind == "op"}
+    path = tmp_path / "op.onnx"
+    graphc.onnx.export(fn, args, path)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    got = graphc.onnx.verify(fn, args, path)
+    np.testing.assert_allclose(got[0], fn(*args).numpy(), rtol=1e-5, atol=1e-6)

@@ -82,6 +82,13 @@ class Builder:
             rest = [-1] + rest[1:]
         return self.op("Reshape", self.name(source), self.const(code + rest))
 
+    def expand(self, node: Node) -> str:
+        """A broadcast to node's shape as Expand; dims the input already has are 1 in the target (Expand
+        broadcasts both ways), so they follow the input's size at run time."""
+        source = node.inputs[0]
+        old = (1,) * (len(node.shape) - len(source.shape)) + tuple(source.shape)
+        return self.op("Expand", self.name(source), self.const([1 if o == s else s for o, s in zip(old, node.shape)]))
+
     def reduce(self, op_type: str, node: Node) -> str:
         """A reduction over node.attrs['dim'] with its keepdim, the input first cast to the result's dtype."""
         x = node.inputs[0]

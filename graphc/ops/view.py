@@ -180,7 +180,7 @@ def _expand_backward(c, g):
 
 expand = op(
     "expand", VIEW, _expand_infer, parse=lambda x, *sizes: ((x,), {"sizes": _sizes(sizes)}), backward=_expand_backward,
-    inverse=_expand_inverse,
+    inverse=_expand_inverse, onnx=lambda g, n: g.expand(n),
 )(_expand_forward)
 
 
@@ -194,7 +194,8 @@ def _expand_as_backward(c, g):
     return (sum_to(g, c.inputs[0]), None)
 
 
-expand_as = op("expand_as", VIEW, _expand_as_infer, backward=_expand_as_backward, inverse=_expand_inverse)(
+expand_as = op("expand_as", VIEW, _expand_as_infer, backward=_expand_as_backward, inverse=_expand_inverse,
+               onnx=lambda g, n: g.expand(n))(
     lambda x, other: broadcast_view(x, tuple(other.shape))
 )
 
@@ -210,6 +211,7 @@ unsqueeze = op(
     parse=_unsqueeze_parse,
     backward=lambda c, g: (squeeze(g, c.attrs["dim"]),),
     inverse=_reshape_inverse,
+    onnx=lambda g, n: g.op("Unsqueeze", g.name(n.inputs[0]), g.const([n.attrs["dim"]])),
 )(lambda x, dim: np.expand_dims(x, dim))
 
 
@@ -228,7 +230,8 @@ squeeze = op(
     parse=_squeeze_parse,
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
     inverse=_reshape_inverse,
-    onnx=lambda g, n: g.reshape(n),
+    onnx=lambda g, n: g.op("Squeeze", g.name(n.inputs[0]), g.const(list(_squeeze_dims(n.inputs[0].shape,
+                                                                                       n.attrs["dim"])))),
 )(lambda x, dim: np.squeeze(x, _squeeze_dims(x.shape, dim)))
 
 
