@@ -329,10 +329,13 @@ class Tensor:
     def numpy(self, *, force: bool = False) -> np.ndarray:
         if self.requires_grad and not force:
             raise RuntimeError("numpy(): this tensor requires grad; use tensor.detach().numpy()")
-        data = self._storage()
-        return data if type(data) is np.ndarray else from_torch(data)
+        return self._host()
 
     def _host(self) -> np.ndarray:
+        """The values on the host. Inside graphc.compile, reading a real tensor's values (an argument's .item(), a
+        bool mask argument) makes the trace depend on them: the capture notes it, and such a trace is not replayed."""
+        if STATE.capture is not None and self._data is not None:
+            STATE.capture.note_value_read(self)
         data = self._storage()
         return data if type(data) is np.ndarray else from_torch(data)
 

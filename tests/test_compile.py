@@ -508,3 +508,27 @@ def test_a_computed_tensor_kept_after_the_call_warns_once_naming_its_line():
         compiled(x)
     assert compiled.num_traces == 2
     np.testing.assert_allclose(kept[-1].numpy(), x.numpy() * 2 + 1)
+
+
+@pytest.mark.parametrize("fn, args_per_call", [
+    (lambda x, k: x * k.item(), [(torch.ones(2), torch.tensor(2.0)), (torch.ones(2), torch.tensor(3.0))]),
+    (lambda x, i: x[i], [(torch.arange(3.0), torch.tensor(0)), (torch.arange(3.0), torch.tensor(2))]),
+    (lambda x, m: x[m], [(torch.arange(3.0), torch.tensor([True, True, False])),
+                         (torch.arange(3.0), torch.tensor([False, False, True]))]),
+    (lambda x, m: x + 1 if m else x - 1, [(torch.ones(2), torch.tensor(True)), (torch.ones(2), torch.tensor(False))]),
+], ids=["item", "0-d index", "bool mask", "bool()"])
+def test_reading_an_arguments_values_is_never_replayed_stale(fn, args_per_call):
+    """Python that reads an argument's values makes the trace depend on them: each call gets its own values (as in
+    torch), and the trace says once that it cannot be replayed."""
+    compiled = graphc.compile(fn, backend="numpy")
+    with pytest.warns(RuntimeWarning, match="reads the values of a tensor it did not compute"):
+        for args in args_per_call:
+            out = compiled(*(graphc.tensor(a.numpy()) for a in args))
+            np.testing.assert_allclose(out.numpy(), fn(*args).numpy())
+
+
+def test_dicts_with_the_same_keys_in_another_order_get_their_own_plan():
+    compiled = graphc.compile(lambda d, s: d["a"] - d["b"] * s["k"], backend="numpy")
+    compiled({"a": graphc.ones(1), "b": graphc.zeros(1)}, {"k": 2.0, "j": 1.0})
+    out = compiled({"b": graphc.ones(1), "a": graphc.zeros(1)}, {"j": 2.0, "k": 1.0})
+    assert out.tolist() == [-1.0]

@@ -97,6 +97,7 @@ class Capture:
         self.aliases: dict[int, tuple[weakref.ref, Alias]] = {}  # id -> (tensor, how it views its storage)
         self.unaliased: dict[int, Tensor] = {}  # arguments sharing memory that no argument covers: never written
         self.functionalizing = False  # True while a write through a view is turned into an update of its root
+        self.value_reads: list[str] = []  # user lines where Python read values of a tensor the trace did not compute
         self._new_segment()
         self._alias_arguments(arguments)
 
@@ -325,6 +326,12 @@ class Capture:
     def note_grad_write(self, t: Tensor) -> None:
         """t.grad is being set: after the graph runs it gets its final value."""
         self.grad_writes.setdefault(id(t), (t, t._grad))
+
+    def note_value_read(self, t: Tensor) -> None:
+        """Python reads the values of a real tensor (an argument, a free tensor, a constant), not of one this trace
+        computed (that is a graph break): what the trace did may depend on them, so it must not be replayed."""
+        if id(t) not in self.materialized:
+            self.value_reads.append(user_line())
 
     def realize(self, t: Tensor) -> None:
         """Python needs t's value: a graph break. The graph so far runs and capture continues in a new one."""

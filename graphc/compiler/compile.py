@@ -57,13 +57,15 @@ def plan_steps(graph: Graph, backend: str, mode: str) -> list[Step]:
 
 
 def leaves(obj, out: list) -> list:
-    """The leaves of nested tuples, lists and dicts, in order."""
+    """The leaves of nested tuples, lists and dicts, in order; a dict's keys are leaves too, so two dicts with the
+    same keys in another order have different signatures."""
     kind = type(obj)
     if kind is tuple or kind is list:
         for v in obj:
             leaves(v, out)
     elif kind is dict:
-        for v in obj.values():
+        for k, v in obj.items():
+            out.append(k)
             leaves(v, out)
     else:
         out.append(obj)
@@ -354,7 +356,7 @@ class CompiledFunction:
         self._num_entries = 0
         self._plans: dict[tuple, Runtime] = {}
         self._eager_reason: str | None = None
-        self._warned_grad = self._warned_entries = self._warned_escape = False
+        self._warned_grad = self._warned_entries = self._warned_escape = self._warned_values = False
         self._changing_traces = 0
 
     def __getattr__(self, name: str):
@@ -447,6 +449,13 @@ class CompiledFunction:
         kept = {id(v) for t in handed for v in (t, *viewed_by(t))}
         escaped = [t for t in live if id(t) not in kept]
         needs_grad = any(t.grad_fn is not None and t.grad_fn.inputs is not None for t in returned)
+        if capture.value_reads and not self._warned_values:
+            self._warned_values = True
+            warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: at "
+                          f"{capture.value_reads[0]} it reads the values of a tensor it did not compute (an "
+                          "argument's .item(), bool() or .tolist(), a bool mask argument...), so a replay could not "
+                          "follow a new value; pass such values as Python numbers, or compute them inside",
+                          RuntimeWarning, stacklevel=2)
         if escaped and not needs_grad and not capture.breaks and not self._warned_escape:
             self._warned_escape = True
             node = escaped[0]._node
@@ -459,7 +468,7 @@ class CompiledFunction:
             warnings.warn(f"graphc.compile: {self.__name__} returns a tensor that requires grad; it is traced again "
                           "on every call so autograd works outside it (compile the whole training step, backward "
                           "included, to replay it)", RuntimeWarning, stacklevel=2)
-        capture.store_plans = needs_grad or not escaped
+        capture.store_plans = needs_grad or not (escaped or capture.value_reads)
         sources = capture.sources
         writes = [(t, t._node) for t, _ in capture.writes.values()]
         grad_nodes = {id(t): t._grad._node for t, _ in capture.grad_writes.values()
@@ -472,7 +481,7 @@ class CompiledFunction:
         except BaseException:
             self._abandon(capture, state)
             raise
-        if capture.breaks or escaped or needs_grad:
+        if capture.breaks or escaped or needs_grad or capture.value_reads:
             return result
         state.forget(effects)
         arguments.forget(flat, effects)
