@@ -33,13 +33,18 @@ def user_line() -> str:
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
+PASS_THROUGH: set = set()  # code of decorator wrappers (autocast policies): the function they wrap is the one called
+
+
 def argument_of(value) -> tuple[str, str, int] | None:
     """(function, parameter, position) of the graphc function the user called whose named parameter holds value
     (by identity): an op's check deep inside F.mse_loss can name mse_loss's 'target'. None if none holds it."""
     frame = sys._getframe(1)
     entry = None
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        entry, frame = frame, frame.f_back
+        if frame.f_code not in PASS_THROUGH:
+            entry = frame
+        frame = frame.f_back
     if entry is None:
         return None
     code = entry.f_code

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import dtypes
+from ..errors import PASS_THROUGH
 from ..state import STATE
 
 LOWER = {"cpu": "lower", "cuda": "lower"}
@@ -124,5 +125,6 @@ def autocast_policy(policy: dict) -> Callable:
             if STATE.autocast is None:
                 return fn(*args, **kwargs)
             return fn(*cast_inputs(policy, args), **dict(zip(kwargs, cast_inputs(policy, tuple(kwargs.values())))))
+        PASS_THROUGH.add(wrapper.__code__)
         return wrapper
     return decorate

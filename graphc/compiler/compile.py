@@ -356,7 +356,8 @@ class CompiledFunction:
         self._num_entries = 0
         self._plans: dict[tuple, Runtime] = {}
         self._eager_reason: str | None = None
-        self._warned_grad = self._warned_entries = self._warned_escape = self._warned_values = False
+        self._warned_grad = self._warned_entries = self._warned_values = False
+        self._escaped_traces = 0
         self._changing_traces = 0
 
     def __getattr__(self, name: str):
@@ -456,8 +457,8 @@ class CompiledFunction:
                           "argument's .item(), bool() or .tolist(), a bool mask argument...), so a replay could not "
                           "follow a new value; pass such values as Python numbers, or compute them inside",
                           RuntimeWarning, stacklevel=2)
-        if escaped and not needs_grad and not capture.breaks and not self._warned_escape:
-            self._warned_escape = True
+        self._escaped_traces += bool(escaped and not needs_grad and not capture.breaks)
+        if self._escaped_traces == 2:  # not on the first: a first call may create state (optimizer moments)
             node = escaped[0]._node
             warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: a tensor it computes "
                           f"({node.label}, shape {list(node.shape)}, made at {node.where or 'an unknown line'}) is "

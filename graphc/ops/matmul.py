@@ -46,13 +46,14 @@ def _matmul_backward(c, g):
             reshape_as(gb, b) if gb is not None and b.ndim == 1 else gb)
 
 
-def _matmul_forward(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _matmul_forward(input: np.ndarray, other: np.ndarray) -> np.ndarray:  # noqa: A002  torch's names
     """np.matmul, except that a batch of rows times one matrix (a 3-d linear) is one 2-D GEMM over the flattened
     batch: numpy broadcasts that case through a loop that skips BLAS when the matrix is a transposed view (10x
     slower on a GPT step's linears)."""
-    if a.ndim > 2 and b.ndim == 2:
-        return (np.ascontiguousarray(a).reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
-    return np.matmul(a, b)
+    if input.ndim > 2 and other.ndim == 2:
+        rows = np.ascontiguousarray(input).reshape(-1, input.shape[-1])
+        return (rows @ other).reshape(*input.shape[:-1], other.shape[-1])
+    return np.matmul(input, other)
 
 
 matmul = op("matmul", MATMUL, _matmul_infer, backward=_matmul_backward, saves=(CROSS,), autocast=LOWER,
