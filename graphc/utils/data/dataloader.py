@@ -223,7 +223,7 @@ class _MultiProcessIterator:
     """Batches built by worker processes, yielded in sampler order (see the module docstring)."""
 
     def __init__(self, loader: DataLoader):
-        self.loader, self.closed = loader, False
+        self.loader, self.closed, self.owner = loader, False, os.getpid()
         ctx = loader.multiprocessing_context or multiprocessing.get_context()
         base_seed, fetch = _seed(loader.generator), loader._fetcher()
         self.index_queues, self.connections, self.workers = [], [], []
@@ -325,19 +325,19 @@ class _MultiProcessIterator:
     def close(self, terminate: bool = False) -> None:
         """Stop the workers: ask each to exit and give it a moment, then terminate the ones still running (at once
         when terminate: after an error, their work is not wanted)."""
-        if self.closed:
+        if self.closed or os.getpid() != self.owner:  # a forked child holding a copy: the workers are not its own
             return
         self.closed = True
         for index_queue, worker in zip(self.index_queues, self.workers):
             if worker.is_alive() and not terminate:
                 index_queue.put(None)
+        for connection in self.connections:  # a worker still writing a batch nobody will read gets EPIPE and exits
+            connection.close()
         for worker in self.workers:
             worker.join(timeout=0 if terminate else 2.0)
             if worker.is_alive():
                 worker.terminate()
                 worker.join()
-        for connection in self.connections:
-            connection.close()
         for index_queue in self.index_queues:
             index_queue.close()
 

@@ -12,6 +12,7 @@ import os
 import pickle
 import queue
 import random
+import threading
 import traceback
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
@@ -104,8 +105,13 @@ def seed_worker(base_seed: int, worker_id: int) -> int:
 def worker_loop(fetch, index_queue, result_conn, base_seed: int, init_fn, worker_id: int, num_workers: int) -> None:
     """Serve tasks until told to stop (None), or the parent process is gone, or it stops reading (broken pipe).
     fetch(indices, iterator) builds one batch of fetch.dataset; for an IterableDataset (fetch.iterable), iterator is
-    this worker's iterator of the current epoch (a new one when the epoch changes)."""
+    this worker's iterator of the current epoch (a new one when the epoch changes). Batches are pickled here (so a
+    batch that cannot be pickled is reported) and written to the pipe by a sender thread, so the next batch is built
+    while the main process reads this one."""
     global _worker_info
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+    sender = threading.Thread(target=_send_all, args=(outbox, result_conn), daemon=True)
+    sender.start()
     try:
         _worker_info = WorkerInfo(worker_id, num_workers, seed_worker(base_seed, worker_id), fetch.dataset)
         init_error = None
@@ -115,7 +121,7 @@ def worker_loop(fetch, index_queue, result_conn, base_seed: int, init_fn, worker
             except Exception as e:  # noqa: BLE001 (reported to the main process at the first batch)
                 init_error = WorkerError(worker_id, e)
         parent, epoch, iterator, exhausted = os.getppid(), None, None, False
-        while True:
+        while sender.is_alive():
             try:
                 task = index_queue.get(timeout=STATUS_CHECK_INTERVAL)
             except queue.Empty:
@@ -123,7 +129,7 @@ def worker_loop(fetch, index_queue, result_conn, base_seed: int, init_fn, worker
                     return
                 continue
             if task is None:
-                return
+                break
             task_epoch, task_index, indices = task
             if task_epoch != epoch:
                 epoch, iterator, exhausted = task_epoch, None, False
@@ -144,10 +150,20 @@ def worker_loop(fetch, index_queue, result_conn, base_seed: int, init_fn, worker
                 except Exception as e:  # noqa: BLE001 (raised again in the main process)
                     reply = WorkerError(worker_id, e)
             try:
-                result_conn.send((epoch, task_index, worker_id, reply))
-            except (BrokenPipeError, ConnectionResetError):
-                return
+                message = ForkingPickler.dumps((epoch, task_index, worker_id, reply))
             except Exception as e:  # noqa: BLE001 (a batch that cannot be pickled: say so in the main process)
-                result_conn.send((epoch, task_index, worker_id, WorkerError(worker_id, e)))
+                message = ForkingPickler.dumps((epoch, task_index, worker_id, WorkerError(worker_id, e)))
+            outbox.put(message)
+        outbox.put(None)
+        sender.join()
     except KeyboardInterrupt:  # Ctrl-C reaches every process of the group: the main process reports it
         return
+
+
+def _send_all(outbox: queue.SimpleQueue, conn) -> None:
+    """The sender thread: write pickled messages to the pipe until None, or until the main process stops reading."""
+    while (message := outbox.get()) is not None:
+        try:
+            conn.send_bytes(message)
+        except OSError:  # broken pipe: the main process closed its end
+            return
