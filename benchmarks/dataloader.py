@@ -37,7 +37,7 @@ def seconds_per_epoch(lib, data, args, workers: int) -> float:
     for _ in range(args.repeats + 1):
         start = time.perf_counter()
         for images, labels in loader:
-            assert images.shape[1:] == (3, 32, 32)
+            assert images.shape[1:] == (3, 32, 32) and len(labels) == len(images)
         times.append(time.perf_counter() - start)
     return min(times[1:])
 

@@ -232,13 +232,12 @@ def _place(t: Tensor, spec: dict, map_location: MapLocation, name: str) -> Tenso
     """The loaded CPU tensor t on the device map_location gives for its saved location."""
     saved = spec["device"]
     target: Any = saved
+    location = device(saved, 0 if saved == "cuda" else None)  # torch's location tag of a CUDA tensor: "cuda:0"
     if callable(map_location):
-        mapped = map_location(t, saved)
+        mapped = map_location(t, str(location))
         target = mapped.device if isinstance(mapped, Tensor) else saved
         t = mapped if isinstance(mapped, Tensor) else t
-    elif isinstance(map_location, dict):
-        # torch's location tag of a CUDA tensor is "cuda:0"; a key matches as a string does (so "cuda" matches too)
-        location = device(saved, 0 if saved == "cuda" else None)
+    elif isinstance(map_location, dict):  # a key matches as a string names a device (so "cuda" matches too)
         target = next((v for k, v in map_location.items() if location == str(k)), saved)
     elif map_location is not None:
         target = map_location

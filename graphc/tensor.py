@@ -17,7 +17,7 @@ class device:
     Tensors live on "cpu" or "cuda:0"; the other type names torch knows are accepted here and refused when a
     tensor is moved there. Raises RuntimeError for an unknown or malformed device string."""
 
-    __slots__ = ("type", "index")
+    __slots__ = ("type", "index", "_outer")
 
     def __init__(self, type: str | int | device = "cpu", index: int | None = None):  # noqa: A002  torch's name
         if isinstance(type, device):
@@ -53,6 +53,16 @@ class device:
 
     def __reduce__(self):
         return device, (self.type, self.index)
+
+    def __enter__(self) -> device:
+        """`with graphc.device("cuda"):` makes this the default device until the block ends, as in torch."""
+        global _default_device
+        self._outer, _default_device = _default_device, self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _default_device
+        _default_device = self._outer
 
 
 DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga", "maia", "xla",

@@ -265,6 +265,9 @@ def test_default_device():
             graphc.nn.Linear(2, 2)
     graphc.set_default_device(None)
     assert graphc.zeros(2).device == "cpu" and graphc.tensor([1.0], device="cpu").device == "cpu"
+    with graphc.device("cuda"), torch.device("meta"):  # a device as a context manager sets the default inside
+        assert graphc.get_default_device() == "cuda" and str(torch.get_default_device()) == "meta"
+    assert graphc.get_default_device() == "cpu" and str(torch.get_default_device()) == "cpu"
 
 
 def test_device_agnostic_preamble_runs():
