@@ -9,16 +9,15 @@ from collections.abc import Iterable, Iterator, Sequence, Sized
 
 import numpy as np
 
-from ...ops.creation import Generator, default_generator, rand, randint
+from ...ops.creation import Generator, default_generator, multinomial, randint, randperm, tensor
 
 __all__ = ["BatchSampler", "RandomSampler", "Sampler", "SequentialSampler", "SubsetRandomSampler",
            "WeightedRandomSampler"]
 
 
 def permutation(n: int, generator: Generator | None) -> list[int]:
-    """A uniformly random ordering of range(n): the argsort of n float64 uniforms (ties have probability ~n^2/2^53)."""
-    keys = rand(n, dtype="float64", generator=generator or default_generator).numpy()
-    return np.argsort(keys, kind="stable").tolist()
+    """A uniformly random ordering of range(n), drawn from generator or graphc's default generator."""
+    return randperm(n, generator=generator or default_generator).tolist()
 
 
 def _positive_int(value, name: str) -> int:
@@ -110,32 +109,14 @@ class WeightedRandomSampler(Sampler):
         _positive_int(num_samples, "num_samples")
         if not isinstance(replacement, bool):
             raise ValueError(f"replacement should be a boolean value, but got replacement={replacement!r}")
-        weights = np.asarray(weights.tolist() if hasattr(weights, "tolist") else weights, dtype=np.float64)
+        weights = tensor(np.asarray(weights.tolist() if hasattr(weights, "tolist") else weights), dtype="float64")
         if weights.ndim != 1:
             raise ValueError(f"weights should be a 1d sequence but given weights have shape {tuple(weights.shape)}")
         self.weights, self.num_samples, self.replacement, self.generator = weights, num_samples, replacement, generator
 
     def __iter__(self) -> Iterator[int]:
-        w = self.weights
-        if not np.isfinite(w).all() or (w < 0).any():
-            raise RuntimeError("invalid multinomial distribution: probability tensor contains either `inf`, `nan` "
-                               "or element < 0")
-        if w.sum() <= 0:
-            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
-        if not self.replacement and self.num_samples > len(w):
-            raise RuntimeError(f"cannot sample n_sample > prob_dist.size(-1) samples without replacement "
-                               f"({self.num_samples} samples, {len(w)} weights)")
-        u = rand(self.num_samples if self.replacement else len(w), dtype="float64",
-                 generator=self.generator or default_generator).numpy()
-        if self.replacement:  # inverse of the cumulative distribution
-            cdf = np.cumsum(w)
-            picks = np.searchsorted(cdf, u * cdf[-1], side="right")
-            yield from np.minimum(picks, len(w) - 1).tolist()
-            return
-        # Efraimidis & Spirakis (2006): the k largest u_i ** (1 / w_i) are a weighted draw without replacement
-        with np.errstate(divide="ignore"):
-            keys = np.where(w > 0, np.log(u) / w, -np.inf)
-        yield from np.argsort(-keys, kind="stable")[:self.num_samples].tolist()
+        yield from multinomial(self.weights, self.num_samples, self.replacement,
+                               generator=self.generator or default_generator).tolist()
 
     def __len__(self) -> int:
         return self.num_samples
