@@ -3,6 +3,8 @@ by code and closure contents, the plan cap, recompile logs that name the guard, 
 leave no proxy in user state. torch (eager) is the reference."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -159,18 +161,30 @@ def test_a_global_named_step_beside_optimizer_step_replays():
     model, tmodel, opt, topt = _models("sgd")
 
     @graphc.compile
-    def train_step(x):
+    def train_step(x, y):
         opt.zero_grad()
-        loss = (model(x) ** 2).mean()
-        loss.backward()
+        nn.functional.mse_loss(model(x), y).backward()
         opt.step()
-        return loss
 
-    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
-    for step in range(50):  # noqa: B007
-        train_step(graphc.tensor(x))
+    def count(i: int) -> None:
+        global step
+        step = i
+
+    _mse_steps_alongside_torch(train_step, model, tmodel, topt, (5, 4, 3), count)
+
+
+def _mse_steps_alongside_torch(train_step, model, tmodel, topt, sizes: tuple, before_step) -> None:
+    """50 steps of train_step(x, y) on random batches of sizes (batch, in, out), torch's model trained alongside
+    with the same MSE loss; before_step(i) runs before step i. The step replays and the parameters agree."""
+    rng = np.random.default_rng(1)
+    batch, inputs, outputs = sizes
+    for i in range(50):
+        before_step(i)
+        x, y = rng.standard_normal((batch, inputs)).astype(np.float32), rng.standard_normal(
+            (batch, outputs)).astype(np.float32)
+        train_step(graphc.tensor(x), graphc.tensor(y))
         topt.zero_grad()
-        (tmodel(torch.from_numpy(x)) ** 2).mean().backward()
+        torch.nn.functional.mse_loss(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
         topt.step()
     assert train_step.num_traces <= 2
     _assert_same_parameters(model, tmodel)
@@ -235,3 +249,153 @@ def test_state_read_then_replaced_is_traced_on_every_call_with_a_warning():
             want = want * 0.5 + 2.0 * i
             assert_close(f(graphc.full((2,), float(i))), want)
     assert f.num_traces == 4
+
+
+def test_a_float_that_feeds_tensor_math_is_a_runtime_input():
+    f = graphc.compile(lambda x, k: x * k)
+    x = np.random.default_rng(3).standard_normal(4).astype(np.float32)
+    for k in range(30):
+        assert_close(f(graphc.tensor(x), float(k)), torch.from_numpy(x) * float(k))
+    assert_close(f(graphc.tensor(x), np.float64(2.5)), torch.from_numpy(x) * 2.5)
+    assert_close(f(graphc.tensor(x), np.float32(0.5)), torch.from_numpy(x) * 0.5)
+    assert f.num_traces == 1 and f.num_compiles == 1
+    g = graphc.compile(lambda x, k: (x * (1 - k * 0.5), k * 2, -k))  # Python arithmetic on it stays a number
+    for k in (0.5, 3.0):
+        got, twice, negated = g(graphc.tensor(x), k)
+        assert_close(got, torch.from_numpy(x) * (1 - k * 0.5))
+        assert type(twice) is float and (twice, negated) == (k * 2, -k)
+    assert g.num_traces == 1
+
+
+def test_a_float_used_in_python_is_guarded_on_what_python_decided():
+    @graphc.compile
+    def f(x, k):
+        return x * k if k > 0 else x - k
+
+    x = graphc.ones(3)
+    for k in (1.0, 2.0, 3.0, -1.0, -2.0, 4.0):
+        assert_close(f(x, k), torch.ones(3) * k if k > 0 else torch.ones(3) - k)
+    assert f.num_traces == 2  # one per outcome of `k > 0`, not one per value
+    g = graphc.compile(lambda x, k: x * math.cos(k))  # the value itself reaches Python: guarded by value
+    for k in (0.0, 1.0, 1.0, 0.0):
+        assert_close(g(x, k), torch.ones(3) * math.cos(k))
+    assert g.num_traces == 2
+    h = graphc.compile(lambda x, k: x + graphc.full_like(x, k))  # an op's attribute: guarded by value
+    for k in (0.5, 2.0, 2.0):
+        assert_close(h(x, k), torch.ones(3) + torch.full_like(torch.ones(3), k))
+    assert h.num_traces == 2
+    c = graphc.compile(lambda x, k: x.clamp(min=k))  # an operand: a runtime input
+    for k in (0.5, 2.0, 3.0):
+        assert_close(c(x, k), torch.ones(3).clamp(min=k))
+    assert c.num_traces == 1
+
+
+def test_past_the_plan_cap_a_float_used_in_python_runs_eagerly_with_one_warning():
+    g = graphc.compile(lambda x, k: x * math.cos(k))
+    x = graphc.ones(2)
+    with pytest.warns(RuntimeWarning, match="has 8 plans.*argument k, whose value the function uses") as record:
+        for k in range(12):
+            assert_close(g(x, float(k)), torch.ones(2) * math.cos(k))
+    assert len(record) == 1 and g.num_traces == MAX_ENTRIES
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("lr_type", [float, np.float64])
+def test_a_learning_rate_schedule_replays(opt_name, lr_type):
+    graphc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    tmodel = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    tmodel.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()})
+    make = {"sgd": lambda m, p: m.SGD(p, lr=0.1), "momentum": lambda m, p: m.SGD(p, lr=0.1, momentum=0.9),
+            "adam": lambda m, p: m.Adam(p, lr=0.01)}[opt_name]
+    opt, topt = make(graphc.optim, model.parameters()), make(torch.optim, tmodel.parameters())
+    base = opt.param_groups[0]["lr"]
+
+    @graphc.compile
+    def train_step(x, y):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def cosine_annealing(i: int) -> None:  # computed with math.cos, as training scripts do
+        lr = base * 0.5 * (1 + math.cos(math.pi * i / 50))
+        opt.param_groups[0]["lr"], topt.param_groups[0]["lr"] = lr_type(lr), lr
+
+    _mse_steps_alongside_torch(train_step, model, tmodel, topt, (8, 4, 2), cosine_annealing)
+
+
+class ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4 * 3 * 3, 5)
+
+    def forward(self, x):
+        return self.fc(nn.functional.max_pool2d(nn.functional.relu(self.conv(x)), 2).flatten(1))
+
+
+class TorchConvNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4 * 3 * 3, 5)
+
+    def forward(self, x):
+        return self.fc(torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), 2).flatten(1))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "interpret"])
+def test_a_compiled_module_with_the_loss_and_backward_outside_replays(backend):
+    graphc.manual_seed(0)
+    model, tmodel = ConvNet(), TorchConvNet()
+    tmodel.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()})
+    compiled = graphc.compile(model, backend=backend)
+    opt = graphc.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    topt = torch.optim.SGD(tmodel.parameters(), lr=0.05, momentum=0.9)
+    loss_fn, tloss_fn = nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
+    rng = np.random.default_rng(5)
+    for i in range(50 if backend == "numpy" else 4):
+        batch = 6 if i % 5 else 3  # a short batch now and then: the same plans
+        x, y = rng.standard_normal((batch, 1, 8, 8)).astype(np.float32), rng.integers(0, 5, batch)
+        opt.zero_grad()
+        loss = loss_fn(compiled(graphc.tensor(x)), graphc.tensor(y))
+        loss.backward()
+        opt.step()
+        topt.zero_grad()
+        tloss = tloss_fn(tmodel(torch.from_numpy(x)), torch.from_numpy(y))
+        tloss.backward()
+        topt.step()
+        assert_close(loss.detach(), tloss, rtol=1e-4, atol=1e-5)
+        for p, tp in zip(model.parameters(), tmodel.parameters()):
+            assert_close(p.grad, tp.grad, rtol=1e-3, atol=1e-5)
+    assert compiled.num_traces == 1
+    assert type(compiled(graphc.tensor(x)).grad_fn).__name__ == "Node"
+    _assert_same_parameters(model, tmodel)
+
+
+def test_a_compiled_forward_gives_gradients_to_its_input_and_refuses_a_second_backward():
+    graphc.manual_seed(0)
+    w = graphc.randn(3, 4, requires_grad=True)
+    f = graphc.compile(lambda x: (x @ w).tanh())
+    tw = torch.from_numpy(w.detach().numpy().copy()).requires_grad_()
+    for _ in range(3):
+        x = np.random.default_rng(6).standard_normal((2, 3)).astype(np.float32)
+        gx, tx = graphc.tensor(x, requires_grad=True), torch.from_numpy(x).requires_grad_()
+        out = f(gx)
+        (out * out).sum().backward(retain_graph=False)
+        (torch.tanh(tx @ tw) ** 2).sum().backward()
+        assert_close(gx.grad, tx.grad, rtol=1e-5, atol=1e-6)
+    assert_close(w.grad, tw.grad, rtol=1e-5, atol=1e-6)
+    assert f.num_traces == 1 and out.grad_fn.name() == "CompiledBackward"
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        out.sum().backward()
+        out.sum().backward()
+
+
+def test_a_compiled_module_that_writes_state_in_forward_warns_and_traces_again():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))  # running statistics are written in training
+    compiled = graphc.compile(model)
+    with pytest.warns(RuntimeWarning, match="returns a tensor that requires grad; it is traced again"):
+        for _ in range(3):
+            compiled(graphc.randn(5, 3)).sum().backward()
+    assert compiled.num_traces == 3

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import autograd
-from ..dispatch import VIEW, Op, infer
+from .. import autograd, dtypes
+from ..dispatch import ELEMENTWISE, VIEW, Op, infer
 from ..errors import op_error, overlap_error, user_line
 from ..ops.elementwise import cast
 from ..ops.view import as_strided, expand_as
@@ -32,6 +32,7 @@ from .functionalization import (
 )
 from .ir import Graph, Node
 from .logs import log, logs_on
+from .scalars import number, number_dtype
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _TENSOR_FILE = os.path.join(_PACKAGE_DIR, "tensor.py")
@@ -98,6 +99,9 @@ class Capture:
         self.unaliased: dict[int, Tensor] = {}  # arguments sharing memory that no argument covers: never written
         self.functionalizing = False  # True while a write through a view is turned into an update of its root
         self.value_reads: list[str] = []  # user lines where Python read values of a tensor the trace did not compute
+        self.weak: dict[Node, object] = {}  # scalar proxies' nodes -> the Python number each stands for
+        self.scalar_guards: list[tuple[Node, object]] = []  # (node, value) realised by Python
+        self.sources_kept: list[Tensor] = []
         self._new_segment()
         self._alias_arguments(arguments)
 
@@ -114,7 +118,20 @@ class Capture:
     def record(self, op: Op, inputs: tuple, attrs: dict) -> Tensor:
         """Append one op application; returns its proxy, with autograd metadata as eager would set it."""
         args = tuple(self.node_of(x) if type(x) is Tensor else _plain(op, x) for x in inputs)
-        node = self._add(op, args, attrs)
+        infer_args = args
+        if self.weak:  # scalar proxies are operands of elementwise ops as the Python numbers they stand for
+            attrs = {k: self.scalar_value(v) if type(v) is Tensor else v for k, v in attrs.items()}
+            if op.category == ELEMENTWISE:  # (graphc/compiler/scalars.py); elsewhere they are 0-d float64 tensors
+                infer_args = tuple(self.weak.get(a, a) if type(a) is Node else a for a in args)
+            if infer_args is not args and all(type(a) is not Node or a in self.weak for a in args):
+                value = number(op.forward(*[np.asarray(v) if type(a) is Node else v
+                                            for a, v in zip(args, infer_args)], **attrs))
+                node = self.graph.add("op", op, args, attrs, (), number_dtype(value), CPU, user_line())
+                self.weak[node] = value
+                return self._proxy(node)
+            if infer_args is not args:
+                args = self._cast_scalars(args)
+        node = self._add(op, args, attrs, infer_args)
         dt = node.dtype
         out = self._proxy(node)
         if op.category == VIEW and not self.functionalizing:
@@ -330,11 +347,44 @@ class Capture:
     def note_value_read(self, t: Tensor) -> None:
         """Python reads the values of a real tensor (an argument, a free tensor, a constant), not of one this trace
         computed (that is a graph break): what the trace did may depend on them, so it must not be replayed."""
-        if id(t) not in self.materialized:
+        if id(t) not in self.materialized and self.weak_node(t) is None:
             self.value_reads.append(user_line())
+    def weak_node(self, t: Tensor) -> Node | None:
+        """The node of a scalar proxy (realised or not), else None."""
+        node = t._node if t._data is None else self.current.get(id(t))
+        return node if node in self.weak else None
+
+    def _cast_scalars(self, args: tuple) -> tuple:
+        """Float scalar proxies meeting tensors in an elementwise op, cast first to the dtype numpy computes in
+        eagerly (a Python float meeting a float32 array is a float32; float32 for float16; float64 for integer
+        arrays), so compiled values equal eager ones bit for bit."""
+        tensors = [a for a in args if type(a) is Node and a not in self.weak]
+        common = dtypes.result_type(*tensors)
+        compute = dtypes.float32 if common.is_low_precision else common if common.is_floating_point else dtypes.float64
+        if compute is dtypes.float64:
+            return args
+        return tuple(self.graph.add("op", cast, (a,), {"dtype": compute}, (), compute, a.device, a.where)
+                     if type(a) is Node and a in self.weak and a.dtype is dtypes.float64 else a for a in args)
+
+    def scalar_value(self, t: Tensor):
+        """The Python number a scalar proxy stands for, now guarded (its expression must evaluate the same at the
+        next call); any other tensor unchanged."""
+        node = self.weak_node(t)
+        if node is None:
+            return t
+        guard = (node, self.weak[node])
+        if guard not in self.scalar_guards:
+            self.scalar_guards.append(guard)
+        return guard[1]
 
     def realize(self, t: Tensor) -> None:
-        """Python needs t's value: a graph break. The graph so far runs and capture continues in a new one."""
+        """Python needs t's value: a graph break. The graph so far runs and capture continues in a new one. A scalar
+        proxy's value is known: it is handed over and guarded instead."""
+        if t._node in self.weak:  # it keeps standing for its node in this graph (node_of finds it by identity)
+            self.current[id(t)] = t._node
+            self.sources_kept.append(t)  # so its id is not reused while `current` names it
+            t._data, t._node = np.array(self.scalar_value(t), t.dtype.np), None
+            return
         reason, where = _break_reason(), user_line()
         if self.fullgraph:
             raise GraphBreakError(f"graph break at {where}: {reason} (fullgraph=True)")
@@ -365,8 +415,8 @@ class Capture:
             self.sources.append(t)
         return node
 
-    def _add(self, op: Op, args: tuple, attrs: dict) -> Node:
-        shape, dt = infer(op, args, attrs)
+    def _add(self, op: Op, args: tuple, attrs: dict, infer_args: tuple | None = None) -> Node:
+        shape, dt = infer(op, args if infer_args is None else infer_args, attrs)
         device = next((a.device for a in args if type(a) is Node), None) or CPU
         return self.graph.add("op", op, args, attrs, shape, dt, device, user_line())
 

@@ -17,16 +17,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import dtypes
+from .. import autograd, dtypes
 from ..state import STATE
 from ..tensor import Tensor
 from .capture import Capture, CaptureError, write_into
 from .functionalization import argument_aliasing, viewed_by
 from .ir import Graph, Node, ancestors
+from .joint import CompiledBackward, Split, autograd_proxies, record_backward
 from .logs import log, log_plan, logs_on
 from .passes import optimize
 from .plan import Plan, Step
 from .runtime import Runtime, memory, numpy_steps, propagate_shapes, reference_values
+from .scalars import FLOATS, ScalarInputs
 from .state_guard import ArgumentGuard, StateGuard, plain_object
 
 BACKENDS = ("auto", "triton", "interpret", "numpy")
@@ -72,11 +74,13 @@ def leaves(obj, out: list) -> list:
     return out
 
 
-def signature(flat: list) -> tuple:
+def signature(flat: list, lift: bool = True) -> tuple:
     """The guard key of a call's arguments: tensor dtype/device/rank/requires_grad, scalar values, a function's
     code object, a bound method's function and object identity, object identity for anything else (an entry's
     ArgumentGuard holds those objects, so an id is never reused while it is a key), the type of a user object;
-    plus the switches a trace bakes in: grad mode, TF32 matmuls, the default dtype, the autocast region."""
+    plus the switches a trace bakes in: grad mode, TF32 matmuls, the default dtype, the autocast region. With
+    `lift`, a float is a runtime input (graphc/compiler/scalars.py): only its type is in the key, and the entry
+    guards what the trace did with its value."""
     sig = [STATE.grad_enabled, STATE.float32_matmul_precision, dtypes.get_default_dtype(), STATE.autocast]
     for x in flat:
         kind = type(x)
@@ -84,8 +88,8 @@ def signature(flat: list) -> tuple:
             data = x._data
             sig.append((x.dtype, type(data), data.ndim if type(data) is np.ndarray else len(data.shape),
                         x.requires_grad))
-        elif kind in SCALARS:
-            sig.append((kind, x))
+        elif kind in SCALARS or kind in FLOATS:
+            sig.append((float, None) if lift and kind in FLOATS else (kind, x))
         elif kind is types.FunctionType:
             sig.append(x.__code__)
         elif kind is types.MethodType:
@@ -135,7 +139,7 @@ def _describe_key(part) -> str:
         device = "cpu" if storage is np.ndarray else "cuda"
         return f"{dt.name} rank {ndim} on {device}{', requires grad' if requires_grad else ''}"
     if type(part) is tuple and len(part) == 2 and type(part[0]) is type:
-        return repr(part[1])
+        return repr(part[1]) if part[1] is not None or part[0] is type(None) else f"a {part[0].__name__}"
     if type(part) is types.CodeType:
         return f"a function with the code of {part.co_name} ({part.co_filename}:{part.co_firstlineno})"
     if type(part) is type:
@@ -201,9 +205,9 @@ class Entry:
     .grad): arguments and gradients are looked up anew at each call, other tensors by identity."""
 
     def __init__(self, capture: Capture, runtime: Runtime, sources: list[Tensor], template, writes, grads,
-                 targets: list[tuple[dict, object]], state: StateGuard, arguments: ArgumentGuard, sig: tuple,
-                 names: list[str]):
-        self.state, self.arguments, self.sig, self.names = state, arguments, sig, names
+                 targets: list[tuple[dict, object]], state: StateGuard, arguments: ArgumentGuard,
+                 scalars: ScalarInputs, sig: tuple, names: list[str]):
+        self.state, self.arguments, self.scalars, self.sig, self.names = state, arguments, scalars, sig, names
         self.arg_of, self.grad_owner = capture.arg_index, capture.grad_owner
         self.runtime = runtime
         self.inputs = [self.ref(t) for t in sources]
@@ -256,7 +260,7 @@ class Entry:
                 return f"size {d} of {self.describe(ref)}, which the function reads: {size} -> {now}"
         if self.node_sizes and not self.sizes_read_match(flat):
             return "a size of an intermediate tensor the function reads"
-        return self.state.changed()
+        return self.state.changed() or (self.scalars.miss(flat, self.names) if self.scalars.holders else None)
 
     def describe(self, ref: tuple) -> str:
         i, t, is_grad = ref
@@ -287,9 +291,30 @@ class Entry:
         for ref, _, (pos, dt) in self.grads:
             resolve(flat, ref)._grad = None if pos is None else Tensor._make(outs[pos], dt)
         made: dict[int, Tensor] = {}
-        result = _fill(self.template, outs, made, flat)
+        result = _fill(self.template, outs, made, flat, self.scalars)
         for d, key, spec in self.effects:  # side effects on Python state (self.loss = loss), redone
-            d[key] = _fill(spec, outs, made, flat) if type(spec) in (_Out, _Arg) else resolve(flat, spec)
+            d[key] = _fill(spec, outs, made, flat, self.scalars) if type(spec) in (_Out, _Arg) else resolve(flat, spec)
+        return result
+
+
+class JointEntry(Entry):
+    """An entry whose result requires grad: the forward plan runs now; the result's grad_fn runs the backward plan
+    on the saved activations and the incoming gradient (graphc/compiler/joint.py)."""
+
+    split: Split
+    forward: Runtime
+    backward: Runtime
+    leaves: list[tuple]
+
+    def run(self, flat: list):
+        arrays = [self.resolve(flat, ref)._data for ref in self.inputs]
+        del arrays[self.split.grad_position]
+        outs = self.forward(arrays)
+        saved = [arrays[i] if kind == "input" else outs[i] for kind, i in self.split.saved]
+        leaves = [self.resolve(flat, ref) for ref in self.leaves]
+        result = Tensor._make(outs[0], self.dtype, True)
+        result.grad_fn = autograd.Node(CompiledBackward(self.backward, saved, self.split.has_grad, leaves),
+                                       tuple(leaves), {}, result, None)
         return result
 
 
@@ -312,10 +337,38 @@ class _Arg:
         self.pos = pos
 
 
-def _fill(template, outs: list, made: dict[int, Tensor], flat: list):
+def _map_leaves(obj, fn: Callable):
+    """obj with each leaf (as `leaves` orders them) replaced by fn(leaf)."""
+    kind = type(obj)
+    if kind is tuple or kind is list:
+        return kind([_map_leaves(v, fn) for v in obj])
+    if kind is dict:
+        return {k: _map_leaves(v, fn) for k, v in obj.items()}
+    return fn(obj)
+
+
+def _put_back(lifted: list) -> None:
+    """State items handed to a trace as scalar proxies get their values back (unless the function set them)."""
+    for d, key, value, proxy in lifted:
+        if d.get(key) is proxy:
+            d[key] = value
+
+
+class _Scalar:
+    """A returned number computed from scalar inputs (`return loss, lr * 2`): evaluated for each call."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Node):
+        self.node = node
+
+
+def _fill(template, outs: list, made: dict[int, Tensor], flat: list, scalars: ScalarInputs):
     """The call's values from a template; one tensor per _Out (`made`), so a tensor returned and stored in state
-    is one object, as eagerly."""
+    is one object, as eagerly; a number computed from scalar inputs, evaluated for this call."""
     kind = type(template)
+    if kind is _Scalar:
+        return scalars.value(template.node)
     if kind is _Out:
         t = made.get(id(template))
         if t is None:
@@ -325,9 +378,9 @@ def _fill(template, outs: list, made: dict[int, Tensor], flat: list):
     if kind is _Arg:
         return flat[template.pos]
     if kind is tuple or kind is list:
-        return kind(_fill(v, outs, made, flat) for v in template)
+        return kind(_fill(v, outs, made, flat, scalars) for v in template)
     if kind is dict:
-        return {k: _fill(v, outs, made, flat) for k, v in template.items()}
+        return {k: _fill(v, outs, made, flat, scalars) for k, v in template.items()}
     return template
 
 
@@ -354,6 +407,9 @@ class CompiledFunction:
         """Drop cached entries and plans (and a previous decision to run eagerly)."""
         self._entries: dict[tuple, list[Entry]] = {}
         self._num_entries = 0
+        self._lift = True  # floats become runtime inputs; off once a trace with lifted floats failed
+        self._dynamic: list[tuple[dict, object]] = []  # state items seen changing between traces: lifted
+        self._seen_state: StateGuard | None = None
         self._plans: dict[tuple, Runtime] = {}
         self._eager_reason: str | None = None
         self._warned_grad = self._warned_entries = self._warned_values = False
@@ -376,7 +432,7 @@ class CompiledFunction:
                 or os.environ.get("GRAPHC_EAGER", "0") not in ("", "0")):
             return self.fn(*args, **kwargs)
         flat = leaves(dict(sorted(kwargs.items())), leaves(args, []))
-        sig = signature(flat) + tuple(sorted(kwargs)) + argument_aliasing(flat)
+        sig = signature(flat, self._lift) + tuple(sorted(kwargs)) + argument_aliasing(flat)
         entries = self._entries.get(sig)
         reason = None
         if entries and self.mode != "check":
@@ -426,24 +482,39 @@ class CompiledFunction:
         capture = Capture(flat, self.fullgraph,
                           lambda graph, sources: self._run_segment(capture, graph, sources))
         capture.store_plans = True
+        scalars, lifted, call = ScalarInputs(), [], (args, kwargs)
+        if self._lift:
+            call, lifted = self._lift_scalars(capture, scalars, state, args, kwargs, flat)
         STATE.capture = capture
         try:
-            result = self.fn(*args, **kwargs)
-        except CaptureError as e:
-            return self._abandon(capture, state, e, args, kwargs)
-        except BaseException:
+            result = self.fn(*call[0], **call[1])
+        except BaseException as e:
+            _put_back(lifted)
+            if scalars.holders and not capture.breaks and isinstance(e, Exception):
+                return self._trace_unlifted(capture, state, args, kwargs, flat)
+            if isinstance(e, CaptureError):
+                return self._abandon(capture, state, e, args, kwargs)
             self._abandon(capture, state)
             raise
         STATE.capture = None
+        _put_back(lifted)
         self.last_breaks = capture.breaks
+        traced = result
+        if capture.weak:  # a scalar proxy returned is its number, as eagerly (the entry evaluates it per call)
+            result = _map_leaves(result, lambda x: capture.weak[capture.weak_node(x)]
+                                 if type(x) is Tensor and capture.weak_node(x) is not None else x)
         returned = [x for x in leaves(result, []) if type(x) is Tensor and x._data is None]
-        live = capture.live_proxies()
+        live = [t for t in capture.live_proxies() if t._node not in capture.weak]
         # a tensor replacing a tensor the function did not read is a side effect redone after each replay; the
         # first time an item gets a tensor the call changed what the next one sees (None -> a tensor), and a tensor
         # read as a graph input would be read stale at replay (inputs are found by identity)
         read = {id(t) for t in capture.sources}
-        effects = [a for a in state.assignments() if type(a[2]) is Tensor and type(a[3]) is Tensor and
-                   id(a[2]) not in read]
+        assigned = state.assignments()
+        for d, key, _, new in assigned:  # a scalar proxy stored in state is its number, as eagerly
+            if type(new) is Tensor and new._data is None and new._node in capture.weak:
+                d[key] = capture.scalar_value(new)
+        effects = [(d, key, old, new) for d, key, old, new in assigned
+                   if type(old) is Tensor and type(new) is Tensor and d[key] is new and id(old) not in read]
         # what the call hands back (results, .grad, state effects) and the tensors those view stay alive legitimately
         handed = [*returned, *(t._grad for t, _ in capture.grad_writes.values() if t._grad is not None),
                   *(a[3] for a in effects)]
@@ -464,11 +535,20 @@ class CompiledFunction:
                           f"({node.label}, shape {list(node.shape)}, made at {node.where or 'an unknown line'}) is "
                           "still referenced after it returns (kept in an object or a global), so a replay could not "
                           "give it its value; return it instead, or drop the reference", RuntimeWarning, stacklevel=2)
-        if needs_grad and not self._warned_grad:
+        joint = None
+        if (needs_grad and result is not None and type(result) is Tensor and result._data is None and not capture.breaks
+                and not capture.writes and not capture.grad_writes and result._node.kind == "op"
+                and {id(t) for t in escaped} <= autograd_proxies(result)):
+            joint = record_backward(capture, result)  # the backward joins the graph: a forward and a backward plan
+            if joint is not None:
+                live = [t for t in capture.live_proxies() if t._node not in capture.weak]
+                joint_nodes = [result._node, [None if g is None else g._node for g in joint[2]]]
+        if needs_grad and joint is None and not self._warned_grad:
             self._warned_grad = True
             warnings.warn(f"graphc.compile: {self.__name__} returns a tensor that requires grad; it is traced again "
-                          "on every call so autograd works outside it (compile the whole training step, backward "
-                          "included, to replay it)", RuntimeWarning, stacklevel=2)
+                          "on every call so autograd works outside it (a compiled backward is built for a function "
+                          "returning one tensor, reading leaf tensors and writing no state; or compile the whole "
+                          "training step, backward included)", RuntimeWarning, stacklevel=2)
         capture.store_plans = needs_grad or not (escaped or capture.value_reads)
         sources = capture.sources
         writes = [(t, t._node) for t, _ in capture.writes.values()]
@@ -478,11 +558,13 @@ class CompiledFunction:
         try:
             capture.flush(live)
         except CaptureError as e:
+            if scalars.holders and not capture.breaks:
+                return self._trace_unlifted(capture, state, args, kwargs, flat)
             return self._abandon(capture, state, e, args, kwargs)
         except BaseException:
             self._abandon(capture, state)
             raise
-        if capture.breaks or escaped or needs_grad or capture.value_reads:
+        if capture.breaks or capture.value_reads or (escaped or needs_grad) and joint is None:
             return result
         state.forget(effects)
         arguments.forget(flat, effects)
@@ -500,9 +582,13 @@ class CompiledFunction:
         runtime = self._plans.get(capture.last_key)
         if runtime is None:
             return result
+        if joint is not None:
+            if effects:
+                return result
+            return self._joint_entry(capture, runtime, sources, joint, joint_nodes, position, state, arguments,
+                                     scalars, sig, args, kwargs, result)
         out_nodes = runtime.graph.outputs
-        template = _template_from((result, [a[3] for a in effects]), live, position_source, position,
-                                  capture.arg_index)
+        template = _template_from((traced, [a[3] for a in effects]), live, position_source, position, capture)
         entry_writes = [(t, position[node], _aliases_input(out_nodes[position[node]])) for t, node in writes]
         entry_grads = []
         for t, before in capture.grad_writes.values():
@@ -511,11 +597,71 @@ class CompiledFunction:
                                 (position[node], t._grad.dtype) if node is not None else (None, None)))
             if node is None and t._grad is not None:
                 return result  # a .grad set to a tensor made outside the graph: not replayable
+        scalars.guards = capture.scalar_guards
         entry = Entry(capture, runtime, sources, template, entry_writes, entry_grads, [a[:2] for a in effects],
-                      state, arguments, sig, argument_names(self.fn, args, kwargs))
+                      state, arguments, scalars, sig, argument_names(self.fn, args, kwargs))
         self._entries.setdefault(sig, []).append(entry)
         self._num_entries += 1
         return result
+
+    def _joint_entry(self, capture: Capture, runtime: Runtime, sources: list[Tensor], joint: tuple,
+                     joint_nodes: list, position: dict, state: StateGuard, arguments: ArgumentGuard,
+                     scalars: ScalarInputs, sig: tuple, args: tuple, kwargs: dict, result: Tensor):
+        """Cache a function whose result requires grad as a forward plan and a backward plan split from its joint
+        graph (graphc/compiler/joint.py)."""
+        leaves, holder, _ = joint
+        out, grads = joint_nodes
+        graph = runtime.graph
+        try:
+            split = Split(graph, graph.outputs[position[out]],
+                          [None if g is None else graph.outputs[position[g]] for g in grads],
+                          graph.inputs[next(i for i, t in enumerate(sources) if t is holder)])
+            forward = self._plan(split.forward, sources)
+            backward = self._plan(split.backward, sources)
+        except CaptureError:
+            return result
+        scalars.guards = capture.scalar_guards
+        entry = JointEntry(capture, runtime, sources, ((), []), [], [], [], state, arguments, scalars, sig,
+                           argument_names(self.fn, args, kwargs))
+        entry.split, entry.forward, entry.backward, entry.dtype = split, forward, backward, result.dtype
+        entry.leaves = [entry.inputs[next(i for i, t in enumerate(sources) if t is leaf)] for leaf in leaves]
+        self._entries.setdefault(sig, []).append(entry)
+        self._num_entries += 1
+        return result
+
+    def _lift_scalars(self, capture: Capture, scalars: ScalarInputs, state: StateGuard, args: tuple, kwargs: dict,
+                      flat: list) -> tuple[tuple, list]:
+        """Hand the function scalar proxies for its float arguments, and for the float state items that changed
+        between traces (each is put back after the trace: `_put_back`); those items are no longer guarded by
+        value. Returns the call's (args, kwargs) and the lifted items (dict, key, value, proxy)."""
+        previous, self._seen_state = self._seen_state, state
+        if previous is not None:
+            self._dynamic += [item for item in previous.changed_floats() if item not in self._dynamic]
+        proxies = {i: scalars.lift(capture, x, ("argument", i)) for i, x in enumerate(flat) if type(x) in FLOATS}
+        lifted = []
+        for d, key in self._dynamic:
+            value = d.get(key)
+            if type(value) in FLOATS:
+                proxy = scalars.lift(capture, value, ("item", d, key))
+                lifted.append((d, key, value, proxy))
+        state.forget(lifted)
+        for d, key, _, proxy in lifted:
+            d[key] = proxy
+        if not proxies:
+            return (args, kwargs), lifted
+        position = iter(range(len(flat)))
+        replace = lambda x: proxies.get(next(position), x)
+        call_args = _map_leaves(args, replace)
+        return (call_args, _map_leaves(dict(sorted(kwargs.items())), replace)), lifted
+
+    def _trace_unlifted(self, capture: Capture, state: StateGuard, args: tuple, kwargs: dict, flat: list):
+        """A trace with scalar proxies failed (library code that needs a real float, say): put back what it touched
+        and trace again with floats guarded by value, from now on."""
+        STATE.capture = None
+        capture.abort()
+        state.restore()
+        self._lift = False
+        return self._trace(args, kwargs, flat, signature(flat, False) + tuple(sorted(kwargs)) + argument_aliasing(flat))
 
     def _abandon(self, capture: Capture, state: StateGuard, error: CaptureError | None = None, args: tuple = (),
                  kwargs: dict | None = None):
@@ -536,6 +682,24 @@ class CompiledFunction:
         warnings.warn(f"graphc.compile: {self.__name__} runs eagerly: {error}", RuntimeWarning, stacklevel=4)
         return self.fn(*args, **kwargs)
 
+    def _backend_for(self, sources: list[Tensor]) -> str:
+        if self.backend != "auto":
+            return self.backend
+        return "triton" if any(type(t._data) is not np.ndarray for t in sources) else "numpy"
+
+    def _plan(self, graph: Graph, sources: list[Tensor]) -> Runtime:
+        """Optimize a graph and build its plan; a failure is a CaptureError naming the backend."""
+        backend = self._backend_for(sources)
+        if logs_on("graph"):
+            log.info(f"graph] {self.__name__}, captured:\n{graph}")
+        try:
+            optimize(graph)
+            runtime = Runtime(Plan(graph, plan_steps(graph, backend, self.mode)))
+        except Exception as e:
+            raise CaptureError(f"no {backend} plan for its graph ({type(e).__name__}: {e})") from e
+        log_plan(self.__name__, runtime.plan.steps)
+        return runtime
+
     def _run_segment(self, capture: Capture, graph: Graph, sources: list[Tensor]) -> list:
         """Run one finished segment through the plan cached for its structure (built, and cached and counted once
         its first run succeeds). A plan that cannot be built or fails its first run is a CaptureError: the caller
@@ -544,18 +708,9 @@ class CompiledFunction:
         capture.last_key = key
         runtime = self._plans.get(key)
         fresh = runtime is None
-        backend = self.backend
+        backend = self._backend_for(sources)
         if fresh:
-            if backend == "auto":
-                backend = "triton" if any(type(t._data) is not np.ndarray for t in sources) else "numpy"
-            if logs_on("graph"):
-                log.info(f"graph] {self.__name__}, captured:\n{graph}")
-            try:
-                optimize(graph)
-                runtime = Runtime(Plan(graph, plan_steps(graph, backend, self.mode)))
-            except Exception as e:
-                raise CaptureError(f"no {backend} plan for its graph ({type(e).__name__}: {e})") from e
-            log_plan(self.__name__, runtime.plan.steps)
+            runtime = self._plan(graph, sources)
         arrays = [t._data for t in sources]
         if self.observer is not None:
             self.observer(runtime)
@@ -574,9 +729,9 @@ class CompiledFunction:
         return outs
 
 
-def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict[Node, int], arg_index: dict):
+def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict[Node, int], capture: Capture):
     """The result's template: proxies were filled by the flush, so they are found by identity among the live ones;
-    an argument returned is the caller's argument at each call."""
+    an argument returned is the caller's argument at each call; a scalar proxy, its number evaluated per call."""
     node_of = {id(t): n for t, n in zip(live, nodes)}
     made: dict[int, _Out] = {}
 
@@ -586,12 +741,14 @@ def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict
             return kind(walk(v) for v in obj)
         if kind is dict:
             return {k: walk(v) for k, v in obj.items()}
+        if kind is Tensor and capture.weak_node(obj) is not None:
+            return _Scalar(capture.weak_node(obj))
         if kind is Tensor and id(obj) in node_of:
             if id(obj) not in made:
                 made[id(obj)] = _Out(position[node_of[id(obj)]], obj.dtype, obj.grad_fn)
             return made[id(obj)]
-        if kind is Tensor and id(obj) in arg_index:
-            return _Arg(arg_index[id(obj)])
+        if kind is Tensor and id(obj) in capture.arg_index:
+            return _Arg(capture.arg_index[id(obj)])
         return obj
     return walk(result)
 

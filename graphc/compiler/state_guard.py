@@ -24,6 +24,7 @@ import numpy as np
 
 from ..dtypes import as_number
 from ..tensor import Tensor
+from .scalars import FLOATS
 
 VALUES = (int, float, bool, str, bytes, complex, type(None))
 LIBRARIES = {"graphc", "numpy", "torch", "scipy", "builtins", "functools", "math", "typing", "collections"}
@@ -154,6 +155,11 @@ class StateGuard:
                 self._item(fn.__globals__, var, f"global {var} (read by {name})")
         for x in (*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()):
             self._walk(x, f"a default of {name}")
+
+    def changed_floats(self) -> list[tuple[dict, object]]:
+        """The items holding a float then and now, with another value (a learning rate on a schedule)."""
+        return [(d, key) for d, key, value, _ in self.items
+                if type(value) in FLOATS and type(d.get(key)) in FLOATS and not equal(d[key], value)]
 
     def assignments(self) -> list[tuple[dict, object, object, object]]:
         """The items a run set (a changed value or a new key) in the dicts walked: attributes of objects, items of

@@ -1,0 +1,95 @@
+"""A compiled function whose result requires grad (`model = graphc.compile(model)`, with the loss and `backward()`
+outside): its backward is captured too, into the same (joint) graph, which is then split into a forward graph and a
+backward graph, the way AOTAutograd does it. The forward graph also returns what the backward reads of it (the
+saved activations); the result of a replay carries a grad_fn that runs the backward plan on them and on the
+incoming gradient, and hands the gradients to the leaves (parameters) like any autograd node."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import autograd
+from ..state import STATE
+from ..tensor import Tensor
+from .ir import Graph, Node, ancestors
+
+
+def record_backward(capture, out: Tensor) -> tuple | None:
+    """Record out's backward into the capture's graph, with respect to the tensors the function read that require
+    grad. Returns (leaves, the holder of the incoming gradient, the gradient proxies), or None where a tensor
+    requiring grad is not a leaf (its gradient would have to flow on into a graph made outside)."""
+    leaves = [t for t in capture.sources if t.requires_grad]
+    if not leaves or any(t.grad_fn is not None for t in leaves):
+        return None
+    holder = Tensor._make(np.zeros(out._node.shape, out.dtype.np), out.dtype)
+    grad_out = capture._proxy(capture.node_of(holder))
+    STATE.capture = capture
+    try:
+        grads = autograd.run_backward([out], [grad_out], retain_graph=True, inputs=leaves)
+    finally:
+        STATE.capture = None
+    return leaves, holder, grads
+
+
+def autograd_proxies(out: Tensor) -> set[int]:
+    """ids of the tensors out's autograd graph holds (saved for backward): kept alive by it, not by user state."""
+    seen, ids, stack = set(), set(), [out.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if not isinstance(fn, autograd.Node) or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        ids.update(id(x) for x in fn.inputs or () if type(x) is Tensor)
+        stack.extend(fn.edges)
+    return ids
+
+
+class Split:
+    """The joint graph cut in two. forward: the joint graph's inputs but the incoming gradient, returning the
+    result and the saved activations. backward: the saved values (activations, and inputs the backward reads),
+    then the inputs only the backward reads (the incoming gradient), returning the gradients."""
+
+    def __init__(self, joint: Graph, out: Node, grads: list[Node | None], grad_input: Node):
+        forward_nodes = set(ancestors([out]))
+        wanted = [g for g in grads if g is not None]
+        backward_nodes = [n for n in ancestors(wanted) if n not in forward_nodes and n is not grad_input]
+        saved = list(dict.fromkeys(
+            [x for n in backward_nodes for x in n.inputs if type(x) is Node and x in forward_nodes] +
+            [n for n in backward_nodes if n.kind == "input"] + [g for g in wanted if g in forward_nodes]))
+        backward_nodes = [n for n in backward_nodes if n.kind != "input"]
+        forward_inputs = [n for n in joint.inputs if n is not grad_input]
+        self.forward = Graph()
+        copies = {n: self.forward.add("input", None, (), {}, n.shape, n.dtype, n.device) for n in forward_inputs}
+        _copy([n for n in joint.nodes if n in forward_nodes], copies, self.forward)
+        activations = [n for n in saved if n.kind != "input"]
+        self.forward.outputs = [copies[out]] + [copies[n] for n in activations]
+        # each saved value: ("input", position among the forward's inputs) or ("output", forward output position)
+        self.saved = [("input", forward_inputs.index(n)) if n.kind == "input" else ("output", 1 + activations.index(n))
+                      for n in saved]
+        self.grad_position = joint.inputs.index(grad_input)
+        self.backward = Graph()
+        copies = {n: self.backward.add("input", None, (), {}, n.shape, n.dtype, n.device)
+                  for n in [*saved, grad_input]}
+        _copy(backward_nodes, copies, self.backward)
+        self.backward.outputs = [copies[g] for g in wanted]
+        self.has_grad = [g is not None for g in grads]
+
+
+def _copy(nodes: list[Node], copies: dict[Node, Node], graph: Graph) -> None:
+    for n in nodes:
+        if n not in copies:
+            copies[n] = graph.add(n.kind, n.op, tuple(copies[x] if type(x) is Node else x for x in n.inputs),
+                                  n.attrs, n.shape, n.dtype, n.device, n.where, n.value)
+
+
+class CompiledBackward:
+    """The `op` of the grad_fn a replayed result carries: its backward runs the backward plan."""
+
+    name = "compiled"
+
+    def __init__(self, runtime, saved: list, has_grad: list[bool], leaves: list[Tensor]):
+        self.runtime, self.saved, self.has_grad, self.leaves = runtime, saved, has_grad, leaves
+
+    def backward(self, node, grad: Tensor) -> tuple:
+        outs = iter(self.runtime(self.saved + [grad._data]))
+        return tuple(Tensor._make(next(outs), leaf.dtype) if has else None
+                     for leaf, has in zip(self.leaves, self.has_grad))
