@@ -388,6 +388,8 @@ class Capture:
         reason, where = _break_reason(), user_line()
         if self.fullgraph:
             raise GraphBreakError(f"graph break at {where}: {reason} (fullgraph=True)")
+        if self.weak and not self.breaks:  # nothing ran yet: the caller traces again with floats as plain values
+            raise CaptureError(f"graph break at {where} in a trace with scalar inputs")
         self.breaks.append((reason, where))
         if logs_on("breaks"):
             log.info(f"breaks] graph break at {where}: {reason}")

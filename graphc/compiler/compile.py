@@ -536,8 +536,8 @@ class CompiledFunction:
                           "still referenced after it returns (kept in an object or a global), so a replay could not "
                           "give it its value; return it instead, or drop the reference", RuntimeWarning, stacklevel=2)
         joint = None
-        if (needs_grad and result is not None and type(result) is Tensor and result._data is None and not capture.breaks
-                and not capture.writes and not capture.grad_writes and result._node.kind == "op"
+        if (needs_grad and self.observer is None and type(result) is Tensor and result._data is None
+                and not capture.breaks and not capture.writes and not capture.grad_writes and result._node.kind == "op"
                 and {id(t) for t in escaped} <= autograd_proxies(result)):
             joint = record_backward(capture, result)  # the backward joins the graph: a forward and a backward plan
             if joint is not None:
