@@ -85,6 +85,9 @@ class CompiledBackward:
     """The `op` of the grad_fn a replayed result carries: its backward runs the backward plan."""
 
     name = "compiled"
+    # the backward plan reads the leaves' arrays as they were at the forward: an in-place change before backward is
+    # refused by the version counters, as eagerly for the tensors an op saves
+    saved_inputs, saves_output, saves_cross = slice(None), False, False
 
     def __init__(self, runtime, saved: list, has_grad: list[bool], leaves: list[Tensor]):
         self.runtime, self.saved, self.has_grad, self.leaves = runtime, saved, has_grad, leaves
