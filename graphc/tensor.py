@@ -275,6 +275,9 @@ class Tensor:
             STATE.capture.note_grad_write(self)
         self._grad = value
 
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and not self.dtype.is_floating_point:
             from .errors import op_error

@@ -46,7 +46,7 @@ __all__ = ["linear", "relu", "gelu", "silu", "leaky_relu", "elu", "softplus", "s
            "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",
            "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "conv1d", "conv2d", "conv_transpose2d", "max_pool2d",
            "avg_pool2d", "adaptive_avg_pool2d", "layer_norm", "group_norm", "batch_norm", "dropout", "embedding",
-           "scaled_dot_product_attention"]
+           "scaled_dot_product_attention", "one_hot", "normalize", "pad"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -585,3 +585,59 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if dropout_p > 0:
         weights = dropout(weights, dropout_p)
     return matmul(weights, value)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """torch.nn.functional.one_hot: (*, num_classes) int64 with a 1 at each index of an integer tensor (*).
+    num_classes=-1 takes the largest index + 1 (it reads the values: a graph break inside graphc.compile).
+    Raises RuntimeError for a non-integer tensor or an index outside [0, num_classes)."""
+    if tensor.dtype.is_floating_point or tensor.dtype.name == "bool":
+        raise op_error("one_hot", "one_hot is only applicable to index tensor of type LongTensor", (tensor,),
+                       RuntimeError)
+    if num_classes == -1:
+        if not tensor.numel():
+            raise op_error("one_hot", "Can not infer total number of classes from empty tensor.", (tensor,),
+                           RuntimeError)
+        num_classes = int(tensor.max().item()) + 1
+    if _eager() and tensor.numel():
+        values = tensor._host()
+        if values.min() < 0:
+            raise op_error("one_hot", "Class values must be non-negative.", (tensor,), RuntimeError)
+        if values.max() >= num_classes:
+            raise op_error("one_hot", f"Class values must be smaller than num_classes ({num_classes}), got "
+                           f"{values.max()}.", (tensor,), RuntimeError)
+    return eq(unsqueeze(tensor, -1), arange(num_classes, device=tensor.device)).long()
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """torch.nn.functional.normalize: input divided by its p-norm along dim, the norm clamped below at eps."""
+    return input / clamp(reduction.norm(input, p, dim, keepdim=True), min=eps)
+
+
+def pad(input: Tensor, pad: tuple, mode: str = "constant", value: float | None = None) -> Tensor:
+    """torch.nn.functional.pad in "constant" mode: pad = (left, right) for the last dim, then (top, bottom) for the
+    one before, and so on; negative amounts crop. Raises NotImplementedError for the other modes (reflect,
+    replicate, circular) and RuntimeError for a pad of odd length or longer than 2 * input.ndim."""
+    from ..ops.creation import full
+    from ..ops.join import cat
+    from ..ops.layout import narrow
+
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise op_error("pad", f"Padding length must be divisible by 2 and at most twice the number of dimensions of "
+                       f"the input, got {len(pad)} for a {input.ndim}-d input", (input,), RuntimeError)
+    if mode != "constant":
+        raise op_error("pad", f"mode {mode!r} is not supported yet (only 'constant')", (input,), NotImplementedError)
+    out = input
+    for i in range(len(pad) // 2):
+        dim, before, after = input.ndim - 1 - i, pad[2 * i], pad[2 * i + 1]
+        if before < 0:
+            out = narrow(out, dim, -before, out.shape[dim] + before)
+        if after < 0:
+            out = narrow(out, dim, 0, out.shape[dim] + after)
+        parts = []
+        for amount in (before, after):
+            shape = list(out.shape)
+            shape[dim] = max(amount, 0)
+            parts.append(full(shape, 0 if value is None else value, dtype=out.dtype, device=out.device))
+        out = cat([parts[0], out, parts[1]], dim)
+    return out

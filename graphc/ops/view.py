@@ -312,9 +312,15 @@ def as_strided_scatter(x, value, size, stride, storage_offset):
     return out
 
 
+def ravel(x):
+    """torch.ravel: x as one dim (a view when x's layout allows, else a copy), as reshape(x, (-1,))."""
+    return reshape(x, (-1,))
+
+
 clone = op("clone", ELEMENTWISE, meta.same, backward=lambda c, g: (g,), triton="{0}", saves=())(np.array)
 
 __all__ = [
+    "ravel",
     "reshape",
     "view",
     "reshape_as",
