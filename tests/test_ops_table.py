@@ -150,6 +150,7 @@ CASES = [
     ("reshape_as", lambda L, x, y: x.reshape_as(y) * y, [(3, 4), (4, 3)]),
     ("view_as", lambda L, x, y: x.contiguous().view_as(y), [(3, 4), (2, 6)]),
     ("flatten", lambda L, x: x.flatten(1), [(2, 3, 4)]),
+    ("ravel", lambda L, x: x.ravel(), [(2, 3, 4)]),
     ("repeat", lambda L, x: x.repeat(2, 1, 3), [(3, 4)]),
     ("repeat_tuple", lambda L, x: x.repeat((3, 2)), [(1, 4)]),
     ("clone", lambda L, x: x.clone(), [(3, 4)]),
