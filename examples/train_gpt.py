@@ -4,7 +4,7 @@ embeddings, pre-norm blocks of causal self-attention and a GELU MLP, AdamW with 
 gradient clipping. Attention is masked either by a registered tril buffer (--attention mask, written out:
 softmax(q k^T / sqrt(d)) v) or by F.scaled_dot_product_attention(is_causal=True) (--attention causal).
 
-    python examples/train_gpt.py [--steps 600] [--compile] [--attention mask|causal] [--out gpt-out]
+    python examples/train_gpt.py [--steps 300] [--compile] [--attention mask|causal] [--out gpt-out]
     python examples/train_gpt.py --resume gpt-out/gpt.ckpt --steps 800     # continue from a checkpoint
 
 Writes OUT/gpt.ckpt (model, optimizer, step, config) and OUT/loss.png, and prints the validation loss against the
@@ -105,7 +105,7 @@ def learning_rate(step: int, args) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--block-size", type=int, default=64)
     parser.add_argument("--n-layer", type=int, default=2)
