@@ -2,13 +2,16 @@
 or append to the graph being captured."""
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
 from . import dtypes
 from .autograd import Node, refresh_view
-from .errors import argument_of, op_error, user_line
+from .errors import PASS_THROUGH, argument_of, op_error, user_line
 from .state import STATE
 from .tensor import Tensor
 
@@ -188,6 +191,29 @@ def operands(op: Op, inputs: tuple) -> tuple:
                 raise _not_a_tensor(op, i, x)
         out.append(x)
     return tuple(out)
+
+
+def check_tensor_arguments(fn: Callable) -> Callable:
+    """fn (a function composed of ops) refusing a non-Tensor for each parameter annotated `Tensor` before its code
+    runs, with the TypeError an op gives (function, parameter, position, type), as torch does: composites read
+    .shape before any op could refuse. Parameters annotated `Tensor | None` and the rest are not checked."""
+    target = inspect.unwrap(fn)
+    code = target.__code__
+    required = [(i, name) for i, name in enumerate(code.co_varnames[:code.co_argcount])
+                if target.__annotations__.get(name) in ("Tensor", Tensor)]
+    if not required:
+        return fn
+
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        for i, name in required:
+            value = args[i] if i < len(args) else kwargs.get(name, Tensor)
+            if not isinstance(value, Tensor) and value is not Tensor:
+                raise op_error(target.__name__, f"argument '{name}' (position {i + 1}) must be Tensor, not "
+                               f"{type(value).__name__}", (value,), TypeError)
+        return fn(*args, **kwargs)
+    PASS_THROUGH.add(checked.__code__)
+    return checked
 
 
 def _not_a_tensor(op: Op, index: int, value) -> TypeError:

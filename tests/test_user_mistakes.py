@@ -30,7 +30,10 @@ def _errors(graphc_call, torch_call):
     (lambda lib, fn: lib.ones(3) * {"a": 1}, None, None),
     (lambda lib, fn: lib.exp([1.0]), "exp", "(position 1)"),
     (lambda lib, fn: lib.matmul(lib.ones(2, 2), [[1.0], [2.0]]), "matmul", "'other' (position 2)"),
-], ids=["F.relu", "mse_loss target", "mse_loss input", "linear bias", "Tensor.add", "mul dict", "exp", "matmul"])
+    (lambda lib, fn: fn(lib).layer_norm([1.0, 2.0], (2,)), "layer_norm", "'input' (position 1)"),
+    (lambda lib, fn: fn(lib).softmax([1.0, 2.0], 0), "softmax", "'input' (position 1)"),
+], ids=["F.relu", "mse_loss target", "mse_loss input", "linear bias", "Tensor.add", "mul dict", "exp", "matmul",
+        "F.layer_norm", "F.softmax"])
 def test_non_tensor_argument_is_a_type_error_naming_op_and_argument(call, op, argument):
     functional = {graphc: F, torch: torch.nn.functional}
     ours, theirs = _errors(lambda: call(graphc, functional.get), lambda: call(torch, functional.get))

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..amp.autocast_mode import FP32, FP32_CUDA, LOWER, autocast_policy
 from ..autograd import no_grad
+from ..dispatch import check_tensor_arguments
 from ..errors import op_error, warn_at_user
 from ..ops import elementwise, reduction
 from ..ops import nn as nn_ops
@@ -641,3 +642,7 @@ def pad(input: Tensor, pad: tuple, mode: str = "constant", value: float | None =
             parts.append(full(shape, 0 if value is None else value, dtype=out.dtype, device=out.device))
         out = cat([parts[0], out, parts[1]], dim)
     return out
+
+
+for _name in __all__:  # a non-Tensor where one is needed: the same TypeError as an op's, checked in one place
+    globals()[_name] = check_tensor_arguments(globals()[_name])
