@@ -27,14 +27,44 @@ NUMBERS = dtypes.NUMBERS
 _NUMPY = {np.ndarray, *np.sctypeDict.values()}  # numpy's array and scalar types (a set: attrs are checked per call)
 
 
+class Lowering:
+    """How an op is computed inside a generated kernel, the same for every renderer (Triton, C).
+
+    expr: a pointwise op's value, written in a small renderer-neutral expression language: Python syntax over the
+      operands {0}, {1}, ... and the op's attrs {name}; infix arithmetic (`%` is C's remainder, with the sign of the
+      dividend), comparisons, `&` `|` on booleans, the constants inf and nan, and calls of the primitives each
+      renderer maps (exp expm1 log log1p sqrt rsqrt sin cos tanh erf floor ceil abs sign maximum minimum pow
+      where). Operands are converted to the result's compute type first unless
+      cast_operands is False (a selection such as where, whose operands pass through). defaults: the values
+      of attrs that are None (an absent bound).
+    rounds: the result is rounded to its storage dtype even inside a kernel (an explicit cast, as torch rounds).
+    copy: the result is operand 0's values unchanged, so a kernel may store it through a permutation.
+    reduce: a reduction's combine ("sum", "max" or "min") over reduce_dims(input shapes, attrs), then its finish:
+      an expression of the combined value {0} and the number of reduced elements {count} (a mean divides).
+    view: a view op's kind, index arithmetic inside kernels: "reshape" (same elements in row-major order),
+      "expand" (stride 0 along broadcast dims), "permute" (dims reordered, attrs["dims"]), "contiguous" (a
+      reshape to the same shape that copies outside kernels when the layout needs it) or "index" (basic indexing
+      with ints, slices and None: the op's forward on either array type, run outside kernels)."""
+
+    __slots__ = ("expr", "cast_operands", "defaults", "rounds", "copy", "reduce", "reduce_dims", "finish", "view")
+
+    def __init__(self, expr: str | None = None, *, cast_operands: bool = True, defaults: dict | None = None,
+                 rounds: bool = False, copy: bool = False, reduce: str | None = None, reduce_dims=None,
+                 finish: str = "{0}", view: str | None = None):
+        self.expr, self.cast_operands, self.rounds, self.copy = expr, cast_operands, rounds, copy
+        self.defaults = defaults or {}
+        self.reduce, self.finish, self.view = reduce, finish, view
+        self.reduce_dims = reduce_dims or (lambda shapes, dim, **_: tuple(dim))
+
+
 class Op:
     """One op's whole definition.
 
     infer(*inputs, **attrs) -> (shape, dtype) reads only .shape/.dtype/.ndim of its inputs;
     forward(*arrays, **attrs) -> numpy array; backward(ctx, grad) -> one gradient (or None) per input,
     written with graphc ops; parse(*args, **kwargs) -> (inputs, attrs) turns a call into canonical form;
-    triton: the op's Triton lowering (an expression template for elementwise ops, a tl reduction name
-    for reductions); fallback: why an op without a lowering runs on numpy in a compiled plan (explain shows it);
+    lowering: how the compiler computes the op inside a kernel (a Lowering, None when it cannot); fallback: why an
+    op without a lowering runs on numpy in a compiled plan (explain shows it);
     pure: False for ops whose result differs call to call (random ops); inverse (view ops):
     inverse(base, value, *other_inputs, **attrs) -> base with value written through the view, written with graphc
     ops (the view's functional inverse, as in PyTorch's functionalization);
@@ -45,14 +75,14 @@ class Op:
     (graphc.amp.autocast_mode: LOWER, FP32, FP32_CUDA); onnx: how graphc.onnx.export writes the op, an ONNX op
     type taking the same operands or onnx(builder, node) -> the output's value name (graphc/onnx/export.py)."""
 
-    __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "triton", "fallback", "pure", "inverse",
+    __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "lowering", "fallback", "pure", "inverse",
                  "doc", "saved_inputs", "saves_output", "saves_cross", "autocast",
                  "onnx")
 
-    def __init__(self, name, category, infer, forward, backward=None, parse=None, triton=None, pure=True, doc=None,
+    def __init__(self, name, category, infer, forward, backward=None, parse=None, lowering=None, pure=True, doc=None,
                  inverse=None, fallback=None, saves=None, autocast=None, onnx=None):
         self.name, self.category, self.infer, self.forward = name, category, infer, forward
-        self.backward, self.parse, self.triton, self.pure, self.inverse = backward, parse, triton, pure, inverse
+        self.backward, self.parse, self.lowering, self.pure, self.inverse = backward, parse, lowering, pure, inverse
         self.fallback, self.autocast, self.onnx = fallback, autocast, onnx
         self.doc = doc or forward.__doc__
         if saves is None:
@@ -82,13 +112,14 @@ def parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
     return op_error(fn.name, message, operands, type(e) if type(e) is not ValueError else RuntimeError)
 
 
-def op(name: str, category: str, infer, backward=None, parse=None, triton=None, pure: bool = True, inverse=None,
-       fallback: str | None = None, saves=None, autocast: dict | None = None, onnx=None):
+def op(name: str, category: str, infer, backward=None, parse=None, lowering: Lowering | None = None,
+       pure: bool = True, inverse=None, fallback: str | None = None, saves=None, autocast: dict | None = None,
+       onnx=None):
     """Decorator over an op's numpy implementation: registers and returns the Op (callable as the public function)."""
     def register(forward) -> Op:
         if name in OPS:
             raise ValueError(f"op {name!r} is defined twice")
-        OPS[name] = Op(name, category, infer, forward, backward, parse, triton, pure, inverse=inverse,
+        OPS[name] = Op(name, category, infer, forward, backward, parse, lowering, pure, inverse=inverse,
                        fallback=fallback, saves=saves, autocast=autocast, onnx=onnx)
         return OPS[name]
     return register

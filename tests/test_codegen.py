@@ -14,7 +14,7 @@ from conftest import KERNEL_BACKEND, assert_close, assert_compiles_for_sm90
 
 import graphc
 from graphc import dtypes
-from graphc.compiler import cache, codegen
+from graphc.compiler import cache, codegen, runtime
 from graphc.compiler.codegen import plan_kernels
 from graphc.compiler.eager_cuda import EagerRunner
 from graphc.state import STATE
@@ -148,8 +148,8 @@ def test_fallback_ops_run_between_kernels():
 
     report = check(f, randn(1, 2, 8, 8), randn(3, 2, 3, 3), rtol=1e-4, atol=1e-5)
     assert {name for name, _ in report.fallbacks} == {"conv2d", "max_pool2d"}
-    assert all("no Triton lowering" in reason for _, reason in report.fallbacks)
-    assert report.num_kernels == 2
+    assert all("no lowering" in reason for _, reason in report.fallbacks)
+    assert report.num_kernels == 2, str(report)
 
 
 def test_a_second_pass_over_all_rows_splits_the_kernel_and_says_why():
@@ -159,7 +159,7 @@ def test_a_second_pass_over_all_rows_splits_the_kernel_and_says_why():
 
     report = check(f, randn(4, 5), kernels=2, rtol=1e-5, atol=1e-5)
     steps = plan_kernels(report.graphs[0], "interpret")
-    assert any("second pass" in reason for reason in steps[0].fusion.reasons)
+    assert any("second pass" in reason for reason in steps.reasons)
 
 
 def test_batch_size_one_at_trace_time_stays_correct_later():
@@ -294,7 +294,7 @@ def test_max_autotune_plans_and_times_each_config_once_per_space(monkeypatch):
     x, w = randn(6, 8), randn(8, 5)
     assert_close(compiled(graphc.tensor(x), graphc.tensor(w)), f(torch.from_numpy(x), torch.from_numpy(w)))
     launched = []
-    monkeypatch.setattr(codegen, "gpu_ms", lambda run: run() or (0 if launched[-1] == fastest else 1))
+    monkeypatch.setattr(runtime, "gpu_ms", lambda run: run() or (0 if launched[-1] == fastest else 1))
     report = graphc.explain(f, graphc.tensor(x), graphc.tensor(w))
     assert_compiles_for_sm90(report.kernels)
     for step in report.kernels:
@@ -351,7 +351,7 @@ def test_codegen_failure_warns_and_runs_eagerly_or_raises_with_fullgraph(monkeyp
     if where == "plan":
         monkeypatch.setattr(codegen, "plan_kernels", broken)
     else:
-        monkeypatch.setattr(codegen.KernelStep, "__call__", broken)
+        monkeypatch.setattr(runtime.TritonKernelStep, "__call__", broken)
     x = randn(3, 4)
     f = graphc.compile(lambda x: (x * 2).softmax(-1), backend="interpret")
     with pytest.warns(RuntimeWarning, match="runs eagerly: .*simulated codegen bug"):

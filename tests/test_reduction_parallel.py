@@ -12,8 +12,8 @@ import torch
 from conftest import KERNEL_BACKEND, assert_close, assert_compiles_for_sm90
 
 import graphc
-from graphc.compiler import triton_reduction
-from graphc.compiler.triton_reduction import launch_grid
+from graphc.compiler import render_triton_reduction
+from graphc.compiler.render_triton_reduction import launch_grid
 
 
 @pytest.fixture(autouse=True)
@@ -49,9 +49,9 @@ def check(fn, *arrays, rtol=1e-5, atol=1e-6, kernels=1):
 def few_programs(monkeypatch):
     """Small launch targets and blocks, so small inputs (cheap under the interpreter) give blocks of rows and rows
     cut into chunks of several blocks."""
-    monkeypatch.setattr(triton_reduction, "PROGRAMS", 8)
-    monkeypatch.setattr(triton_reduction, "MIN_CHUNK", 64)
-    monkeypatch.setattr(triton_reduction, "MAX_BLOCK", 32)
+    monkeypatch.setattr(render_triton_reduction, "PROGRAMS", 8)
+    monkeypatch.setattr(render_triton_reduction, "MIN_CHUNK", 64)
+    monkeypatch.setattr(render_triton_reduction, "MAX_BLOCK", 32)
 
 
 def test_full_reductions_of_a_big_tensor_split_into_chunks():

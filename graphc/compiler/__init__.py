@@ -1,6 +1,7 @@
-"""The compiler: capture (capture.py) into an IR graph (ir.py), passes (passes.py), a plan of steps (plan.py; fused
-Triton kernels come from fusion.py/codegen.py), run by the runtime (runtime.py); compile.py ties them together with
-guards and caches, explain.py reports what happened."""
+"""The compiler: capture (capture.py) into an IR graph (ir.py), passes (passes.py), a plan of steps (plan.py; fusion.py
+forms fused groups, kernel.py emits their code through a renderer, render_triton*.py; codegen.py plans them), run by
+the runtime (runtime.py); compile.py ties them together with guards and caches, explain.py reports what happened.
+Ops declare their lowering (graphc.dispatch.Lowering); lowering.py and views.py read it."""
 from __future__ import annotations
 
 from . import eager_cuda  # noqa: F401  (sets STATE.cuda_runner: eager ops on CUDA tensors run through the codegen)

@@ -26,7 +26,7 @@ from .ir import Graph, Node, ancestors
 from .joint import CompiledBackward, Split, autograd_proxies, record_backward
 from .logs import log, log_plan, logs_on
 from .passes import optimize
-from .plan import Plan, Step
+from .plan import Plan, Steps
 from .runtime import Runtime, memory, numpy_steps, propagate_shapes, reference_values
 from .scalars import FLOATS, ScalarInputs
 from .state_guard import ArgumentGuard, StateGuard, plain_object
@@ -49,7 +49,7 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def plan_steps(graph: Graph, backend: str, mode: str) -> list[Step]:
+def plan_steps(graph: Graph, backend: str, mode: str) -> Steps:
     """The steps for a graph: one numpy step per op for the numpy backend; fused Triton kernels (and numpy
     fallbacks) from the codegen module for 'triton' and 'interpret'."""
     if backend == "numpy":

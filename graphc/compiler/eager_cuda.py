@@ -14,6 +14,7 @@ from ..tensor import Tensor, to_torch
 from .ir import Graph
 from .plan import Plan
 from .runtime import Runtime
+from .views import apply_view
 
 
 class EagerRunner:
@@ -26,30 +27,15 @@ class EagerRunner:
 
     def __call__(self, op: Op, inputs: tuple, attrs: dict):
         """The result's storage (a torch tensor) of op applied to inputs (tensors on one device and scalars)."""
-        from .fusion import EXPANDS, RESHAPES  # here, not at import: networkx is slow to import
-
         storages = [x._data for x in inputs if type(x) is Tensor]
-        if op.name in RESHAPES or op.name in EXPANDS or op.name in ("permute", "getitem"):
-            return torch_view(op, storages[0], attrs, op.infer(*inputs, **attrs)[0])
+        if op.lowering is not None and op.lowering.view is not None:
+            return apply_view(storages[0], op, attrs, op.infer(*inputs, **attrs)[0])
         key = plan_key(op, inputs, attrs)
         runtime = self.plans.get(key)
         if runtime is None:
             runtime = self.plans[key] = Runtime(Plan(*one_node_graph_and_steps(op, inputs, attrs, self.backend)))
         (out,) = runtime(storages)
         return to_torch(np.require(out, requirements="C")) if type(out) is np.ndarray else out
-
-
-def torch_view(op: Op, t, attrs: dict, shape: tuple):
-    """A view op on a torch tensor, sharing its storage as the op does on numpy arrays."""
-    from .codegen import apply_view
-
-    if op.name == "getitem":
-        return op.forward(t, **attrs)  # basic indexing (ints, slices, None) means the same on torch tensors
-    if op.name == "contiguous":
-        return t.contiguous()
-    if op.name in ("view", "view_as"):
-        return t.view(shape)
-    return apply_view(t, op.name, attrs, shape)
 
 
 def plan_key(op: Op, inputs: tuple, attrs: dict) -> tuple:

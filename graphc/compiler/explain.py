@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from ..dispatch import ELEMENTWISE, MATMUL, REDUCTION, VIEW
 from .codegen import plan_kernels
 from .compile import CompiledFunction
 from .ir import Graph, Node
-from .plan import Step, describe_steps
+from .lowering import fallback_reason, lowering
+from .plan import Step, Steps, describe_steps
 from .runtime import Runtime, memory
 
 
@@ -20,25 +20,21 @@ class OpKernel(Step):
 
     def __init__(self, node: Node):
         super().__init__([x for x in dict.fromkeys(node.inputs) if type(x) is Node], [node], [node])
-        self.kind = node.op.category
+        self.kind = {"pointwise": "elementwise"}.get(lowering(node), lowering(node))
 
 
 class Fallback(Step):
     role = "fallback"
 
 
-def lowered(node: Node) -> bool:
-    """Whether an op can be a Triton kernel: elementwise, reductions, matmul, and ops with a lowering."""
-    return node.op.category in (ELEMENTWISE, REDUCTION, MATMUL) or node.op.triton is not None
-
-
 def unfused_steps(graph: Graph) -> list[Step]:
     """One kernel per lowered op; views are index arithmetic (no step); the rest are numpy fallbacks."""
     steps: list[Step] = []
     for node in graph.nodes:
-        if node.kind != "op" or node.op.category == VIEW:
+        how = lowering(node)
+        if how in ("memory", "view"):
             continue
-        if lowered(node):
+        if how != "fallback":
             steps.append(OpKernel(node))
         else:
             steps.append(Fallback([x for x in node.inputs if type(x) is Node], [node], [node]))
@@ -69,14 +65,14 @@ def ideal_bytes(graph: Graph) -> int:
 class Report:
     """What graphc.explain found: see API.md ('Compiler') for the fields."""
 
-    def __init__(self, name: str, graphs: list[Graph], plans: list[list[Step]], breaks: list[tuple[str, str]]):
+    def __init__(self, name: str, graphs: list[Graph], plans: list[Steps], breaks: list[tuple[str, str]]):
         self.name, self.graphs, self.graph_breaks = name, graphs, list(breaks)
         steps = [s for plan in plans for s in plan]
         self.kernels = [s for s in steps if s.role == "kernel"]
-        self.fallbacks = [(n.op.name, getattr(s, "reason", "no Triton lowering")) for s in steps
-                          if s.role == "fallback" for n in s.nodes if n.kind == "op"]
+        self.fallbacks = [(n.op.name, fallback_reason(n)) for s in steps if s.role == "fallback" for n in s.nodes
+                          if n.kind == "op"]
         unfused = [s for g in graphs for s in unfused_steps(g)]
-        self.fusion_notes = list(dict.fromkeys(r for s in steps if s.role == "kernel" for r in s.fusion.reasons))
+        self.fusion_notes = list(dict.fromkeys(r for plan in plans for r in plan.reasons))
         self.num_kernels = len(self.kernels)
         self.num_unfused_kernels = sum(1 for s in unfused if s.role == "kernel")
         self.bytes_moved = step_bytes(steps)

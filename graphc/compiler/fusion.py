@@ -9,38 +9,52 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..dispatch import ELEMENTWISE, MATMUL, REDUCTION, VIEW
+from ..dispatch import ELEMENTWISE, MATMUL
 from .ir import Graph, Node
-
-RESHAPES = {"reshape", "view", "reshape_as", "view_as", "unsqueeze", "squeeze", "flatten", "contiguous"}
-EXPANDS = {"expand", "expand_as"}
+from .lowering import lowering, reduce_dims
+from .views import view_chain, view_kind
 
 
 class Group:
-    """Nodes fused into one kernel. canon[n]: n's shape aligned to the iteration space (1 where n does not vary)."""
+    """Nodes fused into one kernel: the one group-to-kernel description every renderer reads.
+
+    space: the iteration space (a shape); anchor: a node of that shape. aligned[n]: n's shape aligned to the space,
+    1 where n does not vary (its broadcast pattern in the space)."""
 
     def __init__(self, id: int, kind: str, space: tuple, anchor: Node):
         self.id, self.kind, self.space, self.anchor = id, kind, tuple(space), anchor
         self.nodes: list[Node] = []
-        self.canon: dict[Node, tuple] = {}
+        self.aligned: dict[Node, tuple] = {}
         self.dims: tuple = ()  # reduced dims of the space (reduction groups)
-        self.outer: list[Node] = []  # reductions over all rows (combined across programs with atomics)
-        self.outer_deps: set[Node] = set()  # members computed from those: known only after the last row
+        # global reductions: reductions over all rows (a loss mean), combined across programs
+        self.global_reductions: list[Node] = []
+        self.after_global: set[Node] = set()  # members computed from those: known only after the last row
         self.outputs: list[Node] = []  # members read outside the group
         self.loads: list[tuple] = []  # (value read from memory, row consumer or None): see Fusion.load_key
-        self.rowplaced: set[Node] = set()  # members shaped like a row index (a reduction without keepdim)
+        # row-indexed members: one value per row, shaped like the kept dims (a reduction without keepdim)
+        self.row_indexed: set[Node] = set()
         self.permuted: dict[Node, list[Node]] = {}  # clone(permute(v)) outputs: v stored through the permutation
+        self.stage: dict[Node, int] = {}  # per member: how many reductions deep it is (set when fusion ends)
+        # can a row be cut into chunks combined afterwards? (one stage of reductions, and no value stored per
+        # element needs their results: softmax cannot, its write-back needs the whole row's max and sum)
+        self.splittable = False
 
     @property
     def matmul(self) -> Node:
         """A matmul group's matmul node (its other members are the epilogue)."""
         return next(n for n in self.nodes if n.op.category == MATMUL)
 
+    def kernel_loads(self) -> list[tuple]:
+        """The loads generated code reads through strides (a matmul's own operands are read by its template)."""
+        if self.kind != "matmul":
+            return self.loads
+        return [(x, c) for x, c in self.loads if any(x in n.inputs for n in self.nodes if n is not self.matmul)]
+
     def __repr__(self) -> str:
         return f"<Group {self.id} {self.kind} {list(self.space)} {[n.op.name for n in self.nodes]}>"
 
 
-def row_canon(g: Group) -> tuple:
+def row_aligned(g: Group) -> tuple:
     """How a per-row value of a reduction group sits in its space: 1 along the reduced dims."""
     return tuple(1 if d in g.dims else s for d, s in enumerate(g.space))
 
@@ -61,53 +75,30 @@ def broadcastable(shape: tuple, space: tuple) -> bool:
     return len(shape) <= len(space) and all(a in (1, b) for a, b in zip(padded(shape, len(space)), space))
 
 
-def reduce_dims(node: Node) -> tuple:
-    """The dims of the node's (first) input that a reduction node reduces."""
-    x = node.inputs[0]
-    if node.op.name == "sum_to":
-        target = padded(node.inputs[1].shape, x.ndim)
-        lead = x.ndim - node.inputs[1].ndim
-        return tuple(d for d in range(x.ndim) if target[d] == 1 and (d < lead or x.shape[d] != 1))
-    return tuple(node.attrs["dim"])
-
-
-def lowering(node: Node) -> str:
-    """How a node is computed: 'memory', 'view', 'pointwise', 'reduction', 'matmul' or 'fallback'."""
-    if node.kind != "op":
-        return "memory"
-    op = node.op
-    if op.category == VIEW and (op.name in RESHAPES or op.name in EXPANDS or op.name == "permute"):
-        return "view"
-    if op.triton is not None and op.category == REDUCTION and all(isinstance(x, Node) for x in node.inputs[:1]):
-        return "reduction" if reduce_dims(node) else "pointwise"  # sum_to over no dims is a copy
-    if op.triton is not None and op.category != REDUCTION:
-        return "pointwise"
-    if op.category == MATMUL and all(isinstance(x, Node) and x.ndim >= 2 for x in node.inputs):
-        return "matmul"
-    return "fallback"
-
-
-def fallback_reason(node: Node) -> str:
-    if node.op.category == MATMUL:
-        return "matmul with a 1-d operand has no Triton template"
-    if node.op.fallback:
-        return node.op.fallback
-    return f"no Triton lowering for {node.op.category} op {node.op.name!r}"
-
-
 def load_key(g: Group, x: Node, consumer: Node) -> tuple:
     """How consumer reads x from memory: aligned with the space (x, None), or with a per-row consumer's shape,
     whose dims are the space's kept dims (x, consumer)."""
-    return (x, consumer if consumer in g.rowplaced and lowering(consumer) != "reduction" else None)
+    return (x, consumer if consumer in g.row_indexed and lowering(consumer) != "reduction" else None)
 
 
-def view_chain(x: Node) -> tuple[Node, list[Node]]:
-    """The non-view node under a chain of views, and the views from it up to x."""
-    chain = []
-    while isinstance(x, Node) and lowering(x) == "view":
-        chain.append(x)
-        x = x.inputs[0]
-    return x, chain[::-1]
+def stages(group: Group) -> dict[Node, int]:
+    """Per member: how many reductions deep it is (0: needs none; a reduction: 1 + its input's stage)."""
+    stage: dict[Node, int] = {}
+    members = set(group.nodes)
+    for n in group.nodes:
+        deps = [stage[b] for x in n.inputs if isinstance(x, Node) for b in [view_chain(x)[0]] if b in members]
+        stage[n] = max(deps, default=0) + (1 if lowering(n) == "reduction" else 0)
+    return stage
+
+
+def splittable(group: Group) -> bool:
+    """See Group.splittable."""
+    if group.kind != "reduction":
+        return False
+    per_element = [n for n in group.nodes if lowering(n) != "reduction" and n not in group.after_global and
+                   any(group.aligned[n][d] != 1 for d in group.dims)]
+    return all(group.stage[n] == 1 for n in group.nodes if lowering(n) == "reduction" and
+               n not in group.global_reductions) and all(group.stage[n] == 0 for n in per_element)
 
 
 class Fusion:
@@ -196,7 +187,7 @@ class Fusion:
 
     def _merge(self, g: Group, h: Group, rows: bool) -> bool:
         """Move h's members into g (as per-row values when rows) unless that creates a cycle between kernels."""
-        if any(isinstance(x, Node) and view_chain(x)[0] in g.outer_deps for m in h.nodes for x in m.inputs):
+        if any(isinstance(x, Node) and view_chain(x)[0] in g.after_global for m in h.nodes for x in m.inputs):
             self.reasons.append(f"kernel {h.id} not merged into kernel {g.id}: it reads values known only after "
                                 "the last row (that needs a second pass)")
             return False
@@ -210,9 +201,9 @@ class Fusion:
             self.reasons.append(f"kernel {h.id} not merged into kernel {g.id}: it would create a cycle")
             return False
         for m in h.nodes:
-            g.canon[m] = row_canon(g) if rows else padded(h.canon[m], len(g.space))
+            g.aligned[m] = row_aligned(g) if rows else padded(h.aligned[m], len(g.space))
             if rows:
-                g.rowplaced.add(m)
+                g.row_indexed.add(m)
             self.group_of[m] = g
         g.nodes = sorted(g.nodes + h.nodes, key=lambda m: m.id)
         self.groups.remove(h)
@@ -234,32 +225,32 @@ class Fusion:
         self._join(g, n, how)
 
     def _join(self, g: Group, n: Node, how: str) -> None:
-        if how == "reduction" and g.kind == "reduction" and self._outer(g, n):
-            g.outer.append(n)
-            g.outer_deps.add(n)
-            g.canon[n] = (1,) * len(g.space)
+        if how == "reduction" and g.kind == "reduction" and self._global_reduction(g, n):
+            g.global_reductions.append(n)
+            g.after_global.add(n)
+            g.aligned[n] = (1,) * len(g.space)
         elif how == "reduction":
             if g.kind == "elementwise":
                 g.kind, g.space, g.anchor = "reduction", tuple(n.inputs[0].shape), n.inputs[0]
-                g.canon = {m: padded(c, len(g.space)) for m, c in g.canon.items()}
+                g.aligned = {m: padded(c, len(g.space)) for m, c in g.aligned.items()}
             g.dims = reduce_dims(n)
-            g.canon[n] = row_canon(g)
-            if padded(n.shape, len(g.space)) != g.canon[n]:
-                g.rowplaced.add(n)
-        elif n.op.name == "clone" and self._permuted_copy(g, n, *view_chain(n.inputs[0])):
+            g.aligned[n] = row_aligned(g)
+            if padded(n.shape, len(g.space)) != g.aligned[n]:
+                g.row_indexed.add(n)
+        elif self._permuted_copy(g, n, *view_chain(n.inputs[0])):
             base, chain = view_chain(n.inputs[0])
-            g.canon[n], g.permuted[n] = g.canon[base], chain
-        elif any(x in g.rowplaced for x in n.inputs if isinstance(x, Node)):
-            g.canon[n] = row_canon(g)
-            g.rowplaced.add(n)
+            g.aligned[n], g.permuted[n] = g.aligned[base], chain
+        elif any(x in g.row_indexed for x in n.inputs if isinstance(x, Node)):
+            g.aligned[n] = row_aligned(g)
+            g.row_indexed.add(n)
         else:
             if g.kind == "elementwise" and tuple(n.shape) != g.space and broadcastable(g.space, n.shape):
                 g.space, g.anchor = tuple(n.shape), n
-                g.canon = {m: padded(c, len(g.space)) for m, c in g.canon.items()}
-            g.canon[n] = padded(n.shape, len(g.space))
-        if how != "reduction" and any(self.group_of.get(view_chain(x)[0]) is g and view_chain(x)[0] in g.outer_deps
+                g.aligned = {m: padded(c, len(g.space)) for m, c in g.aligned.items()}
+            g.aligned[n] = padded(n.shape, len(g.space))
+        if how != "reduction" and any(self.group_of.get(view_chain(x)[0]) is g and view_chain(x)[0] in g.after_global
                                       for x in n.inputs if isinstance(x, Node)):
-            g.outer_deps.add(n)
+            g.after_global.add(n)
         g.nodes.append(n)
         self.group_of[n] = g
         for k in self._producers(n):
@@ -273,19 +264,19 @@ class Fusion:
             return why
         if any(view_chain(x)[0] in g.permuted for x in n.inputs if isinstance(x, Node)):
             return "reads a value the kernel stores transposed"
-        outer = how == "reduction" and self._outer(g, n)
+        global_reduction = how == "reduction" and self._global_reduction(g, n)
         space = tuple(n.inputs[0].shape) if how == "reduction" else (
             g.space if broadcastable(n.shape, g.space) else tuple(n.shape))
-        for x in n.inputs[: 0 if outer else 1 if how == "reduction" else None]:
-            if isinstance(x, Node) and x not in g.rowplaced:
+        for x in n.inputs[: 0 if global_reduction else 1 if how == "reduction" else None]:
+            if isinstance(x, Node) and x not in g.row_indexed:
                 base, chain = view_chain(x)
                 if self.group_of.get(base) is g and not self._permuted_copy(g, n, base, chain):
                     why = self._view_refusal(g, base, chain, x, space)
                     if why:
                         return why
         bases = [view_chain(x)[0] for x in n.inputs if isinstance(x, Node)]
-        if not outer and any(b in g.outer_deps for b in bases) and (any(s != 1 for s in n.shape) or any(
-                self.group_of.get(b) is g and b not in g.outer_deps for b in bases)):
+        if not global_reduction and any(b in g.after_global for b in bases) and (any(s != 1 for s in n.shape) or any(
+                self.group_of.get(b) is g and b not in g.after_global for b in bases)):
             return "uses a reduction over all rows with per-row values (that needs a second pass)"
         for k in self._producers(n):
             if k != g.id and nx.has_path(self.dag, g.id, k):
@@ -300,18 +291,18 @@ class Fusion:
                 return "a reduction does not fuse into a matmul epilogue"
             if not dims:
                 return "reduction over no dims"
-            if g.kind == "reduction" and not self._outer(g, n) and (space != g.space or dims != g.dims):
+            if g.kind == "reduction" and not self._global_reduction(g, n) and (space != g.space or dims != g.dims):
                 return f"reduces dims {list(dims)} of {list(space)}, the kernel reduces {list(g.dims)} of " \
                        f"{list(g.space)}"
             if g.kind == "elementwise" and not broadcastable(g.space, space):
                 return f"iteration space {list(g.space)} does not broadcast to {list(space)}"
             return None
-        rowplaced = [x for x in n.inputs if isinstance(x, Node) and x in g.rowplaced]
-        if rowplaced:
-            if tuple(n.shape) != row_shape(g) or any(self.group_of.get(x) is g and x not in g.rowplaced and
+        row_indexed = [x for x in n.inputs if isinstance(x, Node) and x in g.row_indexed]
+        if row_indexed:
+            if tuple(n.shape) != row_shape(g) or any(self.group_of.get(x) is g and x not in g.row_indexed and
                                                      any(s != 1 for s in x.shape) for x in n.inputs
                                                      if isinstance(x, Node)):
-                return f"mixes a per-row value of shape {list(rowplaced[0].shape)} with other shapes"
+                return f"mixes a per-row value of shape {list(row_indexed[0].shape)} with other shapes"
             return None
         if not (broadcastable(n.shape, g.space) or (g.kind == "elementwise" and broadcastable(g.space, n.shape))):
             return f"shape {list(n.shape)} does not match the iteration space {list(g.space)}"
@@ -319,28 +310,29 @@ class Fusion:
 
     def _permuted_copy(self, g: Group, n: Node, base: Node, chain: list[Node]) -> bool:
         """Is n a copy of a permuted in-kernel value (a transposed gradient)? It is stored through the permutation."""
-        return (n.op.name == "clone" and bool(chain) and all(v.op.name == "permute" for v in chain)
-                and self.group_of.get(base) is g and base not in g.rowplaced
-                and padded(base.shape, len(g.space)) == g.canon[base])
+        copy = n.op.lowering is not None and n.op.lowering.copy
+        return (copy and bool(chain) and all(view_kind(v) == "permute" for v in chain)
+                and self.group_of.get(base) is g and base not in g.row_indexed
+                and padded(base.shape, len(g.space)) == g.aligned[base])
 
-    def _outer(self, g: Group, n: Node) -> bool:
+    def _global_reduction(self, g: Group, n: Node) -> bool:
         """Is n a reduction over all rows of a per-row value of g (the mean of a loss)? Such a reduction runs in
         the same kernel: programs combine their partial totals with atomics."""
         x = view_chain(n.inputs[0])[0]
-        return (self.group_of.get(x) is g and g.canon[x] == row_canon(g) and x not in g.outer_deps
+        return (self.group_of.get(x) is g and g.aligned[x] == row_aligned(g) and x not in g.after_global
                 and len(reduce_dims(n)) == n.inputs[0].ndim)
 
     def _view_refusal(self, g: Group, base: Node, chain: list[Node], x: Node, space: tuple) -> str | None:
         """A chain of views over an in-kernel value is legal if it keeps every element at its iteration index."""
-        canon = padded(g.canon[base], len(space))
+        aligned = padded(g.aligned[base], len(space))
         shape = x.shape
-        expand_at = next((i for i, v in enumerate(chain) if v.op.name in EXPANDS), len(chain))
-        if any(v.op.name not in EXPANDS for v in chain[expand_at:]) or any(v.op.name == "permute" for v in chain):
+        expand_at = next((i for i, v in enumerate(chain) if view_kind(v) == "expand"), len(chain))
+        if any(view_kind(v) != "expand" for v in chain[expand_at:]) or any(view_kind(v) == "permute" for v in chain):
             return f"view {chain[-1].op.name} of an in-kernel value reorders elements"
         before = chain[expand_at - 1].shape if expand_at else base.shape
         if len(before) > len(space) or nonones(before) != nonones(base.shape) or \
-                [b for b, c in zip(padded(before, len(space)), canon) if c != 1] != nonones(canon) or \
-                any(b != 1 and c == 1 for b, c in zip(padded(before, len(space)), canon)):
+                [b for b, c in zip(padded(before, len(space)), aligned) if c != 1] != nonones(aligned) or \
+                any(b != 1 and c == 1 for b, c in zip(padded(before, len(space)), aligned)):
             return f"value of shape {list(base.shape)} seen as {list(before)} is not aligned with the iteration space"
         if not broadcastable(shape, space):
             return f"view to {list(shape)} leaves the iteration space {list(space)}"
@@ -350,6 +342,8 @@ class Fusion:
     def _finish(self) -> None:
         outputs = set(self.graph.outputs)
         for g in self.groups:
+            g.stage = stages(g)
+            g.splittable = splittable(g)
             members = set(g.nodes)
             for n in g.nodes:
                 outside = [u for u in self.users[n] if not self._inside(u, g)]
@@ -379,37 +373,3 @@ class Fusion:
         first = {g.id: g.nodes[0].id for g in self.groups}
         first.update({("fallback", n.id): n.id for n in self.fallbacks})
         return [items[k] for k in nx.lexicographical_topological_sort(self.dag, key=lambda k: first[k])]
-
-    def draw(self, path: str) -> None:
-        """Save a picture of the graph with each kernel's nodes in one colour (inputs grey, views dashed)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        g = nx.DiGraph()
-        for n in self.graph.nodes:
-            g.add_node(n.id, layer=0, label=f"%{n.id} {n.label}")
-            for x in n.inputs:
-                if isinstance(x, Node):
-                    g.add_edge(x.id, n.id)
-        for n in self.graph.nodes:
-            g.nodes[n.id]["layer"] = max((g.nodes[p]["layer"] + 1 for p in g.predecessors(n.id)), default=0)
-        colours = plt.get_cmap("tab10")
-        kernel = {n.id: i for i, grp in enumerate(self.groups) for n in grp.nodes}
-        fill = [colours(kernel[i] % 10) if i in kernel else (0.85, 0.85, 0.85) for i in g.nodes]
-        pos = nx.multipartite_layout(g, subset_key="layer", align="vertical")
-        fig, ax = plt.subplots(figsize=(1.0 * (max(nx.get_node_attributes(g, "layer").values()) + 2), 3.2))
-        nx.draw_networkx_edges(g, pos, ax=ax, arrows=True, edge_color="#888888", node_size=1300,
-                               connectionstyle="arc3,rad=0.35")
-        nx.draw_networkx_nodes(g, pos, ax=ax, node_color=fill, node_size=1300, edgecolors="black")
-        nx.draw_networkx_labels(g, pos, {i: label.replace(" ", "\n") for i, label in
-                                         nx.get_node_attributes(g, "label").items()}, ax=ax, font_size=7)
-        for i, grp in enumerate(self.groups):
-            ax.scatter([], [], color=colours(i % 10), label=f"kernel {i}: {grp.kind}")
-        ax.scatter([], [], color=(0.85, 0.85, 0.85), label="memory / view (index math)")
-        ax.legend(loc="lower left", fontsize=7, frameon=False)
-        ax.axis("off")
-        fig.tight_layout()
-        fig.savefig(path, dpi=130)
-        plt.close(fig)

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from .plan import describe_steps
+from .plan import Steps, describe_steps
 
 log = logging.getLogger("graphc.compiler")
 
@@ -25,12 +25,10 @@ def logs_on(kind: str) -> bool:
     return True
 
 
-def log_plan(name: str, steps: list) -> None:
+def log_plan(name: str, steps: Steps) -> None:
     """GRAPHC_LOGS=fusion: the plan's steps and the fusion pass's reasons; GRAPHC_LOGS=code: each kernel's source."""
     if logs_on("fusion"):
-        fusion = next((s.fusion for s in steps if hasattr(s, "fusion")), None)
-        reasons = fusion.reasons if fusion is not None else []
-        log.info(f"fusion] {name}: {len(steps)} steps\n" + "\n".join(describe_steps(steps) + reasons))
+        log.info(f"fusion] {name}: {len(steps)} steps\n" + "\n".join(describe_steps(steps) + steps.reasons))
     if logs_on("code"):
         for step in steps:
             if step.role == "kernel":

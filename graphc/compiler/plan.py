@@ -8,9 +8,9 @@ from .ir import Graph, Node
 class Step:
     """One unit of work: reads the values of some nodes and writes the values of others.
 
-    role: "kernel" (a Triton kernel launch), "fallback" (an op run with numpy because it has no lowering)
+    role: "kernel" (a generated kernel's launch), "fallback" (an op run with numpy because it has no lowering)
     or "op" (an op run with numpy by the numpy backend). A kernel step also has .kind
-    ("elementwise" | "reduction" | "matmul"), .source (Triton source text) and .ptx(arch=90)."""
+    ("elementwise" | "reduction" | "matmul") and .source (its source text); a Triton one has .ptx(arch=90)."""
 
     role: str = "op"
 
@@ -24,6 +24,14 @@ class Step:
     def __call__(self, values: dict[Node, object], shapes: dict[Node, tuple]) -> None:
         """Compute self.writes into values, given values of self.reads and every node's shape for this call."""
         raise NotImplementedError
+
+
+class Steps(list):
+    """A plan's steps in execution order, and the fusion pass's reasons for what it kept apart."""
+
+    def __init__(self, steps=(), reasons=()):
+        super().__init__(steps)
+        self.reasons = list(reasons)
 
 
 class Plan:

@@ -5,13 +5,22 @@ input shapes (only when they change, and only for plans whose steps need them)."
 from __future__ import annotations
 
 import functools
+import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..dispatch import VIEW
+from .. import dtypes
+from ..dispatch import VIEW, run_forward
 from ..dtypes import LOW_PRECISION
+from ..tensor import from_torch, to_torch
+from . import cache
 from .ir import Graph, Meta, Node
-from .plan import Plan, Step
+from .plan import Plan, Step, Steps
+from .views import view_chain, view_through
+
+if TYPE_CHECKING:
+    from .fusion import Group
 
 
 class OpStep(Step):
@@ -140,10 +149,10 @@ def reusable_buffers(graph: Graph) -> set[Node]:
             and all(_is_ufunc(u) or u.op.category == "matmul" for u in users[n])}
 
 
-def numpy_steps(graph: Graph) -> list[Step]:
+def numpy_steps(graph: Graph) -> Steps:
     """The numpy backend's plan: one step per op node; intermediates of ufuncs reuse their buffers across calls."""
     reuse = reusable_buffers(graph)
-    return [OpStep(n, n in reuse) for n in graph.nodes if n.kind == "op"]
+    return Steps(OpStep(n, n in reuse) for n in graph.nodes if n.kind == "op")
 
 
 def infer_shapes(graph: Graph, input_shapes: list[tuple]) -> dict[Node, tuple]:
@@ -219,3 +228,206 @@ def reference_values(graph: Graph, arrays: list, given: dict | None = None) -> d
             else:
                 _compile_call(node)(values)
     return values
+
+
+# ---- kernel steps: fused groups launched through a renderer ------------------------------------------------
+def torch_dtype(dt: dtypes.dtype):
+    import torch
+
+    return getattr(torch, {"bool": "bool"}.get(dt.name, dt.name))
+
+
+def as_torch(value, backend: str):
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value
+    a = np.asarray(value)
+    if a.dtype == dtypes.bfloat16.np and backend == "interpret":
+        raise NotImplementedError("bfloat16 tensors cannot run under the Triton interpreter; use backend='triton'")
+    if any(s < 0 for s in a.strides):
+        a = np.ascontiguousarray(a)
+    elif backend == "interpret" and a.base is not None:
+        # the interpreter copies a launch's tensors to host and back by storage, keyed by data pointer: two views
+        # of one array that start at the same address but span different lengths (v and v[0]) make it fail
+        # ("size does not match"). Kernels never write their inputs, so a copy is equivalent.
+        a = a.copy()
+    t = to_torch(a)
+    return t if backend == "interpret" else t.cuda()
+
+
+def as_numpy(value) -> np.ndarray:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return from_torch(value)
+    return np.asarray(value)
+
+
+class TritonKernelStep(Step):
+    """One launch of a generated Triton kernel computing a fused group; .kind is the group's kind."""
+
+    role = "kernel"
+
+    def __init__(self, group: Group, source: str, name: str, backend: str, mode: str, template, signature: dict,
+                 constexprs: dict):
+        reads = []
+        for x, _ in group.loads:
+            base = view_chain(x)[0]
+            if base not in reads:
+                reads.append(base)
+        super().__init__(reads, list(group.outputs), list(group.nodes))
+        self.group, self.kind, self.source, self.name, self.backend = group, group.kind, source, name, backend
+        self.mode, self.template, self.signature, self.constexprs = mode, template, signature, constexprs
+        self.tuned: dict[tuple, dict] = {}  # max-autotune: the fastest config per iteration space
+        self.scratch: dict = {}  # per device: scratch buffers of a kernel combining partial results with atomics
+        self.relations = size_relations(group, ShapesAtPlanTime())
+        self._fits: tuple = (None, True)  # (the shapes dict last checked, whether it kept the relations)
+
+    def __repr__(self) -> str:
+        return f"<TritonKernelStep {self.kind} {self.name}>"
+
+    def ptx(self, arch: int = 90) -> str:
+        """PTX for this kernel on sm_<arch>, compiled ahead of time (no GPU needed)."""
+        return cache.aot(self.source, self.name, self.signature, self.constexprs, arch)["ptx"]
+
+    def cubin(self, arch: int = 90) -> bytes:
+        return cache.aot(self.source, self.name, self.signature, self.constexprs, arch)["cubin"]
+
+    def __call__(self, values: dict, shapes: dict) -> None:
+        import torch
+
+        g = self.group
+        if self._fits[0] is not shapes:  # the runtime hands the same dict while input shapes stay the same
+            self._fits = (shapes, size_relations(g, shapes) == self.relations)
+        if not self._fits[1]:
+            return self.run_numpy(values, shapes)
+        space = tuple(shapes[g.anchor])
+        raw = {}
+        for x, consumer in g.loads:
+            base, chain = view_chain(x)
+            raw[x, consumer] = view_through(as_torch(values[base], self.backend), chain, shapes)
+        loads = [self.place(raw[key], key[1], space, shapes) for key in g.kernel_loads()]
+        outs, out_views = [], []
+        for n in g.outputs:
+            shape = tuple(shapes[n])
+            buf = (torch.from_numpy(np.empty(shape, n.dtype.np)) if self.backend == "interpret"
+                   else torch.empty(shape, dtype=torch_dtype(n.dtype), device="cuda"))
+            outs.append(buf)
+            for v in reversed(g.permuted.get(n, [])):
+                buf = buf.permute(tuple(np.argsort(v.attrs["dims"]).tolist()))
+            out_views.append(self.place(buf, n if n in g.row_indexed else None, space, shapes))
+        if all(s > 0 for s in space):
+            self.pick(space, lambda config: self.template.launch(self, loads, out_views, space, raw,
+                                                                 dict(config, enable_fp_fusion=cache.FP_FUSION)))
+        for n, buf in zip(g.outputs, outs):
+            values[n] = buf.numpy() if self.backend == "interpret" else buf
+
+    def pick(self, space: tuple, run) -> None:
+        """Launch with the heuristic config, or in mode='max-autotune' on a GPU with the fastest of the template's
+        configs for this space (timed once per space)."""
+        configs = self.template.configs(self.group, space)
+        if self.mode != "max-autotune" or self.backend != "triton" or len(configs) == 1:
+            return run(configs[0])
+        if space not in self.tuned:
+            self.tuned[space] = min(configs, key=lambda config: gpu_ms(lambda: run(config)))
+        run(self.tuned[space])
+
+    def run_numpy(self, values: dict, shapes: dict) -> None:
+        """The group op by op with numpy: for a call whose sizes break what the fusion relied on (a dim that becomes
+        1, or stops being 1, changes what broadcasting means; two sizes equal by coincidence at plan time differ)."""
+        local = dict(values)
+        for node in self.nodes:
+            FallbackStep(node, "", self.backend)(local, shapes)
+        for n in self.writes:
+            values[n] = local[n]
+
+    def place(self, t, consumer: Node | None, space: tuple, shapes: dict):
+        """t as a tensor of the iteration space's shape (stride 0 where it does not vary); a per-row consumer's
+        operand (or output) has the kept dims of the space."""
+        if consumer is None:
+            return broadcast_to(t, space)
+        dims = self.group.dims
+        t = broadcast_to(t, tuple(shapes[consumer]))
+        return t.reshape([1 if d in dims else s for d, s in enumerate(space)]).expand(space)
+
+
+def gpu_ms(run, repeats: int = 5) -> float:
+    """Milliseconds per call of run on the current CUDA stream (after one warm-up call)."""
+    import torch
+
+    run()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeats):
+        run()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / repeats
+
+
+class ShapesAtPlanTime(dict):
+    def __missing__(self, node: Node) -> tuple:
+        return tuple(node.shape)
+
+
+def size_relations(group: Group, shapes: dict) -> tuple:
+    """What the fusion of a group relied on about sizes, for these shapes: which dims of each node and operand are 1
+    (broadcasting), which of their dims equal the iteration space's (placement), and whether each per-row value has
+    one element per row. A call whose relations differ from those at plan time (two sizes that were equal by
+    coincidence now differ) cannot use the kernel as fused."""
+    nodes = group.nodes
+    values = nodes + [x for n in nodes for x in n.inputs if isinstance(x, Node)]
+    space = tuple(shapes[group.anchor])
+    rows = math.prod(s for d, s in enumerate(space) if d not in group.dims)
+    relations = []
+    for x in values:
+        shape = tuple(shapes[x])
+        relations.append(tuple(s == 1 for s in shape))
+        if x in group.row_indexed:
+            relations.append(math.prod(shape) == rows)
+        else:
+            relations.append(tuple(p == s for p, s in zip((1,) * (len(space) - len(shape)) + shape, space)))
+    return tuple(relations)
+
+
+def broadcast_to(t, space: tuple):
+    return t[(None,) * (len(space) - t.ndim)].expand(space)
+
+
+class FallbackStep(Step):
+    """An op with no Triton lowering, run with numpy between kernels; reason says why."""
+
+    role = "fallback"
+
+    def __init__(self, node: Node, reason: str, backend: str):
+        reads = []
+        for x in node.inputs:
+            if isinstance(x, Node) and view_chain(x)[0] not in reads:
+                reads.append(view_chain(x)[0])
+        super().__init__(reads, [node], [node])
+        self.node, self.reason, self.backend = node, reason, backend
+
+    def __call__(self, values: dict, shapes: dict) -> None:
+        values[self.node] = self.to_backend(run_forward(self.node.op, [self.operand(x, values, shapes) for x in
+                                                                       self.node.inputs], self.node.attrs,
+                                                        self.node.dtype, self.node.inputs,
+                                                        self.node.dtype.is_low_precision))
+
+    def operand(self, x, values: dict, shapes: dict):
+        if not isinstance(x, Node):
+            return x
+        base, chain = view_chain(x)
+        return view_through(as_numpy(values[base]), chain, shapes)
+
+    def to_backend(self, a: np.ndarray):
+        return a if self.backend != "triton" else as_torch(a, "triton")
+
+
+class ViewStep(FallbackStep):
+    """A graph output that is a view of another value: made with numpy (no data moves, no kernel)."""
+
+    role = "op"
+
+    def __call__(self, values: dict, shapes: dict) -> None:
+        values[self.node] = self.to_backend(self.operand(self.node, values, shapes))

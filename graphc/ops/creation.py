@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..dispatch import OTHER, Op, op
+from ..dispatch import OTHER, Lowering, Op, op
 from ..tensor import Tensor, device, from_torch, get_default_device
 from .view import _sizes
 
@@ -431,7 +431,8 @@ def _like_infer(x, fill_value, dtype):
     return tuple(x.shape), dtype
 
 
-filled = op("full_like", OTHER, _like_infer, parse=_like_parse, triton="{fill_value}", backward=_no_grad, saves=())(
+filled = op("full_like", OTHER, _like_infer, parse=_like_parse, lowering=Lowering("{fill_value}"), backward=_no_grad,
+            saves=())(
     lambda x, fill_value, dtype: np.full(x.shape, fill_value, dtype.np))
 full_like = _with_grad(filled)
 

@@ -1,5 +1,6 @@
 """Elementwise ops: arithmetic, comparisons, unary math, where/clamp/masked_fill, casts.
-Each `triton` string is the op's lowering: a Triton expression over its operands {0}, {1}, ... and attrs."""
+Each op's lowering is an expression over its operands {0}, {1}, ... and attrs in the renderer-neutral language
+that graphc.dispatch.Lowering defines."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import scipy.special
 
 from .. import dtypes
 from ..amp.autocast_mode import FP32_CUDA
-from ..dispatch import CROSS, ELEMENTWISE, OUT, op
+from ..dispatch import CROSS, ELEMENTWISE, OUT, Lowering, op
 from ..tensor import Tensor
 from . import meta
 from .meta import elementwise, floating, predicate, same
@@ -27,13 +28,13 @@ def unbroadcast(grad: Tensor, x) -> Tensor | None:
     return sum_to(grad, x)
 
 
-def _binary(name, fn, backward, triton, infer=elementwise, saves=(0, 1), autocast=None, onnx=None):
-    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves, autocast=autocast,
+def _binary(name, fn, backward, expr, infer=elementwise, saves=(0, 1), autocast=None, onnx=None):
+    return op(name, ELEMENTWISE, infer, backward=backward, lowering=Lowering(expr), saves=saves, autocast=autocast,
               onnx=onnx)(fn)
 
 
-def _unary(name, fn, backward, triton, infer=floating, saves=(0,), autocast=None, onnx=None):
-    return op(name, ELEMENTWISE, infer, backward=backward, triton=triton, saves=saves, autocast=autocast,
+def _unary(name, fn, backward, expr, infer=floating, saves=(0,), autocast=None, onnx=None):
+    return op(name, ELEMENTWISE, infer, backward=backward, lowering=Lowering(expr), saves=saves, autocast=autocast,
               onnx=onnx)(fn)
 
 
@@ -84,8 +85,7 @@ def _pow_backward(c, g):
     return ga, gb
 
 
-pow = _binary("pow", np.power, _pow_backward, "libdevice.pow({0}, {1})", autocast=FP32_CUDA,
-              onnx="Pow")
+pow = _binary("pow", np.power, _pow_backward, "pow({0}, {1})", autocast=FP32_CUDA, onnx="Pow")
 
 
 def _minmax_backward(pick_first):
@@ -98,19 +98,15 @@ def _minmax_backward(pick_first):
 
 
 # NaN in, NaN out, as torch and numpy: Triton's maximum/minimum drop NaN unless told (max.NaN.f32 in PTX)
-NAN_MAX = "tl.maximum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"
-NAN_MIN = "tl.minimum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"
-maximum = _binary("maximum", np.maximum, _minmax_backward(lambda a, b: gt(a, b)), NAN_MAX.format(a="{0}", b="{1}"),
-                  onnx="Max")
-minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: lt(a, b)), NAN_MIN.format(a="{0}", b="{1}"),
-                  onnx="Min")
+maximum = _binary("maximum", np.maximum, _minmax_backward(lambda a, b: gt(a, b)), "maximum({0}, {1})", onnx="Max")
+minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: lt(a, b)), "minimum({0}, {1})", onnx="Min")
 remainder = _binary(
     "remainder",
     np.remainder,
     lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g * floor(div(*c.inputs)), c.inputs[1])),
     # fmod (Triton's %, exact) moved into the divisor's sign, as torch computes it: a - floor(a / b) * b is off by b
     # where a / b rounds up to a whole number
-    "tl.where((({0} % {1}) != 0) & ((({0} % {1}) < 0) != ({1} < 0)), ({0} % {1}) + {1}, {0} % {1})",
+    "where((({0} % {1}) != 0) & ((({0} % {1}) < 0) != ({1} < 0)), ({0} % {1}) + {1}, {0} % {1})",
 )
 fmod = _binary(
     "fmod",
@@ -129,11 +125,11 @@ logaddexp = _binary(
     "logaddexp",
     np.logaddexp,
     _logaddexp_backward,
-    "tl.where({0} == {1}, {0} + 0.6931471805599453, "  # equal (also both inf) must not make inf - inf
-    "tl.maximum({0}, {1}) + libdevice.log1p(tl.exp(-tl.abs({0} - {1}))))",
+    "where({0} == {1}, {0} + 0.6931471805599453, "  # equal (also both inf) must not make inf - inf
+    "maximum({0}, {1}) + log1p(exp(-abs({0} - {1}))))",
     infer=floating,
 )
-floor_divide = _binary("floor_divide", np.floor_divide, None, "libdevice.floor({0} / {1})")
+floor_divide = _binary("floor_divide", np.floor_divide, None, "floor({0} / {1})")
 
 eq = _binary("eq", np.equal, None, "{0} == {1}", infer=predicate,
              onnx="Equal")
@@ -151,45 +147,33 @@ logical_or = _binary("logical_or", np.logical_or, None, "({0} != 0) | ({1} != 0)
 logical_xor = _binary("logical_xor", np.logical_xor, None, "({0} != 0) != ({1} != 0)", infer=predicate)
 logical_not = _unary("logical_not", np.logical_not, None, "{0} == 0", infer=predicate)
 isnan = _unary("isnan", np.isnan, None, "{0} != {0}", infer=predicate)
-isinf = _unary("isinf", np.isinf, None, '(({0} == float("inf")) | ({0} == float("-inf")))', infer=predicate)
-isfinite = _unary("isfinite", np.isfinite, None, '(({0} == {0}) & (tl.abs({0}) != float("inf")))', infer=predicate)
+isinf = _unary("isinf", np.isinf, None, '(({0} == inf) | ({0} == -inf))', infer=predicate)
+isfinite = _unary("isfinite", np.isfinite, None, '(({0} == {0}) & (abs({0}) != inf))', infer=predicate)
 
-neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same, saves=(),
-             onnx="Neg")
-abs = _unary("abs", np.abs, lambda c, g: (g * sign(c.inputs[0]),), "tl.abs({0})", infer=same,
-             onnx="Abs")
+neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same, saves=(), onnx="Neg")
+abs = _unary("abs", np.abs, lambda c, g: (g * sign(c.inputs[0]),), "abs({0})", infer=same, onnx="Abs")
 sign = _unary("sign", lambda x: np.sign(np.where(x != x, 0, x)),  # torch's sign(NaN) is 0 (numpy's is NaN)
-              lambda c, g: (g * 0,), "({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32)", infer=same, saves=())
-exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "tl.exp({0})", saves=(OUT,), autocast=FP32_CUDA,
-             onnx="Exp")
-log = _unary("log", np.log, lambda c, g: (g / c.inputs[0],), "tl.log({0})", autocast=FP32_CUDA,
-             onnx="Log")
-log1p = _unary("log1p", np.log1p, lambda c, g: (g / (c.inputs[0] + 1),), "libdevice.log1p({0})")
-expm1 = _unary("expm1", np.expm1, lambda c, g: (g * (c.out + 1),), "libdevice.expm1({0})", saves=(OUT,))
-sqrt = _unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), "tl.sqrt({0})", saves=(OUT,),
-              onnx="Sqrt")
-rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda c, g: (g * c.out**3 * -0.5,), "tl.rsqrt({0})", saves=(OUT,),
+              lambda c, g: (g * 0,), "sign({0})", infer=same, saves=())
+exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "exp({0})", saves=(OUT,), autocast=FP32_CUDA, onnx="Exp")
+log = _unary("log", np.log, lambda c, g: (g / c.inputs[0],), "log({0})", autocast=FP32_CUDA, onnx="Log")
+log1p = _unary("log1p", np.log1p, lambda c, g: (g / (c.inputs[0] + 1),), "log1p({0})")
+expm1 = _unary("expm1", np.expm1, lambda c, g: (g * (c.out + 1),), "expm1({0})", saves=(OUT,))
+sqrt = _unary("sqrt", np.sqrt, lambda c, g: (g / (c.out * 2),), "sqrt({0})", saves=(OUT,), onnx="Sqrt")
+rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda c, g: (g * c.out**3 * -0.5,), "rsqrt({0})", saves=(OUT,),
                onnx=lambda g, n: g.op("Reciprocal", g.op("Sqrt", g.name(n.inputs[0]))))
 reciprocal = _unary("reciprocal", lambda x: 1 / x, lambda c, g: (-g * c.out * c.out,), "1.0 / {0}", saves=(OUT,),
                     onnx="Reciprocal")
-sin = _unary("sin", np.sin, lambda c, g: (g * cos(c.inputs[0]),), "tl.sin({0})",
-             onnx="Sin")
-cos = _unary("cos", np.cos, lambda c, g: (-g * sin(c.inputs[0]),), "tl.cos({0})",
-             onnx="Cos")
-tanh = _unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), "libdevice.tanh({0})", saves=(OUT,),
-              onnx="Tanh")
+sin = _unary("sin", np.sin, lambda c, g: (g * cos(c.inputs[0]),), "sin({0})", onnx="Sin")
+cos = _unary("cos", np.cos, lambda c, g: (-g * sin(c.inputs[0]),), "cos({0})", onnx="Cos")
+tanh = _unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), "tanh({0})", saves=(OUT,), onnx="Tanh")
 sigmoid = _unary("sigmoid", lambda x: 0.5 * (np.tanh(0.5 * x) + 1), lambda c, g: (g * c.out * (1 - c.out),),
-                 "1 / (1 + tl.exp(-{0}))", saves=(OUT,),
-                 onnx="Sigmoid")
-relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (g * gt(c.out, 0),), NAN_MAX.format(a="{0}", b="0"),
-              infer=same, saves=(OUT,),
-              onnx="Relu")
-floor = _unary("floor", np.floor, lambda c, g: (g * 0,), "libdevice.floor({0})", infer=same, saves=(),
-               onnx="Floor")
-ceil = _unary("ceil", np.ceil, lambda c, g: (g * 0,), "libdevice.ceil({0})", infer=same, saves=(),
-              onnx="Ceil")
+                 "1 / (1 + exp(-{0}))", saves=(OUT,), onnx="Sigmoid")
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (g * gt(c.out, 0),), "maximum({0}, 0)",
+              infer=same, saves=(OUT,), onnx="Relu")
+floor = _unary("floor", np.floor, lambda c, g: (g * 0,), "floor({0})", infer=same, saves=(), onnx="Floor")
+ceil = _unary("ceil", np.ceil, lambda c, g: (g * 0,), "ceil({0})", infer=same, saves=(), onnx="Ceil")
 trunc = _unary("trunc", np.trunc, lambda c, g: (g * 0,),
-               "tl.where({0} >= 0, libdevice.floor({0}), libdevice.ceil({0}))", infer=same, saves=())
+               "where({0} >= 0, floor({0}), ceil({0}))", infer=same, saves=())
 fix = trunc
 
 
@@ -204,10 +188,10 @@ def _round_infer(x, decimals, scale):
 
 
 # half to even, as torch and numpy round: a tie (fraction exactly 0.5) goes to the even neighbour
-_HALF_EVEN = ("tl.where({y} - libdevice.floor({y}) == 0.5, 2 * libdevice.floor({y} * 0.5 + 0.5), "
-              "libdevice.floor({y} + 0.5)) / {{scale}}")
+_HALF_EVEN = ("where({y} - floor({y}) == 0.5, 2 * floor({y} * 0.5 + 0.5), "
+              "floor({y} + 0.5)) / {{scale}}")
 round = op("round", ELEMENTWISE, _round_infer, parse=_round_parse, backward=lambda c, g: (g * 0,), saves=(),
-           triton=_HALF_EVEN.format(y="({0} * {scale})"))(lambda x, decimals, scale: np.round(x, decimals))
+           lowering=Lowering(_HALF_EVEN.format(y="({0} * {scale})")))(lambda x, decimals, scale: np.round(x, decimals))
 
 
 def _nan_to_num_parse(x, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None):
@@ -223,14 +207,13 @@ nan_to_num = op(
     parse=_nan_to_num_parse,
     backward=lambda c, g: (g * isfinite(c.inputs[0]),),
     saves=(0,),
-    triton='tl.where({0} != {0}, {nan}, tl.where({0} == float("inf"), {posinf}, '
-           'tl.where({0} == float("-inf"), {neginf}, {0})))',
+    lowering=Lowering("where({0} != {0}, {nan}, where({0} == inf, {posinf}, where({0} == -inf, {neginf}, {0})))"),
 )(lambda x, nan, posinf, neginf: np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf))
 erf = _unary(
     "erf",
     scipy.special.erf,
     lambda c, g: (g * exp(-c.inputs[0] * c.inputs[0]) * (2 / math.sqrt(math.pi)),),
-    "libdevice.erf({0})",
+    "erf({0})",
     onnx="Erf",
 )
 
@@ -247,7 +230,7 @@ where = op(
     "where",
     ELEMENTWISE,
     _where_infer,
-    triton="tl.where({0}, {1}, {2})",
+    lowering=Lowering("where({0}, {1}, {2})", cast_operands=False),
     saves=(0,),
     backward=lambda c, g: (
         None,
@@ -278,7 +261,7 @@ _clamp = op(
     lambda x, min=None, max=None: elementwise(x, *(v for v in (min, max) if v is not None)),
     backward=_clamp_backward,
     parse=_clamp_parse,
-    triton=NAN_MIN.format(a=NAN_MAX.format(a="{0}", b="{min}"), b="{max}"),
+    lowering=Lowering("minimum(maximum({0}, {min}), {max})", defaults={"min": -math.inf, "max": math.inf}),
     saves=(0,),
 )(lambda x, min, max: np.clip(x, min, max))
 
@@ -308,7 +291,7 @@ masked_fill = op(
     "masked_fill",
     ELEMENTWISE,
     _masked_fill_infer,
-    triton="tl.where({1}, {2}, {0})",
+    lowering=Lowering("where({1}, {2}, {0})", cast_operands=False),
     saves=(1,),
     backward=lambda c, g: (where(c.inputs[1], 0.0, g), None, unbroadcast(where(c.inputs[1], g, 0.0), c.inputs[2])),
     onnx=lambda g, n: g.op("Where", g.name(n.inputs[1]), g.name(n.inputs[2], n), g.name(n.inputs[0])),
@@ -324,7 +307,7 @@ cast = op(
     ELEMENTWISE,
     lambda x, dtype: (tuple(x.shape), dtype),
     parse=_cast_parse,
-    triton="{0}",
+    lowering=Lowering("{0}", rounds=True),
     saves=(),
     backward=lambda c, g: (cast(g, c.inputs[0].dtype) if c.inputs[0].dtype.is_floating_point else None,),
     onnx=lambda g, n: g.cast(g.name(n.inputs[0]), n.dtype),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..dispatch import OTHER, VIEW, op
+from ..dispatch import OTHER, VIEW, Lowering, op
 from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
@@ -94,7 +94,8 @@ def _getitem_infer(x, items):
 
 
 @op("getitem", VIEW, _getitem_infer, backward=lambda c, g: (index_grad(g, c.inputs[0], items=c.attrs["items"]),),
-    inverse=lambda base, value, items: index_put(base, value, items=items), onnx=lambda g, n: g.getitem(n))
+    inverse=lambda base, value, items: index_put(base, value, items=items), lowering=Lowering(view="index"),
+    onnx=lambda g, n: g.getitem(n))
 def getitem(x, items):
     """x[index] for basic indices: a view sharing x's memory (the Ellipsis keeps an all-int index a 0-d view)."""
     return x[tuple(slice(*item) if type(item) is tuple else item for item in items) + (Ellipsis,)]

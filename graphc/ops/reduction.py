@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import dtypes
 from ..amp.autocast_mode import FP32, FP32_CUDA, autocast_policy
-from ..dispatch import OTHER, OUT, REDUCTION, op
+from ..dispatch import OTHER, OUT, REDUCTION, Lowering, op
 from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
@@ -60,7 +60,8 @@ def _integer_promoting(ufunc):
     return lambda x, dim, keepdim: ufunc.reduce(x, dim, np.int64 if x.dtype.kind in "biu" else None, None, keepdim)
 
 
-sum = op("sum", REDUCTION, _sum_infer, parse=_cast_reduction_parse, triton="tl.sum", saves=(), autocast=FP32_CUDA,
+sum = op("sum", REDUCTION, _sum_infer, parse=_cast_reduction_parse, lowering=Lowering(reduce="sum"), saves=(),
+         autocast=FP32_CUDA,
          backward=lambda c, g: (keepdim_grad(g, c),),
          onnx=lambda g, n: g.reduce("ReduceSum", n))(_integer_promoting(np.add))
 
@@ -88,7 +89,8 @@ def _mean_infer(x, dim, keepdim):
     return _reduce_infer(x, dim, keepdim)
 
 
-mean = op("mean", REDUCTION, _mean_infer, parse=_cast_reduction_parse, triton="tl.sum", saves=(),
+mean = op("mean", REDUCTION, _mean_infer, parse=_cast_reduction_parse, saves=(),
+          lowering=Lowering(reduce="sum", finish="{0} / {count}"),
           backward=lambda c, g: (keepdim_grad(g, c) / numel_of(c.inputs[0], c.attrs["dim"]),),
           onnx=lambda g, n: g.reduce("ReduceMean", n))(
     lambda x, dim, keepdim: np.add.reduce(x, dim, None, None, keepdim) / _count(x.shape, dim))
@@ -102,13 +104,13 @@ def _extreme_backward(c, g):
     return (keepdim_grad(g, c) * hits / count,)
 
 
-amax = op("amax", REDUCTION, _reduce_infer, parse=reduction_parse, triton="tl.max", backward=_extreme_backward,
-          saves=(0, OUT),
-          onnx=lambda g, n: g.reduce("ReduceMax", n))(
+amax = op("amax", REDUCTION, _reduce_infer, parse=reduction_parse, backward=_extreme_backward,
+           lowering=Lowering(reduce="max"),
+          saves=(0, OUT), onnx=lambda g, n: g.reduce("ReduceMax", n))(
     _reducer(np.maximum))
-amin = op("amin", REDUCTION, _reduce_infer, parse=reduction_parse, triton="tl.min", backward=_extreme_backward,
-          saves=(0, OUT),
-          onnx=lambda g, n: g.reduce("ReduceMin", n))(
+amin = op("amin", REDUCTION, _reduce_infer, parse=reduction_parse, backward=_extreme_backward,
+           lowering=Lowering(reduce="min"),
+          saves=(0, OUT), onnx=lambda g, n: g.reduce("ReduceMin", n))(
     _reducer(np.minimum))
 
 
@@ -196,12 +198,18 @@ def _sum_to_infer(g, x):
     return shape, g.dtype
 
 
-@op("sum_to", REDUCTION, _sum_to_infer, triton="tl.sum", saves=(),
+def _sum_to_dims(shapes: tuple) -> tuple:
+    """The dims of a gradient of shape shapes[0] that sum_to reduces to reach shapes[1]."""
+    g, x = shapes
+    lead = len(g) - len(x)
+    return tuple(range(lead)) + tuple(lead + i for i, n in enumerate(x) if n == 1 and g[lead + i] != 1)
+
+
+@op("sum_to", REDUCTION, _sum_to_infer, lowering=Lowering(reduce="sum", reduce_dims=_sum_to_dims), saves=(),
     backward=lambda c, g: (expand_as(g, c.inputs[0]), None))
 def sum_to(g, x):
     """g summed over the dims that broadcasting added or stretched, giving x's shape (gradient of broadcasting)."""
-    lead = g.ndim - x.ndim
-    dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(x.shape) if n == 1 and g.shape[lead + i] != 1)
+    dims = _sum_to_dims((g.shape, x.shape))
     return np.add.reduce(g, dims).reshape(x.shape) if dims else g
 
 

@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 
-from ..dispatch import ELEMENTWISE, OTHER, VIEW, op
+from ..dispatch import ELEMENTWISE, OTHER, VIEW, Lowering, op
 from . import meta
+
+RESHAPE, EXPAND = Lowering(view="reshape"), Lowering(view="expand")
 
 
 def _sizes(args) -> tuple:
@@ -45,6 +47,7 @@ reshape = op(
     "reshape",
     VIEW,
     _reshape_infer,
+    lowering=RESHAPE,
     parse=lambda x, *shape: ((x,), {"shape": _sizes(shape)}),
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
     inverse=_reshape_inverse,
@@ -66,6 +69,7 @@ view = op(
     "view",
     VIEW,
     _reshape_infer,
+    lowering=RESHAPE,
     parse=lambda x, *shape: ((x,), {"shape": _sizes(shape)}),
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
     inverse=_reshape_inverse,
@@ -79,11 +83,13 @@ def _like_infer(x, other):
     return tuple(other.shape), x.dtype
 
 
-reshape_as = op("reshape_as", VIEW, _like_infer, backward=lambda c, g: (reshape_as(g, c.inputs[0]), None),
+reshape_as = op("reshape_as", VIEW, _like_infer, lowering=RESHAPE,
+                backward=lambda c, g: (reshape_as(g, c.inputs[0]), None),
                 inverse=_reshape_inverse)(
     lambda x, other: np.reshape(x, other.shape)
 )
-view_as = op("view_as", VIEW, _like_infer, backward=lambda c, g: (reshape_as(g, c.inputs[0]), None),
+view_as = op("view_as", VIEW, _like_infer, lowering=RESHAPE,
+             backward=lambda c, g: (reshape_as(g, c.inputs[0]), None),
              inverse=_reshape_inverse)(
     lambda x, other: _view_forward(x, other.shape)
 )
@@ -105,6 +111,7 @@ permute = op(
     "permute",
     VIEW,
     _permute_infer,
+    lowering=Lowering(view="permute"),
     parse=_permute_parse,
     backward=lambda c, g: (permute(g, *np.argsort(c.attrs["dims"]).tolist()),),
     inverse=lambda base, value, dims: permute(value, *np.argsort(dims).tolist()),
@@ -179,7 +186,8 @@ def _expand_backward(c, g):
 
 
 expand = op(
-    "expand", VIEW, _expand_infer, parse=lambda x, *sizes: ((x,), {"sizes": _sizes(sizes)}), backward=_expand_backward,
+    "expand", VIEW, _expand_infer, lowering=EXPAND, parse=lambda x, *sizes: ((x,), {"sizes": _sizes(sizes)}),
+    backward=_expand_backward,
     inverse=_expand_inverse, onnx=lambda g, n: g.expand(n),
 )(_expand_forward)
 
@@ -194,8 +202,8 @@ def _expand_as_backward(c, g):
     return (sum_to(g, c.inputs[0]), None)
 
 
-expand_as = op("expand_as", VIEW, _expand_as_infer, backward=_expand_as_backward, inverse=_expand_inverse,
-               onnx=lambda g, n: g.expand(n))(
+expand_as = op("expand_as", VIEW, _expand_as_infer, lowering=EXPAND,
+               backward=_expand_as_backward, inverse=_expand_inverse, onnx=lambda g, n: g.expand(n))(
     lambda x, other: broadcast_view(x, tuple(other.shape))
 )
 
@@ -208,6 +216,7 @@ unsqueeze = op(
     "unsqueeze",
     VIEW,
     lambda x, dim: (tuple(x.shape)[:dim] + (1,) + tuple(x.shape)[dim:], x.dtype),
+    lowering=RESHAPE,
     parse=_unsqueeze_parse,
     backward=lambda c, g: (squeeze(g, c.attrs["dim"]),),
     inverse=_reshape_inverse,
@@ -227,6 +236,7 @@ squeeze = op(
     "squeeze",
     VIEW,
     lambda x, dim: (tuple(n for i, n in enumerate(x.shape) if i not in _squeeze_dims(x.shape, dim)), x.dtype),
+    lowering=RESHAPE,
     parse=_squeeze_parse,
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
     inverse=_reshape_inverse,
@@ -254,6 +264,7 @@ flatten = op(
     "flatten",
     VIEW,
     lambda x, start, end: (_flatten_shape(tuple(x.shape), start, end), x.dtype),
+    lowering=RESHAPE,
     parse=_flatten_parse,
     backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
     inverse=_reshape_inverse,
@@ -278,8 +289,8 @@ def repeat(x, *sizes):
     return x
 
 
-contiguous = op("contiguous", VIEW, meta.same, backward=lambda c, g: (g,), inverse=_reshape_inverse,
-                onnx="Identity")(
+contiguous = op("contiguous", VIEW, meta.same, lowering=Lowering(view="contiguous"),
+                backward=lambda c, g: (g,), inverse=_reshape_inverse, onnx="Identity")(
     np.ascontiguousarray)
 
 def _strided(x: np.ndarray, size: tuple, stride: tuple, storage_offset: int) -> np.ndarray:
@@ -317,7 +328,8 @@ def ravel(x):
     return reshape(x, (-1,))
 
 
-clone = op("clone", ELEMENTWISE, meta.same, backward=lambda c, g: (g,), triton="{0}", saves=())(np.array)
+clone = op("clone", ELEMENTWISE, meta.same, backward=lambda c, g: (g,), lowering=Lowering("{0}", copy=True),
+           saves=())(np.array)
 
 __all__ = [
     "ravel",

@@ -4,8 +4,9 @@ from __future__ import annotations
 import math
 
 from . import cache
-from .codegen import Emitter, Scope, kernel_name, signature, split_index, template
 from .fusion import Group
+from .kernel import Emitter, Scope, kernel_name, split_index
+from .render_triton import signature, template
 
 BLOCK = 1024
 

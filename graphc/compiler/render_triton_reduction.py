@@ -14,39 +14,36 @@ fusion puts such code in a second kernel."""
 from __future__ import annotations
 
 import math
-import weakref
-
-import numpy as np
 
 from . import cache
-from .codegen import ACCUMULATE, Emitter, Scope, compute_type, kernel_name, literal, signature, split_index, template
-from .fusion import Group, lowering, view_chain
+from .fusion import Group
 from .ir import Node
+from .kernel import Emitter, Scope, kernel_name, reduction_identity, split_index
+from .lowering import lowering
+from .render_triton import ACCUMULATE, TRITON, signature, template
 
 MAX_BLOCK = 4096
 PROGRAMS = 1024  # programs worth launching (several per SM on a 132-SM GPU) before giving each more work
 MIN_CHUNK = 8192  # fewest elements per program when a row is split
-_SPLITS: weakref.WeakKeyDictionary[Group, bool] = weakref.WeakKeyDictionary()
-# per reduction slot: the atomic that combines partial results, and its identity (what scratch starts as)
-ATOMIC = {"tl.sum": ("tl.atomic_add", 0.0), "tl.max": ("tl.atomic_max", -math.inf),
-          "tl.min": ("tl.atomic_min", math.inf)}
+# per combine: the atomic that combines partial results (scratch starts as the combine's identity)
+ATOMIC = {"sum": "tl.atomic_add", "max": "tl.atomic_max", "min": "tl.atomic_min"}
 
 
 def generate(group: Group, em: Emitter):
     """(source, name, AOT signature, constexprs) of the group's kernel."""
     rank, dims = len(group.space), group.dims
-    outer = [d for d in range(rank) if d not in dims]
-    stage = stages(group)
-    split = splits(group)
-    per_row = {n for n in group.nodes if all(group.canon[n][d] == 1 for d in dims)} - group.outer_deps
+    kept = [d for d in range(rank) if d not in dims]
+    stage = group.stage
+    split = group.splittable
+    per_row = {n for n in group.nodes if all(group.aligned[n][d] == 1 for d in dims)} - group.after_global
     lines: list[str] = []
     whole = Scope(lines, [None] * rank, None, "_g")
-    indent = "        " if group.outer else "    "
+    indent = "        " if group.global_reductions else "    "
     row_lines: list[str] = []
-    row = Scope(row_lines, [f"r{d}" if d in outer else None for d in range(rank)], None, "_r", indent)
-    row_lines += split_index([f"r{d}" for d in outer], "row", [f"size{d}" for d in outer], indent) if outer else []
+    row = Scope(row_lines, [f"r{d}" if d in kept else None for d in range(rank)], None, "_r", indent)
+    row_lines += split_index([f"r{d}" for d in kept], "row", [f"size{d}" for d in kept], indent) if kept else []
     cols = ("col_start", "col_end") if split else ("0", "n_inner")
-    reductions = [n for n in group.nodes if lowering(n) == "reduction" and n not in group.outer]
+    reductions = [n for n in group.nodes if lowering(n) == "reduction" and n not in group.global_reductions]
     finished = row
     for k in range(1, max(stage[r] for r in reductions) + 1):
         loop = _loop(row, f"_s{k}", rank, group.dims, cols, lambda n, k=k: n in per_row and stage[n] < k)
@@ -64,24 +61,24 @@ def generate(group: Group, em: Emitter):
     for n in group.outputs:
         if n in per_row:
             em.store(n, em.value(n, finished), finished)
-    elementwise_outputs = [n for n in group.outputs if n not in per_row and n not in group.outer_deps]
+    elementwise_outputs = [n for n in group.outputs if n not in per_row and n not in group.after_global]
     if elementwise_outputs:
         loop = _loop(row, "_w", rank, group.dims, cols, lambda n: n in per_row)
         for n in elementwise_outputs:
             em.store(n, em.value(n, loop), loop)
         row_lines.extend(loop.lines)
     index = ["    row = tl.program_id(0).to(tl.int64)"]
-    if group.outer:
-        for r in group.outer:
+    if group.global_reductions:
+        for r in group.global_reductions:
             accumulate(r, whole, finished, f"total{r.id}", em.value(r.inputs[0], finished), finished.mask)
         index = ["    first = tl.program_id(0).to(tl.int64) * rows_per_program"]
         lines.append("    for row in range(first, tl.minimum(first + rows_per_program, n_rows)):")
         lines.extend(row_lines)
-        combine({r: f"total{r.id}" for r in group.outer}, whole, em, ("total_part", "", "arrivals"),
+        combine({r: f"total{r.id}" for r in group.global_reductions}, whole, em, ("total_part", "", "arrivals"),
                 ("done", "tl.num_programs(0) * tl.num_programs(1)", "the last program"), "n_rows")
         whole.mask = "done"
         for n in group.outputs:
-            if n in group.outer_deps:
+            if n in group.after_global:
                 em.store(n, em.value(n, whole), whole)
     else:
         lines.extend(row_lines)
@@ -102,21 +99,23 @@ def generate(group: Group, em: Emitter):
 
 def accumulate(r: Node, init_scope: Scope, scope: Scope, acc: str, value: str, mask: str | None) -> None:
     """Declare accumulator acc in init_scope and fold value into it in scope (masked lanes keep acc)."""
-    combine_fn = ACCUMULATE[r.op.triton][1]
+    combine_fn = ACCUMULATE[r.op.lowering.reduce][0]
     ty = accumulator_type(r)
-    init_scope.emit(f"{acc} = tl.full([{'BLOCK' if mask == 'cmask' else 1}], {literal(identity(r, ty[3:]))}, {ty})")
-    update = combine_fn.format(acc=acc, v=value if compute_type(r.inputs[0].dtype) == ty else f"{value}.to({ty})")
+    start = TRITON.literal(reduction_identity(r, ty[3:]))
+    init_scope.emit(f"{acc} = tl.full([{'BLOCK' if mask == 'cmask' else 1}], {start}, {ty})")
+    widened = value if TRITON.compute_type(r.inputs[0].dtype) == ty else f"{value}.to({ty})"
+    update = combine_fn.format(acc=acc, v=widened)
     scope.emit(f"{acc} = tl.where({mask}, {update}, {acc})" if mask else f"{acc} = {update}")
 
 
 def accumulator_type(r: Node) -> str:
-    return "tl.float64" if r.dtype.name == "float64" else compute_type(r.dtype)
+    return "tl.float64" if r.dtype.name == "float64" else TRITON.compute_type(r.dtype)
 
 
 def reduce(r: Node, acc: str) -> str:
     """The accumulator folded to one value: tl.reduce with the combine fn tl.sum/max/min use (the interpreter runs
     it too); a float max/min is NaN if any lane is, as in torch."""
-    _, _, combine_fn, nan = ACCUMULATE[r.op.triton]
+    _, combine_fn, nan = ACCUMULATE[r.op.lowering.reduce]
     fold = f"tl.reduce({acc}, 0, {combine_fn})"
     if nan is None or "float" not in accumulator_type(r):
         return fold
@@ -134,19 +133,20 @@ def combine(accs: dict[Node, str], scope: Scope, em: Emitter, scratch: tuple[str
     flag, programs, comment = last
     for r, acc in accs.items():
         ptr = f"{prefix}{r.id}{offset}"
-        scope.emit(f"{ATOMIC[r.op.triton][0]}({ptr}, {reduce(r, acc)}.to({prefix}{r.id}.dtype.element_ty))")
+        scope.emit(f"{ATOMIC[r.op.lowering.reduce]}({ptr}, {reduce(r, acc)}.to({prefix}{r.id}.dtype.element_ty))")
     scope.emit(f"{flag} = tl.atomic_add({arrivals}{offset}, 1) == {programs} - 1  # {comment}")
     for r in accs:
         finish(r, scope, em, f"tl.atomic_add({prefix}{r.id}{offset}, 0, mask={flag})", f"tl.{scratch_type(r)}", count)
     for r in accs:
-        scope.emit(f"tl.store({prefix}{r.id}{offset}, {literal(identity(r, scratch_type(r)))}, mask={flag})")
+        start = TRITON.literal(reduction_identity(r, scratch_type(r)))
+        scope.emit(f"tl.store({prefix}{r.id}{offset}, {start}, mask={flag})")
     scope.emit(f"tl.store({arrivals}{offset}, 0, mask={flag})")
 
 
 def finish(r: Node, scope: Scope, em: Emitter, value: str, value_type: str, count: str) -> None:
     """The reduction's value from its combined accumulator of type value_type (a mean divides by the count)."""
-    value += f" / {count}" if r.op.name == "mean" else ""
-    ty = compute_type(r.dtype)
+    value = r.op.lowering.finish.format(f"({value})", count=count)
+    ty = TRITON.compute_type(r.dtype)
     scope.emit(f"v{r.id} = {value if value_type == ty else f'({value}).to({ty})'}  # {r.op.name} at {r.where}")
     em.reduced[r] = f"v{r.id}"
 
@@ -165,44 +165,22 @@ def _loop(row: Scope, tag: str, rank: int, dims: tuple, cols: tuple, hoist) -> S
     return Scope(body, index, "cmask", tag, inner, parent=row, hoist=hoist)
 
 
-def stages(group: Group) -> dict[Node, int]:
-    """Per member: how many reductions deep it is (0: needs none; a reduction: 1 + its input's stage)."""
-    stage: dict[Node, int] = {}
-    members = set(group.nodes)
-    for n in group.nodes:
-        deps = [stage[b] for x in n.inputs if isinstance(x, Node) for b in [view_chain(x)[0]] if b in members]
-        stage[n] = max(deps, default=0) + (1 if lowering(n) == "reduction" else 0)
-    return stage
-
-
-def splits(group: Group) -> bool:
-    """Can a row be cut into chunks? Only if one stage of reductions reads it and no value stored per element
-    needs their results (softmax cannot: its write-back needs the whole row's max and sum). Memoised: launches ask."""
-    if group not in _SPLITS:
-        stage = stages(group)
-        per_element = [n for n in group.nodes if lowering(n) != "reduction" and n not in group.outer_deps and
-                       any(group.canon[n][d] != 1 for d in group.dims)]
-        _SPLITS[group] = all(stage[n] == 1 for n in group.nodes if lowering(n) == "reduction" and
-                             n not in group.outer) and all(stage[n] == 0 for n in per_element)
-    return _SPLITS[group]
-
-
 def launch_ints(group: Group) -> list[str]:
     """The integer arguments a kernel takes beyond the sizes and strides."""
-    return ["rows_per_program"] * bool(group.outer) + ["chunk"] * splits(group)
+    return ["rows_per_program"] * bool(group.global_reductions) + ["chunk"] * group.splittable
 
 
 def scratch(group: Group) -> dict[str, tuple[str, Node | None]]:
     """The scratch buffers the atomics combine into: name -> (dtype, the reduction it holds or None for a counter)."""
     buffers = {}
-    if splits(group):
+    if group.splittable:
         for r in group.nodes:
-            if lowering(r) == "reduction" and r not in group.outer:
+            if lowering(r) == "reduction" and r not in group.global_reductions:
                 buffers[f"row_part{r.id}"] = (scratch_type(r), r)
         buffers["row_arrivals"] = ("int32", None)
-    for r in group.outer:
+    for r in group.global_reductions:
         buffers[f"total_part{r.id}"] = (scratch_type(r), r)
-    if group.outer:
+    if group.global_reductions:
         buffers["arrivals"] = ("int32", None)
     return buffers
 
@@ -230,10 +208,11 @@ def launch_grid(group: Group, space: tuple, block: int) -> tuple[tuple, dict]:
     more rows than that, so fewer atomics meet on one address."""
     n_inner = math.prod(space[d] for d in group.dims)
     n_rows = math.prod(space) // n_inner
-    chunk = -(-n_inner // max(1, min(-(-n_inner // MIN_CHUNK), -(-PROGRAMS // n_rows)))) if splits(group) else n_inner
+    chunks = max(1, min(-(-n_inner // MIN_CHUNK), -(-PROGRAMS // n_rows)))
+    chunk = -(-n_inner // chunks) if group.splittable else n_inner
     chunk = -(-chunk // block) * block
     chunks = -(-n_inner // chunk)
-    rows_per_program = -(-n_rows // max(1, PROGRAMS // chunks)) if group.outer else 1
+    rows_per_program = -(-n_rows // max(1, PROGRAMS // chunks)) if group.global_reductions else 1
     ints = {"rows_per_program": rows_per_program, "chunk": chunk}
     return (-(-n_rows // rows_per_program), chunks), {k: ints[k] for k in launch_ints(group)}
 
@@ -259,21 +238,12 @@ def scratch_buffers(step, n_rows: int, device) -> list:
     short for n_rows: kernels put back what they use, so a launch needs no fill."""
     import torch
 
-    held = step.__dict__.setdefault("scratch", {})
+    held = step.scratch
     if device not in held or held[device][0] < n_rows:
         buffers = []
         for name, (ty, r) in scratch(step.group).items():
-            buffers.append(torch.full((n_rows if name.startswith("row_") else 1,), 0 if r is None else identity(r, ty),
+            start = 0 if r is None else reduction_identity(r, ty)
+            buffers.append(torch.full((n_rows if name.startswith("row_") else 1,), start,
                                       dtype=getattr(torch, ty), device=device))
         held[device] = (n_rows, buffers)
     return held[device][1]
-
-
-def identity(r: Node, ty: str) -> float | int | bool:
-    """r's identity in type ty (a tl type's name): +-inf for floats, the type's bounds for integers."""
-    value = ATOMIC[r.op.triton][1]
-    if ty.startswith("float") or value == 0:
-        return value
-    if ty == "int1":
-        return value > 0
-    return int(np.iinfo(ty).max if value > 0 else np.iinfo(ty).min)

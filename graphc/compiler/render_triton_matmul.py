@@ -6,8 +6,9 @@ import math
 
 from ..state import STATE
 from . import cache
-from .codegen import Emitter, Scope, compute_type, kernel_name, signature, split_index, storage_type, template
 from .fusion import Group
+from .kernel import Emitter, Scope, kernel_name, split_index
+from .render_triton import TRITON, signature, template
 
 BLOCKS = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}
 
@@ -22,8 +23,9 @@ def generate(group: Group, em: Emitter):
         index.append(f"    {op}_batch = " + (" + ".join(f"{b} * {op}_b{d}" for d, b in enumerate(batch)) or "0"))
     lines: list[str] = []
     scope = Scope(lines, [*batch, "rm[:, None]", "rn[None, :]"], "mask", "")
-    ty = compute_type(mm.dtype)
-    cast = "" if storage_type(mm.dtype) == ty == "tl.float32" else f".to({storage_type(mm.dtype)}).to({ty})"
+    ty = TRITON.compute_type(mm.dtype)
+    storage = TRITON.storage_type(mm.dtype)
+    cast = "" if storage == ty == "tl.float32" else f".to({storage}).to({ty})"
     scope.emit(f"v{mm.id} = acc{cast}  # {mm.op.name} at {mm.where}")
     em.reduced[mm] = f"v{mm.id}"
     for n in group.outputs:
