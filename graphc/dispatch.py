@@ -137,12 +137,23 @@ def _refusal(op: Op, e: Exception, inputs: tuple) -> Exception:
     return op_error(op.name, str(e), inputs, type(e) if type(e) is not ValueError else RuntimeError)
 
 
+def weak_scalars(arrays: list, want) -> list:
+    """0-d float arrays beside a dimensioned one as Python numbers, which numpy treats as weak: torch's promotion,
+    where a 0-d float64 tensor does not widen a float32 tensor's op (numpy would compute it in float64)."""
+    if not any(type(a) is np.ndarray and a.ndim for a in arrays):
+        return arrays
+    return [a.item() if type(a) is np.ndarray and not a.ndim and a.dtype.kind == "f" and a.dtype != want else a
+            for a in arrays]
+
+
 def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inputs: tuple,
                 low_precision: bool = False) -> np.ndarray:
     """Run the numpy implementation; float16/bfloat16 compute in float32 and round once, as torch does on CPU."""
     if low_precision and op.category != VIEW:
         arrays = [a.astype(np.float32) if type(a) is np.ndarray and a.dtype.itemsize == 2 and a.dtype.kind in "fV"
                   else a for a in arrays]
+    if op.category == ELEMENTWISE and len(arrays) > 1 and out_dtype.is_floating_point:
+        arrays = weak_scalars(arrays, out_dtype.np)
     try:
         out = op.forward(*arrays, **attrs)
     except (ValueError, TypeError, IndexError) as e:
@@ -195,8 +206,12 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
                 low_precision = True
         else:
             arrays.append(x)
-    data = _run_cuda(op, inputs, attrs) if on_cuda else run_forward(op, arrays, attrs, out_dtype, inputs,
-                                                                         low_precision)
+    if on_cuda:
+        data = _run_cuda(op, inputs, attrs)
+    elif STATE.cpu_runner is not None and STATE.cpu_runner.takes(op, arrays):
+        data = STATE.cpu_runner(op, inputs, attrs)  # a native kernel once built (graphc.compiler.eager_kernels)
+    else:
+        data = run_forward(op, arrays, attrs, out_dtype, inputs, low_precision)
     out = Tensor._make(data, out_dtype)
     if op.category is VIEW and shares_memory(data, arrays[0]):  # a view shares its input's version counter too
         out._view = (inputs[0], op, inputs[1:], attrs)

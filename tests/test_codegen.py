@@ -16,7 +16,7 @@ import graphc
 from graphc import dtypes
 from graphc.compiler import cache, codegen, runtime
 from graphc.compiler.codegen import plan_kernels
-from graphc.compiler.eager_cuda import EagerRunner
+from graphc.compiler.eager_kernels import EagerRunner
 from graphc.state import STATE
 from graphc.tensor import Tensor
 

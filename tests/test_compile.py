@@ -327,7 +327,7 @@ def test_check_mode_names_a_divergent_step(monkeypatch):
         steps[-1].run = wrong
         return steps
     monkeypatch.setattr(sys.modules["graphc.compiler.compile"], "numpy_steps", broken)
-    f = graphc.compile(lambda x: x.exp() * 3, mode="check")
+    f = graphc.compile(lambda x: x.exp() * 3, backend="numpy", mode="check")
     with pytest.raises(CheckError, match="mul"):
         f(graphc.ones(2))
 

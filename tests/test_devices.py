@@ -11,7 +11,7 @@ import torch
 from conftest import assert_close
 
 import graphc
-from graphc.compiler.eager_cuda import EagerRunner
+from graphc.compiler.eager_kernels import EagerRunner
 from graphc.state import STATE
 from graphc.tensor import Tensor
 

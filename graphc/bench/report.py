@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-TARGET_TITLES = {"cpu": 'CPU (graphc backend "numpy")', "gpu": 'GPU (graphc backend "triton")'}
+TARGET_TITLES = {"cpu": 'CPU (graphc backend "auto": native C kernels)', "gpu": 'GPU (graphc backend "triton")'}
 
 
 def _num(value, fmt: str = ".3g") -> str:

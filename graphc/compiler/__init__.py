@@ -4,7 +4,7 @@ the runtime (runtime.py); compile.py ties them together with guards and caches, 
 Ops declare their lowering (graphc.dispatch.Lowering); lowering.py and views.py read it."""
 from __future__ import annotations
 
-from . import eager_cuda  # noqa: F401  (sets STATE.cuda_runner: eager ops on CUDA tensors run through the codegen)
+from . import eager_kernels  # noqa: F401  (sets STATE.cuda_runner: eager ops on CUDA tensors run through the codegen)
 from .capture import CaptureError, GraphBreakError
 from .compile import CheckError, CompiledFunction, compile, reset
 from .explain import Report, explain

@@ -31,7 +31,7 @@ from .runtime import Runtime, memory, numpy_steps, propagate_shapes, reference_v
 from .scalars import FLOATS, ScalarInputs
 from .state_guard import ArgumentGuard, StateGuard, plain_object
 
-BACKENDS = ("auto", "triton", "interpret", "numpy")
+BACKENDS = ("auto", "triton", "interpret", "cpu", "numpy")
 MODES = ("default", "max-autotune", "eager", "check")
 MAX_ENTRIES = 8  # cached traces per function (torch.compile's cache_size_limit); then a miss runs eagerly
 SCALARS = (int, float, bool, str, type(None), complex)
@@ -49,9 +49,16 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def default_cpu_backend() -> str:
+    """What backend='auto' runs CPU tensors with: 'cpu' (native kernels) where a C compiler is found, else 'numpy'."""
+    from .native import compiler
+
+    return "cpu" if compiler() is not None else "numpy"
+
+
 def plan_steps(graph: Graph, backend: str, mode: str) -> Steps:
-    """The steps for a graph: one numpy step per op for the numpy backend; fused Triton kernels (and numpy
-    fallbacks) from the codegen module for 'triton' and 'interpret'."""
+    """The steps for a graph: one numpy step per op for the numpy backend; fused kernels (and numpy fallbacks) from
+    the codegen module for 'triton', 'interpret' and 'cpu'."""
     if backend == "numpy":
         return numpy_steps(graph)
     from .codegen import plan_kernels
@@ -685,7 +692,7 @@ class CompiledFunction:
     def _backend_for(self, sources: list[Tensor]) -> str:
         if self.backend != "auto":
             return self.backend
-        return "triton" if any(type(t._data) is not np.ndarray for t in sources) else "numpy"
+        return "triton" if any(type(t._data) is not np.ndarray for t in sources) else default_cpu_backend()
 
     def _plan(self, graph: Graph, sources: list[Tensor]) -> Runtime:
         """Optimize a graph and build its plan; a failure is a CaptureError naming the backend."""

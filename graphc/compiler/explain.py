@@ -74,10 +74,21 @@ class Report:
         unfused = [s for g in graphs for s in unfused_steps(g)]
         self.fusion_notes = list(dict.fromkeys(r for plan in plans for r in plan.reasons))
         self.num_kernels = len(self.kernels)
+        self._c_source: str | None = None
         self.num_unfused_kernels = sum(1 for s in unfused if s.role == "kernel")
         self.bytes_moved = step_bytes(steps)
         self.bytes_moved_unfused = step_bytes(unfused)
         self.bytes_ideal = sum(ideal_bytes(g) for g in graphs)
+
+    @property
+    def c_source(self) -> str:
+        """The same kernels rendered as C for the cpu backend: one translation unit (rendered, not compiled)."""
+        if self._c_source is None:
+            from . import render_c
+
+            kernels = [render_c.generate(k.group) for k in self.kernels]
+            self._c_source = render_c.render_unit(kernels, [k.name for k in kernels])
+        return self._c_source
 
     def __str__(self) -> str:
         lines = [f"graphc.explain({self.name}): {len(self.graphs)} graph(s), {len(self.graph_breaks)} graph break(s)"]

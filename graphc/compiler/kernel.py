@@ -31,6 +31,7 @@ class Dialect:
         raise NotImplementedError
 
     def literal(self, value, ty: str | None = None) -> str:
+        """value (a Python scalar) as a literal; ty: the compute type of the operation it is an operand of."""
         raise NotImplementedError
 
     def cast(self, value: str, ty: str) -> str:
@@ -43,6 +44,9 @@ class Dialect:
     def round(self, value: str, dt: dtypes.dtype) -> str:
         """value (of dt's compute type) rounded to dt's storage precision and widened back."""
         raise NotImplementedError
+
+    def binary(self, op: str, a: str, b: str, ty: str) -> str:
+        return f"({a} {op} {b})"
 
     def call(self, name: str, args: list[str], constants: list[bool], ty: str) -> str:
         return self.calls[name].format(*args)
@@ -71,7 +75,7 @@ def parse(expr: str) -> ast.expr:
 
 def render(expr: str, operands: list[str], constants: list[bool], attrs: dict, dialect: Dialect, ty: str) -> str:
     """A Lowering.expr in the dialect: operands are rendered values (constants[i]: operand i is a literal), attrs
-    Python values."""
+    Python values; ty is the type the operation computes in."""
     def walk(e: ast.expr) -> tuple[str, bool]:  # (text, whether it is made of literals only)
         if isinstance(e, ast.Name):
             if e.id in ("inf", "nan"):
@@ -79,18 +83,18 @@ def render(expr: str, operands: list[str], constants: list[bool], attrs: dict, d
             key = e.id[1:]
             if key.isdigit():
                 return operands[int(key)], constants[int(key)]
-            return f"({dialect.literal(attrs[key])})", True
+            return f"({dialect.literal(attrs[key], ty)})", True
         if isinstance(e, ast.Constant):
-            return dialect.literal(e.value), True
+            return dialect.literal(e.value, ty), True
         if isinstance(e, ast.UnaryOp):
             text, const = walk(e.operand)
             return f"(-{text})", const
         if isinstance(e, ast.BinOp):
             (a, ca), (b, cb) = walk(e.left), walk(e.right)
-            return f"({a} {OPERATORS[type(e.op)]} {b})", ca and cb
+            return dialect.binary(OPERATORS[type(e.op)], a, b, ty), ca and cb
         if isinstance(e, ast.Compare):
             (a, ca), (b, cb) = walk(e.left), walk(e.comparators[0])
-            return f"({a} {OPERATORS[type(e.ops[0])]} {b})", ca and cb
+            return dialect.binary(OPERATORS[type(e.ops[0])], a, b, ty), ca and cb
         args = [walk(a) for a in e.args]
         return dialect.call(e.func.id, [a for a, _ in args], [c for _, c in args], ty), all(c for _, c in args)
     return walk(parse(expr))[0]
@@ -122,10 +126,12 @@ class Emitter:
     """Turns a group's nodes into code of one dialect: memory reads through strides, members through their
     lowering expressions."""
 
-    def __init__(self, group: Group, dialect: Dialect):
+    def __init__(self, group: Group, dialect: Dialect, loads: list[tuple] | None = None,
+                 outputs: list[Node] | None = None):
+        """loads/outputs: what the kernel reads through strides and stores (default: the group's)."""
         self.group, self.dialect = group, dialect
-        self.loads = {x: f"in{i}" for i, x in enumerate(group.kernel_loads())}
-        self.outputs = {n: f"out{i}" for i, n in enumerate(group.outputs)}
+        self.loads = {x: f"in{i}" for i, x in enumerate(group.kernel_loads() if loads is None else loads)}
+        self.outputs = {n: f"out{i}" for i, n in enumerate(group.outputs if outputs is None else outputs)}
         self.rank = len(group.space)
         self.reduced: dict[Node, str] = {}  # reduction nodes -> their per-row result variable
 
@@ -145,7 +151,7 @@ class Emitter:
     def value(self, x, scope: Scope, consumer: Node | None = None) -> str:
         """The expression for operand x (a node or a Python scalar) of consumer in scope, emitting what it needs."""
         if not isinstance(x, Node):
-            return self.dialect.literal(x)
+            return self.dialect.literal(x, None if consumer is None else self.operation_type(consumer))
         key = load_key(self.group, x, consumer)
         if key in self.loads:
             var = scope.lookup(key)
@@ -168,6 +174,14 @@ class Emitter:
             scope.memo[x] = var
         return var
 
+    def operation_type(self, n: Node) -> str:
+        """The type n's operation computes in: its result's compute type, or for a predicate (a comparison) the
+        promoted type of its operands, as torch compares a float32 tensor with 0.1 in float32."""
+        low = n.op.lowering
+        dt = n.dtype if n.dtype.is_floating_point or low is None or low.reduce is not None else \
+            dtypes.result_type(*n.inputs)
+        return self.dialect.compute_type(dt)
+
     def member(self, n: Node, scope: Scope) -> str:
         """Emit one pointwise member (a reduction over no dims is a copy) and return its variable."""
         d, low = self.dialect, n.op.lowering
@@ -184,7 +198,7 @@ class Emitter:
                 v = d.cast(v, ty)
             operands.append(v)
         attrs = {k: low.defaults.get(k) if v is None else v for k, v in n.attrs.items()}
-        text = render(expr, operands, [not isinstance(x, Node) for x in n.inputs], attrs, d, ty)
+        text = render(expr, operands, [not isinstance(x, Node) for x in n.inputs], attrs, d, self.operation_type(n))
         var = f"v{n.id}{scope.tag}"
         where = f"  {d.comment} {n.op.name} at {n.where}" if n.where else f"  {d.comment} {n.op.name}"
         used = [x for x, v in zip(n.inputs, operands) if isinstance(x, Node) and v]

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import dtypes
-from ..dispatch import VIEW, run_forward
+from ..dispatch import ELEMENTWISE, VIEW, run_forward
 from ..dtypes import LOW_PRECISION
+from ..ops.matmul import matmul
 from ..tensor import from_torch, to_torch
 from . import cache
 from .ir import Graph, Meta, Node
@@ -45,15 +46,16 @@ def _compile_call(node: Node):
     inputs = node.inputs
     kinds = tuple(type(x) is Node for x in inputs)
     low = node.op.category != VIEW and any(type(x) is Node and x.dtype in LOW_PRECISION for x in inputs)
+    weak = weak_operands(node)
 
     def finish(out) -> np.ndarray:
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         return out if out.dtype is want or out.dtype == want else out.astype(want)
 
-    if low:
+    if low or weak:
         def run(values: dict) -> None:
-            args = [values[x] if is_node else x for is_node, x in zip(kinds, inputs)]
+            args = [values[x].item() if x in weak else values[x] if is_node else x for is_node, x in zip(kinds, inputs)]
             values[node] = finish(fn(*[a.astype(np.float32) if type(a) is np.ndarray and a.dtype.itemsize == 2 and
                                        a.dtype.kind in "fV" else a for a in args]))
     elif kinds == (True,):
@@ -80,6 +82,17 @@ def _compile_call(node: Node):
         def run(values: dict) -> None:
             values[node] = finish(fn(*[values[x] if is_node else x for is_node, x in zip(kinds, inputs)]))
     return run
+
+
+def weak_operands(node: Node) -> set[Node]:
+    """The 0-d floating operands of an elementwise node that must not widen it (torch's promotion: a 0-d tensor
+    does not change the dtype of a float tensor it meets, as float64 Adam bias corrections do not widen float32
+    moments); they are passed as Python numbers, which numpy also treats as weak."""
+    if node.op.category != ELEMENTWISE or not node.dtype.is_floating_point or \
+            not any(type(x) is Node and x.shape != () for x in node.inputs):
+        return set()
+    return {x for x in node.inputs if type(x) is Node and x.shape == () and x.dtype.is_floating_point
+            and x.dtype is not node.dtype}
 
 
 def memory(node: Node) -> Node:
@@ -264,13 +277,13 @@ def as_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
-class TritonKernelStep(Step):
-    """One launch of a generated Triton kernel computing a fused group; .kind is the group's kind."""
+class KernelStep(Step):
+    """One launch of a generated kernel computing a fused group; .kind is the group's kind, .source its code.
+    Subclasses launch through a renderer's runtime (TritonKernelStep, CKernelStep)."""
 
     role = "kernel"
 
-    def __init__(self, group: Group, source: str, name: str, backend: str, mode: str, template, signature: dict,
-                 constexprs: dict):
+    def __init__(self, group: Group, source: str, name: str, backend: str):
         reads = []
         for x, _ in group.loads:
             base = view_chain(x)[0]
@@ -278,14 +291,63 @@ class TritonKernelStep(Step):
                 reads.append(base)
         super().__init__(reads, list(group.outputs), list(group.nodes))
         self.group, self.kind, self.source, self.name, self.backend = group, group.kind, source, name, backend
+        self.relations = size_relations(group, ShapesAtPlanTime())
+        self._fits: tuple = (None, True)  # (the shapes dict last checked, whether it kept the relations)
+        self._by_op = [FallbackStep(node, "", backend) for node in group.nodes]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.kind} {self.name}>"
+
+    def fits(self, shapes: dict) -> bool:
+        """Do this call's sizes keep what the fusion relied on (else the group runs op by op)?"""
+        if self._fits[0] is not shapes:  # the runtime hands the same dict while input shapes stay the same
+            self._fits = (shapes, size_relations(self.group, shapes) == self.relations)
+        return self._fits[1]
+
+    def run_numpy(self, values: dict, shapes: dict) -> None:
+        """The group op by op with numpy: for a call whose sizes break what the fusion relied on (a dim that becomes
+        1, or stops being 1, changes what broadcasting means; two sizes equal by coincidence at plan time differ),
+        and for the cpu backend's first calls, while its native kernels build."""
+        local = dict(values)
+        for step in self._by_op:
+            step(local, shapes)
+        for n in self.writes:
+            values[n] = local[n]
+
+    def operands(self, values: dict, shapes: dict, convert) -> dict:
+        """Each load's array (converted by convert) seen through its views, keyed like group.loads."""
+        raw = {}
+        for x, consumer in self.group.loads:
+            base, chain = view_chain(x)
+            raw[x, consumer] = view_through(convert(values[base]), chain, shapes)
+        return raw
+
+    def output_view(self, buf, n: Node, space: tuple, shapes: dict):
+        """Output n's buffer as the kernel writes it: through a stored permutation, placed in the space."""
+        for v in reversed(self.group.permuted.get(n, [])):
+            buf = buf.transpose(tuple(np.argsort(v.attrs["dims"]).tolist())) if type(buf) is np.ndarray else \
+                buf.permute(tuple(np.argsort(v.attrs["dims"]).tolist()))
+        return self.place(buf, n if n in self.group.row_indexed else None, space, shapes)
+
+    def place(self, t, consumer: Node | None, space: tuple, shapes: dict):
+        """t as an array of the iteration space's shape (stride 0 where it does not vary); a per-row consumer's
+        operand (or output) has the kept dims of the space."""
+        if consumer is None:
+            return broadcast_to(t, space)
+        dims = self.group.dims
+        t = broadcast_to(t, tuple(shapes[consumer]))
+        return broadcast_to(t.reshape([1 if d in dims else s for d, s in enumerate(space)]), space)
+
+
+class TritonKernelStep(KernelStep):
+    """One launch of a generated Triton kernel (on CUDA tensors, or under the interpreter)."""
+
+    def __init__(self, group: Group, source: str, name: str, backend: str, mode: str, template, signature: dict,
+                 constexprs: dict):
+        super().__init__(group, source, name, backend)
         self.mode, self.template, self.signature, self.constexprs = mode, template, signature, constexprs
         self.tuned: dict[tuple, dict] = {}  # max-autotune: the fastest config per iteration space
         self.scratch: dict = {}  # per device: scratch buffers of a kernel combining partial results with atomics
-        self.relations = size_relations(group, ShapesAtPlanTime())
-        self._fits: tuple = (None, True)  # (the shapes dict last checked, whether it kept the relations)
-
-    def __repr__(self) -> str:
-        return f"<TritonKernelStep {self.kind} {self.name}>"
 
     def ptx(self, arch: int = 90) -> str:
         """PTX for this kernel on sm_<arch>, compiled ahead of time (no GPU needed)."""
@@ -298,15 +360,10 @@ class TritonKernelStep(Step):
         import torch
 
         g = self.group
-        if self._fits[0] is not shapes:  # the runtime hands the same dict while input shapes stay the same
-            self._fits = (shapes, size_relations(g, shapes) == self.relations)
-        if not self._fits[1]:
+        if not self.fits(shapes):
             return self.run_numpy(values, shapes)
         space = tuple(shapes[g.anchor])
-        raw = {}
-        for x, consumer in g.loads:
-            base, chain = view_chain(x)
-            raw[x, consumer] = view_through(as_torch(values[base], self.backend), chain, shapes)
+        raw = self.operands(values, shapes, lambda v: as_torch(v, self.backend))
         loads = [self.place(raw[key], key[1], space, shapes) for key in g.kernel_loads()]
         outs, out_views = [], []
         for n in g.outputs:
@@ -314,9 +371,7 @@ class TritonKernelStep(Step):
             buf = (torch.from_numpy(np.empty(shape, n.dtype.np)) if self.backend == "interpret"
                    else torch.empty(shape, dtype=torch_dtype(n.dtype), device="cuda"))
             outs.append(buf)
-            for v in reversed(g.permuted.get(n, [])):
-                buf = buf.permute(tuple(np.argsort(v.attrs["dims"]).tolist()))
-            out_views.append(self.place(buf, n if n in g.row_indexed else None, space, shapes))
+            out_views.append(self.output_view(buf, n, space, shapes))
         if all(s > 0 for s in space):
             self.pick(space, lambda config: self.template.launch(self, loads, out_views, space, raw,
                                                                  dict(config, enable_fp_fusion=cache.FP_FUSION)))
@@ -333,23 +388,59 @@ class TritonKernelStep(Step):
             self.tuned[space] = min(configs, key=lambda config: gpu_ms(lambda: run(config)))
         run(self.tuned[space])
 
-    def run_numpy(self, values: dict, shapes: dict) -> None:
-        """The group op by op with numpy: for a call whose sizes break what the fusion relied on (a dim that becomes
-        1, or stops being 1, changes what broadcasting means; two sizes equal by coincidence at plan time differ)."""
-        local = dict(values)
-        for node in self.nodes:
-            FallbackStep(node, "", self.backend)(local, shapes)
-        for n in self.writes:
-            values[n] = local[n]
 
-    def place(self, t, consumer: Node | None, space: tuple, shapes: dict):
-        """t as a tensor of the iteration space's shape (stride 0 where it does not vary); a per-row consumer's
-        operand (or output) has the kept dims of the space."""
-        if consumer is None:
-            return broadcast_to(t, space)
-        dims = self.group.dims
-        t = broadcast_to(t, tuple(shapes[consumer]))
-        return t.reshape([1 if d in dims else s for d, s in enumerate(space)]).expand(space)
+class CKernelStep(KernelStep):
+    """One call of a native C kernel (the cpu backend) on numpy arrays. Until the plan's library is built (in the
+    background, from the plan's second run on) the group runs op by op with numpy; a failed build leaves it there,
+    with one warning. A matmul group's product comes from BLAS (numpy), its epilogue from the kernel."""
+
+    def __init__(self, kernel, library):
+        super().__init__(kernel.group, kernel.source, kernel.name, "cpu")
+        self.kernel, self.library = kernel, library
+        self._function = None
+        self._runs = 0
+
+    def __call__(self, values: dict, shapes: dict) -> None:
+        function = self._function
+        if function is None:
+            functions = self.library.functions
+            if functions is None or not self.fits(shapes):
+                self._runs += 1
+                if self._runs == 2:
+                    self.library.request()
+                if self.library.error is not None:
+                    from .native import notice
+
+                    notice(self.library)
+                return self.run_numpy(values, shapes)
+            function = self._function = functions[self.name]
+        elif not self.fits(shapes):
+            return self.run_numpy(values, shapes)
+        g, k = self.group, self.kernel
+        space = tuple(shapes[g.anchor])
+        raw = self.operands(values, shapes, np.asarray)
+        if k.product is not None:
+            raw[k.product, None] = product = blas_matmul(raw[k.product.inputs[0], None],
+                                                         raw[k.product.inputs[1], None], k.product.dtype)
+            if k.product in g.outputs:
+                values[k.product] = product
+        arrays = [self.place(raw[key], key[1], space, shapes) for key in k.loads]
+        outs = [np.empty(tuple(shapes[n]), n.dtype.np) for n in k.outputs]
+        arrays += [self.output_view(buf, n, space, shapes) for n, buf in zip(k.outputs, outs)]
+        if outs and all(s > 0 for s in space):
+            pointers = np.array([a.__array_interface__["data"][0] for a in arrays], np.uint64)
+            ints = np.array([*space, *(s // a.itemsize for a in arrays for s in a.strides)], np.int64)
+            function(pointers.ctypes.data, ints.ctypes.data)
+        for n, buf in zip(k.outputs, outs):
+            values[n] = buf
+
+
+def blas_matmul(a: np.ndarray, b: np.ndarray, dtype: dtypes.dtype) -> np.ndarray:
+    """a @ b with BLAS (the matmul op's numpy implementation); fp16/bf16 operands are multiplied in fp32 and the
+    product rounded once, as torch does."""
+    if dtype.is_low_precision:
+        return matmul.forward(a.astype(np.float32), b.astype(np.float32)).astype(dtype.np)
+    return matmul.forward(a, b)
 
 
 def gpu_ms(run, repeats: int = 5) -> float:
@@ -392,6 +483,9 @@ def size_relations(group: Group, shapes: dict) -> tuple:
 
 
 def broadcast_to(t, space: tuple):
+    """A numpy array or torch tensor t broadcast to the shape space (stride 0 where it does not vary)."""
+    if type(t) is np.ndarray:
+        return np.broadcast_to(t, space)
     return t[(None,) * (len(space) - t.ndim)].expand(space)
 
 

@@ -20,7 +20,6 @@ from ..ops.elementwise import (
     abs,
     clamp,
     eq,
-    erf,
     exp,
     gt,
     log,
@@ -102,7 +101,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x * Phi(x) with the exact erf form, or torch's tanh approximation (approximate='tanh')."""
     if approximate == "none":
-        return input * (erf(input * (1 / math.sqrt(2))) + 1) * 0.5
+        return elementwise.gelu(input)
     if approximate == "tanh":
         return input * (tanh((input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)) + 1) * 0.5
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")

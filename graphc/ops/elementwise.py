@@ -218,6 +218,27 @@ erf = _unary(
 )
 
 
+def _gelu_forward(x):
+    """x * Phi(x) = x * (1 + erf(x / sqrt 2)) / 2, in place on one temporary (five passes, one allocation)."""
+    out = np.multiply(x, 1 / math.sqrt(2))
+    scipy.special.erf(out, out=out)
+    out += 1
+    out *= x
+    out *= 0.5
+    return out
+
+
+def _gelu_backward(c, g):
+    """d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density (torch's gelu backward)."""
+    x = c.inputs[0]
+    cdf = (erf(x * (1 / math.sqrt(2))) + 1) * 0.5
+    return (g * (cdf + x * exp(x * x * -0.5) * (1 / math.sqrt(2 * math.pi))),)
+
+
+gelu = op("gelu", ELEMENTWISE, floating, backward=_gelu_backward, saves=(0,),
+          lowering=Lowering("{0} * (erf({0} * 0.7071067811865476) + 1) * 0.5"))(_gelu_forward)
+
+
 def _where_infer(cond, a, b):
     if not isinstance(cond, Tensor) and not hasattr(cond, "shape"):
         raise TypeError("where: condition must be a tensor")

@@ -1,9 +1,14 @@
-"""Eager ops on CUDA tensors: each op runs as a one-node graph through the same fusion and codegen as compiled code.
+"""Eager ops through generated kernels: each op runs as a one-node graph through the same fusion and codegen as
+compiled code.
 
 graphc.dispatch hands every op with CUDA operands to STATE.cuda_runner (an EagerRunner, set when graphc.compiler is
 imported) and records autograd itself, so backward rules (graphc ops) run the same way. A plan is built once per op,
 attrs, scalar operands and each tensor operand's dtype and size-1 dims, and reused for every other size. Views
-share storage as in torch; ops without a Triton lowering run as numpy fallback steps (a host round trip)."""
+share storage as in torch; ops without a Triton lowering run as numpy fallback steps (a host round trip).
+
+On CPU, where a C compiler works, STATE.cpu_runner runs large ops with a lowering and only tensor operands (gelu,
+the steps of softmax) as one-node plans of the `cpu` backend: with numpy until their native kernel is built in the
+background, natively after (a scalar operand would bake one kernel per value, so those ops stay on numpy)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,22 +16,33 @@ import numpy as np
 from ..dispatch import Op
 from ..state import STATE
 from ..tensor import Tensor, to_torch
+from . import native
 from .ir import Graph
 from .plan import Plan
 from .runtime import Runtime
 from .views import apply_view
 
+NATIVE_MIN = 1 << 16  # elements from which an eager CPU op is worth a native kernel (below, numpy's call is cheaper)
+
 
 class EagerRunner:
-    """Runs one op on torch tensors with the generated kernels of `backend`: "triton" for CUDA tensors, or
-    "interpret" for CPU torch tensors under Triton's interpreter (how CI checks this path without a GPU)."""
+    """Runs one op with the generated kernels of `backend`: "triton" for CUDA tensors, "interpret" for CPU torch
+    tensors under Triton's interpreter (how CI checks this path without a GPU), or "cpu" for numpy arrays."""
 
     def __init__(self, backend: str = "triton"):
         self.backend = backend
         self.plans: dict[tuple, Runtime] = {}
 
+    def takes(self, op: Op, arrays: list) -> bool:
+        """For the cpu runner: whether an eager op goes here (a pointwise or reduction lowering, tensor operands
+        only, a large operand); the others run their numpy implementation directly."""
+        low = op.lowering
+        return (low is not None and (low.expr is not None or low.reduce is not None)
+                and all(type(a) is np.ndarray for a in arrays) and any(a.size >= NATIVE_MIN for a in arrays))
+
     def __call__(self, op: Op, inputs: tuple, attrs: dict):
-        """The result's storage (a torch tensor) of op applied to inputs (tensors on one device and scalars)."""
+        """The result's storage (a torch tensor, or a numpy array for "cpu") of op applied to inputs (tensors on one
+        device and scalars)."""
         storages = [x._data for x in inputs if type(x) is Tensor]
         if op.lowering is not None and op.lowering.view is not None:
             return apply_view(storages[0], op, attrs, op.infer(*inputs, **attrs)[0])
@@ -35,6 +51,8 @@ class EagerRunner:
         if runtime is None:
             runtime = self.plans[key] = Runtime(Plan(*one_node_graph_and_steps(op, inputs, attrs, self.backend)))
         (out,) = runtime(storages)
+        if self.backend == "cpu":
+            return out
         return to_torch(np.require(out, requirements="C")) if type(out) is np.ndarray else out
 
 
@@ -47,7 +65,7 @@ def plan_key(op: Op, inputs: tuple, attrs: dict) -> tuple:
 
 
 def one_node_graph_and_steps(op: Op, inputs: tuple, attrs: dict, backend: str) -> tuple[Graph, list]:
-    """The graph `inputs -> op -> output` and its Triton plan."""
+    """The graph `inputs -> op -> output` and its plan for backend."""
     from .codegen import plan_kernels
 
     graph = Graph()
@@ -59,3 +77,4 @@ def one_node_graph_and_steps(op: Op, inputs: tuple, attrs: dict, backend: str) -
 
 
 STATE.cuda_runner = EagerRunner("triton")
+STATE.cpu_runner = EagerRunner("cpu") if native.compiler() is not None else None

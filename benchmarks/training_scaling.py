@@ -1,0 +1,149 @@
+"""Training steps at realistic sizes on CPU: graphc.compile (backend 'auto': native C kernels where a C compiler
+works) against torch eager and torch.compile, at 1 and 2 threads, in one process with interleaved rounds (each
+round runs every contender once per thread count, so all see the same machine load; the fastest step is kept).
+
+- MLP 64-2048-2048-10, batch 512, Adam;
+- GPT: 2 pre-norm blocks (d 256, 4 heads, GELU MLP), sequence 128, batch 16, vocabulary 512, AdamW.
+
+    python benchmarks/training_scaling.py [--rounds 3] [--steps 5] [--threads 1,2]
+
+It also prints each contender's first call (graphc: capture, plan and the numpy tier, while the native kernels build
+in the background; torch.compile: Dynamo + Inductor) and checks that graphc and torch eager compute the same loss
+on the first step."""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+import graphc
+
+D, HEADS, SEQ, BATCH, VOCAB, BLOCKS = 256, 4, 128, 16, 512, 2
+
+
+def mlp(lib):
+    nn = lib.nn
+    return nn.Sequential(nn.Linear(64, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(), nn.Linear(2048, 10))
+
+
+def gpt(lib):
+    """A small GPT written once for both libraries (graphc mirrors torch's API)."""
+    nn, F = lib.nn, lib.nn.functional
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(D), nn.LayerNorm(D)
+            self.qkv, self.proj = nn.Linear(D, 3 * D), nn.Linear(D, D)
+            self.fc, self.out = nn.Linear(D, 4 * D), nn.Linear(4 * D, D)
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            q, k, v = (z.view(b, t, HEADS, D // HEADS).transpose(1, 2) for z in self.qkv(self.ln1(x)).chunk(3, -1))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.proj(y.transpose(1, 2).reshape(b, t, D))
+            return x + self.out(F.gelu(self.fc(self.ln2(x))))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(VOCAB, D), nn.Embedding(SEQ, D)
+            self.blocks = nn.ModuleList([Block() for _ in range(BLOCKS)])
+            self.ln, self.head = nn.LayerNorm(D), nn.Linear(D, VOCAB)
+
+        def forward(self, idx):
+            x = self.tok(idx) + self.pos(lib.arange(idx.shape[1]))
+            for block in self.blocks:
+                x = block(x)
+            return self.head(self.ln(x))
+
+    return GPT()
+
+
+def setup(name: str):
+    """(graphc model, torch model with the same weights, graphc optimizer, torch optimizer, graphc batch, torch batch,
+    loss function name)."""
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    build = mlp if name == "mlp" else gpt
+    tmodel, gmodel = build(torch), build(graphc)
+    gmodel.load_state_dict({k: graphc.tensor(v.detach().numpy()) for k, v in tmodel.state_dict().items()})
+    if name == "mlp":
+        x = rng.standard_normal((512, 64)).astype(np.float32)
+        y = rng.integers(0, 10, 512)
+        gopt, topt = graphc.optim.Adam(gmodel.parameters(), 1e-3), torch.optim.Adam(tmodel.parameters(), 1e-3)
+    else:
+        x = rng.integers(0, VOCAB, (BATCH, SEQ))
+        y = rng.integers(0, VOCAB, (BATCH, SEQ))
+        gopt = graphc.optim.AdamW(gmodel.parameters(), 3e-4)
+        topt = torch.optim.AdamW(tmodel.parameters(), 3e-4)
+    return gmodel, tmodel, gopt, topt, (graphc.tensor(x), graphc.tensor(y)), (torch.from_numpy(x), torch.from_numpy(y))
+
+
+def step_fn(lib, model, opt, compile_forward=None):
+    forward = compile_forward(model) if compile_forward else model
+    F = lib.nn.functional
+
+    def step(x, y):
+        opt.zero_grad()
+        logits = forward(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def timed(fn, *args) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn(*args)
+    float(out)
+    return time.perf_counter() - start, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="steps per contender per round (the fastest is kept)")
+    parser.add_argument("--threads", default="1,2")
+    args = parser.parse_args()
+    threads = [int(t) for t in args.threads.split(",")]
+    for name in ("mlp", "gpt"):
+        gmodel, tmodel, gopt, topt, gbatch, tbatch = setup(name)
+        _, tmodel_c, _, topt_c, _, _ = setup(name)
+        first_call = graphc.compile(step_fn(graphc, gmodel, gopt))  # default mode: numpy while kernels build
+        contenders = {"graphc compiled": (first_call, gbatch),
+                      "torch eager": (step_fn(torch, tmodel, topt), tbatch),
+                      "torch.compile": (step_fn(torch, tmodel_c, topt_c, torch.compile), tbatch)}
+        first = {}
+        for label, (fn, batch) in contenders.items():
+            first[label], loss = timed(fn, *batch)
+            print(f"{name}: {label} first call {first[label]:.2f} s (loss {float(loss):.5f})")
+        print(f"{name}: graphc's first call is {first['torch.compile'] / first['graphc compiled']:.0f}x faster than "
+              f"torch.compile's")
+        start = time.perf_counter()
+        steady = graphc.compile(step_fn(graphc, gmodel, gopt), mode="max-autotune")  # waits for the native build
+        timed(steady, *gbatch)
+        timed(steady, *gbatch)
+        print(f"{name}: graphc's native build (max-autotune waits for it) took {time.perf_counter() - start:.1f} s")
+        contenders["graphc compiled"] = (steady, gbatch)
+        best = {(label, t): float("inf") for label in contenders for t in threads}
+        for _ in range(args.rounds):
+            for t in threads:
+                with threadpool_limits(t):
+                    torch.set_num_threads(t)
+                    for label, (fn, batch) in contenders.items():
+                        for _ in range(args.steps):
+                            best[label, t] = min(best[label, t], timed(fn, *batch)[0])
+        for t in threads:
+            g, e, c = (best[label, t] for label in contenders)
+            print(f"{name} {t} thread(s): graphc compiled {g * 1e3:.1f} ms, torch eager {e * 1e3:.1f} ms, "
+                  f"torch.compile {c * 1e3:.1f} ms; compiled / torch eager {g / e:.2f}x, compiled / torch.compile "
+                  f"{g / c:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Native kernels for the `cpu` backend: a plan's C kernels (render_c.py) built by the system C compiler in a
+background thread and loaded with ctypes.
+
+The compiler is $CC, else `cc`. Flags: -O2 -march=native -fno-math-errno (so sqrt and the vector math calls
+inline; NaN and inf keep their meaning, unlike -ffast-math) -ffp-contract=off (each op rounds, as eagerly), plus
+-fopenmp and glibc's vector math library (-lmvec) when a probe build shows they work. A built library is cached
+on disk (GRAPHC_CACHE_DIR/native/) under a hash of its source, the compiler's --version, the flags and the CPU
+(the code is built for this CPU); an index file per plan names the library holding its kernels. The build is a
+subprocess, so the GIL stays free and the plan's first calls run with numpy meanwhile (runtime.CKernelStep). A
+plan's build starts when the plan runs a second time (a function called once never pays for a build, as a JIT
+compiles what is hot); mode="max-autotune" builds at once and waits. Plans that wait at the same time are built
+together, as one translation unit (one compiler start for the forward and backward of a step). A missing or
+failing compiler costs one warning; the plan then keeps running with numpy."""
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from functools import cache as once
+from pathlib import Path
+
+from . import cache
+
+# -O2: `omp simd` loops are vectorised at -O2 too, and building takes half as long as at -O3;
+# -ffp-contract=off: a * b + c rounds twice, as the eager ops do (a fused multiply-add would round once)
+BASE_FLAGS = ["-O2", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared"]
+PROBE = "#include <omp.h>\n#include <math.h>\nint graphc_probe(void) { return omp_get_max_threads(); }\n"
+# the math functions glibc's vector math library (libmvec) has simd versions of: since glibc 2.22, and since 2.35
+VECTOR_MATH = (("exp", "log", "sin", "cos", "pow"),
+               ("exp", "log", "sin", "cos", "pow", "expm1", "log1p", "tanh", "erf"))
+_libraries: dict[str, Library] = {}  # by the key of a plan's kernels
+_pending: list[Library] = []  # libraries waiting for the build thread
+_worker: threading.Thread | None = None
+_lock = threading.Lock()
+_noticed: set[str] = set()
+
+
+def compiler() -> str | None:
+    """The C compiler's path, or None when there is none."""
+    return shutil.which(os.environ.get("CC") or "cc")
+
+
+class NativeUnavailable(RuntimeError):
+    """The C compiler is missing or cannot build the kernels."""
+
+
+@once
+def probe() -> tuple[tuple | None, NativeUnavailable | None]:
+    """(the toolchain, None) or (None, why there is none): probed once per process."""
+    try:
+        return _toolchain(), None
+    except NativeUnavailable as e:
+        return None, e
+
+
+def toolchain() -> tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(compiler path, its --version, flags, libraries to link, math functions with vector versions);
+    NativeUnavailable when there is none."""
+    found, error = probe()
+    if error is not None:
+        raise error
+    return found
+
+
+def _toolchain() -> tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    cc = compiler()
+    if cc is None:
+        raise NativeUnavailable("no C compiler found (set CC or install cc)")
+    try:
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise NativeUnavailable(f"{cc} --version failed: {e}") from e
+    plain = "int graphc_probe(void) { return 0; }\n"
+    if not _builds(cc, plain, BASE_FLAGS, []):
+        raise NativeUnavailable(f"{cc} cannot build a shared library with {' '.join(BASE_FLAGS)}")
+    flags = BASE_FLAGS + ["-fopenmp"] * _builds(cc, PROBE, BASE_FLAGS + ["-fopenmp"], [])
+    libs = ["-lmvec", "-lm"] if _builds(cc, plain, flags, ["-lmvec", "-lm"]) else ["-lm"]
+    simd = ()
+    if "-fopenmp" in flags and "-lmvec" in libs:
+        simd = next((names for names in reversed(VECTOR_MATH) if _builds(cc, _vector_probe(names), flags, libs,
+                                                                         load=True)), ())
+    return cc, version, tuple(flags), tuple(libs), simd
+
+
+def _vector_probe(names: tuple[str, ...]) -> str:
+    """A library whose simd loops call the vector versions of these math functions (it loads only if libmvec has
+    them all)."""
+    from .render_c import simd_declarations
+
+    calls = " + ".join(f"{n}f(x[i]{', x[i]' if n == 'pow' else ''})" for n in names)
+    return (f"#include <math.h>\n{simd_declarations(names)}\nvoid graphc_probe(float *x, int n) {{\n"
+            f"#pragma omp simd\n  for (int i = 0; i < n; i++) x[i] = {calls};\n}}\n")
+
+
+def _builds(cc: str, source: str, flags: list[str], libs: list[str], load: bool = False) -> bool:
+    """Whether cc builds source into a shared library (and, when load, the library loads: its symbols resolve)."""
+    with tempfile.TemporaryDirectory(prefix="graphc-probe-") as tmp:
+        c, so = Path(tmp, "probe.c"), Path(tmp, "probe.so")
+        c.write_text(source)
+        try:
+            done = subprocess.run([cc, *flags, str(c), "-o", str(so), *libs], capture_output=True, timeout=120)
+            if load and done.returncode == 0:
+                ctypes.CDLL(str(so))
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return done.returncode == 0 and so.exists()
+
+
+@once
+def cpu_identity() -> str:
+    """What -march=native builds for: the machine and its CPU's feature flags."""
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")),
+                     "")
+    except OSError:
+        flags = ""
+    return f"{platform.machine()} {flags}"
+
+
+class Library:
+    """One plan's kernels. .functions maps kernel names to ctypes functions once built and loaded (None until
+    then); .error says why a build failed. Plans waiting at the same time are built together, as one translation
+    unit (one compiler run), by a background thread."""
+
+    def __init__(self, key: str, kernels: list):
+        self.key, self.kernels = key, kernels
+        self.functions: dict | None = None
+        self.error: str | None = None
+        self.done = threading.Event()
+        self.requested = False
+
+    def request(self) -> None:
+        """Queue the build (once) for the background thread."""
+        with _lock:
+            if not self.requested:
+                self.requested = True
+                _pending.append(self)
+                _start_worker()
+
+    def symbol(self, name: str) -> str:
+        """The kernel's exported name: unique across the plans a build combines."""
+        return f"{name}_{self.key[:12]}"
+
+    def wait(self) -> None:
+        self.done.wait()
+
+    def load(self, path: Path) -> None:
+        lib = ctypes.CDLL(str(path))
+        functions = {}
+        for kernel in self.kernels:
+            fn = getattr(lib, self.symbol(kernel.name))
+            fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_void_p], None
+            functions[kernel.name] = fn
+        self.functions = functions
+        self.done.set()
+
+    def fail(self, error: str) -> None:
+        self.error = error
+        self.done.set()
+
+
+def library(kernels: list, wait: bool) -> Library:
+    """The library of a plan's kernels (render_c.Kernel), loaded at once when an earlier build is on disk. Else it
+    is built when requested (Library.request; the runtime asks when the plan runs again), or now when wait."""
+    from .render_c import render_unit
+
+    key = cache.digest(render_unit(kernels, [k.name for k in kernels]))
+    with _lock:
+        lib = _libraries.get(key)
+        if lib is None:
+            lib = _libraries[key] = Library(key, kernels)
+            built = _built(key)
+            if built is not None:
+                try:
+                    lib.load(built)
+                    lib.requested = True
+                except (OSError, AttributeError):  # a stale library (another build, another C library): built anew
+                    pass
+    if wait:
+        lib.request()
+        lib.wait()
+    return lib
+
+
+def _built(key: str) -> Path | None:
+    """The cached shared library holding a plan's kernels, if an earlier build made one."""
+    try:
+        path = Path((cache.cache_dir() / "native" / f"{key}.index").read_text().strip())
+    except (OSError, UnicodeDecodeError):
+        return None
+    return path if path.is_file() else None
+
+
+def _start_worker() -> None:
+    global _worker
+    if _worker is None:
+        _worker = threading.Thread(target=_work, name="graphc-cc", daemon=True)
+        _worker.start()
+
+
+def _work() -> None:
+    """Build every waiting plan, together, until none waits."""
+    global _worker
+    while True:
+        with _lock:
+            batch = list(_pending)
+            _pending.clear()
+            if not batch:
+                _worker = None
+                return
+        _build_each(batch)
+
+
+def _build_each(batch: list[Library]) -> None:
+    """Build batch as one library; if that fails, each plan alone, so one failing plan keeps only itself on numpy."""
+    try:
+        path = _build(batch)
+        for lib in batch:
+            lib.load(path)
+    except Exception as e:  # noqa: BLE001 (any failure leaves these plans on numpy, with one notice)
+        if len(batch) > 1 and probe()[1] is None:
+            for lib in batch:
+                _build_each([lib])
+            return
+        for lib in batch:
+            lib.fail(f"{type(e).__name__}: {e}")
+
+
+def _build(batch: list) -> Path:
+    """Compile the plans of batch into one shared library (cached on disk); each plan's key points at it."""
+    from .render_c import render_unit
+
+    cc, version, flags, libs, simd = toolchain()
+    source = render_unit([k for lib in batch for k in lib.kernels],
+                         [lib.symbol(k.name) for lib in batch for k in lib.kernels], simd)
+    key = cache.digest(source, cc, version, " ".join(flags + libs), cpu_identity())
+    path = cache.cache_dir() / "native" / f"k{key}.so"
+    if not path.is_file():
+        with tempfile.TemporaryDirectory(prefix="graphc-cc-") as tmp:
+            c, so = Path(tmp, f"k{key}.c"), Path(tmp, f"k{key}.so")
+            c.write_text(source)
+            done = subprocess.run([cc, *flags, str(c), "-o", str(so), *libs], capture_output=True, text=True,
+                                  timeout=600)
+            if done.returncode != 0:
+                raise NativeUnavailable(f"{cc} failed: {done.stderr.strip()[-2000:]}")
+            path = cache.store(f"native/k{key}.so", so.read_bytes())
+    for lib in batch:
+        cache.store(f"native/{lib.key}.index", str(path).encode())
+    return path
+
+
+def notice(lib: Library) -> None:
+    """Warn once per process and reason that native kernels are not available (the plan runs with numpy)."""
+    if lib.error not in _noticed:
+        _noticed.add(lib.error)
+        warnings.warn(f"graphc: the cpu backend's native kernels could not be built ({lib.error}); the compiled "
+                      f"function runs its numpy plan instead", RuntimeWarning, stacklevel=4)
+
+
+def reset() -> None:
+    """Drop the in-memory table of built libraries (the disk cache stays)."""
+    with _lock:
+        _libraries.clear()

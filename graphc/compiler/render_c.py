@@ -1,0 +1,321 @@
+"""The C renderer: the same fused groups as render_triton*.py, as C functions for the `cpu` backend.
+
+Every kernel of a plan goes into one translation unit (render_unit), compiled once by the system C compiler
+(native.py). A kernel is `void name(void *const *p, const int64_t *a)`: p holds the operand and output pointers,
+a the sizes, the strides (in elements) and any extra integers, so one build serves every batch size and layout.
+Loops: rows of the iteration space (its leading dims) run in parallel with OpenMP, the last dim (or a row's reduced
+elements) in an `omp simd` loop; math calls are declared `omp declare simd`, so GCC calls glibc's vector math
+library (libmvec) without -ffast-math, and NaN and inf behave as in torch. fp16/bf16 values are computed in fp32
+and rounded when stored, as the numpy path does. A matmul group's matmul runs in BLAS (numpy) and its epilogue is
+an elementwise kernel that reads the product."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import dtypes
+from .fusion import Group
+from .ir import Node
+from .kernel import Dialect, Emitter, Scope, kernel_name, reduction_identity, split_index
+from .lowering import lowering
+
+PARALLEL_MIN = 32768  # fewest elements a kernel splits across threads (below that, starting threads costs more)
+TYPES = {"bool": "_Bool", "int32": "int32_t", "int64": "int64_t", "float16": "_Float16", "bfloat16": "uint16_t",
+         "float32": "float", "float64": "double"}
+# math primitives: float and double functions
+MATH = {"exp": "exp", "expm1": "expm1", "log": "log", "log1p": "log1p", "sqrt": "sqrt", "sin": "sin", "cos": "cos",
+        "tanh": "tanh", "erf": "erf", "floor": "floor", "ceil": "ceil", "pow": "pow"}
+PRELUDE = r"""/* graphc: native CPU kernels (generated; each line names its op and the user's file:line) */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+/* math functions with simd versions in glibc's libmvec: `declare simd` lets the vectoriser call them (the
+   -ffast-math route would also assume no NaN or inf, which torch semantics need) */
+%(simd)s
+/* maximum/minimum propagate NaN, as torch does (fmaxf would drop it) */
+#define GC_MAX(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+#define GC_MIN(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
+#define GC_SIGN(a) (((a) > 0) - ((a) < 0))  /* 0 for NaN, as torch.sign */
+static inline float gc_from_bf16(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; memcpy(&f, &b, 4); return f; }
+static inline uint16_t gc_to_bf16(float f) {  /* round to nearest even, NaN stays NaN */
+  uint32_t b; memcpy(&b, &f, 4);
+  if (f != f) return (uint16_t)((b >> 16) | 0x40);
+  return (uint16_t)((b + 0x7fff + ((b >> 16) & 1)) >> 16);
+}
+"""
+
+
+class CDialect(Dialect):
+    comment = "//"
+    terminator = ";"
+
+    def compute_type(self, dt: dtypes.dtype) -> str:
+        return "float" if dt.is_low_precision else TYPES[dt.name]
+
+    def storage_type(self, dt: dtypes.dtype) -> str:
+        return TYPES[dt.name]
+
+    def literal(self, value, ty: str | None = None) -> str:
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, bool) or value is None:
+            return str(int(bool(value)))
+        if isinstance(value, int) and ty not in ("float", "double"):
+            return f"{value}LL" if not -2**31 <= value < 2**31 else str(value)
+        value = float(value)
+        suffix = "f" if ty == "float" else ""
+        if math.isnan(value):
+            return f"({'NAN' if suffix else '(double)NAN'})"
+        if math.isinf(value):
+            return f"({'-' if value < 0 else ''}{'INFINITY' if suffix else '(double)INFINITY'})"
+        return f"{value!r}{suffix}" if value >= 0 else f"({value!r}{suffix})"
+
+    def cast(self, value: str, ty: str) -> str:
+        return f"(({ty})({value}))"
+
+    def constant(self, value: str, ty: str) -> str:
+        return self.cast(value, ty)
+
+    def round(self, value: str, dt: dtypes.dtype) -> str:
+        if dt is dtypes.bfloat16:
+            return f"gc_from_bf16(gc_to_bf16({value}))"
+        return f"((float)(_Float16)({value}))"
+
+    def binary(self, op: str, a: str, b: str, ty: str) -> str:
+        floating = ty in ("float", "double")
+        if op == "/" and not floating:
+            return f"((double)({a}) / ({b}))"  # an integer op's division is true division, as in torch (floor of it)
+        if op == "%" and floating:
+            return f"fmod{'f' if ty == 'float' else ''}({a}, {b})"
+        return f"({a} {op} {b})"
+
+    def call(self, name: str, args: list[str], constants: list[bool], ty: str) -> str:
+        if name in MATH:
+            return f"{MATH[name]}{'f' if ty == 'float' else ''}({', '.join(args)})"
+        if name == "rsqrt":
+            return f"(1 / sqrt{'f' if ty == 'float' else ''}({args[0]}))"
+        if name == "abs":
+            return f"fabs{'f' if ty == 'float' else ''}({args[0]})" if ty in ("float", "double") else \
+                f"(({args[0]}) < 0 ? -({args[0]}) : ({args[0]}))"
+        if name == "where":
+            return f"(({args[0]}) ? ({args[1]}) : ({args[2]}))"
+        return {"maximum": "GC_MAX({0}, {1})", "minimum": "GC_MIN({0}, {1})", "sign": "GC_SIGN({0})"}[name].format(
+            *args)
+
+    def assign(self, var: str, value: str, ty: str) -> str:
+        return f"const {ty} {var} = {value}"
+
+    def load(self, var: str, ptr: str, offset: str, mask: str | None, dt: dtypes.dtype) -> str:
+        read = f"{ptr}[{offset}]"
+        if dt is dtypes.bfloat16:
+            read = f"gc_from_bf16({read})"
+        return f"const {self.compute_type(dt)} {var} = {read};"
+
+    def store(self, ptr: str, offset: str, value: str, mask: list[str], dt: dtypes.dtype) -> str:
+        stored = f"gc_to_bf16({value})" if dt is dtypes.bfloat16 else f"({self.storage_type(dt)})({value})"
+        line = f"{ptr}[{offset}] = {stored};"
+        return f"if ({' && '.join(mask)}) {line}" if mask else line
+
+
+C = CDialect()
+
+
+class Kernel:
+    """One C kernel of a plan: its name, body, kind, and the layout of its arguments; .source is the function."""
+
+    def __init__(self, group: Group, name: str, body: str, loads: list[tuple], outputs: list[Node],
+                 product: Node | None):
+        self.group, self.name, self.body, self.kind = group, name, body, group.kind
+        self.source = self.function(name)
+        self.loads, self.outputs = loads, outputs  # operands read through strides, outputs the kernel stores
+        self.product = product  # a matmul group's matmul: computed by BLAS, read by the epilogue as an operand
+
+    def function(self, symbol: str) -> str:
+        """The kernel as a C function exported as symbol."""
+        return f"void {symbol}(void *const *p, const int64_t *a) {{\n{self.body}\n}}"
+
+
+def generate(group: Group) -> Kernel:
+    """The C kernel of a group."""
+    product = group.matmul if group.kind == "matmul" else None
+    loads = group.kernel_loads() + ([(product, None)] if product is not None else [])
+    outputs = [n for n in group.outputs if n is not product]
+    em = Emitter(group, C, loads, outputs)
+    name = kernel_name(group)
+    body = (reduction_body if group.kind == "reduction" else elementwise_body)(group, em)
+    head = []
+    for i, (key, ptr) in enumerate(em.loads.items()):
+        ty = C.storage_type(key[0].dtype)
+        head.append(f"  const {ty} *restrict {ptr} = (const {ty} *)p[{i}];")
+    for i, (n, ptr) in enumerate(em.outputs.items()):
+        ty = C.storage_type(n.dtype)
+        head.append(f"  {ty} *restrict {ptr} = ({ty} *)p[{len(em.loads) + i}];")
+    ints = [f"size{d}" for d in range(em.rank)] + em.strides()
+    head += [f"  const int64_t {v} = a[{i}];" for i, v in enumerate(ints)]
+    return Kernel(group, name, "\n".join(head + body), list(em.loads), outputs, product)
+
+
+def _parallel(count: str, rows: str, clauses: str = "", construct: str = "parallel for") -> str:
+    """The pragma running a loop over rows on the OpenMP threads when the work is worth it."""
+    return f"#pragma omp {construct} schedule(static){clauses} if ({rows} > 1 && {count} >= {PARALLEL_MIN})"
+
+
+def elementwise_body(group: Group, em: Emitter) -> list[str]:
+    """Rows (the leading dims) in parallel, the last dim in a simd loop; a 1-d space is one parallel simd loop."""
+    rank = em.rank
+    lines: list[str] = []
+    if rank == 0:
+        scope = Scope(lines, [], None, "", "  ")
+        for n in em.outputs:
+            em.store(n, em.value(n, scope), scope)
+        return lines
+    last = f"i{rank - 1}"
+    rows = " * ".join(f"size{d}" for d in range(rank - 1)) or "1"
+    inner: list[str] = []
+    scope = Scope(inner, [f"i{d}" for d in range(rank)], None, "", "    " if rank == 1 else "      ")
+    for n in em.outputs:
+        em.store(n, em.value(n, scope), scope)
+    loop = f"for (int64_t {last} = 0; {last} < size{rank - 1}; {last}++) {{"
+    if rank == 1:
+        return [f"  {_parallel('size0', 'size0', construct='parallel for simd')}", f"  {loop}", *inner, "  }"]
+    return [f"  const int64_t n_rows = {rows};",
+            f"  {_parallel(f'n_rows * size{rank - 1}', 'n_rows')}",
+            "  for (int64_t row = 0; row < n_rows; row++) {",
+            *split_index([f"i{d}" for d in range(rank - 1)], "row", [f"size{d}" for d in range(rank - 1)], "    ",
+                         "const int64_t ", ";"),
+            "    #pragma omp simd",
+            f"    {loop}", *inner, "    }", "  }"]
+
+
+def accumulator(r: Node) -> str:
+    """The type a reduction accumulates in: sums of floats in double (a long row stays accurate), integer sums in
+    int64, max/min in the compute type."""
+    ty = C.compute_type(r.inputs[0].dtype)
+    if r.op.lowering.reduce == "sum":
+        return "double" if ty in ("float", "double") else "int64_t"
+    return ty
+
+
+def _declare(r: Node, acc: str, scope: Scope) -> list[str]:
+    """Declare r's accumulator (and, for a float max/min, its NaN flag) in scope; returns the simd reduction
+    clauses."""
+    ty = accumulator(r)
+    start = reduction_identity(r, {"double": "float64", "float": "float32", "int64_t": "int64",
+                                   "int32_t": "int32", "_Bool": "bool"}[ty])
+    scope.emit(f"{ty} {acc} = {C.literal(start, ty)};")
+    combine = {"sum": "+", "max": "max", "min": "min"}[r.op.lowering.reduce]
+    clauses = [f"{combine}:{acc}"]
+    if combine != "+" and ty in ("float", "double"):
+        scope.emit(f"int {acc}_nan = 0;")
+        clauses.append(f"|:{acc}_nan")
+    return clauses
+
+
+def _fold(r: Node, acc: str, value: str, scope: Scope) -> None:
+    """Fold value into r's accumulator (a NaN is remembered apart: simd max/min would not keep it)."""
+    ty = accumulator(r)
+    combine = r.op.lowering.reduce
+    if combine == "sum":
+        scope.emit(f"{acc} += ({ty})({value});")
+        return
+    scope.emit(f"{acc} = ({value}) {'>' if combine == 'max' else '<'} {acc} ? ({value}) : {acc};")
+    if ty in ("float", "double"):
+        scope.emit(f"{acc}_nan |= ({value}) != ({value});")
+
+
+def _finish(r: Node, acc: str, count: str, scope: Scope, em: Emitter) -> None:
+    """r's value from its accumulator (a NaN seen wins; a mean divides by the count)."""
+    value = acc
+    if r.op.lowering.reduce != "sum" and accumulator(r) in ("float", "double"):
+        value = f"({acc}_nan ? {C.literal(math.nan, accumulator(r))} : {acc})"
+    value = r.op.lowering.finish.format(f"({value})", count=count)
+    ty = C.compute_type(r.dtype)
+    scope.emit(f"const {ty} v{r.id} = ({ty})({value});  // {r.op.name} at {r.where}")
+    em.reduced[r] = f"v{r.id}"
+
+
+def reduction_body(group: Group, em: Emitter) -> list[str]:
+    """One row (the kept dims) per iteration of a parallel loop; per stage, a simd loop over the row's reduced
+    elements accumulates the reductions whose inputs need the previous stage; values constant along a row are
+    computed once per row. Reductions over all rows (a loss mean) combine across threads with OpenMP reductions."""
+    rank, dims = em.rank, group.dims
+    kept = [d for d in range(rank) if d not in dims]
+    stage = group.stage
+    per_row = {n for n in group.nodes if all(group.aligned[n][d] == 1 for d in dims)} - group.after_global
+    whole_lines: list[str] = []
+    whole = Scope(whole_lines, [None] * rank, None, "_g", "  ")
+    row_lines: list[str] = []
+    row = Scope(row_lines, [f"r{d}" if d in kept else None for d in range(rank)], None, "_r", "    ")
+    row_lines += split_index([f"r{d}" for d in kept], "row", [f"size{d}" for d in kept], "    ", "const int64_t ",
+                             ";")
+    reductions = [n for n in group.nodes if lowering(n) == "reduction" and n not in group.global_reductions]
+    for k in range(1, max((stage[r] for r in reductions), default=0) + 1):
+        done = [r for r in reductions if stage[r] == k]
+        loop = _loop(row, f"_s{k}", rank, dims, lambda n, k=k: n in per_row and stage[n] < k)
+        clauses = []
+        for r in done:
+            clauses += _declare(r, f"acc{r.id}", row)
+        for r in done:
+            _fold(r, f"acc{r.id}", em.value(r.inputs[0], loop), loop)
+        pragma = f"#pragma omp simd reduction({') reduction('.join(clauses)})"
+        if group.splittable:  # one long row (x.sum()): its elements in parallel
+            pragma = f"#pragma omp parallel for simd reduction({') reduction('.join(clauses)}) if (n_rows == 1 && " \
+                     f"n_inner >= {PARALLEL_MIN})"
+        row_lines += [f"    {pragma}", *loop.lines, "    }"]
+        for r in done:
+            _finish(r, f"acc{r.id}", "n_inner", row, em)
+    for n in group.outputs:
+        if n in per_row:
+            em.store(n, em.value(n, row), row)
+    elementwise_outputs = [n for n in group.outputs if n not in per_row and n not in group.after_global]
+    if elementwise_outputs:
+        loop = _loop(row, "_w", rank, dims, lambda n: n in per_row)
+        for n in elementwise_outputs:
+            em.store(n, em.value(n, loop), loop)
+        row_lines += ["    #pragma omp simd", *loop.lines, "    }"]
+    clauses = []
+    for r in group.global_reductions:
+        clauses += _declare(r, f"total{r.id}", whole)
+        _fold(r, f"total{r.id}", em.value(r.inputs[0], row), row)
+    lines = [f"  const int64_t n_rows = {' * '.join(f'size{d}' for d in kept) or '1'};",
+             f"  const int64_t n_inner = {' * '.join(f'size{d}' for d in dims)};", "  (void)n_rows; (void)n_inner;",
+             *whole_lines,
+             "  " + _parallel("n_rows * n_inner", "n_rows", "".join(f" reduction({c})" for c in clauses)),
+             "  for (int64_t row = 0; row < n_rows; row++) {", *row_lines, "  }"]
+    after: list[str] = []
+    finished = Scope(after, [None] * rank, None, "_g", "  ")
+    for r in group.global_reductions:
+        _finish(r, f"total{r.id}", "n_rows", finished, em)
+    for n in group.outputs:
+        if n in group.after_global:
+            em.store(n, em.value(n, finished), finished)
+    return lines + after
+
+
+def _loop(row: Scope, tag: str, rank: int, dims: tuple, hoist) -> Scope:
+    """A loop over one row's reduced elements; its body is emitted into the returned scope (the caller closes
+    it)."""
+    inner = "      "
+    body = ["    for (int64_t col = 0; col < n_inner; col++) {",
+            *split_index([f"c{d}" for d in dims], "col", [f"size{d}" for d in dims], inner, "const int64_t ", ";")]
+    index = [f"c{d}" if d in dims else row.index[d] for d in range(rank)]
+    return Scope(body, index, None, tag, inner, parent=row, hoist=hoist)
+
+
+def simd_declarations(names: tuple[str, ...]) -> str:
+    """`declare simd` for these math functions (float and double), so vectorised loops call their libmvec versions
+    (declaring one libmvec lacks would leave an undefined symbol)."""
+    lines = []
+    for name in names:
+        args = 2 if name == "pow" else 1
+        for ty, suffix in (("float", "f"), ("double", "")):
+            lines.append(f"#pragma omp declare simd notinbranch\n{ty} {name}{suffix}({', '.join([ty] * args)});")
+    return "\n".join(lines)
+
+
+def render_unit(kernels: list[Kernel], symbols: list[str], simd: tuple[str, ...] = ()) -> str:
+    """One translation unit holding these kernels, each exported under its symbol; simd: the math functions with
+    vector versions to declare (native.toolchain finds which the C library has)."""
+    functions = "\n\n".join(k.function(symbol) for k, symbol in zip(kernels, symbols))
+    return PRELUDE % {"simd": simd_declarations(simd)} + "\n" + functions + "\n"

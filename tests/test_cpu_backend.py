@@ -1,0 +1,288 @@
+"""The `cpu` backend: the fused groups as native C kernels (render_c.py, native.py) against torch: values, gradients,
+NaN and inf, fp16/bf16, integers, views and broadcasting, reductions, matmul epilogues, training steps; the tiered
+start (numpy first, native once built), the disk cache, a missing or broken compiler, and the random programs.
+mode="max-autotune" waits for the build, so these tests run the native kernels deterministically."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from conftest import assert_close, to_torch
+
+import graphc
+import graphc.nn.functional as F
+from graphc.compiler import native
+from graphc.compiler.native import compiler
+
+pytestmark = pytest.mark.skipif(compiler() is None, reason="no C compiler on this machine")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kernel_cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.mktemp("native")))
+        yield
+
+
+def native_steps(compiled) -> list:
+    """The kernel steps of a compiled function's plans; each must have run its native kernel."""
+    steps = [s for runtime in compiled._plans.values() for s in runtime.plan.steps if s.role == "kernel"]
+    for step in steps:
+        assert step.library.functions is not None, step.library.error
+        assert step._function is not None, f"{step} ran with numpy"
+    return steps
+
+
+def check(fn, *arrays, rtol=1e-5, atol=1e-6, kernels=None, calls=2):
+    """fn compiled for the cpu backend (native kernels) equals fn on torch tensors; returns the compiled function."""
+    compiled = graphc.compile(fn, backend="cpu", mode="max-autotune")
+    for _ in range(calls):
+        ours = compiled(*(graphc.tensor(a) for a in arrays))
+        theirs = fn(*(torch.from_numpy(a) for a in arrays))
+        for o, t in zip(ours if isinstance(ours, tuple) else (ours,), theirs if isinstance(theirs, tuple) else
+                        (theirs,)):
+            assert_close(o, t, rtol=rtol, atol=atol)
+    steps = native_steps(compiled)
+    if kernels is not None:
+        assert len(steps) == kernels, [s.source for s in steps]
+    return compiled
+
+
+def randn(*shape, dtype=np.float32):
+    return np.random.randn(*shape).astype(dtype)
+
+
+def special(*shape):
+    """Normal values with NaN, inf and -inf among them."""
+    a = randn(*shape)
+    a.flat[:3] = [np.nan, np.inf, -np.inf]
+    return a
+
+
+def test_elementwise_with_views_and_broadcasting():
+    def f(x, y):
+        return (x.permute(1, 0).unsqueeze(0) - y.view(1, -1, 1)).exp() * x.t().reshape(1, 3, 5)
+
+    check(f, randn(5, 3), randn(3), kernels=1)
+
+
+def test_gelu_bias_and_unary_math_match_torch_with_nan_and_inf():
+    def f(x, b):
+        lib = F if isinstance(x, graphc.Tensor) else TF
+        h = x + b
+        return lib.gelu(h), h.tanh(), h.sigmoid(), h.relu(), h.abs().sqrt().log1p(), h.sin() * h.cos()
+
+    check(f, special(64, 100), randn(100), rtol=1e-5, atol=1e-5)
+
+
+def test_maximum_minimum_clamp_and_sign_propagate_nan():
+    def f(x, y):
+        return x.maximum(y), x.minimum(y), x.clamp(-1, 1), x.clamp(min=0.5), x.sign(), (x > y), x.isnan()
+
+    check(f, special(40, 33), special(33)[::-1].copy())
+
+
+def test_reductions_softmax_norms_and_totals():
+    def f(x, w):
+        lib = F if isinstance(x, graphc.Tensor) else TF
+        return (x.softmax(-1), x.log_softmax(0), lib.layer_norm(x, (x.shape[-1],), w, w * 0.5), x.sum(), x.mean(0),
+                x.amax(1), x.amin(0, keepdim=True), x.var(1), (x * x).sum(1).mean())
+
+    check(f, randn(37, 300), randn(300), rtol=1e-4, atol=1e-5)
+
+
+def test_a_long_row_is_summed_accurately_and_nan_wins_in_max():
+    x = randn(1 << 17)
+    check(lambda a: (a.sum(), a.mean(), (a * 2).amax()), x, rtol=1e-5, atol=1e-4)
+    x[12345] = np.nan
+    check(lambda a: (a.amax(), a.amin(), a.sum()), x)
+
+
+def test_matmul_epilogues_batched_and_transposed():
+    def f(x, w, b, y):
+        lib = F if isinstance(x, graphc.Tensor) else TF
+        return lib.gelu(x @ w.T + b), (y @ y.transpose(-1, -2) * 0.5).relu(), x @ w.T
+
+    check(f, randn(16, 24), randn(20, 24), randn(20), randn(3, 5, 7), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [graphc.float16, graphc.bfloat16])
+def test_low_precision_computes_in_fp32_and_rounds_when_stored(dtype):
+    x, b = graphc.randn(32, 48).to(dtype), graphc.randn(48).to(dtype)
+
+    def f(x, b):
+        h = (x + b) * 1.5
+        return h.softmax(-1), h.float() * 2, (h.float() - 1).to(x.dtype), x.sum(0)
+
+    compiled = graphc.compile(f, backend="cpu", mode="max-autotune")
+    ours = compiled(x, b)
+    theirs = f(to_torch(x), to_torch(b))
+    for o, t in zip(ours, theirs):
+        assert str(o.dtype) == str(t.dtype).replace("torch.", "graphc.")
+        assert_close(o, t, rtol=1e-2, atol=1e-2)
+    native_steps(compiled)
+
+
+def test_integer_and_boolean_ops():
+    a = np.random.randint(-20, 20, (6, 7)).astype(np.int64)
+    b = np.random.randint(1, 6, (7,)).astype(np.int64)
+
+    def f(a, b):
+        return a // b, a % b, a * b + 3, (a > 2) & (b < 4), a.maximum(b), a.sum(1), a.amax(0), (a * 0.5).floor()
+
+    check(f, a, b)
+
+
+def test_training_step_with_adam_matches_torch():
+    torch.manual_seed(0)
+    tmodel = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.GELU(), torch.nn.Linear(32, 5))
+    model = graphc.nn.Sequential(graphc.nn.Linear(20, 32), graphc.nn.GELU(), graphc.nn.Linear(32, 5))
+    model.load_state_dict({k: graphc.tensor(v.detach().numpy()) for k, v in tmodel.state_dict().items()})
+    opt, topt = graphc.optim.Adam(model.parameters(), lr=1e-2), torch.optim.Adam(tmodel.parameters(), lr=1e-2)
+
+    @graphc.compile(backend="cpu", mode="max-autotune")
+    def step(x, y):
+        model.zero_grad()
+        logits = model(x)
+        F.cross_entropy(logits, y).backward()
+        opt.step()
+        return F.cross_entropy(logits.detach(), y)
+
+    for i in range(4):
+        x, y = randn(16 - i, 20), np.random.randint(0, 5, 16 - i)  # a new batch size reuses the native kernels
+        loss = step(graphc.tensor(x), graphc.tensor(y))
+        topt.zero_grad()
+        tloss = TF.cross_entropy(tmodel(torch.from_numpy(x)), torch.from_numpy(y))
+        tloss.backward()
+        topt.step()
+        assert_close(loss, tloss, rtol=1e-4, atol=1e-5)
+    for p, tp in zip(model.parameters(), tmodel.parameters()):
+        assert_close(p, tp, rtol=1e-4, atol=1e-5)
+    assert step.num_compiles == 1  # one plan for every batch size (the first call made Adam's state: not kept)
+    native_steps(step)
+
+
+def test_first_calls_run_numpy_then_native_once_built():
+    compiled = graphc.compile(lambda x: (x * 2).softmax(-1), backend="cpu")
+    x = randn(8, 9)
+    want = torch.from_numpy(x * 2).softmax(-1)
+    assert_close(compiled(graphc.tensor(x)), want)
+    (step,) = [s for r in compiled._plans.values() for s in r.plan.steps if s.role == "kernel"]
+    assert step._function is None and not step.library.requested  # one call never pays for a build
+    assert_close(compiled(graphc.tensor(x)), want)
+    step.library.wait()  # the second run asked for the build
+    assert_close(compiled(graphc.tensor(x)), want)
+    assert step._function is not None
+
+
+def test_a_built_library_is_loaded_from_disk_by_a_new_process():
+    fn = lambda x: (x - 1).exp().sum(-1)  # noqa: E731
+    x = randn(4, 5)
+    check(fn, x)
+    native.reset()  # as in a new process: only the disk cache remains
+    compiled = graphc.compile(fn, backend="cpu")
+    assert_close(compiled(graphc.tensor(x)), torch.from_numpy(x - 1).exp().sum(-1))
+    native_steps(compiled)  # the first call already ran the native kernel
+
+
+def test_a_broken_compiler_warns_once_and_runs_numpy(monkeypatch, tmp_path):
+    broken = tmp_path / "cc"
+    broken.write_text("#!/bin/sh\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("CC", str(broken))
+    monkeypatch.setattr(native, "_libraries", {})
+    native.probe.cache_clear()
+    try:
+        x = randn(3, 4)
+        with pytest.warns(RuntimeWarning, match="native kernels could not be built"):
+            f = graphc.compile(lambda x: (x * 3).tanh(), backend="cpu", mode="max-autotune")
+            assert_close(f(graphc.tensor(x)), torch.from_numpy(x * 3).tanh())
+        g = graphc.compile(lambda x: (x * 3).relu().sum(), backend="cpu", mode="max-autotune")
+        assert_close(g(graphc.tensor(x)), torch.from_numpy(x * 3).relu().sum())  # no second warning
+    finally:
+        native.probe.cache_clear()
+
+
+def test_auto_picks_numpy_without_a_compiler(monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    compiled = graphc.compile(lambda x: x * 2 + 1)
+    x = randn(3)
+    assert_close(compiled(graphc.tensor(x)), torch.from_numpy(x) * 2 + 1)
+    assert all(s.role == "op" for r in compiled._plans.values() for s in r.plan.steps)
+
+
+def test_explain_shows_the_c_source_with_user_lines():
+    report = graphc.explain(lambda x: (x * 2).softmax(-1), graphc.randn(4, 8))
+    assert "#pragma omp simd" in report.c_source and "expf(" in report.c_source
+    assert f"// exp at {__file__}:" in report.c_source
+    assert "void " + report.kernels[0].name + "(" in report.c_source
+
+
+def test_random_programs_run_native_kernels_equal_eager():
+    """The 300 random programs of test_random_programs.py on the cpu backend: a first pass runs them (numpy while
+    their kernels build, all in a few compiler runs), a second pass runs the same plans' native kernels."""
+    from test_random_programs import NUM_PROGRAMS, check_program
+
+    for seed in range(NUM_PROGRAMS):
+        check_program(seed, backend="cpu")
+    for lib in list(native._libraries.values()):
+        lib.request()
+        lib.wait()
+    for seed in range(NUM_PROGRAMS):
+        native_steps(check_program(seed, backend="cpu"))
+
+
+@pytest.mark.parametrize("backend", ["eager", "numpy", "cpu"])
+def test_a_0d_float64_tensor_does_not_widen_a_float32_op(backend):
+    x, third = randn(1000), np.array(1 / 3)
+
+    def f(x, s):
+        return x * s + s
+
+    want = f(torch.from_numpy(x), torch.from_numpy(third))
+    if backend == "eager":
+        got = f(graphc.tensor(x), graphc.tensor(third))
+    else:
+        got = graphc.compile(f, backend=backend, mode="max-autotune")(graphc.tensor(x), graphc.tensor(third))
+    assert got.dtype is graphc.float32
+    np.testing.assert_array_equal(got.numpy(), want.numpy())  # computed in float32, as torch does
+
+
+def test_large_eager_ops_run_one_node_native_kernels_once_built():
+    from graphc.state import STATE
+
+    x = randn(256, 300)  # above eager_kernels.NATIVE_MIN elements
+    x.flat[:2] = [np.nan, -np.inf]
+    a, t = graphc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    for _ in range(3):  # numpy at first; the second call asks for the build, which this test then waits for
+        y, ty = F.softmax(F.gelu(a), -1), torch.softmax(TF.gelu(t), -1)
+        for lib in list(native._libraries.values()):
+            lib.wait()
+    assert_close(y, ty, rtol=1e-5, atol=1e-6)
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    assert_close(a.grad, t.grad, rtol=1e-4, atol=1e-6)
+    ran = [s for key, runtime in STATE.cpu_runner.plans.items() if key[0] in ("gelu", "amax", "exp", "sum", "div")
+           for s in runtime.plan.steps]
+    assert ran and all(s._function is not None for s in ran)
+
+
+def test_math_ops_with_lowerings_match_torch():
+    x, y = special(50, 41), randn(41) * 3
+
+    def f(x, y):
+        return (x.expm1(), x.trunc(), x.round(), x.round(decimals=1), x.nan_to_num(), x.isinf(), x.isfinite(),
+                x.fmod(y), x.remainder(y), x.logaddexp(y), x.logical_xor(y))
+
+    check(f, x, y, rtol=1e-5, atol=1e-5)
+
+
+def test_a_stale_cached_library_is_built_anew():
+    fn = lambda x: (x + 3).sqrt().sum(0)  # noqa: E731
+    x = np.abs(randn(6, 7))
+    check(fn, x)
+    for index in (native.cache.cache_dir() / "native").glob("*.index"):
+        index.write_text(str(index))  # not a shared library
+    native.reset()
+    check(fn, x)
