@@ -147,6 +147,7 @@ OPS = {
     "sigmoid": (graphc.sigmoid, lambda: (_t(5),)),
     "relu": (F.relu, lambda: (_t(5),)),
     "erf": (graphc.erf, lambda: (_t(5),)),
+    "gelu": (graphc.nn.functional.gelu, lambda: (_t(5),)),
     "floor": (graphc.floor, lambda: (_t(5) * 3,)),
     "ceil": (graphc.ceil, lambda: (_t(5) * 3,)),
     "eq": (lambda x, y: (x == y).float(), lambda: (graphc.tensor([1.0, 2.0, 3.0]), graphc.tensor([1.0, 0.0, 3.0]))),

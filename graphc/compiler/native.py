@@ -147,6 +147,8 @@ class Library:
         return f"{name}_{self.key[:12]}"
 
     def wait(self) -> None:
+        """Block until the build is done or failed (requesting it first: an unrequested build never finishes)."""
+        self.request()
         self.done.wait()
 
     def load(self, path: Path) -> None:
@@ -182,7 +184,6 @@ def library(kernels: list, wait: bool) -> Library:
                 except (OSError, AttributeError):  # a stale library (another build, another C library): built anew
                     pass
     if wait:
-        lib.request()
         lib.wait()
     return lib
 

@@ -235,8 +235,15 @@ def _gelu_backward(c, g):
     return (g * (cdf + x * exp(x * x * -0.5) * (1 / math.sqrt(2 * math.pi))),)
 
 
+def _gelu_onnx(g, n) -> str:
+    """x * (erf(x / sqrt 2) + 1) / 2 in ONNX primitives (opset 18 has no Gelu: it came in opset 20)."""
+    x = g.name(n.inputs[0])
+    cdf = g.op("Add", g.op("Erf", g.op("Mul", x, g.name(0.7071067811865476, n))), g.name(1.0, n))
+    return g.op("Mul", g.op("Mul", x, cdf), g.name(0.5, n))
+
+
 gelu = op("gelu", ELEMENTWISE, floating, backward=_gelu_backward, saves=(0,),
-          lowering=Lowering("{0} * (erf({0} * 0.7071067811865476) + 1) * 0.5"))(_gelu_forward)
+          lowering=Lowering("{0} * (erf({0} * 0.7071067811865476) + 1) * 0.5"), onnx=_gelu_onnx)(_gelu_forward)
 
 
 def _where_infer(cond, a, b):
