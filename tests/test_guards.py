@@ -417,3 +417,28 @@ def test_a_float_argument_of_a_function_with_a_graph_break():
     for k in (1.0, 2.0, -1.0):
         want = torch.ones(2) * k
         assert_close(f(graphc.ones(2), k), want + k if k > 0 else want - k)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "interpret"])
+def test_split_chunk_unbind_meshgrid_follow_the_split_size(backend):
+    """How many views split, chunk and unbind make, where each starts, and meshgrid's grid sizes depend on a size:
+    the compiled function is guarded by it (a new size traces again, as torch.compile specialises), values and
+    gradients equal torch at each size (a stale plan would clamp its slices or read out of bounds)."""
+    def fn(L, x, a):
+        parts = [p * (i + 1) for i, p in enumerate(x.split(2))] + [c.exp() for c in x.chunk(3, dim=1)]
+        rows = L.stack([r.sum() for r in x.unbind(0)])
+        gx, gy = L.meshgrid(a, rows, indexing="xy")
+        return L.cat([p.flatten() for p in parts]).sum() + (gx * gy).sum()
+
+    compiled = graphc.compile(lambda x, a: fn(graphc, x, a), backend=backend)
+    for n, m in ((4, 3), (5, 3), (6, 4), (4, 3)):
+        values = np.random.randn(n, 6).astype(np.float32), np.random.randn(m).astype(np.float32)
+        ours = [graphc.tensor(v, requires_grad=True) for v in values]
+        theirs = [torch.tensor(v, requires_grad=True) for v in values]
+        out, expected = compiled(*ours), fn(torch, *theirs)
+        assert_close(out.detach(), expected, rtol=1e-4, atol=1e-4)
+        out.backward()
+        expected.backward()
+        for a, b in zip(ours, theirs):
+            assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-4)
+    assert compiled.num_traces == 3

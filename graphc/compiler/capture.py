@@ -87,7 +87,7 @@ class Capture:
         self.arg_index = {id(x): i for i, x in enumerate(arguments) if type(x) is Tensor}  # position in arguments
         self.fullgraph, self.run_segment = fullgraph, run_segment
         self.breaks: list[tuple[str, str]] = []
-        self.size_reads: dict[tuple, int] = {}  # (tensor or node, dim) -> the size user code read
+        self.size_reads: dict[tuple, int] = {}  # (tensor or node, dim) -> a size the program depends on
         self.store_plans = True  # False for a trace whose plans are not worth caching (it created new state)
         self.last_key: tuple | None = None
         self.last_outputs: list[Node] = []
@@ -161,12 +161,16 @@ class Capture:
             frame = frame.f_back
         if frame is None or frame.f_code.co_filename.startswith(_PACKAGE_DIR):
             return shape
-        owner = t if data is not None else t._node
+        return TracedShape(shape, lambda dims: self.note_sizes(t, dims))
 
-        def note(dims) -> None:
-            for d in dims:
-                self.size_reads[(owner, d)] = shape[d]
-        return TracedShape(shape, note)
+    def note_sizes(self, t: Tensor, dims) -> None:
+        """Sizes of t the traced program depends on (user code read them, or a library op built its structure
+        from them: how many views split makes): they become guards of the compiled function."""
+        data = t._data
+        shape = t._node.shape if data is None else data.shape if type(data) is np.ndarray else tuple(data.shape)
+        owner = t if data is not None else t._node
+        for d in dims:
+            self.size_reads[(owner, d)] = shape[d]
 
     def alias(self, t: Tensor) -> Tensor:
         """detach() under capture: the same elements (an alias of t's storage), no autograd history."""

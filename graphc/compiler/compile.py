@@ -27,7 +27,7 @@ from .joint import CompiledBackward, Split, autograd_proxies, record_backward
 from .logs import log, log_plan, logs_on
 from .passes import optimize
 from .plan import Plan, Steps
-from .runtime import Runtime, memory, numpy_steps, propagate_shapes, reference_values
+from .runtime import Runtime, infer_shapes, memory, numpy_steps, propagate_shapes, reference_values
 from .scalars import FLOATS, ScalarInputs
 from .state_guard import ArgumentGuard, StateGuard, plain_object
 
@@ -227,6 +227,7 @@ class Entry:
         position = {node: i for i, node in enumerate(capture.last_inputs)}
         self.program_inputs = [(n, self.inputs[position[n]]) for n in self.shape_program if n.kind == "input"]
         self._checked_shapes: tuple | None = None
+        self._fitting: set[tuple] = set()  # input sizes the program's shape inference accepted
         self.template, effects = template
         self.effects = [(d, key, out if type(out) in (_Out, _Arg) else self.ref(out))
                         for (d, key), out in zip(targets, effects)]
@@ -265,6 +266,8 @@ class Entry:
             now = self.resolve(flat, ref)._data.shape[d]
             if now != size:
                 return f"size {d} of {self.describe(ref)}, which the function reads: {size} -> {now}"
+        if not self.fits(flat):
+            return "sizes that an op of the traced program refuses (as eagerly: expand(2, 3) of another shape)"
         if self.node_sizes and not self.sizes_read_match(flat):
             return "a size of an intermediate tensor the function reads"
         return self.state.changed() or (self.scalars.miss(flat, self.names) if self.scalars.holders else None)
@@ -273,6 +276,24 @@ class Entry:
         i, t, is_grad = ref
         what = f"argument {self.names[i]}" if t is None else f"a tensor of shape {list(t._data.shape)} it reads"
         return f"the .grad of {what}" if is_grad else what
+
+    def fits(self, flat: list) -> bool:
+        """Whether the program's shape inference accepts this call's input sizes. A size the trace built into an op
+        (expand(2, 3), a view's shape) refuses other sizes, as eagerly; the plan's steps would not all notice (a
+        strided view reads out of bounds, a slice clamps), so such a call is traced again, which raises where
+        eager raises. Remembered per set of input sizes."""
+        shapes = [self.resolve(flat, ref)._data.shape for ref in self.inputs]
+        key = tuple(shapes)
+        if key not in self._fitting:
+            try:
+                self.infer(shapes)
+            except Exception:  # the error is the op's: tracing again reports it with the user's line
+                return False
+            self._fitting.add(key)
+        return True
+
+    def infer(self, shapes: list[tuple]) -> None:
+        infer_shapes(self.runtime.graph, shapes)
 
     def sizes_read_match(self, flat: list) -> bool:
         """Whether the sizes the function read of intermediate tensors are the same for this call's input sizes
@@ -312,6 +333,13 @@ class JointEntry(Entry):
     forward: Runtime
     backward: Runtime
     leaves: list[tuple]
+
+    def infer(self, shapes: list[tuple]) -> None:
+        """The joint graph's shapes, its incoming gradient shaped as the forward's result."""
+        forward = self.forward.graph
+        shapes[self.split.grad_position] = infer_shapes(forward, shapes[:self.split.grad_position] +
+                                                        shapes[self.split.grad_position + 1:])[forward.outputs[0]]
+        infer_shapes(self.runtime.graph, shapes)
 
     def run(self, flat: list):
         arrays = [self.resolve(flat, ref)._data for ref in self.inputs]

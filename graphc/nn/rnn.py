@@ -14,6 +14,7 @@ from ..errors import op_error
 from ..ops.creation import tensor
 from ..ops.elementwise import relu, sigmoid, tanh, where
 from ..ops.join import cat, stack
+from ..ops.meta import specialized_size
 from ..ops.view import squeeze, unsqueeze
 from ..tensor import Tensor
 from . import functional as F
@@ -143,7 +144,7 @@ class RNNBase(Module):
             input = input.transpose(0, 1)
         directions = 2 if self.bidirectional else 1
         if hx is None:
-            zeros = input.new_zeros(self.num_layers * directions, input.shape[1], self.hidden_size)
+            zeros = input.new_zeros(self.num_layers * directions, specialized_size(input, 1), self.hidden_size)
             hx = (zeros, zeros) if is_lstm else zeros
         else:
             for h in hx if is_lstm else (hx,):
@@ -180,8 +181,9 @@ class RNNBase(Module):
         the reverse direction starts at each sequence's own last step."""
         w_ih, w_hh, b_ih, b_hh = params
         projected = F.linear(input, w_ih, b_ih)
-        times = range(input.shape[0] - 1, -1, -1) if reverse else range(input.shape[0])
-        outputs = [None] * input.shape[0]
+        length = specialized_size(input, 0)  # one step per time step: a compiled loop is specialised to it
+        times = range(length - 1, -1, -1) if reverse else range(length)
+        outputs = [None] * length
         for t in times:
             new = step(projected[t], state, w_hh, b_hh)
             if valid is not None:

@@ -1,5 +1,6 @@
 """Joining and splitting along a dim: cat, stack, split, chunk. Splits are views; cat's gradient is a view per input
-whose bounds come from the inputs' runtime shapes, so captured graphs stay shape-generic."""
+whose bounds come from the inputs' runtime shapes, so captured graphs stay shape-generic. How many views a split
+makes, and where each starts, depends on the split dim's size: a compiled function is specialised to it."""
 from __future__ import annotations
 
 import numpy as np
@@ -76,7 +77,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
 def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
     """torch.split: views of x along dim, each split_size long (the last may be shorter), or of the given sizes."""
     dim = meta.norm_dim(dim, x.ndim)
-    n = x.shape[dim]
+    n = meta.specialized_size(x, dim)
     lead = ((None, None, None),) * dim
     if isinstance(split_size_or_sections, int):
         size = split_size_or_sections
@@ -96,7 +97,7 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     """torch.chunk: at most `chunks` views of x along dim, of equal size but the last."""
     if chunks <= 0:
         raise op_error("chunk", f"chunks must be positive, got {chunks}", (x,))
-    n = x.shape[meta.norm_dim(dim, x.ndim)]
+    n = meta.specialized_size(x, meta.norm_dim(dim, x.ndim))
     return split(x, max(-(-n // chunks), 1), dim)
 
 
@@ -104,7 +105,7 @@ def unbind(x: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
     """torch.unbind: the slices of x along dim, each without that dim (views)."""
     dim = meta.norm_dim(dim, x.ndim)
     lead = (_FULL,) * dim
-    return tuple(getitem(x, items=lead + (i,)) for i in range(x.shape[dim]))
+    return tuple(getitem(x, items=lead + (i,)) for i in range(meta.specialized_size(x, dim)))
 
 
 __all__ = ["cat", "stack", "split", "chunk", "unbind"]

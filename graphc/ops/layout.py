@@ -256,7 +256,7 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple[Tensor, ...]:
                       "torch warns); 'ij' is used", UserWarning, stacklevel=2)
     swap = indexing == "xy" and len(tensors) >= 2
     order = [1, 0, *range(2, len(tensors))] if swap else list(range(len(tensors)))
-    sizes = [tensors[i].numel() for i in order]
+    sizes = [meta.specialized_size(tensors[i], 0) if tensors[i].ndim else 1 for i in order]
     grids = []
     for position, i in enumerate(order):
         shape = [1] * len(tensors)

@@ -8,7 +8,7 @@ from ..dispatch import CROSS, MATMUL, OTHER, op
 from ..errors import op_error
 from . import meta
 from .reduction import sum_to
-from .view import reshape, reshape_as, transpose, unsqueeze
+from .view import flatten, reshape_as, transpose, unsqueeze
 
 
 def _matmul_infer(a, b):
@@ -39,7 +39,7 @@ def _matmul_backward(c, g):
     if not b.requires_grad:
         gb = None
     elif b2.ndim == 2 and a2.ndim > 2:  # rows of a batch times one matrix: one 2-D GEMM over the flattened batch
-        gb = matmul(transpose(reshape(a2, (-1, a2.shape[-1])), 0, 1), reshape(g2, (-1, g2.shape[-1])))
+        gb = matmul(transpose(flatten(a2, 0, -2), 0, 1), flatten(g2, 0, -2))  # shape-relative: no size baked
     else:
         gb = sum_to(matmul(transpose(a2, -1, -2), g2), b2)
     return (reshape_as(ga, a) if ga is not None and a.ndim == 1 else ga,

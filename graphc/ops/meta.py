@@ -2,11 +2,22 @@
 from __future__ import annotations
 
 from .. import dtypes
+from ..state import STATE
 
 _SCALAR_CATEGORY = {bool: 0, int: 1, float: 2}
 _ALL_DIMS = [tuple(range(n)) for n in range(65)]
 ALL_DIMS_LIST = [list(range(n)) for n in range(65)]
 REVERSED_DIMS = [tuple(range(n))[::-1] for n in range(65)]
+
+
+def specialized_size(x, dim: int) -> int:
+    """x.shape[dim], for library code whose structure depends on it (how many views split or unbind make, where
+    each starts, how many steps a recurrent layer runs): inside graphc.compile the traced program is specialised to
+    that size, so it joins the guards, as a size user code reads does. Elsewhere library code stays shape-relative
+    (expand_as, sum_to, view(-1, ...)) so that a new batch size replays."""
+    if STATE.capture is not None:
+        STATE.capture.note_sizes(x, (dim,))
+    return x.shape[dim]
 
 
 def shape_of(x) -> tuple[int, ...]:
