@@ -578,6 +578,16 @@ def has_internal_overlap(data) -> bool:
     return 0 in strides and any(s == 0 and n > 1 for n, s in zip(data.shape, strides))
 
 
+def empty_in_order(arrays: list[np.ndarray], dtype) -> np.ndarray:
+    """An uninitialised array of the arrays' broadcast shape, in their memory order, as a numpy ufunc allocates its
+    result (order 'K'; torch's TensorIterator likewise: a transposed operand gives a transposed result, a broadcast
+    dim keeps its logical place). Elementwise results, clone's included, have this layout, eagerly and as the
+    compiler models them."""
+    flags = [["readonly"]] * len(arrays) + [["writeonly", "allocate"]]
+    return np.nditer([*arrays, None], ["refs_ok", "zerosize_ok"], flags, [None] * len(arrays) + [dtype],
+                     order="K").operands[-1]
+
+
 def copy_storage(data):
     """A private copy of a storage: a numpy array, or a torch tensor on CUDA; None (a traced proxy) stays None."""
     if data is None:

@@ -22,6 +22,7 @@ SEEDS = os.environ.get("GRAPHC_RANDOM_SEEDS")  # "300-4000": run those seeds ins
 SAMPLE = range(*map(int, SEEDS.split("-"))) if SEEDS else \
     [*range(0, 300, 3), 327, 386, 395, 490, 632, 703, 1181, 1220, 2492, 3170, 3417]  # and ones that once failed
 MUTATING = range(200 if SWEEP else 36)  # programs with every feature (views, in-place updates, aliasing arguments)
+SCALAR = range(200 if SWEEP else 12)  # programs that also take a Python float argument
 AOT_EVERY = 4
 
 
@@ -45,3 +46,8 @@ def test_random_programs_interpreted_equal_eager_and_compile_for_sm90(block):
 def test_random_programs_with_views_in_place_updates_and_aliasing_arguments_interpreted(block):
     for seed in list(MUTATING)[block::2]:
         check_program(seed, backend=KERNEL_BACKEND, rtol=1e-4)
+
+
+def test_random_programs_with_a_float_argument_interpreted():
+    for seed in SCALAR:
+        check_program(seed, backend=KERNEL_BACKEND, rtol=1e-4, scalar_argument=True)

@@ -69,6 +69,17 @@ PROGRAMS = {
         x[0].clone().expand(2, 4)), [A]),
     "expanded_input_written_once": (lambda L, x: (lambda y: (y.__setitem__((1, 0, 2), 5), y.sum(0))[1])(
         x.expand(2, 3, 4)), [A]),
+    # a clone or an elementwise result keeps its operand's memory order (torch's preserve_format): reshaping a
+    # transposed one copies, so a write through the reshape leaves it as it was; a contiguous one is aliased
+    "clone_of_transpose_reshaped": (lambda L, x: (lambda y: (y.flatten().sub_(1), y.reshape(-1).mul_(3), y * 1)[1:])(
+        x.t().clone()), [A]),
+    "product_of_permute_reshaped": (lambda L, x: (lambda y: (y.reshape(12).add_(1), y * 1)[1])(
+        x.t() * 2), [A]),
+    "clone_of_contiguous_flattened": (lambda L, x: (lambda y: (y.flatten().add_(1), y * 1)[1])(x.clone()), [A]),
+    "clone_of_expanded_flattened": (lambda L, x: (lambda y: (y.flatten().mul_(2), y * 1)[1])(
+        x[None, :, :1].expand(2, 3, 4).clone()), [A]),
+    "clone_of_strided_transposed_viewed": (lambda L, x: (lambda y: (y.view(-1).add_(1), y + 0)[1])(
+        x[:, ::2].t().clone().t()), [A]),
 }
 
 

@@ -442,3 +442,34 @@ def test_split_chunk_unbind_meshgrid_follow_the_split_size(backend):
         for a, b in zip(ours, theirs):
             assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-4)
     assert compiled.num_traces == 3
+
+
+@pytest.mark.parametrize("opt_name", ["adam", "sgd_momentum"])
+def test_one_cycle_with_momentum_cycling_replays(opt_name):
+    """OneCycleLR(cycle_momentum=True) writes lr and Adam's betas tuple (or SGD's momentum) into param_groups every
+    step, as the scheduler is used in public training scripts: the floats inside the tuple are runtime scalars like
+    lr, so the compiled step replays (at most 2 traces in 50 steps) and the parameters equal torch's."""
+    graphc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    tmodel = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    tmodel.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()})
+    make = {"adam": lambda m, p: m.Adam(p, lr=0.01),
+            "sgd_momentum": lambda m, p: m.SGD(p, lr=0.01, momentum=0.9)}[opt_name]
+    opt, topt = make(graphc.optim, model.parameters()), make(torch.optim, tmodel.parameters())
+    schedule = graphc.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=60, cycle_momentum=True)
+    tschedule = torch.optim.lr_scheduler.OneCycleLR(topt, max_lr=0.1, total_steps=60, cycle_momentum=True)
+
+    @graphc.compile
+    def train_step(x, y):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def after_previous_step(i: int) -> None:
+        if i:
+            schedule.step()
+            tschedule.step()
+
+    _mse_steps_alongside_torch(train_step, model, tmodel, topt, (8, 4, 2), after_previous_step)

@@ -31,6 +31,7 @@ BINARY = ["add", "sub", "mul", "maximum", "minimum"]
 FEATURES = frozenset({"in_place_chains", "views_in_place", "aliasing_args"})
 SWEEP = os.environ.get("GRAPHC_RANDOM_SWEEP", "0") not in ("", "0")
 NUM_PROGRAMS = 2000 if SWEEP else 300
+NUM_SCALAR_PROGRAMS = 2000 if SWEEP else 60  # programs that also take a Python float argument
 UPDATES = ["add_", "sub_", "mul_", "div_"]  # in-place ops whose backward saves nothing of the tensor they update
 LAST_UPDATES = ["relu_", "clamp_min", "clamp_max"]  # these save it: only last in a chain, as torch requires
 WRITE_VIEWS = ["transpose", "strided", "select", "flatten", "unsqueeze", "permute"]
@@ -162,8 +163,9 @@ def _update(L, target, op: str, operand, values: list):
     return getattr(target, op)(values[operand] if type(operand) is int else operand)
 
 
-def _apply(instruction, values: list, L):
-    """One instruction on graphc or torch (L) values."""
+def _apply(instruction, values: list, L, k: float | None = None):
+    """One instruction on graphc or torch (L) values; with a float argument k, constant scalars read it (in tensor
+    math, in Python arithmetic and in an `if`)."""
     kind, operands, extra = instruction
     x = values[operands[0]]
     if kind == "in_place":
@@ -180,6 +182,8 @@ def _apply(instruction, values: list, L):
         return getattr(L, extra)(x, values[operands[1]])
     if kind == "scalar":
         name, number = extra
+        if k is not None:
+            number = number * (1 + k) if k > 0 else number - k
         return getattr(L, name)(x, L.tensor(number) if L is torch and name in ("maximum", "minimum") else number)
     if kind == "exp":
         return x.tanh().exp()
@@ -235,14 +239,15 @@ def _program(seed: int, features: frozenset = FEATURES) -> Program:
     return Program(x_shape, w_shape, instructions, bool(rng.integers(2)), argument)
 
 
-def _make(program: Program, w, L):
-    def run(x, *argument):
+def _make(program: Program, w, L, scalar_argument: bool = False):
+    def run(x, *arguments):
+        k, argument = (arguments[0], arguments[1:]) if scalar_argument else (None, arguments)
         if argument:  # the view of x passed beside it, updated first (before anything saves x for backward)
             for op, operand in program.argument[1]:
                 _update(L, argument[0], op, operand, [])
         values = [x, w]
         for instruction in program.instructions:
-            values.append(_apply(instruction, values, L))
+            values.append(_apply(instruction, values, L, k))
         out = values[-1]
         if program.backward:
             ((out * out).sum() + (w * w).sum()).backward()
@@ -268,40 +273,49 @@ def _host(t) -> np.ndarray:
 
 
 def check_program(seed: int, backend: str = "auto", rtol: float = 1e-5, features: frozenset = FEATURES,
-                  special_values: bool = False):
+                  special_values: bool = False, scalar_argument: bool = False):
     """Program `seed` compiled for backend equals eager (values, w.grad, and x after it), and eager equals torch, at
     three batch sizes, the last 1; returns the compiled function. With special_values, x and w hold NaN and
     infinities (drawn from their own random stream, so the program and its finite values stay those of the same
-    seed without them)."""
+    seed without them). With scalar_argument, the program also takes a Python float that its constant scalars read
+    (see _apply); it is called twice at each batch size with a new value, and the second call must replay."""
     program = _program(seed, features)
     rng = np.random.default_rng(10_000 + seed)
     specials = np.random.default_rng(60_000 + seed)
+    floats = np.random.default_rng(70_000 + seed)
     poison = (lambda a: _special(specials, a)) if special_values else (lambda a: a)
     w_init = poison(rng.standard_normal(program.w_shape).astype(np.float32))
     ws = {name: L.tensor(w_init, requires_grad=program.backward) for name, L in
           (("eager", graphc), ("compiled", graphc), ("torch", torch))}
-    runs = {"eager": _make(program, ws["eager"], graphc), "torch": _make(program, ws["torch"], torch),
-            "compiled": graphc.compile(_make(program, ws["compiled"], graphc), backend=backend)}
+    runs = {"eager": _make(program, ws["eager"], graphc, scalar_argument),
+            "torch": _make(program, ws["torch"], torch, scalar_argument),
+            "compiled": graphc.compile(_make(program, ws["compiled"], graphc, scalar_argument), backend=backend)}
     what = f"program {seed}: {program}"
     for batch in (program.x_shape[0], program.x_shape[0] + 2, 1):
         x = poison(rng.standard_normal((batch,) + program.x_shape[1:]).astype(np.float32))
-        results = {}
-        for name, run in runs.items():
-            L = torch if name == "torch" else graphc
-            ws[name].grad = None
-            xt = L.tensor(x)
-            args = (xt, _view(xt, program.argument[0])) if program.argument else (xt,)
-            try:
-                results[name] = [_host(t) for t in _leaves(run(*args)) + [xt]]
-            except (RuntimeError, ValueError, TypeError, IndexError):
-                if name == "eager":
-                    return runs["compiled"]  # the program does not fit this batch size (a view baked a size)
-                raise
-        for g, e, t in zip(results["compiled"], results["eager"], results["torch"]):
-            assert g.shape == e.shape == t.shape, what
-            np.testing.assert_allclose(g, e, rtol=rtol, atol=1e-5, err_msg=f"compiled != eager, {what}")
-            if not special_values:  # NaN against inf in some gradients: compiled is held to eager there
-                np.testing.assert_allclose(e, t, rtol=1e-4, atol=1e-4, err_msg=f"eager != torch, {what}")
+        sign = 1.0 if floats.random() < 0.5 else -1.0  # both branches of the program's `if k > 0`, across batches
+        for call, k in enumerate([sign * float(v) for v in floats.uniform(0.1, 2.0, 2)] if scalar_argument else [None]):
+            traces = runs["compiled"].num_traces
+            results = {}
+            for name, run in runs.items():
+                L = torch if name == "torch" else graphc
+                ws[name].grad = None
+                xt = L.tensor(x)
+                args = (xt, *([] if k is None else [k]), *([_view(xt, program.argument[0])] if program.argument
+                                                             else []))
+                try:
+                    results[name] = [_host(t) for t in _leaves(run(*args)) + [xt]]
+                except (RuntimeError, ValueError, TypeError, IndexError):
+                    if name == "eager":
+                        return runs["compiled"]  # the program does not fit this batch size (a view baked a size)
+                    raise
+            if call == 1 and runs["compiled"]._entries:  # (a function that never replays has no entry)
+                assert runs["compiled"].num_traces == traces, f"a new float value traced again, {what}"
+            for g, e, t in zip(results["compiled"], results["eager"], results["torch"]):
+                assert g.shape == e.shape == t.shape, what
+                np.testing.assert_allclose(g, e, rtol=rtol, atol=1e-5, err_msg=f"compiled != eager, {what}")
+                if not special_values:  # NaN against inf in some gradients: compiled is held to eager there
+                    np.testing.assert_allclose(e, t, rtol=1e-4, atol=1e-4, err_msg=f"eager != torch, {what}")
     return runs["compiled"]
 
 
@@ -317,3 +331,9 @@ def test_random_programs_compiled_equal_eager(block):
 def test_random_programs_with_nan_and_inf(block):
     for seed in range(block, 300, 4 * 3):  # 100 of the programs, fed NaN and inf
         check_program(seed, special_values=True)
+
+
+@pytest.mark.parametrize("block", range(2))
+def test_random_programs_with_a_float_argument(block):
+    for seed in range(block, NUM_SCALAR_PROGRAMS, 2):
+        check_program(seed, scalar_argument=True)

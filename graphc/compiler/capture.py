@@ -21,11 +21,13 @@ from ..ops.elementwise import cast
 from ..ops.view import as_strided, expand_as
 from ..state import STATE
 from ..tensor import CPU, Size, Tensor, copy_storage, has_internal_overlap
+from ..topological import postorder
 from .functionalization import (
     Alias,
     Storage,
     apply_steps,
     argument_aliasing,
+    computed_layout,
     may_share,
     stand_in,
     view_layout,
@@ -113,6 +115,7 @@ class Capture:
         self.suspended: dict[int, tuple] = {}  # id -> (real alias of a storage written in this segment, its storage)
         self.assigned: dict[int, weakref.ref] = {}  # proxies updated in place: each must own its storage at the end
         self.proxies: list[weakref.ref] = []
+        self.layouts: dict[Node, np.ndarray] = {}  # the layout eager gives a node's value (_layout_of)
 
     # ---- the hooks the dispatch and Tensor call -------------------------------------------------------------
     def record(self, op: Op, inputs: tuple, attrs: dict) -> Tensor:
@@ -241,8 +244,29 @@ class Capture:
             node = t._node if t._data is None else None
             array = t._data if t._data is not None else self.writes.get(id(t), (None, None))[1]
             storage = Storage(weakref.ref(t), node, self.graph)
-            rec = self._register(t, Alias(storage, (), stand_in(node.shape) if array is None else array))
+            rec = self._register(t, Alias(storage, (), self._layout_of(node) if array is None else array))
         return rec
+
+    def _layout_of(self, node: Node) -> np.ndarray:
+        """The layout eager gives the value of a node (functionalization.computed_layout), found through the
+        elementwise ops and views it comes from, down to the arrays of real tensors."""
+        layouts = self.layouts
+        if node in layouts:
+            return layouts[node]
+        sources = dict(zip(self.graph.inputs, self.sources))
+        for n in postorder([node], lambda n: [x for x in n.inputs if type(x) is Node and x not in layouts]
+                           if n.kind == "op" and n.op.category in (ELEMENTWISE, VIEW) else []):
+            if n.kind == "input":
+                t = sources.get(n)
+                array = None if t is None else t._data if t._data is not None else self.writes.get(id(t), (0, None))[1]
+                layouts[n] = array if type(array) is np.ndarray else stand_in(n.shape)
+            elif n.kind == "const":
+                layouts[n] = np.asarray(n.value)
+            elif n.op.category in (ELEMENTWISE, VIEW):
+                layouts[n] = computed_layout(n, [layouts[x] if type(x) is Node else None for x in n.inputs])
+            else:
+                layouts[n] = stand_in(n.shape)
+        return layouts[node]
 
     def _register(self, t: Tensor, rec: Alias) -> Alias:
         self.aliases[id(t)] = (weakref.ref(t), rec)

@@ -679,6 +679,10 @@ class CompiledFunction:
             if type(value) in FLOATS:
                 proxy = scalars.lift(capture, value, ("item", d, key))
                 lifted.append((d, key, value, proxy))
+            elif type(value) is tuple and any(type(x) in FLOATS for x in value):  # each float of it, as one item
+                proxy = tuple(scalars.lift(capture, x, ("item", d, key, i)) if type(x) in FLOATS else x
+                              for i, x in enumerate(value))
+                lifted.append((d, key, value, proxy))
         state.forget(lifted)
         for d, key, _, proxy in lifted:
             d[key] = proxy

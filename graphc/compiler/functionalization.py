@@ -13,8 +13,8 @@ import weakref
 import numpy as np
 from numpy.lib.array_utils import byte_bounds
 
-from ..dispatch import memory_owner
-from ..tensor import Tensor
+from ..dispatch import ELEMENTWISE, VIEW, memory_owner
+from ..tensor import Tensor, empty_in_order
 
 
 class Storage:
@@ -47,9 +47,24 @@ class Alias:
 
 
 def stand_in(shape: tuple) -> np.ndarray:
-    """A layout array for a value computed by the graph (which is contiguous, as eager results are); np.empty does
-    not touch the memory."""
+    """A contiguous layout array of this shape; np.empty does not touch the memory."""
     return np.empty(shape, np.int8)
+
+
+def computed_layout(node, operands: list) -> np.ndarray:
+    """The layout eager gives an op's result, over a stand-in, from its operands' layouts (None for a number): an
+    elementwise op's result (a clone's too) follows its operands' memory order, as numpy's ufuncs allocate it (order
+    'K', as torch's TensorIterator: a clone of a transposed tensor is transposed, so reshaping it copies); a view's
+    is the view of its operand's (contiguous when the view op copies); anything else is contiguous."""
+    category = node.op.category
+    arrays = [a for a in operands if a is not None]
+    if category == VIEW and operands[0] is not None:
+        out = view_layout(node.op, operands[0], node.inputs[1:], node.attrs)
+        return out if out is not None else stand_in(node.shape)
+    if category != ELEMENTWISE or not arrays:
+        return stand_in(node.shape)
+    out = empty_in_order(arrays, np.int8)
+    return out if out.shape == tuple(node.shape) else stand_in(node.shape)
 
 
 def view_layout(op, layout: np.ndarray, others: tuple, attrs: dict) -> np.ndarray | None:

@@ -44,7 +44,8 @@ def evaluate(node: Node, roots: dict[Node, object]) -> object:
 
 class ScalarInputs:
     """The scalars lifted for one trace: each has a holder (a real 0-d float64 tensor, the graph input), and a
-    source read at each call: ('argument', position) or ('item', dict, key). `guards` are (node, value) pairs:
+    source read at each call: ('argument', position), ('item', dict, key) or ('item', dict, key, index in the tuple
+    it holds). `guards` are (node, value) pairs:
     expressions Python realised during the trace, which must evaluate the same at the next call."""
 
     def __init__(self):
@@ -66,6 +67,8 @@ class ScalarInputs:
         values = []
         for _, source in self.holders:
             value = flat[source[1]] if source[0] == "argument" else source[1].get(source[2], MISSING)
+            if len(source) == 4:  # ("item", dict, key, i): a float inside a tuple (Adam's betas)
+                value = value[source[3]] if type(value) is tuple and len(value) > source[3] else MISSING
             if type(value) not in FLOATS:
                 return None
             values.append(float(value))
@@ -87,7 +90,7 @@ class ScalarInputs:
                 if node in self.nodes:
                     source = self.holders[list(self.nodes).index(node)][1]
                     what = (f"argument {names[source[1]]}" if source[0] == "argument"
-                            else f"the state item {source[2]!r}")
+                            else f"the state item {source[2]!r}" + (f"[{source[3]}]" if len(source) == 4 else ""))
                     return f"{what}, whose value the function uses in Python: {value!r} -> {now!r}"
                 return f"{node.label}(...) at {node.where}, which the function uses in Python: {value!r} -> {now!r}"
         for (holder, _), value in zip(self.holders, values):

@@ -53,6 +53,16 @@ def global_random_states() -> tuple:
     return random.getstate(), np.random.get_state()
 
 
+def floats_changed(old, new) -> bool:
+    """Whether new is old with other float values: both floats, or tuples whose floats differ and nothing else."""
+    if type(old) in FLOATS and type(new) in FLOATS:
+        return not equal(old, new)
+    if type(old) is not tuple or type(new) is not tuple or len(old) != len(new):
+        return False
+    return not equal(old, new) and all(type(a) in FLOATS and type(b) in FLOATS or equal(a, b)
+                                       for a, b in zip(old, new))
+
+
 def equal_random_states(a: tuple, b: tuple) -> bool:
     (py_a, np_a), (py_b, np_b) = a, b
     return py_a == py_b and all(np.array_equal(x, y) for x, y in zip(np_a, np_b))
@@ -157,9 +167,9 @@ class StateGuard:
             self._walk(x, f"a default of {name}")
 
     def changed_floats(self) -> list[tuple[dict, object]]:
-        """The items holding a float then and now, with another value (a learning rate on a schedule)."""
-        return [(d, key) for d, key, value, _ in self.items
-                if type(value) in FLOATS and type(d.get(key)) in FLOATS and not equal(d[key], value)]
+        """The items holding a float then and now, with another value (a learning rate on a schedule), or a tuple
+        of numbers whose floats changed, its other numbers not (Adam's betas under a momentum cycle)."""
+        return [(d, key) for d, key, value, _ in self.items if floats_changed(value, d.get(key))]
 
     def assignments(self) -> list[tuple[dict, object, object, object]]:
         """The items a run set (a changed value or a new key) in the dicts walked: attributes of objects, items of

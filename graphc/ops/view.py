@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ..dispatch import ELEMENTWISE, OTHER, VIEW, Lowering, op
+from ..tensor import empty_in_order
 from . import meta
 
 RESHAPE, EXPAND = Lowering(view="reshape"), Lowering(view="expand")
@@ -328,8 +329,15 @@ def ravel(x):
     return reshape(x, (-1,))
 
 
+def _clone(x: np.ndarray) -> np.ndarray:
+    """torch's clone (memory_format=torch.preserve_format): x's memory order, as an elementwise result's."""
+    out = empty_in_order([x], x.dtype)
+    np.copyto(out, x)
+    return out
+
+
 clone = op("clone", ELEMENTWISE, meta.same, backward=lambda c, g: (g,), lowering=Lowering("{0}", copy=True),
-           saves=())(np.array)
+           saves=())(_clone)
 
 __all__ = [
     "ravel",
