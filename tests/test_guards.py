@@ -173,6 +173,18 @@ def test_a_global_named_step_beside_optimizer_step_replays():
     _mse_steps_alongside_torch(train_step, model, tmodel, topt, (5, 4, 3), count)
 
 
+def _compiled_mse_step(model, opt):
+    """A compiled training step as scripts write it: zero_grad, MSE loss, backward, step."""
+    @graphc.compile
+    def train_step(x, y):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return train_step
+
+
 def _mse_steps_alongside_torch(train_step, model, tmodel, topt, sizes: tuple, before_step) -> None:
     """50 steps of train_step(x, y) on random batches of sizes (batch, in, out), torch's model trained alongside
     with the same MSE loss; before_step(i) runs before step i. The step replays and the parameters agree."""
@@ -311,13 +323,7 @@ def test_a_learning_rate_schedule_replays(opt_name, lr_type):
     opt, topt = make(graphc.optim, model.parameters()), make(torch.optim, tmodel.parameters())
     base = opt.param_groups[0]["lr"]
 
-    @graphc.compile
-    def train_step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    train_step = _compiled_mse_step(model, opt)
 
     def cosine_annealing(i: int) -> None:  # computed with math.cos, as training scripts do
         lr = base * 0.5 * (1 + math.cos(math.pi * i / 50))
@@ -459,13 +465,7 @@ def test_one_cycle_with_momentum_cycling_replays(opt_name):
     schedule = graphc.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=60, cycle_momentum=True)
     tschedule = torch.optim.lr_scheduler.OneCycleLR(topt, max_lr=0.1, total_steps=60, cycle_momentum=True)
 
-    @graphc.compile
-    def train_step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    train_step = _compiled_mse_step(model, opt)
 
     def after_previous_step(i: int) -> None:
         if i:
