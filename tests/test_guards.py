@@ -473,3 +473,70 @@ def test_one_cycle_with_momentum_cycling_replays(opt_name):
             tschedule.step()
 
     _mse_steps_alongside_torch(train_step, model, tmodel, topt, (8, 4, 2), after_previous_step)
+
+
+def test_a_function_without_tensor_ops_replays():
+    """A compiled function that runs no tensor op (it returns an argument, or computes with Python numbers) is cached
+    like any other: an empty plan, guarded as usual, so it replays instead of tracing on every call, and gives what
+    the function gives eagerly (floats are runtime scalars; a returned argument is the caller's tensor)."""
+    add = graphc.compile(lambda a, b: a * b + 1)
+    for a, b in [(1.5, 2.0), (2.5, -1.0), (0.25, 4.0)]:
+        assert add(a, b) == a * b + 1
+    assert add.num_traces == 1
+    pick = graphc.compile(lambda xs, i: xs[i])
+    xs = [graphc.ones(2), graphc.zeros(3)]
+    for i in (0, 1, 0, 1):
+        assert pick(xs, i) is xs[i]
+    assert pick.num_traces == 2
+
+
+def test_a_reseeded_generator_argument_replays():
+    """A graphc.Generator passed to a compiled step and reseeded between calls (as data-augmentation code does per
+    epoch) replays: the plan draws from the generator's stream at run time, so its state is not a guard. Draws equal
+    eager ones from a generator with the same seeds (graphc's stream is numpy's PCG64, not torch's: eager graphc
+    is the reference), and a call without reseeding continues the stream as eagerly."""
+    def noisy(x, gen):
+        return x + graphc.rand(x.shape, generator=gen) * 0.1 + graphc.randn(3, generator=gen)
+
+    compiled = graphc.compile(noisy, backend="numpy")
+    gen, eager_gen = graphc.Generator(), graphc.Generator()
+    x = graphc.ones(4, 3)
+    for seed in (0, 1, None, 7, None):
+        if seed is not None:
+            gen.manual_seed(seed)
+            eager_gen.manual_seed(seed)
+        assert_close(compiled(x, gen), noisy(x, eager_gen))
+    assert compiled.num_traces == 1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "interpret"])
+def test_cumulative_batch_norm_training_step_replays(backend):
+    """BatchNorm1d(momentum=None) keeps a cumulative average of the batch statistics (momentum 1 / batches seen):
+    the count is read at run time as a tensor, not with .item() (a graph break on every call), so a compiled
+    training step replays; losses, parameters, running statistics and the count equal torch's."""
+    graphc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=None), nn.ReLU(), nn.Linear(4, 1))
+    tmodel = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4, momentum=None), torch.nn.ReLU(),
+                                 torch.nn.Linear(4, 1))
+    tmodel.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()})
+    opt, topt = graphc.optim.SGD(model.parameters(), lr=0.1), torch.optim.SGD(tmodel.parameters(), lr=0.1)
+
+    @graphc.compile(backend=backend)
+    def step(x):
+        opt.zero_grad()
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        x = rng.standard_normal((5, 3)).astype(np.float32)
+        topt.zero_grad()
+        expected = tmodel(torch.from_numpy(x)).pow(2).mean()
+        expected.backward()
+        topt.step()
+        assert_close(step(graphc.tensor(x)), expected.detach(), atol=1e-5)
+    assert step.num_traces <= 2
+    for ours, theirs in zip(model.state_dict().values(), tmodel.state_dict().values()):
+        assert_close(ours, theirs, atol=1e-5)

@@ -613,6 +613,8 @@ class CompiledFunction:
             if self._changing_traces == 2:  # not on the first: a first call may create state (optimizer moments)
                 warnings.warn(f"graphc.compile: {reason}", RuntimeWarning, stacklevel=3)
             return result
+        if capture.last_key is None:  # no tensor op ran (it returns an argument, or Python values): an empty plan
+            self._run_segment(capture, Graph(), [])
         position = {n: i for i, n in enumerate(capture.last_outputs)}
         runtime = self._plans.get(capture.last_key)
         if runtime is None:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..dtypes import as_number
+from ..ops.creation import Generator
 from ..tensor import Tensor
 from .scalars import FLOATS
 
@@ -122,8 +123,9 @@ class StateGuard:
         if type(obj) in VALUES or id(obj) in self._seen or len(self._seen) >= MAX_OBJECTS:
             return
         self._seen[id(obj)] = obj
-        if isinstance(obj, (Tensor, np.ndarray, np.generic, type, types.ModuleType, types.BuiltinFunctionType)):
-            return
+        if isinstance(obj, (Tensor, Generator, np.ndarray, np.generic, type, types.ModuleType,
+                            types.BuiltinFunctionType)):
+            return  # values (a tensor's, a generator's stream) that the plan reads at run time: not guarded
         from .compile import CompiledFunction
 
         if isinstance(obj, CompiledFunction):

@@ -47,8 +47,8 @@ class _BatchNorm(Module):
         if update:
             with no_grad():
                 self.num_batches_tracked.add_(1)
-            if self.momentum is None:  # cumulative moving average
-                momentum = 1.0 / self.num_batches_tracked.item()
+            if self.momentum is None:  # cumulative moving average: 1 / count as a 0-d tensor, so a compiled step
+                momentum = 1.0 / self.num_batches_tracked.double()  # reads the count at run time (no .item() break)
         use_batch_stats = self.training or not self.track_running_stats
         return F.batch_norm(input, self.running_mean if update or not use_batch_stats else None,
                             self.running_var if update or not use_batch_stats else None, self.weight, self.bias,
