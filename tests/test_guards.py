@@ -3,6 +3,7 @@ by code and closure contents, the plan cap, recompile logs that name the guard, 
 leave no proxy in user state. torch (eager) is the reference."""
 from __future__ import annotations
 
+import collections
 import math
 
 import numpy as np
@@ -540,3 +541,95 @@ def test_cumulative_batch_norm_training_step_replays(backend):
     assert step.num_traces <= 2
     for ours, theirs in zip(model.state_dict().values(), tmodel.state_dict().values()):
         assert_close(ours, theirs, atol=1e-5)
+
+
+class ClassConfig:
+    """Settings kept on the class, as scripts do (`Config.lr`, `Config.scale`), read without an instance."""
+    scale = 2.0
+    mode = "mul"
+
+
+class SlotConfig:
+    __slots__ = ("k",)
+
+    def __init__(self, k: float):
+        self.k = k
+
+
+OFFSETS = np.array([1.0, 2.0, 3.0], np.float32)  # a global numpy array the step reads, changed in place between calls
+ENABLED: set = {"bias"}
+HISTORY = collections.deque([1.5])
+
+
+def _state_reading_step(L, x, cfg, slots):
+    out = x * ClassConfig.scale if ClassConfig.mode == "mul" else x + ClassConfig.scale
+    out = out * cfg.scale + slots.k + L.tensor(OFFSETS)
+    return out + HISTORY[-1] if "bias" in ENABLED else out
+
+
+def test_state_that_changes_in_place_is_guarded():
+    """Class attributes (read through the class), __slots__ attributes, a global numpy array changed in place, a
+    set and a deque are guarded by value: a change between calls traces again instead of replaying a stale plan.
+    torch, given the same state, is the reference."""
+    slots = SlotConfig(0.5)
+    compiled = graphc.compile(lambda x, cfg, s: _state_reading_step(graphc, x, cfg, s), backend="numpy")
+    x = np.arange(3, dtype=np.float32)
+    changes = [lambda: None, lambda: setattr(ClassConfig, "scale", 3.0), lambda: setattr(ClassConfig, "mode", "add"),
+               lambda: setattr(slots, "k", -1.0), lambda: OFFSETS.__setitem__(1, 7.0), lambda: ENABLED.clear(),
+               lambda: ENABLED.add("bias"), lambda: HISTORY.append(4.0), lambda: None]
+    try:
+        for change in changes:
+            change()
+            assert_close(compiled(graphc.tensor(x), ClassConfig, slots),
+                         _state_reading_step(torch, torch.tensor(x), ClassConfig, slots))
+    finally:
+        ClassConfig.scale, ClassConfig.mode = 2.0, "mul"
+        OFFSETS[:] = [1.0, 2.0, 3.0]
+    assert compiled.num_traces == 7  # putting "bias" back replays the plan traced before clear(); so does the last
+
+
+def test_iterators_and_generators_are_advanced_on_every_call():
+    """next() on an iterator argument or a generator read as state runs on every call, as eagerly: such a function
+    is traced on every call (with one warning), never replayed with the value of the first draw."""
+    def step(x, it):
+        return x * next(it) + next(schedule)
+
+    def warmup():
+        yield from (0.1, 0.2, 0.3)
+
+    schedule = warmup()
+    compiled = graphc.compile(step, backend="numpy")
+    values = iter([2.0, 3.0, 5.0])
+    with pytest.warns(RuntimeWarning, match="iterator or generator"):
+        got = [compiled(graphc.ones(2), values) for _ in range(3)]
+    for out, (k, b) in zip(got, [(2.0, 0.1), (3.0, 0.2), (5.0, 0.3)]):
+        assert_close(out, torch.ones(2) * k + b)
+
+
+def test_negative_zero_is_not_positive_zero():
+    """x / k for k = 0.0 and k = -0.0 gives inf and -inf as torch does: the float is a runtime input, not a value
+    guard that 0.0 == -0.0 would let replay."""
+    compiled = graphc.compile(lambda x, k: x / k, backend="numpy")
+    x = np.array([1.0, -2.0], np.float32)
+    for k in (0.0, -0.0, 0.0):
+        assert_close(compiled(graphc.tensor(x), k), torch.tensor(x) / k)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "interpret"])
+def test_reseeding_and_rng_state_inside_a_compiled_function_equal_eager(backend):
+    """manual_seed, get_rng_state and set_rng_state inside a compiled function happen where eager has them: random
+    ops recorded before them draw first (a graph break), so replaying a draw with a saved state gives the same
+    values, and reseeding gives the seeded draws on every call (eager graphc is the reference: its stream is
+    numpy's PCG64, not torch's)."""
+    def step(x):
+        state = graphc.get_rng_state()
+        a = graphc.rand(3)
+        graphc.set_rng_state(state)
+        b = graphc.rand(3)
+        graphc.manual_seed(5)
+        return x + a - b + graphc.randn(3)
+
+    compiled = graphc.compile(step, backend=backend)
+    for _ in range(3):
+        out = compiled(graphc.ones(3))
+        assert_close(out, step(graphc.ones(3)))

@@ -413,7 +413,12 @@ class Capture:
             self.sources_kept.append(t)  # so its id is not reused while `current` names it
             t._data, t._node = np.array(self.scalar_value(t), t.dtype.np), None
             return
-        reason, where = _break_reason(), user_line()
+        self.graph_break(_break_reason())
+
+    def graph_break(self, reason: str) -> None:
+        """The graph so far runs and capture continues in a new one: Python needs a value, or changes what the
+        graph's ops read when they run (a generator's stream reseeded: the draws recorded so far come first)."""
+        where = user_line()
         if self.fullgraph:
             raise GraphBreakError(f"graph break at {where}: {reason} (fullgraph=True)")
         if self.weak and not self.breaks:  # nothing ran yet: the caller traces again with floats as plain values

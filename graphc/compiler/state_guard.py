@@ -13,6 +13,8 @@ random generator, is not replayed: the next call traces again, so the change or 
 it does eagerly."""
 from __future__ import annotations
 
+import collections
+import collections.abc
 import dis
 import functools
 import random
@@ -23,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..dtypes import as_number
-from ..ops.creation import Generator
+from ..ops.creation import Generator, default_generator
 from ..tensor import Tensor
 from .scalars import FLOATS
 
@@ -31,6 +33,7 @@ VALUES = (int, float, bool, str, bytes, complex, type(None))
 LIBRARIES = {"graphc", "numpy", "torch", "scipy", "builtins", "functools", "math", "typing", "collections"}
 MAX_ITEMS = 256  # a larger container is data, not configuration: guarded by identity, not walked
 MAX_OBJECTS = 4096
+MAX_ARRAY = 1 << 16  # a numpy array read as state is guarded by value up to this size (larger: data)
 MISSING = object()
 
 
@@ -51,7 +54,9 @@ def library(obj) -> bool:
 
 
 def global_random_states() -> tuple:
-    return random.getstate(), np.random.get_state()
+    """Python's and numpy's global random states, and the stream of graphc's default generator (manual_seed and
+    set_rng_state start a new one; draws advance it, which a plan redoes at run time)."""
+    return random.getstate(), np.random.get_state(), default_generator._rng
 
 
 def floats_changed(old, new) -> bool:
@@ -65,8 +70,8 @@ def floats_changed(old, new) -> bool:
 
 
 def equal_random_states(a: tuple, b: tuple) -> bool:
-    (py_a, np_a), (py_b, np_b) = a, b
-    return py_a == py_b and all(np.array_equal(x, y) for x, y in zip(np_a, np_b))
+    (py_a, np_a, stream_a), (py_b, np_b, stream_b) = a, b
+    return py_a == py_b and all(np.array_equal(x, y) for x, y in zip(np_a, np_b)) and stream_a is stream_b
 
 
 @functools.cache
@@ -88,6 +93,9 @@ class StateGuard:
         self.cells: list[tuple[types.CellType, object, str]] = []
         self.positions: list[tuple[list, int, object, str]] = []  # (list, index, value, description)
         self.lengths: list[tuple[dict | list, int, str]] = []
+        self.attributes: list[tuple[object, str, object, str]] = []  # (class or __slots__ object, name, value, what)
+        self.contents: list[tuple[object, object, str]] = []  # (set or numpy array, a copy of its contents, what)
+        self.iterators: list[str] = []  # where an iterator or generator was met (its state is consumed by next())
         self.snapshots: list[tuple[dict | list, dict | list]] = []  # (container, a shallow copy) for restore()
         self._seen: dict[int, object] = {}  # id -> object, kept alive so ids stay unique while walking
         for root in roots:
@@ -97,8 +105,10 @@ class StateGuard:
 
     def changed_by_run(self) -> str | None:
         """After a trace: what the function changed while it ran (its own state, or a global random draw)."""
+        if self.iterators:
+            return f"an iterator or generator ({self.iterators[0]}), which next() advances"
         if not equal_random_states(self._random_states, global_random_states()):
-            return "the global random state (random or numpy.random)"
+            return "the global random state (random, numpy.random, or graphc's manual_seed / set_rng_state)"
         return self.changed()
 
     def changed(self) -> str | None:
@@ -117,14 +127,34 @@ class StateGuard:
             current = cell_value(cell)
             if current is not value and not equal(current, value):
                 return f"{what}: {_short(value)} -> {_short(current)}"
+        for obj, name, value, what in self.attributes:
+            current = getattr(obj, name, MISSING)
+            if current is not value and not equal(current, value):
+                return f"{what}: {_short(value)} -> {_short(current)}"
+        for container, copy, what in self.contents:
+            if not (np.array_equal(container, copy, equal_nan=container.dtype.kind in "fc")
+                    if type(container) is np.ndarray else container == copy):
+                return f"the contents of {what}"
         return None
 
     def _walk(self, obj, what: str) -> None:
         if type(obj) in VALUES or id(obj) in self._seen or len(self._seen) >= MAX_OBJECTS:
             return
         self._seen[id(obj)] = obj
-        if isinstance(obj, (Tensor, Generator, np.ndarray, np.generic, type, types.ModuleType,
-                            types.BuiltinFunctionType)):
+        if isinstance(obj, collections.abc.Iterator):  # next() at a replay would not run: traced on every call
+            self.iterators.append(what)
+            return
+        if type(obj) is np.ndarray:  # (a global array read into the graph: its values are baked in)
+            if obj.size <= MAX_ARRAY and obj.dtype != object:
+                self.contents.append((obj, obj.copy(), f"a numpy array in {what}"))
+            return
+        if isinstance(obj, type):
+            if not library(obj):  # a config class: its attributes, read as Cfg.k
+                for cls in obj.__mro__:
+                    if not library(cls):
+                        self._class(cls)
+            return
+        if isinstance(obj, (Tensor, Generator, np.generic, types.ModuleType, types.BuiltinFunctionType)):
             return  # values (a tensor's, a generator's stream) that the plan reads at run time: not guarded
         from .compile import CompiledFunction
 
@@ -140,17 +170,34 @@ class StateGuard:
                 self._walk(x, what)
         elif isinstance(obj, dict):
             self._dict(obj, what)
-        elif isinstance(obj, list):
+        elif isinstance(obj, (list, collections.deque)):
             self._list(obj, what)
+        elif isinstance(obj, (set, frozenset)):
+            if len(obj) <= MAX_ITEMS:
+                self.contents.append((obj, frozenset(obj), f"a set in {what}"))
         elif isinstance(obj, tuple):
             for x in obj:
                 self._walk(x, what)
-        elif hasattr(obj, "__dict__"):
-            self._dict(vars(obj), type(obj).__name__)
+        elif not library(type(obj)) or hasattr(obj, "__dict__"):
+            if hasattr(obj, "__dict__"):
+                self._dict(vars(obj), type(obj).__name__)
             for cls in type(obj).__mro__:
                 if not library(cls):
-                    for attr in vars(cls).values():
-                        self._walk(attr, f"{cls.__name__}")
+                    for name in vars(cls).get("__slots__", ()):
+                        if isinstance(name, str) and name not in ("__dict__", "__weakref__"):
+                            self._attribute(obj, name, f"{name} of {type(obj).__name__}")
+                    self._class(cls)
+
+    def _class(self, cls: type) -> None:
+        """A user class's own attributes (class-level settings read through the class or an instance)."""
+        for name, attr in vars(cls).items():
+            if not (name.startswith("__") and name.endswith("__")) and not isinstance(attr, types.MemberDescriptorType):
+                self._attribute(cls, name, f"{name} of class {cls.__name__}")
+
+    def _attribute(self, obj, name: str, what: str) -> None:
+        value = getattr(obj, name, MISSING)
+        self.attributes.append((obj, name, value, what))
+        self._walk(value, what)
 
     def _function(self, fn: types.FunctionType) -> None:
         if library(fn):
@@ -197,9 +244,10 @@ class StateGuard:
         """Put back every value recorded (a trace that is abandoned must leave no proxy in user state, such as
         optimizer moments created lazily by a first Adam step): items, list contents and closure cells."""
         for container, snapshot in self.snapshots:
-            if type(container) is list:
+            if type(container) is not dict:
                 if len(container) != len(snapshot) or any(a is not b for a, b in zip(container, snapshot)):
-                    container[:] = snapshot
+                    container.clear()
+                    container.extend(snapshot)
             else:
                 for key in [k for k in container if k not in snapshot]:
                     del container[key]
@@ -209,6 +257,9 @@ class StateGuard:
         for cell, value, _ in self.cells:
             if cell_value(cell) is not value:
                 cell.cell_contents = value
+        for obj, name, value, _ in self.attributes:
+            if getattr(obj, name, MISSING) is not value and value is not MISSING:
+                setattr(obj, name, value)
 
     def _dict(self, d: dict, what: str) -> None:
         if len(d) > MAX_ITEMS:
@@ -218,7 +269,7 @@ class StateGuard:
         for key in list(d):
             self._item(d, key, f"{key} of {what}" if type(key) is str else f"an item of {what}")
 
-    def _list(self, items: list, what: str) -> None:
+    def _list(self, items: list | collections.deque, what: str) -> None:
         if len(items) > MAX_ITEMS:
             return
         self.lengths.append((items, len(items), f"the length of a list in {what}"))

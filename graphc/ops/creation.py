@@ -6,10 +6,19 @@ import numpy as np
 
 from .. import dtypes
 from ..dispatch import OTHER, Lowering, Op, op
+from ..state import STATE
 from ..tensor import Tensor, device, from_torch, get_default_device
 from .view import _sizes
 
 _DEVICE = device  # Generator's argument is named device, as in torch
+
+
+def _break_before_new_stream(what: str) -> None:
+    """Inside graphc.compile, random ops draw when the graph runs: the draws recorded so far must run before the
+    stream is read or changed, so reseeding or reading its state is a graph break there (as eagerly, the draws
+    before and after it differ)."""
+    if STATE.capture is not None:
+        STATE.capture.graph_break(f"{what}() changes the random stream the graph's random ops draw from")
 
 
 class Generator:
@@ -25,6 +34,7 @@ class Generator:
         seed = int(seed)
         if not -2**63 <= seed < 2**64:
             raise RuntimeError(f"manual_seed: seed must be within [-2**63, 2**64), got {seed}")
+        _break_before_new_stream("manual_seed")
         self._initial = seed % 2**64
         self._rng = np.random.default_rng(self._initial)
         return self
@@ -41,6 +51,7 @@ class Generator:
 
     def get_state(self) -> Tensor:
         """The stream's position as an int64 tensor (set_state restores it; torch's is a uint8 tensor)."""
+        _break_before_new_stream("get_state")  # the position after the draws recorded so far
         state = self._rng.bit_generator.state
         words = [state["state"]["state"], state["state"]["inc"]]
         flat = [w >> shift & (2**64 - 1) for w in words for shift in (0, 64)]
@@ -54,6 +65,7 @@ class Generator:
         if new_state.shape != (7,):
             raise RuntimeError(f"RNG state is wrong size: expected 7 words, got shape {list(new_state.shape)}")
         w = [int(v) for v in new_state._host().view(np.uint64)]
+        _break_before_new_stream("set_state")
         self._rng = np.random.default_rng()
         self._rng.bit_generator.state = {"bit_generator": "PCG64", "has_uint32": w[4], "uinteger": w[5],
                                          "state": {"state": w[0] | w[1] << 64, "inc": w[2] | w[3] << 64}}
