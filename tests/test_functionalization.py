@@ -310,3 +310,23 @@ def test_a_write_to_a_tensor_viewed_outside_the_function_runs_eagerly():
             assert_close(run(), f(tw, tflat))
         assert_close(run(), f(tw, tflat))
         assert_close(w, tw)
+
+
+@pytest.mark.parametrize("mode", ["numpy", "interpret"])
+def test_reshape_of_an_argument_aliases_by_its_layout_at_each_call(mode):
+    """reshape(-1) of a contiguous argument is a view (a write through it lands in the argument); of a transposed
+    one it is a copy (the argument stays as it was), as in torch. Whether it aliases is decided on the argument's
+    strides at trace time, so a non-contiguous layout is part of the guard: the plan traced for a contiguous
+    argument never replays for a transposed one, and contiguous arguments of any size share one plan."""
+    def program(L, x):
+        x.reshape(-1).add_(1)
+        return x * 2
+
+    compiled = graphc.compile(lambda x: program(graphc, x), backend=mode)
+    for shape, transposed in (((2, 3), False), ((3, 2), True), ((4, 3), False), ((2, 5), True), ((3, 2), True)):
+        values = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+        ours = graphc.tensor(values.T.copy()).t() if transposed else graphc.tensor(values)
+        theirs = torch.tensor(values.T.copy()).t() if transposed else torch.tensor(values)
+        assert_close(compiled(ours), program(torch, theirs))
+        assert_close(ours, theirs)
+    assert compiled.num_traces == 3  # contiguous: one plan for both sizes; transposed: one per shape

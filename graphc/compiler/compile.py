@@ -94,7 +94,7 @@ def signature(flat: list, lift: bool = True) -> tuple:
         if kind is Tensor:
             data = x._data
             sig.append((x.dtype, type(data), data.ndim if type(data) is np.ndarray else len(data.shape),
-                        x.requires_grad))
+                        x.requires_grad, layout_key(data)))
         elif kind in SCALARS or kind in FLOATS:
             sig.append((float, None) if lift and kind in FLOATS else (kind, x))
         elif kind is types.FunctionType:
@@ -107,6 +107,14 @@ def signature(flat: list, lift: bool = True) -> tuple:
             number = dtypes.as_number(x)
             sig.append((kind, number) if number is not x else id(x))
     return tuple(sig)
+
+
+def layout_key(data) -> tuple | None:
+    """A tensor argument's layout as the guard sees it: None when contiguous (any size replays), else its shape and
+    strides. Whether a reshape or view of it aliases it (or copies, eagerly) is decided on them at trace time."""
+    if type(data) is np.ndarray:
+        return None if data.flags.c_contiguous else (data.shape, data.strides)
+    return None if data.is_contiguous() else (tuple(data.shape), data.stride())
 
 
 def argument_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
@@ -141,10 +149,11 @@ def _leaf_names(obj, name: str, out: list) -> None:
 
 def _describe_key(part) -> str:
     """One signature part, as a recompile message shows it."""
-    if type(part) is tuple and len(part) == 4 and isinstance(part[0], dtypes.dtype):
-        dt, storage, ndim, requires_grad = part
+    if type(part) is tuple and len(part) == 5 and isinstance(part[0], dtypes.dtype):
+        dt, storage, ndim, requires_grad, layout = part
         device = "cpu" if storage is np.ndarray else "cuda"
-        return f"{dt.name} rank {ndim} on {device}{', requires grad' if requires_grad else ''}"
+        strided = "" if layout is None else f", strides {list(layout[1])} for shape {list(layout[0])}"
+        return f"{dt.name} rank {ndim} on {device}{', requires grad' if requires_grad else ''}{strided}"
     if type(part) is tuple and len(part) == 2 and type(part[0]) is type:
         return repr(part[1]) if part[1] is not None or part[0] is type(None) else f"a {part[0].__name__}"
     if type(part) is types.CodeType:
@@ -257,8 +266,8 @@ class Entry:
             t = self.resolve(flat, ref)
             if t is None or t.dtype is not dt or type(t._data) is not np.ndarray or t._data.ndim != ndim or \
                     t.requires_grad != rg:
-                now = "gone" if t is None else _describe_key((t.dtype, type(t._data), t.ndim, t.requires_grad))
-                return f"{self.describe(ref)}: {_describe_key((dt, np.ndarray, ndim, rg))} -> {now}"
+                now = "gone" if t is None else _describe_key((t.dtype, type(t._data), t.ndim, t.requires_grad, None))
+                return f"{self.describe(ref)}: {_describe_key((dt, np.ndarray, ndim, rg, None))} -> {now}"
         for ref, had_grad, _ in self.grads:
             if (self.resolve(flat, ref)._grad is not None) != had_grad:
                 return f"whether the .grad of {self.describe(ref)} is set: {had_grad} -> {not had_grad}"
