@@ -41,19 +41,22 @@ class Lowering:
     copy: the result is operand 0's values unchanged, so a kernel may store it through a permutation.
     reduce: a reduction's combine ("sum", "max" or "min") over reduce_dims(input shapes, attrs), then its finish:
       an expression of the combined value {0} and the number of reduced elements {count} (a mean divides).
+    when: when(dtype, attrs) -> bool, whether expr computes a node with this result dtype and these attrs exactly; other
+      nodes run the op's numpy implementation between kernels (integer remainder: C traps on a division by zero).
     view: a view op's kind, index arithmetic inside kernels: "reshape" (same elements in row-major order),
       "expand" (stride 0 along broadcast dims), "permute" (dims reordered, attrs["dims"]), "contiguous" (a
       reshape to the same shape that copies outside kernels when the layout needs it) or "index" (basic indexing
       with ints, slices and None: the op's forward on either array type, run outside kernels)."""
 
-    __slots__ = ("expr", "cast_operands", "defaults", "rounds", "copy", "reduce", "reduce_dims", "finish", "view")
+    __slots__ = ("expr", "cast_operands", "defaults", "rounds", "copy", "reduce", "reduce_dims", "finish", "view",
+                 "when")
 
     def __init__(self, expr: str | None = None, *, cast_operands: bool = True, defaults: dict | None = None,
                  rounds: bool = False, copy: bool = False, reduce: str | None = None, reduce_dims=None,
-                 finish: str = "{0}", view: str | None = None):
+                 finish: str = "{0}", view: str | None = None, when=None):
         self.expr, self.cast_operands, self.rounds, self.copy = expr, cast_operands, rounds, copy
         self.defaults = defaults or {}
-        self.reduce, self.finish, self.view = reduce, finish, view
+        self.reduce, self.finish, self.view, self.when = reduce, finish, view, when
         self.reduce_dims = reduce_dims or (lambda shapes, dim, **_: tuple(dim))
 
 

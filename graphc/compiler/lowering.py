@@ -22,7 +22,7 @@ def lowering(node: Node) -> str:
     low = node.op.lowering
     if low is not None and low.reduce is not None and isinstance(node.inputs[0], Node):
         return "reduction" if reduce_dims(node) else "pointwise"  # a reduction over no dims is a copy
-    if low is not None and low.expr is not None:
+    if low is not None and low.expr is not None and (low.when is None or low.when(node.dtype, node.attrs)):
         return "pointwise"
     if node.op.category == MATMUL and all(isinstance(x, Node) and x.ndim >= 2 for x in node.inputs):
         return "matmul"
@@ -35,4 +35,6 @@ def fallback_reason(node: Node) -> str:
         return "matmul with a 1-d operand has no kernel template"
     if node.op.fallback:
         return node.op.fallback
+    if node.op.lowering is not None and node.op.lowering.expr is not None:
+        return f"{node.op.name} has no kernel lowering for {node.dtype.name} {node.attrs or ''}".rstrip()
     return f"no lowering for {node.op.category} op {node.op.name!r}"

@@ -299,9 +299,11 @@ class KernelStep(Step):
         return f"<{type(self).__name__} {self.kind} {self.name}>"
 
     def fits(self, shapes: dict) -> bool:
-        """Do this call's sizes keep what the fusion relied on (else the group runs op by op)?"""
+        """Do this call's sizes keep what the fusion relied on, and give the kernel elements to compute (else the
+        group runs op by op: a reduction over an empty dim still has results, 0 or NaN, that no kernel writes)?"""
         if self._fits[0] is not shapes:  # the runtime hands the same dict while input shapes stay the same
-            self._fits = (shapes, size_relations(self.group, shapes) == self.relations)
+            self._fits = (shapes, size_relations(self.group, shapes) == self.relations
+                          and all(shapes[self.group.anchor]))
         return self._fits[1]
 
     def run_numpy(self, values: dict, shapes: dict) -> None:
@@ -372,9 +374,8 @@ class TritonKernelStep(KernelStep):
                    else torch.empty(shape, dtype=torch_dtype(n.dtype), device="cuda"))
             outs.append(buf)
             out_views.append(self.output_view(buf, n, space, shapes))
-        if all(s > 0 for s in space):
-            self.pick(space, lambda config: self.template.launch(self, loads, out_views, space, raw,
-                                                                 dict(config, enable_fp_fusion=cache.FP_FUSION)))
+        self.pick(space, lambda config: self.template.launch(self, loads, out_views, space, raw,
+                                                             dict(config, enable_fp_fusion=cache.FP_FUSION)))
         for n, buf in zip(g.outputs, outs):
             values[n] = buf.numpy() if self.backend == "interpret" else buf
 
@@ -427,7 +428,7 @@ class CKernelStep(KernelStep):
         arrays = [self.place(raw[key], key[1], space, shapes) for key in k.loads]
         outs = [np.empty(tuple(shapes[n]), n.dtype.np) for n in k.outputs]
         arrays += [self.output_view(buf, n, space, shapes) for n, buf in zip(k.outputs, outs)]
-        if outs and all(s > 0 for s in space):
+        if outs:
             pointers = np.array([a.__array_interface__["data"][0] for a in arrays], np.uint64)
             ints = np.array([*space, *(s // a.itemsize for a in arrays for s in a.strides)], np.int64)
             function(pointers.ctypes.data, ints.ctypes.data)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 import scipy.special
 
@@ -28,9 +29,15 @@ def unbroadcast(grad: Tensor, x) -> Tensor | None:
     return sum_to(grad, x)
 
 
-def _binary(name, fn, backward, expr, infer=elementwise, saves=(0, 1), autocast=None, onnx=None):
-    return op(name, ELEMENTWISE, infer, backward=backward, lowering=Lowering(expr), saves=saves, autocast=autocast,
-              onnx=onnx)(fn)
+def _binary(name, fn, backward, expr, infer=elementwise, saves=(0, 1), autocast=None, onnx=None, when=None):
+    return op(name, ELEMENTWISE, infer, backward=backward, lowering=Lowering(expr, when=when), saves=saves,
+              autocast=autocast, onnx=onnx)(fn)
+
+
+def _floating(dtype, attrs) -> bool:
+    """Integer results of division-like ops run on numpy: C traps on an integer division by zero (SIGFPE), and
+    pow/floor through double lose int64 precision and overflow undefined."""
+    return dtype.is_floating_point
 
 
 def _unary(name, fn, backward, expr, infer=floating, saves=(0,), autocast=None, onnx=None):
@@ -52,16 +59,63 @@ mul = _binary(
     saves=(CROSS,),
     onnx="Mul",
 )
-div = _binary(
-    "div",
-    np.true_divide,
-    lambda c, g: (unbroadcast(g / c.inputs[1], c.inputs[0]),
-                  unbroadcast(-g * c.inputs[0] / (c.inputs[1] * c.inputs[1]), c.inputs[1])),
-    "{0} / {1}",
-    saves=(CROSS, 1),
-    infer=floating,
-    onnx="Div",
-)
+def _check_integer_divisor(name: str, b) -> None:
+    """torch refuses an integer division by zero (numpy would return 0 with a warning)."""
+    if np.result_type(b).kind in "biu" and np.any(np.asarray(b) == 0):
+        raise RuntimeError(f"{name}: ZeroDivisionError (an integer divisor is 0)")
+
+
+def _integer_safe(name: str, fn):
+    def forward(a, b):
+        if np.result_type(a, b).kind in "biu":
+            _check_integer_divisor(name, b)
+        return fn(a, b)
+
+    forward.__doc__ = fn.__doc__
+    return forward
+
+
+def _div_parse(input, other, *, rounding_mode: str | None = None):  # noqa: A002  torch's names
+    if rounding_mode not in (None, "trunc", "floor"):
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                         f"'{rounding_mode}'")
+    return (input, other), ({"rounding_mode": rounding_mode} if rounding_mode else {})
+
+
+def _div_infer(a, b, rounding_mode=None):
+    return floating(a, b) if rounding_mode is None else elementwise(a, b)
+
+
+def _div_forward(a, b, rounding_mode=None):
+    """True division; torch's rounding modes: "floor" is floor division, "trunc" rounds toward zero (integers
+    exactly, without a float round trip)."""
+    if rounding_mode is None:
+        return np.true_divide(a, b)
+    if rounding_mode == "floor":
+        return np.floor_divide(a, b)
+    if np.result_type(a, b).kind in "fc":
+        return np.trunc(np.true_divide(a, b))
+    _check_integer_divisor("div", b)
+    return np.subtract(a, np.fmod(a, b)) // b
+
+
+def _div_backward(c, g):
+    a, b = c.inputs
+    if c.attrs.get("rounding_mode") is not None:  # a step function: torch's gradient is zero
+        return unbroadcast(g * 0, a), unbroadcast(g * 0, b)
+    return unbroadcast(g / b, a), unbroadcast(-g * a / (b * b), b)
+
+
+def _div_onnx(g, n) -> str:
+    if n.attrs.get("rounding_mode") is not None:
+        raise NotImplementedError(f"graphc.onnx.export: div with rounding_mode={n.attrs['rounding_mode']!r} (at "
+                                  f"{n.where or 'an unknown line'}) has no ONNX mapping")
+    return g.op("Div", *g.promoted(n, n.inputs))
+
+
+div = op("div", ELEMENTWISE, _div_infer, parse=_div_parse, backward=_div_backward, saves=(CROSS, 1),
+         lowering=Lowering("{0} / {1}", when=lambda dtype, attrs: "rounding_mode" not in attrs),
+         onnx=_div_onnx)(_div_forward)
 
 
 def _pow_backward(c, g):
@@ -85,7 +139,9 @@ def _pow_backward(c, g):
     return ga, gb
 
 
-pow = _binary("pow", np.power, _pow_backward, "pow({0}, {1})", autocast=FP32_CUDA, onnx="Pow")
+# an exponent of 0.5 is sqrt, as in torch and numpy (sqrt(-inf) is NaN and sqrt(-0.) is -0., where pow gives inf, 0.)
+pow = _binary("pow", np.power, _pow_backward, "where({1} == 0.5, sqrt({0}), pow({0}, {1}))", autocast=FP32_CUDA,
+              onnx="Pow", when=_floating)
 
 
 def _minmax_backward(pick_first):
@@ -102,17 +158,19 @@ maximum = _binary("maximum", np.maximum, _minmax_backward(lambda a, b: gt(a, b))
 minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: lt(a, b)), "minimum({0}, {1})", onnx="Min")
 remainder = _binary(
     "remainder",
-    np.remainder,
+    _integer_safe("remainder", np.remainder),
     lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g * floor(div(*c.inputs)), c.inputs[1])),
     # fmod (Triton's %, exact) moved into the divisor's sign, as torch computes it: a - floor(a / b) * b is off by b
     # where a / b rounds up to a whole number
     "where((({0} % {1}) != 0) & ((({0} % {1}) < 0) != ({1} < 0)), ({0} % {1}) + {1}, {0} % {1})",
+    when=_floating,
 )
 fmod = _binary(
     "fmod",
-    np.fmod,
+    _integer_safe("fmod", np.fmod),
     lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g * trunc(div(*c.inputs)), c.inputs[1])),
     "{0} % {1}",
+    when=_floating,
 )
 
 
@@ -129,7 +187,8 @@ logaddexp = _binary(
     "maximum({0}, {1}) + log1p(exp(-abs({0} - {1}))))",
     infer=floating,
 )
-floor_divide = _binary("floor_divide", np.floor_divide, None, "floor({0} / {1})")
+# no lowering: torch's floor division of floats is fmod-based (1.0 // 0.1 is 9, floor(1.0 / 0.1) is 10), as numpy's
+floor_divide = _binary("floor_divide", _integer_safe("floor_divide", np.floor_divide), None, None)
 
 eq = _binary("eq", np.equal, None, "{0} == {1}", infer=predicate,
              onnx="Equal")
@@ -187,15 +246,19 @@ def _round_infer(x, decimals, scale):
     return tuple(x.shape), x.dtype
 
 
-# half to even, as torch and numpy round: a tie (fraction exactly 0.5) goes to the even neighbour
-_HALF_EVEN = ("where({y} - floor({y}) == 0.5, 2 * floor({y} * 0.5 + 0.5), "
-              "floor({y} + 0.5)) / {{scale}}")
+# half to even, as torch and numpy round (nearbyint): compared through the fraction y - floor(y), which is exact,
+# since floor(y + 0.5) rounds y + 0.5 first (0.49999997 + 0.5 is 1.0 in float32); a tie goes to the even neighbour,
+# and a zero result keeps y's sign (y * 0)
+_ROUNDED = ("where({y} - floor({y}) > 0.5, floor({y}) + 1, where({y} - floor({y}) < 0.5, floor({y}), "
+            "2 * floor({y} * 0.5 + 0.5)))")
+_SCALED = "({0} * {scale})"
+_HALF_EVEN = f"where({_ROUNDED} == 0, {{y}} * 0, {_ROUNDED}) / {{{{scale}}}}".format(y=_SCALED)
 round = op("round", ELEMENTWISE, _round_infer, parse=_round_parse, backward=lambda c, g: (g * 0,), saves=(),
-           lowering=Lowering(_HALF_EVEN.format(y="({0} * {scale})")))(lambda x, decimals, scale: np.round(x, decimals))
+           lowering=Lowering(_HALF_EVEN, when=_floating))(lambda x, decimals, scale: np.round(x, decimals))
 
 
 def _nan_to_num_parse(x, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None):
-    finfo = np.finfo(x.dtype.np) if x.dtype.is_floating_point else None
+    finfo = ml_dtypes.finfo(x.dtype.np) if x.dtype.is_floating_point else None
     return (x,), {"nan": float(nan), "posinf": float(posinf if posinf is not None or finfo is None else finfo.max),
                   "neginf": float(neginf if neginf is not None or finfo is None else finfo.min)}
 

@@ -46,7 +46,7 @@ def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     return out
 
 
-def elementwise(*xs, **attrs):
+def elementwise(*xs):
     """Broadcast shape and promoted dtype of an elementwise op (fast when shapes or dtypes already agree)."""
     first = xs[0]
     if type(first) in _SCALAR_CATEGORY:
@@ -67,13 +67,13 @@ def elementwise(*xs, **attrs):
     return tuple(shape), (dt if same_dtype else dtypes.result_type(*xs))
 
 
-def floating(*xs, **attrs):
+def floating(*xs):
     """Like elementwise, but integer and bool results become the default dtype (exp, div, sqrt ...)."""
     shape, dt = elementwise(*xs)
     return shape, dt if dt.is_floating_point else dtypes.get_default_dtype()
 
 
-def predicate(*xs, **attrs):
+def predicate(*xs):
     """Like elementwise, with a bool result (comparisons, logical ops)."""
     return elementwise(*xs)[0], dtypes.bool_
 
