@@ -8,6 +8,7 @@ A cache that cannot be used (not a folder, not writable, cannot be created) cost
 process then compiles into a temporary folder (docs/compiler.md, "The kernel cache")."""
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import json
@@ -51,6 +52,7 @@ def store(relative: str, data: bytes) -> Path:
         if _fallback:
             raise
         _fallback.append(Path(tempfile.mkdtemp(prefix="graphc-cache-")))
+        atexit.register(shutil.rmtree, _fallback[0], ignore_errors=True)  # this process's only: not left in /tmp
         warnings.warn(f"graphc: the kernel cache at {path.parent} cannot be used ({type(e).__name__}: {e}); this "
                       f"process compiles into {_fallback[0]} instead (set GRAPHC_CACHE_DIR to a writable folder)",
                       RuntimeWarning, stacklevel=2)

@@ -50,10 +50,14 @@ def cuda_available() -> bool:
 
 
 def default_cpu_backend() -> str:
-    """What backend='auto' runs CPU tensors with: 'cpu' (native kernels) where a C compiler is found, else 'numpy'."""
-    from .native import compiler
+    """What backend='auto' runs CPU tensors with: 'cpu' (native kernels) where a C compiler is found, else 'numpy'
+    (with one notice per process)."""
+    from .native import compiler, notice
 
-    return "cpu" if compiler() is not None else "numpy"
+    if compiler() is None:
+        notice(f"no C compiler found: {os.environ.get('CC') or 'cc'} (set CC or install gcc or clang)", stacklevel=5)
+        return "numpy"
+    return "cpu"
 
 
 def plan_steps(graph: Graph, backend: str, mode: str) -> Steps:

@@ -255,12 +255,12 @@ def _build(batch: list) -> Path:
     return path
 
 
-def notice(lib: Library) -> None:
+def notice(why: str, stacklevel: int = 4) -> None:
     """Warn once per process and reason that native kernels are not available (the plan runs with numpy)."""
-    if lib.error not in _noticed:
-        _noticed.add(lib.error)
-        warnings.warn(f"graphc: the cpu backend's native kernels could not be built ({lib.error}); the compiled "
-                      f"function runs its numpy plan instead", RuntimeWarning, stacklevel=4)
+    if why not in _noticed:
+        _noticed.add(why)
+        warnings.warn(f"graphc: the cpu backend's native kernels are not available ({why}); compiled functions run "
+                      f"their numpy plans instead", RuntimeWarning, stacklevel=stacklevel)
 
 
 def reset() -> None:

@@ -412,7 +412,7 @@ class CKernelStep(KernelStep):
                 if self.library.error is not None:
                     from .native import notice
 
-                    notice(self.library)
+                    notice(self.library.error)
                 return self.run_numpy(values, shapes)
             function = self._function = functions[self.name]
         elif not self.fits(shapes):
