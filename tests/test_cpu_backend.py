@@ -101,6 +101,32 @@ def test_a_long_row_is_summed_accurately_and_nan_wins_in_max():
     check(lambda a: (a.amax(), a.amin(), a.sum()), x)
 
 
+def test_column_reductions_over_leading_dims_match_torch():
+    """Sums over the batch dims (bias and norm-weight gradients) run down blocks of the last dim: ragged blocks
+    (last dim 70 = 64 + 6), several kept dims, NaN in max/min, a mean, an elementwise output from the same pass, a
+    transposed operand (strides other than 1 along the last dim) and per-row math after the sum."""
+    def f(x, b, t):
+        y = x + b
+        return (y.sum((0, 1)), y * 2, x.sum(0), x.amax(0), x.amin((0, 1)), x.mean(1, keepdim=True),
+                (t.transpose(0, 2) * 3).sum(0), y.sum((0, 1)).sqrt() * 0.5 + b)
+
+    x = special(3, 50, 70)
+    x[1, 7, 65] = np.nan
+    compiled = check(f, x, randn(70), randn(70, 4, 6), rtol=1e-5, atol=1e-5)
+    assert any("COLUMN_BLOCK" in s.source for s in native_steps(compiled))
+
+
+def test_kernels_take_contiguous_and_strided_operands_and_hoist_invariants():
+    """Each inner loop has a version for unit strides and one for any strides; 0-d values (a step count's powers,
+    as in Adam's bias corrections) are computed once per call: both give torch's values."""
+    def f(x, s):
+        c = (1 - 0.9 ** (s + 1)) * 2
+        return (x * c).exp(), (x.t() * c).softmax(-1), x[:, ::2] + c, (x * s).sum(-1)
+
+    compiled = check(f, randn(40, 64), np.array(3.0, np.float32), rtol=1e-5, atol=1e-5)
+    assert any(" == 1) {" in s.source for s in native_steps(compiled))
+
+
 def test_matmul_epilogues_batched_and_transposed():
     def f(x, w, b, y):
         lib = F if isinstance(x, graphc.Tensor) else TF

@@ -1,4 +1,5 @@
-"""Each graph pass on its own: dead code elimination, common subexpression elimination, constant folding."""
+"""Each graph pass on its own: dead code elimination, common subexpression elimination, constant folding, transposed
+products."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,12 @@ import numpy as np
 import graphc
 from graphc import dtypes
 from graphc.compiler.ir import Graph
-from graphc.compiler.passes import eliminate_common_subexpressions, eliminate_dead_code, fold_constants
+from graphc.compiler.passes import (
+    eliminate_common_subexpressions,
+    eliminate_dead_code,
+    fold_constants,
+    transpose_products,
+)
 from graphc.compiler.runtime import reference_values
 from graphc.ops import OPS
 from graphc.tensor import CPU
@@ -94,3 +100,27 @@ def test_passes_run_inside_compile():
     graph = graphc.explain(f, x).graphs[0]
     calls = [n.label for n in graph.nodes if n.kind == "op"]
     assert calls == ["mul", "exp", "add"]
+
+
+def test_a_product_read_only_transposed_is_the_product_of_the_transposed_operands():
+    """(x^T g)^T, a linear layer's weight gradient, becomes g^T x: contiguous in the layout its readers use; a
+    product also read untransposed, or returned, stays."""
+    import torch
+
+    g = Graph()
+    x = g.add("input", None, (), {}, (5, 3), F32, CPU)
+    grad = g.add("input", None, (), {}, (5, 4), F32, CPU)
+    xt = _op(g, "permute", x, dims=(1, 0))
+    product = _op(g, "matmul", xt, grad)  # [3, 4]
+    same = _op(g, "sum_to", product, product)  # a reduction over no dims: a copy
+    weight_grad = _op(g, "permute", same, dims=(1, 0))
+    kept = _op(g, "matmul", grad, _op(g, "permute", grad, dims=(1, 0)))  # [5, 5], read as is below
+    g.outputs = [_op(g, "mul", weight_grad, 2.0), _op(g, "add", _op(g, "permute", kept, dims=(1, 0)), kept)]
+    transpose_products(g)
+    assert product.shape == (4, 3) and product.inputs[1] is x and g.outputs[0].inputs[0] is product
+    assert "sum_to" not in [n.label for n in g.nodes] and kept.shape == (5, 5) and kept.inputs[0] is grad
+    a, b = np.random.randn(5, 3).astype(np.float32), np.random.randn(5, 4).astype(np.float32)
+    values = reference_values(g, [a, b])
+    at, bt = torch.from_numpy(a), torch.from_numpy(b)
+    np.testing.assert_allclose(values[g.outputs[0]], ((at.T @ bt).T * 2).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(values[g.outputs[1]], ((bt @ bt.T).T + bt @ bt.T).numpy(), rtol=1e-6)

@@ -1,13 +1,16 @@
-"""Graph passes, each rewriting a Graph in place: dead code elimination, common subexpression elimination and
-constant folding. Graph inputs are never removed or merged (their positions are how a plan is fed); outputs keep
-their positions. Impure ops (random draws: Op.pure False) are never merged, folded or dropped, so they draw as
-eagerly as they would eagerly."""
+"""Graph passes, each rewriting a Graph in place: dead code elimination, common subexpression elimination,
+constant folding and transposed products. Graph inputs are never removed or merged (their positions are how a plan
+is fed); outputs keep their positions. Impure ops (random draws: Op.pure False) are never merged, folded or
+dropped, so they draw as eagerly as they would eagerly."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..dispatch import MATMUL
 from .ir import Graph, Node
+from .lowering import lowering, reduce_dims
 from .runtime import reference_values
+from .views import view_kind
 
 
 def eliminate_dead_code(graph: Graph) -> Graph:
@@ -51,9 +54,65 @@ def fold_constants(graph: Graph) -> Graph:
     return graph
 
 
+def transpose_products(graph: Graph) -> Graph:
+    """Compute a 2-d matrix product that is only read transposed as the product of the transposed operands:
+    (a b)^T = b^T a^T. A linear layer's weight gradient is (x^T g)^T; BLAS reads transposed operands at no cost,
+    and the result then comes out in the layout its readers use (the .grad buffer, the optimizer's C-ordered
+    moments), where the transposed view made every elementwise step combining it with them read across layouts
+    (the numpy backend's steps 10-20x slower, a kernel's loads strided)."""
+    from ..ops.view import permute
+
+    users = {n: list(dict.fromkeys(us)) for n, us in graph.users().items()}
+    outputs = set(graph.outputs)
+    replace: dict[Node, Node] = {}
+    before: dict[Node, list[Node]] = {}
+
+    def transposed(x: Node, where: str) -> Node:
+        if _transposes(x):
+            return x.inputs[0]
+        t = Node(-1, "op", permute, (x,), {"dims": (1, 0)}, tuple(x.shape[::-1]), x.dtype, x.device, where)
+        before[m].append(t)
+        return t
+
+    for m in graph.nodes:
+        if m.kind != "op" or m.op.category != MATMUL or m in outputs or m.ndim != 2 or \
+                not all(type(x) is Node and x.ndim == 2 for x in m.inputs):
+            continue
+        last = m  # the product may pass through copies (a sum_to over no dims) before its transposes
+        while len(users[last]) == 1 and last not in outputs and _copies(users[last][0]):
+            last = users[last][0]
+        if last in outputs or not users[last] or not all(_transposes(u) for u in users[last]):
+            continue
+        before[m] = []
+        a, b = m.inputs
+        m.inputs, m.shape = (transposed(b, m.where), transposed(a, m.where)), tuple(m.shape[::-1])
+        replace.update((u, m) for u in users[last])
+    if not replace:
+        return graph
+    nodes = []
+    for node in graph.nodes:
+        nodes += before.get(node, [])
+        node.inputs = tuple(replace.get(x, x) if type(x) is Node else x for x in node.inputs)
+        nodes.append(node)
+    graph.nodes = nodes
+    graph.outputs = [replace.get(n, n) for n in graph.outputs]
+    return eliminate_dead_code(graph)
+
+
+def _transposes(node: Node) -> bool:
+    """Whether node is the transpose of a 2-d value (a view)."""
+    return view_kind(node) == "permute" and node.attrs["dims"] == (1, 0)
+
+
+def _copies(node: Node) -> bool:
+    """Whether node's value is its first operand's, unchanged (a reduction over no dims)."""
+    return lowering(node) == "pointwise" and node.op.lowering.reduce is not None and not reduce_dims(node) and \
+        tuple(node.shape) == tuple(node.inputs[0].shape) and node.dtype is node.inputs[0].dtype
+
+
 def optimize(graph: Graph) -> Graph:
     """The pass pipeline run before planning."""
-    return eliminate_dead_code(fold_constants(eliminate_common_subexpressions(graph)))
+    return eliminate_dead_code(transpose_products(fold_constants(eliminate_common_subexpressions(graph))))
 
 
 def _one_op(node: Node) -> Graph:

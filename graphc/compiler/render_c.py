@@ -11,6 +11,7 @@ an elementwise kernel that reads the product."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -36,6 +37,7 @@ PRELUDE = r"""/* graphc: native CPU kernels (generated; each line names its op a
 /* maximum/minimum propagate NaN, as torch does (fmaxf would drop it) */
 #define GC_MAX(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
 #define GC_MIN(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
+#define COLUMN_BLOCK 64  /* last-dim elements a column reduction's task accumulates side by side */
 #define GC_SIGN(a) (((a) > 0) - ((a) < 0))  /* 0 for NaN, as torch.sign */
 static inline float gc_from_bf16(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; memcpy(&f, &b, 4); return f; }
 static inline uint16_t gc_to_bf16(float f) {  /* round to nearest even, NaN stays NaN */
@@ -143,7 +145,8 @@ def generate(group: Group) -> Kernel:
     outputs = [n for n in group.outputs if n is not product]
     em = Emitter(group, C, loads, outputs)
     name = kernel_name(group)
-    body = (reduction_body if group.kind == "reduction" else elementwise_body)(group, em)
+    body = (elementwise_body if group.kind != "reduction" else column_reduction_body if column_reduction(group)
+            else reduction_body)(group, em)
     head = []
     for i, (key, ptr) in enumerate(em.loads.items()):
         ty = C.storage_type(key[0].dtype)
@@ -172,20 +175,47 @@ def elementwise_body(group: Group, em: Emitter) -> list[str]:
         return lines
     last = f"i{rank - 1}"
     rows = " * ".join(f"size{d}" for d in range(rank - 1)) or "1"
+    before = invariant_scope(group, rank)
     inner: list[str] = []
-    scope = Scope(inner, [f"i{d}" for d in range(rank)], None, "", "    " if rank == 1 else "      ")
+    scope = Scope(inner, [f"i{d}" for d in range(rank)], None, "", "    " if rank == 1 else "      ", before,
+                  lambda n: invariant(group, n))
     for n in em.outputs:
-        em.store(n, em.value(n, scope), scope)
+        at = before if invariant(group, n) else scope
+        em.store(n, em.value(n, at), at)
     loop = f"for (int64_t {last} = 0; {last} < size{rank - 1}; {last}++) {{"
     if rank == 1:
-        return [f"  {_parallel('size0', 'size0', construct='parallel for simd')}", f"  {loop}", *inner, "  }"]
-    return [f"  const int64_t n_rows = {rows};",
+        return [*before.lines, *unit_stride([f"  {_parallel('size0', 'size0', construct='parallel for simd')}",
+                                             f"  {loop}", *inner, "  }"], 0, "  ")]
+    return [*before.lines, f"  const int64_t n_rows = {rows};",
             f"  {_parallel(f'n_rows * size{rank - 1}', 'n_rows')}",
             "  for (int64_t row = 0; row < n_rows; row++) {",
             *split_index([f"i{d}" for d in range(rank - 1)], "row", [f"size{d}" for d in range(rank - 1)], "    ",
                          "const int64_t ", ";"),
-            "    #pragma omp simd",
-            f"    {loop}", *inner, "    }", "  }"]
+            *unit_stride(["    #pragma omp simd", f"    {loop}", *inner, "    }"], rank - 1, "    "), "  }"]
+
+
+def unit_stride(lines: list[str], dim: int, indent: str) -> list[str]:
+    """A loop over dim (its lines) twice: for operands contiguous along dim (strides of 1 the compiler knows let it
+    use vector loads and stores; stride variables make it gather and scatter element by element) and as written,
+    for any strides. The call picks one by the strides it gets."""
+    pattern = re.compile(rf"\b((?:in|out)\d+)_s{dim}\b")
+    pointers = sorted({m.group(1) for line in lines for m in pattern.finditer(line)})
+    if not pointers:
+        return lines
+    contiguous = " && ".join(f"{p}_s{dim} == 1" for p in pointers)
+    return [f"{indent}if ({contiguous}) {{", *(pattern.sub("1", line) for line in lines), f"{indent}}} else {{",
+            *lines, f"{indent}}}"]
+
+
+def invariant(group: Group, n: Node) -> bool:
+    """Whether member n has one value over the whole iteration space (Adam's bias corrections from the step count):
+    computed once, before the loops, instead of at every element."""
+    return all(a == 1 for a in group.aligned[n])
+
+
+def invariant_scope(group: Group, rank: int, lines: list[str] | None = None) -> Scope:
+    """The scope before a kernel's loops, where invariant members are computed."""
+    return Scope([] if lines is None else lines, [None] * rank, None, "_i", "  ")
 
 
 def accumulator(r: Node) -> str:
@@ -212,8 +242,9 @@ def _declare(r: Node, acc: str, scope: Scope) -> list[str]:
     return clauses
 
 
-def _fold(r: Node, acc: str, value: str, scope: Scope) -> None:
-    """Fold value into r's accumulator (a NaN is remembered apart: simd max/min would not keep it)."""
+def _fold(r: Node, acc: str, value: str, scope: Scope, nan: str | None = None) -> None:
+    """Fold value into r's accumulator (a NaN is remembered apart in nan, default acc_nan: simd max/min would not
+    keep it)."""
     ty = accumulator(r)
     combine = r.op.lowering.reduce
     if combine == "sum":
@@ -221,14 +252,14 @@ def _fold(r: Node, acc: str, value: str, scope: Scope) -> None:
         return
     scope.emit(f"{acc} = ({value}) {'>' if combine == 'max' else '<'} {acc} ? ({value}) : {acc};")
     if ty in ("float", "double"):
-        scope.emit(f"{acc}_nan |= ({value}) != ({value});")
+        scope.emit(f"{nan or acc + '_nan'} |= ({value}) != ({value});")
 
 
-def _finish(r: Node, acc: str, count: str, scope: Scope, em: Emitter) -> None:
+def _finish(r: Node, acc: str, count: str, scope: Scope, em: Emitter, nan: str | None = None) -> None:
     """r's value from its accumulator (a NaN seen wins; a mean divides by the count)."""
     value = acc
     if r.op.lowering.reduce != "sum" and accumulator(r) in ("float", "double"):
-        value = f"({acc}_nan ? {C.literal(math.nan, accumulator(r))} : {acc})"
+        value = f"({nan or acc + '_nan'} ? {C.literal(math.nan, accumulator(r))} : {acc})"
     value = r.op.lowering.finish.format(f"({value})", count=count)
     ty = C.compute_type(r.dtype)
     scope.emit(f"const {ty} v{r.id} = ({ty})({value});  // {r.op.name} at {r.where}")
@@ -250,6 +281,10 @@ def reduction_body(group: Group, em: Emitter) -> list[str]:
     row_lines += split_index([f"r{d}" for d in kept], "row", [f"size{d}" for d in kept], "    ", "const int64_t ",
                              ";")
     reductions = [n for n in group.nodes if lowering(n) == "reduction" and n not in group.global_reductions]
+
+    def inner_loop(lines: list[str]) -> list[str]:  # a loop over the reduced elements: contiguous if the last dim
+        return unit_stride(lines, rank - 1, "    ") if rank - 1 in dims else lines
+
     for k in range(1, max((stage[r] for r in reductions), default=0) + 1):
         done = [r for r in reductions if stage[r] == k]
         loop = _loop(row, f"_s{k}", rank, dims, lambda n, k=k: n in per_row and stage[n] < k)
@@ -258,11 +293,14 @@ def reduction_body(group: Group, em: Emitter) -> list[str]:
             clauses += _declare(r, f"acc{r.id}", row)
         for r in done:
             _fold(r, f"acc{r.id}", em.value(r.inputs[0], loop), loop)
-        pragma = f"#pragma omp simd reduction({') reduction('.join(clauses)})"
-        if group.splittable:  # one long row (x.sum()): its elements in parallel
-            pragma = f"#pragma omp parallel for simd reduction({') reduction('.join(clauses)}) if (n_rows == 1 && " \
-                     f"n_inner >= {PARALLEL_MIN})"
-        row_lines += [f"    {pragma}", *loop.lines, "    }"]
+        simd = inner_loop([f"    #pragma omp simd reduction({') reduction('.join(clauses)})", *loop.lines, "    }"])
+        if group.splittable:
+            # one long row (x.sum()): its elements in parallel. A branch, not an `if` clause: a parallel region
+            # nested in the row loop would start a team per row even when the clause is false
+            simd = [f"    if (n_rows == 1 && n_inner >= {PARALLEL_MIN}) {{",
+                    *inner_loop([f"    #pragma omp parallel for simd reduction({') reduction('.join(clauses)})",
+                                 *loop.lines, "    }"]), "    } else {", *simd, "    }"]
+        row_lines += simd
         for r in done:
             _finish(r, f"acc{r.id}", "n_inner", row, em)
     for n in group.outputs:
@@ -273,7 +311,7 @@ def reduction_body(group: Group, em: Emitter) -> list[str]:
         loop = _loop(row, "_w", rank, dims, lambda n: n in per_row)
         for n in elementwise_outputs:
             em.store(n, em.value(n, loop), loop)
-        row_lines += ["    #pragma omp simd", *loop.lines, "    }"]
+        row_lines += inner_loop(["    #pragma omp simd", *loop.lines, "    }"])
     clauses = []
     for r in group.global_reductions:
         clauses += _declare(r, f"total{r.id}", whole)
@@ -291,6 +329,66 @@ def reduction_body(group: Group, em: Emitter) -> list[str]:
         if n in group.after_global:
             em.store(n, em.value(n, finished), finished)
     return lines + after
+
+
+def column_reduction(group: Group) -> bool:
+    """Whether a reduction group reduces leading dims only, in one stage, with nothing after a reduction over all
+    rows (a bias or norm-weight gradient: a sum over the batch dims). Its rows are then the contiguous last dim:
+    summing down each of them, one at a time, would read memory a stride apart."""
+    return group.splittable and not group.global_reductions and len(group.space) - 1 not in group.dims
+
+
+def column_reduction_body(group: Group, em: Emitter) -> list[str]:
+    """A column reduction (see column_reduction): each task takes a block of COLUMN_BLOCK consecutive elements of the
+    last (kept) dim and walks the reduced elements, adding to one accumulator per element of the block in a simd
+    loop across the block (contiguous loads); elementwise outputs are stored in the same pass. Then a loop over the
+    block finishes each reduction and computes the per-row values. Tasks (outer kept rows x blocks) run in parallel."""
+    rank, dims = em.rank, group.dims
+    last = rank - 1
+    outer = [d for d in range(last) if d not in dims]
+    reductions = [n for n in group.nodes if lowering(n) == "reduction"]
+    per_row = {n for n in group.nodes if all(group.aligned[n][d] == 1 for d in dims)}
+    index = [f"c{d}" if d in dims else f"r{d}" for d in range(rank)]
+    task = ["    const int64_t blk = (task % n_blocks) * COLUMN_BLOCK;", "    const int64_t outer = task / n_blocks;",
+            f"    const int64_t nb = size{last} - blk < COLUMN_BLOCK ? size{last} - blk : COLUMN_BLOCK;",
+            "    (void)outer;",
+            *split_index([f"r{d}" for d in outer], "outer", [f"size{d}" for d in outer], "    ", "const int64_t ",
+                         ";")]
+    for r in reductions:
+        ty = accumulator(r)
+        start = C.literal(reduction_identity(r, {"double": "float64", "float": "float32", "int64_t": "int64",
+                                                 "int32_t": "int32", "_Bool": "bool"}[ty]), ty)
+        task += [f"    {ty} acc{r.id}[COLUMN_BLOCK];", f"    for (int64_t j = 0; j < nb; j++) acc{r.id}[j] = {start};"]
+        if r.op.lowering.reduce != "sum" and ty in ("float", "double"):
+            task += [f"    int acc{r.id}_nan[COLUMN_BLOCK];",
+                     f"    for (int64_t j = 0; j < nb; j++) acc{r.id}_nan[j] = 0;"]
+    inner_lines: list[str] = []
+    inner = Scope(inner_lines, index, None, "_s1", "        ")
+    inner.emit(f"const int64_t r{last} = blk + j;")
+    for r in reductions:
+        _fold(r, f"acc{r.id}[j]", em.value(r.inputs[0], inner), inner, f"acc{r.id}_nan[j]")
+    for n in group.outputs:
+        if n not in per_row:
+            em.store(n, em.value(n, inner), inner)
+    task += ["    for (int64_t col = 0; col < n_inner; col++) {",
+             *split_index([f"c{d}" for d in dims], "col", [f"size{d}" for d in dims], "      ", "const int64_t ", ";"),
+             *unit_stride(["      #pragma omp simd", "      for (int64_t j = 0; j < nb; j++) {", *inner_lines,
+                           "      }"], last, "      "), "    }"]
+    finish_lines: list[str] = []
+    finish = Scope(finish_lines, [None if d in dims else f"r{d}" for d in range(rank)], None, "_r", "      ")
+    finish.emit(f"const int64_t r{last} = blk + j;")
+    for r in reductions:
+        _finish(r, f"acc{r.id}[j]", "n_inner", finish, em, f"acc{r.id}_nan[j]")
+    for n in group.outputs:
+        if n in per_row:
+            em.store(n, em.value(n, finish), finish)
+    task += ["    for (int64_t j = 0; j < nb; j++) {", *finish_lines, "    }"]
+    n_outer = " * ".join(f"size{d}" for d in outer) or "1"
+    return [f"  const int64_t n_inner = {' * '.join(f'size{d}' for d in dims)};",
+            f"  const int64_t n_blocks = (size{last} + COLUMN_BLOCK - 1) / COLUMN_BLOCK;",
+            f"  const int64_t n_tasks = {n_outer} * n_blocks;",
+            "  " + _parallel("n_tasks * COLUMN_BLOCK * n_inner", "n_tasks"),
+            "  for (int64_t task = 0; task < n_tasks; task++) {", *task, "  }"]
 
 
 def _loop(row: Scope, tag: str, rank: int, dims: tuple, hoist) -> Scope:
