@@ -8,11 +8,16 @@ round runs every contender once per thread count, so all see the same machine lo
     python benchmarks/training_scaling.py [--rounds 3] [--steps 5] [--threads 1,2]
 
 It also prints each contender's first call (graphc: capture, plan and the numpy tier, while the native kernels build
-in the background; torch.compile: Dynamo + Inductor) and checks that graphc and torch eager compute the same loss
-on the first step."""
+in the background; torch.compile: Dynamo + Inductor, cold: TORCHINDUCTOR_CACHE_DIR, TRITON_CACHE_DIR and
+GRAPHC_CACHE_DIR point to fresh temporary folders unless set, and torch.compile's one-off start-up in the process is
+spent on a trivial function first, as graphc.bench does) and checks that graphc and torch eager compute the same
+loss on the first step. `uptime`'s load average is printed before and after: other processes on the machine slow
+both sides."""
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -20,6 +25,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import graphc
+from graphc.bench.measure import torch_compile_startup_s
 
 D, HEADS, SEQ, BATCH, VOCAB, BLOCKS = 256, 4, 128, 16, 512, 2
 
@@ -111,6 +117,11 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
+    caches = tempfile.TemporaryDirectory(prefix="graphc-scaling-")  # cold compiles: fresh kernel caches
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "GRAPHC_CACHE_DIR"):
+        os.environ.setdefault(var, os.path.join(caches.name, var.lower()))
+    print(f"load average {os.getloadavg()[0]:.1f}; torch.compile's one-off start-up {torch_compile_startup_s():.1f} s "
+          f"(charged to neither step)")
     for name in ("mlp", "gpt"):
         gmodel, tmodel, gopt, topt, gbatch, tbatch = setup(name)
         _, tmodel_c, _, topt_c, _, _ = setup(name)
@@ -143,6 +154,7 @@ def main() -> None:
             print(f"{name} {t} thread(s): graphc compiled {g * 1e3:.1f} ms, torch eager {e * 1e3:.1f} ms, "
                   f"torch.compile {c * 1e3:.1f} ms; compiled / torch eager {g / e:.2f}x, compiled / torch.compile "
                   f"{g / c:.2f}x")
+    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

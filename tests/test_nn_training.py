@@ -73,3 +73,41 @@ def test_compiled_train_step_matches_eager():
     assert compiled.num_compiles == 1
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_plan_shares_buffers_by_liveness():
+    """Peak traced memory of an Adam training step (parameters, optimizer state, activations): the numpy plan's
+    intermediates share buffers by liveness and none are kept between calls. Before, every ufunc step kept its own
+    buffer from call to call: 2.6x eager's peak here. What remains above eager's (1.7x) is the functionalized
+    update: each parameter's and moment's new value lives until the step's outputs are written back, where eager
+    updates in place."""
+    import tracemalloc
+
+    def peak(compiled: bool) -> int:
+        tracemalloc.start()
+        graphc.manual_seed(0)
+        nn = graphc.nn
+        model = nn.Sequential(nn.Linear(32, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+        opt = graphc.optim.Adam(model.parameters(), 1e-3)
+        x, y = graphc.randn(128, 32), graphc.randint(0, 10, (128,))
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = graphc.compile(step, backend="numpy") if compiled else step
+        for _ in range(2):
+            fn(x, y)
+        tracemalloc.reset_peak()
+        for _ in range(3):
+            fn(x, y)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    peak(False), peak(True)  # first uses: imports, caches
+    eager, compiled = peak(False), peak(True)
+    assert compiled <= 2.0 * eager, (compiled, eager)

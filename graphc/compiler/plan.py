@@ -27,11 +27,13 @@ class Step:
 
 
 class Steps(list):
-    """A plan's steps in execution order, and the fusion pass's reasons for what it kept apart."""
+    """A plan's steps in execution order, the fusion pass's reasons for what it kept apart, and the numpy plan's
+    shared buffers (runtime.Buffers; None for other plans)."""
 
-    def __init__(self, steps=(), reasons=()):
+    def __init__(self, steps=(), reasons=(), buffers=None):
         super().__init__(steps)
         self.reasons = list(reasons)
+        self.buffers = buffers
 
 
 class Plan:

@@ -4,6 +4,7 @@ dropped after their last use (Plan.frees). Sizes are not baked in: every call re
 input shapes (only when they change, and only for plans whose steps need them)."""
 from __future__ import annotations
 
+import collections
 import functools
 import math
 from typing import TYPE_CHECKING
@@ -25,14 +26,16 @@ if TYPE_CHECKING:
 
 
 class OpStep(Step):
-    """One op run by its numpy implementation, the output cast to the node's dtype as the eager dispatch does."""
+    """One op run by its numpy implementation, the output cast to the node's dtype as the eager dispatch does; with
+    buffers, into a buffer taken from them (see Buffers)."""
 
     kind = "op"
 
-    def __init__(self, node: Node, reuse_buffer: bool = False):
+    def __init__(self, node: Node, buffers: Buffers | None = None):
         reads = list(dict.fromkeys(x for x in node.inputs if type(x) is Node))
         super().__init__(reads, [node], [node])
-        self.run = _compile_buffered(node) if reuse_buffer else _compile_call(node)
+        self.pooled = buffers is not None
+        self.run = _compile_buffered(node, buffers.take) if buffers is not None else _compile_call(node)
 
     def __call__(self, values: dict, shapes: dict | None) -> None:
         self.run(values)
@@ -106,48 +109,84 @@ def _is_ufunc(node: Node) -> bool:
     return node.kind == "op" and isinstance(node.op.forward, np.ufunc)
 
 
-def _compile_buffered(node: Node):
-    """A same-dtype ufunc writing into a buffer the step keeps from call to call (out=), reallocated only when the
-    shape changes. The output shape is an operand's shape (same-shape operands, or one operand and a scalar)."""
-    forward, want, inputs = node.op.forward, node.dtype.np, node.inputs
-    cell = [None]
+class Buffers:
+    """The numpy plan's buffers for intermediate values, shared by liveness: a step takes a free buffer of its
+    value's shape and dtype, and the runtime gives a value's buffer back once its last reader has run
+    (Runtime.run_all). A buffer given back is kept only while later steps of the call will take one like it (known
+    from the previous call's takes; a first call keeps them all), and none is kept between calls: the plan holds no
+    more memory than eager code would (a later step finds pages already mapped instead of fresh ones, which is what
+    makes reuse faster than allocating)."""
 
-    def buffer(shape: tuple) -> np.ndarray:
-        buf = cell[0]
-        if buf is None or buf.shape != shape:
-            buf = cell[0] = np.empty(shape, want)
-        return buf
+    def __init__(self):
+        self.free: dict[tuple, list[np.ndarray]] = {}
+        self.takes: list[tuple] = []  # this call's, in order
+        self.counts: dict[tuple, int] | None = None  # the last call's takes of each kind
+        self.wanted: dict[tuple, int] = {}  # takes of each kind still to come in this call
+
+    def take(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
+        key = (shape, dtype)
+        self.takes.append(key)
+        self.wanted[key] = self.wanted.get(key, 0) - 1
+        found = self.free.get(key)
+        return found.pop() if found else np.empty(shape, dtype)
+
+    def give(self, a: np.ndarray) -> None:
+        key = (a.shape, a.dtype)
+        free = self.free.setdefault(key, [])
+        if self.counts is None or len(free) < self.wanted.get(key, 0):
+            free.append(a)
+
+    def start_call(self) -> None:
+        self.wanted = dict(self.counts or {})
+
+    def end_call(self) -> None:
+        self.counts = collections.Counter(self.takes)
+        self.free, self.takes = {}, []
+
+
+def _compile_buffered(node: Node, take):
+    """A same-dtype ufunc writing into a buffer from take(shape, dtype) (out=). The output shape is an operand's
+    shape (same-shape operands, or one operand and a scalar)."""
+    forward, want, inputs = node.op.forward, np.dtype(node.dtype.np), node.inputs
 
     if len(inputs) == 1:
         (a,) = inputs
 
         def run(values: dict) -> None:
             x = values[a]
-            values[node] = forward(x, out=buffer(x.shape))
+            values[node] = forward(x, out=take(x.shape, want))
         return run
     a, b = inputs
     fallback = _compile_call(node)
-    if type(a) is Node and type(b) is Node:
+    weak = weak_operands(node)
+    if weak:  # an array and a 0-d value of another dtype, read as a Python number (weak_operands)
+        array, number = (a, b) if b in weak else (b, a)
+
+        def run(values: dict) -> None:
+            x, y = values[array], values[number].item()
+            values[node] = forward(*((x, y) if array is a else (y, x)), out=take(x.shape, want))
+    elif type(a) is Node and type(b) is Node:
         def run(values: dict) -> None:
             x, y = values[a], values[b]
             if x.shape != y.shape:
                 return fallback(values)
-            values[node] = forward(x, y, out=buffer(x.shape))
+            values[node] = forward(x, y, out=take(x.shape, want))
     elif type(a) is Node:
         def run(values: dict) -> None:
             x = values[a]
-            values[node] = forward(x, b, out=buffer(x.shape))
+            values[node] = forward(x, b, out=take(x.shape, want))
     else:
         def run(values: dict) -> None:
             y = values[b]
-            values[node] = forward(a, y, out=buffer(y.shape))
+            values[node] = forward(a, y, out=take(y.shape, want))
     return run
 
 
 def reusable_buffers(graph: Graph) -> set[Node]:
-    """Nodes whose value can live in a buffer reused across calls: computed by a ufunc from operands of the same
-    dtype (or Python scalars), read only by ufuncs and matmuls (which never alias their operands), and never a graph
-    output (outputs reach the caller)."""
+    """Nodes whose value can live in a shared buffer (Buffers): computed by a ufunc from operands of the same dtype
+    (or Python scalars, or 0-d values read as numbers: weak_operands), read only by ufuncs and matmuls (which never
+    alias their operands, so the buffer is free once the value's readers have run), and never a graph output
+    (outputs reach the caller)."""
     users: dict[Node, list[Node]] = {n: [] for n in graph.nodes}
     for n in graph.nodes:
         for x in n.inputs:
@@ -156,16 +195,17 @@ def reusable_buffers(graph: Graph) -> set[Node]:
     outputs = set(graph.outputs)
     return {n for n in graph.nodes if _is_ufunc(n) and n not in outputs and not n.attrs and users[n]
             and 1 <= len(n.inputs) <= 2 and any(type(x) is Node for x in n.inputs)
-            and all(x.dtype is n.dtype for x in n.inputs if type(x) is Node)
+            and all(x.dtype is n.dtype or x in weak_operands(n) for x in n.inputs if type(x) is Node)
             and all(type(x) in (int, float, bool) for x in n.inputs if type(x) is not Node)
             and n.dtype not in LOW_PRECISION
             and all(_is_ufunc(u) or u.op.category == "matmul" for u in users[n])}
 
 
 def numpy_steps(graph: Graph) -> Steps:
-    """The numpy backend's plan: one step per op node; intermediates of ufuncs reuse their buffers across calls."""
-    reuse = reusable_buffers(graph)
-    return Steps(OpStep(n, n in reuse) for n in graph.nodes if n.kind == "op")
+    """The numpy backend's plan: one step per op node; intermediates of ufuncs share buffers by liveness."""
+    reuse, buffers = reusable_buffers(graph), Buffers()
+    return Steps((OpStep(n, buffers if n in reuse else None) for n in graph.nodes if n.kind == "op"),
+                 buffers=buffers)
 
 
 def infer_shapes(graph: Graph, input_shapes: list[tuple]) -> dict[Node, tuple]:
@@ -193,7 +233,9 @@ class Runtime:
         self.consts = {n: n.value for n in plan.graph.nodes if n.kind == "const"}
         self.const_outputs = [i for i, n in enumerate(plan.graph.outputs) if memory(n).kind == "const"]
         self.needs_shapes = any(type(s) is not OpStep for s in plan.steps)
-        self.schedule = [(s, s.run if type(s) is OpStep else None, tuple(free))
+        self.buffers = plan.steps.buffers if isinstance(plan.steps, Steps) else None
+        pooled = {n for s in plan.steps if type(s) is OpStep and s.pooled for n in s.writes}
+        self.schedule = [(s, s.run if type(s) is OpStep else None, tuple(free), tuple(n for n in free if n in pooled))
                          for s, free in zip(plan.steps, plan.frees)]
         self._last_shapes: tuple | None = None
         self._shapes: dict | None = None
@@ -218,14 +260,21 @@ class Runtime:
         values = dict(self.consts)
         values.update(zip(self.graph.inputs, arrays))
         shapes = self.shapes_for(arrays)
-        for step, run, dead in self.schedule:
+        buffers = self.buffers if free else None  # kept values keep their buffers
+        if buffers is not None:
+            buffers.start_call()
+        for step, run, dead, recycled in self.schedule:
             if run is not None:
                 run(values)
             else:
                 step(values, shapes)
             if free:
+                for n in recycled:
+                    buffers.give(values[n])
                 for n in dead:
                     del values[n]
+        if buffers is not None:
+            buffers.end_call()
         return values
 
 
