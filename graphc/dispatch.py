@@ -23,6 +23,9 @@ OUT, ALL_INPUTS, CROSS = "out", slice(None), "cross"
 # their warnings are silenced (set_detect_anomaly is the way to find where NaN appears)
 warnings.filterwarnings("ignore", r"(divide by zero|invalid value|overflow) encountered", RuntimeWarning, r"graphc\.")
 OPS: dict[str, Op] = {}
+# op -> [(an op, match)]: patterns ending in that op which the other op computes in one application, as Inductor's
+# pattern passes rewrite them (declared with op(..., replaces=(last op, match)); see Capture.record)
+PATTERNS: dict[Op, list[tuple[Op, Callable]]] = {}
 NUMBERS = dtypes.NUMBERS
 _NUMPY = {np.ndarray, *np.sctypeDict.values()}  # numpy's array and scalar types (a set: attrs are checked per call)
 
@@ -46,14 +49,18 @@ class Lowering:
     view: a view op's kind, index arithmetic inside kernels: "reshape" (same elements in row-major order),
       "expand" (stride 0 along broadcast dims), "permute" (dims reordered, attrs["dims"]), "contiguous" (a
       reshape to the same shape that copies outside kernels when the layout needs it) or "index" (basic indexing
-      with ints, slices and None: the op's forward on either array type, run outside kernels)."""
+      with ints, slices and None: the op's forward on either array type, run outside kernels).
+    template: a hand-written kernel template computing the op, "module.kernel": each renderer that has it renders it
+      from its own file (render_triton_<module>.py), a renderer without it runs the op's numpy forward. Nodes of one
+      template with the same inputs (the gradients of one attention) form one group: one kernel writes them all."""
 
     __slots__ = ("expr", "cast_operands", "defaults", "rounds", "copy", "reduce", "reduce_dims", "finish", "view",
-                 "when")
+                 "when", "template")
 
     def __init__(self, expr: str | None = None, *, cast_operands: bool = True, defaults: dict | None = None,
                  rounds: bool = False, copy: bool = False, reduce: str | None = None, reduce_dims=None,
-                 finish: str = "{0}", view: str | None = None, when=None):
+                 finish: str = "{0}", view: str | None = None, when=None, template: str | None = None):
+        self.template = template
         self.expr, self.cast_operands, self.rounds, self.copy = expr, cast_operands, rounds, copy
         self.defaults = defaults or {}
         self.reduce, self.finish, self.view, self.when = reduce, finish, view, when
@@ -117,13 +124,19 @@ def parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
 
 def op(name: str, category: str, infer, backward=None, parse=None, lowering: Lowering | None = None,
        pure: bool = True, inverse=None, fallback: str | None = None, saves=None, autocast: dict | None = None,
-       onnx=None):
-    """Decorator over an op's numpy implementation: registers and returns the Op (callable as the public function)."""
+       onnx=None, replaces: tuple[Op, Callable] | None = None):
+    """Decorator over an op's numpy implementation: registers and returns the Op (callable as the public function).
+    replaces=(last, match): a pattern of other ops, ending in `last`, that this op computes in one application;
+    while a graph is captured, match(operand nodes of `last`, its attrs, graph) -> (operand nodes, attrs) of this op,
+    or None where the recorded graph does not hold the pattern exactly (compiler/capture.py records this op instead
+    of `last`, before autograd sees either)."""
     def register(forward) -> Op:
         if name in OPS:
             raise ValueError(f"op {name!r} is defined twice")
         OPS[name] = Op(name, category, infer, forward, backward, parse, lowering, pure, inverse=inverse,
                        fallback=fallback, saves=saves, autocast=autocast, onnx=onnx)
+        if replaces is not None:
+            PATTERNS.setdefault(replaces[0], []).append((OPS[name], replaces[1]))
         return OPS[name]
     return register
 

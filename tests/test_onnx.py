@@ -176,8 +176,11 @@ OPS = {
     "conv2d": (lambda x, w: F.conv2d(x, w, stride=2, padding=1), lambda: (_t(2, 3, 7, 7), _t(4, 3, 3, 3))),
     "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, 1), lambda: (_t(2, 3, 7, 7),)),
     "embedding": (lambda i, w: F.embedding(i, w), lambda: (graphc.tensor([[0, 3], [2, 2]]), _t(5, 3))),
-    "causal_mask": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
-                    lambda: (_t(2, 3, 4), _t(2, 3, 4), _t(2, 3, 4))),
+    "causal_mask": (lambda s: graphc.ops.nn.causal_mask(s).float() + s, lambda: (_t(2, 3, 4),)),
+    "scaled_dot_product_attention": (
+        lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, is_causal=True) +
+        F.scaled_dot_product_attention(q, k, v, attn_mask=m > 0) + F.scaled_dot_product_attention(q, k, v, attn_mask=m),
+        lambda: (_t(2, 3, 4), _t(2, 5, 4), _t(2, 5, 4), _t(3, 5))),
 }
 
 

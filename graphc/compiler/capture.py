@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import autograd, dtypes
-from ..dispatch import ELEMENTWISE, VIEW, Op, infer
+from ..dispatch import ELEMENTWISE, PATTERNS, VIEW, Op, infer
 from ..errors import op_error, overlap_error, user_line
 from ..ops.elementwise import cast
 from ..ops.view import as_strided, expand_as
@@ -121,6 +121,13 @@ class Capture:
     def record(self, op: Op, inputs: tuple, attrs: dict) -> Tensor:
         """Append one op application; returns its proxy, with autograd metadata as eager would set it."""
         args = tuple(self.node_of(x) if type(x) is Tensor else _plain(op, x) for x in inputs)
+        patterns = PATTERNS.get(op)
+        if patterns is not None:
+            for replacement, match in patterns:
+                found = match(args, attrs, self.graph)
+                operands = None if found is None else self._tensors_of(found[0], inputs)
+                if operands is not None:
+                    return self.record(replacement, operands, found[1])
         infer_args = args
         if self.weak:  # scalar proxies are operands of elementwise ops as the Python numbers they stand for
             attrs = {k: self.scalar_value(v) if type(v) is Tensor else v for k, v in attrs.items()}
@@ -153,6 +160,26 @@ class Capture:
             out.requires_grad = True
             out.grad_fn = autograd.Node(op, inputs, attrs, out, node.where)
         return out
+
+    def _tensors_of(self, nodes: tuple, inputs: tuple) -> tuple | None:
+        """The tensors holding `nodes` (the operands of a pattern's replacement), found from the pattern's last inputs
+        through their autograd graph, so gradients flow as they would through the pattern. A node met on no such
+        path gets a new proxy, only when no input requires grad (then no path matters); otherwise None."""
+        want, found, seen = set(nodes), {}, set()
+        stack = [(t, 0) for t in inputs if type(t) is Tensor]
+        while stack:
+            t, depth = stack.pop()
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            node = t._node if t._data is None else self.current.get(id(t))
+            if node in want:
+                found.setdefault(node, t)
+            if t.grad_fn is not None and depth < 16:  # the pattern is a few ops deep: never walk the whole model
+                stack += [(x, depth + 1) for x in t.grad_fn.inputs if type(x) is Tensor]
+        if len(found) < len(want) and any(type(t) is Tensor and t.requires_grad for t in inputs):
+            return None
+        return tuple(found[n] if n in found else self._proxy(n) for n in nodes)
 
     def shape_of(self, t: Tensor) -> tuple:
         """A tensor's shape. Handed to user code (not to graphc's library), it is a TracedShape: the sizes the code

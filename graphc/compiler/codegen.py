@@ -19,7 +19,7 @@ def plan_kernels(graph: Graph, backend: str = "interpret", mode: str = "default"
     if backend == "cpu":
         from . import native, render_c
 
-        kernels = {g: render_c.generate(g) for g in order if isinstance(g, Group)}
+        kernels = {g: render_c.generate(g) for g in order if isinstance(g, Group) and g.kind != "template"}
         library = native.library(list(kernels.values()), wait=mode == "max-autotune") if kernels else None
     else:
         from . import render_triton
@@ -27,6 +27,9 @@ def plan_kernels(graph: Graph, backend: str = "interpret", mode: str = "default"
     for item in order:
         if not isinstance(item, Group):
             steps.append(FallbackStep(item, fallback_reason(item), backend))
+        elif backend == "cpu" and item.kind == "template":  # the C renderer has no kernel templates
+            why = f"kernel template {item.template} has no C renderer"
+            steps += [FallbackStep(n, why, backend) for n in item.nodes]
         elif backend == "cpu":
             steps.append(CKernelStep(kernels[item], library))
         else:

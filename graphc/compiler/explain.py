@@ -82,11 +82,12 @@ class Report:
 
     @property
     def c_source(self) -> str:
-        """The same kernels rendered as C for the cpu backend: one translation unit (rendered, not compiled)."""
+        """The same kernels rendered as C for the cpu backend: one translation unit (rendered, not compiled). Kernel
+        templates have no C renderer: the cpu backend runs their ops with numpy."""
         if self._c_source is None:
             from . import render_c
 
-            kernels = [render_c.generate(k.group) for k in self.kernels]
+            kernels = [render_c.generate(k.group) for k in self.kernels if k.kind != "template"]
             self._c_source = render_c.render_unit(kernels, [k.name for k in kernels])
         return self._c_source
 

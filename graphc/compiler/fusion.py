@@ -3,8 +3,10 @@
 A group has one iteration space (a shape S). Its members compute values "in registers" at each index of S;
 values it reads from memory (graph inputs, other groups' outputs) are loaded through their view chains as
 index arithmetic. Kinds: "elementwise" (pointwise ops with broadcasting), "reduction" (pointwise ops around
-reductions over the same dims of S: softmax, norms, cross-entropy) and "matmul" (one matmul and its pointwise
-epilogue). Ops with no lowering become fallback steps. Every decision that splits a pattern is kept as a reason."""
+reductions over the same dims of S: softmax, norms, cross-entropy), "matmul" (one matmul and its pointwise
+epilogue) and "template" (the nodes of a hand-written kernel template that share their inputs:
+Lowering.template). Ops with no lowering become fallback steps. Every decision that splits a pattern is kept as
+a reason."""
 from __future__ import annotations
 
 import networkx as nx
@@ -40,12 +42,19 @@ class Group:
         self.splittable = False
 
     @property
+    def template(self) -> str:
+        """A template group's kernel template (Lowering.template)."""
+        return self.nodes[0].op.lowering.template
+
+    @property
     def matmul(self) -> Node:
         """A matmul group's matmul node (its other members are the epilogue)."""
         return next(n for n in self.nodes if n.op.category == MATMUL)
 
     def kernel_loads(self) -> list[tuple]:
         """The loads generated code reads through strides (a matmul's own operands are read by its template)."""
+        if self.kind == "template":
+            return []
         if self.kind != "matmul":
             return self.loads
         return [(x, c) for x, c in self.loads if any(x in n.inputs for n in self.nodes if n is not self.matmul)]
@@ -126,6 +135,14 @@ class Fusion:
                 self.dag.add_node(("fallback", n.id))
                 for b in self._producers(n):
                     self.dag.add_edge(b, ("fallback", n.id))
+                continue
+            if how == "template":
+                sibling = next((g for g in self.groups if g.kind == "template" and g.template == n.op.lowering.template
+                                and g.nodes[0].inputs == n.inputs), None)
+                if sibling is not None:
+                    self._join(sibling, n, how)
+                else:
+                    self._new_group(n, how)
                 continue
             if how == "reduction":
                 self._rows_home(n)
@@ -259,6 +276,8 @@ class Fusion:
 
     def _refusal(self, g: Group, n: Node, how: str) -> str | None:
         """Why n cannot join group g (None when it can)."""
+        if g.kind == "template":
+            return f"kernel template {g.template} computes only its own op"
         why = self._space_refusal(g, n, how)
         if why:
             return why

@@ -14,12 +14,14 @@ def reduce_dims(node: Node) -> tuple:
 
 def lowering(node: Node) -> str:
     """How a node is computed: 'memory' (an input or constant), 'view' (index arithmetic), 'pointwise', 'reduction',
-    'matmul' (a kernel) or 'fallback' (the op's numpy implementation, between kernels)."""
+    'matmul', 'template' (a kernel) or 'fallback' (the op's numpy implementation, between kernels)."""
     if node.kind != "op":
         return "memory"
     if view_kind(node) is not None:
         return "view"
     low = node.op.lowering
+    if low is not None and low.template is not None:
+        return "template"
     if low is not None and low.reduce is not None and isinstance(node.inputs[0], Node):
         return "reduction" if reduce_dims(node) else "pointwise"  # a reduction over no dims is a copy
     if low is not None and low.expr is not None and (low.when is None or low.when(node.dtype, node.attrs)):

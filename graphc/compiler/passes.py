@@ -110,9 +110,30 @@ def _copies(node: Node) -> bool:
         tuple(node.shape) == tuple(node.inputs[0].shape) and node.dtype is node.inputs[0].dtype
 
 
+def elide_template_copies(graph: Graph) -> Graph:
+    """Drop a copy (Lowering.copy: clone) of a kernel template's result that nothing else reads: the template writes
+    a buffer of its own, so the copy is that buffer (autograd's clone of a gradient delivered to a leaf's .grad, which
+    a template cannot take as an epilogue, would otherwise cost a kernel)."""
+    users = graph.users()
+    outputs = set(graph.outputs)
+    same: dict[Node, Node] = {}
+    for node in graph.nodes:
+        x = node.inputs[0] if node.kind == "op" and node.inputs else None
+        if type(x) is Node and node.op.lowering is not None and node.op.lowering.copy and x.kind == "op" and \
+                x.op.lowering is not None and x.op.lowering.template is not None and users[x] == [node] and \
+                x not in outputs and x.dtype is node.dtype and x.shape == node.shape:
+            same[node] = x
+    if same:
+        for node in graph.nodes:
+            node.inputs = tuple(same.get(x, x) if type(x) is Node else x for x in node.inputs)
+        graph.outputs = [same.get(n, n) for n in graph.outputs]
+    return graph
+
+
 def optimize(graph: Graph) -> Graph:
     """The pass pipeline run before planning."""
-    return eliminate_dead_code(transpose_products(fold_constants(eliminate_common_subexpressions(graph))))
+    return eliminate_dead_code(elide_template_copies(transpose_products(fold_constants(
+        eliminate_common_subexpressions(graph)))))
 
 
 def _one_op(node: Node) -> Graph:

@@ -85,14 +85,16 @@ def template(name: str) -> Template:
     return Template((TEMPLATES / f"{name}.py.tmpl").read_text())
 
 
-def renderer(kind: str):
-    """The module rendering groups of this kind ("elementwise", "reduction" or "matmul")."""
-    return importlib.import_module(f"{__package__}.render_triton_{kind}")
+def renderer(group: Group):
+    """The module rendering the group: one per kind ("elementwise", "reduction", "matmul"), for a template group
+    the template's own (render_triton_attention.py for "attention.forward")."""
+    name = group.template.split(".")[0] if group.kind == "template" else group.kind
+    return importlib.import_module(f"{__package__}.render_triton_{name}")
 
 
 def generate(group: Group):
-    """(source, name, AOT signature, constexprs, the kind's module) of the group's Triton kernel."""
-    module = renderer(group.kind)
+    """(source, name, AOT signature, constexprs, the renderer module) of the group's Triton kernel."""
+    module = renderer(group)
     return (*module.generate(group, Emitter(group, TRITON)), module)
 
 

@@ -382,7 +382,9 @@ class KernelStep(Step):
 
     def place(self, t, consumer: Node | None, space: tuple, shapes: dict):
         """t as an array of the iteration space's shape (stride 0 where it does not vary); a per-row consumer's
-        operand (or output) has the kept dims of the space."""
+        operand (or output) has the kept dims of the space. A kernel template reads and writes its own shapes."""
+        if self.group.kind == "template":
+            return t
         if consumer is None:
             return broadcast_to(t, space)
         dims = self.group.dims
@@ -516,7 +518,9 @@ def size_relations(group: Group, shapes: dict) -> tuple:
     """What the fusion of a group relied on about sizes, for these shapes: which dims of each node and operand are 1
     (broadcasting), which of their dims equal the iteration space's (placement), and whether each per-row value has
     one element per row. A call whose relations differ from those at plan time (two sizes that were equal by
-    coincidence now differ) cannot use the kernel as fused."""
+    coincidence now differ) cannot use the kernel as fused. A kernel template takes any sizes its op does."""
+    if group.kind == "template":
+        return ()
     nodes = group.nodes
     values = nodes + [x for n in nodes for x in n.inputs if isinstance(x, Node)]
     space = tuple(shapes[group.anchor])

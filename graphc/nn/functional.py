@@ -13,7 +13,8 @@ from ..amp.autocast_mode import FP32, FP32_CUDA, LOWER, autocast_policy
 from ..autograd import no_grad
 from ..dispatch import check_tensor_arguments
 from ..errors import op_error, warn_at_user
-from ..ops import elementwise, reduction
+from ..ops import attention as attention_ops
+from ..ops import elementwise, meta, reduction
 from ..ops import nn as nn_ops
 from ..ops.creation import arange, tensor
 from ..ops.elementwise import (
@@ -575,6 +576,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         raise op_error("scaled_dot_product_attention", "enable_gqa=True with fewer key/value heads than query heads "
                        "is not supported; repeat the key and value heads", (query, key, value), NotImplementedError)
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    if dropout_p == 0 and query.ndim == key.ndim == value.ndim >= 2 and \
+            query.dtype is key.dtype is value.dtype and query.dtype.is_floating_point:
+        batch = meta.broadcast(tuple(query.shape[:-2]), tuple(key.shape[:-2]), tuple(value.shape[:-2]))
+        q, k, v = (x if tuple(x.shape[:-2]) == batch else x.expand(*batch, *x.shape[-2:]) for x in (query, key, value))
+        mask = () if attn_mask is None else (attn_mask if attn_mask.dtype.name == "bool" else
+                                             attn_mask.to(query.dtype),)
+        return attention_ops.attention(q, k, v, *mask, scale=float(scale), is_causal=bool(is_causal), keep=True,
+                                       fill=float("-inf"), safe=True)
     scores = matmul(query, key.transpose(-2, -1)) * scale
     if is_causal:
         scores = masked_fill(scores, nn_ops.causal_mask(scores), float("-inf"))
