@@ -131,6 +131,21 @@ def test_values_and_gradients_match_torch(form, dtype, sizes):
                                    err_msg=f"d{name}", **tol)
 
 
+@pytest.mark.parametrize("shape", [(9, 160), (3, 9, 24)], ids=["2d-head160", "3d"])
+def test_other_ranks_and_a_wide_head(shape):
+    """No batch dims, or one; a head dim past 128 (smaller query/key tiles)."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(shape).astype(np.float32) for _ in range(4)]
+    ours = [graphc.tensor(a, requires_grad=i < 3) for i, a in enumerate(arrays)]
+    loss = graphc.compile(step_for("sdpa"), backend="interpret", fullgraph=True)(*ours[:3], None, ours[3])
+    theirs = [torch.tensor(a, requires_grad=i < 3) for i, a in enumerate(arrays)]
+    want = (TF.scaled_dot_product_attention(*theirs[:3]) * theirs[3]).sum()
+    want.backward()
+    np.testing.assert_allclose(loss.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-4)
+    for g, t in zip(ours[:3], theirs):
+        np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_a_compiled_module_with_the_backward_outside():
     """torch.compile's common use: the forward compiled, loss and backward outside (the joint graph's two plans)."""
     arrays, mask = make("sdpa_causal", "float32", 1, 2, 13, 13, 16)

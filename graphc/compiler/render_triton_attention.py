@@ -242,6 +242,7 @@ def generate(group: Group, em: Emitter):
     body = _backward(lay, precision) if lay.template == "attention.backward" else _forward(lay, precision)
     head = [f"def {name}({', '.join(lay.params())}, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, "
             "BLOCK_E: tl.constexpr, BLOCK_EV: tl.constexpr):",
+            *(f"    # {n.op.name} at {n.where}" for n in group.nodes if n.where),
             "    batch = tl.program_id(1).to(tl.int64)", *_batch_offsets(lay),
             "    re = tl.arange(0, BLOCK_E)", "    rv = tl.arange(0, BLOCK_EV)"]
     source = HEADER + "\n".join(head + body) + "\n"
@@ -250,8 +251,12 @@ def generate(group: Group, em: Emitter):
 
 
 def _blocks(template: str, e: int, ev: int) -> dict:
+    """Tiles for head dims e and ev: past 128, half the rows, so the tiles stay within sm_90's shared memory (fp32,
+    head dim 128: 180 KB for the forward)."""
     m, n = BLOCKS[template]
-    return {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_E": _head_block(e), "BLOCK_EV": _head_block(ev)}
+    heads = {"BLOCK_E": _head_block(e), "BLOCK_EV": _head_block(ev)}
+    shrink = 2 if max(heads.values()) > 128 else 1
+    return {"BLOCK_M": m // shrink, "BLOCK_N": n // shrink, **heads}
 
 
 def _head_block(n: int) -> int:
@@ -259,9 +264,8 @@ def _head_block(n: int) -> int:
 
 
 def configs(group: Group, space: tuple) -> list[dict]:
-    """The launch config (head-dim tiles follow the call's sizes, in launch)."""
-    m, n = BLOCKS[group.nodes[0].op.lowering.template]
-    return [{"BLOCK_M": m, "BLOCK_N": n}]
+    """The launch config: the tiles follow the call's head dims (set in launch)."""
+    return [{}]
 
 
 def launch(step, loads: list, outs: list, space: tuple, raw: dict, config: dict) -> None:
@@ -272,7 +276,7 @@ def launch(step, loads: list, outs: list, space: tuple, raw: dict, config: dict)
     if "mask" in operands:
         operands["mask"] = operands["mask"].expand(*batch, L, S)
     tensors = [*operands.values(), *outs]
-    config = dict(config, BLOCK_E=_head_block(E), BLOCK_EV=_head_block(EV))
+    config = dict(config, **_blocks(lay.template, E, EV))
     programs = -(-L // config["BLOCK_M"])
     if lay.template == "attention.backward":
         wrt = {_wrt(n) for n in step.group.outputs}
