@@ -250,9 +250,12 @@ def _check_finite(node: Node, grad: Tensor, index: int) -> None:
                            f"forward op '{node.op.name}' was called at {node.where}")
 
 
-def _run_hooks(hooks, grad: Tensor) -> Tensor:
+def _run_hooks(hooks, grad: Tensor, owner: Tensor | None = None) -> Tensor:
+    """Run tensor hooks on a gradient (owner: the leaf they were registered on); under capture the compiler records
+    each call, so a replay calls the hook again."""
+    capture = STATE.capture
     for hook in hooks or ():
-        new = hook(grad)
+        new = hook(grad) if capture is None else capture.run_hook(hook, grad, owner)
         if new is not None:
             grad = new
     return grad
@@ -305,7 +308,7 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
         elif fn is not LEAF:
             pending[fn] = g if fn not in pending else pending[fn] + g
         elif wanted is None:
-            g = _run_hooks(t._hooks, g)
+            g = _run_hooks(t._hooks, g, t)
             if t.grad is None:  # a copy: one gradient tensor may reach several leaves
                 t.grad = (g if create_graph else g.detach()).clone()
             else:

@@ -18,7 +18,7 @@ from .. import autograd, dtypes
 from ..dispatch import ELEMENTWISE, PATTERNS, VIEW, Op, infer
 from ..errors import op_error, overlap_error, user_line
 from ..ops.elementwise import cast
-from ..ops.view import as_strided, expand_as
+from ..ops.view import as_strided, contiguous, expand_as
 from ..state import STATE
 from ..tensor import CPU, Size, Tensor, copy_storage, has_internal_overlap
 from ..topological import postorder
@@ -104,6 +104,12 @@ class Capture:
         self.weak: dict[Node, object] = {}  # scalar proxies' nodes -> the Python number each stands for
         self.scalar_guards: list[tuple[Node, object]] = []  # (node, value) realised by Python
         self.sources_kept: list[Tensor] = []
+        self.made_roots: dict[int, tuple[Tensor, Node]] = {}  # roots no one held, kept for their aliases: (it, node)
+        self.made: dict[int, weakref.ref] = {}  # tensors a factory made during the trace (id -> weakref)
+        self.hooks: list[tuple[Callable, Tensor]] = []  # tensor hooks the backward ran: (hook, the gradient given)
+        self.hook_owners: dict[int, Tensor] = {}  # leaves whose own hooks ran (their list is guarded)
+        self.writing_hooks: list[Callable] = []  # hooks that wrote tensors in place (a replay cannot call them)
+        self.num_writes = 0  # in-place writes and .grad writes recorded so far
         self._new_segment()
         self._alias_arguments(arguments)
 
@@ -228,6 +234,7 @@ class Capture:
         target = self.node_of(t)
         if type(value) is Tensor and value._data is None and value._node is target:
             return
+        self.num_writes += 1
         if value.dtype is not t.dtype:
             value = cast(value, t.dtype)
         if self.node_of(value).shape != target.shape:
@@ -270,8 +277,10 @@ class Capture:
         if rec is None:
             node = t._node if t._data is None else None
             array = t._data if t._data is not None else self.writes.get(id(t), (None, None))[1]
-            storage = Storage(weakref.ref(t), node, self.graph)
-            rec = self._register(t, Alias(storage, (), self._layout_of(node) if array is None else array))
+            layout = self._layout_of(node) if array is None else array
+            row_major = type(layout) is np.ndarray and layout.flags.c_contiguous
+            storage = Storage(weakref.ref(t), node, self.graph, row_major)
+            rec = self._register(t, Alias(storage, (), layout))
         return rec
 
     def _layout_of(self, node: Node) -> np.ndarray:
@@ -347,6 +356,8 @@ class Capture:
                     raise CaptureError(f"in-place update through a {op.name} view is not captured")
                 others = [x() if type(x) is weakref.ref else x for x in others]
                 value = self.node_of(op.inverse(self._proxy(base), self._proxy(value), *others, **attrs))
+            if storage.contiguous and rec.steps:  # the inverse of a permute is a permuted value: the views read
+                value = self.node_of(contiguous(self._proxy(value)))  # from the root were traced on eager's layout
         finally:
             self.functionalizing = False
         storage.node, storage.graph = value, self.graph
@@ -397,7 +408,34 @@ class Capture:
 
     def note_grad_write(self, t: Tensor) -> None:
         """t.grad is being set: after the graph runs it gets its final value."""
+        self.num_writes += 1
         self.grad_writes.setdefault(id(t), (t, t._grad))
+
+    def run_hook(self, hook: Callable, grad: Tensor, owner: Tensor | None):
+        """Call a tensor hook during a traced backward and record the call, so that a replay calls it again with the
+        gradient's value (its Python effects, a counter or a log line, happen at each call, as eagerly; a new
+        gradient it returns is traced into the graph). A hook that writes tensors in place is noted: calling it at
+        a replay would write twice. retain_grad's hook (.grad, recorded as a .grad write) is not recorded."""
+        if getattr(hook, "retains_grad", False):
+            return hook(grad)
+        before = self.num_writes
+        new = hook(grad)
+        if self.num_writes != before:
+            self.writing_hooks.append(hook)
+        self.hooks.append((hook, grad))
+        if owner is not None:
+            self.hook_owners[id(owner)] = owner
+        return new
+
+    def note_made(self, t: Tensor) -> None:
+        """A factory (zeros, tensor, arange...) made t while the function runs: a replay makes it anew, so the
+        graph reads it as a constant (its value when first read), never as the trace's tensor, which a write would
+        carry over to the next call."""
+        self.made[id(t)] = weakref.ref(t)
+
+    def is_made(self, t: Tensor) -> bool:
+        ref = self.made.get(id(t))
+        return ref is not None and ref() is t
 
     def note_value_read(self, t: Tensor) -> None:
         """Python reads the values of a real tensor (an argument, a free tensor, a constant), not of one this trace
@@ -472,9 +510,12 @@ class Capture:
             data = t._data
             if self.writes:
                 self._check_unshared(data, t, (*self.writes.values(), *self.suspended.values()))
-            node = self.graph.add("input", None, (), {}, tuple(data.shape), t.dtype, t.device, "")
+            if type(data) is np.ndarray and self.is_made(t):
+                node = self.graph.add("const", None, (), {}, data.shape, t.dtype, t.device, "", np.array(data))
+            else:
+                node = self.graph.add("input", None, (), {}, tuple(data.shape), t.dtype, t.device, "")
+                self.sources.append(t)
             self.current[id(t)] = node
-            self.sources.append(t)
         return node
 
     def _add(self, op: Op, args: tuple, attrs: dict, infer_args: tuple | None = None) -> Node:
@@ -527,10 +568,9 @@ class Capture:
             fn._out = (values[fn._out[1]], None, fn._out[2])
         for (t, _), node in zip(written, final):
             write_into(t, values[node])
-        if STATE.capture is self:  # a graph break: the function goes on eagerly-alike, aliases still share memory
-            given = {id(t) for t in live}
-            for storage in shared:
-                self._share_memory(storage, values, given)
+        given = {id(t) for t in live}  # aliases still share memory, as eagerly: after a graph break, and the
+        for storage in shared:  # results of the call (a view of an argument returned is a view of it)
+            self._share_memory(storage, values, given)
         self._new_segment()
 
     def _shared_storages(self, live: list[Tensor]) -> list[Storage]:
@@ -548,14 +588,28 @@ class Capture:
         root = storage.root_tensor()
         if root is None:
             root = Tensor._make(np.array(values[storage.node]), storage.node.dtype)
-        elif id(root) in given and not (_owned(root._data) and root._data.flags.c_contiguous):
-            root._data = np.array(root._data)
+            self.made_roots[id(root)] = (root, storage.node)
+        elif id(root) in given:
+            own_memory(root)
         storage.root, storage.node = root, None
         for ref in storage.members:
             m = ref()
             if m is not None and m is not root and id(m) in given:
                 steps = self._alias_of(m).steps
                 m._data = apply_steps(root._data, steps, lambda x: x() if type(x) is weakref.ref else x)
+                m._version = root._counter()
+
+    def viewed_root(self, t: Tensor) -> tuple[Tensor, tuple] | None:
+        """After the last segment ran: (the tensor owning t's memory, t's view steps from it) when t is an alias of
+        another tensor's memory, else None (also for a view of a .grad, which a replay cannot find: it is read anew
+        at each call). The steps' other operands are the tensors themselves (None: gone)."""
+        rec = self._alias_of(t)
+        root = None if rec is None else rec.storage.root_tensor()
+        if root is None or root is t or id(root) in self.grad_owner:
+            return None
+        steps = tuple((op, tuple(x() if type(x) is weakref.ref else x for x in others), attrs)
+                      for op, others, attrs in rec.steps)
+        return root, steps
 
     def _restore_storage(self) -> None:
         """Tensors updated in place get their own storage back (not yet written)."""
@@ -593,6 +647,17 @@ def write_into(t: Tensor, value) -> None:
     else:
         t._data.copy_(value)
     t._bump_version()
+
+
+def own_memory(t: Tensor) -> None:
+    """t (a value a plan gave) takes its own contiguous memory unless it has it: its aliases are viewed from it
+    through view ops that capture found aliasing on such a layout."""
+    data = t._data
+    if type(data) is np.ndarray:
+        if not (_owned(data) and data.flags.c_contiguous):
+            t._data = np.array(data, order="C")
+    elif not (_owned(data) and data.is_contiguous()):
+        t._data = data.clone()
 
 
 def _owned(value) -> bool:

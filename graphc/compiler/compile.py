@@ -18,12 +18,13 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import autograd, dtypes
+from ..dispatch import dispatch
 from ..state import STATE
-from ..tensor import Tensor
-from .capture import Capture, CaptureError, write_into
+from ..tensor import Tensor, copy_storage
+from .capture import Capture, CaptureError, own_memory, write_into
 from .functionalization import argument_aliasing, viewed_by
 from .ir import Graph, Node, ancestors
-from .joint import CompiledBackward, Split, autograd_proxies, record_backward
+from .joint import CompiledBackward, Split, autograd_proxies, has_hooks, record_backward
 from .logs import log, log_plan, logs_on
 from .passes import optimize
 from .plan import Plan, Steps
@@ -241,8 +242,10 @@ class Entry:
         self.program_inputs = [(n, self.inputs[position[n]]) for n in self.shape_program if n.kind == "input"]
         self._checked_shapes: tuple | None = None
         self._fitting: set[tuple] = set()  # input sizes the program's shape inference accepted
-        self.template, effects = template
-        self.effects = [(d, key, out if type(out) in (_Out, _Arg) else self.ref(out))
+        self.template, effects, self.hook_grads = template
+        self.hooks = [hook for hook, _ in capture.hooks]
+        self.hook_guards = [(self.ref(t), tuple(t._hooks or ())) for t in capture.hook_owners.values()]
+        self.effects = [(d, key, out if type(out) in TEMPLATES else self.ref(out))
                         for (d, key), out in zip(targets, effects)]
         self.writes = [(self.ref(t), pos, copy) for t, pos, copy in writes]
         self.grads = [(self.ref(t), had_grad, out) for t, had_grad, out in grads]
@@ -272,6 +275,9 @@ class Entry:
                     t.requires_grad != rg:
                 now = "gone" if t is None else _describe_key((t.dtype, type(t._data), t.ndim, t.requires_grad, None))
                 return f"{self.describe(ref)}: {_describe_key((dt, np.ndarray, ndim, rg, None))} -> {now}"
+        for ref, hooks in self.hook_guards:
+            if tuple(self.resolve(flat, ref)._hooks or ()) != hooks:
+                return f"the hooks registered on {self.describe(ref)}"
         for ref, had_grad, _ in self.grads:
             if (self.resolve(flat, ref)._grad is not None) != had_grad:
                 return f"whether the .grad of {self.describe(ref)} is set: {had_grad} -> {not had_grad}"
@@ -334,7 +340,9 @@ class Entry:
         made: dict[int, Tensor] = {}
         result = _fill(self.template, outs, made, flat, self.scalars)
         for d, key, spec in self.effects:  # side effects on Python state (self.loss = loss), redone
-            d[key] = _fill(spec, outs, made, flat, self.scalars) if type(spec) in (_Out, _Arg) else resolve(flat, spec)
+            d[key] = _fill(spec, outs, made, flat, self.scalars) if type(spec) in TEMPLATES else resolve(flat, spec)
+        for hook, spec in zip(self.hooks, self.hook_grads):  # the hooks the backward ran, on the same gradients
+            hook(_fill(spec, outs, made, flat, self.scalars))
         return result
 
 
@@ -402,6 +410,30 @@ def _put_back(lifted: list) -> None:
             d[key] = value
 
 
+class _View:
+    """A returned alias of another tensor's memory (an argument, another result, a base no one returned): at each
+    call it is viewed from that tensor through the same view ops, so writes through it reach the tensor, as eagerly
+    (AOTAutograd's outputs aliasing inputs, regenerated from their base)."""
+
+    __slots__ = ("base", "steps")
+
+    def __init__(self, base, steps: tuple):
+        self.base, self.steps = base, steps
+
+
+class _Made:
+    """A tensor a factory made inside the function (graphc.zeros(...)) returned or stored unwritten: a new tensor
+    with its value at each call, as eagerly (never the trace's tensor, which a caller's write would carry over)."""
+
+    __slots__ = ("value", "dtype")
+
+    def __init__(self, t: Tensor):
+        self.value, self.dtype = copy_storage(t._data), t.dtype
+
+
+TEMPLATES = (_Out, _Arg, _View, _Made)  # what stands for a tensor in a template
+
+
 class _Scalar:
     """A returned number computed from scalar inputs (`return loss, lr * 2`): evaluated for each call."""
 
@@ -425,6 +457,19 @@ def _fill(template, outs: list, made: dict[int, Tensor], flat: list, scalars: Sc
         return t
     if kind is _Arg:
         return flat[template.pos]
+    if kind is _Made:
+        t = made.get(id(template))
+        if t is None:
+            t = made[id(template)] = Tensor._make(copy_storage(template.value), template.dtype)
+        return t
+    if kind is _View:
+        t = made.get(id(template))
+        if t is None:
+            base = _fill(template.base, outs, made, flat, scalars)
+            if type(template.base) is _Out:
+                own_memory(base)  # as the trace gave it (Capture._share_memory)
+            t = made[id(template)] = _view_of(base, template.steps, lambda x: _fill(x, outs, made, flat, scalars))
+        return t
     if kind is tuple or kind is list:
         return kind(_fill(v, outs, made, flat, scalars) for v in template)
     if kind is dict:
@@ -460,7 +505,8 @@ class CompiledFunction:
         self._seen_state: StateGuard | None = None
         self._plans: dict[tuple, Runtime] = {}
         self._eager_reason: str | None = None
-        self._warned_grad = self._warned_entries = self._warned_values = False
+        self._warned_grad = self._warned_entries = self._warned_values = self._warned_views = \
+            self._warned_hooks = False
         self._escaped_traces = 0
         self._changing_traces = 0
 
@@ -565,7 +611,7 @@ class CompiledFunction:
                    if type(old) is Tensor and type(new) is Tensor and d[key] is new and id(old) not in read]
         # what the call hands back (results, .grad, state effects) and the tensors those view stay alive legitimately
         handed = [*returned, *(t._grad for t, _ in capture.grad_writes.values() if t._grad is not None),
-                  *(a[3] for a in effects)]
+                  *(a[3] for a in effects), *(g for _, g in capture.hooks if type(g) is Tensor)]
         kept = {id(v) for t in handed for v in (t, *viewed_by(t))}
         escaped = [t for t in live if id(t) not in kept]
         needs_grad = any(t.grad_fn is not None and t.grad_fn.inputs is not None for t in returned)
@@ -586,7 +632,7 @@ class CompiledFunction:
         joint = None
         if (needs_grad and self.observer is None and type(result) is Tensor and result._data is None
                 and not capture.breaks and not capture.writes and not capture.grad_writes and result._node.kind == "op"
-                and {id(t) for t in escaped} <= autograd_proxies(result)):
+                and not has_hooks(result) and {id(t) for t in escaped} <= autograd_proxies(result)):
             joint = record_backward(capture, result)  # the backward joins the graph: a forward and a backward plan
             if joint is not None:
                 live = [t for t in capture.live_proxies() if t._node not in capture.weak]
@@ -612,7 +658,16 @@ class CompiledFunction:
         except BaseException:
             self._abandon(capture, state)
             raise
-        if capture.breaks or capture.value_reads or (escaped or needs_grad) and joint is None:
+        if capture.writing_hooks and not self._warned_hooks:
+            self._warned_hooks = True
+            hook = capture.writing_hooks[0]
+            code = getattr(hook, "__code__", None)
+            where = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "an unknown line"
+            warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: the tensor hook "
+                          f"{getattr(hook, '__qualname__', repr(hook))} (defined at {where}) writes tensors in place "
+                          "while the backward runs, so a replay could neither skip it (its Python effects) nor call it "
+                          "again (it would write twice)", RuntimeWarning, stacklevel=3)
+        if capture.breaks or capture.value_reads or capture.writing_hooks or (escaped or needs_grad) and joint is None:
             return result
         state.forget(effects)
         arguments.forget(flat, effects)
@@ -638,8 +693,17 @@ class CompiledFunction:
             return self._joint_entry(capture, runtime, sources, joint, joint_nodes, position, state, arguments,
                                      scalars, sig, args, kwargs, result)
         out_nodes = runtime.graph.outputs
-        template = _template_from((traced, [a[3] for a in effects]), live, position_source, position, capture)
-        entry_writes = [(t, position[node], _aliases_input(out_nodes[position[node]])) for t, node in writes]
+        try:
+            template = _template_from((traced, [a[3] for a in effects], [g for _, g in capture.hooks]), live,
+                                      position_source, writes, position, capture)
+        except CaptureError as e:
+            if not self._warned_views:
+                self._warned_views = True
+                warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: {e}", RuntimeWarning,
+                              stacklevel=2)
+            return result
+        entry_writes = [(t, position[node], _aliases_input(out_nodes[position[node]])) for t, node in writes
+                        if not capture.is_made(t)]  # a tensor made in the function is made anew by each call
         entry_grads = []
         for t, before in capture.grad_writes.values():
             node = grad_nodes.get(id(t))
@@ -671,7 +735,7 @@ class CompiledFunction:
         except CaptureError:
             return result
         scalars.guards = capture.scalar_guards
-        entry = JointEntry(capture, runtime, sources, ((), []), [], [], [], state, arguments, scalars, sig,
+        entry = JointEntry(capture, runtime, sources, ((), [], []), [], [], [], state, arguments, scalars, sig,
                            argument_names(self.fn, args, kwargs))
         entry.split, entry.forward, entry.backward, entry.dtype = split, forward, backward, result.dtype
         entry.leaves = [entry.inputs[next(i for i, t in enumerate(sources) if t is leaf)] for leaf in leaves]
@@ -783,11 +847,25 @@ class CompiledFunction:
         return outs
 
 
-def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict[Node, int], capture: Capture):
+def _view_of(base: Tensor, steps: tuple, filled: Callable) -> Tensor:
+    """base viewed through steps, each view op run eagerly (outside autograd: a replayed result needs no grad), so
+    the result shares base's memory and version counter and knows its view chain (`_view`), as eagerly."""
+    with autograd.no_grad():
+        for op, others, attrs in steps:
+            base = base.detach() if op is None else dispatch(op, (base, *map(filled, others)), attrs)
+    return base
+
+
+def _template_from(result, live: list[Tensor], nodes: list[Node], written: list[tuple[Tensor, Node]],
+                   position: dict[Node, int], capture: Capture):
     """The result's template: proxies were filled by the flush, so they are found by identity among the live ones;
-    an argument returned is the caller's argument at each call; a scalar proxy, its number evaluated per call."""
+    an alias of another tensor's memory is that tensor's template viewed again; an argument returned is the caller's
+    argument at each call; a scalar proxy, its number evaluated per call. A CaptureError when a view step's operand
+    is gone (such a call is not replayed)."""
     node_of = {id(t): n for t, n in zip(live, nodes)}
-    made: dict[int, _Out] = {}
+    node_of.update((key, node) for key, (_, node) in capture.made_roots.items())
+    node_of.update((id(t), node) for t, node in written if capture.is_made(t))
+    made: dict[int, _Out | _View | _Made] = {}
 
     def walk(obj):
         kind = type(obj)
@@ -799,10 +877,20 @@ def _template_from(result, live: list[Tensor], nodes: list[Node], position: dict
             return _Scalar(capture.weak_node(obj))
         if kind is Tensor and id(obj) in node_of:
             if id(obj) not in made:
-                made[id(obj)] = _Out(position[node_of[id(obj)]], obj.dtype, obj.grad_fn)
+                viewed = capture.viewed_root(obj)
+                if viewed is not None and all(x is not None for _, others, _ in viewed[1] for x in others):
+                    root, steps = viewed
+                    made[id(obj)] = _View(walk(root), tuple((op, tuple(walk(x) for x in others), attrs)
+                                                            for op, others, attrs in steps))
+                elif viewed is not None:
+                    raise CaptureError("it returns a view made to the shape of a tensor that no longer exists")
+                else:
+                    made[id(obj)] = _Out(position[node_of[id(obj)]], obj.dtype, obj.grad_fn)
             return made[id(obj)]
         if kind is Tensor and id(obj) in capture.arg_index:
             return _Arg(capture.arg_index[id(obj)])
+        if kind is Tensor and capture.is_made(obj):
+            return made.setdefault(id(obj), _Made(obj))
         return obj
     return walk(result)
 

@@ -20,12 +20,13 @@ from ..tensor import Tensor, empty_in_order
 class Storage:
     """Memory shared by aliases during a capture. `root` is the tensor owning it (a weak reference while it is a
     proxy, so capture keeps nothing alive), `node` the IR node holding the root's current value in the segment
-    `graph` (None: read the root as a graph input), `version` counts writes through any alias."""
+    `graph` (None: read the root as a graph input), `version` counts writes through any alias, `contiguous`
+    whether eager lays the root out row-major (so its value after a write through a permuted alias is too)."""
 
-    __slots__ = ("root", "node", "graph", "version", "members", "__weakref__")
+    __slots__ = ("root", "node", "graph", "version", "members", "contiguous", "__weakref__")
 
-    def __init__(self, root, node, graph):
-        self.root, self.node, self.graph, self.version = root, node, graph, 0
+    def __init__(self, root, node, graph, contiguous: bool):
+        self.root, self.node, self.graph, self.version, self.contiguous = root, node, graph, 0, contiguous
         self.members: list[weakref.ref] = []
 
     def root_tensor(self) -> Tensor | None:

@@ -30,6 +30,21 @@ def record_backward(capture, out: Tensor) -> tuple | None:
     return leaves, holder, grads
 
 
+def has_hooks(out: Tensor) -> bool:
+    """Whether a tensor hook is registered inside out's autograd graph (not on a leaf): the backward plan could not
+    call it, so such a function gets no compiled backward."""
+    seen, stack = set(), [out.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if not isinstance(fn, autograd.Node) or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        if fn.hooks:
+            return True
+        stack.extend(fn.edges)
+    return False
+
+
 def autograd_proxies(out: Tensor) -> set[int]:
     """ids of the tensors out's autograd graph holds (saved for backward): kept alive by it, not by user state."""
     seen, ids, stack = set(), set(), [out.grad_fn]

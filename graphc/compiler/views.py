@@ -38,7 +38,7 @@ def apply_view(a, op, attrs: dict, shape: tuple):
     if kind == "expand":
         return a.expand(shape) if torch_tensor else np.broadcast_to(a, shape)
     if kind == "contiguous":
-        return a.contiguous() if torch_tensor else np.ascontiguousarray(a)
+        return a.contiguous() if torch_tensor else np.asarray(a, order="C")  # (0-d stays 0-d)
     return a.reshape(shape)
 
 

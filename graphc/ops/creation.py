@@ -108,6 +108,8 @@ def _place(t: Tensor, dev, requires_grad: bool) -> Tensor:
         t = to_device(t, dev)
     if requires_grad:
         t.requires_grad_(True)
+    elif STATE.capture is not None:  # made inside a compiled function: a new tensor at each call, not state
+        STATE.capture.note_made(t)
     return t
 
 

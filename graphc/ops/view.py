@@ -290,9 +290,12 @@ def repeat(x, *sizes):
     return x
 
 
+def _contiguous(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, order="C")  # (np.ascontiguousarray makes a 0-d array 1-d)
+
+
 contiguous = op("contiguous", VIEW, meta.same, lowering=Lowering(view="contiguous"),
-                backward=lambda c, g: (g,), inverse=_reshape_inverse, onnx="Identity")(
-    np.ascontiguousarray)
+                backward=lambda c, g: (g,), inverse=_reshape_inverse, onnx="Identity")(_contiguous)
 
 def _strided(x: np.ndarray, size: tuple, stride: tuple, storage_offset: int) -> np.ndarray:
     flat = x.reshape(-1)
