@@ -60,6 +60,11 @@ def test_div_rounding_modes(backend):
             torch.div(p * 1, q, rounding_mode=mode)  # noqa: E731
         same(run(fn, backend, a, b), fn(torch.from_numpy(a), torch.from_numpy(b)))
         same(run(fn, backend, xf, yf), fn(torch.from_numpy(xf), torch.from_numpy(yf)))
+    for mode in ("floor", "trunc"):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            torch.div(torch.tensor([5]), torch.tensor([0]), rounding_mode=mode)
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            run(lambda p, q: graphc.div(p * 1, q, rounding_mode=mode), backend, a[:1], np.zeros(1, np.int64))
     with pytest.raises(RuntimeError, match="rounding_mode"):
         graphc.div(graphc.tensor(xf), graphc.tensor(yf), rounding_mode="round")
 
@@ -84,7 +89,7 @@ def test_integer_division_like_ops_are_exact_and_refuse_zero(backend):
     fn = lambda p, q: (p * 1).remainder(q)  # noqa: E731
     same(run(fn, backend, np.array([np.iinfo(np.int64).min, 7], np.int64), np.array([-1, -2], np.int64)),
          fn(torch.tensor([np.iinfo(np.int64).min, 7]), torch.tensor([-1, -2])))
-    for name in ("remainder", "fmod"):
+    for name in ("remainder", "fmod", "floor_divide"):
         with pytest.raises(RuntimeError, match="ZeroDivisionError"):
             getattr(torch, name)(torch.tensor([5]), torch.tensor([0]))
         with pytest.raises(RuntimeError, match="ZeroDivisionError"):

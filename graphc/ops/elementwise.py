@@ -60,8 +60,8 @@ mul = _binary(
     onnx="Mul",
 )
 def _check_integer_divisor(name: str, b) -> None:
-    """torch refuses an integer division by zero (numpy would return 0 with a warning)."""
-    if np.result_type(b).kind in "biu" and np.any(np.asarray(b) == 0):
+    """torch refuses an integer division by zero (numpy would return 0 with a warning). For integer results only."""
+    if np.any(np.asarray(b) == 0):
         raise RuntimeError(f"{name}: ZeroDivisionError (an integer divisor is 0)")
 
 
@@ -88,15 +88,15 @@ def _div_infer(a, b, rounding_mode=None):
 
 def _div_forward(a, b, rounding_mode=None):
     """True division; torch's rounding modes: "floor" is floor division, "trunc" rounds toward zero (integers
-    exactly, without a float round trip)."""
+    exactly, without a float round trip, and an integer divisor of 0 refused as torch does)."""
     if rounding_mode is None:
         return np.true_divide(a, b)
+    integer = np.result_type(a, b).kind in "biu"
+    if integer:
+        _check_integer_divisor("div", b)
     if rounding_mode == "floor":
         return np.floor_divide(a, b)
-    if np.result_type(a, b).kind in "fc":
-        return np.trunc(np.true_divide(a, b))
-    _check_integer_divisor("div", b)
-    return np.subtract(a, np.fmod(a, b)) // b
+    return np.subtract(a, np.fmod(a, b)) // b if integer else np.trunc(np.true_divide(a, b))
 
 
 def _div_backward(c, g):
