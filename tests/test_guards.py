@@ -48,6 +48,27 @@ def test_fresh_closures_lambdas_and_configs_are_told_apart():
         assert_close(g(graphc.ones(2), object()), torch.ones(2) * 3)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "interpret"])
+@pytest.mark.parametrize("later_shape", [(10,), ()])
+def test_a_tensor_made_and_freed_during_capture_does_not_stand_for_a_later_one(backend, later_shape):
+    """A tensor a factory makes during capture, read and then freed, leaves its id to the next tensor made. The
+    capture's map from tensors to nodes named the freed one's node for it: with the same shape the later tensor read
+    the earlier one's values (silently wrong), with another the capture crashed in the user's call. Adam's step
+    counter, made after the backward's temporaries were freed, hit this in a training step."""
+    def step(lib, x):
+        a = lib.full((10,), 3.0)
+        y = x + a
+        del a
+        b = lib.zeros(later_shape)
+        return y * b.add_(2)
+
+    x = np.arange(10, dtype=np.float32)
+    compiled = graphc.compile(lambda x: step(graphc, x), backend=backend)
+    for _ in range(2):
+        assert_close(compiled(graphc.tensor(x)), step(torch, torch.tensor(x)))
+    assert compiled.num_traces == 1
+
+
 def test_num_traces_counts_every_capture():
     calls = []
 

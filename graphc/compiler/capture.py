@@ -103,7 +103,7 @@ class Capture:
         self.value_reads: list[str] = []  # user lines where Python read values of a tensor the trace did not compute
         self.weak: dict[Node, object] = {}  # scalar proxies' nodes -> the Python number each stands for
         self.scalar_guards: list[tuple[Node, object]] = []  # (node, value) realised by Python
-        self.sources_kept: list[Tensor] = []
+        self.sources_kept: list[Tensor] = []  # tensors `current` names that nothing else holds (so no id is reused)
         self.made_roots: dict[int, tuple[Tensor, Node]] = {}  # roots no one held, kept for their aliases: (it, node)
         self.made: dict[int, weakref.ref] = {}  # tensors a factory made during the trace (id -> weakref)
         self.hooks: list[tuple[Callable, Tensor]] = []  # tensor hooks the backward ran: (hook, the gradient given)
@@ -440,7 +440,8 @@ class Capture:
     def note_value_read(self, t: Tensor) -> None:
         """Python reads the values of a real tensor (an argument, a free tensor, a constant), not of one this trace
         computed (that is a graph break): what the trace did may depend on them, so it must not be replayed."""
-        if id(t) not in self.materialized and self.weak_node(t) is None:
+        ref = self.materialized.get(id(t))
+        if (ref is None or ref() is not t) and self.weak_node(t) is None:
             self.value_reads.append(user_line())
     def weak_node(self, t: Tensor) -> Node | None:
         """The node of a scalar proxy (realised or not), else None."""
@@ -475,7 +476,7 @@ class Capture:
         proxy's value is known: it is handed over and guarded instead."""
         if t._node in self.weak:  # it keeps standing for its node in this graph (node_of finds it by identity)
             self.current[id(t)] = t._node
-            self.sources_kept.append(t)  # so its id is not reused while `current` names it
+            self.sources_kept.append(t)
             t._data, t._node = np.array(self.scalar_value(t), t.dtype.np), None
             return
         self.graph_break(_break_reason())
@@ -512,6 +513,7 @@ class Capture:
                 self._check_unshared(data, t, (*self.writes.values(), *self.suspended.values()))
             if type(data) is np.ndarray and self.is_made(t):
                 node = self.graph.add("const", None, (), {}, data.shape, t.dtype, t.device, "", np.array(data))
+                self.sources_kept.append(t)
             else:
                 node = self.graph.add("input", None, (), {}, tuple(data.shape), t.dtype, t.device, "")
                 self.sources.append(t)
