@@ -2,9 +2,12 @@
 (64-100-100-10, Adam, cross-entropy, batch 64), graphc.compile against torch.compile, each in its own subprocess;
 and graphc.compiler.precompile for sm_90 (every Triton kernel of a training step compiled ahead of time, no GPU
 needed) of the digits step and of a GPT step (2 and 4 blocks, d 256), cold (empty graphc and Triton caches) and
-warm (a new process on the filled cache).
+warm (a new process on the filled cache); on a machine with a CUDA GPU, the first GPU run of the digits step (its
+first two calls: the first creates Adam's state, the second is the plan that is replayed) after precompile in
+another process, against the same run with empty caches, with the kernels Triton compiled during the run (after
+precompile: 0) and those it loaded from its cache.
 
-    python benchmarks/cold_compile.py [--repeats 3] [--only plan|precompile]
+    python benchmarks/cold_compile.py [--repeats 3] [--only plan|precompile|first-gpu-run]
 
 For graphc, 'first step' is the first call (capture, passes, plan and run) and 'cached' the time until the
 replayable plan exists (the first call creates the optimizer state, the second is the capture that is cached).
@@ -111,10 +114,40 @@ if {model!r} == "digits":
     fn, args = train_step, (model, opt, nn.CrossEntropyLoss(), graphc.randn(64, 64), graphc.randint(0, 10, (64,)))
 else:
     setup = CASES["gpt_train_step"].build(graphc, Inputs(graphc, "cpu"), b=1, t=64, d=256, heads=4, layers={layers},
-                                          vocab=1024)  # small example arguments: kernels do not depend on the batch
+                                          vocab=1024)  # batch 1: Triton specialises on sizes, so a real
+    # precompile takes the batch of the GPU run; here it is the compile time of the step's kernels that is measured
     fn, args = setup.fn, setup.args
 done = graphc.compiler.precompile(fn, *args, arch=90)
 print(json.dumps(vars(done)))
+"""
+
+
+FIRST_GPU_RUN = """
+import sys, time, json
+sys.path.insert(0, {examples!r})
+import graphc
+from graphc import nn
+from digits import train_step
+from train_digits_mlp import make_model
+from triton import knobs
+graphc.manual_seed(0)
+device = {device!r}
+model = make_model().to(device)
+args = (model, graphc.optim.Adam(model.parameters(), lr=1e-3), nn.CrossEntropyLoss(),
+        graphc.randn(64, 64, device=device), graphc.randint(0, 10, (64,), device=device))
+if device == "cpu":  # precompile, on CPU, for the GPU the run uses
+    print(json.dumps(vars(graphc.compiler.precompile(train_step, *args, arch={arch}))))
+else:
+    import torch
+    events = []  # one per kernel Triton compiled or loaded from its cache
+    knobs.compilation.listener = lambda **event: events.append(event["cache_hit"])
+    step = graphc.compile(train_step, backend="triton", fullgraph=True)
+    start = time.perf_counter()
+    for _ in range(2):
+        step(*args)
+    torch.cuda.synchronize()
+    print(json.dumps({{"seconds": time.perf_counter() - start, "compiled": events.count(False),
+                      "loaded": events.count(True)}}))
 """
 
 
@@ -170,15 +203,35 @@ def precompile_for_sm90(repeats: int) -> None:
               f"({w['compiled']} compiled) | {os.cpu_count()} CPUs")
 
 
+def first_gpu_run() -> None:
+    """The digits step's first GPU run after precompile (in another process, for this GPU's arch), and without."""
+    import torch
+
+    if not torch.cuda.is_available():
+        print("first GPU run: no GPU present (torch.cuda.is_available() is False); not measured")
+        return
+    major, minor = torch.cuda.get_device_capability()
+    with tempfile.TemporaryDirectory() as warm, tempfile.TemporaryDirectory() as cold:
+        done = run(FIRST_GPU_RUN, fresh_env(warm), device="cpu", arch=10 * major + minor)
+        after = run(FIRST_GPU_RUN, fresh_env(warm), device="cuda", arch=0)
+        without = run(FIRST_GPU_RUN, fresh_env(cold), device="cuda", arch=0)
+    print(f"first GPU run of the digits step on {torch.cuda.get_device_name()}: after precompile "
+          f"({done['seconds']:.1f} s, {done['distinct']} distinct kernels for sm_{done['arch']}) "
+          f"{after['seconds']:.2f} s, {after['compiled']} kernels compiled during the run, {after['loaded']} loaded "
+          f"from Triton's cache | without precompile {without['seconds']:.2f} s, {without['compiled']} compiled")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", choices=["plan", "precompile"], help="run one of the two measurements")
+    parser.add_argument("--only", choices=["plan", "precompile", "first-gpu-run"], help="run one measurement")
     args = parser.parse_args()
-    if args.only != "precompile":
+    if args.only in (None, "plan"):
         plan_vs_torch_compile(args.repeats)
-    if args.only != "plan":
+    if args.only in (None, "precompile"):
         precompile_for_sm90(args.repeats)
+    if args.only in (None, "first-gpu-run"):
+        first_gpu_run()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@
 # 3. runs the benchmark's GPU rows (python -m graphc.bench --quick --target gpu): percent of the measured HBM
 #    bandwidth on the memory-bound cases, matmul at 4096 in fp32, fp16 and bf16 against torch.matmul, and the
 #    digits and GPT training steps compiled against torch eager and torch.compile;
-# 4. times graphc.compiler.precompile (cold and warm) of the digits and GPT steps (benchmarks/cold_compile.py).
+# 4. times graphc.compiler.precompile (cold and warm) of the digits and GPT steps (benchmarks/cold_compile.py);
+# 5. precompiles the digits step in one process, then times its first compiled run on the GPU in another, with how
+#    many kernels Triton compiled during that run (expected 0) and loaded from its cache, against a run without.
 # OUT gets one log per stage, the benchmark's results.json and results.md, and summary.txt. Each stage has a time
 # limit, so a hang costs its share only. Without a GPU it says so and exits 0.
 set -uo pipefail
@@ -51,4 +53,5 @@ stage tests 150 env GRAPHC_TEST_BACKEND=triton python -m pytest -q tests/test_co
     tests/test_reduction_parallel.py tests/test_codegen_random.py
 stage bench 180 python -m graphc.bench --quick --target gpu --out "$OUT/bench"
 stage precompile 50 python benchmarks/cold_compile.py --only precompile --repeats 1
+stage first-gpu-run 45 python benchmarks/cold_compile.py --only first-gpu-run
 summary "results: $OUT (bench/results.md has the GPU table)"

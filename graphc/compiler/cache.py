@@ -12,15 +12,12 @@ import atexit
 import base64
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import shutil
-import sys
 import tempfile
 import types
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 # Whether Triton may contract a * b + c into one fused multiply-add, set on every launch and ahead-of-time compile
@@ -97,13 +94,13 @@ def normalise(source: str, name: str, signature: dict | None = None) -> tuple[st
     """(source, name, signature) as compiled and cached: comments dropped, node ids renumbered in order of first
     appearance, the kernel named by its ops only (`matmul_add_relu_7` -> `matmul_add_relu_kernel`). Kernels that differ
     only in names, numbering and comments (the same layer in each of N transformer blocks) normalise to one text,
-    so they are compiled, cached and loaded once."""
+    so they are compiled, cached and loaded once. A normalised kernel normalises to itself."""
     ids: dict[str, str] = {}
 
     def renumber(m: re.Match) -> str:
         return m.group(1) + ids.setdefault(m.group(2), str(len(ids)))
 
-    short = re.sub(r"_\d+$", "", name) + "_kernel"  # never a builtin's name (a one-op `sum` kernel)
+    short = re.sub(r"(_kernel)?(_\d+)?$", "", name) + "_kernel"  # never a builtin's name (a one-op `sum` kernel)
     lines = []
     for line in source.splitlines():
         line = _COMMENT.sub("", line).rstrip()  # generated code has no '#' inside strings
@@ -176,41 +173,6 @@ def _compile(text: str, name: str, signature: dict, constexprs: dict, arch: int,
     return entry
 
 
-def _compile_in_worker(text: str, name: str, signature: dict, constexprs: dict, arch: int, key: str,
-                       root: str) -> None:
-    os.environ["GRAPHC_CACHE_DIR"] = root  # the parent's cache, even if it fell back to a temporary folder
-    _compile(text, name, signature, constexprs, arch, key)
-
-
-def compile_all(kernels: list[tuple[str, str, dict, dict]], arch: int, workers: int | None = None) -> tuple[int, int]:
-    """Compile (source, name, signature, constexprs) kernels for sm_<arch> into the disk cache, each distinct
-    normalised kernel once, in a pool of worker processes (as Inductor's compile workers do: Triton's compiler holds
-    the GIL, so threads would not overlap). Entries already on disk are not compiled again. Returns (distinct
-    kernels, how many were compiled)."""
-    jobs: dict[str, tuple] = {}  # aot key -> the arguments of _compile
-    for source, name, signature, constexprs in kernels:
-        text, short, sig = normalise(source, name, signature)
-        jobs.setdefault(aot_key(text, sig, constexprs, arch), (text, short, sig, constexprs, arch))
-    todo = [(*job, key) for key, job in jobs.items()
-            if (key, arch) not in _compiled and _read_entry(cache_dir() / "aot" / f"{key}.json") is None]
-    workers = min(len(todo), workers or os.cpu_count() or 1)
-    if workers <= 1:
-        for job in todo:
-            _compile(*job)
-        return len(jobs), len(todo)
-    # fork starts a worker in milliseconds with Triton already imported; a process that has initialised CUDA must
-    # not fork, so it spawns (each worker then imports Triton). torch is not imported just to ask: without it
-    # imported, CUDA is not initialised.
-    import triton.compiler  # noqa: F401  (imported once here, not in every forked worker)
-
-    torch = sys.modules.get("torch")
-    method = "spawn" if torch is not None and torch.cuda.is_initialized() else "fork"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        for done in [pool.submit(_compile_in_worker, *job, str(cache_dir())) for job in todo]:
-            done.result()
-    return len(jobs), len(todo)
-
-
 def _read_entry(path: Path) -> dict | None:
     """A cached AOT entry, or None when it is missing or corrupt (then it is rebuilt)."""
     try:
@@ -220,6 +182,12 @@ def _read_entry(path: Path) -> dict | None:
         return {"ptx": blob["ptx"], "cubin": base64.b64decode(blob["cubin"])}
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def unload(backend: str) -> None:
+    """Forget the kernels loaded for backend: the next launch loads (and the JIT specialises) anew."""
+    for key in [k for k in _loaded if k[1] == backend]:
+        del _loaded[key]
 
 
 def reset() -> None:

@@ -491,7 +491,8 @@ class CompiledFunction:
         self.fn, self.backend, self.mode, self.fullgraph = fn, backend, mode, fullgraph
         self.num_compiles = 0  # plans built and cached
         self.num_traces = 0  # captures run, cached or not: a step traced again on every call shows here
-        self.observer: Callable | None = None  # called with each segment's Runtime as it runs (explain)
+        # called with each segment's Runtime and its input arrays as it runs (explain, precompile)
+        self.observer: Callable | None = None
         self.last_breaks: list[tuple[str, str]] = []
         self.reset()
         _ALL.add(self)
@@ -831,7 +832,7 @@ class CompiledFunction:
             runtime = self._plan(graph, sources)
         arrays = [t._data for t in sources]
         if self.observer is not None:
-            self.observer(runtime)
+            self.observer(runtime, arrays)
         if self.mode == "check":
             outs = _checked(runtime, arrays)
         else:

@@ -118,7 +118,7 @@ def explain(fn: Callable, *args, **kwargs) -> Report:
     target = fn.fn if isinstance(fn, CompiledFunction) else fn
     compiled = CompiledFunction(target, backend="numpy")
     runtimes: list[Runtime] = []
-    compiled.observer = runtimes.append
+    compiled.observer = lambda runtime, arrays: runtimes.append(runtime)
     compiled(*args, **kwargs)
     graphs = [r.graph for r in runtimes]
     plans = [plan_kernels(g, "triton") for g in graphs]

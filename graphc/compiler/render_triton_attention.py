@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 from ..state import STATE
-from . import cache
 from .fusion import Group
 from .kernel import Emitter, kernel_name, split_index
 from .render_triton import TRITON
@@ -281,6 +280,6 @@ def launch(step, loads: list, outs: list, space: tuple, raw: dict, config: dict)
     if lay.template == "attention.backward":
         wrt = {_wrt(n) for n in step.group.outputs}
         programs = (-(-S // config["BLOCK_N"]) if wrt & {"k", "v"} else 0) + (programs if "q" in wrt else 0)
-    kernel = cache.load(step.source, step.name, step.backend)
+    kernel = step.kernel()
     kernel[(programs, math.prod(batch))](*tensors, *batch, L, S, E, EV, *(s for t in tensors for s in t.stride()),
                                          **config)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-from . import cache
 from .fusion import Group
 from .kernel import Emitter, Scope, kernel_name, split_index
 from .render_triton import signature, template
@@ -35,6 +34,6 @@ def configs(group: Group, space: tuple) -> list[dict]:
 def launch(step, loads: list, outs: list, space: tuple, raw: dict, config: dict) -> None:
     tensors = loads + outs
     numel = math.prod(space)
-    kernel = cache.load(step.source, step.name, step.backend)
+    kernel = step.kernel()
     kernel[(-(-numel // config["BLOCK"]),)](*tensors, *space, *(s for t in tensors for s in t.stride()), numel,
                                            **config)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from ..state import STATE
-from . import cache
 from .fusion import Group
 from .kernel import Emitter, Scope, kernel_name, split_index
 from .render_triton import TRITON, signature, template
@@ -62,6 +61,6 @@ def launch(step, loads: list, outs: list, space: tuple, raw: dict, config: dict)
     strides = [s for t in tensors for s in t.stride()]
     batch_strides = [*a.stride()[:-2], *b.stride()[:-2]]
     grid = (-(-m // config["BLOCK_M"]) * -(-n // config["BLOCK_N"]), math.prod(batch))
-    kernel = cache.load(step.source, step.name, step.backend)
+    kernel = step.kernel()
     kernel[grid](a, b, *tensors, *space, *strides, *batch_strides, m, n, k, *a.stride()[-2:], *b.stride()[-2:],
                  **config)

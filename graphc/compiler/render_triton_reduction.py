@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 
-from . import cache
 from .fusion import Group
 from .ir import Node
 from .kernel import Emitter, Scope, kernel_name, reduction_identity, split_index
@@ -223,7 +222,7 @@ def launch(step, loads: list, outs: list, space: tuple, raw: dict, config: dict)
     n_inner = math.prod(space[d] for d in group.dims)
     n_rows = math.prod(space) // n_inner
     grid, ints = launch_grid(group, space, config["BLOCK"])
-    kernel = cache.load(step.source, step.name, step.backend)
+    kernel = step.kernel()
     buffers = scratch_buffers(step, n_rows, outs[0].device)
     try:
         kernel[grid](*tensors, *space, *(s for t in tensors for s in t.stride()), n_rows, n_inner, *ints.values(),

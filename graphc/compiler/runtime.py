@@ -16,7 +16,7 @@ from ..dispatch import ELEMENTWISE, VIEW, run_forward
 from ..dtypes import LOW_PRECISION
 from ..ops.matmul import matmul
 from ..tensor import from_torch, to_torch
-from . import cache
+from . import cache, standin
 from .ir import Graph, Meta, Node
 from .plan import Plan, Step, Steps
 from .views import view_chain, view_through
@@ -315,7 +315,7 @@ def as_torch(value, backend: str):
         # ("size does not match"). Kernels never write their inputs, so a copy is equivalent.
         a = a.copy()
     t = to_torch(a)
-    return t if backend == "interpret" else t.cuda()
+    return t if backend == "interpret" else standin.to_gpu(t)
 
 
 def as_numpy(value) -> np.ndarray:
@@ -409,6 +409,11 @@ class TritonKernelStep(KernelStep):
     def cubin(self, arch: int = 90) -> bytes:
         return cache.aot(self.source, self.name, self.signature, self.constexprs, arch)["cubin"]
 
+    def kernel(self):
+        """The kernel its renderer's launch runs as kernel[grid](*args, **config): Triton's JIT function (or the
+        interpreter's); under precompile's stand-in GPU, launches that compile for its target and run nothing."""
+        return standin.launchable(cache.load(self.source, self.name, self.backend))
+
     def __call__(self, values: dict, shapes: dict) -> None:
         import torch
 
@@ -422,11 +427,15 @@ class TritonKernelStep(KernelStep):
         for n in g.outputs:
             shape = tuple(shapes[n])
             buf = (torch.from_numpy(np.empty(shape, n.dtype.np)) if self.backend == "interpret"
-                   else torch.empty(shape, dtype=torch_dtype(n.dtype), device="cuda"))
+                   else torch.empty(shape, dtype=torch_dtype(n.dtype), device=standin.device()))
             outs.append(buf)
             out_views.append(self.output_view(buf, n, space, shapes))
         self.pick(space, lambda config: self.template.launch(self, loads, out_views, space, raw,
                                                              dict(config, enable_fp_fusion=cache.FP_FUSION)))
+        if standin.active():  # the launches ran nothing: the group's values op by op, for the steps after it
+            self.run_numpy(values, shapes)
+            for n, buf in zip(g.outputs, outs):
+                buf.copy_(to_torch(np.asarray(values[n], order="C")))
         for n, buf in zip(g.outputs, outs):
             values[n] = buf.numpy() if self.backend == "interpret" else buf
 

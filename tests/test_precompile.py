@@ -1,0 +1,102 @@
+"""graphc.compiler.precompile on a machine without a GPU compiles what the first run of a training step on an sm_90
+GPU launches, into Triton's cache under the keys that run's JIT computes. The first GPU run is simulated by the same
+plans and launch code under a stand-in Triton driver reporting sm_90, with fresh JIT functions: after precompile it
+compiles nothing, and a kernel taken out of Triton's cache is compiled again (so the check is not vacuous)."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from triton import knobs
+
+import graphc
+import graphc.nn.functional as F
+from graphc.compiler import cache, standin
+from graphc.compiler.precompile import capture, precompile, run
+
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
+
+@pytest.fixture
+def triton_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "graphc"))
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "triton"))
+    cache.reset()
+    yield tmp_path / "triton"
+    cache.reset()
+
+
+def first_gpu_run(make_step, *args) -> int:
+    """How many kernels Triton compiles in the first run of a fresh make_step() on an sm_90 GPU: the same capture,
+    plans and launches, each launch a JIT warmup under the stand-in driver, with JIT functions loaded anew."""
+    compiled: list[bool] = []
+    listener, knobs.compilation.listener = knobs.compilation.listener, lambda **e: compiled.append(not e["cache_hit"])
+    cache.unload("triton")
+    try:
+        run(capture(make_step(), *args), 90)
+    finally:
+        knobs.compilation.listener = listener
+        cache.unload("triton")
+    return sum(compiled)
+
+
+def mlp_step():
+    graphc.manual_seed(0)
+    model = graphc.nn.Sequential(graphc.nn.Linear(8, 16), graphc.nn.ReLU(), graphc.nn.Linear(16, 16),
+                                 graphc.nn.ReLU(), graphc.nn.Linear(16, 16), graphc.nn.ReLU(), graphc.nn.Linear(16, 4))
+    opt = graphc.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def attention_step():
+    graphc.manual_seed(0)
+    qkv = graphc.nn.Linear(16, 48, bias=False)
+    opt = graphc.optim.SGD(qkv.parameters(), lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        b, t, _ = x.shape
+        q, k, v = qkv(x).view(b, t, 3, 2, 8).permute(2, 0, 3, 1, 4)
+        loss = F.scaled_dot_product_attention(q, k, v, is_causal=True).square().mean()
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def test_the_first_gpu_run_of_a_training_step_compiles_nothing_after_precompile(triton_cache):
+    x, y = graphc.randn(5, 8), graphc.randint(0, 4, (5,))
+    done = precompile(mlp_step(), x, y, arch=90, workers=2)
+    # Adam's first call (creating its state) and the replayed step: the two 16x16 layers share their kernels
+    assert done.kernels > done.distinct == done.compiled > 0, done
+    assert done.cache_dir == str(triton_cache) and f"sm_90 in {done.seconds:.2f} s into {triton_cache}" in str(done)
+    assert first_gpu_run(mlp_step, x, y) == 0
+
+    shutil.rmtree(next(p for p in triton_cache.iterdir() if p.is_dir()))  # one compiled kernel gone
+    assert first_gpu_run(mlp_step, x, y) == 1
+
+    again = precompile(mlp_step(), x, y, arch=90)  # warm: everything is in the cache
+    assert (again.kernels, again.distinct, again.compiled) == (done.kernels, done.distinct, 0)
+
+
+def test_the_first_gpu_run_of_an_attention_step_compiles_nothing_after_precompile(triton_cache):
+    x = graphc.randn(2, 8, 16)
+    done = precompile(attention_step(), x, arch=90, workers=1)
+    assert done.distinct == done.compiled > 0 and done.kernels >= done.distinct, done
+    assert first_gpu_run(attention_step, x) == 0
+
+
+def test_the_stand_in_gpu_leaves_tritons_driver_as_it_was():
+    from triton.runtime import driver
+
+    before = driver._active
+    with standin.gpu(80):
+        assert driver.active.get_current_target().arch == 80 and standin.device() == "cpu"
+    assert driver._active is before and not standin.active()
