@@ -36,10 +36,10 @@ class Lowering:
     expr: a pointwise op's value, written in a small renderer-neutral expression language: Python syntax over the
       operands {0}, {1}, ... and the op's attrs {name}; infix arithmetic (`%` is C's remainder, with the sign of the
       dividend), comparisons, `&` `|` on booleans, the constants inf and nan, and calls of the primitives each
-      renderer maps (exp expm1 log log1p sqrt rsqrt sin cos tanh erf floor ceil abs sign maximum minimum pow
-      where). Operands are converted to the result's compute type first unless
-      cast_operands is False (a selection such as where, whose operands pass through). defaults: the values
-      of attrs that are None (an absent bound).
+      renderer maps (exp exp2 expm1 log log2 log10 log1p sqrt rsqrt sin cos tan asin acos atan atan2 sinh cosh
+      tanh asinh acosh atanh hypot erf erfc lgamma floor ceil abs sign maximum minimum pow where). Operands are
+      converted to the result's compute type first unless cast_operands is False (a selection such as where,
+      whose operands pass through). defaults: the values of attrs that are None (an absent bound).
     rounds: the result is rounded to its storage dtype even inside a kernel (an explicit cast, as torch rounds).
     copy: the result is operand 0's values unchanged, so a kernel may store it through a permutation.
     reduce: a reduction's combine ("sum", "max" or "min") over reduce_dims(input shapes, attrs), then its finish:

@@ -226,6 +226,42 @@ CASES = [
     ("allclose_equal", lambda L, a: L.tensor([L.allclose(a, a + 1e-7), L.equal(a, a), L.equal(a, a[:1]),
                                               a.allclose(a * 1.1), a.equal(a + 1)]), [(3, 4)]),
     ("cumprod", lambda L, x: x.cumprod(1) + L.cumprod(x * (x.abs() > 0.5), dim=0), [(3, 4)]),
+    ("tan_atan", lambda L, x: L.tan(x * 0.5) + L.atan(x) + x.arctan(), [(3, 4)]),
+    ("asin_acos", lambda L, x: L.asin(L.tanh(x) * 0.9) * L.acos(L.tanh(x) * 0.9) + L.arcsin(x * 0.1)
+     + x.mul(0.1).arccos(), [(3, 4)]),
+    ("sinh_cosh", lambda L, x: L.sinh(x) * L.cosh(x) + x.sinh(), [(3, 4)]),
+    ("asinh_acosh_atanh", lambda L, x: L.asinh(x * 3) + L.acosh(pos(L, x) + 1) + L.atanh(L.tanh(x) * 0.9)
+     + L.arcsinh(x) + L.arccosh(pos(L, x) + 2) + x.mul(0.1).arctanh(), [(3, 4)]),
+    ("atan2", lambda L, a, b: L.atan2(a, b) + L.arctan2(b, a) + a.atan2(b), [(3, 4), (4,)]),
+    ("hypot", lambda L, a, b: L.hypot(a, b), [(3, 4), (3, 1)]),
+    ("log2_log10_exp2", lambda L, x: L.log2(pos(L, x)) + L.log10(pos(L, x)) + L.exp2(x) + x.abs().add(1).log2(),
+     [(3, 4)]),
+    ("erfc_erfinv", lambda L, x: L.erfc(x) + L.erfinv(L.tanh(x) * 0.9) + x.erfc(), [(3, 4)]),
+    ("lgamma_digamma_polygamma", lambda L, x: L.lgamma(x * 3) + L.digamma(pos(L, x)) + L.polygamma(1, pos(L, x))
+     + pos(L, x).polygamma(2) + x.lgamma(), [(3, 4)]),
+    ("xlogy", lambda L, a, b: L.xlogy(a * (a > 0), pos(L, b)) + a.xlogy(2.0), [(3, 4), (4,)]),
+    ("logit", lambda L, x: L.logit(L.sigmoid(x)) + x.sigmoid().logit(eps=0.3), [(3, 4)]),
+    ("logaddexp2", lambda L, a, b: L.logaddexp2(a * 5, b), [(3, 4), (4,)]),
+    ("sinc", lambda L, x: L.sinc(x) + L.sinc(x * (x.abs() > 0.5)), [(3, 4)]),
+    ("deg2rad_rad2deg", lambda L, x: L.deg2rad(x) + x.rad2deg(), [(3, 4)]),
+    ("float_power", lambda L, a, b: L.float_power(pos(L, a), b) + a.float_power(2), [(3, 4), (4,)]),
+    ("fmax_fmin", lambda L, a, b: L.fmax(a, b) + L.fmin(a.masked_fill(a > 1, float("nan")), b), [(3, 4), (4,)]),
+    ("heaviside", lambda L, a, b: L.heaviside((a * (a > 0)).detach(), b.detach()) + a, [(3, 4), (4,)]),
+    ("frac", lambda L, x: L.frac(x * 3) + x.frac(), [(3, 4)]),
+    ("signbit_sgn", lambda L, x: L.signbit(x) * x + L.sgn(x) * x, [(3, 4)]),
+    ("isposinf_isneginf_isreal", lambda L, x: L.stack([L.isposinf(x / (x > 0)), L.isneginf(x / (x > 0)),
+                                                       L.isreal(x)]), [(3, 4)]),
+    ("clamp_min_max", lambda L, x: L.clamp_min(x, -0.5) + L.clamp_max(x, 0.5) + x.clamp_min(0.1), [(3, 4)]),
+    ("nextafter_ldexp", lambda L, a, b: L.nextafter(a.detach(), b.detach()) + L.ldexp(a, L.tensor([1, 2, 3, 0])),
+     [(3, 4), (4,)]),
+    ("bitwise_gcd_lcm", lambda L, a, b: L.stack([
+        L.bitwise_and((a * 10).long(), (b * 10).long()), L.bitwise_or((a * 10).long(), 5),
+        L.bitwise_xor((a * 10).long(), (b * 10).long()), L.bitwise_not((a * 10).long()), (a * 10).long() & 6,
+        ~(a > 0) ^ (b > 0) | (a > 1), L.gcd((a * 10).long(), (b * 10).long()), L.lcm((a * 10).long(), (b * 3).long())]),
+     [(3, 4), (4,)]),
+    ("aliases", lambda L, a, b: L.absolute(a) + L.multiply(a, b) + L.divide(a, pos(L, b)) + L.subtract(a, b)
+     + L.negative(a) + L.true_divide(a, 2) + L.not_equal(a, b) + L.greater(a, b) + L.less(a, b)
+     + L.greater_equal(a, b) + L.less_equal(a, b), [(3, 4), (4,)]),
     ("mm", lambda L, a, b: L.mm(a, b) + a.mm(b), [(3, 4), (4, 5)]),
     ("addmm", lambda L, c, a, b: L.addmm(c, a, b, beta=0.5, alpha=2) + c.addmm(a, b, beta=0), [(5,), (3, 4), (4, 5)]),
     ("baddbmm", lambda L, c, a, b: L.baddbmm(c, a, b, alpha=0.5) + c.baddbmm(a, b), [(2, 3, 5), (2, 3, 4), (2, 4, 5)]),
@@ -286,7 +322,8 @@ FD_SAMPLE = ["div", "pow", "maximum", "var_dim", "logsumexp", "log_softmax", "ma
              "two_arrays", "gather", "cat", "std", "addcdiv", "max_dim", "tanh", "mask_index", "prod_zeros",
              "clamp_tensor", "einsum_batch_diagonal", "cumsum_neg_dim", "repeat", "norm_zero_row", "tril", "roll",
              "diagonal_dims", "diag_vector", "scatter", "scatter_add", "topk", "meshgrid", "repeat_interleave_tensor",
-             "cumprod", "logaddexp", "lerp", "fmod", "nan_to_num", "baddbmm", "index_add", "index_copy"]
+             "cumprod", "logaddexp", "lerp", "fmod", "nan_to_num", "baddbmm", "index_add", "index_copy", "atan2",
+             "hypot", "lgamma_digamma_polygamma", "erfc_erfinv", "xlogy", "sinc"]
 
 
 @pytest.mark.parametrize("name", FD_SAMPLE)

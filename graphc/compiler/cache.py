@@ -20,6 +20,9 @@ import types
 import warnings
 from pathlib import Path
 
+import numpy as np
+import scipy.special
+
 # Whether Triton may contract a * b + c into one fused multiply-add, set on every launch and ahead-of-time compile
 # rather than left to Triton's default (enabled up to 3.9, disabled from 3.10): off, each op rounds as it does op by
 # op in torch and under the interpreter, so a kernel's values do not change with the Triton version.
@@ -223,8 +226,31 @@ def _interpreter_range(*bounds):
     return range(*(int(b.handle.data.item()) if hasattr(b, "handle") else int(b) for b in bounds))
 
 
+def _numpy_stand_in(fn):
+    """A libdevice function as the interpreter computes its own tl.erf: a numpy function over the block's values
+    (the result has the type of the widest operand, to which libdevice broadcasts the others)."""
+    def call(*args):
+        import triton.language as tl
+        from triton.runtime import interpreter
+
+        blocks = [a for a in args if isinstance(a, tl.tensor)]
+        widest = max(blocks, key=lambda a: a.handle.data.size)
+        values = fn(*(a.handle.data if isinstance(a, tl.tensor) else a for a in args))
+        data = np.asarray(values).astype(widest.handle.data.dtype, copy=False)
+        return tl.tensor(interpreter.TensorHandle(data, widest.handle.dtype), widest.type)
+
+    return staticmethod(call)
+
+
 class InterpreterLibdevice:
-    """Stand-ins for the libdevice functions kernels call, written with tl ops the interpreter implements."""
+    """Stand-ins for the libdevice functions kernels call, written with tl ops the interpreter implements, or with
+    numpy where none fits."""
+
+    tan, asin, acos, atan, atan2 = map(_numpy_stand_in, (np.tan, np.arcsin, np.arccos, np.arctan, np.arctan2))
+    sinh, cosh, asinh, acosh, atanh = map(_numpy_stand_in, (np.sinh, np.cosh, np.arcsinh, np.arccosh, np.arctanh))
+    log2, log10, exp2, hypot = map(_numpy_stand_in, (np.log2, np.log10, np.exp2, np.hypot))
+    erfc = _numpy_stand_in(scipy.special.erfc)
+    lgamma = _numpy_stand_in(lambda x: np.where(x == -np.inf, np.inf, scipy.special.gammaln(x)))  # as C's lgamma
 
     @staticmethod
     def tanh(x):
@@ -272,3 +298,4 @@ class InterpreterLibdevice:
         negative = tl.where(whole, tl.where(odd, -magnitude, magnitude), float("nan"))
         return tl.where(b == 0, 1.0, tl.where(a < 0, negative, tl.where(a == 0, tl.where(b > 0, 0.0, float("inf")),
                                                                         magnitude)))
+

@@ -26,7 +26,9 @@ TYPES = {"bool": "_Bool", "int32": "int32_t", "int64": "int64_t", "float16": "_F
          "float32": "float", "float64": "double"}
 # math primitives: float and double functions
 MATH = {"exp": "exp", "expm1": "expm1", "log": "log", "log1p": "log1p", "sqrt": "sqrt", "sin": "sin", "cos": "cos",
-        "tanh": "tanh", "erf": "erf", "floor": "floor", "ceil": "ceil", "pow": "pow"}
+        "tanh": "tanh", "erf": "erf", "floor": "floor", "ceil": "ceil", "pow": "pow", **{name: name for name in (
+            "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "log10",
+            "exp2", "erfc", "lgamma", "hypot")}}
 PRELUDE = r"""/* graphc: native CPU kernels (generated; each line names its op and the user's file:line) */
 #include <math.h>
 #include <stdint.h>

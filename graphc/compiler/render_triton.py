@@ -27,7 +27,8 @@ ACCUMULATE = {"sum": ("{acc} + {v}", "tl.standard._sum_combine", None),
               "min": ("tl.minimum({acc}, {v}, propagate_nan=tl.PropagateNan.ALL)", "tl.standard._elementwise_min",
                       '-float("nan")')}
 # libdevice functions want operands of one type: their literal operands are made tensors of the compute type
-LIBDEVICE = {"expm1", "log1p", "tanh", "erf", "floor", "ceil", "pow"}
+LIBDEVICE = {"expm1", "log1p", "tanh", "erf", "floor", "ceil", "pow", "tan", "asin", "acos", "atan", "atan2", "sinh",
+             "cosh", "asinh", "acosh", "atanh", "log2", "log10", "exp2", "erfc", "lgamma", "hypot"}
 
 
 class TritonDialect(Dialect):
@@ -38,7 +39,11 @@ class TritonDialect(Dialect):
              "abs": "tl.abs({0})", "maximum": "tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)",
              "minimum": "tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)",
              "pow": "libdevice.pow({0}, {1})", "where": "tl.where({0}, {1}, {2})",
-             "sign": "(({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32))"}
+             "sign": "(({0} > 0).to(tl.float32) - ({0} < 0).to(tl.float32))",
+             **{name: f"libdevice.{name}({{0}})" for name in ("tan", "asin", "acos", "atan", "sinh", "cosh", "asinh",
+                                                              "acosh", "atanh", "log2", "log10", "exp2", "erfc",
+                                                              "lgamma")},
+             "atan2": "libdevice.atan2({0}, {1})", "hypot": "libdevice.hypot({0}, {1})"}
 
     def compute_type(self, dt: dtypes.dtype) -> str:
         return "tl.float32" if dt.is_low_precision else f"tl.{ {'bool': 'int1'}.get(dt.name, dt.name)}"

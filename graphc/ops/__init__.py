@@ -4,16 +4,13 @@ from __future__ import annotations
 from ..dispatch import OPS, Op, dispatch, parse_error
 from ..errors import op_error
 from ..tensor import Tensor
-from . import creation, elementwise, indexing, join, layout, matmul, reduction, sorting, view
+from . import creation, elementwise, indexing, join, layout, matmul, reduction, sorting, transcendental, view
 from .creation import filled
 from .elementwise import (
     add,
     cast,
     div,
     floor_divide,
-    logical_and,
-    logical_not,
-    logical_or,
     mul,
     neg,
     pow,
@@ -23,8 +20,8 @@ from .elementwise import (
 from .meta import REVERSED_DIMS
 from .view import expand_as, permute, transpose
 
-METHOD_MODULES = (elementwise, reduction, view, matmul, indexing, join, layout, sorting)
-NOT_METHODS = {"where", "cat", "stack", "einsum", "meshgrid"}
+METHOD_MODULES = (elementwise, transcendental, reduction, view, matmul, indexing, join, layout, sorting)
+NOT_METHODS = {"where", "cat", "stack", "einsum", "meshgrid", "polygamma"}
 
 
 def public_names(module) -> list[str]:
@@ -66,7 +63,7 @@ def _install_methods() -> None:
             if name not in NOT_METHODS:
                 fn = getattr(module, name)
                 setattr(Tensor, name, _op_method(fn) if isinstance(fn, Op) else _method(fn))
-                if module is elementwise:
+                if module in (elementwise, transcendental):
                     setattr(Tensor, name + "_", _inplace(fn))
     operators = {
         "__add__": add, "__radd__": lambda a, b: add(b, a), "__sub__": sub, "__rsub__": lambda a, b: sub(b, a),
@@ -74,8 +71,11 @@ def _install_methods() -> None:
         "__rtruediv__": lambda a, b: div(b, a), "__pow__": pow, "__rpow__": lambda a, b: pow(b, a),
         "__matmul__": matmul.matmul, "__rmatmul__": lambda a, b: matmul.matmul(b, a), "__neg__": neg,
         "__abs__": elementwise.abs, "__eq__": elementwise.eq, "__ne__": elementwise.ne, "__lt__": elementwise.lt,
-        "__le__": elementwise.le, "__gt__": elementwise.gt, "__ge__": elementwise.ge, "__and__": logical_and,
-        "__or__": logical_or, "__xor__": elementwise.logical_xor, "__invert__": logical_not,
+        "__le__": elementwise.le, "__gt__": elementwise.gt, "__ge__": elementwise.ge,
+        "__and__": elementwise.bitwise_and, "__or__": elementwise.bitwise_or,
+        "__xor__": elementwise.bitwise_xor, "__invert__": elementwise.bitwise_not,
+        "__rand__": lambda a, b: elementwise.bitwise_and(b, a), "__ror__": lambda a, b: elementwise.bitwise_or(b, a),
+        "__rxor__": lambda a, b: elementwise.bitwise_xor(b, a),
         "__floordiv__": floor_divide, "__mod__": remainder,
         "__iadd__": _add_, "__isub__": _sub_, "__imul__": _inplace(mul), "__itruediv__": _inplace(div),
         "add_": _add_, "sub_": _sub_, "copy_": _copy_,
@@ -83,6 +83,7 @@ def _install_methods() -> None:
         "zero_": lambda self: self._assign(filled(self, 0), fill=True),  # in the graph: no gradient flows through
         "fill_": lambda self, value: self._assign(filled(self, value), fill=True),
         "where": lambda self, condition, other: elementwise.where(condition, self, other),
+        "polygamma": lambda self, n: transcendental.polygamma(n, self),
         "clone": view.clone,
         "scatter_": _inplace(indexing.scatter), "scatter_add_": _inplace(indexing.scatter_add),
         "index_add_": _inplace(indexing.index_add), "index_copy_": _inplace(indexing.index_copy),

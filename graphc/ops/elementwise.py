@@ -13,6 +13,7 @@ import scipy.special
 from .. import dtypes
 from ..amp.autocast_mode import FP32_CUDA
 from ..dispatch import CROSS, ELEMENTWISE, OUT, Lowering, op
+from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
 from .meta import elementwise, floating, predicate, same
@@ -425,7 +426,6 @@ def isclose(x: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, 
     """torch.isclose: |x - other| <= atol + rtol * |other| elementwise (equal values, infinities included, are
     close; NaN only with equal_nan)."""
     if rtol < 0 or atol < 0:
-        from ..errors import op_error
         raise op_error("isclose", f"rtol and atol must be greater than or equal to zero, but got rtol={rtol} and "
                        f"atol={atol}", (x, other))
     close = logical_or(eq(x, other), le(abs(sub(x, other)), add(mul(abs(other), rtol), atol)))
@@ -437,7 +437,138 @@ def lerp(x: Tensor, end: Tensor, weight) -> Tensor:
     return add(x, mul(weight, sub(end, x)))
 
 
+def _fminmax_backward(c, g):
+    """torch's fmax/fmin gradient: to the operand picked, the first on a tie, the other where one is NaN."""
+    a, b = c.inputs
+    first = logical_or(ge(a, b) if c.op.name == "fmax" else le(a, b), isnan(b))
+    return unbroadcast(where(first, g, 0.0), a), unbroadcast(where(first, 0.0, g), b)
+
+
+# NaN only where both are NaN (C's fmax/fmin, numpy's fmax/fmin)
+fmax = _binary("fmax", np.fmax, _fminmax_backward,
+               "where({0} != {0}, {1}, where({1} != {1}, {0}, maximum({0}, {1})))")
+fmin = _binary("fmin", np.fmin, _fminmax_backward,
+               "where({0} != {0}, {1}, where({1} != {1}, {0}, minimum({0}, {1})))")
+
+
+def _heaviside_infer(x, values):
+    if getattr(values, "dtype", None) is not x.dtype:  # values must be a tensor
+        raise ValueError("heaviside is not yet implemented for tensors with different dtypes (input "
+                        f"{x.dtype.name}, values {getattr(values, 'dtype', type(values).__name__)})")
+    return elementwise(x, values)
+
+
+heaviside = _binary("heaviside", lambda x, values: np.where(x == 0, values, x > 0).astype(np.result_type(x, values)),
+                    None, "where({0} == 0, {1}, where({0} > 0, 1, 0))",
+                    infer=_heaviside_infer)
+heaviside.doc = "torch.heaviside(input, values): values where input is 0, 1 where it is > 0, else 0 (NaN too)."
+nextafter = _binary("nextafter", np.nextafter, None, None, infer=floating)
+nextafter.doc = "torch.nextafter(input, other): the next float after input towards other."
+
+
+def _integer_infer(name):
+    def infer(*xs):
+        shape, dt = elementwise(*xs)
+        if dt.is_floating_point:
+            raise op_error(name, f"\"{name}_cpu\" not implemented for '{dt.name}' (integer and bool tensors only)",
+                           xs, NotImplementedError)
+        return shape, dt
+    return infer
+
+
+def _bitwise(name, fn, expr):
+    """An integer op; its lowering covers bool results, where bitwise is logical (masks combined in kernels)."""
+    return op(name, ELEMENTWISE, _integer_infer(name), saves=(),
+              lowering=Lowering(expr, when=lambda dtype, attrs: dtype is dtypes.bool_))(fn)
+
+
+bitwise_and = _bitwise("bitwise_and", np.bitwise_and, "({0} != 0) & ({1} != 0)")
+bitwise_or = _bitwise("bitwise_or", np.bitwise_or, "({0} != 0) | ({1} != 0)")
+bitwise_xor = _bitwise("bitwise_xor", np.bitwise_xor, "({0} != 0) != ({1} != 0)")
+bitwise_not = _bitwise("bitwise_not", np.invert, "{0} == 0")
+gcd = op("gcd", ELEMENTWISE, _integer_infer("gcd"), saves=())(np.gcd)
+lcm = op("lcm", ELEMENTWISE, _integer_infer("lcm"), saves=())(np.lcm)
+signbit = _unary("signbit", np.signbit, None, None, infer=predicate)
+signbit.doc = "torch.signbit: whether the sign bit is set (True for -0.0 and negative NaN)."
+
+
+def clamp_min(x: Tensor, min) -> Tensor:  # noqa: A002  torch's name
+    """torch.clamp_min: clamp(x, min=min)."""
+    return clamp(x, min=min)
+
+
+def clamp_max(x: Tensor, max) -> Tensor:  # noqa: A002  torch's name
+    """torch.clamp_max: clamp(x, max=max)."""
+    return clamp(x, max=max)
+
+
+def frac(x: Tensor) -> Tensor:
+    """torch.frac: x - trunc(x), the fractional part with x's sign (float inputs only, as torch)."""
+    if not x.dtype.is_floating_point:
+        raise op_error("frac", f"\"frac_cpu\" not implemented for '{x.dtype.name}'", (x,), NotImplementedError)
+    return sub(x, trunc(x))
+
+
+def isposinf(x: Tensor) -> Tensor:
+    """torch.isposinf: x == inf."""
+    return eq(x, math.inf)
+
+
+def isneginf(x: Tensor) -> Tensor:
+    """torch.isneginf: x == -inf."""
+    return eq(x, -math.inf)
+
+
+def isreal(x: Tensor) -> Tensor:
+    """torch.isreal: True everywhere (graphc has no complex dtypes)."""
+    from .creation import ones_like
+    return ones_like(x, dtype=dtypes.bool_)
+
+
+def ldexp(x: Tensor, other: Tensor) -> Tensor:
+    """torch.ldexp: x * 2 ** other (integer inputs give the default float dtype)."""
+    return mul(x, pow(2.0, other))
+
+
+def true_divide(x: Tensor, other) -> Tensor:
+    """torch.true_divide: div(x, other)."""
+    return div(x, other)
+
+
+absolute, multiply, divide, subtract, negative, not_equal, sgn = abs, mul, div, sub, neg, ne, sign
+greater, greater_equal, less, less_equal = gt, ge, lt, le
+
 __all__ = [
+    "fmax",
+    "fmin",
+    "heaviside",
+    "nextafter",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "bitwise_not",
+    "gcd",
+    "lcm",
+    "signbit",
+    "clamp_min",
+    "clamp_max",
+    "frac",
+    "isposinf",
+    "isneginf",
+    "isreal",
+    "ldexp",
+    "true_divide",
+    "absolute",
+    "multiply",
+    "divide",
+    "subtract",
+    "negative",
+    "not_equal",
+    "sgn",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
     "add",
     "sub",
     "mul",
