@@ -21,7 +21,10 @@ from .meta import REVERSED_DIMS
 from .view import expand_as, permute, transpose
 
 METHOD_MODULES = (elementwise, transcendental, reduction, view, matmul, indexing, join, layout, sorting)
-NOT_METHODS = {"where", "cat", "stack", "einsum", "meshgrid", "polygamma"}
+NOT_METHODS = {"where", "cat", "stack", "einsum", "meshgrid", "polygamma", "concat", "concatenate", "vstack", "hstack",
+               "dstack", "column_stack", "broadcast_shapes", "broadcast_tensors", "atleast_1d", "atleast_2d",
+               "atleast_3d", "block_diag", "bucketize", "cartesian_prod", "cdist", "combinations", "isin",
+               "searchsorted", "std_mean", "tensordot", "trapezoid", "vander", "var_mean"}
 
 
 def public_names(module) -> list[str]:
@@ -43,14 +46,6 @@ def _inplace(fn):
         return _write(self, fn(self, *args, **kwargs), name)
     method.__name__ = name
     return method
-
-
-def _add_(self, other, alpha=1):
-    return _write(self, add(self, other if alpha == 1 else mul(other, alpha)), "add_")
-
-
-def _sub_(self, other, alpha=1):
-    return _write(self, sub(self, other if alpha == 1 else mul(other, alpha)), "sub_")
 
 
 def _copy_(self, src):
@@ -77,8 +72,8 @@ def _install_methods() -> None:
         "__rand__": lambda a, b: elementwise.bitwise_and(b, a), "__ror__": lambda a, b: elementwise.bitwise_or(b, a),
         "__rxor__": lambda a, b: elementwise.bitwise_xor(b, a),
         "__floordiv__": floor_divide, "__mod__": remainder,
-        "__iadd__": _add_, "__isub__": _sub_, "__imul__": _inplace(mul), "__itruediv__": _inplace(div),
-        "add_": _add_, "sub_": _sub_, "copy_": _copy_,
+        "__iadd__": _inplace(add), "__isub__": _inplace(sub), "__imul__": _inplace(mul), "__itruediv__": _inplace(div),
+        "copy_": _copy_,
         "__getitem__": indexing.subscript, "__setitem__": indexing.setitem,
         "zero_": lambda self: self._assign(filled(self, 0), fill=True),  # in the graph: no gradient flows through
         "fill_": lambda self, value: self._assign(filled(self, value), fill=True),

@@ -30,9 +30,18 @@ def unbroadcast(grad: Tensor, x) -> Tensor | None:
     return sum_to(grad, x)
 
 
-def _binary(name, fn, backward, expr, infer=elementwise, saves=(0, 1), autocast=None, onnx=None, when=None):
+def _binary(name, fn, backward, expr, infer=elementwise, saves=(0, 1), autocast=None, onnx=None, when=None,
+            parse=None):
     return op(name, ELEMENTWISE, infer, backward=backward, lowering=Lowering(expr, when=when), saves=saves,
-              autocast=autocast, onnx=onnx)(fn)
+              autocast=autocast, onnx=onnx, parse=parse)(fn)
+
+
+def _alpha_parse(input, other, *, alpha=1):  # noqa: A002  torch's names
+    """torch.add/sub's alpha=: other scaled before the op."""
+    return (input, other if alpha == 1 else mul(other, alpha)), _NO_ATTRS
+
+
+_NO_ATTRS: dict = {}
 
 
 def _floating(dtype, attrs) -> bool:
@@ -47,11 +56,9 @@ def _unary(name, fn, backward, expr, infer=floating, saves=(0,), autocast=None, 
 
 
 add = _binary("add", np.add, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(g, c.inputs[1])), "{0} + {1}",
-              saves=(),
-              onnx="Add")
+              saves=(), onnx="Add", parse=_alpha_parse)
 sub = _binary("sub", np.subtract, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g, c.inputs[1])), "{0} - {1}",
-              saves=(),
-              onnx="Sub")
+              saves=(), onnx="Sub", parse=_alpha_parse)
 mul = _binary(
     "mul",
     np.multiply,

@@ -8,10 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..dispatch import OTHER, VIEW, Lowering, op
+from ..dispatch import OTHER, OUT, VIEW, Lowering, op
 from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
+from .elementwise import cast, clamp, eq
 
 TENSOR = "tensor"
 _FULL = (None, None, None)
@@ -371,6 +372,73 @@ def scatter_add(x: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     return scatter(x, dim, index, src, reduce="add")
 
 
+_REDUCTIONS = {"sum": (np.add, 0), "prod": (np.multiply, 1), "mean": (np.add, 0), "amax": (np.maximum, -np.inf),
+               "amin": (np.minimum, np.inf)}
+
+
+def _scatter_reduce_parse(x, dim, index, src, reduce: str, *, include_self: bool = True):
+    if reduce not in _REDUCTIONS:
+        raise ValueError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    return (x, index, src), {"dim": meta.norm_dim(dim, x.ndim), "reduce": reduce, "include_self": bool(include_self)}
+
+
+def _scatter_reduce_infer(x, index, src, dim, reduce, include_self):
+    if not (isinstance(src, Tensor) or hasattr(src, "dtype")):
+        raise TypeError("scatter_reduce(): src must be a tensor")
+    return _scatter_infer(x, index, src, dim, None)
+
+
+def _scatter_reduce_backward(c, g):
+    """torch's scatter_reduce_backward: sum and mean pass the gradient through (divided by the count for mean);
+    amax/amin share it evenly among the elements equal to the result."""
+    from .creation import filled, ones_like
+
+    x, index, src = c.inputs
+    dim, reduce, include_self = c.attrs["dim"], c.attrs["reduce"], c.attrs["include_self"]
+    if reduce == "prod":
+        raise NotImplementedError("scatter_reduce(reduce='prod') has no backward rule in graphc")
+    block = _index_block(src, index)
+    if reduce == "sum":
+        gx, gs = g, gather(g, dim, index)
+    elif reduce == "mean":
+        count = scatter_add(ones_like(x) if include_self else filled(x, 0), dim, index, ones_like(block))
+        share = g / clamp(count, min=1)  # a position nothing reached keeps g
+        gx, gs = share, gather(share, dim, index)
+    else:
+        value = gather(c.out, dim, index)
+        self_is, src_is = eq(x, c.out), eq(block, value)
+        share = g / scatter_add(cast(self_is, g.dtype), dim, index, cast(src_is, g.dtype))
+        gx, gs = self_is * share, src_is * gather(share, dim, index)
+    if not include_self:
+        gx = scatter(gx, dim, index, 0.0)
+    if tuple(src.shape) != tuple(index.shape):
+        gs = index_grad(gs, src, items=tuple((0, n, None) for n in index.shape))
+    return gx, None, gs
+
+
+@op("scatter_reduce", OTHER, _scatter_reduce_infer, parse=_scatter_reduce_parse, backward=_scatter_reduce_backward,
+    fallback=_GATHER_FALLBACK, saves=(0, 1, 2, OUT))
+def scatter_reduce(x, index, src, dim, reduce, include_self):
+    """torch.scatter_reduce(input, dim, index, src, reduce, *, include_self=True): a copy of input where each
+    position that index names along dim holds the reduction ("sum", "prod", "mean", "amax", "amin") of the src
+    values scattered there, and of input's own value with include_self (mean divides by that count; integers
+    round down); positions nothing is scattered to keep input's value."""
+    ufunc, identity = _REDUCTIONS[reduce]
+    at = _gather_index(index, dim, x.shape[dim])
+    values = src[tuple(slice(0, n) for n in index.shape)]
+    out = x.copy()
+    if not include_self:
+        out[at] = identity if x.dtype.kind == "f" or identity in (0, 1) else (
+            np.iinfo(x.dtype).min if identity < 0 else np.iinfo(x.dtype).max)
+    ufunc.at(out, at, values)
+    if reduce == "mean":
+        count = np.full(x.shape, 1 if include_self else 0, np.int64)
+        np.add.at(count, at, 1)
+        count = np.maximum(count, 1)
+        out = out // count if x.dtype.kind in "iu" else (out / count).astype(x.dtype)
+    return out
+
+
 def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
     """torch.index_select: the slices of x along dim that a 1-d int index names (a gathered copy)."""
     if not isinstance(index, Tensor) or index.dtype not in (dtypes.int64, dtypes.int32):
@@ -445,5 +513,5 @@ def argwhere(x: Tensor) -> Tensor:
     return nonzero(x)
 
 
-__all__ = ["gather", "scatter", "scatter_add", "index_select", "index_add", "index_copy", "index_fill", "masked_select",
-           "nonzero", "argwhere"]
+__all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add", "index_copy",
+           "index_fill", "masked_select", "nonzero", "argwhere"]

@@ -12,7 +12,7 @@ from ..tensor import Tensor
 from . import meta
 from .elementwise import cast
 from .indexing import _FULL, getitem
-from .view import unsqueeze
+from .view import atleast_1d, atleast_2d, atleast_3d, reshape, unsqueeze
 
 
 def _cat_parse(tensors, dim: int = 0):
@@ -108,4 +108,79 @@ def unbind(x: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
     return tuple(getitem(x, items=lead + (i,)) for i in range(meta.specialized_size(x, dim)))
 
 
-__all__ = ["cat", "stack", "split", "chunk", "unbind"]
+concat = concatenate = cat
+
+
+def _joined(name: str, tensors, dim: int, at_least) -> Tensor:
+    tensors = list(tensors)
+    if not tensors:
+        raise op_error(name, "expects a non-empty TensorList")
+    return cat([at_least(t) for t in tensors], dim)
+
+
+def vstack(tensors) -> Tensor:
+    """torch.vstack: the tensors (made at least 2-d) joined along dim 0."""
+    return _joined("vstack", tensors, 0, atleast_2d)
+
+
+def hstack(tensors) -> Tensor:
+    """torch.hstack: the tensors (made at least 1-d) joined along dim 1, or dim 0 when they are 1-d."""
+    tensors = [atleast_1d(t) for t in tensors]
+    return _joined("hstack", tensors, 0 if tensors and tensors[0].ndim == 1 else 1, atleast_1d)
+
+
+def dstack(tensors) -> Tensor:
+    """torch.dstack: the tensors (made at least 3-d) joined along dim 2."""
+    return _joined("dstack", tensors, 2, atleast_3d)
+
+
+def column_stack(tensors) -> Tensor:
+    """torch.column_stack: 0-d and 1-d tensors as columns ([n] becomes [n, 1]) joined with the others along dim 1."""
+    return _joined("column_stack", tensors, 1, lambda t: reshape(t, (-1, 1)) if t.ndim <= 1 else t)
+
+
+def tensor_split(x: Tensor, indices_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
+    """torch.tensor_split: views of x along dim, either `sections` parts as equal as can be (the first n % sections
+    one longer) or split before each of the given indices."""
+    dim = meta.norm_dim(dim, x.ndim)
+    n = meta.specialized_size(x, dim)
+    if isinstance(indices_or_sections, Tensor):
+        indices_or_sections = indices_or_sections.tolist()
+    if isinstance(indices_or_sections, int):
+        sections = indices_or_sections
+        if sections <= 0:
+            raise op_error("tensor_split", f"number of sections must be larger than 0, got {sections}", (x,))
+        bounds = [i * (n // sections) + min(i, n % sections) for i in range(sections + 1)]
+    else:
+        bounds = [0] + [min(max(int(i) if i >= 0 else n + int(i), 0), n) for i in indices_or_sections] + [n]
+    lead = (_FULL,) * dim
+    return tuple(getitem(x, items=lead + ((start, max(start, stop), None),)) for start, stop in zip(bounds, bounds[1:]))
+
+
+def _split_along(name: str, x: Tensor, indices_or_sections, dim: int, ndim: int) -> tuple[Tensor, ...]:
+    if x.ndim < ndim:
+        raise op_error(name, f"requires a tensor with at least {ndim} dimension, but got a tensor with {x.ndim} "
+                       "dimensions!", (x,))
+    if isinstance(indices_or_sections, int) and x.shape[dim] % indices_or_sections:
+        raise op_error(name, f"attempted to split along dimension {dim}, but the size of the dimension "
+                       f"{x.shape[dim]} is not divisible by the split_size {indices_or_sections}!", (x,))
+    return tensor_split(x, indices_or_sections, dim)
+
+
+def vsplit(x: Tensor, indices_or_sections) -> tuple[Tensor, ...]:
+    """torch.vsplit: tensor_split along dim 0 (sections must divide it)."""
+    return _split_along("vsplit", x, indices_or_sections, 0, 2)
+
+
+def hsplit(x: Tensor, indices_or_sections) -> tuple[Tensor, ...]:
+    """torch.hsplit: tensor_split along dim 1 (dim 0 for a 1-d tensor; sections must divide it)."""
+    return _split_along("hsplit", x, indices_or_sections, 0 if x.ndim == 1 else 1, 1)
+
+
+def dsplit(x: Tensor, indices_or_sections) -> tuple[Tensor, ...]:
+    """torch.dsplit: tensor_split along dim 2 (sections must divide it)."""
+    return _split_along("dsplit", x, indices_or_sections, 2, 3)
+
+
+__all__ = ["cat", "concat", "concatenate", "stack", "vstack", "hstack", "dstack", "column_stack", "split", "chunk",
+           "unbind", "tensor_split", "vsplit", "hsplit", "dsplit"]

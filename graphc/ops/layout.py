@@ -13,9 +13,9 @@ from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
 from .creation import zeros_like
-from .elementwise import mul
-from .indexing import _FULL, getitem, index_select
-from .view import _sizes, expand, flatten, repeat, reshape, unsqueeze
+from .elementwise import mul, ne
+from .indexing import _FULL, gather, getitem, index_put, index_select
+from .view import _sizes, expand, flatten, repeat, reshape, transpose, unsqueeze
 
 _POSITIONS = "reads element positions, which Triton expression templates do not see: runs on numpy"
 
@@ -265,5 +265,216 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple[Tensor, ...]:
     return tuple(grids[order.index(i)] for i in range(len(tensors)))
 
 
+def take_along_dim(x: Tensor, indices: Tensor, dim: int | None = None) -> Tensor:
+    """torch.take_along_dim: the elements of x at indices along dim (x and indices broadcast in the other dims), or
+    of flattened x at flattened indices without dim; gradients flow to x."""
+    if dim is None:
+        return gather(reshape(x, (-1,)), 0, reshape(indices, (-1,)))
+    if x.ndim != indices.ndim:
+        raise op_error("take_along_dim", f"input and indices should have the same number of dimensions, but got "
+                       f"{x.ndim} dimensions for input, and {indices.ndim} dimensions for indices", (x, indices))
+    d = meta.norm_dim(dim, x.ndim)
+    rest = meta.broadcast(*(tuple(t.shape[:d]) + (1,) + tuple(t.shape[d + 1:]) for t in (x, indices)))
+    x = expand(x, *rest[:d], x.shape[d], *rest[d + 1:])
+    return gather(x, d, expand(indices, *rest[:d], indices.shape[d], *rest[d + 1:]))
+
+
+def select(x: Tensor, dim: int, index: int) -> Tensor:
+    """torch.select: the slice of x at index along dim, without that dim (a view)."""
+    d = meta.norm_dim(dim, x.ndim)
+    n = x.shape[d]
+    if not -n <= index < n:
+        raise op_error("select", f"index {index} out of range for tensor of size {list(x.shape)} at dimension {d}",
+                       (x,), IndexError)
+    return getitem(x, items=(_FULL,) * d + (index % n,))
+
+
+def take(x: Tensor, index: Tensor) -> Tensor:
+    """torch.take: the elements of x, read as 1-d, at index (any shape; the result has index's shape)."""
+    return reshape(x, (-1,))[index]
+
+
+def select_scatter(x: Tensor, src: Tensor, dim: int, index: int) -> Tensor:
+    """torch.select_scatter: a copy of x with src written into select(x, dim, index)."""
+    d = meta.norm_dim(dim, x.ndim)
+    return index_put(x, src, items=(_FULL,) * d + (index % x.shape[d],))
+
+
+def slice_scatter(x: Tensor, src: Tensor, dim: int = 0, start: int | None = None, end: int | None = None,
+                  step: int = 1) -> Tensor:
+    """torch.slice_scatter: a copy of x with src written into x[..., start:end:step, ...] along dim."""
+    d = meta.norm_dim(dim, x.ndim)
+    return index_put(x, src, items=(_FULL,) * d + ((start, end, step),))
+
+
+def fliplr(x: Tensor) -> Tensor:
+    """torch.fliplr: x with dim 1 reversed (at least 2-d)."""
+    if x.ndim < 2:
+        raise op_error("fliplr", "Input must be >= 2-d.", (x,))
+    return flip(x, (1,))
+
+
+def flipud(x: Tensor) -> Tensor:
+    """torch.flipud: x with dim 0 reversed (at least 1-d)."""
+    if x.ndim < 1:
+        raise op_error("flipud", "Input must be >= 1-d.", (x,))
+    return flip(x, (0,))
+
+
+def rot90(x: Tensor, k: int = 1, dims=(0, 1)) -> Tensor:
+    """torch.rot90: x rotated by 90 degrees k times in the plane of dims, from the first towards the second."""
+    dims = list(dims)
+    if len(dims) != 2:
+        raise op_error("rot90", f"expected total rotation dims == 2, but got dims = {len(dims)}", (x,))
+    d0, d1 = meta.norm_dim_list(dims, x.ndim)
+    if x.ndim < 2 or d0 == d1:
+        raise op_error("rot90", f"expected total dims >= 2 and distinct rotation dims, but got total dims = "
+                       f"{x.ndim}, rotation dims = {dims}", (x,))
+    k %= 4
+    if k == 1:
+        return transpose(flip(x, (d1,)), d0, d1)
+    if k == 2:
+        return flip(x, (d0, d1))
+    if k == 3:
+        return transpose(flip(x, (d0,)), d0, d1)
+    return x.clone()
+
+
+def diff(x: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None, append: Tensor | None = None) -> Tensor:
+    """torch.diff: the n-th forward difference along dim (x[i + 1] - x[i], applied n times; logical xor for bool),
+    after prepend and append are joined to x along dim."""
+    from .join import cat
+    if x.ndim == 0:
+        raise op_error("diff", "diff expects input to be at least one-dimensional", (x,))
+    d = meta.norm_dim(dim, x.ndim)
+    parts = [t for t in (prepend, x, append) if t is not None]
+    if len(parts) > 1:
+        x = cat([t if t.ndim == x.ndim else expand(reshape(t, (1,) * x.ndim), *x.shape[:d], 1, *x.shape[d + 1:])
+                 for t in parts], d)
+    lead = (_FULL,) * d
+    for _ in range(n):
+        later, earlier = getitem(x, items=lead + ((1, None, None),)), getitem(x, items=lead + ((None, -1, None),))
+        x = ne(later, earlier) if x.dtype is dtypes.bool_ else later - earlier
+    return x
+
+
+def diag_embed(x: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """torch.diag_embed: matrices (in dims dim1 and dim2 of the result) whose diagonal at offset holds x's last dim;
+    zeros elsewhere."""
+    from .creation import zeros
+    from .view import movedim
+    n = x.shape[-1] + abs(offset)
+    out_ndim = x.ndim + 1
+    d1, d2 = meta.norm_dim(dim1, out_ndim), meta.norm_dim(dim2, out_ndim)
+    if d1 == d2:
+        raise op_error("diag_embed", f"diagonal dimensions cannot be identical {dim1}, {dim2}", (x,))
+    square = diagonal_scatter(zeros(*x.shape[:-1], n, n, dtype=x.dtype), x, offset, -2, -1)
+    return movedim(square, (-2, -1), (d1, d2))
+
+
+def diagflat(x: Tensor, offset: int = 0) -> Tensor:
+    """torch.diagflat: a matrix with flattened x on its diagonal at offset."""
+    return diag(reshape(x, (-1,)), offset)
+
+
+def block_diag(*tensors) -> Tensor:
+    """torch.block_diag: the tensors (each 0-, 1- or 2-d, made 2-d) as blocks on the diagonal of one matrix, zeros
+    elsewhere (dtypes promoted)."""
+    from .creation import zeros
+    from .join import cat
+    blocks = []
+    for t in tensors:
+        if t.ndim > 2:
+            raise op_error("block_diag", f"Input tensors must have 2 or fewer dimensions. Input {len(blocks)} has "
+                           f"{t.ndim} dimensions", tensors)
+        blocks.append(reshape(t, (1, -1)) if t.ndim < 2 else t)
+    dt = dtypes.result_type(*blocks) if blocks else dtypes.get_default_dtype()
+    width = sum(b.shape[1] for b in blocks)
+    rows, left = [], 0
+    for b in blocks:
+        pieces = [zeros(b.shape[0], left, dtype=dt), b if b.dtype is dt else b.to(dt),
+                  zeros(b.shape[0], width - left - b.shape[1], dtype=dt)]
+        rows.append(cat(pieces, 1))
+        left += b.shape[1]
+    return cat(rows, 0) if rows else zeros(0, 0, dtype=dt)
+
+
+def trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None = None, dim: int = -1) -> Tensor:
+    """torch.trapezoid: the trapezoidal rule along dim, with sample points x (a tensor) or a spacing dx (1 by
+    default)."""
+    d = meta.norm_dim(dim, y.ndim)
+    lead = (_FULL,) * d
+    later, earlier = getitem(y, items=lead + ((1, None, None),)), getitem(y, items=lead + ((None, -1, None),))
+    if x is None:
+        return (later + earlier).sum(d) * ((1.0 if dx is None else dx) * 0.5)
+    if x.ndim == 1:
+        x = reshape(x, (-1,) + (1,) * (y.ndim - 1 - d))
+        return ((later + earlier) * diff(x, dim=0 if y.ndim - 1 - d else -1)).sum(d) * 0.5
+    return ((later + earlier) * diff(x, dim=d)).sum(d) * 0.5
+
+
+def cartesian_prod(*tensors) -> Tensor:
+    """torch.cartesian_prod: every combination of one element of each 1-d tensor, one per row (the tensor itself for
+    one input)."""
+    from .join import stack
+    if len(tensors) == 1:
+        return tensors[0]
+    return stack([reshape(g, (-1,)) for g in meshgrid(*tensors, indexing="ij")], 1)
+
+
+def combinations(x: Tensor, r: int = 2, with_replacement: bool = False) -> Tensor:
+    """torch.combinations: the r-length combinations of 1-d x's elements, one per row, in itertools' order."""
+    import itertools
+
+    from .creation import tensor
+    from .join import stack
+    if x.ndim != 1:
+        raise op_error("combinations", f"Expect a 1D vector, but got shape {list(x.shape)}", (x,))
+    pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations
+    rows = list(pick(range(meta.specialized_size(x, 0)), r))
+    if not rows:
+        return reshape(x[:0], (0,) if r == 0 else (0, r))
+    columns = np.array(rows, np.int64).T
+    return stack([index_select(x, 0, tensor(c)) for c in columns], 1)
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode: str | None = None) -> Tensor:
+    """torch.cdist: the p-norm distance between each row of x1 [..., P, M] and each row of x2 [..., R, M], as
+    [..., P, R] (computed directly, as torch's compute_mode='donot_use_mm_for_euclid_dist'; gradient 0 at distance
+    0, as torch)."""
+    from .reduction import norm
+    if not x1.dtype.is_floating_point or not x2.dtype.is_floating_point:
+        raise op_error("cdist", f"cdist only supports floating-point dtypes, X1 got: {x1.dtype.name}", (x1, x2))
+    if x1.ndim < 2 or x2.ndim < 2:
+        raise op_error("cdist", f"cdist only supports at least 2D tensors, X1 got: {x1.ndim}D", (x1, x2))
+    if x1.shape[-1] != x2.shape[-1]:
+        raise op_error("cdist", f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: "
+                       f"{x2.shape[-1]}", (x1, x2))
+    if p < 0:
+        raise op_error("cdist", "cdist only supports non-negative p values", (x1, x2))
+    return norm(unsqueeze(x1, -2) - unsqueeze(x2, -3), p, dim=-1)
+
+
+def dist(x: Tensor, other: Tensor, p: float = 2) -> Tensor:
+    """torch.dist: the p-norm of x - other (broadcast)."""
+    from .reduction import norm
+    return norm(x - other, p)
+
+
+def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:  # noqa: N803  torch's name
+    """torch.vander: the Vandermonde matrix of 1-d x: columns x ** (N-1), ..., x ** 0 (ascending with increasing)."""
+    from .creation import arange
+    if x.ndim != 1:
+        raise op_error("vander", "x must be a one-dimensional tensor.", (x,))
+    n = meta.specialized_size(x, 0) if N is None else N
+    if n < 0:
+        raise op_error("vander", "N must be non-negative.", (x,))
+    powers = arange(n) if increasing else arange(n - 1, -1, -1)
+    base = x if x.dtype.is_floating_point else x.to(dtypes.int64)
+    return unsqueeze(base, 1) ** powers
+
+
 __all__ = ["tril", "triu", "flip", "roll", "narrow", "diagonal", "diagonal_scatter", "diag", "outer", "ger", "tile",
-           "repeat_interleave", "meshgrid"]
+           "repeat_interleave", "meshgrid", "take_along_dim", "select", "take", "select_scatter", "slice_scatter",
+           "fliplr", "flipud", "rot90", "diff", "diag_embed", "diagflat", "block_diag", "trapezoid", "cartesian_prod",
+           "combinations", "cdist", "dist", "vander"]

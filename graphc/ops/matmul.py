@@ -121,6 +121,102 @@ def addbmm(x, batch1, batch2, *, beta=1, alpha=1):
     return _scaled_sum(x, bmm(batch1, batch2).sum(0), beta, alpha)
 
 
+def _vectors(name: str, x, y) -> None:
+    if x.ndim != 1 or y.ndim != 1:
+        raise op_error(name, f"1D tensors expected, but got {x.ndim}D and {y.ndim}D tensors", (x, y))
+    if x.shape[0] != y.shape[0]:
+        raise op_error(name, f"inconsistent tensor size, expected tensor [{x.shape[0]}] and src [{y.shape[0]}] to have "
+                       f"the same number of elements, but got {x.shape[0]} and {y.shape[0]} elements respectively",
+                       (x, y))
+    if x.dtype is not y.dtype:
+        raise op_error(name, f"expected both vectors to have same dtype, but found {x.dtype.name} and "
+                       f"{y.dtype.name}", (x, y))
+
+
+def dot(x, tensor):  # noqa: A002  torch's name
+    """torch.dot: the inner product of two 1-d tensors of one size and dtype."""
+    _vectors("dot", x, tensor)
+    return matmul(x, tensor)
+
+
+def vdot(x, other):
+    """torch.vdot: dot (graphc has no complex dtypes, so nothing is conjugated)."""
+    _vectors("vdot", x, other)
+    return matmul(x, other)
+
+
+def mv(x, vec):
+    """torch.mv: the product of a 2-d matrix and a 1-d vector."""
+    if x.ndim != 2 or vec.ndim != 1:
+        raise op_error("mv", f"vector + matrix @ vector expected, got {x.ndim}, {vec.ndim}", (x, vec))
+    return matmul(x, vec)
+
+
+def addmv(x, mat, vec, *, beta=1, alpha=1):
+    """torch.addmv: beta * x + alpha * (mat @ vec) (x broadcast)."""
+    return _scaled_sum(x, mv(mat, vec), beta, alpha)
+
+
+def addr(x, vec1, vec2, *, beta=1, alpha=1):
+    """torch.addr: beta * x + alpha * outer(vec1, vec2) (x broadcast)."""
+    from .layout import outer
+    return _scaled_sum(x, outer(vec1, vec2), beta, alpha)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def tensordot(a, b, dims=2):
+    """torch.tensordot: a and b contracted over dims (an int n: a's last n with b's first n; or two lists of dims),
+    the free dims of a then of b; one einsum, so its gradient and compiled plan are einsum's."""
+    if isinstance(dims, int):
+        if dims < 0:
+            raise op_error("tensordot", f"tensordot expects dims >= 0, but got dims={dims}", (a, b))
+        left, right = list(range(a.ndim - dims, a.ndim)), list(range(dims))
+    else:
+        left, right = ([d] if isinstance(d, int) else list(d) for d in dims)
+    if len(left) != len(right):
+        raise op_error("tensordot", f"both dimension lists should have same length, got {left} and {right}", (a, b))
+    left, right = meta.norm_dim_list(left, a.ndim), meta.norm_dim_list(right, b.ndim)
+    for i, j in zip(left, right):
+        if a.shape[i] != b.shape[j]:
+            raise op_error("tensordot", f"contracted dimensions need to match, but first has size {a.shape[i]} in dim "
+                           f"{i} and second has size {b.shape[j]} in dim {j}", (a, b))
+    sa = list(_LETTERS[:a.ndim])
+    sb = list(_LETTERS[a.ndim:a.ndim + b.ndim])
+    for i, j in zip(left, right):
+        sb[j] = sa[i]
+    out = [c for i, c in enumerate(sa) if i not in left] + [c for j, c in enumerate(sb) if j not in right]
+    return einsum(f"{''.join(sa)},{''.join(sb)}->{''.join(out)}", a, b)
+
+
+def inner(x, other):
+    """torch.inner: the sum of products over the last dims of x and other (a product when either is 0-d)."""
+    if x.ndim == 0 or other.ndim == 0:
+        return x * other
+    return tensordot(x, other, ([-1], [-1]))
+
+
+def kron(x, other):
+    """torch.kron: the Kronecker product (each element of x times the whole of other, in x's block layout); built
+    from unsqueeze, a broadcast multiply and flatten, so it holds no sizes."""
+    n = max(x.ndim, other.ndim)
+    a, b = _with_dims(x, n), _with_dims(other, n)
+    for d in range(n):
+        a, b = unsqueeze(a, 2 * d + 1), unsqueeze(b, 2 * d)
+    out = a * b
+    for d in range(n):
+        out = flatten(out, d, d + 1)
+    return out
+
+
+def _with_dims(x, n: int):
+    """x with leading dims of size 1 added up to n dims."""
+    for _ in range(n - x.ndim):
+        x = unsqueeze(x, 0)
+    return x
+
+
 def _einsum_parse(equation: str, *operands):
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
@@ -241,4 +337,5 @@ def einsum(*arrays, equation):
     return np.einsum(equation, *arrays, optimize=len(arrays) > 2)
 
 
-__all__ = ["matmul", "bmm", "einsum", "mm", "addmm", "baddbmm", "addbmm"]
+__all__ = ["matmul", "bmm", "einsum", "mm", "addmm", "baddbmm", "addbmm", "dot", "vdot", "mv", "addmv", "addr",
+           "tensordot", "inner", "kron"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import ml_dtypes
 import numpy as np
 
 from .. import dtypes
@@ -353,6 +354,94 @@ def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
     return shifted - log(sum(exp(shifted), dim, keepdim=True))
 
 
+def nansum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """torch.nansum: sum over dim with NaN counted as 0 (and given no gradient)."""
+    from .elementwise import isnan
+    return sum(where(isnan(x), 0, x), dim, keepdim, dtype=dtype)
+
+
+def nanmean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """torch.nanmean: the mean over dim of the non-NaN elements (NaN where all are NaN); float inputs only."""
+    from .elementwise import isnan, logical_not
+    x = _with_dtype(x, dtype)
+    if not x.dtype.is_floating_point:
+        raise op_error("nanmean", f"nanmean(): expected input to have floating point or complex dtype but got "
+                       f"{x.dtype.name}", (x,))
+    return nansum(x, dim, keepdim) / sum(logical_not(isnan(x)), dim, keepdim)
+
+
+def var_mean(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+             correction=None) -> tuple[Tensor, Tensor]:
+    """torch.var_mean: (var(x, ...), mean(x, dim, keepdim)) with var's arguments."""
+    if isinstance(dim, bool) and unbiased is None:
+        dim, unbiased = None, dim
+    return var(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
+
+
+def std_mean(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+             correction=None) -> tuple[Tensor, Tensor]:
+    """torch.std_mean: (std(x, ...), mean(x, dim, keepdim)) with std's arguments."""
+    if isinstance(dim, bool) and unbiased is None:
+        dim, unbiased = None, dim
+    return std(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
+
+
+def count_nonzero(x: Tensor, dim=None) -> Tensor:
+    """torch.count_nonzero: the number of non-zero elements over dim (all dims by default), int64."""
+    from .elementwise import ne
+    return sum(ne(x, 0), dim)
+
+
+class MinMax(NamedTuple):
+    """torch.return_types.aminmax."""
+
+    min: Tensor
+    max: Tensor
+
+
+def aminmax(x: Tensor, *, dim: int | None = None, keepdim: bool = False) -> MinMax:
+    """torch.aminmax: (amin, amax) over dim (all dims by default)."""
+    if x.numel() == 0 and (dim is None or x.shape[meta.norm_dim(dim, x.ndim)] == 0):
+        raise op_error("aminmax", "cannot compute aminmax over an empty dimension as the operation has no identity",
+                       (x,), IndexError)
+    return MinMax(amin(x, dim, keepdim), amax(x, dim, keepdim))
+
+
+def trace(x: Tensor) -> Tensor:
+    """torch.trace: the sum of a matrix's main diagonal (integers sum in int64)."""
+    from .layout import diagonal
+    if x.ndim != 2:
+        raise op_error("trace", f"expected a matrix, but got tensor with dim {x.ndim}", (x,))
+    return sum(diagonal(x))
+
+
+def _logcumsumexp_backward(c, g):
+    """torch's (after TensorFlow's math_grad): the gradient's positive and negative parts each summed in log space by
+    a reversed logcumsumexp, so neither exp overflows."""
+    from .layout import flip
+    x, out, dim = c.inputs[0], c.out, c.attrs["dim"]
+    lowest = float(ml_dtypes.finfo(out.dtype.np).min)
+
+    def reversed_lcse(v):
+        return flip(logcumsumexp(flip(v, (dim,)), dim), (dim,))
+
+    positive = reversed_lcse(where(g > 0, log(where(g > 0, g, 1.0)), lowest) - out)
+    negative = reversed_lcse(where(g < 0, log(where(g < 0, -g, 1.0)), lowest) - out)
+    return (exp(positive + x) - exp(negative + x),)
+
+
+def _logcumsumexp_infer(x, dim):
+    return meta.floating(x)
+
+
+@op("logcumsumexp", OTHER, _logcumsumexp_infer, parse=lambda x, dim: ((x,), {"dim": meta.norm_dim(dim, x.ndim)}),
+    backward=_logcumsumexp_backward, saves=(0, OUT), fallback=_SCAN_FALLBACK)
+def logcumsumexp(x, dim):
+    """torch.logcumsumexp: log(cumsum(exp(x), dim)), accumulated with logaddexp (no overflow, no underflow to
+    -inf of small leading terms)."""
+    return np.logaddexp.accumulate(x, axis=dim if x.ndim else None).reshape(x.shape)
+
+
 def allclose(x: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
     """torch.allclose: whether |x - other| <= atol + rtol * |other| everywhere (broadcast), as a Python bool."""
     from .elementwise import isclose
@@ -365,4 +454,5 @@ def equal(x: Tensor, other: Tensor) -> bool:
 
 
 __all__ = ["sum", "prod", "all", "any", "cumsum", "cumprod", "mean", "amax", "amin", "argmax", "argmin", "max", "min",
-           "var", "std", "norm", "logsumexp", "softmax", "log_softmax", "allclose", "equal"]
+           "var", "std", "norm", "logsumexp", "softmax", "log_softmax", "allclose", "equal", "nansum", "nanmean",
+           "var_mean", "std_mean", "count_nonzero", "aminmax", "trace", "logcumsumexp"]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..dispatch import ELEMENTWISE, OTHER, VIEW, Lowering, op
-from ..tensor import empty_in_order
+from ..tensor import Size, empty_in_order
 from . import meta
 
 RESHAPE, EXPAND = Lowering(view="reshape"), Lowering(view="expand")
@@ -342,7 +342,107 @@ def _clone(x: np.ndarray) -> np.ndarray:
 clone = op("clone", ELEMENTWISE, meta.same, backward=lambda c, g: (g,), lowering=Lowering("{0}", copy=True),
            saves=())(_clone)
 
+def swapaxes(x, axis0: int, axis1: int):
+    """torch.swapaxes / swapdims: transpose(x, axis0, axis1)."""
+    return transpose(x, axis0, axis1)
+
+
+swapdims = swapaxes
+
+
+def movedim(x, source, destination):
+    """torch.movedim / moveaxis: x with the dims in source moved to the positions in destination, the others keeping
+    their order (a view)."""
+    src = (source,) if isinstance(source, int) else tuple(source)
+    dst = (destination,) if isinstance(destination, int) else tuple(destination)
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)} dims) should contain "
+                           f"the same number of dims as destination ({list(dst)} dims)")
+    src, dst = meta.norm_dim_list(src, x.ndim), meta.norm_dim_list(dst, x.ndim)
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise RuntimeError(f"movedim: repeated dim in source ({list(src)}) or destination ({list(dst)})")
+    rest = iter(d for d in range(x.ndim) if d not in src)
+    placed = dict(zip(dst, src))
+    return permute(x, [placed[i] if i in placed else next(rest) for i in range(x.ndim)])
+
+
+moveaxis = movedim
+
+
+def broadcast_shapes(*shapes) -> Size:
+    """torch.broadcast_shapes: the shape the given shapes broadcast to (ints are 1-d shapes)."""
+    try:
+        return Size(meta.broadcast(*((s,) if isinstance(s, int) else tuple(s) for s in shapes)) if shapes else ())
+    except ValueError as e:
+        raise RuntimeError(f"broadcast_shapes: {e}") from None
+
+
+def broadcast_to(x, size):
+    """torch.broadcast_to: expand(x, size) (a view; -1 keeps a dim's size)."""
+    return expand(x, *_sizes((size,)))
+
+
+def broadcast_tensors(*tensors) -> tuple:
+    """torch.broadcast_tensors: views of the tensors expanded to their common broadcast shape."""
+    try:
+        shape = meta.broadcast(*(tuple(t.shape) for t in tensors))
+    except ValueError as e:
+        raise RuntimeError(f"broadcast_tensors: {e}") from None
+    return tuple(t if tuple(t.shape) == shape else expand(t, *shape) for t in tensors)
+
+
+def unflatten(x, dim: int, sizes):
+    """torch.unflatten: dim of x split into sizes (one may be -1), a view."""
+    d = meta.norm_dim(dim, x.ndim)
+    sizes = tuple(sizes)
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    shape = tuple(x.shape)
+    return reshape(x, shape[:d] + sizes + shape[d + 1:])
+
+
+def _at_least(n: int, tensors):
+    def one(x):
+        if x.ndim == 0:
+            x = reshape(x, (1,))
+        if x.ndim == 1 and n >= 2:
+            x = unsqueeze(x, 0)
+        if x.ndim == 2 and n == 3:
+            x = unsqueeze(x, -1)
+        return x
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        return tuple(one(x) for x in tensors[0])
+    return one(tensors[0]) if len(tensors) == 1 else tuple(one(x) for x in tensors)
+
+
+def atleast_1d(*tensors):
+    """torch.atleast_1d: each tensor with at least 1 dim (a 0-d one becomes [1]); a tuple for several."""
+    return _at_least(1, tensors)
+
+
+def atleast_2d(*tensors):
+    """torch.atleast_2d: each tensor with at least 2 dims (a 1-d one of size n becomes [1, n])."""
+    return _at_least(2, tensors)
+
+
+def atleast_3d(*tensors):
+    """torch.atleast_3d: each tensor with at least 3 dims (1-d [n] becomes [1, n, 1], 2-d [m, n] becomes
+    [m, n, 1])."""
+    return _at_least(3, tensors)
+
+
 __all__ = [
+    "swapaxes",
+    "swapdims",
+    "movedim",
+    "moveaxis",
+    "broadcast_shapes",
+    "broadcast_to",
+    "broadcast_tensors",
+    "unflatten",
+    "atleast_1d",
+    "atleast_2d",
+    "atleast_3d",
     "ravel",
     "reshape",
     "view",
