@@ -35,6 +35,7 @@ from .ops.creation import (
     get_rng_state,
     initial_seed,
     linspace,
+    logspace,
     manual_seed,
     multinomial,
     normal,
@@ -50,6 +51,8 @@ from .ops.creation import (
     seed,
     set_rng_state,
     tensor,
+    tril_indices,
+    triu_indices,
     zeros,
     zeros_like,
 )

@@ -102,3 +102,14 @@ def test_errors_are_torch_s(call):
         call(torch)
     with pytest.raises(type(theirs.value)):
         call(graphc)
+
+
+def test_logspace_and_triangle_indices():
+    for L in (graphc, torch):
+        assert L.logspace(0, 2, 5).dtype == L.float32
+    assert_close(graphc.logspace(-1, 2, 7, base=2.0), torch.logspace(-1, 2, 7, base=2.0))
+    for name in ("tril_indices", "triu_indices"):
+        for args in ((3, 4), (4, 3, 1), (3, 3, -1)):
+            ours, theirs = getattr(graphc, name)(*args), getattr(torch, name)(*args)
+            assert ours.dtype is graphc.int64
+            assert_close(ours, theirs)

@@ -343,6 +343,16 @@ CASES = [
         L.scatter_reduce(x, 1, L.tensor([[0, 0, 2], [3, 3, 1], [1, 2, 2]]), s, r, include_self=i)
         for r in ("sum", "mean", "amax", "amin") for i in (True, False)]) + x.scatter_reduce(
         0, L.tensor([[2, 0, 2, 1]]), s[:1, :1].expand(1, 4), "amax"), [(3, 4), (3, 3)]),
+    ("renorm", lambda L, x: L.renorm(x, 2, 0, 1.5) + x.renorm(1, 1, 2.0), [(3, 4)]),
+    ("masked_scatter", lambda L, x, s: x.masked_scatter(x > 0.5, s) + L.masked_scatter(
+        x, L.tensor([True, False, True, False]), s), [(3, 4), (7,)]),
+    ("unravel_index", lambda L, x: L.stack(L.unravel_index((x * 4).long().abs(), (2, 3))) + L.stack(
+        L.unravel_index(L.tensor([-1, 4, 5, 0]), (2, 3)))[:, None, None], [(3, 4)]),
+    ("bincount_histc", lambda L, x: L.cat([L.bincount((x.detach() * 2).abs().long().flatten()).float(), L.bincount(
+        (x.detach() * 2).abs().long().flatten(), weights=x.detach().flatten(), minlength=9), L.histc(
+        x.detach(), bins=5, min=-1, max=1), x.detach().histc(4)]), [(3, 4)]),
+    ("mode", lambda L, x: L.mode((x * 1.5).round(), 1).indices[:, None] * L.mode(x.round(), dim=0, keepdim=True).values
+     + x.mode(0)[0] + (x * 2).round().mode(-1)[0][:, None] + L.mode(x.round().flatten())[0], [(3, 4)]),
     ("mm", lambda L, a, b: L.mm(a, b) + a.mm(b), [(3, 4), (4, 5)]),
     ("addmm", lambda L, c, a, b: L.addmm(c, a, b, beta=0.5, alpha=2) + c.addmm(a, b, beta=0), [(5,), (3, 4), (4, 5)]),
     ("baddbmm", lambda L, c, a, b: L.baddbmm(c, a, b, alpha=0.5) + c.baddbmm(a, b), [(2, 3, 5), (2, 3, 4), (2, 4, 5)]),

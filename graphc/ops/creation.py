@@ -199,6 +199,30 @@ def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: boo
     return _place(Tensor._make(np.linspace(start, end, steps).astype(dt.np), dt), device, requires_grad)
 
 
+def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    """torch.logspace: base ** linspace(start, end, steps), in the default float dtype unless told."""
+    dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
+    values = np.logspace(start, end, steps, base=base)
+    return _place(Tensor._make(values.astype(dt.np), dt), device, requires_grad)
+
+
+def _triangle_indices(which, row: int, col: int, offset: int, dtype, device) -> Tensor:
+    dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.int64
+    return _place(Tensor._make(np.stack(which(row, offset, col)).reshape(2, -1).astype(dt.np), dt), device, False)
+
+
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None) -> Tensor:
+    """torch.tril_indices: the [2, N] row and column indices of the lower triangle (below diagonal `offset`) of a
+    row x col matrix, in row-major order."""
+    return _triangle_indices(np.tril_indices, row, col, offset, dtype, device)
+
+
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None) -> Tensor:
+    """torch.triu_indices: the [2, N] row and column indices of the upper triangle (above diagonal `offset`)."""
+    return _triangle_indices(np.triu_indices, row, col, offset, dtype, device)
+
+
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     dt = dtypes.to_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
     return _place(Tensor._make(np.eye(n, m, dtype=dt.np), dt), device, requires_grad)

@@ -485,6 +485,65 @@ def index_fill(x: Tensor, dim: int, index: Tensor, value) -> Tensor:
     return index_put(x, value, index, items=items)
 
 
+def unravel_index(indices, shape) -> tuple[Tensor, ...]:
+    """torch.unravel_index: the coordinates in `shape` of flat (row-major) indices, one int64 tensor per dim; from
+    floor division and remainder, so negative indices count from the end as torch's do."""
+    from .creation import tensor
+    from .elementwise import floor_divide, remainder
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if any(n < 0 for n in shape):
+        raise op_error("unravel_index", f"'shape' cannot have negative values, but got {shape}")
+    flat = indices if isinstance(indices, Tensor) else tensor(indices)
+    if flat.dtype.is_floating_point or flat.dtype is dtypes.bool_:
+        raise op_error("unravel_index", f"expected 'indices' to be integer dtype, but got {flat.dtype.name}", (flat,),
+                       TypeError)
+    coords, stride = [], 1
+    for n in reversed(shape):
+        coords.append(remainder(floor_divide(flat, stride), n) if n else flat * 0)
+        stride *= n
+    return tuple(cast(c, dtypes.int64) for c in reversed(coords))
+
+
+def _masked_scatter_infer(x, mask, source):
+    if mask.dtype is not dtypes.bool_:
+        raise ValueError(f"expected BoolTensor for mask, got {mask.dtype.name}")
+    if source.dtype is not x.dtype:
+        raise ValueError(f"expected self and source to have same dtypes but got {x.dtype.name} and "
+                         f"{source.dtype.name}")
+    meta.broadcast(tuple(mask.shape), tuple(x.shape))
+    return tuple(x.shape), x.dtype
+
+
+def _masked_scatter_backward(c, g):
+    from .elementwise import where
+    x, mask, source = c.inputs
+    return where(mask, 0.0, g), None, masked_scatter_grad(g, mask, source)
+
+
+@op("masked_scatter", OTHER, _masked_scatter_infer, backward=_masked_scatter_backward, saves=(1, 2),
+    fallback="a masked scatter has no Triton lowering: runs on numpy")
+def masked_scatter(x, mask, source):
+    """torch.masked_scatter(input, mask, source): a copy of input whose elements where mask (broadcast) is true take
+    source's elements in order."""
+    mask = np.broadcast_to(mask, x.shape)
+    count = int(mask.sum())
+    if count > source.size:
+        raise ValueError(f"the mask selects {count} elements but source has only {source.size}")
+    out = x.copy()
+    out[mask] = source.reshape(-1)[:count]
+    return out
+
+
+@op("masked_scatter_grad", OTHER, lambda g, mask, source: (tuple(source.shape), g.dtype),
+    fallback="a masked scatter has no Triton lowering: runs on numpy")
+def masked_scatter_grad(g, mask, source):
+    """The gradient of masked_scatter for source: g's masked elements in order, zeros for source's unread rest."""
+    picked = g[np.broadcast_to(mask, g.shape)]
+    out = np.zeros(source.size, g.dtype)
+    out[:picked.size] = picked
+    return out.reshape(source.shape)
+
+
 def masked_select(x: Tensor, mask: Tensor) -> Tensor:
     """torch.masked_select: the elements of x where the bool mask (broadcast with x) is true, as a 1-d tensor. Its
     size depends on the mask's values: inside graphc.compile that is a graph break."""
@@ -514,4 +573,4 @@ def argwhere(x: Tensor) -> Tensor:
 
 
 __all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add", "index_copy",
-           "index_fill", "masked_select", "nonzero", "argwhere"]
+           "index_fill", "masked_select", "masked_scatter", "nonzero", "argwhere", "unravel_index"]

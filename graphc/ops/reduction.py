@@ -314,6 +314,18 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
     return _vector_norm(x, p=float(p), dim=dim, keepdim=bool(keepdim))
 
 
+def renorm(x: Tensor, p: float, dim: int, maxnorm: float) -> Tensor:
+    """torch.renorm: each slice of x along dim whose p-norm exceeds maxnorm scaled down to norm maxnorm (by
+    maxnorm / (norm + 1e-7), torch's factor); the others unchanged."""
+    if p <= 0:
+        raise op_error("renorm", f"non-positive-norm not supported (p={p})", (x,))
+    if maxnorm < 0:
+        raise op_error("renorm", f"non-negative maxnorm expected, got {maxnorm}", (x,))
+    d = meta.norm_dim(dim, x.ndim)
+    norms = norm(x, p, tuple(i for i in range(x.ndim) if i != d), keepdim=True)
+    return x * where(norms > maxnorm, maxnorm / (norms + 1e-7), 1.0)
+
+
 def _row_max(x: Tensor, dim) -> Tensor:
     """amax over dim (kept), detached: subtracting it keeps exp from overflowing and leaves the result unchanged."""
     return amax(x, dim, keepdim=True).detach()
@@ -455,4 +467,4 @@ def equal(x: Tensor, other: Tensor) -> bool:
 
 __all__ = ["sum", "prod", "all", "any", "cumsum", "cumprod", "mean", "amax", "amin", "argmax", "argmin", "max", "min",
            "var", "std", "norm", "logsumexp", "softmax", "log_softmax", "allclose", "equal", "nansum", "nanmean",
-           "var_mean", "std_mean", "count_nonzero", "aminmax", "trace", "logcumsumexp"]
+           "var_mean", "std_mean", "count_nonzero", "aminmax", "trace", "logcumsumexp", "renorm"]

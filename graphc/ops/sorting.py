@@ -166,6 +166,44 @@ def cummin(x: Tensor, dim: int) -> ValuesIndices:
     return ValuesIndices(gather(x, meta.norm_dim(dim, x.ndim), indices) if x.ndim else x, indices)
 
 
+def _mode_index(row: np.ndarray) -> int:
+    """Where the most frequent value of a row last occurs: the smallest such value on a tie in counts, and NaN never
+    equal to NaN (torch's CPU mode)."""
+    order = np.argsort(row, kind="stable")
+    ordered = row[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    counts = np.diff(np.append(starts, len(row)))
+    best = int(np.argmax(counts))  # the first of the longest runs: the smallest value
+    return int(order[starts[best] + counts[best] - 1])
+
+
+@op("mode_indices", OTHER, lambda x, dim: (meta.reduced(tuple(x.shape), (dim,) if x.ndim else (), True),
+                                           dtypes.int64),
+    parse=_cumextreme_parse, fallback="mode has no Triton lowering: runs on numpy")
+def _mode_indices(x, dim):
+    if x.ndim == 0:
+        return np.zeros((), np.int64)
+    rows = np.moveaxis(x, dim, -1)
+    flat = rows.reshape(-1, rows.shape[-1])
+    found = np.array([_mode_index(r) for r in flat], np.int64).reshape(rows.shape[:-1] + (1,))
+    return np.moveaxis(found, -1, dim)
+
+
+def mode(x: Tensor, dim: int = -1, keepdim: bool = False) -> ValuesIndices:
+    """torch.mode: (values, indices) of the most frequent value along dim (the smallest on a tie; the index of its
+    last occurrence); gradients flow to that element."""
+    if x.ndim and meta.specialized_size(x, meta.norm_dim(dim, x.ndim)) == 0:
+        raise op_error("mode", f"mode(): Expected reduction dim {dim} to have non-zero size.", (x,), IndexError)
+    indices = _mode_indices(x, dim)
+    if not x.ndim:
+        return ValuesIndices(x, indices)
+    d = meta.norm_dim(dim, x.ndim)
+    values = gather(x, d, indices)
+    if not keepdim:
+        indices, values = squeeze(indices, d), squeeze(values, d)
+    return ValuesIndices(values, indices)
+
+
 _INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
 
 
@@ -335,5 +373,47 @@ def unique_consecutive(x: Tensor, return_inverse: bool = False, return_counts: b
     return out[0] if len(out) == 1 else out
 
 
-__all__ = ["argsort", "sort", "topk", "msort", "cummax", "cummin", "median", "nanmedian", "kthvalue", "quantile",
-           "nanquantile", "searchsorted", "bucketize", "isin", "unique", "unique_consecutive"]
+def bincount(x: Tensor, weights: Tensor | None = None, minlength: int = 0) -> Tensor:
+    """torch.bincount: how often each value of a 1-d non-negative integer x occurs (the summed weights, with
+    weights), max(x) + 1 long (or minlength). Its size depends on x's values: inside graphc.compile that is a graph
+    break."""
+    if x.ndim != 1 or x.dtype.is_floating_point or x.dtype is dtypes.bool_ or (x.numel() and x.min().item() < 0):
+        raise op_error("bincount", "bincount only supports 1-d non-negative integral inputs.", (x,))
+    if weights is None:
+        return _made(np.bincount(x._host(), minlength=minlength).astype(np.int64))
+    if tuple(weights.shape) != tuple(x.shape):
+        raise op_error("bincount", "weights should be 1-d and have the same length as input", (x, weights))
+    dt = weights.dtype if weights.dtype.is_floating_point else dtypes.float64
+    counts = np.bincount(x._host(), weights._host().astype(np.float64), minlength)
+    return Tensor._make(counts.astype(dt.np), dt)
+
+
+def _histc_parse(x, bins: int = 100, min: float = 0, max: float = 0):  # noqa: A002  torch's names
+    if bins <= 0:
+        raise ValueError(f"torch.histc(): bins must be > 0, but got {bins} for dim 0")
+    if min > max:
+        raise ValueError(f"torch.histc(): max must be larger than min, but got min {min} max {max}")
+    return (x,), {"bins": int(bins), "low": float(min), "high": float(max)}
+
+
+def _histc_infer(x, bins, low, high):
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"torch.histc: input tensor and bins must be of floating point type, got {x.dtype.name}")
+    return (bins,), x.dtype
+
+
+@op("histc", OTHER, _histc_infer, parse=_histc_parse, fallback="a histogram has no Triton lowering: runs on numpy")
+def histc(x, bins, low, high):
+    """torch.histc(input, bins=100, min=0, max=0): counts of x's elements in `bins` equal bins over [min, max]
+    (elements outside are not counted; min = max = 0 takes x's own range, widened by 1 each way if flat)."""
+    values = x[~np.isnan(x)].astype(np.float64)
+    if low == high and values.size:
+        low, high = values.min(), values.max()
+    if low == high:
+        low, high = low - 1, high + 1
+    return np.histogram(values, bins, (low, high))[0].astype(x.dtype)
+
+
+__all__ = ["argsort", "sort", "topk", "msort", "cummax", "cummin", "mode", "median", "nanmedian", "kthvalue",
+           "quantile", "nanquantile", "searchsorted", "bucketize", "isin", "unique", "unique_consecutive", "bincount",
+           "histc"]
