@@ -38,10 +38,7 @@ def _binary(name, fn, backward, expr, infer=elementwise, saves=(0, 1), autocast=
 
 def _alpha_parse(input, other, *, alpha=1):  # noqa: A002  torch's names
     """torch.add/sub's alpha=: other scaled before the op."""
-    return (input, other if alpha == 1 else mul(other, alpha)), _NO_ATTRS
-
-
-_NO_ATTRS: dict = {}
+    return (input, other if alpha == 1 else mul(other, alpha)), {}
 
 
 def _floating(dtype, attrs) -> bool:
@@ -444,17 +441,20 @@ def lerp(x: Tensor, end: Tensor, weight) -> Tensor:
     return add(x, mul(weight, sub(end, x)))
 
 
-def _fminmax_backward(c, g):
-    """torch's fmax/fmin gradient: to the operand picked, the first on a tie, the other where one is NaN."""
-    a, b = c.inputs
-    first = logical_or(ge(a, b) if c.op.name == "fmax" else le(a, b), isnan(b))
-    return unbroadcast(where(first, g, 0.0), a), unbroadcast(where(first, 0.0, g), b)
+def _fminmax_backward(first_wins):
+    """torch's fmax/fmin gradient: all to the operand picked (the first on a tie, the other where one is NaN)."""
+    def backward(c, g):
+        a, b = c.inputs
+        first = logical_or(first_wins(a, b), isnan(b))
+        return unbroadcast(where(first, g, 0.0), a), unbroadcast(where(first, 0.0, g), b)
+
+    return backward
 
 
 # NaN only where both are NaN (C's fmax/fmin, numpy's fmax/fmin)
-fmax = _binary("fmax", np.fmax, _fminmax_backward,
+fmax = _binary("fmax", np.fmax, _fminmax_backward(lambda a, b: ge(a, b)),
                "where({0} != {0}, {1}, where({1} != {1}, {0}, maximum({0}, {1})))")
-fmin = _binary("fmin", np.fmin, _fminmax_backward,
+fmin = _binary("fmin", np.fmin, _fminmax_backward(lambda a, b: le(a, b)),
                "where({0} != {0}, {1}, where({1} != {1}, {0}, minimum({0}, {1})))")
 
 
