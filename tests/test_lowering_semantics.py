@@ -106,6 +106,21 @@ def test_pow_one_half_is_sqrt(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_pow_tanh_log1p_expm1_special_values_are_c99_s(backend):
+    """A negative base to an infinite or non-integer power at infinity, -1 to an infinite power, and signed zeros:
+    the interpreter's stand-ins computed pow as exp(b log|a|) and gave NaN for (-inf) ** 3.7 and (-1) ** inf."""
+    a = np.array([-np.inf, -1.0, -1.0, -np.inf, -np.inf, -2.0, 0.5, -0.0, 3.0, np.nan], np.float32)
+    b = np.array([3.7, np.inf, -np.inf, -3.0, 2.0, 0.5, -np.inf, 3.0, 0.0, 0.0], np.float32)
+    x = np.array([-0.0, 0.0, 1e-8, -1e-8, -np.inf, np.inf, 20.0, -1.0], np.float32)
+    same(run(lambda p, q: (p * 1) ** q, backend, a, b), (torch.from_numpy(a) * 1) ** torch.from_numpy(b))
+    for name in ("tanh", "log1p", "expm1"):
+        fn = lambda t, f=name: getattr(t * 1, f)()  # noqa: E731
+        got, want = run(fn, backend, x), fn(torch.from_numpy(x))
+        assert_close(got, want, rtol=1e-6, atol=0)
+        np.testing.assert_array_equal(np.signbit(got.numpy()[:2]), np.signbit(want.numpy()[:2]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_reductions_over_an_empty_dim(backend):
     x, y = np.zeros((0, 5), np.float32), np.zeros((3, 0), np.float32)
     assert_close(run(lambda a: (a * 2).exp().sum(0), backend, x), (torch.from_numpy(x) * 2).exp().sum(0))

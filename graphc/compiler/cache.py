@@ -249,14 +249,9 @@ class InterpreterLibdevice:
     tan, asin, acos, atan, atan2 = map(_numpy_stand_in, (np.tan, np.arcsin, np.arccos, np.arctan, np.arctan2))
     sinh, cosh, asinh, acosh, atanh = map(_numpy_stand_in, (np.sinh, np.cosh, np.arcsinh, np.arccosh, np.arctanh))
     log2, log10, exp2, hypot = map(_numpy_stand_in, (np.log2, np.log10, np.exp2, np.hypot))
+    tanh, log1p, expm1, pow = map(_numpy_stand_in, (np.tanh, np.log1p, np.expm1, np.power))  # C99's special values
     erfc = _numpy_stand_in(scipy.special.erfc)
     lgamma = _numpy_stand_in(lambda x: np.where(x == -np.inf, np.inf, scipy.special.gammaln(x)))  # as C's lgamma
-
-    @staticmethod
-    def tanh(x):
-        import triton.language as tl
-
-        return 2 / (1 + tl.exp(-2 * x)) - 1
 
     @staticmethod
     def erf(x):
@@ -275,27 +270,4 @@ class InterpreterLibdevice:
         import triton.language as tl
 
         return tl.ceil(x)
-
-    @staticmethod
-    def log1p(x):
-        import triton.language as tl
-
-        return tl.log(1 + x)
-
-    @staticmethod
-    def expm1(x):
-        import triton.language as tl
-
-        return tl.where(tl.abs(x) < 1e-5, x + 0.5 * x * x, tl.exp(x) - 1)
-
-    @staticmethod
-    def pow(a, b):
-        import triton.language as tl
-
-        magnitude = tl.exp(b * tl.log(tl.abs(a)))
-        whole = tl.floor(b) == b
-        odd = tl.abs(b - 2 * tl.floor(b / 2)) == 1
-        negative = tl.where(whole, tl.where(odd, -magnitude, magnitude), float("nan"))
-        return tl.where(b == 0, 1.0, tl.where(a < 0, negative, tl.where(a == 0, tl.where(b > 0, 0.0, float("inf")),
-                                                                        magnitude)))
 
