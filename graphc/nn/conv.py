@@ -86,14 +86,33 @@ class ConvTranspose2d(_ConvNd):
 
     def _output_padding(self, input: Tensor, output_size) -> tuple[int, int]:
         """The output_padding (each below the stride) that makes the output output_size; ValueError if none does."""
-        size = tuple(output_size)[-2:]
+        dims = len(self.kernel_size)
+        size = tuple(output_size)[-dims:]
         smallest = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in
-                    zip(input.shape[-2:], self.stride, self.padding, self.dilation, self.kernel_size)]
+                    zip(input.shape[-dims:], self.stride, self.padding, self.dilation, self.kernel_size)]
         if any(not 0 <= want - low < s for want, low, s in zip(size, smallest, self.stride)):
             raise ValueError(f"requested an output size of {list(size)}, but valid sizes range from {smallest} to "
                              f"{[low + s - 1 for low, s in zip(smallest, self.stride)]} (for an input of "
-                             f"{list(input.shape[-2:])})")
+                             f"{list(input.shape[-dims:])})")
         return tuple(want - low for want, low in zip(size, smallest))
+
+class ConvTranspose1d(ConvTranspose2d):
+    """1-d transposed convolution of (N, C_in, L) inputs; weight (C_in, C_out/groups, K), torch's init."""
+
+    _size = staticmethod(Conv1d._size)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
+                 dtype=None):
+        _ConvNd.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
+        self.output_padding = self._size(output_padding, "output_padding")
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        output_padding = self.output_padding if output_size is None else self._output_padding(input, output_size)
+        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                                  self.groups, self.dilation)
+
 
 class MaxPool2d(Module):
     """Maximum over each kernel_size window (stride defaults to kernel_size)."""
@@ -146,3 +165,68 @@ class AdaptiveAvgPool2d(Module):
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
+
+
+class MaxPool1d(Module):
+    """Maximum over each kernel_size window of (N, C, L) inputs (stride defaults to kernel_size)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__()
+        if return_indices:
+            raise NotImplementedError("MaxPool1d: return_indices=True is not supported")
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool1d(Module):
+    """Mean over each kernel_size window of (N, C, L) inputs (stride defaults to kernel_size)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__()
+        self.kernel_size = (F._single(kernel_size, "kernel_size"),)
+        self.stride = (F._single(stride if stride is not None else kernel_size, "stride"),)
+        self.padding = (F._single(padding, "padding"),)
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
+    """Average over torch's adaptive bins of (N, C, L) inputs to output_size."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.adaptive_avg_pool1d(input, self.output_size)
+
+
+class AdaptiveMaxPool1d(Module):
+    """Maximum over torch's adaptive bins of (N, C, L) inputs to output_size."""
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.adaptive_max_pool1d(input, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(AdaptiveMaxPool1d):
+    """Maximum over torch's adaptive bins of (N, C, H, W) inputs to output_size (None keeps that size)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)

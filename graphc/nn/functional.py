@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 import warnings
 
+import ml_dtypes
 import numpy as np
 
+from .. import dtypes
 from ..amp.autocast_mode import FP32, FP32_CUDA, LOWER, autocast_policy
 from ..autograd import no_grad
 from ..dispatch import check_tensor_arguments
@@ -22,11 +24,14 @@ from ..ops.elementwise import (
     clamp,
     eq,
     exp,
+    ge,
     gt,
+    le,
     log,
     log1p,
     logical_and,
     logical_not,
+    logical_or,
     lt,
     masked_fill,
     maximum,
@@ -47,7 +52,14 @@ __all__ = ["linear", "relu", "gelu", "silu", "leaky_relu", "elu", "softplus", "s
            "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",
            "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "conv1d", "conv2d", "conv_transpose2d", "max_pool2d",
            "avg_pool2d", "adaptive_avg_pool2d", "layer_norm", "group_norm", "batch_norm", "dropout", "embedding",
-           "scaled_dot_product_attention", "one_hot", "normalize", "pad"]
+           "scaled_dot_product_attention", "one_hot", "normalize", "pad", "relu_", "elu_", "leaky_relu_", "hardtanh",
+           "hardtanh_", "relu6", "hardswish", "hardsigmoid", "mish", "selu", "selu_", "celu", "celu_", "prelu", "rrelu",
+           "rrelu_", "logsigmoid", "softmin", "softsign", "softshrink", "hardshrink", "tanhshrink", "threshold",
+           "threshold_", "glu", "rms_norm", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
+           "cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "instance_norm", "dropout1d",
+           "dropout2d", "dropout3d", "alpha_dropout", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d",
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "conv_transpose1d", "bilinear", "unfold", "fold",
+           "embedding_bag"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -131,6 +143,164 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (torch's linear regime)."""
     scaled = input * beta
     return where(gt(scaled, threshold), input, log1p(exp(minimum(scaled, threshold))) / beta)
+
+
+def relu_(input: Tensor) -> Tensor:
+    """In-place relu."""
+    return relu(input, inplace=True)
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """In-place elu."""
+    return elu(input, alpha, inplace=True)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """In-place leaky_relu."""
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """x limited to [min_val, max_val]; the gradient is 1 strictly inside and 0 at and beyond the bounds, as in
+    torch (clamp's passes at the bounds). Raises ValueError if min_val > max_val."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return _inplace(input, where(le(input, min_val), min_val, where(ge(input, max_val), max_val, input)), inplace)
+
+
+def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """In-place hardtanh."""
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6): hardtanh(x, 0, 6), as torch defines it."""
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * relu6(x + 3) / 6 (Searching for MobileNetV3, Howard et al. 2019)."""
+    return _inplace(input, input * hardtanh(input + 3, 0.0, 6.0) / 6, inplace)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """relu6(x + 3) / 6."""
+    return _inplace(input, hardtanh(input + 3, 0.0, 6.0) / 6, inplace)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * tanh(softplus(x)) (Mish, Misra 2019)."""
+    return _inplace(input, input * tanh(softplus(input)), inplace)
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with the constants of Self-Normalizing Neural Networks (Klambauer et al. 2017)."""
+    return _inplace(input, elu(input, _SELU_ALPHA) * _SELU_SCALE, inplace)
+
+
+def selu_(input: Tensor) -> Tensor:
+    """In-place selu."""
+    return selu(input, inplace=True)
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x where x > 0, else alpha * (exp(x / alpha) - 1) (Barron 2017). Raises RuntimeError for alpha = 0."""
+    if alpha == 0:
+        raise op_error("celu", "ZeroDivisionError: alpha cannot be 0 for CELU", (input,), RuntimeError)
+    return _inplace(input, where(gt(input, 0), input, (exp(minimum(input, 0.0) / alpha) - 1) * alpha), inplace)
+
+
+def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """In-place celu."""
+    return celu(input, alpha, inplace=True)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """x where x > 0, else weight * x, weight holding one slope or one per channel (dim 1; dim 0 of a 1-d input).
+    Raises RuntimeError if weight has neither 1 element nor one per channel."""
+    channels = input.shape[1] if input.ndim > 1 else input.shape[0] if input.ndim else 1
+    if weight.numel() not in (1, channels):
+        raise op_error("prelu", f"Mismatch of parameter numbers and input channel size. Found parameter numbers = "
+                       f"{weight.numel()} and channel size = {channels}.", (input, weight), RuntimeError)
+    slope = weight.reshape(()) if weight.numel() == 1 else weight.reshape((-1,) + (1,) * max(input.ndim - 2, 0))
+    return where(gt(input, 0), input, slope * input)
+
+
+def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          inplace: bool = False) -> Tensor:
+    """Randomized leaky ReLU: negative x times a slope drawn uniformly from [lower, upper] per element in training,
+    times (lower + upper) / 2 in eval (Xu et al. 2015)."""
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2, inplace)
+    from ..ops.creation import rand_like
+
+    slope = rand_like(input) * (upper - lower) + lower
+    return _inplace(input, where(ge(input, 0), input, input * slope), inplace)
+
+
+def rrelu_(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False) -> Tensor:
+    """In-place rrelu."""
+    return rrelu(input, lower, upper, training, inplace=True)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) computed stably: min(x, 0) - log1p(exp(-|x|))."""
+    return minimum(input, 0.0) - log1p(exp(-abs(input)))
+
+
+def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """softmax(-x) along dim (without dim, torch's legacy implicit choice and warning)."""
+    return reduction.softmax(-input, _implicit_dim("softmin", input, dim), dtype)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """x / (1 + |x|)."""
+    return input / (abs(input) + 1)
+
+
+def _check_lambd(name: str, input: Tensor, lambd: float) -> None:
+    if lambd < 0:
+        raise op_error(name, f"lambda must be in range [0, inf) for input dtype {input.dtype.name}, but found "
+                       f"{lambd}", (input,), RuntimeError)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x - lambd above lambd, x + lambd below -lambd, else 0. Raises RuntimeError for a negative lambd."""
+    _check_lambd("softshrink", input, lambd)
+    return where(gt(input, lambd), input - lambd, where(lt(input, -lambd), input + lambd, input * 0))
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x where |x| > lambd, else 0."""
+    return where(logical_or(gt(input, lambd), lt(input, -lambd)), input, input * 0)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    """x - tanh(x)."""
+    return input - tanh(input)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, else value."""
+    return _inplace(input, where(gt(input, threshold), input, value), inplace)
+
+
+def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:
+    """In-place threshold."""
+    return _inplace(input, where(gt(input, threshold), input, value), True)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b) for the two halves a, b of input along dim (Dauphin et al. 2017). Raises RuntimeError if that
+    dim has an odd size."""
+    if input.ndim == 0 or input.shape[dim] % 2:
+        raise op_error("glu", f"Halving dimension must be even, but dimension {meta.norm_dim(dim, input.ndim)} is "
+                       f"size {input.shape[dim] if input.ndim else 1}", (input,), RuntimeError)
+    a, b = input.chunk(2, dim)
+    return a * sigmoid(b)
 
 
 def _legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
@@ -516,6 +686,21 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     return out if bias is None else out + bias
 
 
+@autocast_policy(FP32_CUDA)
+def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
+    """x / sqrt(mean(x**2) + eps) over the last len(normalized_shape) dims, times weight (Zhang and Sennrich 2019);
+    eps=None takes the machine epsilon of input's dtype, as torch. Raises ValueError if normalized_shape does not
+    match the trailing dims."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(normalized_shape):]) != normalized_shape:
+        raise op_error("rms_norm", f"normalized_shape {list(normalized_shape)} does not match the last dims of the "
+                       f"input of shape {list(input.shape)}", (input,), ValueError)
+    eps = float(ml_dtypes.finfo(input.dtype.np).eps) if eps is None else eps
+    dims = tuple(range(input.ndim - len(normalized_shape), input.ndim))
+    out = input * rsqrt(mean(input * input, dim=dims, keepdim=True) + eps)
+    return out if weight is None else out * weight
+
+
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
                bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
                eps: float = 1e-5) -> Tensor:
@@ -624,18 +809,57 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -
 
 
 def pad(input: Tensor, pad: tuple, mode: str = "constant", value: float | None = None) -> Tensor:
-    """torch.nn.functional.pad in "constant" mode: pad = (left, right) for the last dim, then (top, bottom) for the
-    one before, and so on; negative amounts crop. Raises NotImplementedError for the other modes (reflect,
-    replicate, circular) and RuntimeError for a pad of odd length or longer than 2 * input.ndim."""
+    """torch.nn.functional.pad: pad = (left, right) for the last dim, then (top, bottom) for the one before, and so
+    on; negative amounts crop. "constant" fills with value (0 by default); "reflect", "replicate" and "circular"
+    (the last 1 to 3 dims of a batched or unbatched input) gather the mirrored, edge or wrapped-around positions
+    with index_select, so their gradient accumulates into the positions read. Raises RuntimeError for a pad of odd
+    length or longer than 2 * input.ndim, for reflect padding not below the dim's size and for circular padding
+    larger than it, ValueError for a value with a non-constant mode, NotImplementedError for other ranks."""
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise op_error("pad", f"Padding length must be divisible by 2 and at most twice the number of dimensions of "
+                       f"the input, got {len(pad)} for a {input.ndim}-d input", (input,), RuntimeError)
+    if mode == "constant":
+        return _constant_pad(input, pad, value)
+    if mode not in ("reflect", "replicate", "circular"):
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if value is not None and value != 0:
+        raise op_error("pad", f'Padding mode "{mode}" doesn\'t take in value argument', (input,), RuntimeError)
+    if len(pad) not in (2, 4, 6) or input.ndim not in (len(pad) // 2 + 1, len(pad) // 2 + 2):
+        raise op_error("pad", "Only 2D, 3D, 4D, 5D padding with non-constant padding are supported for now",
+                       (input,), NotImplementedError)
+    out = input
+    for i in range(len(pad) // 2):
+        dim, before, after = input.ndim - 1 - i, pad[2 * i], pad[2 * i + 1]
+        out = _resample(out, dim, [(_pad_source(input, mode, dim, before, after), None)])
+    return out
+
+
+def _pad_source(input: Tensor, mode: str, dim: int, before: int, after: int) -> np.ndarray:
+    """The index along dim that each position of the padded dim reads in reflect, replicate or circular mode."""
+    n = input.shape[dim]
+    position = np.arange(-before, n + after)
+    if mode == "reflect":
+        if max(before, after) >= n:
+            raise op_error("pad", f"Argument #4: Padding size should be less than the corresponding input dimension, "
+                           f"but got: padding ({before}, {after}) at dimension {dim} of input {list(input.shape)}",
+                           (input,), RuntimeError)
+        return (n - 1) - np.abs((n - 1) - np.abs(position))
+    if mode == "circular":
+        if max(before, after) > n:
+            raise op_error("pad", "Padding value causes wrapping around more than once.", (input,), RuntimeError)
+        return position % n
+    if n == 0:
+        raise op_error("pad", f"input of shape {list(input.shape)} has no elements to replicate along dim {dim}",
+                       (input,), RuntimeError)
+    return np.clip(position, 0, n - 1)
+
+
+def _constant_pad(input: Tensor, pad: tuple, value: float | None) -> Tensor:
+    """pad in "constant" mode: crop the negative amounts, then concatenate value-filled blocks."""
     from ..ops.creation import full
     from ..ops.join import cat
     from ..ops.layout import narrow
 
-    if len(pad) % 2 or len(pad) // 2 > input.ndim:
-        raise op_error("pad", f"Padding length must be divisible by 2 and at most twice the number of dimensions of "
-                       f"the input, got {len(pad)} for a {input.ndim}-d input", (input,), RuntimeError)
-    if mode != "constant":
-        raise op_error("pad", f"mode {mode!r} is not supported yet (only 'constant')", (input,), NotImplementedError)
     out = input
     for i in range(len(pad) // 2):
         dim, before, after = input.ndim - 1 - i, pad[2 * i], pad[2 * i + 1]
@@ -650,6 +874,525 @@ def pad(input: Tensor, pad: tuple, mode: str = "constant", value: float | None =
             parts.append(full(shape, 0 if value is None else value, dtype=out.dtype, device=out.device))
         out = cat([parts[0], out, parts[1]], dim)
     return out
+
+
+_LINEAR_MODES = {"linear": 1, "bilinear": 2, "trilinear": 3, "bicubic": 2}
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None,
+                recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
+    """torch.nn.functional.interpolate of an (N, C, *spatial) input with 1 to 3 spatial dims to `size` or
+    `scale_factor` times its size. Modes: nearest (torch's legacy floor(dst * scale) source), nearest-exact,
+    linear / bilinear / trilinear (align_corners or half-pixel sources), bicubic (A = -0.75, borders replicated) and
+    area (adaptive average pooling). Each spatial dim is resampled in turn: a sum over a few taps of input gathered
+    by index_select and scaled by per-position weights, so the gradient is index_select's. Index and weight
+    formulas follow ATen's UpSample.h. Raises ValueError / NotImplementedError as torch for bad arguments;
+    antialias=True is not supported (NotImplementedError)."""
+    spatial = input.ndim - 2
+    if mode in ("nearest", "nearest-exact", "area"):
+        if align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating modes: "
+                             "linear | bilinear | bicubic | trilinear")
+    elif mode in _LINEAR_MODES:
+        align_corners = bool(align_corners)
+    else:
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for "
+                                  f"the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
+                                  f"nearest-exact (got {mode})")
+    if not 1 <= spatial <= 3 or (mode in _LINEAR_MODES and _LINEAR_MODES[mode] != spatial):
+        raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
+                                  f"{_LINEAR_MODES.get(mode, spatial) + 2}D input" if 1 <= spatial <= 3 else
+                                  f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for "
+                                  f"the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
+                                  f"nearest-exact (got {mode})")
+    if antialias:
+        raise op_error("interpolate", "antialias=True is not supported", (input,), NotImplementedError)
+    sizes, scales = _interpolate_sizes(input, size, scale_factor, recompute_scale_factor)
+    out = input
+    for i, (n_out, scale) in enumerate(zip(sizes, scales)):
+        dim, n_in = 2 + i, input.shape[2 + i]
+        if mode == "area":
+            taps = _area_taps(n_in, n_out)
+        elif mode in ("nearest", "nearest-exact"):
+            taps = [(_nearest_source(n_in, n_out, scale, mode == "nearest-exact"), None)]
+        else:
+            taps = _interpolation_taps(n_in, n_out, scale, align_corners, mode == "bicubic")
+        out = _resample(out, dim, taps)
+    return out
+
+
+def _interpolate_sizes(input: Tensor, size, scale_factor, recompute_scale_factor) -> tuple[list, list]:
+    """The output size of each spatial dim and the scale torch's kernels use for it (the given scale_factor, or
+    None: then input size / output size)."""
+    spatial = input.ndim - 2
+    if (size is None) == (scale_factor is None):
+        raise ValueError("only one of size or scale_factor should be defined" if size is not None else
+                         "either size or scale_factor should be defined")
+    if size is not None:
+        sizes = _per_spatial_dim(input, size, "output", f"output size of {size}", "output size in (o1, o2, ...,oK)")
+        return [int(n) for n in sizes], [None] * spatial
+    factors = _per_spatial_dim(input, scale_factor, "scale_factor", f"scale_factor of shape {scale_factor}",
+                               "scale_factor in (s1, s2, ...,sK)")
+    sizes = [math.floor(float(n) * float(f)) for n, f in zip(input.shape[2:], factors)]
+    return sizes, [None] * spatial if recompute_scale_factor else [float(f) for f in factors]
+
+
+def _per_spatial_dim(input: Tensor, value, name: str, shown: str, form: str) -> list:
+    """A per-spatial-dim argument (an int/float for all, or a sequence with one per dim) as a list; ValueError,
+    with torch's message, for a sequence of the wrong length."""
+    values = list(value) if isinstance(value, (tuple, list)) else [value] * (input.ndim - 2)
+    if len(values) != input.ndim - 2:
+        raise ValueError(f"Input and {name} must have the same number of spatial dimensions, but got input with "
+                         f"spatial dimensions of {list(input.shape[2:])} and {shown}. Please provide input tensor in "
+                         f"(N, C, d1, d2, ...,dK) format and {form} format.")
+    return values
+
+
+def _kernel_scale(n_in: int, n_out: int, scale: float | None) -> np.float32:
+    """ATen's source step per output position (float, as its float32 kernels compute it): 1 / scale_factor when
+    one was given, else input size / output size."""
+    return np.float32(1.0 / scale) if scale is not None and scale > 0 else np.float32(n_in) / np.float32(n_out)
+
+
+def _nearest_source(n_in: int, n_out: int, scale: float | None, exact: bool) -> np.ndarray:
+    """Source index of each output position: floor(dst * scale) (nearest) or floor((dst + 0.5) * scale)
+    (nearest-exact), at most n_in - 1."""
+    dst = np.arange(n_out, dtype=np.float32) + (np.float32(0.5) if exact else np.float32(0))
+    return np.minimum(np.floor(dst * _kernel_scale(n_in, n_out, scale)).astype(np.int64), n_in - 1)
+
+
+def _interpolation_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool,
+                        cubic: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(source index, weight) taps of linear (2 taps) or cubic (4 taps, Keys' kernel with A = -0.75) interpolation:
+    source position dst * (n_in - 1) / (n_out - 1) with align_corners, else (dst + 0.5) * scale - 0.5 (clamped
+    at 0 for linear)."""
+    dst = np.arange(n_out, dtype=np.float32)
+    if align_corners:
+        step = np.float32((n_in - 1) / (n_out - 1)) if n_out > 1 else np.float32(0)
+        src = dst * step
+    else:
+        src = (dst + np.float32(0.5)) * _kernel_scale(n_in, n_out, scale) - np.float32(0.5)
+        src = src if cubic else np.maximum(src, np.float32(0))
+    base = np.floor(src)
+    t = (src - base).astype(np.float64)
+    base = base.astype(np.int64)
+    if not cubic:
+        base = np.minimum(base, n_in - 1)
+        t = np.clip(src - base, 0, 1).astype(np.float64)
+        return [(base, 1 - t), (np.minimum(base + 1, n_in - 1), t)]
+    a = -0.75
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
+    return [(np.clip(base + k - 1, 0, n_in - 1), w) for k, w in enumerate(weights)]
+
+
+def _area_taps(n_in: int, n_out: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Taps of adaptive average pooling: output i averages input [floor(i * n_in / n_out), ceil((i + 1) * n_in /
+    n_out)); shorter bins repeat their last index with weight 0."""
+    i = np.arange(n_out)
+    start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+    width = end - start
+    return [(np.minimum(start + k, end - 1), np.where(k < width, 1.0 / width, 0.0)) for k in range(width.max())]
+
+
+def _resample(input: Tensor, dim: int, taps) -> Tensor:
+    """sum over taps of input gathered along dim at the tap's indices, times its per-position weight (if any)."""
+    from ..ops.indexing import index_select
+
+    shape = [1] * input.ndim
+    shape[dim] = -1
+    out = None
+    for index, weight in taps:
+        term = index_select(input, dim, tensor(index, device=input.device))
+        if weight is not None:
+            term = term * tensor(weight.astype(input.dtype.np), device=input.device).view(shape)
+        out = term if out is None else out + term
+    return out
+
+
+def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+             align_corners: bool | None = None) -> Tensor:
+    """Deprecated alias of interpolate, with torch's warning."""
+    warnings.warn("`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    """Deprecated: interpolate(mode='nearest'), with torch's warning."""
+    warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    """Deprecated: interpolate(mode='bilinear', align_corners=True), with torch's warning."""
+    warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """sum((x1 / |x1|) * (x2 / |x2|)) along dim, the inputs broadcast, each norm clamped below at eps in value only
+    (the gradient is the unclamped norm's, as ATen's cosine_similarity clamps under no_grad)."""
+    norms = []
+    for x in (x1, x2):
+        n = reduction.norm(x, 2, dim, keepdim=True)
+        norms.append(n + (clamp(n, min=eps) - n).detach())
+    return sum((x1 / norms[0]) * (x2 / norms[1]), dim)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
+    """The p-norm of x1 - x2 + eps over the last dim (torch's formula: eps is added to the difference)."""
+    return reduction.norm(x1 - x2 + eps, p, -1, keepdim)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """(*, C * r**2, H, W) -> (*, C, H * r, W * r) (Shi et al. 2016): a reshape, a permute and a reshape.
+    Raises RuntimeError if the channels do not divide by r**2."""
+    r = upscale_factor
+    if input.ndim < 3:
+        raise op_error("pixel_shuffle", f"pixel_shuffle expects input to have at least 3 dimensions, but got input "
+                       f"with {input.ndim} dimension(s)", (input,), RuntimeError)
+    if input.shape[-3] % (r * r):
+        raise op_error("pixel_shuffle", f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the "
+                       f"square of upscale_factor, but input.size(-3)={input.shape[-3]} is not divisible by {r * r}",
+                       (input,), RuntimeError)
+    *batch, c, h, w = input.shape
+    lead = len(batch)
+    out = input.reshape(*batch, c // (r * r), r, r, h, w)
+    out = out.permute(*range(lead), lead, lead + 3, lead + 1, lead + 4, lead + 2)
+    return out.reshape(*batch, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
+    """(*, C, H * r, W * r) -> (*, C * r**2, H, W), the inverse of pixel_shuffle. Raises RuntimeError if H or W
+    does not divide by r."""
+    r = downscale_factor
+    if input.ndim < 3:
+        raise op_error("pixel_unshuffle", f"pixel_unshuffle expects input to have at least 3 dimensions, but got "
+                       f"input with {input.ndim} dimension(s)", (input,), RuntimeError)
+    for name, dim in (("height", -2), ("width", -1)):
+        if input.shape[dim] % r:
+            raise op_error("pixel_unshuffle", f"pixel_unshuffle expects {name} to be divisible by downscale_factor, "
+                           f"but input.size({dim})={input.shape[dim]} is not divisible by {r}", (input,), RuntimeError)
+    *batch, c, h, w = input.shape
+    lead = len(batch)
+    out = input.reshape(*batch, c, h // r, r, w // r, r)
+    out = out.permute(*range(lead), lead, lead + 2, lead + 4, lead + 1, lead + 3)
+    return out.reshape(*batch, c * r * r, h // r, w // r)
+
+
+def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
+                  weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each sample's channels (N, C, *spatial) over the spatial dims, then a per-channel affine. With
+    use_input_stats the running statistics (if given) move towards the batch average of the per-instance ones (the
+    variance unbiased), in place, as torch; else the running statistics normalise. Raises ValueError for fewer than
+    3 dims or a single spatial element in training."""
+    if input.ndim < 3:
+        raise op_error("instance_norm", f"expected an input of at least 3 dims (N, C, *spatial), got shape "
+                       f"{list(input.shape)}", (input,), ValueError)
+    dims = tuple(range(2, input.ndim))
+    channel = (-1,) + (1,) * (input.ndim - 2)
+    if use_input_stats:
+        n = numel_of(input, dims)
+        if n == 1:
+            raise op_error("instance_norm", f"Expected more than 1 spatial element when training, got input size "
+                           f"{list(input.shape)}", (input,), ValueError)
+        out, mu, var = _normalize(input, dims, eps)
+        if running_mean is not None:
+            with no_grad():
+                batch_mu, batch_var = mean(mu.detach(), (0,) + dims), mean(var.detach(), (0,) + dims) * (n / (n - 1))
+                running_mean.mul_(1 - momentum).add_(batch_mu * momentum)
+                running_var.mul_(1 - momentum).add_(batch_var * momentum)
+    else:
+        out = (input - running_mean.view(channel)) * rsqrt(running_var.view(channel) + eps)
+    if weight is not None:
+        out = out * weight.view(channel)
+    return out if bias is None else out + bias.view(channel)
+
+
+def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, batched: bool) -> Tensor:
+    """torch's feature dropout: zero each (sample, channel) slice of an (N, C, *) input (or (C, *) when not batched)
+    with probability p and scale the rest by 1/(1-p); a mask with the trailing dims of size 1 broadcasts over them.
+    Raises ValueError for p outside [0, 1], RuntimeError for fewer than 2 dims (with the batch dim)."""
+    from ..ops.layout import narrow
+
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.ndim + (not batched) < 2:
+        raise op_error("dropout", "Feature dropout requires at least 2 dimensions in the input", (input,),
+                       RuntimeError)
+    if not training or p == 0.0:
+        return input
+    per_channel = input
+    for dim in range(input.ndim - (input.ndim + (not batched) - 2), input.ndim):
+        per_channel = narrow(per_channel, dim, 0, 1)
+    return _inplace(input, input * nn_ops.dropout_mask(per_channel, p), inplace)
+
+
+def _warn_feature_rank(name: str, input: Tensor, spatial: int) -> None:
+    if input.ndim not in (spatial + 1, spatial + 2):
+        warnings.warn(f"{name}: Received a {input.ndim}-D input to {name}, which is deprecated and will result in an "
+                      f"error in a future release. To retain the behavior and silence this warning, please use "
+                      f"dropout instead. Note that {name} exists to provide channel-wise dropout on inputs with "
+                      f"{spatial} spatial dimensions, a channel dimension, and an optional batch dimension (i.e. "
+                      f"{spatial + 1}D or {spatial + 2}D inputs).", stacklevel=3)
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, L) or (C, L) input with probability p, scale the rest by 1/(1-p) (training
+    only). Raises RuntimeError for another rank."""
+    if input.ndim not in (2, 3):
+        raise op_error("dropout1d", f"dropout1d: Expected 2D or 3D input, but received a {input.ndim}D input. Note "
+                       "that dropout1d exists to provide channel-wise dropout on inputs with 1 spatial dimension, a "
+                       "channel dimension, and an optional batch dimension (i.e. 2D or 3D inputs).", (input,),
+                       RuntimeError)
+    return _feature_dropout(input, p, training, inplace, input.ndim == 3)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, H, W) input with probability p, scale the rest by 1/(1-p) (training only).
+    As torch, a 3-d input is read as (N, C, L), with its warning (use dropout1d), and other ranks warn."""
+    _warn_feature_rank("dropout2d", input, 2)
+    if input.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout behavior "
+                      "is desired - input is interpreted as shape (N, C, L), where C is the channel dim. This "
+                      "behavior will change in a future release to interpret the input as one without a batch "
+                      "dimension, i.e. shape (C, H, W). To maintain the 1D channel-wise dropout behavior, please "
+                      "switch to using dropout1d instead.", stacklevel=2)
+    return _feature_dropout(input, p, training, inplace, True)
+
+
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, D, H, W) or (C, D, H, W) input with probability p, scale the rest by
+    1/(1-p) (training only); other ranks warn, as torch, and run as unbatched."""
+    _warn_feature_rank("dropout3d", input, 3)
+    return _feature_dropout(input, p, training, inplace, input.ndim == 5)
+
+
+def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False) -> Tensor:
+    """Dropout that keeps SELU activations' mean and variance: dropped elements become -alpha' (the SELU
+    saturation value) and an affine map a * x + b restores the statistics (Klambauer et al. 2017; ATen's
+    constants). Identity in eval."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    keep = nn_ops.dropout_mask(input, p) * (1 - p)
+    alpha = 1.7580993408473766
+    a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
+    return _inplace(input, input * (keep * a) + (keep - 1) * (alpha * a) + alpha * a * p, inplace)
+
+
+def _as_2d(op, input: Tensor, *args) -> Tensor:
+    """A 1-d windowed op of an (N, C, L) or (C, L) input run as its 2-d form over a height-1 image."""
+    return squeeze(op(unsqueeze(input, -2), *args), -2)
+
+
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor:
+    """Maximum over each window of an (N, C, L) or (C, L) input (stride defaults to kernel_size)."""
+    stride = kernel_size if stride is None or stride == [] else stride
+    return _as_2d(max_pool2d, input, (1, _single(kernel_size, "kernel_size")), (1, _single(stride, "stride")),
+                  (0, _single(padding, "padding")), (1, _single(dilation, "dilation")), ceil_mode, return_indices)
+
+
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over each window of an (N, C, L) or (C, L) input (stride defaults to kernel_size)."""
+    stride = kernel_size if stride is None or stride == [] else stride
+    return _as_2d(avg_pool2d, input, (1, _single(kernel_size, "kernel_size")), (1, _single(stride, "stride")),
+                  (0, _single(padding, "padding")), ceil_mode, count_include_pad)
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
+    """Mean over torch's adaptive bins of an (N, C, L) or (C, L) input."""
+    return _as_2d(adaptive_avg_pool2d, input, (1, _single(output_size, "output_size")))
+
+
+def _adaptive_max_pool(name: str, input: Tensor, output_size, spatial: int, return_indices: bool) -> Tensor:
+    """Maximum over torch's adaptive bins of the `spatial` trailing dims, one dim at a time (a window's maximum is
+    the maximum of its rows' maxima): the maximum over the taps of each bin gathered with index_select."""
+    if return_indices:
+        raise op_error(name, "return_indices=True is not supported", (input,), NotImplementedError)
+    if input.ndim not in (spatial + 1, spatial + 2):
+        raise op_error(name, f"{name}(): Expected {spatial + 1}D or {spatial + 2}D tensor, but got "
+                       f"{list(input.shape)}", (input,), ValueError)
+    from ..ops.indexing import index_select
+
+    sizes = (output_size,) * spatial if isinstance(output_size, int) or output_size is None else tuple(output_size)
+    out = input
+    for i, size in enumerate(sizes):
+        dim = input.ndim - spatial + i
+        n, pooled = input.shape[dim], None
+        for index, _ in _area_taps(n, n if size is None else size):
+            tap = index_select(out, dim, tensor(index, device=input.device))
+            pooled = tap if pooled is None else maximum(pooled, tap)
+        out = pooled
+    return out
+
+
+def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False) -> Tensor:
+    """Maximum over torch's adaptive bins of an (N, C, L) or (C, L) input."""
+    return _adaptive_max_pool("adaptive_max_pool1d", input, _single(output_size, "output_size"), 1, return_indices)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False) -> Tensor:
+    """Maximum over torch's adaptive bins of an (N, C, H, W) or (C, H, W) input (None keeps that size)."""
+    return _adaptive_max_pool("adaptive_max_pool2d", input, output_size, 2, return_indices)
+
+
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """1-d transposed convolution of (N, C_in, L) or (C_in, L) input with (C_in, C_out/groups, K) weight: the 2-d
+    one over a height-1 image."""
+    if input.ndim not in (2, 3) or weight.ndim != 3:
+        raise op_error("conv_transpose1d", f"expected a 2-d or 3-d input and a 3-d weight, got input of shape "
+                       f"{list(input.shape)} and weight of shape {list(weight.shape)}", (input, weight), ValueError)
+    out = conv_transpose2d(unsqueeze(input, -2), unsqueeze(weight, -2), bias, (1, _single(stride, "stride")),
+                           (0, _single(padding, "padding")), (0, _single(output_padding, "output_padding")), groups,
+                           (1, _single(dilation, "dilation")))
+    return squeeze(out, -2)
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y[..., o] = input1[..., i] * weight[o, i, j] * input2[..., j] + bias[o]."""
+    from ..ops.matmul import einsum
+
+    out = einsum("...i,oij,...j->...o", input1, weight, input2)
+    return out if bias is None else out + bias
+
+
+def _pairs(*values):
+    return tuple(nn_ops.pair(v, name) for v, name in zip(values, ("kernel_size", "dilation", "padding", "stride")))
+
+
+def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """im2col: (N, C, H, W) -> (N, C * KH * KW, L), column l holding the (dilated) window at output position l,
+    channel-major then kernel row, kernel column, as torch. Built from strided slices of the zero-padded input,
+    so the values are copies and the gradient sums back into each window."""
+    from ..ops.join import stack
+
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = _pairs(kernel_size, dilation, padding, stride)
+    if input.ndim not in (3, 4):
+        raise op_error("unfold", f"Input Error: Only 3D or 4D input Tensors are supported (got {input.ndim}D)",
+                       (input,), NotImplementedError)
+    batched = input if input.ndim == 4 else unsqueeze(input, 0)
+    padded = pad(batched, (pw, pw, ph, ph)) if ph or pw else batched
+    oh = (padded.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (padded.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    if oh <= 0 or ow <= 0:
+        raise op_error("unfold", f"Given input with spatial size {list(input.shape[-2:])}, kernel_size {(kh, kw)}, "
+                       f"dilation {(dh, dw)}, padding {(ph, pw)}, calculated shape of the array of sliding blocks as "
+                       f"({oh}, {ow}), but its components must be at least one.", (input,), RuntimeError)
+    windows = [padded[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+               for i in range(kh) for j in range(kw)]
+    out = stack(windows, 2).reshape(batched.shape[0], -1, oh * ow)
+    return out if input.ndim == 4 else squeeze(out, 0)
+
+
+def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """col2im, the adjoint of unfold: (N, C * KH * KW, L) -> (N, C, H, W), each column's values summed into the
+    window they came from. Each kernel offset's (N, C, oh, ow) block is spread onto the stride lattice (zeros
+    between) and padded to its place, then the blocks are summed. Raises RuntimeError when L or the channels do
+    not match."""
+    from ..ops.creation import zeros
+
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = _pairs(kernel_size, dilation, padding, stride)
+    h, w = nn_ops.pair(output_size, "output_size")
+    if input.ndim not in (2, 3):
+        raise op_error("fold", f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are supported (got "
+                       f"{input.ndim}D)", (input,), NotImplementedError)
+    batched = input if input.ndim == 3 else unsqueeze(input, 0)
+    oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if batched.shape[1] % (kh * kw) or batched.shape[2] != oh * ow:
+        raise op_error("fold", f"Expected size of input's dimension 1 to be divisible by the product of kernel_size, "
+                       f"and dimension 2 to match the calculated number of sliding blocks {oh} * {ow} = {oh * ow}, "
+                       f"but got input of shape {list(input.shape)}", (input,), RuntimeError)
+    channels = batched.shape[1] // (kh * kw)
+    blocks = batched.reshape(-1, channels, kh * kw, oh, ow)
+    out = zeros(batched.shape[0], channels, h + 2 * ph, w + 2 * pw, dtype=input.dtype, device=input.device)
+    for i in range(kh):
+        for j in range(kw):
+            block = _spread(_spread(blocks[:, :, i * kw + j], 2, sh), 3, sw)
+            top, left = i * dh, j * dw
+            out = out + pad(block, (left, w + 2 * pw - left - block.shape[3], top, h + 2 * ph - top - block.shape[2]))
+    out = out[:, :, ph:ph + h, pw:pw + w]
+    return out if input.ndim == 3 else squeeze(out, 0)
+
+
+def _spread(x: Tensor, dim: int, step: int) -> Tensor:
+    """x with step - 1 zeros after each element along dim, the trailing ones dropped: (n,) -> (step * (n - 1) + 1,)."""
+    from ..ops.join import stack
+    from ..ops.layout import narrow
+
+    if step == 1:
+        return x
+    spread = stack([x] + [x * 0] * (step - 1), dim + 1)
+    shape = list(x.shape)
+    shape[dim] = -1
+    return narrow(spread.reshape(shape), dim, 0, step * (x.shape[dim] - 1) + 1)
+
+
+def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, max_norm: float | None = None,
+                  norm_type: float = 2, scale_grad_by_freq: bool = False, mode: str = "mean", sparse: bool = False,
+                  per_sample_weights: Tensor | None = None, include_last_offset: bool = False,
+                  padding_idx: int | None = None) -> Tensor:
+    """Sums or means of bags of embedding rows: a 2-d input is one bag per row; a 1-d input is cut into bags
+    at offsets. The bag of each index comes from the offsets in graph ops (a cumulative sum of ones at the offsets),
+    and index_add sums each bag, so nothing is read back. Empty bags give zeros, padding_idx entries are left out of
+    sums and counts, as torch. Raises ValueError for a bad mode or offsets with a 2-d input, NotImplementedError for
+    mode='max', max_norm and scale_grad_by_freq."""
+    from ..ops.creation import ones, zeros
+    from ..ops.indexing import index_add
+
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
+    if mode == "max":
+        raise NotImplementedError("embedding_bag: mode='max' is not supported")
+    if max_norm is not None or scale_grad_by_freq:
+        raise NotImplementedError("embedding_bag: max_norm and scale_grad_by_freq are not supported")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+                                  f"supported for mode='sum' (got mode='{mode}'). Please open a feature request on "
+                                  "GitHub.")
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is treated is a mini-batch of "
+                             "fixed length sequences.")
+        bags, length = input.shape
+        offsets = arange(0, bags * length, max(length, 1), device=input.device)
+        input = input.reshape(-1)
+        per_sample_weights = None if per_sample_weights is None else per_sample_weights.reshape(-1)
+    elif input.ndim != 1 or offsets is None or offsets.ndim != 1:
+        raise ValueError(f"input has to be 1D or 2D Tensor, and offsets a 1D Tensor with a 1D input, got input of "
+                         f"shape {list(input.shape)}")
+    if include_last_offset:
+        offsets = offsets[:-1]
+    bags = offsets.shape[0]
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += weight.shape[0]
+    rows = embedding(input, weight)
+    kept = ones(input.shape[0], dtype=weight.dtype, device=weight.device)
+    if padding_idx is not None:
+        kept = kept * ne(input, padding_idx).to(weight.dtype)
+    starts = index_add(zeros(input.shape[0] + 1, dtype=dtypes.int64, device=input.device), 0, offsets.long(),
+                       ones(bags, dtype=dtypes.int64, device=input.device))
+    bag = starts[:-1].cumsum(0) - 1
+    weights = kept if per_sample_weights is None else kept * per_sample_weights
+    out = index_add(zeros(bags, weight.shape[1], dtype=weight.dtype, device=weight.device), 0, bag,
+                    rows * unsqueeze(weights, 1))
+    if mode == "sum":
+        return out
+    counts = index_add(zeros(bags, dtype=weight.dtype, device=weight.device), 0, bag, kept)
+    return out / unsqueeze(clamp(counts, min=1), 1)
 
 
 for _name in __all__:  # a non-Tensor where one is needed: the same TypeError as an op's, checked in one place

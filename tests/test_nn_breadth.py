@@ -1,0 +1,399 @@
+"""The activations, resampling, padding, distance and normalisation layers that ported scripts use, against torch:
+values, gradients of inputs and parameters, state dicts loaded from torch, reprs, errors, and a compiled model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from conftest import assert_close
+
+import graphc
+import graphc.nn.functional as F
+from graphc import nn
+
+
+def pair(make):
+    """(graphc module, torch module) built alike, the graphc one loaded with the torch one's state dict."""
+    g, t = make(graphc.nn), make(torch.nn)
+    g.load_state_dict({k: v.detach().numpy().copy() for k, v in t.state_dict().items()})
+    return g, t
+
+
+def check(g_fn, t_fn, *shapes, scale=2.0, rtol=1e-5, atol=1e-5, params=((), ())):
+    """g_fn and t_fn on the same random inputs: equal outputs, then equal gradients of a random weighting of the
+    output for every input and the given (graphc, torch) parameters."""
+    arrays = [np.random.standard_normal(s).astype(np.float32) * scale for s in shapes]
+    gs = [graphc.tensor(a, requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    g_out, t_out = g_fn(*gs), t_fn(*ts)
+    assert_close(g_out.detach(), t_out, rtol, atol)
+    w = np.random.standard_normal(tuple(t_out.shape)).astype(np.float32)
+    (g_out * graphc.tensor(w)).sum().backward()
+    (t_out * torch.tensor(w)).sum().backward()
+    for g, t in list(zip(gs, ts)) + list(zip(*params)):
+        assert_close(g.grad, t.grad, rtol, atol)
+
+
+ACTIVATIONS = [
+    ("relu6", lambda f, x: f.relu6(x * 3)),
+    ("hardtanh", lambda f, x: f.hardtanh(x, -0.5, 2.0)),
+    ("hardswish", lambda f, x: f.hardswish(x * 2)),
+    ("hardsigmoid", lambda f, x: f.hardsigmoid(x * 2)),
+    ("mish", lambda f, x: f.mish(x)),
+    ("selu", lambda f, x: f.selu(x)),
+    ("celu", lambda f, x: f.celu(x, 0.7)),
+    ("logsigmoid", lambda f, x: f.logsigmoid(x * 20)),
+    ("softmin", lambda f, x: f.softmin(x, dim=1)),
+    ("softsign", lambda f, x: f.softsign(x)),
+    ("softshrink", lambda f, x: f.softshrink(x, 0.7)),
+    ("hardshrink", lambda f, x: f.hardshrink(x)),
+    ("tanhshrink", lambda f, x: f.tanhshrink(x)),
+    ("threshold", lambda f, x: f.threshold(x, 0.3, -2.0)),
+    ("glu", lambda f, x: f.glu(x, 1)),
+    ("rrelu_eval", lambda f, x: f.rrelu(x, 0.1, 0.3)),
+]
+
+
+@pytest.mark.parametrize("fn", [fn for _, fn in ACTIVATIONS], ids=[name for name, _ in ACTIVATIONS])
+def test_activation(fn):
+    check(lambda x: fn(F, x), lambda x: fn(TF, x), (4, 6, 3))
+
+
+def test_activation_gradient_at_the_bounds():
+    """hardtanh/relu6 pass no gradient at their bounds (torch's choice; clamp's passes it)."""
+    values = np.array([-2.0, -1.0, 0.0, 1.0, 6.0, 7.0], dtype=np.float32)
+    for g_fn, t_fn in ((F.hardtanh, TF.hardtanh), (F.relu6, TF.relu6), (F.hardsigmoid, TF.hardsigmoid)):
+        gx, tx = graphc.tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
+        g_fn(gx).sum().backward()
+        t_fn(tx).sum().backward()
+        assert_close(gx.grad, tx.grad)
+
+
+def test_inplace_activations():
+    values = np.random.standard_normal((3, 4)).astype(np.float32)
+    for name in ("relu_", "elu_", "leaky_relu_", "hardtanh_", "selu_", "celu_"):
+        g, t = graphc.tensor(values), torch.tensor(values)
+        out = getattr(F, name)(g)
+        getattr(TF, name)(t)
+        assert out is g
+        assert_close(g, t)
+    for module in ("ReLU6", "Hardswish", "Hardsigmoid", "Mish", "SELU"):
+        g, t = graphc.tensor(values), torch.tensor(values)
+        getattr(nn, module)(inplace=True)(g)
+        getattr(torch.nn, module)(inplace=True)(t)
+        assert_close(g, t)
+
+
+def test_rrelu_training_draws_slopes_in_range():
+    x = graphc.tensor(-np.ones((200,), dtype=np.float32))
+    slopes = -F.rrelu(x, 0.1, 0.3, training=True)._host()
+    assert slopes.min() >= 0.1 and slopes.max() <= 0.3 and slopes.std() > 0.01
+    assert (F.rrelu(-x, training=True)._host() == 1).all()
+
+
+@pytest.mark.parametrize("shape,num", [((4, 3, 5), 3), ((4, 3, 2, 2), 1), ((5,), 1)])
+def test_prelu(shape, num):
+    g, t = pair(lambda m: m.PReLU(num, init=0.3))
+    check(g, t, shape, params=([g.weight], [t.weight]))
+    assert list(g.state_dict()) == ["weight"]
+
+
+MODULES = [
+    ("Hardtanh", lambda m: m.Hardtanh(-2, 3)), ("ReLU6", lambda m: m.ReLU6()), ("Hardswish", lambda m: m.Hardswish()),
+    ("Mish", lambda m: m.Mish()), ("CELU", lambda m: m.CELU(0.5)), ("Softmin", lambda m: m.Softmin(dim=-1)),
+    ("Softshrink", lambda m: m.Softshrink(0.3)), ("Hardshrink", lambda m: m.Hardshrink(0.3)),
+    ("Threshold", lambda m: m.Threshold(0.1, 20)), ("GLU", lambda m: m.GLU()), ("RReLU", lambda m: m.RReLU().eval()),
+    ("LogSigmoid", lambda m: m.LogSigmoid()), ("Softsign", lambda m: m.Softsign()),
+    ("Tanhshrink", lambda m: m.Tanhshrink()), ("SELU", lambda m: m.SELU()), ("Hardsigmoid", lambda m: m.Hardsigmoid()),
+    ("PReLU", lambda m: m.PReLU(4)), ("RMSNorm", lambda m: m.RMSNorm(4)),
+    ("Upsample", lambda m: m.Upsample(scale_factor=2, mode="bilinear")),
+    ("UpsamplingNearest2d", lambda m: m.UpsamplingNearest2d(size=(5, 7))),
+    ("UpsamplingBilinear2d", lambda m: m.UpsamplingBilinear2d(scale_factor=2)),
+    ("PixelShuffle", lambda m: m.PixelShuffle(2)), ("PixelUnshuffle", lambda m: m.PixelUnshuffle(2)),
+    ("ZeroPad2d", lambda m: m.ZeroPad2d((1, 0, 2, 1))), ("ConstantPad1d", lambda m: m.ConstantPad1d(2, 3.5)),
+    ("ConstantPad2d", lambda m: m.ConstantPad2d((1, 1, 0, 2), -1.0)),
+    ("ReflectionPad1d", lambda m: m.ReflectionPad1d((3, 1)), (2, 4, 4)),
+    ("ReflectionPad2d", lambda m: m.ReflectionPad2d(2)),
+    ("ReplicationPad2d", lambda m: m.ReplicationPad2d((3, 0, 1, 5))),
+    ("CircularPad2d", lambda m: m.CircularPad2d(1)),
+]
+
+
+@pytest.mark.parametrize("case", MODULES, ids=[case[0] for case in MODULES])
+def test_module_against_torch(case):
+    g, t = pair(case[1])
+    assert repr(g) == repr(t)
+    assert list(g.state_dict()) == list(t.state_dict())
+    check(g, t, case[2] if len(case) > 2 else (2, 4, 4, 4), params=(list(g.parameters()), list(t.parameters())))
+
+
+INTERPOLATIONS = [
+    ((2, 3, 5), dict(scale_factor=2)),
+    ((2, 3, 5), dict(size=12, mode="linear")),
+    ((2, 3, 5), dict(size=3, mode="linear", align_corners=True)),
+    ((2, 3, 4, 5), dict(scale_factor=2, mode="nearest")),
+    ((2, 3, 4, 5), dict(size=(7, 3))),
+    ((2, 3, 4, 5), dict(scale_factor=1.7)),
+    ((2, 3, 4, 5), dict(scale_factor=(2, 3), mode="bilinear")),
+    ((2, 3, 4, 5), dict(size=(9, 8), mode="bilinear", align_corners=True)),
+    ((2, 3, 4, 5), dict(scale_factor=1.5, mode="bilinear")),
+    ((2, 3, 4, 5), dict(scale_factor=1.5, mode="bilinear", recompute_scale_factor=True)),
+    ((2, 3, 6, 5), dict(size=(3, 2), mode="bilinear")),
+    ((2, 3, 4, 5), dict(size=(7, 6), mode="nearest-exact")),
+    ((2, 3, 4, 5), dict(size=(7, 9), mode="bicubic")),
+    ((2, 3, 4, 5), dict(scale_factor=2, mode="bicubic", align_corners=True)),
+    ((2, 3, 7, 5), dict(size=(3, 4), mode="area")),
+    ((1, 2, 3, 4, 2), dict(scale_factor=2, mode="trilinear")),
+    ((1, 2, 3, 4, 2), dict(size=(2, 5, 3))),
+]
+
+
+@pytest.mark.parametrize("shape,kwargs", INTERPOLATIONS, ids=[str(k) for _, k in INTERPOLATIONS])
+def test_interpolate(shape, kwargs):
+    check(lambda x: F.interpolate(x, **kwargs), lambda x: TF.interpolate(x, **kwargs), shape, atol=2e-5)
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    (dict(scale_factor=2, align_corners=True), ValueError),
+    (dict(), ValueError),
+    (dict(size=4, scale_factor=2), ValueError),
+    (dict(size=(2, 3, 4)), ValueError),
+    (dict(size=4, mode="bilinear"), NotImplementedError),
+    (dict(size=4, mode="foo"), NotImplementedError),
+])
+def test_interpolate_errors(kwargs, error):
+    with pytest.raises(error) as theirs:
+        TF.interpolate(torch.zeros(1, 2, 3), **kwargs)
+    with pytest.raises(error) as ours:
+        F.interpolate(graphc.zeros(1, 2, 3), **kwargs)
+    assert str(theirs.value).split(" (")[0].split(",")[0] in str(ours.value)
+
+
+PADS = [
+    ((2, 3, 5), (2, 3), "reflect"), ((3, 5), (4, 0), "reflect"), ((2, 3, 4, 5), (1, 2, 3, 1), "reflect"),
+    ((2, 3, 4, 5), (-1, 2, 3, 1), "reflect"), ((2, 3, 5), (2, 7), "replicate"), ((2, 4, 5), (1, 2, 2, 3), "replicate"),
+    ((1, 2, 3, 4, 5), (1, 1, 2, 0, 1, 2), "replicate"), ((2, 3, 5), (5, 2), "circular"),
+    ((2, 3, 4, 5), (1, 2, 3, 4), "circular"), ((1, 2, 3, 4, 5), (1, 2, 2, 1, 1, 0), "reflect"),
+]
+
+
+@pytest.mark.parametrize("shape,amounts,mode", PADS, ids=[f"{m}{a}" for _, a, m in PADS])
+def test_pad_modes(shape, amounts, mode):
+    check(lambda x: F.pad(x, amounts, mode), lambda x: TF.pad(x, amounts, mode), shape)
+
+
+@pytest.mark.parametrize("shape,amounts,mode,value,error", [
+    ((1, 2, 3), (3, 1), "reflect", None, RuntimeError),
+    ((1, 2, 3), (4, 0), "circular", None, RuntimeError),
+    ((1, 2, 3), (1, 1), "reflect", 2.0, RuntimeError),
+    ((1, 2, 3), (1, 1), "foo", None, NotImplementedError),
+    ((2, 3), (1, 1, 1, 1, 1, 1), "replicate", None, RuntimeError),
+    ((2, 3, 3, 3, 3, 3), (1, 1), "replicate", None, NotImplementedError),
+])
+def test_pad_errors(shape, amounts, mode, value, error):
+    with pytest.raises(error):
+        TF.pad(torch.zeros(shape), amounts, mode, value)
+    with pytest.raises(error):
+        F.pad(graphc.zeros(shape), amounts, mode, value)
+
+
+def test_pixel_shuffle_round_trip_and_errors():
+    check(lambda x: F.pixel_shuffle(x, 3), lambda x: TF.pixel_shuffle(x, 3), (2, 18, 2, 3))
+    check(lambda x: F.pixel_unshuffle(x, 2), lambda x: TF.pixel_unshuffle(x, 2), (3, 4, 6))
+    for fn, tfn, shape in ((F.pixel_shuffle, TF.pixel_shuffle, (1, 3, 2, 2)),
+                           (F.pixel_unshuffle, TF.pixel_unshuffle, (1, 3, 3, 2))):
+        with pytest.raises(RuntimeError) as theirs:
+            tfn(torch.zeros(shape), 2)
+        with pytest.raises(RuntimeError) as ours:
+            fn(graphc.zeros(shape), 2)
+        assert str(theirs.value) in str(ours.value)
+
+
+@pytest.mark.parametrize("shapes,kwargs", [
+    (((5, 8), (5, 8)), dict()), (((5, 8), (1, 8)), dict(dim=-1)), (((2, 3, 4), (2, 3, 4)), dict(dim=0, eps=0.1))])
+def test_cosine_similarity(shapes, kwargs):
+    check(lambda a, b: F.cosine_similarity(a, b, **kwargs), lambda a, b: TF.cosine_similarity(a, b, **kwargs),
+          *shapes)
+    check(lambda a, b: nn.CosineSimilarity(**kwargs)(a, b), lambda a, b: torch.nn.CosineSimilarity(**kwargs)(a, b),
+          *shapes)
+
+
+def test_cosine_similarity_of_a_zero_vector():
+    """A norm below eps is clamped in value only: torch's gradient is the unclamped norm's."""
+    x = np.zeros((2, 3), dtype=np.float32)
+    x[1] = [1e-9, 2e-9, 0]
+    y = np.ones((2, 3), dtype=np.float32)
+    gx, tx = graphc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    g_out, t_out = F.cosine_similarity(gx, graphc.tensor(y)), TF.cosine_similarity(tx, torch.tensor(y))
+    assert_close(g_out.detach(), t_out)
+    g_out.sum().backward()
+    t_out.sum().backward()
+    np.testing.assert_allclose(gx.grad._host(), tx.grad.numpy(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(p=1.0, keepdim=True), dict(p=3.0, eps=0.0)])
+def test_pairwise_distance(kwargs):
+    check(lambda a, b: F.pairwise_distance(a, b, **kwargs), lambda a, b: TF.pairwise_distance(a, b, **kwargs),
+          (6, 5), (6, 5))
+    check(lambda a, b: nn.PairwiseDistance(**kwargs)(a, b), lambda a, b: torch.nn.PairwiseDistance(**kwargs)(a, b),
+          (5,), (5,))
+
+
+@pytest.mark.parametrize("normalized_shape,eps", [((6,), None), ((4, 6), 1e-3)])
+def test_rms_norm(normalized_shape, eps):
+    g, t = pair(lambda m: m.RMSNorm(normalized_shape, eps=eps))
+    with torch.no_grad():
+        t.weight.uniform_()
+    g.load_state_dict({k: v.numpy() for k, v in t.state_dict().items()})
+    check(g, t, (3, 4, 6), params=([g.weight], [t.weight]))
+    check(lambda x: F.rms_norm(x, normalized_shape, eps=eps), lambda x: TF.rms_norm(x, normalized_shape, eps=eps),
+          (2, 4, 6), scale=1e-3)
+    with pytest.raises(ValueError):
+        F.rms_norm(graphc.zeros(3, 5), (4,))
+
+
+def test_argument_errors_as_torch():
+    x, t = graphc.zeros(3, 3), torch.zeros(3, 3)
+    for call in (lambda f, x: f.glu(x), lambda f, x: f.softshrink(x, -1.0), lambda f, x: f.celu(x, 0.0),
+                 lambda f, x: f.prelu(x, type(x)([1.0, 2.0]) if f is TF else graphc.tensor([1.0, 2.0]))):
+        with pytest.raises(RuntimeError):
+            call(TF, t)
+        with pytest.raises(RuntimeError):
+            call(F, x)
+    with pytest.raises(ValueError, match="min_val cannot be greater than max_val"):
+        nn.Hardtanh(2.0, 1.0)
+
+
+def test_compiled_model_of_new_layers():
+    """A small decoder built from several of the new layers: one compiled training step equals eager torch."""
+    def make(m):
+        return m.Sequential(m.ReflectionPad2d(1), m.Conv2d(2, 8, 3), m.PReLU(8), m.Upsample(scale_factor=2,
+                            mode="bilinear"), m.Hardswish(), m.PixelUnshuffle(2), m.Mish(), m.Conv2d(32, 4, 1),
+                            m.GLU(dim=1), m.Flatten(), m.RMSNorm(2 * 5 * 6))
+
+    g, t = pair(make)
+    x = np.random.standard_normal((3, 2, 5, 6)).astype(np.float32)
+
+    @graphc.compile(backend="numpy")
+    def step(x):
+        loss = g(x).square().mean()
+        loss.backward()
+        return loss
+
+    for _ in range(2):
+        g.zero_grad()
+        loss = step(graphc.tensor(x))
+    assert step.num_compiles == 1
+    t_loss = t(torch.tensor(x)).square().mean()
+    t_loss.backward()
+    assert_close(loss, t_loss, 1e-4, 1e-5)
+    for gp, tp in zip(g.parameters(), t.parameters()):
+        assert_close(gp.grad, tp.grad, 1e-4, 1e-5)
+
+
+LAYERS = [
+    ("InstanceNorm1d", lambda m: m.InstanceNorm1d(4), (2, 4, 5)),
+    ("InstanceNorm1d_unbatched", lambda m: m.InstanceNorm1d(4, affine=True), (4, 5)),
+    ("InstanceNorm2d_affine", lambda m: m.InstanceNorm2d(4, affine=True, track_running_stats=True), (2, 4, 3, 5)),
+    ("InstanceNorm2d_eval", lambda m: m.InstanceNorm2d(4, track_running_stats=True).eval(), (2, 4, 3, 5)),
+    ("InstanceNorm3d", lambda m: m.InstanceNorm3d(2, affine=True, bias=False), (2, 2, 3, 2, 2)),
+    ("BatchNorm3d", lambda m: m.BatchNorm3d(2), (3, 2, 2, 3, 2)),
+    ("MaxPool1d", lambda m: m.MaxPool1d(3, 2, padding=1), (2, 3, 9)),
+    ("MaxPool1d_dilated", lambda m: m.MaxPool1d(2, dilation=2, ceil_mode=True), (3, 8)),
+    ("AvgPool1d", lambda m: m.AvgPool1d(3, 2, padding=1, count_include_pad=False), (2, 3, 9)),
+    ("AdaptiveAvgPool1d", lambda m: m.AdaptiveAvgPool1d(4), (2, 3, 10)),
+    ("AdaptiveMaxPool1d", lambda m: m.AdaptiveMaxPool1d(3), (2, 3, 7)),
+    ("AdaptiveMaxPool2d", lambda m: m.AdaptiveMaxPool2d((3, None)), (2, 3, 7, 4)),
+    ("AdaptiveMaxPool2d_int", lambda m: m.AdaptiveMaxPool2d(2), (3, 5, 5)),
+    ("ConvTranspose1d", lambda m: m.ConvTranspose1d(3, 4, 3, stride=2, padding=1, output_padding=1), (2, 3, 6)),
+    ("ConvTranspose1d_groups", lambda m: m.ConvTranspose1d(4, 6, 2, groups=2, dilation=2, bias=False), (4, 5)),
+    ("Unflatten", lambda m: m.Unflatten(1, (2, -1)), (3, 8, 2)),
+    ("Unfold", lambda m: m.Unfold((2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), (2, 3, 5, 6)),
+    ("Unfold_unbatched", lambda m: m.Unfold(2), (3, 4, 4)),
+    ("Fold", lambda m: m.Fold((5, 6), (2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), (2, 18, 12)),
+    ("Fold_unbatched", lambda m: m.Fold(4, 2, stride=2), (12, 4)),
+]
+
+
+@pytest.mark.parametrize("case", LAYERS, ids=[case[0] for case in LAYERS])
+def test_layer_against_torch(case):
+    name, make, shape = case
+    g, t = pair(make)
+    assert list(g.state_dict()) == list(t.state_dict())
+    if name.startswith(("Instance", "Batch", "Fold", "Unfold", "Unflatten", "Adaptive", "MaxPool1d")):
+        assert repr(g) == repr(t)
+    check(g, t, shape, params=(list(g.parameters()), list(t.parameters())))
+    for key, value in t.state_dict().items():  # running statistics moved alike
+        assert_close(g.state_dict()[key], value, 1e-5, 1e-6)
+
+
+def test_bilinear():
+    g, t = pair(lambda m: m.Bilinear(3, 4, 5))
+    assert repr(g) == repr(t) and list(g.state_dict()) == ["weight", "bias"]
+    check(g, t, (6, 3), (6, 4), params=(list(g.parameters()), list(t.parameters())))
+    assert_close(graphc.tensor(g.weight.detach()._host().std()), torch.tensor(0.577 / 3 ** 0.5), 0.3)
+
+
+@pytest.mark.parametrize("kwargs,offsets", [(dict(mode="mean"), [0, 2, 2, 5]), (dict(mode="sum"), [0, 3]),
+                                            (dict(mode="sum", include_last_offset=True), [0, 1, 4, 7]),
+                                            (dict(mode="mean", padding_idx=1), [0, 4]), (dict(), None)])
+def test_embedding_bag(kwargs, offsets):
+    g, t = pair(lambda m: m.EmbeddingBag(6, 3, **kwargs))
+    assert repr(g) == repr(t)
+    if offsets is None:
+        index = np.random.randint(0, 6, (4, 3))
+        g_out, t_out = g(graphc.tensor(index)), t(torch.tensor(index))
+    else:
+        index = np.random.randint(0, 6, (7,))
+        index[:3] = 1
+        g_out = g(graphc.tensor(index), graphc.tensor(offsets))
+        t_out = t(torch.tensor(index), torch.tensor(offsets))
+    assert_close(g_out.detach(), t_out)
+    g_out.square().sum().backward()
+    t_out.square().sum().backward()
+    assert_close(g.weight.grad, t.weight.grad)
+
+
+def test_embedding_bag_per_sample_weights():
+    index, offsets, w = np.array([0, 2, 4, 1]), np.array([0, 1]), np.random.rand(4).astype(np.float32)
+    table = np.random.standard_normal((5, 2)).astype(np.float32)
+    gw = graphc.tensor(w, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    g_out = F.embedding_bag(graphc.tensor(index), graphc.tensor(table), graphc.tensor(offsets), mode="sum",
+                            per_sample_weights=gw)
+    t_out = TF.embedding_bag(torch.tensor(index), torch.tensor(table), torch.tensor(offsets), mode="sum",
+                             per_sample_weights=tw)
+    assert_close(g_out.detach(), t_out)
+    g_out.sum().backward()
+    t_out.sum().backward()
+    assert_close(gw.grad, tw.grad)
+
+
+@pytest.mark.filterwarnings("ignore:dropout2d. Received a 3D input")
+@pytest.mark.parametrize("name,shape,channels", [
+    ("dropout1d", (8, 6, 3), (8, 6)), ("dropout1d", (6, 3), (6,)), ("dropout2d", (8, 6, 3, 3), (8, 6)),
+    ("dropout2d", (8, 6, 3), (8, 6)), ("dropout3d", (8, 6, 3, 3, 3), (8, 6)), ("dropout3d", (6, 3, 3, 3), (6,))])
+def test_channel_dropout(name, shape, channels):
+    """Whole channels dropped, where torch reads the channel dim to be (a 3-d input to dropout2d is (N, C, L))."""
+    x = graphc.ones(*shape)
+    out = getattr(F, name)(x, 0.5)._host().reshape(*channels, -1)
+    assert (out.min(-1) == out.max(-1)).all() and set(np.unique(out)) <= {0.0, 2.0}
+    assert 0.2 < (out[..., 0] == 0).mean() < 0.8
+    assert getattr(F, name)(x, 0.5, training=False) is x
+
+
+def test_channel_dropout_rank_errors():
+    with pytest.raises(RuntimeError, match="Expected 2D or 3D input"):
+        TF.dropout1d(torch.ones(2), 0.5)
+    with pytest.raises(RuntimeError, match="Expected 2D or 3D input"):
+        F.dropout1d(graphc.ones(2), 0.5)
+    with pytest.warns(UserWarning, match="Received a 1-D input to dropout3d"):
+        assert F.dropout3d(graphc.ones(4), 0.5).shape == (4,)
+
+
+def test_alpha_dropout_keeps_selu_statistics():
+    x = graphc.randn(200_000)
+    out = nn.AlphaDropout(0.2)(x)._host()
+    assert abs(out.mean()) < 0.02 and abs(out.std() - 1) < 0.02
+    assert nn.AlphaDropout(0.2).eval()(x) is x
