@@ -258,6 +258,63 @@ class Tensor:
         data = self._storage()
         return data.__array_interface__["data"][0] if type(data) is np.ndarray else data.data_ptr()
 
+    def storage_offset(self) -> int:
+        """torch.Tensor.storage_offset: where this view starts in its storage, in elements."""
+        data = self._storage()
+        if type(data) is not np.ndarray:
+            return data.storage_offset()
+        base = data
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        return (self.data_ptr() - base.__array_interface__["data"][0]) // self.dtype.itemsize
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return self.dtype.itemsize
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element."""
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the elements (numel * itemsize)."""
+        return self.numel() * self.dtype.itemsize
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.device.type == "cpu"
+
+    def get_device(self) -> int:
+        """The CUDA device index, -1 for a CPU tensor (torch's convention)."""
+        return -1 if self.device.type == "cpu" else self.device.index or 0
+
+    def ndimension(self) -> int:
+        """torch.Tensor.ndimension: ndim."""
+        return self.ndim
+
+    def is_signed(self) -> bool:
+        """False for bool, True for graphc's other dtypes (all signed)."""
+        return self.dtype.name != "bool"
+
+    def pin_memory(self, device=None) -> Tensor:
+        """torch.Tensor.pin_memory: pinning needs CUDA, so without it this raises RuntimeError, as torch does; with
+        it the tensor is returned as it is (graphc's host copies are numpy arrays; nothing to pin)."""
+        from . import cuda
+
+        if not cuda.is_available():
+            raise RuntimeError("Cannot access accelerator device when none is available.")
+        return self
+
+    def is_pinned(self, device=None) -> bool:
+        return False
+
+    def share_memory_(self) -> Tensor:
+        """torch.Tensor.share_memory_: returns self; graphc tensors cross process boundaries only through
+        DataLoader workers, by pipe."""
+        return self
+
     # ---- autograd metadata ----------------------------------------------------------------------
     @property
     def is_leaf(self) -> bool:
@@ -297,6 +354,11 @@ class Tensor:
             self.grad = grad.detach() if self.grad is None else self.grad + grad.detach()
         store.retains_grad = True  # runs after every other hook, so .grad holds what they produce, as in torch
         self.register_hook(store)
+
+    @property
+    def retains_grad(self) -> bool:
+        """True for a non-leaf tensor whose retain_grad() was called."""
+        return not self.is_leaf and any(getattr(hook, "retains_grad", False) for hook in self.grad_fn.hooks or ())
 
     def register_hook(self, hook):
         """Call hook(grad) when this tensor's gradient is computed; a non-None return replaces it."""

@@ -397,3 +397,252 @@ def test_alpha_dropout_keeps_selu_statistics():
     out = nn.AlphaDropout(0.2)(x)._host()
     assert abs(out.mean()) < 0.02 and abs(out.std() - 1) < 0.02
     assert nn.AlphaDropout(0.2).eval()(x) is x
+
+
+def _labels(shape, values=(-1.0, 1.0)):
+    return np.random.choice(values, size=shape).astype(np.float32)
+
+
+LOSSES = [
+    ("margin_ranking", lambda f, a, b, y, **k: f.margin_ranking_loss(a, b, y, **k), dict(margin=0.3), "pair"),
+    ("hinge_embedding", lambda f, a, y, **k: f.hinge_embedding_loss(a, y, **k), dict(margin=0.7), "single"),
+    ("soft_margin", lambda f, a, y, **k: f.soft_margin_loss(a, y, **k), dict(), "single"),
+    ("cosine_embedding", lambda f, a, b, y, **k: f.cosine_embedding_loss(a, b, y, **k), dict(margin=0.2), "rows"),
+    ("multilabel_soft_margin", lambda f, a, y, **k: f.multilabel_soft_margin_loss(a, y, **k), dict(), "multilabel"),
+    ("triplet_margin", lambda f, a, b, c, **k: f.triplet_margin_loss(a, b, c, **k), dict(margin=2.0), "triplet"),
+    ("triplet_margin_swap", lambda f, a, b, c, **k: f.triplet_margin_loss(a, b, c, **k), dict(p=1, swap=True),
+     "triplet"),
+    ("poisson_nll", lambda f, a, y, **k: f.poisson_nll_loss(a, y, **k), dict(), "counts"),
+    ("poisson_nll_full", lambda f, a, y, **k: f.poisson_nll_loss(a, y, **k), dict(log_input=False, full=True),
+     "counts"),
+    ("gaussian_nll", lambda f, a, y, v, **k: f.gaussian_nll_loss(a, y, v, **k), dict(full=True), "gaussian"),
+]
+
+
+def _loss_arrays(kind):
+    x = np.random.standard_normal((5, 4)).astype(np.float32)
+    other = np.random.standard_normal((5, 4)).astype(np.float32)
+    if kind == "pair":
+        return [x[:, 0], other[:, 0]], _labels((5,))
+    if kind == "single":
+        return [x], _labels((5, 4))
+    if kind == "rows":
+        return [x, other], _labels((5,))
+    if kind == "multilabel":
+        return [x], _labels((5, 4), (0.0, 1.0))
+    if kind == "triplet":
+        return [x, other, np.random.standard_normal((5, 4)).astype(np.float32)], None
+    if kind == "counts":
+        return [np.abs(x) + 0.1], np.random.poisson(2.0, (5, 4)).astype(np.float32)
+    return [x, np.abs(other[:, :1]) + 0.1], None  # gaussian: mean and a homoscedastic (5, 1) variance
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("case", LOSSES, ids=[case[0] for case in LOSSES])
+def test_loss_against_torch(case, reduction):
+    _, fn, kwargs, kind = case
+    arrays, target = _loss_arrays(kind)
+    gs = [graphc.tensor(a, requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    if kind == "gaussian":
+        y = np.random.standard_normal((5, 4)).astype(np.float32)
+        g_out = fn(F, gs[0], graphc.tensor(y), gs[1], reduction=reduction, **kwargs)
+        t_out = fn(TF, ts[0], torch.tensor(y), ts[1], reduction=reduction, **kwargs)
+    else:
+        extra = () if target is None else (target,)
+        g_out = fn(F, *gs, *(graphc.tensor(a) for a in extra), reduction=reduction, **kwargs)
+        t_out = fn(TF, *ts, *(torch.tensor(a) for a in extra), reduction=reduction, **kwargs)
+    assert_close(g_out.detach(), t_out, 1e-5, 1e-5)
+    w = np.random.standard_normal(tuple(t_out.shape)).astype(np.float32)
+    (g_out * graphc.tensor(w)).sum().backward()
+    (t_out * torch.tensor(w)).sum().backward()
+    for g, t in zip(gs, ts):
+        assert_close(g.grad, t.grad, 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(p=2, margin=0.5), dict(weight=[0.2, 1.0, 3.0, 0.5])])
+@pytest.mark.parametrize("shape", [(6, 4), (4,)])
+def test_multi_margin_loss(kwargs, shape):
+    x = np.random.standard_normal(shape).astype(np.float32)
+    target = np.random.randint(0, 4, shape[:-1])
+    weight = kwargs.pop("weight", None)
+    gx, tx = graphc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    g = nn.MultiMarginLoss(weight=None if weight is None else graphc.tensor(weight), **kwargs)
+    t = torch.nn.MultiMarginLoss(weight=None if weight is None else torch.tensor(weight), **kwargs)
+    g_out, t_out = g(gx, graphc.tensor(target)), t(tx, torch.tensor(target))
+    assert_close(g_out.detach(), t_out)
+    g_out.backward()
+    t_out.backward()
+    assert_close(gx.grad, tx.grad)
+    assert list(g.state_dict()) == list(t.state_dict())
+
+
+LOSS_MODULES = [
+    ("TripletMarginLoss", lambda m: m.TripletMarginLoss(margin=0.5, p=3.0), 3),
+    ("TripletMarginWithDistanceLoss", lambda m: m.TripletMarginWithDistanceLoss(swap=True), 3),
+    ("MarginRankingLoss", lambda m: m.MarginRankingLoss(0.1, reduction="sum"), "pair"),
+    ("CosineEmbeddingLoss", lambda m: m.CosineEmbeddingLoss(), "rows"),
+    ("HingeEmbeddingLoss", lambda m: m.HingeEmbeddingLoss(2.0), "single"),
+    ("SoftMarginLoss", lambda m: m.SoftMarginLoss(), "single"),
+    ("MultiLabelSoftMarginLoss", lambda m: m.MultiLabelSoftMarginLoss(), "multilabel"),
+    ("PoissonNLLLoss", lambda m: m.PoissonNLLLoss(full=True), "counts"),
+    ("GaussianNLLLoss", lambda m: m.GaussianNLLLoss(eps=0.5), "gaussian"),
+]
+
+
+@pytest.mark.parametrize("case", LOSS_MODULES, ids=[case[0] for case in LOSS_MODULES])
+def test_loss_module_against_torch(case):
+    _, make, kind = case
+    g, t = make(nn), make(torch.nn)
+    assert list(g.state_dict()) == list(t.state_dict())
+    arrays, target = _loss_arrays("triplet" if kind == 3 else kind)
+    if kind == "gaussian":
+        arrays, target = arrays[:1], np.random.standard_normal((5, 4)).astype(np.float32)
+        arrays.append(np.full((5, 4), 0.2, np.float32))  # below eps: clamped in value only
+    gs = [graphc.tensor(a, requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    if kind == "gaussian":
+        g_out, t_out = g(gs[0], graphc.tensor(target), gs[1]), t(ts[0], torch.tensor(target), ts[1])
+    else:
+        extra = () if target is None else (target,)
+        g_out = g(*gs, *(graphc.tensor(a) for a in extra))
+        t_out = t(*ts, *(torch.tensor(a) for a in extra))
+    assert_close(g_out.detach(), t_out, 1e-5, 1e-5)
+    g_out.backward()
+    t_out.backward()
+    for ga, ta in zip(gs, ts):
+        assert_close(ga.grad, ta.grad, 1e-5, 1e-5)
+
+
+def test_loss_argument_errors_as_torch():
+    x, t = graphc.zeros(3, 4), torch.zeros(3, 4)
+    for fn in (lambda f, x: f.triplet_margin_loss(x, x, x, margin=0.0),
+               lambda f, x: f.multi_margin_loss(x, x[:, 0].long(), p=3),
+               lambda f, x: f.gaussian_nll_loss(x, x, x[:, :2] + 1),
+               lambda f, x: f.gaussian_nll_loss(x, x, -1.0),
+               lambda f, x: f.poisson_nll_loss(x, x, reduction="batchmean")):
+        with pytest.raises(ValueError):
+            fn(TF, t)
+        with pytest.raises(ValueError):
+            fn(F, x)
+    for fn in (lambda f, x: f.triplet_margin_loss(x, x, x[0]),
+               lambda f, x: f.margin_ranking_loss(x, x, x[0]),
+               lambda f, x: f.cosine_embedding_loss(x, x, x)):
+        with pytest.raises(RuntimeError):
+            fn(TF, t)
+        with pytest.raises(RuntimeError):
+            fn(F, x)
+
+
+def _copy_into(g, t):
+    g.load_state_dict({k: v.detach().numpy().copy() for k, v in t.state_dict().items()})
+
+
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated")
+@pytest.mark.parametrize("make,dim", [(lambda m: m.Linear(3, 4), 0), (lambda m: m.Conv1d(2, 3, 3), 1),
+                                      (lambda m: m.Linear(3, 4), None)])
+def test_weight_norm(make, dim):
+    t = torch.nn.utils.weight_norm(make(torch.nn), dim=dim)
+    g = nn.utils.weight_norm(make(nn), dim=dim)
+    assert list(g.state_dict()) == list(t.state_dict())
+    _copy_into(g, t)
+    shape = (2, 3) if isinstance(g, nn.Linear) else (2, 2, 5)
+    check(g, t, shape, params=([g.weight_g, g.weight_v], [t.weight_g, t.weight_v]))
+    with pytest.raises(RuntimeError, match="Cannot register two weight_norm hooks"):
+        nn.utils.weight_norm(g, dim=dim)
+    nn.utils.remove_weight_norm(g)
+    torch.nn.utils.remove_weight_norm(t)
+    assert list(g.state_dict()) == list(t.state_dict())
+    assert_close(g.weight.detach(), t.weight)
+    with pytest.raises(ValueError):
+        nn.utils.remove_weight_norm(g)
+
+
+@pytest.mark.parametrize("make,shape", [(lambda m: m.Linear(3, 4), (2, 3)), (lambda m: m.Conv2d(2, 3, 3), (2, 2, 4, 4)),
+                                        (lambda m: m.ConvTranspose2d(2, 3, 2), (1, 2, 3, 3))])
+def test_spectral_norm(make, shape):
+    """Training forwards run a power-iteration step on the u, v buffers; eval uses them as they are."""
+    t = torch.nn.utils.spectral_norm(make(torch.nn), n_power_iterations=2)
+    g = nn.utils.spectral_norm(make(nn), n_power_iterations=2)
+    assert list(g.state_dict()) == list(t.state_dict())
+    _copy_into(g, t)
+    for _ in range(2):
+        check(g, t, shape, params=([g.weight_orig], [t.weight_orig]), rtol=1e-4, atol=1e-5)
+        for name in ("weight_u", "weight_v"):
+            assert_close(getattr(g, name), getattr(t, name), 1e-4, 1e-6)
+    g.eval(), t.eval()
+    check(g, t, shape, rtol=1e-4, atol=1e-5)
+    nn.utils.remove_spectral_norm(g)
+    torch.nn.utils.remove_spectral_norm(t)
+    assert list(g.state_dict()) == list(t.state_dict())
+    assert_close(g.weight.detach(), t.weight, 1e-4, 1e-6)
+
+
+def test_weight_and_spectral_norm_compile():
+    def build():
+        return nn.Sequential(nn.utils.weight_norm(nn.Linear(3, 4)), nn.ReLU(), nn.utils.spectral_norm(nn.Linear(4, 2)))
+
+    model, reference = build(), build()
+    reference.load_state_dict(model.state_dict())
+    opt = graphc.optim.SGD(model.parameters(), lr=0.1)
+    x = graphc.randn(5, 3)
+
+    @graphc.compile(backend="numpy")
+    def step(x):
+        opt.zero_grad()
+        loss = model(x).square().mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    ref_opt = graphc.optim.SGD(reference.parameters(), lr=0.1)
+    for _ in range(3):
+        loss = step(x)
+        ref_opt.zero_grad()
+        ref_loss = reference(x).square().mean()
+        ref_loss.backward()
+        ref_opt.step()
+        assert_close(loss, ref_loss._host(), 1e-5, 1e-6)
+    assert step.num_compiles == 1
+    for (name, p), q in zip(model.state_dict().items(), reference.state_dict().values()):
+        assert_close(p, q._host(), 1e-5, 1e-6), name
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_fuse_conv_bn_eval(transpose):
+    def make(m):
+        conv = m.ConvTranspose2d(2, 3, 3) if transpose else m.Conv2d(2, 3, 3, bias=False)
+        return conv.eval(), m.BatchNorm2d(3).eval()
+
+    t_conv, t_bn = make(torch.nn)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean"):
+            getattr(t_bn, name).normal_()
+        t_bn.running_var.uniform_(0.5, 2)
+    g_conv, g_bn = make(nn)
+    _copy_into(g_conv, t_conv)
+    _copy_into(g_bn, t_bn)
+    g_fused = nn.utils.fuse_conv_bn_eval(g_conv, g_bn, transpose)
+    t_fused = torch.nn.utils.fuse_conv_bn_eval(t_conv, t_bn, transpose)
+    assert list(g_fused.state_dict()) == list(t_fused.state_dict())
+    x = np.random.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    assert_close(g_fused(graphc.tensor(x)), t_bn(t_conv(torch.tensor(x))), 1e-4, 1e-5)
+    with pytest.raises(RuntimeError, match="Fusion only for eval"):
+        nn.utils.fuse_conv_bn_eval(g_conv.train(), g_bn)
+
+
+def test_get_total_norm_and_clip_grads_with_norm():
+    arrays = [np.random.standard_normal(s).astype(np.float32) for s in ((3, 4), (5,))]
+    g_params = [graphc.tensor(a, requires_grad=True) for a in arrays]
+    t_params = [torch.tensor(a, requires_grad=True) for a in arrays]
+    for p, a in zip(g_params + t_params, arrays + arrays):
+        p.grad = graphc.tensor(a * 3) if isinstance(p, graphc.Tensor) else torch.tensor(a * 3)
+    for norm_type in (2.0, 1.0, float("inf")):
+        g_total = nn.utils.get_total_norm([p.grad for p in g_params], norm_type)
+        t_total = torch.nn.utils.get_total_norm([p.grad for p in t_params], norm_type)
+        assert_close(g_total, t_total, 1e-5)
+    nn.utils.clip_grads_with_norm_(g_params, 1.0, g_total)
+    torch.nn.utils.clip_grads_with_norm_(t_params, 1.0, t_total)
+    for g, t in zip(g_params, t_params):
+        assert_close(g.grad, t.grad, 1e-5)
+    assert nn.utils.get_total_norm([]).item() == 0

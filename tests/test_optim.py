@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close
+from conftest import assert_close, train_compiled_alongside_torch
 
 import graphc
 from graphc import optim
@@ -32,6 +32,16 @@ CONFIGS = [
     ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.1, maximize=True)),
     ("Adamax", dict()),
     ("Adamax", dict(lr=0.01, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1)),
+    ("NAdam", dict()),
+    ("NAdam", dict(lr=0.01, betas=(0.8, 0.9), weight_decay=0.1, momentum_decay=0.01, maximize=True)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("RAdam", dict(lr=0.01, betas=(0.9, 0.9))),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("RAdam", dict(weight_decay=0.1, maximize=True)),
+    ("Rprop", dict()),
+    ("Rprop", dict(lr=0.1, etas=(0.3, 1.5), step_sizes=(0.01, 0.2), maximize=True)),
+    ("ASGD", dict()),
+    ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=2.0, weight_decay=0.1)),
 ]
 
 
@@ -220,7 +230,29 @@ def test_state_dict_mismatch_raises():
     (lambda p: optim.Adagrad(p, lr_decay=-1.0), "Invalid lr_decay value"),
     (lambda p: optim.Adadelta(p, rho=1.5), "Invalid rho value"),
     (lambda p: optim.Adamax(p, betas=(1.0, 0.9)), "beta parameter at index 0"),
+    (lambda p: optim.NAdam(p, momentum_decay=-1.0), "Invalid momentum_decay value"),
+    (lambda p: optim.RAdam(p, betas=(0.9, 1.0)), "beta parameter at index 1"),
+    (lambda p: optim.Rprop(p, etas=(1.1, 1.2)), "Invalid eta values"),
+    (lambda p: optim.ASGD(p, lr=-0.1), "Invalid learning rate"),
 ])
 def test_bad_arguments_raise(make, message):
     with pytest.raises(ValueError, match=message):
         make([graphc.ones(2, requires_grad=True)])
+
+
+NEW = [("NAdam", dict(lr=0.05)), ("RAdam", dict(lr=0.05, betas=(0.9, 0.9))), ("Rprop", dict(lr=0.05)),
+       ("ASGD", dict(lr=0.05, lambd=0.01, t0=2.0, weight_decay=0.1))]
+
+
+@pytest.mark.parametrize("name,kwargs", NEW, ids=[n for n, _ in NEW])
+def test_compiled_step_matches_torch(name, kwargs):
+    """The optimizer's state is tensors (no .item()): a compiled training step captures it once and tracks torch."""
+    model, tmodel = graphc.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    model.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
+    opt = getattr(optim, name)(model.parameters(), **kwargs)
+    topt = getattr(torch.optim, name)(tmodel.parameters(), **kwargs)
+    step = train_compiled_alongside_torch(model, opt, tmodel, topt, np.random.randn(5, 4).astype(np.float32),
+                                          steps=7)
+    assert step.num_compiles == 1
+    for tp, p in zip(tmodel.parameters(), model.parameters()):
+        assert_close(p.detach(), tp, rtol=1e-5, atol=1e-6)

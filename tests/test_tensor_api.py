@@ -522,3 +522,67 @@ def test_fallback_ops_in_a_compiled_training_step_match_torch(backend, _kernel_c
         assert_close(step(x), expected, rtol=1e-4, atol=1e-5)
         assert_close(w.grad, tw.grad, rtol=1e-4, atol=1e-5)
     assert step.num_compiles == 1
+
+
+def test_size_and_storage_queries_as_torch():
+    a = np.arange(20, dtype=np.float32).reshape(4, 5)
+    g, t = graphc.tensor(a), torch.tensor(a)
+    for gv, tv in ((g, t), (g[1:, 2:], t[1:, 2:]), (g.t(), t.t()), (g.long(), t.long()), (g > 2, t > 2)):
+        assert gv.element_size() == tv.element_size() and gv.itemsize == tv.itemsize and gv.nbytes == tv.nbytes
+        assert gv.storage_offset() == tv.storage_offset() and gv.ndimension() == tv.ndimension()
+        assert gv.is_signed() == tv.is_signed() and gv.is_cpu == tv.is_cpu and gv.get_device() == tv.get_device()
+    assert g.share_memory_() is g and not g.is_pinned()
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="accelerator"):
+            t.pin_memory()
+        with pytest.raises(RuntimeError, match="accelerator"):
+            g.pin_memory()
+
+
+def test_retains_grad():
+    x = graphc.ones(2, requires_grad=True)
+    y, z = x * 2, x * 3
+    y.retain_grad()
+    assert y.retains_grad and not z.retains_grad and not x.retains_grad
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: x.greater(0), lambda x: x.greater_equal(0.5), lambda x: x.less(0), lambda x: x.less_equal(0),
+    lambda x: x.not_equal(0), lambda x: x.swapdims(0, 2), lambda x: x.swapaxes(1, 0), lambda x: x.positive(),
+    lambda x: x.narrow_copy(1, 1, 2), lambda x: x.sum_to_size(4, 1), lambda x: x.sum_to_size(1, 4, 5),
+    lambda x: x.unfold(1, 2, 1), lambda x: x.unfold(2, 2, 2), lambda x: x.unfold(-1, 5, 1),
+    lambda x: x.split_with_sizes([1, 3], 1)[1], lambda x: x.clone().tril_(), lambda x: x.clone().triu_(1),
+], ids=["greater", "greater_equal", "less", "less_equal", "not_equal", "swapdims", "swapaxes", "positive",
+        "narrow_copy", "sum_to_size", "sum_to_size_lead", "unfold", "unfold_step", "unfold_whole", "split_with_sizes",
+        "tril_", "triu_"])
+def test_method_aliases_and_views_as_torch(call):
+    a = np.random.standard_normal((3, 4, 5)).astype(np.float32)
+    g, t = graphc.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    g_out, t_out = call(g), call(t)
+    assert_close(g_out.detach(), t_out.detach())
+    if t_out.dtype.is_floating_point:
+        w = np.random.standard_normal(tuple(t_out.shape)).astype(np.float32)
+        (g_out * graphc.tensor(w)).sum().backward()
+        (t_out * torch.tensor(w)).sum().backward()
+        assert_close(g.grad, t.grad)
+
+
+def test_method_errors_as_torch():
+    g, t = graphc.zeros(3, 4), torch.zeros(3, 4)
+    for call in (lambda x: x.unfold(1, 5, 1), lambda x: x.unfold(1, 2, 0), lambda x: x.sum_to_size(3, 2),
+                 lambda x: x.split_with_sizes([1, 2], 1), lambda x: x[0].fill_diagonal_(1)):
+        with pytest.raises(RuntimeError):
+            call(t)
+        with pytest.raises(RuntimeError):
+            call(g)
+    with pytest.raises(TypeError):
+        graphc.positive(graphc.tensor([True]))
+
+
+@pytest.mark.parametrize("shape,wrap", [((7, 3), True), ((7, 3), False), ((3, 5), False), ((4, 4), True),
+                                        ((3, 3, 3), False)])
+def test_fill_diagonal_(shape, wrap):
+    g, t = graphc.zeros(*shape), torch.zeros(*shape)
+    assert g.fill_diagonal_(2.5, wrap) is g
+    t.fill_diagonal_(2.5, wrap)
+    assert_close(g, t)

@@ -56,13 +56,23 @@ from .linear import Bilinear, Flatten, Identity, Linear, Unflatten
 from .loss import (
                          BCELoss,
                          BCEWithLogitsLoss,
+                         CosineEmbeddingLoss,
                          CrossEntropyLoss,
+                         GaussianNLLLoss,
+                         HingeEmbeddingLoss,
                          HuberLoss,
                          KLDivLoss,
                          L1Loss,
+                         MarginRankingLoss,
                          MSELoss,
+                         MultiLabelSoftMarginLoss,
+                         MultiMarginLoss,
                          NLLLoss,
+                         PoissonNLLLoss,
                          SmoothL1Loss,
+                         SoftMarginLoss,
+                         TripletMarginLoss,
+                         TripletMarginWithDistanceLoss,
 )
 from .module import Module, Parameter
 from .normalization import (
@@ -119,4 +129,7 @@ __all__ = ["functional", "init", "parallel", "utils", "Module", "Parameter", "Se
            "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d", "CircularPad2d",
            "CircularPad3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "BatchNorm3d", "Dropout1d",
            "Dropout2d", "Dropout3d", "AlphaDropout", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d",
-           "AdaptiveMaxPool2d", "ConvTranspose1d", "Unflatten", "Bilinear", "EmbeddingBag", "Fold", "Unfold"]
+           "AdaptiveMaxPool2d", "ConvTranspose1d", "Unflatten", "Bilinear", "EmbeddingBag", "Fold", "Unfold",
+           "TripletMarginLoss", "TripletMarginWithDistanceLoss", "MarginRankingLoss", "CosineEmbeddingLoss",
+           "HingeEmbeddingLoss", "SoftMarginLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss", "GaussianNLLLoss",
+           "PoissonNLLLoss"]

@@ -4,6 +4,7 @@ and matmul nodes it can fuse; nothing here bakes a tensor's size into an op, so 
 size."""
 from __future__ import annotations
 
+import builtins
 import math
 import warnings
 
@@ -59,7 +60,9 @@ __all__ = ["linear", "relu", "gelu", "silu", "leaky_relu", "elu", "softplus", "s
            "cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "instance_norm", "dropout1d",
            "dropout2d", "dropout3d", "alpha_dropout", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d",
            "adaptive_max_pool1d", "adaptive_max_pool2d", "conv_transpose1d", "bilinear", "unfold", "fold",
-           "embedding_bag"]
+           "embedding_bag", "triplet_margin_loss", "triplet_margin_with_distance_loss", "margin_ranking_loss",
+           "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss", "multi_margin_loss",
+           "cosine_embedding_loss", "gaussian_nll_loss", "poisson_nll_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -559,6 +562,173 @@ def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, redu
     if reduction == "batchmean":
         return sum(loss) / input.shape[0] if input.ndim else sum(loss)
     return _reduce(loss, reduction, "kl_div")
+
+
+def _same_ndim(name: str, *inputs: Tensor) -> None:
+    if len({x.ndim for x in inputs}) != 1:
+        raise op_error(name, f"The anchor, positive, and negative tensors are expected to have the same number of "
+                       f"dimensions, but got: anchor {inputs[0].ndim}D, positive {inputs[1].ndim}D, and negative "
+                       f"{inputs[2].ndim}D inputs", inputs, RuntimeError)
+
+
+@autocast_policy(FP32)
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2,
+                        eps: float = 1e-6, swap: bool = False, size_average: bool | None = None,
+                        reduce: bool | None = None, reduction: str = "mean") -> Tensor:
+    """max(d(a, p) - d(a, n) + margin, 0) with d the pairwise p-distance (Balntas et al. 2016; with swap, d(a, n)
+    is min(d(a, n), d(p, n))). Raises ValueError for margin <= 0, RuntimeError for inputs of different ranks."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    return triplet_margin_with_distance_loss(anchor, positive, negative,
+                                             distance_function=lambda x, y: pairwise_distance(x, y, p, eps),
+                                             margin=margin, swap=swap, reduction=reduction)
+
+
+def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *, distance_function=None,
+                                      margin: float = 1.0, swap: bool = False, reduction: str = "mean") -> Tensor:
+    """triplet_margin_loss with any distance_function(x, y) (pairwise_distance by default)."""
+    _check_reduction("triplet_margin_loss", reduction)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    _same_ndim("triplet_margin_loss", anchor, positive, negative)
+    distance = pairwise_distance if distance_function is None else distance_function
+    positive_distance, negative_distance = distance(anchor, positive), distance(anchor, negative)
+    if swap:
+        negative_distance = minimum(negative_distance, distance(positive, negative))
+    return _reduce(clamp(positive_distance - negative_distance + margin, min=0), reduction, "triplet_margin_loss")
+
+
+@autocast_policy(FP32)
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0,
+                        size_average: bool | None = None, reduce: bool | None = None,
+                        reduction: str = "mean") -> Tensor:
+    """max(0, -target * (input1 - input2) + margin), target holding 1 or -1. Raises RuntimeError for inputs of
+    different ranks."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if not input1.ndim == input2.ndim == target.ndim:
+        raise op_error("margin_ranking_loss", f"margin_ranking_loss : All input tensors should have same dimension "
+                       f"but got sizes: input1: {list(input1.shape)}, input2: {list(input2.shape)}, target: "
+                       f"{list(target.shape)} ", (input1, input2, target), RuntimeError)
+    return _reduce(clamp(-target * (input1 - input2) + margin, min=0), reduction, "margin_ranking_loss")
+
+
+@autocast_policy(FP32)
+def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average: bool | None = None,
+                         reduce: bool | None = None, reduction: str = "mean") -> Tensor:
+    """x where target is 1, max(0, margin - x) where it is -1 (ATen's form: each term kept where target is not
+    the other label)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    loss = where(ne(target, 1), clamp(margin - input, min=0), 0.0) + where(ne(target, -1), input, 0.0)
+    return _reduce(loss, reduction, "hinge_embedding_loss")
+
+
+@autocast_policy(FP32)
+def soft_margin_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+                     reduction: str = "mean") -> Tensor:
+    """log(1 + exp(-target * input)), computed as softplus so a large margin gives its value, not inf."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    z = -target * input
+    return _reduce(maximum(z, 0.0) + log1p(exp(-abs(z))), reduction, "soft_margin_loss")
+
+
+@autocast_policy(FP32)
+def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                size_average: bool | None = None, reduce: bool | None = None,
+                                reduction: str = "mean") -> Tensor:
+    """-(y * log(sigmoid(x)) + (1 - y) * log(sigmoid(-x))), times weight, averaged over the classes (last dim)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    loss = -(target * logsigmoid(input) + (1 - target) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(sum(loss, dim=-1) / input.shape[-1], reduction, "multilabel_soft_margin_loss")
+
+
+@autocast_policy(FP32)
+def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight: Tensor | None = None,
+                      size_average: bool | None = None, reduce: bool | None = None,
+                      reduction: str = "mean") -> Tensor:
+    """Multi-class hinge loss of (N, C) or (C,) scores at class indices: sum over classes i != y of
+    max(0, margin - x[y] + x[i])**p (times weight[y]) / C. Raises ValueError for p other than 1 or 2 or a weight
+    that is not 1-d, and the class-index checks of nll_loss."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("multi_margin_loss", reduction)
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    if weight is not None and weight.ndim != 1:
+        raise ValueError("weight must be one-dimensional")
+    if input.ndim not in (1, 2):
+        raise op_error("multi_margin_loss", f"Expected non-empty vector or matrix with optional 0-dim batch size, "
+                       f"but got: {list(input.shape)}", (input, target), RuntimeError)
+    picked = _picked("multi_margin_loss", input, target, None, -100)
+    dim = input.ndim - 1
+    z = clamp((margin - sum(picked * input, dim=dim, keepdim=True)) + input, min=0)
+    z = (z if p == 1 else z * z) * (1 - picked)
+    if weight is not None:
+        z = z * sum(picked * weight, dim=dim, keepdim=True)
+    return _reduce(sum(z, dim=dim) / input.shape[-1], reduction, "multi_margin_loss")
+
+
+@autocast_policy(FP32)
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0,
+                          size_average: bool | None = None, reduce: bool | None = None,
+                          reduction: str = "mean") -> Tensor:
+    """1 - cos(x1, x2) where target is 1, max(0, cos(x1, x2) - margin) where it is -1; cos over the last dim of
+    (N, D) or (D,) inputs with ATen's 1e-12 added to each squared norm. Raises RuntimeError for mismatched ranks."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if target.ndim not in (0, 1) or input1.ndim != target.ndim + 1 or input2.ndim != target.ndim + 1:
+        raise op_error("cosine_embedding_loss", f"{target.ndim}D target tensor expects {target.ndim + 1}D input "
+                       f"tensors, but found inputs with sizes {list(input1.shape)} and {list(input2.shape)}.",
+                       (input1, input2, target), RuntimeError)
+    dim = input1.ndim - 1
+    squares = (sum(input1 * input1, dim=dim) + 1e-12) * (sum(input2 * input2, dim=dim) + 1e-12)
+    cos = sum(input1 * input2, dim=dim) / squares.sqrt()
+    loss = where(eq(target, 1), 1 - cos, 0.0) + where(eq(target, -1), clamp(cos - margin, min=0), 0.0)
+    return _reduce(loss, reduction, "cosine_embedding_loss")
+
+
+@autocast_policy(FP32)
+def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False, eps: float = 1e-6,
+                      reduction: str = "mean") -> Tensor:
+    """0.5 * (log(var) + (input - target)**2 / var) (+ 0.5 * log(2 pi) if full), var clamped below at eps in value
+    only, as torch (its clamp runs under no_grad). var may be input-sized, one dim short, have a single mismatched
+    dim of size 1, or be a float. Raises ValueError for a negative var (checked eagerly), a var of another size or a
+    bad reduction."""
+    if isinstance(var, (int, float)):
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var = input.new_full(tuple(input.shape), float(var))
+    elif _eager() and var.numel() and (var._host() < 0).any():
+        raise ValueError("var has negative entry/entries")
+    if tuple(var.shape) != tuple(input.shape):
+        if tuple(input.shape[:-1]) == tuple(var.shape):
+            var = unsqueeze(var, -1)
+        elif not (input.ndim == var.ndim and builtins.sum(v for n, v in zip(input.shape, var.shape) if n != v) == 1):
+            raise ValueError("var is of incorrect size")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(reduction + " is not valid")
+    var = var + (clamp(var, min=eps) - var).detach()
+    diff = input - target
+    loss = (log(var) + diff * diff / var) * 0.5
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction, "gaussian_nll_loss")
+
+
+@autocast_policy(FP32)
+def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
+                     size_average: bool | None = None, eps: float = 1e-8, reduce: bool | None = None,
+                     reduction: str = "mean") -> Tensor:
+    """Poisson negative log-likelihood: exp(input) - target * input for log-rates (log_input), else input - target *
+    log(input + eps); full adds Stirling's target * log(target) - target + 0.5 * log(2 pi target) where target > 1.
+    Raises ValueError for a bad reduction."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(reduction + " is not a valid value for reduction")
+    loss = exp(input) - target * input if log_input else input - target * log(input + eps)
+    if full:
+        safe = where(gt(target, 1), target, 2.0)
+        stirling = safe * log(safe) - safe + log(safe * (2 * math.pi)) * 0.5
+        loss = loss + where(gt(target, 1), stirling, 0.0)
+    return _reduce(loss, reduction, "poisson_nll_loss")
 
 
 def _unbatched(op, input: Tensor, *args) -> Tensor:

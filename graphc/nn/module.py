@@ -58,8 +58,8 @@ class Module:
 
     def __init__(self) -> None:
         for name, value in (("_parameters", OrderedDict()), ("_buffers", OrderedDict()), ("_modules", OrderedDict()),
-                            ("_non_persistent_buffers", set()), ("_forward_hooks", OrderedDict()),
-                            ("_backward_hooks", OrderedDict()), ("training", True)):
+                            ("_non_persistent_buffers", set()), ("_forward_pre_hooks", OrderedDict()),
+                            ("_forward_hooks", OrderedDict()), ("_backward_hooks", OrderedDict()), ("training", True)):
             object.__setattr__(self, name, value)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -307,8 +307,12 @@ class Module:
 
     # ---- calling and hooks --------------------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self._forward_hooks and not self._backward_hooks:
+        if not self._forward_hooks and not self._backward_hooks and not self._forward_pre_hooks:
             return self.forward(*args, **kwargs)
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
         backward = _BackwardHookCall(self) if self._backward_hooks and STATE.grad_enabled else None
         if backward is not None:
             args = backward.wrap_inputs(args)
@@ -320,6 +324,12 @@ class Module:
         if backward is not None:
             backward.watch_outputs(output)
         return output
+
+    def register_forward_pre_hook(self, hook: Callable[[Module, tuple], Any]) -> RemovableHandle:
+        """hook(module, args) runs before forward; a non-None return (a tuple, or one value) replaces the args."""
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
 
     def register_forward_hook(self, hook: Callable[[Module, tuple, Any], Any]) -> RemovableHandle:
         """hook(module, args, output) runs after forward; a non-None return replaces the output."""

@@ -83,6 +83,8 @@ def _install_methods() -> None:
         "scatter_": _inplace(indexing.scatter), "scatter_add_": _inplace(indexing.scatter_add),
         "index_add_": _inplace(indexing.index_add), "index_copy_": _inplace(indexing.index_copy),
         "index_fill_": _inplace(indexing.index_fill),
+        "tril_": _inplace(layout.tril), "triu_": _inplace(layout.triu), "fill_diagonal_": layout.fill_diagonal_,
+        "unfold": view.unfold, "sum_to_size": reduction.sum_to_size,
     }
     for name, fn in operators.items():
         setattr(Tensor, name, _operator(fn) if isinstance(fn, Op) else fn)

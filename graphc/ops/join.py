@@ -181,6 +181,16 @@ def dsplit(x: Tensor, indices_or_sections) -> tuple[Tensor, ...]:
     """torch.dsplit: tensor_split along dim 2 (sections must divide it)."""
     return _split_along("dsplit", x, indices_or_sections, 2, 3)
 
+def split_with_sizes(x: Tensor, split_sizes, dim: int = 0) -> tuple[Tensor, ...]:
+    """torch.split_with_sizes: views of x along dim of the given sizes. Raises RuntimeError unless they sum to the
+    dim's size."""
+    n = x.shape[dim]
+    if sum(split_sizes) != n:
+        raise op_error("split_with_sizes", f"split_with_sizes expects split_sizes to sum exactly to {n} (input "
+                       f"tensor's size at dimension {dim}), but got split_sizes={list(split_sizes)}", (x,),
+                       RuntimeError)
+    return split(x, list(split_sizes), dim)
 
-__all__ = ["cat", "concat", "concatenate", "stack", "vstack", "hstack", "dstack", "column_stack", "split", "chunk",
-           "unbind", "tensor_split", "vsplit", "hsplit", "dsplit"]
+
+__all__ = ["cat", "concat", "concatenate", "stack", "vstack", "hstack", "dstack", "column_stack", "split",
+           "split_with_sizes", "chunk", "unbind", "tensor_split", "vsplit", "hsplit", "dsplit"]

@@ -473,8 +473,31 @@ def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:
     base = x if x.dtype.is_floating_point else x.to(dtypes.int64)
     return unsqueeze(base, 1) ** powers
 
+def fill_diagonal_(x: Tensor, fill_value, wrap: bool = False) -> Tensor:
+    """torch.Tensor.fill_diagonal_: x[i, i, ...] = fill_value in place for an x of at least 2 dims, all equal beyond
+    2; wrap=True continues a tall matrix's diagonal below the first min(rows, cols) rows, every cols + 1 elements.
+    Raises RuntimeError for fewer dims or unequal ones."""
+    from .creation import tensor
 
-__all__ = ["tril", "triu", "flip", "roll", "narrow", "diagonal", "diagonal_scatter", "diag", "outer", "ger", "tile",
-           "repeat_interleave", "meshgrid", "take_along_dim", "select", "take", "select_scatter", "slice_scatter",
+    if x.ndim < 2:
+        raise op_error("fill_diagonal_", "dimensions must larger than 1", (x,), RuntimeError)
+    if x.ndim > 2 and len(set(x.shape)) != 1:
+        raise op_error("fill_diagonal_", "all dimensions of input must be of equal length", (x,), RuntimeError)
+    mask = np.zeros(x.shape, dtype=bool)
+    if x.ndim == 2:
+        rows, cols = x.shape
+        mask.reshape(-1)[:None if wrap and rows > cols + 1 else min(rows, cols) * (cols + 1):cols + 1] = True
+    else:
+        mask[(np.arange(x.shape[0]),) * x.ndim] = True
+    return x.masked_fill_(tensor(mask, device=x.device), fill_value)
+
+
+def narrow_copy(x: Tensor, dim: int, start, length: int) -> Tensor:
+    """torch.narrow_copy: a copy of narrow(x, dim, start, length)."""
+    return narrow(x, dim, start, length).clone()
+
+
+__all__ = ["tril", "triu", "flip", "roll", "narrow", "narrow_copy", "diagonal", "diagonal_scatter", "diag", "outer",
+           "ger", "tile", "repeat_interleave", "meshgrid", "take_along_dim", "select", "take", "select_scatter", "slice_scatter",
            "fliplr", "flipud", "rot90", "diff", "diag_embed", "diagflat", "block_diag", "trapezoid", "cartesian_prod",
            "combinations", "cdist", "dist", "vander"]

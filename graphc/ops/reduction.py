@@ -1,6 +1,7 @@
 """Reductions over dims (sum, mean, amax, ...) and the shape-relative helpers their gradients use."""
 from __future__ import annotations
 
+import builtins
 import math
 from typing import NamedTuple
 
@@ -463,6 +464,21 @@ def allclose(x: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08,
 def equal(x: Tensor, other: Tensor) -> bool:
     """torch.equal: whether x and other have the same shape and the same values (NaN is never equal)."""
     return tuple(x.shape) == tuple(other.shape) and bool(all(eq(x, other)))
+
+
+
+def sum_to_size(x: Tensor, *size) -> Tensor:
+    """torch.Tensor.sum_to_size: x summed over the dims that broadcasting `size` to x's shape would stretch or add,
+    giving `size`. Raises RuntimeError if size does not broadcast to x's shape."""
+    from .view import _sizes
+
+    size = _sizes(size)
+    lead = x.ndim - len(size)
+    if lead < 0 or not builtins.all(n in (1, m) for n, m in zip(size, x.shape[lead:])):
+        raise op_error("sum_to_size", f"size {list(size)} is not expandable to size {list(x.shape)}", (x,),
+                       RuntimeError)
+    dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(size) if n == 1 and x.shape[lead + i] != 1)
+    return sum(x, dims, keepdim=True).reshape(size) if dims else x
 
 
 __all__ = ["sum", "prod", "all", "any", "cumsum", "cumprod", "mean", "amax", "amin", "argmax", "argmin", "max", "min",

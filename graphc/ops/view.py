@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from ..dispatch import ELEMENTWISE, OTHER, VIEW, Lowering, op
-from ..tensor import Size, empty_in_order
+from ..errors import op_error
+from ..tensor import Size, Tensor, empty_in_order
 from . import meta
 
 RESHAPE, EXPAND = Lowering(view="reshape"), Lowering(view="expand")
@@ -431,6 +432,36 @@ def atleast_3d(*tensors):
     return _at_least(3, tensors)
 
 
+def positive(x: Tensor) -> Tensor:
+    """torch.positive: x itself. Raises TypeError for a bool tensor, as torch."""
+    if x.dtype.name == "bool":
+        raise op_error("positive", "The `+` operator, on a bool tensor is not supported.", (x,), TypeError)
+    return x
+
+
+def unfold(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
+    """torch.Tensor.unfold: every length-`size` slice of dim `dimension`, `step` apart, as a new last dim. Gathered
+    with index_select, so overlapping windows get their gradients summed; unlike torch's, the result is a copy, not
+    a view. Raises RuntimeError if size exceeds the dim or step < 1."""
+    from .creation import tensor
+    from .indexing import index_select
+
+    dim = meta.norm_dim(dimension, x.ndim)
+    n = x.shape[dim] if x.ndim else 1
+    if not 0 <= size <= n:
+        raise op_error("unfold", f"maximum size for tensor at dimension {dim} is {n} but size is {size}", (x,),
+                       RuntimeError)
+    if step <= 0:
+        raise op_error("unfold", f"step is {step} but must be > 0", (x,), RuntimeError)
+    if x.ndim == 0:
+        return x.reshape(1)
+    count = (n - size) // step + 1
+    index = (np.arange(count)[:, None] * step + np.arange(size)[None, :]).reshape(-1)
+    windows = index_select(x, dim, tensor(index, device=x.device))
+    windows = windows.reshape(*x.shape[:dim], count, size, *x.shape[dim + 1:])
+    return windows.permute(*range(dim + 1), *range(dim + 2, x.ndim + 1), dim + 1)
+
+
 __all__ = [
     "swapaxes",
     "swapdims",
@@ -459,4 +490,5 @@ __all__ = [
     "repeat",
     "contiguous",
     "clone",
+    "positive",
 ]

@@ -54,16 +54,7 @@ class Adam(Optimizer):
 
     def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any],
                 step_size: Tensor, bias_correction2_sqrt: Tensor) -> None:
-        (beta1, beta2), lr, weight_decay = group["betas"], group["lr"], group["weight_decay"]
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        grad = ascent(grad, group)
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                param.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad + param * weight_decay
-        exp_avg.add_((grad - exp_avg) * (1 - beta1))
-        exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+        _, exp_avg, exp_avg_sq = update_moments(param, grad, state, group)
         second_moment = exp_avg_sq
         if group["amsgrad"]:
             second_moment = state["max_exp_avg_sq"].copy_(maximum(state["max_exp_avg_sq"], exp_avg_sq))
@@ -78,3 +69,21 @@ class AdamW(Adam):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
                  amsgrad: bool = False, *, maximize: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True)
+
+
+def update_moments(param: Tensor, grad: Tensor, state: dict[str, Any],
+                   group: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+    """The step Adam, NAdam and RAdam share: weight decay (added to the gradient, or decoupled: p *= 1 - lr * wd),
+    then the moving averages exp_avg and exp_avg_sq of the gradient and its square, updated in place (in torch's
+    rounding order). Returns (the gradient followed, exp_avg, exp_avg_sq)."""
+    (beta1, beta2), lr, weight_decay = group["betas"], group["lr"], group["weight_decay"]
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    grad = ascent(grad, group)
+    if weight_decay != 0:
+        if group["decoupled_weight_decay"]:
+            param.mul_(1 - lr * weight_decay)
+        else:
+            grad = grad + param * weight_decay
+    exp_avg.add_((grad - exp_avg) * (1 - beta1))
+    exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+    return grad, exp_avg, exp_avg_sq

@@ -8,7 +8,7 @@ from .. import dtypes
 from ..ops.creation import zeros, zeros_like
 from ..ops.elementwise import maximum
 from ..tensor import Tensor
-from .optimizer import Optimizer, ascent, check_hyperparameter
+from .optimizer import Optimizer, ascent, check_moment_hyperparameters
 
 
 class Adamax(Optimizer):
@@ -19,11 +19,7 @@ class Adamax(Optimizer):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
                  foreach: bool | None = None, *, maximize: bool = False, differentiable: bool = False,
                  capturable: bool = False):
-        check_hyperparameter("learning rate", lr)
-        check_hyperparameter("epsilon value", eps)
-        check_hyperparameter("beta parameter at index 0", betas[0], 1.0)
-        check_hyperparameter("beta parameter at index 1", betas[1], 1.0)
-        check_hyperparameter("weight_decay value", weight_decay)
+        check_moment_hyperparameters(lr, betas, eps, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       maximize=maximize))
 

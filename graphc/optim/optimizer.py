@@ -124,3 +124,13 @@ def check_hyperparameter(name: str, value: float, upper: float | None = None) ->
     """Refuse a negative hyper-parameter, or one not below `upper`, as torch does."""
     if not (value >= 0.0 and (upper is None or value < upper)):
         raise ValueError(f"Invalid {name}: {value}" + ("" if upper is None else f" (expected 0 <= {name} < {upper})"))
+
+
+def check_moment_hyperparameters(lr: float, betas: tuple[float, float], eps: float, weight_decay: float) -> None:
+    """Adamax's, NAdam's and RAdam's checks, in torch's words: non-negative lr, eps and weight_decay, betas in
+    [0, 1)."""
+    check_hyperparameter("learning rate", lr)
+    check_hyperparameter("epsilon value", eps)
+    check_hyperparameter("beta parameter at index 0", betas[0], 1.0)
+    check_hyperparameter("beta parameter at index 1", betas[1], 1.0)
+    check_hyperparameter("weight_decay value", weight_decay)
