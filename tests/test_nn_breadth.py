@@ -170,6 +170,16 @@ def test_interpolate_errors(kwargs, error):
     assert str(theirs.value).split(" (")[0].split(",")[0] in str(ours.value)
 
 
+def test_interpolate_integers_only_in_nearest_modes():
+    x = np.arange(12).reshape(1, 2, 6)
+    assert_close(F.interpolate(graphc.tensor(x), scale_factor=1.5),
+                 TF.interpolate(torch.tensor(x).float(), scale_factor=1.5).long())
+    with pytest.raises(RuntimeError):
+        TF.interpolate(torch.tensor(x), scale_factor=2, mode="linear")
+    with pytest.raises(RuntimeError):
+        F.interpolate(graphc.tensor(x), scale_factor=2, mode="linear")
+
+
 PADS = [
     ((2, 3, 5), (2, 3), "reflect"), ((3, 5), (4, 0), "reflect"), ((2, 3, 4, 5), (1, 2, 3, 1), "reflect"),
     ((2, 3, 4, 5), (-1, 2, 3, 1), "reflect"), ((2, 3, 5), (2, 7), "replicate"), ((2, 4, 5), (1, 2, 2, 3), "replicate"),
@@ -538,12 +548,13 @@ def _copy_into(g, t):
     g.load_state_dict({k: v.detach().numpy().copy() for k, v in t.state_dict().items()})
 
 
-@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated")
+@pytest.mark.filterwarnings("ignore:.*nn.utils.weight_norm. is deprecated:FutureWarning")
 @pytest.mark.parametrize("make,dim", [(lambda m: m.Linear(3, 4), 0), (lambda m: m.Conv1d(2, 3, 3), 1),
                                       (lambda m: m.Linear(3, 4), None)])
 def test_weight_norm(make, dim):
     t = torch.nn.utils.weight_norm(make(torch.nn), dim=dim)
-    g = nn.utils.weight_norm(make(nn), dim=dim)
+    with pytest.warns(FutureWarning, match="parametrizations.weight_norm"):
+        g = nn.utils.weight_norm(make(nn), dim=dim)
     assert list(g.state_dict()) == list(t.state_dict())
     _copy_into(g, t)
     shape = (2, 3) if isinstance(g, nn.Linear) else (2, 2, 5)
@@ -578,9 +589,13 @@ def test_spectral_norm(make, shape):
     assert_close(g.weight.detach(), t.weight, 1e-4, 1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:.*nn.utils.weight_norm. is deprecated:FutureWarning")
 def test_weight_and_spectral_norm_compile():
+    """Hook-based and parametrization forms, power iterations included, replay in one compiled step."""
     def build():
-        return nn.Sequential(nn.utils.weight_norm(nn.Linear(3, 4)), nn.ReLU(), nn.utils.spectral_norm(nn.Linear(4, 2)))
+        return nn.Sequential(nn.utils.weight_norm(nn.Linear(3, 4)), nn.ReLU(), nn.utils.spectral_norm(nn.Linear(4, 4)),
+                             nn.utils.parametrizations.weight_norm(nn.Linear(4, 3)),
+                             nn.utils.parametrizations.spectral_norm(nn.Linear(3, 2)))
 
     model, reference = build(), build()
     reference.load_state_dict(model.state_dict())
@@ -646,3 +661,113 @@ def test_get_total_norm_and_clip_grads_with_norm():
     for g, t in zip(g_params, t_params):
         assert_close(g.grad, t.grad, 1e-5)
     assert nn.utils.get_total_norm([]).item() == 0
+
+
+MORE = [
+    ("LPPool1d", lambda m: m.LPPool1d(2, 3, stride=2), (2, 3, 9)),
+    ("LPPool1d_p4", lambda m: m.LPPool1d(4.0, 2), (3, 8)),
+    ("LPPool2d", lambda m: m.LPPool2d(2, (2, 3), stride=1), (2, 3, 5, 6)),
+    ("LPPool2d_inf", lambda m: m.LPPool2d(float("inf"), 2), (2, 3, 4, 4)),
+    ("LocalResponseNorm", lambda m: m.LocalResponseNorm(3, alpha=0.1, beta=0.6, k=2.0), (2, 5, 4)),
+    ("LocalResponseNorm_4d", lambda m: m.LocalResponseNorm(4), (2, 6, 3, 3)),
+    ("Softmax2d", lambda m: m.Softmax2d(), (2, 3, 4, 4)),
+    ("ChannelShuffle", lambda m: m.ChannelShuffle(3), (2, 6, 2, 3)),
+    ("FeatureAlphaDropout_eval", lambda m: m.FeatureAlphaDropout(0.3).eval(), (2, 3, 4)),
+]
+
+
+@pytest.mark.parametrize("case", MORE, ids=[case[0] for case in MORE])
+def test_more_layers_against_torch(case):
+    _, make, shape = case
+    g, t = make(nn), make(torch.nn)
+    assert repr(g) == repr(t)
+    check(g, t, shape, rtol=1e-4, atol=1e-5)
+
+
+def test_feature_alpha_dropout_drops_whole_channels():
+    out = F.feature_alpha_dropout(graphc.zeros(100, 8, 5), 0.5, training=True)._host()
+    assert (out.min(-1) == out.max(-1)).all() and len(np.unique(out)) == 2
+    with pytest.raises(RuntimeError):
+        F.feature_alpha_dropout(graphc.zeros(3), 0.5, training=True)
+
+
+@pytest.mark.parametrize("make,shape,dim", [(lambda m: m.Linear(3, 4), (2, 3), 0),
+                                            (lambda m: m.Conv1d(2, 3, 3), (2, 2, 5), None)])
+def test_parametrizations_weight_norm(make, shape, dim):
+    t = torch.nn.utils.parametrizations.weight_norm(make(torch.nn), dim=dim)
+    g = nn.utils.parametrizations.weight_norm(make(nn), dim=dim)
+    assert repr(g) == repr(t) and list(g.state_dict()) == list(t.state_dict())
+    _copy_into(g, t)
+    originals = ([g.parametrizations.weight.original0, g.parametrizations.weight.original1],
+                 [t.parametrizations.weight.original0, t.parametrizations.weight.original1])
+    check(g, t, shape, params=originals)
+    nn.utils.parametrize.remove_parametrizations(g, "weight")
+    torch.nn.utils.parametrize.remove_parametrizations(t, "weight")
+    assert type(g).__name__ == type(t).__name__ and list(g.state_dict()) == list(t.state_dict())
+    assert_close(g.weight.detach(), t.weight)
+
+
+@pytest.mark.parametrize("make,shape", [(lambda m: m.Linear(3, 4), (2, 3)),
+                                        (lambda m: m.ConvTranspose2d(2, 3, 2), (1, 2, 3, 3))])
+def test_parametrizations_spectral_norm(make, shape):
+    t = torch.nn.utils.parametrizations.spectral_norm(make(torch.nn))
+    g = nn.utils.parametrizations.spectral_norm(make(nn))
+    assert list(g.state_dict()) == list(t.state_dict())
+    _copy_into(g, t)
+    for _ in range(2):
+        check(g, t, shape, params=([g.parametrizations.weight.original], [t.parametrizations.weight.original]),
+              rtol=1e-4, atol=1e-5)
+    for key, value in t.state_dict().items():
+        assert_close(g.state_dict()[key], value, 1e-4, 1e-6)
+
+
+class Symmetric(nn.Module):
+    def forward(self, x):
+        return x.triu() + x.triu(1).transpose(-1, -2)
+
+    def right_inverse(self, a):
+        return a.triu()
+
+
+class Head(nn.Module):
+    def forward(self, x):
+        return x[:1]
+
+
+def test_register_parametrization():
+    layer = nn.Linear(3, 3)
+    nn.utils.parametrize.register_parametrization(layer, "weight", Symmetric())
+    w = layer.weight
+    assert_close(w, w.T._host()) and nn.utils.parametrize.is_parametrized(layer, "weight")
+    assert not nn.utils.parametrize.is_parametrized(layer, "bias")
+    target = graphc.tensor(np.random.standard_normal((3, 3)).astype(np.float32))
+    layer.weight = target + target.T  # stored through right_inverse
+    assert_close(layer.weight, (target + target.T)._host(), 1e-6)
+    with nn.utils.parametrize.cached():
+        assert layer.weight is layer.weight
+    opt = graphc.optim.SGD(layer.parameters(), lr=0.1)
+    layer(graphc.randn(4, 3)).square().sum().backward()
+    opt.step()
+    assert_close(layer.weight, layer.weight.T._host())
+    with pytest.raises(ValueError, match="does not have a parameter"):
+        nn.utils.parametrize.register_parametrization(layer, "scale", Symmetric())
+    with pytest.raises(ValueError, match="may not change the shape"):
+        nn.utils.parametrize.register_parametrization(nn.Linear(3, 2), "bias", Head())
+    nn.utils.parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
+    assert type(layer) is nn.Linear and not hasattr(layer, "parametrizations")
+    assert_close(layer.weight, np.triu(layer.weight._host()))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_multilabel_margin_loss(reduction):
+    x = np.random.standard_normal((4, 5)).astype(np.float32)
+    target = np.array([[3, 0, -1, 1, 2], [1, 2, 3, 4, 0], [-1, 1, 1, 1, 1], [4, 4, -1, 0, 0]])
+    gx, tx = graphc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    g_out = nn.MultiLabelMarginLoss(reduction=reduction)(gx, graphc.tensor(target))
+    t_out = torch.nn.MultiLabelMarginLoss(reduction=reduction)(tx, torch.tensor(target))
+    assert_close(g_out.detach(), t_out)
+    g_out.sum().backward()
+    t_out.sum().backward()
+    assert_close(gx.grad, tx.grad)
+    assert_close(F.multilabel_margin_loss(gx[0], graphc.tensor(target[0])).detach(),
+                 TF.multilabel_margin_loss(tx[0], torch.tensor(target[0])))

@@ -586,3 +586,27 @@ def test_fill_diagonal_(shape, wrap):
     assert g.fill_diagonal_(2.5, wrap) is g
     t.fill_diagonal_(2.5, wrap)
     assert_close(g, t)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_index_put_and_put_as_torch(accumulate):
+    a = np.random.standard_normal((4, 3)).astype(np.float32)
+    mask = a > 0
+    cases = [lambda L, x: x.index_put((L.tensor([0, 2, 0]), L.tensor([1, 1, 1])), L.tensor([1.0, 2.0, 3.0]),
+                                      accumulate=accumulate),
+             lambda L, x: x.index_put((L.tensor([3, -1]),), L.tensor([5.0, 6.0, 7.0]), accumulate),
+             lambda L, x: x.index_put((L.tensor(mask),), L.tensor(1.5), accumulate),
+             lambda L, x: x.put(L.tensor([0, -1, 0]), L.tensor([1.0, 2.0, 3.0]), accumulate)]
+    for case in cases:
+        g, t = graphc.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+        g_out, t_out = case(graphc, g), case(torch, t)
+        assert_close(g_out.detach(), t_out.detach())
+        (g_out * g_out).sum().backward()
+        (t_out * t_out).sum().backward()
+        assert_close(g.grad, t.grad)
+    g, t = graphc.tensor(a), torch.tensor(a)
+    assert g.index_put_((graphc.tensor([1]),), graphc.tensor(2.0), accumulate) is g
+    t.index_put_((torch.tensor([1]),), torch.tensor(2.0), accumulate)
+    g.put_(graphc.tensor([5]), graphc.tensor([9.0]), accumulate)
+    t.put_(torch.tensor([5]), torch.tensor([9.0]), accumulate)
+    assert_close(g, t)

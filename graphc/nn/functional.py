@@ -62,7 +62,9 @@ __all__ = ["linear", "relu", "gelu", "silu", "leaky_relu", "elu", "softplus", "s
            "adaptive_max_pool1d", "adaptive_max_pool2d", "conv_transpose1d", "bilinear", "unfold", "fold",
            "embedding_bag", "triplet_margin_loss", "triplet_margin_with_distance_loss", "margin_ranking_loss",
            "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss", "multi_margin_loss",
-           "cosine_embedding_loss", "gaussian_nll_loss", "poisson_nll_loss"]
+           "multilabel_margin_loss",
+           "cosine_embedding_loss", "gaussian_nll_loss", "poisson_nll_loss", "feature_alpha_dropout", "lp_pool1d",
+           "lp_pool2d", "local_response_norm", "channel_shuffle"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -668,6 +670,27 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
 
 
 @autocast_policy(FP32)
+def multilabel_margin_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+                           reduction: str = "mean") -> Tensor:
+    """Multi-label hinge loss of (N, C) or (C,) scores: target holds class indices, ended by the first -1; the loss
+    sums max(0, 1 - (x[j] - x[i])) over target classes j and non-target classes i, divided by C. Raises
+    RuntimeError for a target not shaped like the input."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction("multilabel_margin_loss", reduction)
+    if input.ndim not in (1, 2) or tuple(target.shape) != tuple(input.shape):
+        raise op_error("multilabel_margin_loss", f"inconsistent target size: {list(target.shape)} for input of size: "
+                       f"{list(input.shape)}", (input, target), RuntimeError)
+    classes = input.shape[-1]
+    listed = ne(target, -1).long().cumprod(-1).to(input.dtype)  # 1 up to the first -1
+    hits = eq(unsqueeze(target, -1), arange(classes, device=input.device)).to(input.dtype) * unsqueeze(listed, -1)
+    is_target = sum(hits, dim=-2)
+    target_scores = sum(hits * unsqueeze(input, -2), dim=-1)
+    margins = clamp(1 - (unsqueeze(target_scores, -1) - unsqueeze(input, -2)), min=0)
+    mask = unsqueeze(listed, -1) * unsqueeze(1 - clamp(is_target, max=1), -2)
+    return _reduce(sum(margins * mask, dim=(-2, -1)) / classes, reduction, "multilabel_margin_loss")
+
+
+@autocast_policy(FP32)
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0,
                           size_average: bool | None = None, reduce: bool | None = None,
                           reduction: str = "mean") -> Tensor:
@@ -1077,6 +1100,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                                   f"nearest-exact (got {mode})")
     if antialias:
         raise op_error("interpolate", "antialias=True is not supported", (input,), NotImplementedError)
+    if mode not in ("nearest", "nearest-exact") and not input.dtype.is_floating_point:
+        raise op_error("interpolate", f"mode {mode!r} is not implemented for {input.dtype.name} input (only the "
+                       "nearest modes copy integer values)", (input,), RuntimeError)
     sizes, scales = _interpolate_sizes(input, size, scale_factor, recompute_scale_factor)
     out = input
     for i, (n_out, scale) in enumerate(zip(sizes, scales)):
@@ -1351,11 +1377,30 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace
     """Dropout that keeps SELU activations' mean and variance: dropped elements become -alpha' (the SELU
     saturation value) and an affine map a * x + b restores the statistics (Klambauer et al. 2017; ATen's
     constants). Identity in eval."""
+    return _alpha_dropout(input, p, training, inplace, input)
+
+
+def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False) -> Tensor:
+    """alpha_dropout of whole channels: one draw per (sample, channel) of an (N, C, *) input. Raises RuntimeError
+    for fewer than 2 dims."""
+    from ..ops.layout import narrow
+
+    if input.ndim < 2:
+        raise op_error("feature_alpha_dropout", "Feature dropout requires at least 2 dimensions in the input",
+                       (input,), RuntimeError)
+    per_channel = input
+    for dim in range(2, input.ndim):
+        per_channel = narrow(per_channel, dim, 0, 1)
+    return _alpha_dropout(input, p, training, inplace, per_channel)
+
+
+def _alpha_dropout(input: Tensor, p: float, training: bool, inplace: bool, shape_of: Tensor) -> Tensor:
+    """Alpha dropout with one keep/drop draw per element of `shape_of` (input, or its per-channel narrowing)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
-    keep = nn_ops.dropout_mask(input, p) * (1 - p)
+    keep = nn_ops.dropout_mask(shape_of, p) * (1 - p)
     alpha = 1.7580993408473766
     a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
     return _inplace(input, input * (keep * a) + (keep - 1) * (alpha * a) + alpha * a * p, inplace)
@@ -1563,6 +1608,60 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
         return out
     counts = index_add(zeros(bags, dtype=weight.dtype, device=weight.device), 0, bag, kept)
     return out / unsqueeze(clamp(counts, min=1), 1)
+
+
+
+def lp_pool1d(input: Tensor, norm_type: float, kernel_size: int, stride=None, ceil_mode: bool = False) -> Tensor:
+    """(sum of x**p over each window)**(1/p) of an (N, C, L) or (C, L) input (torch's formula: avg_pool times the
+    window size; p = +-inf is the max/min of |x|)."""
+    if math.isinf(norm_type):
+        sign = 1 if norm_type > 0 else -1
+        return max_pool1d(abs(input) * sign, kernel_size, stride, 0, 1, ceil_mode) * sign
+    return _lp_root(avg_pool1d(input**norm_type, kernel_size, stride, 0, ceil_mode), norm_type,
+                    _single(kernel_size, "kernel_size"))
+
+
+def lp_pool2d(input: Tensor, norm_type: float, kernel_size, stride=None, ceil_mode: bool = False) -> Tensor:
+    """(sum of x**p over each window)**(1/p) of an (N, C, H, W) or (C, H, W) input (torch's formula: avg_pool times
+    the window size; p = +-inf is the max/min of |x|)."""
+    if math.isinf(norm_type):
+        sign = 1 if norm_type > 0 else -1
+        return max_pool2d(abs(input) * sign, kernel_size, stride, 0, 1, ceil_mode) * sign
+    kh, kw = nn_ops.pair(kernel_size, "kernel_size")
+    return _lp_root(avg_pool2d(input**norm_type, kernel_size, stride, 0, ceil_mode), norm_type, kh * kw)
+
+
+def _lp_root(mean: Tensor, norm_type: float, window: int) -> Tensor:
+    # torch writes the window sum as sign(s) * relu(|s|): s itself, with a zero gradient where s is 0
+    return (elementwise.sign(mean) * elementwise.relu(abs(mean)) * window) ** (1.0 / norm_type)
+
+
+def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
+    """x / (k + alpha * mean of x**2 over `size` neighbouring channels)**beta (Krizhevsky et al. 2012), the channel
+    window zero-padded by size // 2 before and (size - 1) // 2 after, as torch. Raises ValueError below 3 dims."""
+    from ..ops.layout import narrow
+
+    if input.ndim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {input.ndim} dimensions)")
+    if input.numel() == 0:
+        return input
+    squares = pad(input * input, (0, 0) * (input.ndim - 2) + (size // 2, (size - 1) // 2))
+    window = narrow(squares, 1, 0, input.shape[1])
+    for shift in range(1, size):
+        window = window + narrow(squares, 1, shift, input.shape[1])
+    return input / (window * (alpha / size) + k) ** beta
+
+
+def channel_shuffle(input: Tensor, groups: int) -> Tensor:
+    """(N, C, *) with its channels regrouped: channel g * (C / groups) + i moves to i * groups + g (Zhang et al.
+    2017, ShuffleNet). Raises RuntimeError if the channels do not divide by groups."""
+    if input.ndim < 3 or groups <= 0 or input.shape[1] % groups:
+        raise op_error("channel_shuffle", f"Number of channels must be divisible by groups. Got "
+                       f"{input.shape[1] if input.ndim > 1 else 0} channels and {groups} groups.", (input,),
+                       RuntimeError)
+    n, c = input.shape[:2]
+    spatial = tuple(input.shape[2:])
+    return input.reshape(n, groups, c // groups, *spatial).transpose(1, 2).reshape(n, c, *spatial)
 
 
 for _name in __all__:  # a non-Tensor where one is needed: the same TypeError as an op's, checked in one place

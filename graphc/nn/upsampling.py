@@ -1,5 +1,5 @@
-"""Upsample, UpsamplingNearest2d, UpsamplingBilinear2d and PixelShuffle/PixelUnshuffle, over F.interpolate and
-F.pixel_shuffle, with torch's arguments and reprs."""
+"""Upsample, UpsamplingNearest2d, UpsamplingBilinear2d, PixelShuffle/PixelUnshuffle and ChannelShuffle, over
+F.interpolate, F.pixel_shuffle and F.channel_shuffle, with torch's arguments and reprs."""
 from __future__ import annotations
 
 from ..tensor import Tensor
@@ -70,3 +70,17 @@ class PixelUnshuffle(Module):
 
     def extra_repr(self) -> str:
         return f"downscale_factor={self.downscale_factor}"
+
+
+class ChannelShuffle(Module):
+    """Regroup the channels of (N, C, *) inputs across `groups` groups (ShuffleNet)."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.channel_shuffle(input, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"

@@ -85,6 +85,8 @@ def _install_methods() -> None:
         "index_fill_": _inplace(indexing.index_fill),
         "tril_": _inplace(layout.tril), "triu_": _inplace(layout.triu), "fill_diagonal_": layout.fill_diagonal_,
         "unfold": view.unfold, "sum_to_size": reduction.sum_to_size,
+        "index_put": indexing.indexed_put, "index_put_": _inplace(indexing.indexed_put), "put": indexing.put,
+        "put_": _inplace(indexing.put),
     }
     for name, fn in operators.items():
         setattr(Tensor, name, _operator(fn) if isinstance(fn, Op) else fn)

@@ -255,6 +255,28 @@ def setitem(x: Tensor, key, value) -> None:
     x._assign(index_put(x, value, *tensors, items=items))
 
 
+def indexed_put(x: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+    """torch.Tensor.index_put: a copy of x with values written at x[indices] (a tuple of index tensors or masks),
+    or added there when accumulate (repeated indices accumulate, as index_add)."""
+    if not accumulate:
+        out = x.clone()
+        setitem(out, tuple(indices), values)
+        return out
+    items, tensors = parse_index(x, tuple(indices))
+    target = _index_shape(tuple(x.shape), items, [tuple(t.shape) for t in tensors])
+    if not isinstance(values, Tensor):
+        from .creation import tensor
+        values = tensor(values, dtype=x.dtype, device=x.device)
+    from .elementwise import cast
+    return x + index_grad(cast(values, x.dtype).expand(*target), x, *tensors, items=items)
+
+
+def put(x: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
+    """torch.Tensor.put: a copy of x with source written (or added, when accumulate) at the flat, row-major
+    positions index names (negative ones from the end)."""
+    return indexed_put(x.reshape(-1), (index.reshape(-1),), source.reshape(-1), accumulate).reshape(x.shape)
+
+
 def _gather_parse(x, dim, index):
     return (x, index), {"dim": meta.norm_dim(dim, x.ndim)}
 

@@ -498,6 +498,6 @@ def narrow_copy(x: Tensor, dim: int, start, length: int) -> Tensor:
 
 
 __all__ = ["tril", "triu", "flip", "roll", "narrow", "narrow_copy", "diagonal", "diagonal_scatter", "diag", "outer",
-           "ger", "tile", "repeat_interleave", "meshgrid", "take_along_dim", "select", "take", "select_scatter", "slice_scatter",
-           "fliplr", "flipud", "rot90", "diff", "diag_embed", "diagflat", "block_diag", "trapezoid", "cartesian_prod",
-           "combinations", "cdist", "dist", "vander"]
+           "ger", "tile", "repeat_interleave", "meshgrid", "take_along_dim", "select", "take", "select_scatter",
+           "slice_scatter", "fliplr", "flipud", "rot90", "diff", "diag_embed", "diagflat", "block_diag", "trapezoid",
+           "cartesian_prod", "combinations", "cdist", "dist", "vander"]

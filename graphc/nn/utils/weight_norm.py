@@ -2,6 +2,8 @@
 (Salimans and Kingma 2016), recomputed from the parameters `<name>_g` and `<name>_v` before every forward."""
 from __future__ import annotations
 
+import warnings
+
 from ...ops.reduction import norm
 from ...tensor import Tensor
 from ..module import Module, Parameter
@@ -30,7 +32,10 @@ class WeightNorm:
 
 def weight_norm(module: Module, name: str = "weight", dim: int | None = 0) -> Module:
     """Re-parameterise module.<name> by its magnitude `<name>_g` (the norm over all dims but dim; dim=None: the
-    whole tensor) and direction `<name>_v`, as torch.nn.utils.weight_norm. Raises RuntimeError if it already is."""
+    whole tensor) and direction `<name>_v`, as torch.nn.utils.weight_norm, with its FutureWarning (use
+    parametrizations.weight_norm). Raises RuntimeError if it already is."""
+    warnings.warn("`graphc.nn.utils.weight_norm` is deprecated in favor of "
+                  "`graphc.nn.utils.parametrizations.weight_norm`.", FutureWarning, stacklevel=2)
     if any(isinstance(hook, WeightNorm) and hook.name == name for hook in module._forward_pre_hooks.values()):
         raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
     hook = WeightNorm(name, -1 if dim is None else dim)
