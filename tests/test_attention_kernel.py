@@ -168,17 +168,34 @@ def test_explain_renders_c_without_the_template():
 
 
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])
-def test_other_backends_run_the_numpy_forward(backend):
-    for form in ("sdpa_bool", "written_fill"):
-        arrays, mask = make(form, "float32", 1, 2, 9, 11, 8)
-        ours = as_graphc(arrays, mask, grad=True)
-        loss = graphc.compile(step_for(form), backend=backend, fullgraph=True)(*ours)
-        theirs = [torch.tensor(a, requires_grad=i < 3) for i, a in enumerate(arrays)]
-        want = (FORMS[form](TF, *theirs[:3], torch.tensor(mask)) * theirs[3]).sum()
-        want.backward()
-        np.testing.assert_allclose(loss.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-5)
-        for g, t in zip(ours[:3], theirs):
-            np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-5)
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_other_backends_run_the_numpy_forward(backend, form):
+    """numpy runs the ops one by one; cpu runs each template group together (the gradients share their work)."""
+    arrays, mask = make(form, "float32", 2, 2, 9, 11, 8)
+    ours = as_graphc(arrays, mask, grad=True)
+    loss = graphc.compile(step_for(form), backend=backend, fullgraph=True)(*ours)
+    theirs = [torch.tensor(a, requires_grad=i < 3) for i, a in enumerate(arrays)]
+    want = (FORMS[form](TF, *theirs[:3], None if mask is None else torch.tensor(mask)) * theirs[3]).sum()
+    want.backward()
+    np.testing.assert_allclose(loss.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for g, t in zip(ours[:3], theirs):
+        np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("wrt", [(0,), (1, 2), (0, 2)])
+def test_cpu_computes_the_gradients_asked_for(wrt):
+    """A group holding some of the gradients (only some inputs require grad), in float64 (computed in float32)."""
+    arrays, _ = make("sdpa_causal", "float64", 2, 3, 7, 7, 4, ev=5)
+    ours = [graphc.tensor(a, requires_grad=i in wrt) for i, a in enumerate(arrays)]
+    theirs = [torch.tensor(a, requires_grad=i in wrt) for i, a in enumerate(arrays)]
+    loss = graphc.compile(step_for("sdpa_causal"), backend="cpu", fullgraph=True)(*ours[:3], None, ours[3])
+    (TF.scaled_dot_product_attention(*theirs[:3], is_causal=True) * theirs[3]).sum().backward()
+    assert loss.dtype == graphc.float32
+    for i in range(3):
+        assert (ours[i].grad is None) == (i not in wrt)
+        if i in wrt:
+            assert ours[i].grad.dtype == graphc.float64
+            np.testing.assert_allclose(ours[i].grad.numpy(), theirs[i].grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_eager_matches_torch_on_a_query_with_no_visible_key():

@@ -7,7 +7,7 @@ from .fusion import Fusion, Group
 from .ir import Graph, Node
 from .lowering import fallback_reason
 from .plan import Steps
-from .runtime import CKernelStep, FallbackStep, TritonKernelStep, ViewStep
+from .runtime import CKernelStep, FallbackStep, TemplateStep, TritonKernelStep, ViewStep
 from .views import view_chain
 
 
@@ -27,9 +27,13 @@ def plan_kernels(graph: Graph, backend: str = "interpret", mode: str = "default"
     for item in order:
         if not isinstance(item, Group):
             steps.append(FallbackStep(item, fallback_reason(item), backend))
-        elif backend == "cpu" and item.kind == "template":  # the C renderer has no kernel templates
-            why = f"kernel template {item.template} has no C renderer"
-            steps += [FallbackStep(n, why, backend) for n in item.nodes]
+        elif backend == "cpu" and item.kind == "template":
+            module = render_c.template_module(item)
+            if module is not None:
+                steps.append(TemplateStep(item, module, f"kernel template {item.template} runs with numpy and BLAS"))
+            else:
+                why = f"kernel template {item.template} has no cpu renderer"
+                steps += [FallbackStep(n, why, backend) for n in item.nodes]
         elif backend == "cpu":
             steps.append(CKernelStep(kernels[item], library))
         else:

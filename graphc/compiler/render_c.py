@@ -10,6 +10,7 @@ and rounded when stored, as the numpy path does. A matmul group's matmul runs in
 an elementwise kernel that reads the product."""
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 
@@ -138,6 +139,13 @@ class Kernel:
     def function(self, symbol: str) -> str:
         """The kernel as a C function exported as symbol."""
         return f"void {symbol}(void *const *p, const int64_t *a) {{\n{self.body}\n}}"
+
+
+def template_module(group: Group):
+    """The module computing a kernel-template group on the cpu backend (render_c_attention.py for
+    "attention.forward"), or None when the template has none (its ops then run one by one with numpy)."""
+    name = f"{__package__}.render_c_{group.template.split('.')[0]}"
+    return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
 
 
 def generate(group: Group) -> Kernel:

@@ -581,6 +581,19 @@ class FallbackStep(Step):
         return a if self.backend != "triton" else as_torch(a, "triton")
 
 
+class TemplateStep(FallbackStep):
+    """A kernel-template group on the cpu backend: its nodes computed together by the template's cpu module
+    (render_c_<module>.py: numpy and BLAS), which shares the work that op-by-op numpy forwards would repeat."""
+
+    def __init__(self, group: Group, module, reason: str):
+        super().__init__(group.nodes[0], reason, "cpu")
+        self.writes, self.nodes, self.group, self.module = list(group.nodes), list(group.nodes), group, module
+
+    def __call__(self, values: dict, shapes: dict) -> None:
+        operands = [self.operand(x, values, shapes) for x in self.node.inputs]
+        values.update(zip(self.nodes, self.module.launch(self.group, operands)))
+
+
 class ViewStep(FallbackStep):
     """A graph output that is a view of another value: made with numpy (no data moves, no kernel)."""
 

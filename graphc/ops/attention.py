@@ -60,18 +60,19 @@ def _backward_infer(q, k, v, *rest, wrt, **_):
 
 
 def _scores(q, k, mask, scale, is_causal, keep, fill):
-    """(scores in float32 with hidden positions at fill or -inf, the hidden positions or None)."""
-    s = np.matmul(q.astype(np.float32, copy=False), np.swapaxes(k, -1, -2).astype(np.float32, copy=False)) * \
-        np.float32(scale)
+    """(scores in float32 with hidden positions at fill or -inf, the hidden positions or None). The scores are one
+    new array, scaled and masked in place (each (L, S) pass over memory costs as much as the product)."""
+    s = np.matmul(q.astype(np.float32, copy=False), np.swapaxes(k, -1, -2).astype(np.float32, copy=False))
+    s *= np.float32(scale)
     hidden = None
     if mask is not None and mask.dtype == np.bool_:
         hidden = ~mask if keep else mask
-        s = np.where(hidden, np.float32(fill), s)
+        np.copyto(s, np.float32(fill), where=hidden)
     elif mask is not None:
-        s = s + mask.astype(np.float32)
+        s += mask.astype(np.float32, copy=False)
     if is_causal:
         after = np.triu(np.ones(s.shape[-2:], dtype=bool), k=1)
-        s = np.where(after, np.float32(-np.inf), s)
+        np.copyto(s, np.float32(-np.inf), where=after)
         hidden = after if hidden is None else hidden | after
     return s, hidden
 
@@ -79,6 +80,12 @@ def _scores(q, k, mask, scale, is_causal, keep, fill):
 def _row_max(s):
     m = s.max(-1, keepdims=True)
     return np.where(m == -np.inf, np.float32(0), m)  # a row of -inf: exp(-inf - 0) = 0, not nan
+
+
+def _exp_shifted(s, shift):
+    """exp(s - shift), overwriting s."""
+    s -= shift
+    return np.exp(s, out=s)
 
 
 NUMBERS = (int, float)
@@ -187,12 +194,13 @@ def attention(q, k, v, *mask, scale, is_causal, keep, fill, safe):
     """softmax(q @ k^T * scale, masked) @ v for query (..., L, E), key (..., S, E), value (..., S, Ev) of one
     floating dtype (one batch shape; computed in float32) and an optional mask broadcasting to (..., L, S)."""
     s, _ = _scores(q, k, mask[0] if mask else None, scale, is_causal, keep, fill)
-    p = np.exp(s - _row_max(s))
+    p = _exp_shifted(s, _row_max(s))
     total = p.sum(-1, keepdims=True)
+    out = np.matmul(p, v.astype(np.float32, copy=False))
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.matmul(p, v.astype(np.float32, copy=False)) / total
+        out /= total
     if safe:
-        out = np.where(total == 0, np.float32(0), out)
+        np.copyto(out, np.float32(0), where=total == 0)
     return out
 
 
@@ -203,7 +211,7 @@ def attention_logsumexp(q, k, v, *mask, scale, is_causal, keep, fill, safe):
     otherwise (the probabilities become NaN, as softmax's)."""
     s, _ = _scores(q, k, mask[0] if mask else None, scale, is_causal, keep, fill)
     m = _row_max(s)
-    total = np.exp(s - m).sum(-1, keepdims=True)
+    total = _exp_shifted(s, m).sum(-1, keepdims=True)
     with np.errstate(divide="ignore"):
         lse = (np.log(total) + m)[..., 0]
     if safe:
@@ -215,22 +223,34 @@ def attention_logsumexp(q, k, v, *mask, scale, is_causal, keep, fill, safe):
 def attention_backward(q, k, v, *rest, scale, is_causal, keep, fill, safe, wrt):
     """The gradient of the attention with respect to query, key or value (wrt 0, 1, 2), from the inputs, an optional
     mask, the attention's output `out`, the incoming gradient `grad` and the logsumexp `lse` (rest = [mask,] out,
-    grad, lse): P = exp(s - lse), dV = P^T dO, dS = P * (dO V^T - rowsum(dO * O)) (0 where the mask hides the score:
-    the fill there is a constant), dQ = dS K * scale, dK = dS^T Q * scale (FlashAttention's backward, Algorithm 4)."""
+    grad, lse); see gradients."""
+    return gradients(q, k, v, *rest, scale=scale, is_causal=is_causal, keep=keep, fill=fill, wrts=(wrt,))[wrt]
+
+
+def gradients(q, k, v, *rest, scale, is_causal, keep, fill, wrts) -> dict:
+    """The attention's gradients with respect to the inputs numbered in wrts (QUERY, KEY, VALUE), as a dict by number,
+    computed together (they share the probabilities and dS): P = exp(s - lse), dV = P^T dO, dS = P * (dO V^T -
+    rowsum(dO * O)) (0 where the mask hides the score: the fill there is a constant), dQ = dS K * scale,
+    dK = dS^T Q * scale (FlashAttention's backward, Algorithm 4)."""
     mask = rest[0] if len(rest) == 4 else None
     out, grad, lse = (a.astype(np.float32, copy=False) for a in rest[-3:])
     s, hidden = _scores(q, k, mask, scale, is_causal, keep, fill)
     with np.errstate(invalid="ignore"):
-        p = np.exp(s - lse[..., None])
-    if wrt == VALUE:
-        return np.matmul(np.swapaxes(p, -1, -2), grad)
-    dp = np.matmul(grad, np.swapaxes(v, -1, -2).astype(np.float32, copy=False))
-    ds = p * (dp - (grad * out).sum(-1, keepdims=True))
-    if hidden is not None:
-        ds = np.where(hidden, np.float32(0), ds)
-    if wrt == QUERY:
-        return np.matmul(ds, k.astype(np.float32, copy=False)) * np.float32(scale)
-    return np.matmul(np.swapaxes(ds, -1, -2), q.astype(np.float32, copy=False)) * np.float32(scale)
+        p = _exp_shifted(s, lse[..., None])
+    found = {}
+    if VALUE in wrts:
+        found[VALUE] = np.matmul(np.swapaxes(p, -1, -2), grad)
+    if QUERY in wrts or KEY in wrts:
+        ds = np.matmul(grad, np.swapaxes(v, -1, -2).astype(np.float32, copy=False))
+        ds -= (grad * out).sum(-1, keepdims=True)
+        ds *= p
+        if hidden is not None:
+            np.copyto(ds, np.float32(0), where=hidden)
+        for wrt, a, other in ((QUERY, ds, k), (KEY, np.swapaxes(ds, -1, -2), q)):
+            if wrt in wrts:
+                found[wrt] = np.matmul(a, other.astype(np.float32, copy=False))
+                found[wrt] *= np.float32(scale)
+    return found
 
 
 def attention_gradients(c, g):
