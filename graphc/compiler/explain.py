@@ -83,7 +83,7 @@ class Report:
     @property
     def c_source(self) -> str:
         """The same kernels rendered as C for the cpu backend: one translation unit (rendered, not compiled). Kernel
-        templates have no C renderer: the cpu backend runs their ops with numpy."""
+        templates are not C: the cpu backend runs them with numpy and BLAS (render_c_attention.py)."""
         if self._c_source is None:
             from . import render_c
 
