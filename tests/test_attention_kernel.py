@@ -188,8 +188,14 @@ def test_cpu_computes_the_gradients_asked_for(wrt):
     arrays, _ = make("sdpa_causal", "float64", 2, 3, 7, 7, 4, ev=5)
     ours = [graphc.tensor(a, requires_grad=i in wrt) for i, a in enumerate(arrays)]
     theirs = [torch.tensor(a, requires_grad=i in wrt) for i, a in enumerate(arrays)]
-    loss = graphc.compile(step_for("sdpa_causal"), backend="cpu", fullgraph=True)(*ours[:3], None, ours[3])
+    compiled = graphc.compile(step_for("sdpa_causal"), backend="cpu", fullgraph=True)
+    runtimes = []
+    compiled.observer = runtimes.append
+    loss = compiled(*ours[:3], None, ours[3])
     (TF.scaled_dot_product_attention(*theirs[:3], is_causal=True) * theirs[3]).sum().backward()
+    # one step for the forward and the logsumexp its backward reads, one for the gradients
+    template_steps = [sorted(s.ops) for s in runtimes[0].plan.steps if s.ops[0].startswith(("attention", "scaled"))]
+    assert template_steps == [["attention_logsumexp", "scaled_dot_product_attention"], ["attention_backward"] * len(wrt)]
     assert loss.dtype == graphc.float32
     for i in range(3):
         assert (ours[i].grad is None) == (i not in wrt)

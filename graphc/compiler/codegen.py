@@ -23,14 +23,20 @@ def plan_kernels(graph: Graph, backend: str = "interpret", mode: str = "default"
         library = native.library(list(kernels.values()), wait=mode == "max-autotune") if kernels else None
     else:
         from . import render_triton
-    steps = []
+    steps, joined = [], set()
     for item in order:
         if not isinstance(item, Group):
             steps.append(FallbackStep(item, fallback_reason(item), backend))
+        elif item in joined:
+            continue
         elif backend == "cpu" and item.kind == "template":
             module = render_c.template_module(item)
-            if module is not None:
-                steps.append(TemplateStep(item, module, f"kernel template {item.template} runs with numpy and BLAS"))
+            if module is not None:  # with the later groups its module computes in the same step
+                partners = [g for g in order if isinstance(g, Group) and g.kind == "template" and g is not item
+                            and g not in joined and module.joins(item, g)]
+                joined.update(partners)
+                steps.append(TemplateStep([item, *partners], module,
+                                          f"kernel template {item.template} runs with numpy and BLAS"))
             else:
                 why = f"kernel template {item.template} has no cpu renderer"
                 steps += [FallbackStep(n, why, backend) for n in item.nodes]

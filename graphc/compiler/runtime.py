@@ -592,16 +592,18 @@ class FallbackStep(Step):
 
 
 class TemplateStep(FallbackStep):
-    """A kernel-template group on the cpu backend: its nodes computed together by the template's cpu module
-    (render_c_<module>.py: numpy and BLAS), which shares the work that op-by-op numpy forwards would repeat."""
+    """Kernel-template groups on the cpu backend whose nodes share their operands (one group, or groups the module
+    joins): their nodes computed together by the template's cpu module (render_c_<module>.py: numpy and BLAS), which
+    shares the work that op-by-op numpy forwards would repeat."""
 
-    def __init__(self, group: Group, module, reason: str):
-        super().__init__(group.nodes[0], reason, "cpu")
-        self.writes, self.nodes, self.group, self.module = list(group.nodes), list(group.nodes), group, module
+    def __init__(self, groups: list[Group], module, reason: str):
+        super().__init__(groups[0].nodes[0], reason, "cpu")
+        self.writes = self.nodes = [n for g in groups for n in g.nodes]
+        self.groups, self.module = groups, module
 
     def __call__(self, values: dict, shapes: dict) -> None:
         operands = [self.operand(x, values, shapes) for x in self.node.inputs]
-        values.update(zip(self.nodes, self.module.launch(self.group, operands)))
+        values.update(zip(self.nodes, self.module.launch(self.groups, operands)))
 
 
 class ViewStep(FallbackStep):

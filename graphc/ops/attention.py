@@ -193,15 +193,8 @@ def _onnx(g, n) -> str:
 def attention(q, k, v, *mask, scale, is_causal, keep, fill, safe):
     """softmax(q @ k^T * scale, masked) @ v for query (..., L, E), key (..., S, E), value (..., S, Ev) of one
     floating dtype (one batch shape; computed in float32) and an optional mask broadcasting to (..., L, S)."""
-    s, _ = _scores(q, k, mask[0] if mask else None, scale, is_causal, keep, fill)
-    p = _exp_shifted(s, _row_max(s))
-    total = p.sum(-1, keepdims=True)
-    out = np.matmul(p, v.astype(np.float32, copy=False))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out /= total
-    if safe:
-        np.copyto(out, np.float32(0), where=total == 0)
-    return out
+    return outputs(q, k, v, *mask, scale=scale, is_causal=is_causal, keep=keep, fill=fill, safe=safe,
+                   want=("out",))["out"]
 
 
 @op("attention_logsumexp", OTHER, _lse_infer, lowering=Lowering(template="attention.logsumexp"))
@@ -209,14 +202,30 @@ def attention_logsumexp(q, k, v, *mask, scale, is_causal, keep, fill, safe):
     """Per query, float32 (..., L): log(sum(exp(scores))) of the attention's masked scores; for a row with every
     score -inf, +inf when safe (then every probability exp(s - lse) is 0, as the safe forward's 0) and -inf
     otherwise (the probabilities become NaN, as softmax's)."""
+    return outputs(q, k, v, *mask, scale=scale, is_causal=is_causal, keep=keep, fill=fill, safe=safe,
+                   want=("lse",))["lse"]
+
+
+def outputs(q, k, v, *mask, scale, is_causal, keep, fill, safe, want) -> dict:
+    """The attention's output ("out") and its logsumexp ("lse"), those named in want, computed together: they share
+    the scores and their exponentials."""
     s, _ = _scores(q, k, mask[0] if mask else None, scale, is_causal, keep, fill)
     m = _row_max(s)
-    total = _exp_shifted(s, m).sum(-1, keepdims=True)
-    with np.errstate(divide="ignore"):
-        lse = (np.log(total) + m)[..., 0]
-    if safe:
-        lse = np.where(total[..., 0] == 0, np.float32(np.inf), lse)
-    return lse
+    p = _exp_shifted(s, m)
+    total = p.sum(-1, keepdims=True)
+    found = {}
+    if "out" in want:
+        out = np.matmul(p, v.astype(np.float32, copy=False))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out /= total
+        if safe:
+            np.copyto(out, np.float32(0), where=total == 0)
+        found["out"] = out
+    if "lse" in want:
+        with np.errstate(divide="ignore"):
+            lse = (np.log(total) + m)[..., 0]
+        found["lse"] = np.where(total[..., 0] == 0, np.float32(np.inf), lse) if safe else lse
+    return found
 
 
 @op("attention_backward", OTHER, _backward_infer, lowering=Lowering(template="attention.backward"))
