@@ -195,7 +195,8 @@ def test_cpu_computes_the_gradients_asked_for(wrt):
     (TF.scaled_dot_product_attention(*theirs[:3], is_causal=True) * theirs[3]).sum().backward()
     # one step for the forward and the logsumexp its backward reads, one for the gradients
     template_steps = [sorted(s.ops) for s in runtimes[0].plan.steps if s.ops[0].startswith(("attention", "scaled"))]
-    assert template_steps == [["attention_logsumexp", "scaled_dot_product_attention"], ["attention_backward"] * len(wrt)]
+    assert template_steps == [["attention_logsumexp", "scaled_dot_product_attention"],
+                              ["attention_backward"] * len(wrt)]
     assert loss.dtype == graphc.float32
     for i in range(3):
         assert (ours[i].grad is None) == (i not in wrt)
