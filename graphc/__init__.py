@@ -81,6 +81,11 @@ def _export_ops() -> None:
 
 
 _export_ops()
+from . import linalg  # noqa: E402  (built on the ops above)
+
+globals().update(linalg.ALIASES)
+for _name, _fn in linalg.ALIASES.items():
+    setattr(Tensor, _name, _fn)
 from . import compiler  # noqa: E402  (the compiler captures the ops defined above)
 from .compiler import compile, explain  # noqa: E402, A004
 

@@ -296,23 +296,35 @@ _vector_norm = op("vector_norm", REDUCTION, lambda x, p, dim, keepdim: _mean_inf
                   backward=_vector_norm_backward, saves=(0, OUT))(_vector_norm_forward)
 
 
+def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A002
+    """torch.linalg.vector_norm: (sum |x|^ord)^(1/ord) over dim (all dims by default); ord inf/-inf is max/min |x|,
+    0 the count of non-zeros. The gradient at x = 0 is 0, as torch's. RuntimeError for an integer input."""
+    x = _with_dtype(x, dtype)
+    if not x.dtype.is_floating_point:
+        raise op_error("linalg.vector_norm", "Expected a floating point or complex tensor as input. Got "
+                       f"{x.dtype.name}", (x,))
+    if isinstance(ord, bool) or not isinstance(ord, (int, float)):
+        raise op_error("linalg.vector_norm", f"ord must be a number, got {ord!r}", (x,), TypeError)
+    dim = meta.reduced_dims(dim, x.ndim)
+    keepdim = bool(keepdim)
+    if ord == math.inf:
+        return amax(abs(x), dim, keepdim)
+    if ord == -math.inf:
+        return amin(abs(x), dim, keepdim)
+    if ord == 0:  # the count of non-zeros, with torch's zero gradient
+        return sum(where(x != 0, 1.0, x * 0), dim, keepdim)
+    if ord == 1:
+        return sum(abs(x), dim, keepdim)
+    return _vector_norm(x, p=float(ord), dim=dim, keepdim=keepdim)
+
+
 @autocast_policy(FP32_CUDA)
 def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """torch.norm: the p-norm of x over dim (all dims by default) as a vector norm; 'fro' is p=2."""
-    x = _with_dtype(x, dtype)
-    p = 2 if p == "fro" else p
-    if isinstance(p, bool) or not isinstance(p, (int, float)):
-        raise ValueError(f"norm: p={p!r} is not supported; graphc computes vector p-norms (a number, inf or 'fro')")
-    dim = meta.reduced_dims(dim, x.ndim)
-    if p == math.inf:
-        return amax(abs(x), dim, keepdim)
-    if p == -math.inf:
-        return amin(abs(x), dim, keepdim)
-    if p == 0:  # the count of non-zeros, with torch's zero gradient
-        return sum(where(x != 0, 1.0, x * 0), dim, keepdim)
-    if p == 1:
-        return sum(abs(x), dim, keepdim)
-    return _vector_norm(x, p=float(p), dim=dim, keepdim=bool(keepdim))
+    if isinstance(p, str) and p != "fro":
+        raise ValueError(f"norm: p={p!r} is not supported; graphc computes vector p-norms (a number, inf or 'fro'); "
+                         "graphc.linalg.matrix_norm computes 'nuc'")
+    return vector_norm(x, 2 if p == "fro" else p, dim, keepdim, dtype=dtype)
 
 
 def renorm(x: Tensor, p: float, dim: int, maxnorm: float) -> Tensor:
