@@ -24,8 +24,8 @@ from .ops.reduction import _with_dtype, amax, amin, sum, vector_norm
 from .ops.view import permute, squeeze, unsqueeze
 from .tensor import Tensor
 
-__all__ = ["LinAlgError", "vector_norm", "matrix_norm", "norm", "inv", "solve", "det", "slogdet", "cholesky", "qr",
-           "svd", "svdvals", "eigh", "eigvalsh", "pinv", "lstsq", "matrix_rank", "cross", "multi_dot",
+__all__ = ["LinAlgError", "vector_norm", "matrix_norm", "norm", "inv", "solve", "solve_triangular", "det", "slogdet",
+           "cholesky", "qr", "svd", "svdvals", "eigh", "eigvalsh", "pinv", "lstsq", "matrix_rank", "cross", "multi_dot",
            "matrix_power", "diagonal", "vecdot"]
 
 
@@ -148,8 +148,17 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:  # noqa: N803
         return mT(solve(mT(A), mT(B)))
     vector = B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape)[:-1])
     if vector:
-        return squeeze(_ops.solve(A, unsqueeze(B, -1)), -1)
-    return _ops.solve(A, B)
+        return squeeze(_ops.solve(A, unsqueeze(B, -1), triangle=None, unitriangular=False), -1)
+    return _ops.solve(A, B, triangle=None, unitriangular=False)
+
+
+def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True,  # noqa: N803
+                     unitriangular: bool = False) -> Tensor:
+    """torch.linalg.solve_triangular: X with A X = B (X A = B when left=False) reading only the upper or lower
+    triangle of A (and ones on its diagonal when unitriangular); gradients reach only that triangle."""
+    if not left:
+        return mT(solve_triangular(mT(A), mT(B), upper=not upper, unitriangular=unitriangular))
+    return _ops.solve(A, B, triangle="upper" if upper else "lower", unitriangular=bool(unitriangular))
 
 
 def cholesky(A: Tensor, *, upper: bool = False) -> Tensor:  # noqa: N803

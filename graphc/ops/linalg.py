@@ -15,7 +15,7 @@ from ..amp.autocast_mode import FP32
 from ..dispatch import OTHER, OUT, op
 from ..errors import op_error
 from .creation import filled
-from .layout import diagonal, diagonal_scatter, tril
+from .layout import diagonal, diagonal_scatter, tril, triu
 from .matmul import matmul
 from .reduction import sum_to
 from .view import transpose, unsqueeze
@@ -141,7 +141,7 @@ def slogdet(a, part):
     return sign if part == "sign" else logabsdet
 
 
-def _solve_infer(a, b):
+def _solve_infer(a, b, triangle, unitriangular):
     matrices("linalg.solve", a)
     _floating("linalg.solve", b)
     if a.dtype is not b.dtype:
@@ -155,18 +155,34 @@ def _solve_infer(a, b):
     return meta.broadcast(tuple(a.shape)[:-2], tuple(b.shape)[:-2]) + tuple(b.shape)[-2:], a.dtype
 
 
+_TRANSPOSED = {None: None, "lower": "upper", "upper": "lower"}
+
+
 def _solve_backward(c, g):
-    """gB = A^-T g, gA = -gB X^T (Giles 2008, 2.3.1), summed over the batch dims that broadcasting added."""
+    """gB = A^-T g, gA = -gB X^T (Giles 2008, 2.3.1), summed over the batch dims that broadcasting added; for a
+    triangular A only its triangle (without the diagonal when unitriangular) gets a gradient, as torch's."""
     a, b = c.inputs
-    gb = solve(mT(a), g)
-    ga = -matmul(gb, mT(c.out)) if a.requires_grad else None
-    return (sum_to(ga, a) if ga is not None else None), (sum_to(gb, b) if b.requires_grad else None)
+    triangle, unit = c.attrs["triangle"], c.attrs["unitriangular"]
+    gb = solve(mT(a), g, triangle=_TRANSPOSED[triangle], unitriangular=unit)
+    ga = None
+    if a.requires_grad:
+        ga = -matmul(gb, mT(c.out))
+        if triangle is not None:
+            ga = (tril if triangle == "lower" else triu)(ga, (-1 if triangle == "lower" else 1) if unit else 0)
+        ga = sum_to(ga, a)
+    return ga, (sum_to(gb, b) if b.requires_grad else None)
 
 
 @op("linalg_solve", OTHER, _solve_infer, fallback=_NUMPY, autocast=FP32, saves=(0, OUT), backward=_solve_backward)
-def solve(a, b):
+def solve(a, b, triangle, unitriangular):
     """X with A X = B for square A (..., n, n) and B (..., n, k), batch dims broadcast (the vector case is
-    torch.linalg.solve's, in graphc/linalg.py). LinAlgError for a singular A."""
+    torch.linalg.solve's, in graphc/linalg.py). triangle 'lower' or 'upper' reads only that triangle of A (and
+    takes its diagonal as ones when unitriangular): torch.linalg.solve_triangular. LinAlgError for a singular A."""
+    if triangle is not None:
+        a = np.tril(a) if triangle == "lower" else np.triu(a)
+        if unitriangular:
+            a = a.copy()
+            np.einsum("...ii->...i", a)[...] = 1
     try:
         return np.linalg.solve(a, b)
     except np.linalg.LinAlgError:
@@ -180,8 +196,8 @@ def _cholesky_backward(c, g):
     low = c.out
     p = tril(matmul(mT(low), tril(g)))
     p = p - diag_embed(diagonal(p, 0, -2, -1)) * 0.5
-    inverse = inv(low)
-    ga = matmul(mT(inverse), matmul(p, inverse))
+    ga = solve(mT(low), mT(solve(mT(low), mT(p), triangle="upper", unitriangular=False)), triangle="upper",
+               unitriangular=False)
     return ((ga + mT(ga)) * 0.5,)
 
 
@@ -299,7 +315,7 @@ def _qr_backward(c, g):
     lower = tril(moved, -1)
     copied = lower + mT(lower) + diag_embed(diagonal(moved, 0, -2, -1))
     b = matmul(q, copied) + (g if part == "Q" else 0)
-    return (mT(solve(r, mT(b))),)
+    return (mT(solve(r, mT(b), triangle="upper", unitriangular=False)),)
 
 
 @op("linalg_qr", OTHER, _qr_infer, fallback=_NUMPY, autocast=FP32, saves=(0,), backward=_qr_backward)

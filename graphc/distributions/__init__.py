@@ -1,0 +1,18 @@
+"""graphc.distributions: torch.distributions' distributions (names, parameters, shapes, validation and errors as
+torch's), written with graphc ops so autograd and graphc.compile go through log_prob, entropy and rsample, and
+sampling draws from graphc's generator (graphc.manual_seed)."""
+from __future__ import annotations
+
+from . import constraints
+from .bernoulli import Bernoulli
+from .categorical import Categorical
+from .distribution import Distribution
+from .independent import Independent
+from .kl import kl_divergence, register_kl
+from .multivariate_normal import MultivariateNormal
+from .normal import Normal
+from .one_hot_categorical import OneHotCategorical
+from .uniform import Uniform
+
+__all__ = ["Bernoulli", "Categorical", "Distribution", "Independent", "MultivariateNormal", "Normal",
+           "OneHotCategorical", "Uniform", "constraints", "kl_divergence", "register_kl"]

@@ -1,0 +1,73 @@
+"""torch.distributions.Normal."""
+from __future__ import annotations
+
+import math
+
+from ..autograd import no_grad
+from ..ops.creation import normal as _normal
+from ..ops.creation import randn_like
+from ..ops.elementwise import erf, log
+from ..ops.view import expand
+from ..tensor import Size, Tensor
+from . import constraints
+from .distribution import Distribution
+from .utils import broadcast_all
+
+
+class Normal(Distribution):
+    """The normal distribution N(loc, scale^2), loc and scale broadcast together (numbers or tensors)."""
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+    has_rsample = True
+
+    def __init__(self, loc, scale, validate_args: bool | None = None):
+        numbers = not isinstance(loc, Tensor) and not isinstance(scale, Tensor)
+        self.loc, self.scale = broadcast_all(loc, scale)
+        super().__init__(Size() if numbers else self.loc.shape, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(Normal, _instance)
+        batch_shape = Size(batch_shape)
+        new.loc, new.scale = expand(self.loc, batch_shape), expand(self.scale, batch_shape)
+        return self._expanded(new, batch_shape)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    @property
+    def mode(self) -> Tensor:
+        return self.loc
+
+    @property
+    def stddev(self) -> Tensor:
+        return self.scale
+
+    @property
+    def variance(self) -> Tensor:
+        return self.stddev ** 2
+
+    def sample(self, sample_shape=()) -> Tensor:
+        shape = self._extended_shape(sample_shape)
+        with no_grad():
+            return _normal(expand(self.loc, shape), expand(self.scale, shape))
+
+    def rsample(self, sample_shape=()) -> Tensor:
+        shape = self._extended_shape(sample_shape)
+        eps = randn_like(expand(self.loc, shape))
+        return self.loc + eps * self.scale
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        var = self.scale ** 2
+        return -((value - self.loc) ** 2) / (2 * var) - log(self.scale) - math.log(math.sqrt(2 * math.pi))
+
+    def cdf(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return 0.5 * (1 + erf((value - self.loc) * self.scale.reciprocal() / math.sqrt(2)))
+
+    def entropy(self) -> Tensor:
+        return 0.5 + 0.5 * math.log(2 * math.pi) + log(self.scale)

@@ -1,0 +1,77 @@
+"""torch.distributions.OneHotCategorical."""
+from __future__ import annotations
+
+from ..nn.functional import one_hot
+from ..ops.creation import eye
+from ..ops.reduction import argmax
+from ..ops.view import reshape
+from ..tensor import Size, Tensor
+from . import constraints
+from .categorical import Categorical
+from .distribution import Distribution
+
+
+class OneHotCategorical(Distribution):
+    """Categorical over one-hot vectors of size K: samples are (..., K) with a single 1."""
+
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.independent(constraints.real, 1)}
+    support = constraints.one_hot
+    has_enumerate_support = True
+
+    def __init__(self, probs=None, logits=None, validate_args: bool | None = None):
+        self._categorical = Categorical(probs, logits)
+        param = self._categorical._param
+        super().__init__(self._categorical.batch_shape, param.shape[-1:], validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(OneHotCategorical, _instance)
+        batch_shape = Size(batch_shape)
+        new._categorical = self._categorical.expand(batch_shape)
+        return self._expanded(new, batch_shape)
+
+    @property
+    def _param(self) -> Tensor:
+        return self._categorical._param
+
+    @property
+    def probs(self) -> Tensor:
+        return self._categorical.probs
+
+    @property
+    def logits(self) -> Tensor:
+        return self._categorical.logits
+
+    @property
+    def mean(self) -> Tensor:
+        return self._categorical.probs
+
+    @property
+    def mode(self) -> Tensor:
+        probs = self._categorical.probs
+        return one_hot(argmax(probs, -1), probs.shape[-1]).to(probs.dtype)
+
+    @property
+    def variance(self) -> Tensor:
+        return self._categorical.probs * (1 - self._categorical.probs)
+
+    @property
+    def param_shape(self) -> Size:
+        return self._categorical.param_shape
+
+    def sample(self, sample_shape=()) -> Tensor:
+        probs = self._categorical.probs
+        indices = self._categorical.sample(sample_shape)
+        return one_hot(indices, probs.shape[-1]).to(probs.dtype)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return self._categorical.log_prob(argmax(value, -1))
+
+    def entropy(self) -> Tensor:
+        return self._categorical.entropy()
+
+    def enumerate_support(self, expand: bool = True) -> Tensor:
+        n = self.event_shape[0]
+        values = reshape(eye(n, dtype=self._param.dtype), (n,) + (1,) * len(self.batch_shape) + (n,))
+        return values.expand((n,) + tuple(self.batch_shape) + (n,)) if expand else values
