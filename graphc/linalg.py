@@ -332,14 +332,13 @@ def logdet(input: Tensor) -> Tensor:  # noqa: A002
 
 
 def svd_legacy(input: Tensor, some: bool = True, compute_uv: bool = True) -> SVDLegacyResult:  # noqa: A002
-    """torch.svd: (U, S, V) with A = U diag(S) V^T; some=True gives the reduced factors; compute_uv=False gives
-    zero-filled U and V (as torch's) and S only."""
+    """torch.svd: (U, S, V) with A = U diag(S) V^T; some=True gives the reduced factors; compute_uv=False gives S
+    and zero-filled U (m, m) and V (n, n), as torch's."""
     if not compute_uv:
-        s = svdvals(input)
         m, n = input.shape[-2:]
         batch = tuple(input.shape)[:-2]
-        return SVDLegacyResult(zeros(*batch, m, m if not some else min(m, n), dtype=input.dtype), s,
-                               zeros(*batch, n, n if not some else min(m, n), dtype=input.dtype))
+        return SVDLegacyResult(zeros(*batch, m, m, dtype=input.dtype), svdvals(input),
+                               zeros(*batch, n, n, dtype=input.dtype))
     u, s, vh = svd(input, full_matrices=not some)
     return SVDLegacyResult(u, s, mT(vh))
 

@@ -80,6 +80,7 @@ CASES = [
     ("svd_wide", lambda L, x: (lambda u, s, vh: (u * u, s, vh * vh))(*L.linalg.svd(x, False)), [(3, 5)]),
     ("svd_square_full", lambda L, x: (lambda u, s, vh: (u[..., :1] @ vh[..., :1, :], s))(*L.linalg.svd(x)),
      [(4, 4)]),
+    ("svd_legacy_values", lambda L, x: L.svd(x, some=False, compute_uv=False), [(2, 4, 3)]),
     ("svd_legacy", lambda L, x: (lambda u, s, v: (u @ v.mT, s))(*L.svd(x)), [(5, 3)]),
     ("eigh", lambda L, x: (lambda w, v: (w, v * v))(*L.linalg.eigh(sym(L, x))), [(2, 4, 4)]),
     ("eigh_upper", lambda L, x: (lambda w, v: (w, v * v))(*L.linalg.eigh(sym(L, x), UPLO="U")), [(4, 4)]),

@@ -5,9 +5,10 @@ import warnings
 
 from ..autograd import no_grad
 from ..ops.reduction import all
+from ..ops.view import expand
 from ..tensor import Size, Tensor
 from . import constraints
-from .utils import lazy_property
+from .utils import broadcast_all, lazy_property
 
 
 class Distribution:
@@ -46,6 +47,23 @@ class Distribution:
     def expand(self, batch_shape, _instance=None):
         """This distribution with its parameters expanded to batch_shape (no copy)."""
         raise NotImplementedError
+
+    def _set_parameters(self, validate_args: bool | None, **values) -> None:
+        """Store parameters given as numbers or tensors, broadcast together (numbers as tensors); the batch shape is
+        theirs, () when all are numbers."""
+        numbers = not any(isinstance(v, Tensor) for v in values.values())
+        tensors = broadcast_all(*values.values())
+        for name, value in zip(values, tensors):
+            setattr(self, name, value)
+        Distribution.__init__(self, Size() if numbers else tensors[0].shape, validate_args=validate_args)
+
+    def _expand_parameters(self, cls: type, batch_shape, _instance, *names: str) -> Distribution:
+        """expand() of a distribution whose parameters (names) each have its batch shape."""
+        new = self._get_checked_instance(cls, _instance)
+        batch_shape = Size(batch_shape)
+        for name in names:
+            setattr(new, name, expand(getattr(self, name), batch_shape))
+        return self._expanded(new, batch_shape)
 
     def _expanded(self, new: Distribution, batch_shape: Size) -> Distribution:
         """new (its parameters already expanded) with batch_shape, this event_shape and this validation setting."""

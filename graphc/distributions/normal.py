@@ -8,10 +8,9 @@ from ..ops.creation import normal as _normal
 from ..ops.creation import randn_like
 from ..ops.elementwise import erf, log
 from ..ops.view import expand
-from ..tensor import Size, Tensor
+from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution
-from .utils import broadcast_all
 
 
 class Normal(Distribution):
@@ -22,15 +21,10 @@ class Normal(Distribution):
     has_rsample = True
 
     def __init__(self, loc, scale, validate_args: bool | None = None):
-        numbers = not isinstance(loc, Tensor) and not isinstance(scale, Tensor)
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(Size() if numbers else self.loc.shape, validate_args=validate_args)
+        self._set_parameters(validate_args, loc=loc, scale=scale)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Normal, _instance)
-        batch_shape = Size(batch_shape)
-        new.loc, new.scale = expand(self.loc, batch_shape), expand(self.scale, batch_shape)
-        return self._expanded(new, batch_shape)
+        return self._expand_parameters(Normal, batch_shape, _instance, "loc", "scale")
 
     @property
     def mean(self) -> Tensor:

@@ -6,10 +6,9 @@ import math
 from ..ops.creation import rand_like
 from ..ops.elementwise import clamp, log
 from ..ops.view import expand
-from ..tensor import Size, Tensor
+from ..tensor import Tensor
 from . import constraints
 from .distribution import Distribution
-from .utils import broadcast_all
 
 
 class Uniform(Distribution):
@@ -22,15 +21,10 @@ class Uniform(Distribution):
         return {"low": constraints.less_than(self.high), "high": constraints.greater_than(self.low)}
 
     def __init__(self, low, high, validate_args: bool | None = None):
-        numbers = not isinstance(low, Tensor) and not isinstance(high, Tensor)
-        self.low, self.high = broadcast_all(low, high)
-        super().__init__(Size() if numbers else self.low.shape, validate_args=validate_args)
+        self._set_parameters(validate_args, low=low, high=high)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Uniform, _instance)
-        batch_shape = Size(batch_shape)
-        new.low, new.high = expand(self.low, batch_shape), expand(self.high, batch_shape)
-        return self._expanded(new, batch_shape)
+        return self._expand_parameters(Uniform, batch_shape, _instance, "low", "high")
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
     def support(self):
