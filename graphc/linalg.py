@@ -16,9 +16,9 @@ from .ops import linalg as _ops
 from .ops import meta
 from .ops.creation import filled, zeros
 from .ops.elementwise import abs, where
+from .ops.layout import diag_embed, roll
 from .ops.layout import diagonal as _diagonal
-from .ops.layout import roll
-from .ops.linalg import LinAlgError, diag_embed, mT
+from .ops.linalg import LinAlgError, mT
 from .ops.matmul import matmul
 from .ops.reduction import _with_dtype, amax, amin, sum, vector_norm
 from .ops.view import permute, squeeze, unsqueeze

@@ -35,7 +35,7 @@ SPD = L_LOW @ L_LOW.transpose(0, 2, 1)
 # (name, distribution class name, parameters, a value for log_prob, properties compared)
 CASES = [
     ("normal", "Normal", {"loc": R.normal(size=(2, 3)), "scale": R.uniform(0.5, 2, size=3)}, R.normal(size=(4, 2, 3)),
-     ("mean", "mode", "stddev", "variance", "entropy", "cdf")),
+     ("mean", "mode", "stddev", "variance", "entropy", "cdf", "icdf")),
     ("uniform", "Uniform", {"low": -R.uniform(size=3), "high": R.uniform(1, 2, size=3)}, R.uniform(size=(2, 3)),
      ("mean", "stddev", "variance", "entropy", "cdf", "icdf")),
     ("bernoulli_probs", "Bernoulli", {"probs": R.uniform(0.1, 0.9, size=(2, 3))},
@@ -48,6 +48,14 @@ CASES = [
      ("mode", "entropy", "logits", "probs")),
     ("onehot", "OneHotCategorical", {"logits": R.normal(size=(3, 4))}, np.eye(4)[[1, 3, 0]],
      ("mean", "mode", "variance", "entropy")),
+    ("gamma", "Gamma", {"concentration": R.uniform(0.5, 3, size=(2, 3)), "rate": R.uniform(0.5, 2, size=3)},
+     R.uniform(0.1, 4, size=(2, 3)), ("mean", "mode", "variance", "entropy")),
+    ("beta", "Beta", {"concentration1": R.uniform(1.2, 3, size=3), "concentration0": R.uniform(1.2, 3, size=(2, 3))},
+     R.uniform(0.05, 0.95, size=(2, 3)), ("mean", "mode", "variance", "entropy")),
+    ("dirichlet", "Dirichlet", {"concentration": R.uniform(0.5, 3, size=(2, 4))}, PROBS[:2],
+     ("mean", "variance", "entropy")),
+    ("dirichlet_mode", "Dirichlet", {"concentration": np.array([[0.5, 0.7, 0.2], [1.5, 3.0, 2.0]])}, PROBS[:2, :3] /
+     PROBS[:2, :3].sum(-1, keepdims=True), ("mode",)),
     ("mvn_scale_tril", "MultivariateNormal", {"loc": R.normal(size=(2, 3)), "scale_tril": L_LOW},
      R.normal(size=(5, 2, 3)), ("mean", "variance", "entropy", "covariance_matrix", "precision_matrix")),
     ("mvn_covariance", "MultivariateNormal", {"loc": R.normal(size=3), "covariance_matrix": SPD},
@@ -113,6 +121,11 @@ KL_PAIRS = [
     ("OneHotCategorical", {"probs": PROBS}, {"logits": R.normal(size=(3, 4))}),
     ("Uniform", {"low": np.array([0.0, 0.5]), "high": np.array([1.0, 0.9])},
      {"low": np.array([-1.0, 0.6]), "high": np.array([2.0, 3.0])}),
+    ("Gamma", {"concentration": R.uniform(0.5, 3, size=3), "rate": R.uniform(0.5, 2, size=3)},
+     {"concentration": R.uniform(0.5, 3, size=(2, 3)), "rate": R.uniform(0.5, 2, size=3)}),
+    ("Beta", {"concentration1": R.uniform(0.5, 3, size=3), "concentration0": R.uniform(0.5, 3, size=3)},
+     {"concentration1": R.uniform(0.5, 3, size=3), "concentration0": R.uniform(0.5, 3, size=3)}),
+    ("Dirichlet", {"concentration": R.uniform(0.5, 3, size=(2, 4))}, {"concentration": R.uniform(0.5, 3, size=4)}),
     ("MultivariateNormal", {"loc": R.normal(size=(2, 3)), "scale_tril": L_LOW},
      {"loc": R.normal(size=3), "covariance_matrix": SPD[1]}),
 ]
@@ -171,6 +184,30 @@ def test_sample_statistics_with_a_fixed_seed():
     assert draw.requires_grad and not gd.Normal(graphc.zeros(2), scale).sample().requires_grad
     draw.sum().backward()
     np.testing.assert_allclose(scale.grad.numpy(), (draw.detach() / scale.detach()).sum(0).numpy(), rtol=1e-6)
+
+
+def test_gamma_family_rsample_gradients():
+    """Gamma samples' implicit reparameterization gradient matches torch's _standard_gamma_grad (within its
+    approximation error); pathwise gradients of Gamma, Beta and Dirichlet sample means equal the gradients of the
+    distributions' means (to sampling error)."""
+    alpha = np.array([0.05, 0.5, 2.0, 10.0, 50.0])
+    x = np.array([0.001, 0.3, 1.5, 12.0, 45.0])
+    from graphc.ops.gamma import standard_gamma_grad
+    np.testing.assert_allclose(standard_gamma_grad(graphc.tensor(x), graphc.tensor(alpha)).numpy(),
+                               torch._standard_gamma_grad(torch.tensor(alpha), torch.tensor(x)).numpy(), rtol=2e-4)
+    graphc.manual_seed(3)
+    n = 40000
+    for make, exact in (
+            (lambda a, b: gd.Gamma(a, b), lambda a, b: a / b),
+            (lambda a, b: gd.Beta(a, b), lambda a, b: a / (a + b)),
+            (lambda a, b: gd.Dirichlet(graphc.stack([a, b, a * b])), lambda a, b: a / (a + b + a * b))):
+        params = [graphc.tensor(v, dtype=graphc.float64, requires_grad=True) for v in (1.5, 2.5)]
+        make(*params).rsample((n,))[..., 0].mean().backward() if make(*params).event_shape else \
+            make(*params).rsample((n,)).mean().backward()
+        sampled = [p.grad.item() for p in params]
+        expected = graphc.tensor([1.5, 2.5], dtype=graphc.float64, requires_grad=True)
+        exact(expected[0], expected[1]).backward()
+        np.testing.assert_allclose(sampled, expected.grad.numpy(), atol=0.02)
 
 
 # (fn(D) with D = graphc.distributions or torch.distributions and L the library): each raises a ValueError

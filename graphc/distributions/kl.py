@@ -8,11 +8,15 @@ from ..ops import meta
 from ..ops.elementwise import log, where
 from ..ops.layout import diagonal
 from ..ops.reduction import sum
-from ..ops.view import expand
+from ..ops.transcendental import digamma, lgamma
+from ..ops.view import expand, unsqueeze
 from ..tensor import Tensor
 from .bernoulli import Bernoulli
+from .beta import Beta
 from .categorical import Categorical
+from .dirichlet import Dirichlet
 from .distribution import Distribution
+from .gamma import Gamma
 from .independent import Independent
 from .multivariate_normal import MultivariateNormal, batch_mahalanobis
 from .normal import Normal
@@ -117,3 +121,27 @@ def _kl_independent_independent(p: Independent, q: Independent) -> Tensor:
     if p.reinterpreted_batch_ndims != q.reinterpreted_batch_ndims:
         raise NotImplementedError
     return sum_rightmost(kl_divergence(p.base_dist, q.base_dist), p.reinterpreted_batch_ndims)
+
+
+@register_kl(Gamma, Gamma)
+def _kl_gamma_gamma(p: Gamma, q: Gamma) -> Tensor:
+    t1 = q.concentration * log(p.rate / q.rate)
+    t2 = lgamma(q.concentration) - lgamma(p.concentration)
+    t3 = (p.concentration - q.concentration) * digamma(p.concentration)
+    t4 = (q.rate - p.rate) * (p.concentration / p.rate)
+    return t1 + t2 + t3 + t4
+
+
+@register_kl(Dirichlet, Dirichlet)
+def _kl_dirichlet_dirichlet(p: Dirichlet, q: Dirichlet) -> Tensor:
+    sum_p, sum_q = sum(p.concentration, -1), sum(q.concentration, -1)
+    t1 = lgamma(sum_p) - lgamma(sum_q)
+    t2 = sum(lgamma(p.concentration) - lgamma(q.concentration), -1)
+    t3 = p.concentration - q.concentration
+    t4 = digamma(p.concentration) - unsqueeze(digamma(sum_p), -1)
+    return t1 - t2 + sum(t3 * t4, -1)
+
+
+@register_kl(Beta, Beta)
+def _kl_beta_beta(p: Beta, q: Beta) -> Tensor:
+    return _kl_dirichlet_dirichlet(p._dirichlet, q._dirichlet)

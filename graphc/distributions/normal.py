@@ -7,6 +7,7 @@ from ..autograd import no_grad
 from ..ops.creation import normal as _normal
 from ..ops.creation import randn_like
 from ..ops.elementwise import erf, log
+from ..ops.transcendental import erfinv
 from ..ops.view import expand
 from ..tensor import Tensor
 from . import constraints
@@ -62,6 +63,9 @@ class Normal(Distribution):
         if self._validate_args:
             self._validate_sample(value)
         return 0.5 * (1 + erf((value - self.loc) * self.scale.reciprocal() / math.sqrt(2)))
+
+    def icdf(self, value: Tensor) -> Tensor:
+        return self.loc + self.scale * erfinv(2 * value - 1) * math.sqrt(2)
 
     def entropy(self) -> Tensor:
         return 0.5 + 0.5 * math.log(2 * math.pi) + log(self.scale)

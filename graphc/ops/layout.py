@@ -361,14 +361,17 @@ def diff(x: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None, ap
 def diag_embed(x: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
     """torch.diag_embed: matrices (in dims dim1 and dim2 of the result) whose diagonal at offset holds x's last dim;
     zeros elsewhere."""
-    from .creation import zeros
+    from .creation import filled, zeros
     from .view import movedim
     n = x.shape[-1] + abs(offset)
     out_ndim = x.ndim + 1
     d1, d2 = meta.norm_dim(dim1, out_ndim), meta.norm_dim(dim2, out_ndim)
     if d1 == d2:
         raise op_error("diag_embed", f"diagonal dimensions cannot be identical {dim1}, {dim2}", (x,))
-    square = diagonal_scatter(zeros(*x.shape[:-1], n, n, dtype=x.dtype), x, offset, -2, -1)
+    # on the main diagonal the zeros take x's sizes shape-relatively, so a compiled plan follows new sizes
+    base = filled(unsqueeze(x, -1) * unsqueeze(x, -2), 0) if offset == 0 else zeros(*x.shape[:-1], n, n,
+                                                                                   dtype=x.dtype)
+    square = diagonal_scatter(base, x, offset, -2, -1)
     return movedim(square, (-2, -1), (d1, d2))
 
 

@@ -15,7 +15,7 @@ from ..amp.autocast_mode import FP32
 from ..dispatch import OTHER, OUT, op
 from ..errors import op_error
 from .creation import filled
-from .layout import diagonal, diagonal_scatter, tril, triu
+from .layout import diag_embed, diagonal, diagonal_scatter, tril, triu
 from .matmul import matmul
 from .reduction import sum_to
 from .view import transpose, unsqueeze
@@ -31,13 +31,6 @@ class LinAlgError(RuntimeError):
 def mT(x):  # noqa: N802  torch's name
     """The transpose of the last two dims (torch's Tensor.mT)."""
     return transpose(x, -2, -1)
-
-
-def diag_embed(v):
-    """A batch of square matrices with v's last dim on their diagonals, zeros elsewhere (torch.diag_embed's default
-    dims), built shape-relative so a compiled plan follows new sizes."""
-    square = unsqueeze(v, -1) * unsqueeze(v, -2)
-    return diagonal_scatter(filled(square, 0), v, 0, -2, -1)
 
 
 def _floating(name: str, a) -> None:
