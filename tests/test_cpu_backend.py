@@ -101,6 +101,75 @@ def test_a_long_row_is_summed_accurately_and_nan_wins_in_max():
     check(lambda a: (a.amax(), a.amin(), a.sum()), x)
 
 
+def test_row_passes_keep_exp_in_a_row_buffer_and_sum_floats_in_streams():
+    """softmax stores exp(x - max) in a row buffer in its sum pass and its last pass reads it back (ATen's shape);
+    a float sum runs in chunks of 4 streams of float partial sums: rows longer than a chunk, rows not a multiple of
+    the 4 streams, NaN and inf rows, a strided row (the transposed input), forward and backward, match torch."""
+    def f(x, w):
+        lib = F if isinstance(x, graphc.Tensor) else TF
+        return (x.softmax(-1), x.log_softmax(-1), x.t().softmax(0), lib.layer_norm(x, (x.shape[-1],), w, w),
+                x.sum(-1), (x * x).mean(-1))
+
+    x = randn(8, 4096 + 4 * 250 + 3)  # over PARALLEL_MIN elements: rows on the threads, a row buffer per thread
+    x[1, 5] = np.inf
+    x[2, 7] = np.nan
+    x[3, :] = -np.inf
+    x[4] *= 1e4
+    compiled = check(f, x, randn(x.shape[1]), rtol=1e-5, atol=1e-5)
+    sources = [s.source for s in native_steps(compiled)]
+    assert any("gc_row_buffer" in s for s in sources) and any("ROW_CHUNK" in s for s in sources)
+
+    def loss(x, w):
+        lib = F if isinstance(x, graphc.Tensor) else TF
+        return (x.softmax(-1) * w).sum() + lib.layer_norm(x, (x.shape[-1],), w, w).square().sum()
+
+    check_gradients(loss, randn(9, 2000), randn(2000))
+
+
+def test_cross_entropy_reads_a_per_row_target_as_a_constant_of_its_row():
+    """A load broadcast along a dim is not indexed by it: the target of a row (stride 0 along the classes) lets the
+    one-hot pass take its contiguous loop. Values, ignore_index, label smoothing and gradients match torch; the
+    bool-to-float one-hot and relu's mask are computed as ints (a _Bool operand stops GCC from vectorising)."""
+    def f(x, y, w):
+        lib = F if isinstance(x, graphc.Tensor) else TF
+        h = (x @ w).relu()
+        return (lib.cross_entropy(h, y), lib.cross_entropy(x, y, ignore_index=3),
+                lib.cross_entropy(x, y, label_smoothing=0.1), (h > 0.5).float() * x.sum(-1, keepdim=True))
+
+    y = np.random.randint(0, 50, 64)
+    y[:5] = 3
+    compiled = check(f, randn(64, 50), y, randn(50, 50), rtol=1e-5, atol=1e-5)
+    sources = "\n".join(s.source for s in native_steps(compiled))
+    assert "_Bool v" not in sources and "gc_bool v" in sources
+
+    check_gradients(lambda x, w: (F if isinstance(x, graphc.Tensor) else TF).cross_entropy(x @ w, y_of(x)),
+                    randn(64, 50), randn(50, 50))
+
+
+def y_of(x):
+    """Fixed targets for a batch of logits x (of graphc or torch)."""
+    y = np.arange(x.shape[0]) * 7 % x.shape[1]
+    return graphc.tensor(y) if isinstance(x, graphc.Tensor) else torch.from_numpy(y)
+
+
+def check_gradients(loss, *arrays, calls=2):
+    """The gradients of loss (compiled for the cpu backend, backward inside the compiled step) equal torch's."""
+    @graphc.compile(backend="cpu", mode="max-autotune")
+    def step(*leaves):
+        out = loss(*leaves)
+        out.backward()
+        return out
+
+    for _ in range(calls):
+        ours = [graphc.tensor(a, requires_grad=True) for a in arrays]
+        theirs = [torch.from_numpy(a).requires_grad_() for a in arrays]
+        assert_close(step(*ours), loss(*theirs), rtol=1e-4, atol=1e-4)
+        loss(*theirs).backward()
+        for o, t in zip(ours, theirs):
+            assert_close(o.grad, t.grad, rtol=1e-4, atol=1e-5)
+    native_steps(step)
+
+
 def test_column_reductions_over_leading_dims_match_torch():
     """Sums over the batch dims (bias and norm-weight gradients) run down blocks of the last dim: ragged blocks
     (last dim 70 = 64 + 6), several kept dims, NaN in max/min, a mean, an elementwise output from the same pass, a

@@ -10,32 +10,40 @@ and rounded when stored, as the numpy path does. A matmul group's matmul runs in
 an elementwise kernel that reads the product."""
 from __future__ import annotations
 
+import ast
 import importlib.util
 import math
 import re
+from collections import Counter
 
 import numpy as np
 
 from .. import dtypes
-from .fusion import Group
+from .fusion import Group, load_key, padded
 from .ir import Node
-from .kernel import Dialect, Emitter, Scope, kernel_name, reduction_identity, split_index
+from .kernel import Dialect, Emitter, Scope, kernel_name, parse, reduction_identity, split_index
 from .lowering import lowering
+from .views import view_chain
 
+STREAMS = 4  # independent float partial sums per simd lane in a pass over a row (see streamed_pass)
 PARALLEL_MIN = 32768  # fewest elements a kernel splits across threads (below that, starting threads costs more)
-TYPES = {"bool": "_Bool", "int32": "int32_t", "int64": "int64_t", "float16": "_Float16", "bfloat16": "uint16_t",
+TYPES = {"bool": "uint8_t", "int32": "int32_t", "int64": "int64_t", "float16": "_Float16", "bfloat16": "uint16_t",
          "float32": "float", "float64": "double"}
-# bools are stored as uint8_t (numpy's bool is one byte, 0 or 1) and computed as _Bool: GCC vectorises no loop that
-# loads or stores _Bool memory (a relu's mask store made its epilogue 13x slower)
-STORAGE = dict(TYPES, bool="uint8_t")
+# the numpy type of each C compute type
+NUMPY_TYPES = {"double": "float64", "float": "float32", "int64_t": "int64", "int32_t": "int32", "gc_bool": "bool"}
 # math primitives: float and double functions
 MATH = {"exp": "exp", "expm1": "expm1", "log": "log", "log1p": "log1p", "sqrt": "sqrt", "sin": "sin", "cos": "cos",
         "tanh": "tanh", "erf": "erf", "floor": "floor", "ceil": "ceil", "pow": "pow", **{name: name for name in (
             "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "log10",
             "exp2", "erfc", "lgamma", "hypot")}}
+# primitives costing more than a load and a store (every math function but rounding): a member calling one that
+# several passes over a row need is kept in a row buffer (see CEmitter)
+COSTLY = frozenset(MATH) - {"floor", "ceil"} | {"rsqrt"}
 PRELUDE = r"""/* graphc: native CPU kernels (generated; each line names its op and the user's file:line) */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 /* math functions with simd versions in glibc's libmvec: `declare simd` lets the vectoriser call them (the
    -ffast-math route would also assume no NaN or inf, which torch semantics need) */
@@ -43,13 +51,22 @@ PRELUDE = r"""/* graphc: native CPU kernels (generated; each line names its op a
 /* maximum/minimum propagate NaN, as torch does (fmaxf would drop it) */
 #define GC_MAX(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
 #define GC_MIN(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
+#define ROW_CHUNK 4096  /* elements of a row a pass sums in float before adding them to its double sum */
 #define COLUMN_BLOCK 64  /* last-dim elements a column reduction's task accumulates side by side */
 #define GC_SIGN(a) (((a) > 0) - ((a) < 0))  /* 0 for NaN, as torch.sign */
+/* bools are computed as ints and stored as bytes holding 0 or 1 (numpy's bool): GCC 12 vectorises no loop that
+   converts, loads or stores a _Bool (a mask times a gradient, a one-hot of a target, relu's saved mask) */
+typedef int gc_bool;
 static inline float gc_from_bf16(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; memcpy(&f, &b, 4); return f; }
 static inline uint16_t gc_to_bf16(float f) {  /* round to nearest even, NaN stays NaN */
   uint32_t b; memcpy(&b, &f, 4);
   if (f != f) return (uint16_t)((b >> 16) | 0x40);
   return (uint16_t)((b + 0x7fff + ((b >> 16) & 1)) >> 16);
+}
+static void *gc_row_buffer(int64_t n, size_t size) {  /* one thread's row buffer (a kernel has no way to fail) */
+  void *b = malloc(n > 0 ? (size_t)n * size : 1);
+  if (!b) { fputs("graphc: out of memory for a row buffer\n", stderr); abort(); }
+  return b;
 }
 """
 
@@ -59,10 +76,12 @@ class CDialect(Dialect):
     terminator = ";"
 
     def compute_type(self, dt: dtypes.dtype) -> str:
+        if dt is dtypes.bool_:
+            return "gc_bool"
         return "float" if dt.is_low_precision else TYPES[dt.name]
 
     def storage_type(self, dt: dtypes.dtype) -> str:
-        return STORAGE[dt.name]
+        return TYPES[dt.name]
 
     def literal(self, value, ty: str | None = None) -> str:
         if isinstance(value, np.generic):
@@ -80,6 +99,8 @@ class CDialect(Dialect):
         return f"{value!r}{suffix}" if value >= 0 else f"({value!r}{suffix})"
 
     def cast(self, value: str, ty: str) -> str:
+        if ty == "gc_bool":
+            return f"((gc_bool)(({value}) != 0))"  # as a cast to _Bool: any nonzero value, NaN included, is true
         return f"(({ty})({value}))"
 
     def constant(self, value: str, ty: str) -> str:
@@ -121,14 +142,78 @@ class CDialect(Dialect):
         return f"const {self.compute_type(dt)} {var} = {read};"
 
     def store(self, ptr: str, offset: str, value: str, mask: list[str], dt: dtypes.dtype) -> str:
-        if dt is dtypes.bool_:
-            value = f"(_Bool)({value})"  # any value stored as a bool is 0 or 1
         stored = f"gc_to_bf16({value})" if dt is dtypes.bfloat16 else f"({self.storage_type(dt)})({value})"
         line = f"{ptr}[{offset}] = {stored};"
         return f"if ({' && '.join(mask)}) {line}" if mask else line
 
 
 C = CDialect()
+
+
+class RowPass(Scope):
+    """The body of one pass over a row's reduced elements (flat index `col`)."""
+
+
+class CEmitter(Emitter):
+    """The shared emitter in C, plus:
+    - broadcast operands: a load never indexes a dim along which it is broadcast (size 1 in its shape, which the
+      plan's size guards keep), so a loop over that dim reads it as a constant, and the contiguous copy of the loop
+      (unit_stride) serves a row of logits with a per-row target;
+    - row buffers, as ATen's CPU softmax keeps exp(x - max) between its passes: a member in `buffered` is stored by
+      the first pass over a row that computes it, and read back by the later passes instead of computed again.
+      .recomputed counts, per member, the passes that compute it."""
+
+    def __init__(self, group: Group, loads: list[tuple], outputs: list[Node], buffered: frozenset = frozenset()):
+        super().__init__(group, C, loads, outputs)
+        self.broadcast = {ptr: broadcast_dims(group, key) for key, ptr in self.loads.items()}
+        self.buffered = buffered
+        self.buffers: dict[Node, str] = {}  # members a pass has stored -> their buffer
+        self.recomputed: Counter[Node] = Counter()
+
+    def row_constant_load(self, x: Node, consumer: Node) -> bool:
+        """Whether consumer reads x from memory broadcast along every reduced dim (one value per row)."""
+        ptr = self.loads.get(load_key(self.group, x, consumer))
+        return ptr is not None and set(self.group.dims) <= self.broadcast[ptr]
+
+    def value(self, x, scope: Scope, consumer: Node | None = None) -> str:
+        if isinstance(scope, RowPass) and isinstance(x, Node) and self.row_constant_load(x, consumer):
+            return self.value(x, scope.parent, consumer)  # loaded once per row, before the pass
+        return super().value(x, scope, consumer)
+
+    def offset(self, ptr: str, scope: Scope) -> str:
+        fixed = self.broadcast.get(ptr, ())
+        terms = [f"{i} * {ptr}_s{d}" for d, i in enumerate(scope.index) if i is not None and d not in fixed]
+        return " + ".join(terms) or scope.zero
+
+    def member(self, n: Node, scope: Scope) -> str:
+        if not isinstance(scope, RowPass):
+            return super().member(n, scope)
+        ty = C.compute_type(n.dtype)
+        if n in self.buffers:
+            var = f"v{n.id}{scope.tag}"
+            scope.emit(f"const {ty} {var} = {self.buffers[n]}[col];  // {n.op.name}, kept by an earlier pass")
+            return var
+        self.recomputed[n] += 1
+        var = super().member(n, scope)
+        if n in self.buffered:
+            self.buffers[n] = f"buf{n.id}"
+            scope.emit(f"buf{n.id}[col] = {var};")
+        return var
+
+
+def broadcast_dims(group: Group, key: tuple) -> set[int]:
+    """The dims of the iteration space along which a load (a group.loads key) is broadcast: where its shape is 1
+    (runtime.place gives it stride 0 there), or a per-row consumer's reduced dims."""
+    x, consumer = key
+    if consumer is not None:
+        return set(group.dims)
+    return {d for d, size in enumerate(padded(tuple(x.shape), len(group.space))) if size == 1}
+
+
+def costly(n: Node) -> bool:
+    """Whether member n's lowering calls a COSTLY primitive."""
+    expr = n.op.lowering.expr
+    return expr is not None and any(isinstance(e, ast.Call) and e.func.id in COSTLY for e in ast.walk(parse(expr)))
 
 
 class Kernel:
@@ -158,10 +243,14 @@ def generate(group: Group) -> Kernel:
     product = group.matmul if group.kind == "matmul" else None
     loads = group.kernel_loads() + ([(product, None)] if product is not None else [])
     outputs = [n for n in group.outputs if n is not product]
-    em = Emitter(group, C, loads, outputs)
+    em = CEmitter(group, loads, outputs)
     name = kernel_name(group)
     body = (elementwise_body if group.kind != "reduction" else column_reduction_body if column_reduction(group)
             else reduction_body)(group, em)
+    buffered = frozenset(n for n, passes in em.recomputed.items() if passes > 1 and costly(n))
+    if buffered:  # rendered again, keeping those in row buffers
+        em = CEmitter(group, loads, outputs, buffered)
+        body = reduction_body(group, em)
     head = []
     for i, (key, ptr) in enumerate(em.loads.items()):
         ty = C.storage_type(key[0].dtype)
@@ -246,8 +335,7 @@ def _declare(r: Node, acc: str, scope: Scope) -> list[str]:
     """Declare r's accumulator (and, for a float max/min, its NaN flag) in scope; returns the simd reduction
     clauses."""
     ty = accumulator(r)
-    start = reduction_identity(r, {"double": "float64", "float": "float32", "int64_t": "int64",
-                                   "int32_t": "int32", "_Bool": "bool"}[ty])
+    start = reduction_identity(r, NUMPY_TYPES[ty])
     scope.emit(f"{ty} {acc} = {C.literal(start, ty)};")
     combine = {"sum": "+", "max": "max", "min": "min"}[r.op.lowering.reduce]
     clauses = [f"{combine}:{acc}"]
@@ -257,10 +345,10 @@ def _declare(r: Node, acc: str, scope: Scope) -> list[str]:
     return clauses
 
 
-def _fold(r: Node, acc: str, value: str, scope: Scope, nan: str | None = None) -> None:
-    """Fold value into r's accumulator (a NaN is remembered apart in nan, default acc_nan: simd max/min would not
-    keep it)."""
-    ty = accumulator(r)
+def _fold(r: Node, acc: str, value: str, scope: Scope, nan: str | None = None, ty: str | None = None) -> None:
+    """Fold value into r's accumulator of type ty (default accumulator(r)); a NaN is remembered apart in nan, default
+    acc_nan: simd max/min would not keep it."""
+    ty = ty or accumulator(r)
     combine = r.op.lowering.reduce
     if combine == "sum":
         scope.emit(f"{acc} += ({ty})({value});")
@@ -281,6 +369,73 @@ def _finish(r: Node, acc: str, count: str, scope: Scope, em: Emitter, nan: str |
     em.reduced[r] = f"v{r.id}"
 
 
+def row_constants(group: Group, em: CEmitter, per_row: set[Node]) -> set[Node]:
+    """The members with one value per row: the per-row ones, and pointwise members of those, of scalars and of loads
+    broadcast along the reduced dims (a gradient expanded along the row and divided by the count of its mean: its
+    shape is the row's, its value is not). The passes over a row compute them once, before the pass."""
+    constant = set(per_row)
+    members = set(group.nodes)
+    for n in group.nodes:
+        if n not in constant and lowering(n) == "pointwise" and n not in group.after_global and all(
+                not isinstance(x, Node) or view_chain(x)[0] in constant or
+                (view_chain(x)[0] not in members and em.row_constant_load(x, n)) for x in n.inputs):
+            constant.add(n)
+    return constant
+
+
+def float_partials(r: Node) -> bool:
+    """Whether r is a sum of float values: see streamed_pass."""
+    return r.op.lowering.reduce == "sum" and C.compute_type(r.inputs[0].dtype) == "float"
+
+
+def _folds(done: list[Node], values: dict, loop: Scope, stream: int | None = None) -> list[str]:
+    """The lines folding each reduction's value into its accumulator (a float sum into its partial sum of this
+    stream when stream is given)."""
+    folds = Scope([], loop.index, None, loop.tag, loop.indent)
+    for r in done:
+        if stream is not None and float_partials(r):
+            _fold(r, f"part{r.id}_{stream}", values[r], folds, ty="float")
+        else:
+            _fold(r, f"acc{r.id}", values[r], folds)
+    return folds.lines
+
+
+def streamed_pass(group: Group, done: list[Node], values: dict, loop: Scope, clauses: list[str], inner_loop
+                  ) -> list[str]:
+    """A pass whose reductions include a sum of float values: the row in chunks of ROW_CHUNK elements, each summed
+    in float by STREAMS independent streams (its quarters) of vector partial sums, which are then added to the double
+    accumulator. A double accumulator alone costs two conversions per element and one chain of dependent adds: the
+    pass ran at the speed of that chain (layer_norm's statistics at twice torch's time). Each float partial sums at
+    most ROW_CHUNK / (STREAMS * 8) elements, so a long row stays accurate (as numpy's pairwise and ATen's cascade
+    sums, which also add in float). A single row (x.sum()) runs its chunks in parallel."""
+    partial = [r for r in done if float_partials(r)]
+    names = [f"part{r.id}_{s}" for r in partial for s in range(STREAMS)]
+    simd_clauses = [c for c in clauses if not any(c.endswith(f":acc{r.id}") for r in partial)]
+    simd_clauses.append(f"+:{','.join(names)}")
+    streams = []
+    for s in range(STREAMS):
+        streams += [f"    {{ const int64_t col = chunk + k + {s} * quarter;", *loop.lines,
+                    *_folds(done, values, loop, s), "    }"]
+    chunk = ["    for (int64_t chunk = 0; chunk < n_inner; chunk += ROW_CHUNK) {",
+             "      const int64_t n_chunk = n_inner - chunk < ROW_CHUNK ? n_inner - chunk : ROW_CHUNK;",
+             f"      const int64_t quarter = n_chunk / {STREAMS};",
+             f"      float {', '.join(f'{name} = 0.0f' for name in names)};",
+             *("  " + line for line in inner_loop([
+                 f"    #pragma omp simd reduction({') reduction('.join(simd_clauses)})",
+                 "    for (int64_t k = 0; k < quarter; k++) {", *streams, "    }"])),
+             f"      for (int64_t col = chunk + {STREAMS} * quarter; col < chunk + n_chunk; col++) {{",
+             *("  " + line for line in [*loop.lines, *_folds(done, values, loop, 0)]), "      }",
+             *(f"      acc{r.id} += " + " + ".join(f"(double)part{r.id}_{s}" for s in range(STREAMS)) + ";"
+               for r in partial),
+             "    }"]
+    if not group.splittable:
+        return chunk
+    # one long row (x.sum()): its chunks in parallel (a branch, not an `if` clause: see reduction_body)
+    return [f"    if (n_rows == 1 && n_inner >= {PARALLEL_MIN}) {{",
+            f"    #pragma omp parallel for schedule(static) reduction({') reduction('.join(clauses)})", *chunk,
+            "    } else {", *chunk, "    }"]
+
+
 def reduction_body(group: Group, em: Emitter) -> list[str]:
     """One row (the kept dims) per iteration of a parallel loop; per stage, a simd loop over the row's reduced
     elements accumulates the reductions whose inputs need the previous stage; values constant along a row are
@@ -289,6 +444,7 @@ def reduction_body(group: Group, em: Emitter) -> list[str]:
     kept = [d for d in range(rank) if d not in dims]
     stage = group.stage
     per_row = {n for n in group.nodes if all(group.aligned[n][d] == 1 for d in dims)} - group.after_global
+    constant = row_constants(group, em, per_row)
     whole_lines: list[str] = []
     whole = Scope(whole_lines, [None] * rank, None, "_g", "  ")
     row_lines: list[str] = []
@@ -302,20 +458,23 @@ def reduction_body(group: Group, em: Emitter) -> list[str]:
 
     for k in range(1, max((stage[r] for r in reductions), default=0) + 1):
         done = [r for r in reductions if stage[r] == k]
-        loop = _loop(row, f"_s{k}", rank, dims, lambda n, k=k: n in per_row and stage[n] < k)
+        loop = _loop(row, f"_s{k}", rank, dims, lambda n, k=k: n in constant and stage[n] < k)
         clauses = []
         for r in done:
             clauses += _declare(r, f"acc{r.id}", row)
-        for r in done:
-            _fold(r, f"acc{r.id}", em.value(r.inputs[0], loop), loop)
-        simd = inner_loop([f"    #pragma omp simd reduction({') reduction('.join(clauses)})", *loop.lines, "    }"])
-        if group.splittable:
-            # one long row (x.sum()): its elements in parallel. A branch, not an `if` clause: a parallel region
-            # nested in the row loop would start a team per row even when the clause is false
-            simd = [f"    if (n_rows == 1 && n_inner >= {PARALLEL_MIN}) {{",
-                    *inner_loop([f"    #pragma omp parallel for simd reduction({') reduction('.join(clauses)})",
-                                 *loop.lines, "    }"]), "    } else {", *simd, "    }"]
-        row_lines += simd
+        values = {r: em.value(r.inputs[0], loop) for r in done}
+        if any(float_partials(r) for r in done):
+            row_lines += streamed_pass(group, done, values, loop, clauses, inner_loop)
+        else:
+            body = [*loop.lines, *_folds(done, values, loop), "    }"]
+            simd = inner_loop([f"    #pragma omp simd reduction({') reduction('.join(clauses)})", ALL_COLUMNS, *body])
+            if group.splittable:
+                # one long row (x.sum()): its elements in parallel. A branch, not an `if` clause: a parallel region
+                # nested in the row loop would start a team per row even when the clause is false
+                simd = [f"    if (n_rows == 1 && n_inner >= {PARALLEL_MIN}) {{",
+                        *inner_loop([f"    #pragma omp parallel for simd reduction({') reduction('.join(clauses)})",
+                                     ALL_COLUMNS, *body]), "    } else {", *simd, "    }"]
+            row_lines += simd
         for r in done:
             _finish(r, f"acc{r.id}", "n_inner", row, em)
     for n in group.outputs:
@@ -323,19 +482,29 @@ def reduction_body(group: Group, em: Emitter) -> list[str]:
             em.store(n, em.value(n, row), row)
     elementwise_outputs = [n for n in group.outputs if n not in per_row and n not in group.after_global]
     if elementwise_outputs:
-        loop = _loop(row, "_w", rank, dims, lambda n: n in per_row)
+        loop = _loop(row, "_w", rank, dims, lambda n: n in constant)
         for n in elementwise_outputs:
             em.store(n, em.value(n, loop), loop)
-        row_lines += inner_loop(["    #pragma omp simd", *loop.lines, "    }"])
+        row_lines += inner_loop(["    #pragma omp simd", ALL_COLUMNS, *loop.lines, "    }"])
     clauses = []
     for r in group.global_reductions:
         clauses += _declare(r, f"total{r.id}", whole)
         _fold(r, f"total{r.id}", em.value(r.inputs[0], row), row)
+    rows = ["  for (int64_t row = 0; row < n_rows; row++) {", *row_lines, "  }"]
+    reduce_clauses = "".join(f" reduction({c})" for c in clauses)
+    if em.buffers:  # each thread allocates its buffers once, in a parallel region around the row loop
+        buffers = []
+        for n, buf in em.buffers.items():
+            ty = C.compute_type(n.dtype)
+            buffers += [f"    {ty} *restrict {buf} = ({ty} *)gc_row_buffer(n_inner, sizeof({ty}));"]
+        parallel = _parallel("n_rows * n_inner", "n_rows", construct="parallel").replace(" schedule(static)", "")
+        rows = [f"  {parallel}", "  {", *buffers, f"    #pragma omp for schedule(static){reduce_clauses}",
+                *("  " + line for line in rows), *(f"    free({buf});" for buf in em.buffers.values()), "  }"]
+    else:
+        rows = ["  " + _parallel("n_rows * n_inner", "n_rows", reduce_clauses), *rows]
     lines = [f"  const int64_t n_rows = {' * '.join(f'size{d}' for d in kept) or '1'};",
              f"  const int64_t n_inner = {' * '.join(f'size{d}' for d in dims)};", "  (void)n_rows; (void)n_inner;",
-             *whole_lines,
-             "  " + _parallel("n_rows * n_inner", "n_rows", "".join(f" reduction({c})" for c in clauses)),
-             "  for (int64_t row = 0; row < n_rows; row++) {", *row_lines, "  }"]
+             *whole_lines, *rows]
     after: list[str] = []
     finished = Scope(after, [None] * rank, None, "_g", "  ")
     for r in group.global_reductions:
@@ -371,8 +540,7 @@ def column_reduction_body(group: Group, em: Emitter) -> list[str]:
                          ";")]
     for r in reductions:
         ty = accumulator(r)
-        start = C.literal(reduction_identity(r, {"double": "float64", "float": "float32", "int64_t": "int64",
-                                                 "int32_t": "int32", "_Bool": "bool"}[ty]), ty)
+        start = C.literal(reduction_identity(r, NUMPY_TYPES[ty]), ty)
         task += [f"    {ty} acc{r.id}[COLUMN_BLOCK];", f"    for (int64_t j = 0; j < nb; j++) acc{r.id}[j] = {start};"]
         if r.op.lowering.reduce != "sum" and ty in ("float", "double"):
             task += [f"    int acc{r.id}_nan[COLUMN_BLOCK];",
@@ -406,14 +574,16 @@ def column_reduction_body(group: Group, em: Emitter) -> list[str]:
             "  for (int64_t task = 0; task < n_tasks; task++) {", *task, "  }"]
 
 
+ALL_COLUMNS = "    for (int64_t col = 0; col < n_inner; col++) {"
+
+
 def _loop(row: Scope, tag: str, rank: int, dims: tuple, hoist) -> Scope:
-    """A loop over one row's reduced elements; its body is emitted into the returned scope (the caller closes
-    it)."""
+    """The body of a pass over one row's reduced elements, at flat index `col`: emitted into the returned scope (the
+    caller opens and closes the loop around it, ALL_COLUMNS or streamed_pass's)."""
     inner = "      "
-    body = ["    for (int64_t col = 0; col < n_inner; col++) {",
-            *split_index([f"c{d}" for d in dims], "col", [f"size{d}" for d in dims], inner, "const int64_t ", ";")]
+    body = split_index([f"c{d}" for d in dims], "col", [f"size{d}" for d in dims], inner, "const int64_t ", ";")
     index = [f"c{d}" if d in dims else row.index[d] for d in range(rank)]
-    return Scope(body, index, None, tag, inner, parent=row, hoist=hoist)
+    return RowPass(body, index, None, tag, inner, parent=row, hoist=hoist)
 
 
 def simd_declarations(names: tuple[str, ...]) -> str:
