@@ -363,6 +363,13 @@ CASES = [
         x.detach(), bins=5, min=-1, max=1), x.detach().histc(4)]), [(3, 4)]),
     ("mode", lambda L, x: L.mode((x * 1.5).round(), 1).indices[:, None] * L.mode(x.round(), dim=0, keepdim=True).values
      + x.mode(0)[0] + (x * 2).round().mode(-1)[0][:, None] + L.mode(x.round().flatten())[0], [(3, 4)]),
+    ("trapz_cumulative", lambda L, x, t: L.trapz(x, dim=0) + L.cumulative_trapezoid(x, dx=2).sum(1, keepdim=True)
+     + L.cumulative_trapezoid(x, t.cumsum(0), dim=-1).sum(1, keepdim=True), [(3, 4), (4,)]),
+    ("cov_corrcoef", lambda L, x, w: L.stack([L.cov(x), x.corrcoef(), L.cov(x, correction=0), L.cov(
+        x, aweights=w.abs() + 0.1), L.cov(x, fweights=L.tensor([1, 2, 1, 3]), aweights=w.abs() + 0.1, correction=2)])
+     .sum(0) + L.cov(x[0]), [(3, 4), (4,)]),
+    ("copysign_positive_rsub", lambda L, a, b: L.copysign(a, b) + a.copysign(-0.0) + L.positive(a) + L.rsub(
+        a, b, alpha=2) + L.row_stack([b, b])[:1], [(3, 4), (4,)]),
     ("mm", lambda L, a, b: L.mm(a, b) + a.mm(b), [(3, 4), (4, 5)]),
     ("addmm", lambda L, c, a, b: L.addmm(c, a, b, beta=0.5, alpha=2) + c.addmm(a, b, beta=0), [(5,), (3, 4), (4, 5)]),
     ("baddbmm", lambda L, c, a, b: L.baddbmm(c, a, b, alpha=0.5) + c.baddbmm(a, b), [(2, 3, 5), (2, 3, 4), (2, 4, 5)]),
@@ -425,7 +432,8 @@ FD_SAMPLE = ["div", "pow", "maximum", "var_dim", "logsumexp", "log_softmax", "ma
              "diagonal_dims", "diag_vector", "scatter", "scatter_add", "topk", "meshgrid", "repeat_interleave_tensor",
              "cumprod", "logaddexp", "lerp", "fmod", "nan_to_num", "baddbmm", "index_add", "index_copy", "atan2",
              "hypot", "lgamma_digamma_polygamma", "erfc_erfinv", "xlogy", "sinc", "logcumsumexp", "quantile",
-             "median", "cdist_dist", "tensordot_inner", "diff", "take_along_dim", "scatter_reduce"]
+             "median", "cdist_dist", "tensordot_inner", "diff", "take_along_dim", "scatter_reduce", "cov_corrcoef",
+             "trapz_cumulative"]
 
 
 @pytest.mark.parametrize("name", FD_SAMPLE)

@@ -24,7 +24,8 @@ METHOD_MODULES = (elementwise, transcendental, reduction, view, matmul, indexing
 NOT_METHODS = {"where", "cat", "stack", "einsum", "meshgrid", "polygamma", "concat", "concatenate", "vstack", "hstack",
                "dstack", "column_stack", "broadcast_shapes", "broadcast_tensors", "atleast_1d", "atleast_2d",
                "atleast_3d", "block_diag", "bucketize", "cartesian_prod", "cdist", "combinations", "isin",
-               "searchsorted", "std_mean", "tensordot", "trapezoid", "vander", "var_mean", "unravel_index"}
+               "searchsorted", "std_mean", "tensordot", "trapezoid", "vander", "var_mean", "unravel_index", "trapz",
+               "cumulative_trapezoid", "row_stack", "rsub"}
 
 
 def public_names(module) -> list[str]:

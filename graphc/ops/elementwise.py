@@ -537,6 +537,25 @@ def ldexp(x: Tensor, other: Tensor) -> Tensor:
     return mul(x, pow(2.0, other))
 
 
+def copysign(x: Tensor, other) -> Tensor:
+    """torch.copysign: |x| with the sign of other (its sign bit: -0.0 counts as negative); the default float dtype for
+    integer inputs. The gradient for x is 0 where x is 0, as torch's."""
+    sign = where(signbit(other), -1.0, 1.0) if isinstance(other, Tensor) else math.copysign(1.0, other)
+    return mul(abs(x), sign)
+
+
+def positive(x: Tensor) -> Tensor:
+    """torch.positive: x itself (refused for bool, as torch)."""
+    if x.dtype is dtypes.bool_:
+        raise op_error("positive", "The `+` operator, on a bool tensor is not supported.", (x,))
+    return x
+
+
+def rsub(x: Tensor, other, *, alpha=1) -> Tensor:
+    """torch.rsub: other - alpha * x."""
+    return sub(other, x, alpha=alpha)
+
+
 def true_divide(x: Tensor, other) -> Tensor:
     """torch.true_divide: div(x, other)."""
     return div(x, other)
@@ -546,6 +565,9 @@ absolute, multiply, divide, subtract, negative, not_equal, sgn = abs, mul, div, 
 greater, greater_equal, less, less_equal = gt, ge, lt, le
 
 __all__ = [
+    "copysign",
+    "positive",
+    "rsub",
     "fmax",
     "fmin",
     "heaviside",

@@ -123,6 +123,9 @@ def vstack(tensors) -> Tensor:
     return _joined("vstack", tensors, 0, atleast_2d)
 
 
+row_stack = vstack
+
+
 def hstack(tensors) -> Tensor:
     """torch.hstack: the tensors (made at least 1-d) joined along dim 1, or dim 0 when they are 1-d."""
     tensors = [atleast_1d(t) for t in tensors]
@@ -192,5 +195,5 @@ def split_with_sizes(x: Tensor, split_sizes, dim: int = 0) -> tuple[Tensor, ...]
     return split(x, list(split_sizes), dim)
 
 
-__all__ = ["cat", "concat", "concatenate", "stack", "vstack", "hstack", "dstack", "column_stack", "split",
+__all__ = ["cat", "concat", "concatenate", "stack", "vstack", "row_stack", "hstack", "dstack", "column_stack", "split",
            "split_with_sizes", "chunk", "unbind", "tensor_split", "vsplit", "hsplit", "dsplit"]

@@ -416,6 +416,66 @@ def trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None = None, di
     return ((later + earlier) * diff(x, dim=d)).sum(d) * 0.5
 
 
+trapz = trapezoid
+
+
+def cumulative_trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None = None, dim: int = -1) -> Tensor:
+    """torch.cumulative_trapezoid: the running trapezoidal integral along dim (one element shorter than y there),
+    with sample points x or a spacing dx (1 by default)."""
+    from .reduction import cumsum
+    d = meta.norm_dim(dim, y.ndim)
+    lead = (_FULL,) * d
+    pairs = getitem(y, items=lead + ((1, None, None),)) + getitem(y, items=lead + ((None, -1, None),))
+    if x is None:
+        return cumsum(pairs * ((1.0 if dx is None else dx) * 0.5), d)
+    steps = diff(reshape(x, (-1,) + (1,) * (y.ndim - 1 - d)), dim=0) if x.ndim == 1 else diff(x, dim=d)
+    return cumsum(pairs * steps * 0.5, d)
+
+
+def cov(x: Tensor, *, correction: int = 1, fweights: Tensor | None = None, aweights: Tensor | None = None) -> Tensor:
+    """torch.cov: the covariance matrix of the variables in x's rows (observations in columns; a 1-d x is one
+    variable), each observation weighted by fweights * aweights when given, normalised as torch (numpy.cov's
+    formula)."""
+    from .matmul import matmul
+    from .reduction import sum
+    if x.ndim > 2:
+        raise op_error("cov", f"cov(): expected input to have two or fewer dimensions but got an input with {x.ndim} "
+                       "dimensions", (x,))
+    rows = reshape(x, (1, -1)) if x.ndim < 2 else x
+    if not rows.dtype.is_floating_point:
+        rows = rows.to(dtypes.get_default_dtype())
+    weights = None
+    for w in (fweights, aweights):
+        if w is not None:
+            weights = w if weights is None else weights * w
+    if weights is None:
+        total = meta.specialized_size(rows, 1)
+        centered = rows - rows.mean(1, keepdim=True)
+        out = matmul(centered, transpose(centered, 0, 1)) / (total - correction)
+    else:
+        total = sum(weights)
+        mean = sum(rows * weights, 1, keepdim=True) / total
+        centered = rows - mean
+        if correction == 0:
+            norm = total
+        elif aweights is None:
+            norm = total - correction
+        else:
+            norm = total - correction * sum(weights * aweights) / total
+        out = matmul(centered * weights, transpose(centered, 0, 1)) / norm
+    return reshape(out, ()) if x.ndim < 2 else out
+
+
+def corrcoef(x: Tensor) -> Tensor:
+    """torch.corrcoef: the Pearson correlation coefficients of the variables in x's rows, clipped to [-1, 1]."""
+    from .elementwise import clamp, sqrt
+    c = cov(x)
+    if c.ndim == 0:
+        return c / c
+    std = sqrt(diagonal(c))
+    return clamp(c / unsqueeze(std, 1) / unsqueeze(std, 0), -1, 1)
+
+
 def cartesian_prod(*tensors) -> Tensor:
     """torch.cartesian_prod: every combination of one element of each 1-d tensor, one per row (the tensor itself for
     one input)."""
@@ -503,4 +563,5 @@ def narrow_copy(x: Tensor, dim: int, start, length: int) -> Tensor:
 __all__ = ["tril", "triu", "flip", "roll", "narrow", "narrow_copy", "diagonal", "diagonal_scatter", "diag", "outer",
            "ger", "tile", "repeat_interleave", "meshgrid", "take_along_dim", "select", "take", "select_scatter",
            "slice_scatter", "fliplr", "flipud", "rot90", "diff", "diag_embed", "diagflat", "block_diag", "trapezoid",
-           "cartesian_prod", "combinations", "cdist", "dist", "vander"]
+           "cartesian_prod", "combinations", "cdist", "dist", "vander", "trapz", "cumulative_trapezoid", "cov",
+           "corrcoef"]
