@@ -792,27 +792,53 @@ def _single(value, name: str) -> int:
 
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     """Mean over torch's adaptive bins of an (N, C, H, W) or (C, H, W) input: output row i averages input rows
-    floor(i * H / OH) to ceil((i + 1) * H / OH) (likewise for columns); None in output_size keeps that size. Written
-    as P_h @ x @ P_w^T with bin-averaging matrices, so it has one form for every size (reading H and W guards
-    them under compile)."""
+    floor(i * H / OH) to ceil((i + 1) * H / OH) (likewise for columns); None in output_size keeps that size. Raises
+    ValueError for another rank or an output size that is not positive."""
     if input.ndim not in (3, 4):
         raise op_error("adaptive_avg_pool2d", f"expected a 3-d or 4-d input, got shape {list(input.shape)}", (input,),
                        ValueError)
     sizes = (output_size, output_size) if isinstance(output_size, int) or output_size is None else tuple(output_size)
-    h, w = input.shape[-2], input.shape[-1]
-    oh, ow = (n if o is None else o for n, o in zip((h, w), sizes))
-    return matmul(matmul(_bin_matrix(h, oh, input), input), _bin_matrix(w, ow, input).T)
+    out = input
+    for dim, size in zip((input.ndim - 2, input.ndim - 1), sizes):
+        out = _bin_mean(out, dim, input.shape[dim] if size is None else size)
+    return out
 
 
-def _bin_matrix(n: int, out: int, like: Tensor) -> Tensor:
-    """(out, n) matrix whose row i averages torch's adaptive bin i of n positions."""
-    if out <= 0:
-        raise ValueError(f"adaptive_avg_pool2d: output size must be positive, got {out}")
-    rows = np.zeros((out, n), dtype=like.dtype.np)
-    for i in range(out):
-        start, end = (i * n) // out, -((-(i + 1) * n) // out)
-        rows[i, start:end] = 1.0 / (end - start)
-    return tensor(rows, device=like.device)
+def _adaptive_bins(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, width) of torch's adaptive bins: output i covers input [floor(i * n_in / n_out), ceil((i + 1) * n_in /
+    n_out)). Raises ValueError if n_out is not positive."""
+    if n_out <= 0:
+        raise ValueError(f"adaptive pooling: output size must be positive, got {n_out}")
+    i = np.arange(n_out)
+    start = (i * n_in) // n_out
+    return start, -((-(i + 1) * n_in) // n_out) - start
+
+
+def _bin_taps(n_in: int, n_out: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per tap k, (the input index each bin reads, whether the bin has a k-th element): a shorter bin repeats its last
+    index where it has none, to be masked out (never multiplied by 0, which would turn an inf into NaN)."""
+    start, width = _adaptive_bins(n_in, n_out)
+    return [(start + np.minimum(k, width - 1), k < width) for k in range(width.max())]
+
+
+def _bin_mean(input: Tensor, dim: int, n_out: int) -> Tensor:
+    """The mean over each adaptive bin along dim: a reshape and mean where the bins tile the dim evenly (a global
+    pool among them), else the bins' taps gathered, masked and summed, over their widths."""
+    n_in = input.shape[dim]
+    if n_out > 0 and n_in % n_out == 0:
+        return mean(input.unflatten(dim, (n_out, n_in // n_out)), dim + 1)
+    from ..ops.indexing import index_select
+
+    shape = [1] * input.ndim
+    shape[dim] = -1
+    total = None
+    for index, present in _bin_taps(n_in, n_out):
+        term = index_select(input, dim, tensor(index, device=input.device))
+        if not present.all():
+            term = where(tensor(present, device=input.device).view(shape), term, 0.0)
+        total = term if total is None else total + term
+    width = _adaptive_bins(n_in, n_out)[1].astype(input.dtype.np)
+    return total / tensor(width, device=input.device).view(shape)
 
 
 @autocast_policy(FP32_CUDA)
@@ -1108,12 +1134,11 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     for i, (n_out, scale) in enumerate(zip(sizes, scales)):
         dim, n_in = 2 + i, input.shape[2 + i]
         if mode == "area":
-            taps = _area_taps(n_in, n_out)
+            out = _bin_mean(out, dim, n_out)
         elif mode in ("nearest", "nearest-exact"):
-            taps = [(_nearest_source(n_in, n_out, scale, mode == "nearest-exact"), None)]
+            out = _resample(out, dim, [(_nearest_source(n_in, n_out, scale, mode == "nearest-exact"), None)])
         else:
-            taps = _interpolation_taps(n_in, n_out, scale, align_corners, mode == "bicubic")
-        out = _resample(out, dim, taps)
+            out = _resample(out, dim, _interpolation_taps(n_in, n_out, scale, align_corners, mode == "bicubic"))
     return out
 
 
@@ -1186,15 +1211,6 @@ def _interpolation_taps(n_in: int, n_out: int, scale: float | None, align_corner
 
     weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
     return [(np.clip(base + k - 1, 0, n_in - 1), w) for k, w in enumerate(weights)]
-
-
-def _area_taps(n_in: int, n_out: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Taps of adaptive average pooling: output i averages input [floor(i * n_in / n_out), ceil((i + 1) * n_in /
-    n_out)); shorter bins repeat their last index with weight 0."""
-    i = np.arange(n_out)
-    start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
-    width = end - start
-    return [(np.minimum(start + k, end - 1), np.where(k < width, 1.0 / width, 0.0)) for k in range(width.max())]
 
 
 def _resample(input: Tensor, dim: int, taps) -> Tensor:
@@ -1447,7 +1463,7 @@ def _adaptive_max_pool(name: str, input: Tensor, output_size, spatial: int, retu
     for i, size in enumerate(sizes):
         dim = input.ndim - spatial + i
         n, pooled = input.shape[dim], None
-        for index, _ in _area_taps(n, n if size is None else size):
+        for index, _ in _bin_taps(n, n if size is None else size):
             tap = index_select(out, dim, tensor(index, device=input.device))
             pooled = tap if pooled is None else maximum(pooled, tap)
         out = pooled
