@@ -25,8 +25,15 @@ def sdpa(mode):
 
 
 def written(mode):
-    """The written-out form as models write it (nanoGPT's masked_fill, an additive bias, / sqrt(d))."""
+    """The written-out form as models write it (nanoGPT's masked_fill, an additive bias, / sqrt(d); timm's query
+    scaled before the product; Hugging Face's softmax in float32 cast back to the query's dtype)."""
     def attend(F, q, k, v, m):
+        if mode == "qscaled":
+            q = q * k.size(-1) ** -0.5
+            return F.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
+        if mode == "f32":
+            att = q @ k.transpose(-2, -1) / math.sqrt(k.size(-1)) + m
+            return F.softmax(att, dim=-1, dtype=torch.float32 if F is TF else graphc.float32).to(q.dtype) @ v
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
         if mode == "bool":
             att = att.masked_fill(m, float("-inf"))
@@ -40,7 +47,7 @@ def written(mode):
 
 FORMS = {"sdpa": sdpa("plain"), "sdpa_causal": sdpa("causal"), "sdpa_bool": sdpa("bool"), "sdpa_float": sdpa("float"),
          "written": written("plain"), "written_bool": written("bool"), "written_fill": written("fill"),
-         "written_float": written("float")}
+         "written_float": written("float"), "written_qscaled": written("qscaled"), "written_f32": written("f32")}
 
 
 def make(form: str, dtype: str, b: int, h: int, lq: int, lk: int, e: int, ev: int | None = None, seed: int = 0):
@@ -55,7 +62,7 @@ def make(form: str, dtype: str, b: int, h: int, lq: int, lk: int, e: int, ev: in
             mask[1] = False  # a query that may attend nowhere: torch's SDPA gives 0 there
         else:
             mask[:, 0] = False  # masked_fill hides where True: key 0 stays visible to every query
-    elif form in ("sdpa_float", "written_float"):
+    elif form in ("sdpa_float", "written_float", "written_f32"):
         mask = rng.standard_normal((lq, lk))
     arrays = [a.astype(dtype) for a in (q, k, v, w)]
     return arrays, (mask if mask is None or mask.dtype == bool else mask.astype(dtype))
@@ -89,7 +96,7 @@ def test_forward_is_one_kernel(form):
     assert report.kernels[0].kind == "template" and "tl.dot" in report.kernels[0].source
 
 
-@pytest.mark.parametrize("form", ["sdpa_causal", "sdpa_float", "written_bool"])
+@pytest.mark.parametrize("form", ["sdpa_causal", "sdpa_float", "written_bool", "written_qscaled", "written_f32"])
 def test_backward_is_two_kernels(form):
     """A training step: the attention (1), the loss (1), then the backward: the logsumexp (1) and all three
     gradients (1)."""
@@ -111,6 +118,9 @@ CASES = [  # form, dtype, (b, h, lq, lk, e[, ev])
     ("written_bool", "float32", (1, 2, 17, 17, 16)),
     ("written_fill", "float32", (1, 2, 17, 20, 16)),
     ("written_float", "float16", (1, 2, 19, 23, 16)),
+    ("written_qscaled", "float32", (1, 2, 19, 23, 16)),
+    ("written_f32", "float16", (1, 2, 19, 23, 16)),
+    ("written_f32", "float32", (2, 1, 9, 70, 32)),
 ]
 
 
@@ -244,7 +254,15 @@ def near_misses():
     def dropout(q, k, v):
         graphc.manual_seed(0)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=0.5)
-    return [other_dim, tensor_scale, not_transposed, dropout]
+
+    def softmax_in_float64(q, k, v):  # more precise than the op's float32
+        return F.softmax(q @ k.transpose(-2, -1), dim=-1, dtype=graphc.float64).float() @ v
+
+    def scaled_query_read_before(q, k, v):
+        q = q * 0.5
+        total = q.sum()
+        return F.softmax(q @ k.transpose(-2, -1), dim=-1) @ v + total
+    return [other_dim, tensor_scale, not_transposed, dropout, softmax_in_float64, scaled_query_read_before]
 
 
 @pytest.mark.parametrize("fn", near_misses(), ids=lambda f: f.__name__)

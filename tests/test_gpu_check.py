@@ -18,3 +18,14 @@ def test_without_a_gpu_it_says_so_and_exits_cleanly(tmp_path):
     assert "no GPU present" in run.stdout and "did not run" in run.stdout
     assert "no GPU present" in (tmp_path / "out" / "summary.txt").read_text()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["device.txt", "summary.txt"]
+
+
+def test_its_time_limits_fit_in_eight_minutes():
+    """The worst case, every stage stopped at its limit (the device check included), stays within the issue's 8
+    minutes; and the script also stops handing out time at its own deadline."""
+    lines = SCRIPT.read_text().splitlines()
+    limits = [int(line.split()[2]) for line in lines if line.startswith("stage ")]
+    device = [int(line.split("timeout ")[1].split()[0]) for line in lines if line.startswith("if ! timeout ")]
+    deadline = [line for line in lines if line.startswith("DEADLINE=$((SECONDS + ")]
+    assert len(limits) == 5 and len(device) == 1 and sum(limits) + device[0] <= 480, (limits, device)
+    assert len(deadline) == 1 and int(deadline[0].split("+ ")[1].split(")")[0]) <= 480

@@ -4,6 +4,8 @@ plans and launch code under a stand-in Triton driver reporting sm_90, with fresh
 compiles nothing, and a kernel taken out of Triton's cache is compiled again (so the check is not vacuous)."""
 from __future__ import annotations
 
+import importlib
+import json
 import shutil
 
 import pytest
@@ -14,6 +16,7 @@ import graphc.nn.functional as F
 from graphc.compiler import cache, standin
 from graphc.compiler.precompile import capture, precompile, run
 
+module = importlib.import_module("graphc.compiler.precompile")  # graphc.compiler.precompile is also the function
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
 
@@ -79,11 +82,69 @@ def test_the_first_gpu_run_of_a_training_step_compiles_nothing_after_precompile(
     assert done.cache_dir == str(triton_cache) and f"sm_90 in {done.seconds:.2f} s into {triton_cache}" in str(done)
     assert first_gpu_run(mlp_step, x, y) == 0
 
-    shutil.rmtree(next(p for p in triton_cache.iterdir() if p.is_dir()))  # one compiled kernel gone
-    assert first_gpu_run(mlp_step, x, y) == 1
-
     again = precompile(mlp_step(), x, y, arch=90)  # warm: everything is in the cache
     assert (again.kernels, again.distinct, again.compiled) == (done.kernels, done.distinct, 0)
+
+    kernel = next(p for p in triton_cache.iterdir() if p.is_dir())
+    shutil.rmtree(kernel)  # one compiled kernel gone: the GPU run compiles it (into the cache again)
+    assert first_gpu_run(mlp_step, x, y) == 1
+    shutil.rmtree(kernel)
+    assert precompile(mlp_step(), x, y, arch=90, workers=1).compiled == 1  # the manifest does not hide it
+    assert first_gpu_run(mlp_step, x, y) == 0
+
+
+def scaled(x):
+    return (x * 2 + 1).relu()
+
+
+@pytest.fixture
+def stand_in_runs(monkeypatch) -> list:
+    """Each precompile that ran the stand-in GPU (did not take its manifest's word) appends to the list."""
+    runs: list = []
+    launches = module.launches
+    monkeypatch.setattr(module, "launches", lambda *a: runs.append(a) or launches(*a))
+    return runs
+
+
+def test_a_warm_precompile_trusts_its_manifest_only_for_the_same_program_and_files(triton_cache, stand_in_runs):
+    x = graphc.randn(5, 8)
+    cold = precompile(scaled, x, workers=1)
+    assert cold.compiled == cold.distinct > 0 and len(stand_in_runs) == 1
+    warm = precompile(scaled, x, workers=1)
+    assert (warm.kernels, warm.distinct, warm.compiled) == (cold.kernels, cold.distinct, 0)
+    assert len(stand_in_runs) == 1  # the manifest listed every file: no stand-in run, nothing compiled
+
+    assert precompile(lambda x: (x * 2 + 1).sigmoid(), x, workers=1).compiled > 0  # another function
+    assert precompile(scaled, graphc.randn(16, 8), workers=1).compiled > 0  # a size Triton specialises (16 | 16)
+    runs = len(stand_in_runs)
+    assert precompile(scaled, graphc.randn(7, 8), workers=1).compiled == 0  # another shape, the same kernels
+    assert len(stand_in_runs) == runs + 1  # ... found by the stand-in, not assumed
+
+    manifests = list((triton_cache.parent / "graphc" / "precompiled").iterdir())
+    for path in manifests:
+        path.write_text(path.read_text()[:-3])  # a corrupt manifest is no manifest
+    assert precompile(scaled, x, workers=1).compiled == 0 and len(stand_in_runs) == runs + 2
+
+    listed = json.loads(next(p for p in manifests if p.read_text().endswith("}")).read_text())["files"]
+    victim = next(iter(listed))
+    with open(victim, "r+b") as f:
+        f.truncate(1)  # a file of the wrong size is no file
+    assert precompile(scaled, x, workers=1).compiled + len(stand_in_runs) > runs + 2
+
+
+def loss_of_linear():
+    graphc.manual_seed(0)
+    model = graphc.nn.Linear(8, 4)
+    return lambda x, y: F.cross_entropy(model(x), y)
+
+
+def test_a_loss_whose_backward_runs_outside_has_its_backward_plan_precompiled(triton_cache):
+    x, y = graphc.randn(5, 8), graphc.randint(0, 4, (5,))
+    # the traced call's joint graph, then the forward plan that replays and the backward plan loss.backward() runs
+    assert len(capture(loss_of_linear(), x, y)) == 3
+    done = precompile(loss_of_linear(), x, y, workers=1)
+    assert done.distinct == done.compiled > 0, done
+    assert first_gpu_run(loss_of_linear, x, y) == 0
 
 
 def test_the_first_gpu_run_of_an_attention_step_compiles_nothing_after_precompile(triton_cache):

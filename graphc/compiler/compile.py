@@ -491,8 +491,9 @@ class CompiledFunction:
         self.fn, self.backend, self.mode, self.fullgraph = fn, backend, mode, fullgraph
         self.num_compiles = 0  # plans built and cached
         self.num_traces = 0  # captures run, cached or not: a step traced again on every call shows here
-        # called with each segment's Runtime and its input arrays as it runs (explain, precompile)
+        # called with each plan's Runtime and its input arrays as it runs (explain, precompile): Runtime.observer
         self.observer: Callable | None = None
+        self.compiled_backward = True  # a result that requires grad gets a backward plan (explain turns it off)
         self.last_breaks: list[tuple[str, str]] = []
         self.reset()
         _ALL.add(self)
@@ -631,7 +632,7 @@ class CompiledFunction:
                           "still referenced after it returns (kept in an object or a global), so a replay could not "
                           "give it its value; return it instead, or drop the reference", RuntimeWarning, stacklevel=2)
         joint = None
-        if (needs_grad and self.observer is None and type(result) is Tensor and result._data is None
+        if (needs_grad and self.compiled_backward and type(result) is Tensor and result._data is None
                 and not capture.breaks and not capture.writes and not capture.grad_writes and result._node.kind == "op"
                 and not has_hooks(result) and {id(t) for t in escaped} <= autograd_proxies(result)):
             joint = record_backward(capture, result)  # the backward joins the graph: a forward and a backward plan
@@ -814,6 +815,7 @@ class CompiledFunction:
         try:
             optimize(graph)
             runtime = Runtime(Plan(graph, plan_steps(graph, backend, self.mode)))
+            runtime.observer = self.observer
         except Exception as e:
             raise CaptureError(f"no {backend} plan for its graph ({type(e).__name__}: {e})") from e
         log_plan(self.__name__, runtime.plan.steps)
@@ -831,8 +833,6 @@ class CompiledFunction:
         if fresh:
             runtime = self._plan(graph, sources)
         arrays = [t._data for t in sources]
-        if self.observer is not None:
-            self.observer(runtime, arrays)
         if self.mode == "check":
             outs = _checked(runtime, arrays)
         else:

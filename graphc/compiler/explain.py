@@ -119,6 +119,7 @@ def explain(fn: Callable, *args, **kwargs) -> Report:
     compiled = CompiledFunction(target, backend="numpy")
     runtimes: list[Runtime] = []
     compiled.observer = lambda runtime, arrays: runtimes.append(runtime)
+    compiled.compiled_backward = False  # the graph as traced, not split into a forward and a backward plan
     compiled(*args, **kwargs)
     graphs = [r.graph for r in runtimes]
     plans = [plan_kernels(g, "triton") for g in graphs]

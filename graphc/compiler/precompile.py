@@ -3,6 +3,8 @@ CUDA GPU launches, into Triton's cache under the keys that run's JIT looks up, o
 (a container build, a CI job)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import os
 import sys
@@ -14,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..tensor import to_torch
+from ..tensor import Tensor, to_torch
 from . import cache, standin
 from .codegen import plan_kernels
 from .compile import CompiledFunction
+from .ir import Node
 from .logs import log, logs_on
 from .plan import Plan
 from .runtime import Runtime, as_torch
@@ -49,31 +52,112 @@ def precompile(fn: Callable, *args, arch: int = 90, workers: int | None = None, 
 
     fn is captured on CPU with the example arguments, like graphc.explain, and so runs with its side effects: a
     training step takes an optimizer step, twice when its first call creates optimizer state (both calls' plans
-    are compiled: the GPU's first call runs that plan too). Each launch is specialised as Triton's JIT specialises
-    it (sizes equal to 1, multiples of 16, 32- or 64-bit integers): the example arguments must have the shapes,
-    dtypes and layouts of the GPU run. The GPU run must use the same Triton installation and the same TRITON_*
-    settings. Returns the counts and the seconds taken (logged with GRAPHC_LOGS=code)."""
+    are compiled: the GPU's first call runs that plan too); a function returning a loss that requires grad is
+    called twice and each loss's backward() run, so its forward and backward plans are compiled (and the leaves'
+    .grad accumulate). Each launch is specialised as Triton's JIT specialises it (sizes equal to 1, multiples of
+    16, 32- or 64-bit integers): the example arguments must have the shapes, dtypes and layouts of the GPU run. The
+    GPU run must use the same Triton installation and the same TRITON_* settings.
+
+    A precompile records what it compiled in a manifest (in graphc's cache), keyed by everything that decides
+    Triton's cache keys: the captured graphs, the inputs' shapes, dtypes, strides and alignment, arch, the graphc
+    and Triton installations, the TRITON_* and GRAPHC_* settings. A later precompile with the same key whose
+    files are all still in Triton's cache returns after the capture (warm); anything else compiles again. Returns
+    the counts and the seconds taken (logged with GRAPHC_LOGS=code)."""
     from triton import knobs
 
     start = time.perf_counter()
     runs = capture(fn, *args, **kwargs)
-    try:
-        found = launches(runs, arch)
-        jobs = list({(text, data["key"]): (text, name, data["json"]) for text, name, data in found}.values())
-        done = compile_all(jobs, arch, workers)
-    finally:
-        cache.unload("triton")  # their JIT functions keep the stand-in's target per device: a GPU run loads anew
-    result = Precompiled(len(found), len(jobs), done, time.perf_counter() - start, arch, str(knobs.cache.dir))
+    manifest = Manifest(runs, arch)
+    known = manifest.read()
+    if known is not None:
+        kernels, distinct, done = known["kernels"], known["distinct"], 0
+    else:
+        # the workers start while the stand-in run imports torch
+        with Workers(workers) as pool:
+            try:
+                found = launches(runs, arch)
+                jobs = list({(text, data["key"]): (text, name, data["json"]) for text, name, data in found}.values())
+                results = pool.compile(jobs, arch)
+            finally:
+                cache.unload("triton")  # the JIT functions keep the stand-in's target: a GPU run loads them anew
+        kernels, distinct, done = len(found), len(jobs), sum(compiled for compiled, _ in results)
+        manifest.write(kernels, distinct, {path: size for _, files in results for path, size in files.items()})
+    result = Precompiled(kernels, distinct, done, time.perf_counter() - start, arch, str(knobs.cache.dir))
     if logs_on("code"):
         log.info(f"code] {getattr(fn, '__name__', 'fn')}: {result}")
     return result
 
 
+class Manifest:
+    """What a precompile compiled into Triton's cache (its files and sizes, and the counts), stored in graphc's cache
+    under a key of everything that decides Triton's cache keys for these runs (precompile's docstring). A manifest
+    that is missing, unreadable, or lists a file no longer in Triton's cache with its size, reads as None: the
+    caller compiles again."""
+
+    def __init__(self, runs: list[tuple[Runtime, list]], arch: int):
+        import triton
+        from triton import knobs
+        from triton._C.libtriton import get_cache_invalidating_env_vars
+
+        import graphc
+
+        from ..state import STATE
+
+        parts = [f"sm_{arch}", f"fp_fusion={cache.FP_FUSION}", STATE.float32_matmul_precision, sys.version,
+                 installation(Path(graphc.__file__).parent), installation(Path(triton.__file__).parent),
+                 str(knobs.cache.dir), repr(sorted(get_cache_invalidating_env_vars().items())),
+                 repr(sorted((k, v) for k, v in os.environ.items() if k.startswith(("TRITON_", "GRAPHC_"))))]
+        for runtime, arrays in runs:
+            parts.append(describe(runtime.graph))
+            parts += [f"{a.shape} {a.dtype.str} {a.strides} {a.ctypes.data % 16}" for a in map(np.asarray, arrays)]
+        self.relative = f"precompiled/{cache.digest(*parts)}.json"
+
+    def read(self) -> dict | None:
+        try:
+            entry = json.loads((cache.cache_dir() / self.relative).read_text())
+            intact = all(os.stat(path).st_size == size for path, size in entry["files"].items())
+            return entry if intact and entry["files"] and int(entry["kernels"]) >= int(entry["distinct"]) else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def write(self, kernels: int, distinct: int, files: dict[str, int]) -> None:
+        cache.store(self.relative, json.dumps({"kernels": kernels, "distinct": distinct, "files": files}).encode())
+
+
+def installation(root: Path) -> str:
+    """A digest of the files of an installed package (their paths, sizes and modification times): it changes when
+    the package is upgraded, reinstalled or edited."""
+    stats = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        for name in sorted(names):
+            stat = os.stat(os.path.join(folder, name))
+            stats.append(f"{os.path.relpath(os.path.join(folder, name), root)} {stat.st_size} {stat.st_mtime_ns}")
+    return cache.digest(str(root), *stats)
+
+
+def describe(graph) -> str:
+    """The graph as text that is the same in every process for the same program: ops, operands, attrs, shapes,
+    dtypes, and a digest of each constant's value (generated kernels may bake constants in)."""
+    index = {node: i for i, node in enumerate(graph.nodes)}
+    lines = []
+    for n in graph.nodes:
+        if n.kind == "const":
+            value = np.ascontiguousarray(n.value)
+            what = f"const {hashlib.sha256(value.tobytes()).hexdigest()}"
+        elif n.kind == "op":
+            operands = ", ".join(str(index[x]) if type(x) is Node else repr(x) for x in n.inputs)
+            attrs = ", ".join(f"{k}={v!r}" for k, v in n.attrs.items() if k != "generator")
+            what = f"{n.op.name}({operands}; {attrs})"
+        else:
+            what = n.kind
+        lines.append(f"{what} {n.shape} {n.dtype.name}")
+    return "\n".join(lines + [f"return {[index[o] for o in graph.outputs]}"])
+
+
 def launches(runs: list[tuple[Runtime, list]], arch: int) -> list[tuple[str, str, dict]]:
     """(kernel source, kernel name, {"key", "json"}: Triton's specialisation) of each kernel launch when the runs
     run on the stand-in GPU (run); nothing is compiled here (the JIT's cache hook defers each compilation)."""
-    import json
-
     from triton import knobs
 
     found = []
@@ -94,16 +178,23 @@ def launches(runs: list[tuple[Runtime, list]], arch: int) -> list[tuple[str, str
 
 
 def capture(fn: Callable, *args, **kwargs) -> list[tuple[Runtime, list]]:
-    """(plan, input arrays) of each graph fn's first calls run, captured on CPU: calls until a plan is cached (a
-    first call that creates state is traced again, and on a GPU runs its own plan too)."""
+    """(plan, input arrays) of each plan fn's first calls run, captured on CPU: calls until a plan is cached (a first
+    call that creates state is traced again, and on a GPU runs its own plan too). A result that requires grad has
+    its backward() run, as the caller's program would; the call that caches it ran its joint graph, so one more
+    call runs the forward plan that replays, and its backward() the backward plan. Each plan once, with the input
+    arrays of its first run."""
     compiled = CompiledFunction(fn.fn if isinstance(fn, CompiledFunction) else fn, backend="numpy")
-    runs: list[tuple[Runtime, list]] = []
-    compiled.observer = lambda runtime, arrays: runs.append((runtime, list(arrays)))
-    for _ in range(2):
-        compiled(*args, **kwargs)
-        if compiled.num_compiles:
+    runs: dict[int, tuple[Runtime, list]] = {}
+    compiled.observer = lambda runtime, arrays: runs.setdefault(id(runtime), (runtime, list(arrays)))
+    for i in range(3):
+        result = compiled(*args, **kwargs)
+        # a training step that ran backward itself returns a loss whose graph is spent (its grad_fn's inputs freed)
+        needs_grad = isinstance(result, Tensor) and result.grad_fn is not None and result.grad_fn.inputs is not None
+        if needs_grad:
+            result.backward()
+        if compiled.num_compiles and (i or not needs_grad):
             break
-    return runs
+    return list(runs.values())
 
 
 def run(runs: list[tuple[Runtime, list]], arch: int) -> None:
@@ -123,40 +214,68 @@ def device_input(a) -> object:
     return to_torch(a) if all(s >= 0 for s in a.strides) else as_torch(a, "triton")
 
 
-def compile_all(jobs: list[tuple[str, str, str]], arch: int, workers: int | None = None) -> int:
-    """Compile (kernel source, kernel name, Triton's specialisation data) jobs for sm_<arch> into Triton's cache, in a
-    pool of worker processes (as Inductor's compile workers do: Triton's compiler holds the GIL, so threads would
-    not overlap). Returns how many compiled (the rest were cached)."""
-    workers = min(len(jobs), workers or os.cpu_count() or 1)
-    if workers <= 1:
-        return sum(_compile(*job, arch) for job in jobs)
-    # fork starts a worker in milliseconds with Triton already imported; a process that has initialised CUDA must
-    # not fork, so it spawns (each worker then imports Triton). torch is not imported just to ask: without it
-    # imported, CUDA is not initialised.
+class Workers:
+    """A pool of worker processes that compile (as Inductor's compile workers do: Triton's compiler holds the GIL,
+    so threads would not overlap), `workers` of them (default: one per CPU), or this process alone for one. Started
+    before the stand-in run, each worker meanwhile imports Triton's compiler and computes Triton's hash of its own
+    files (triton_key, part of every cache key), while this process imports torch."""
+
+    def __init__(self, workers: int | None = None):
+        self.size = workers or os.cpu_count() or 1
+        self.pool = None
+        if self.size > 1:
+            # fork starts a worker in milliseconds with Triton already imported; a process that has initialised CUDA
+            # must not fork, so it spawns. torch is not imported just to ask: without it imported, CUDA is not
+            # initialised.
+            torch = sys.modules.get("torch")
+            method = "spawn" if torch is not None and torch.cuda.is_initialized() else "fork"
+            self.pool = ProcessPoolExecutor(self.size, mp_context=multiprocessing.get_context(method),
+                                            initializer=_start_worker, initargs=(str(cache.cache_dir()),))
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def compile(self, jobs: list[tuple[str, str, str]], arch: int) -> list[tuple[bool, dict[str, int]]]:
+        """Compile (kernel source, kernel name, Triton's specialisation data) jobs for sm_<arch> into Triton's cache:
+        for each, whether it compiled (False: it was in the cache) and its files in the cache with their sizes.
+        Matrix products first, then longer kernels (they compile longest): the last to finish is a short one."""
+        order = sorted(range(len(jobs)), key=lambda i: ("tl.dot" in jobs[i][0], len(jobs[i][0])), reverse=True)
+        if self.pool is None:
+            done = [_compile(*jobs[i], arch) for i in order]
+        else:
+            futures = [self.pool.submit(_compile, *jobs[i], arch) for i in order]
+            done = [f.result() for f in futures]
+        results: list = [None] * len(jobs)
+        for i, result in zip(order, done):
+            results[i] = result
+        return results
+
+
+def _start_worker(root: str) -> None:
     from triton.runtime.cache import triton_key
 
-    triton_key()  # a hash of Triton's own files, part of every cache key: computed once here, not in every worker
-    torch = sys.modules.get("torch")
-    method = "spawn" if torch is not None and torch.cuda.is_initialized() else "fork"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        return sum(pool.map(_compile_in_worker, *zip(*jobs), [arch] * len(jobs), [str(cache.cache_dir())] * len(jobs)))
+    os.environ["GRAPHC_CACHE_DIR"] = root  # the parent's cache, even if it fell back to a temporary folder
+    triton_key()
 
 
-def _compile(text: str, name: str, data: str, arch: int) -> bool:
+def _compile(text: str, name: str, data: str, arch: int) -> tuple[bool, dict[str, int]]:
     """Compile one specialisation of a kernel as the JIT on a GPU of capability arch would (JITFunction.preload),
-    into Triton's cache. Returns whether it compiled (False: it was in the cache)."""
+    into Triton's cache. Returns whether it compiled (False: it was in the cache) and the cache's files for it (the
+    compiled kernel's and its group file) with their sizes."""
     from triton import knobs
 
-    hits: list[bool] = []
-    listener, knobs.compilation.listener = knobs.compilation.listener, lambda **event: hits.append(event["cache_hit"])
+    events: list[dict] = []
+    listener, knobs.compilation.listener = knobs.compilation.listener, lambda **event: events.append(event)
     try:
         with standin.cuda_target(arch):
             cache.load(text, name, "triton").preload(data)
     finally:
         knobs.compilation.listener = listener
-    return not hits[-1]
-
-
-def _compile_in_worker(text: str, name: str, data: str, arch: int, root: str) -> bool:
-    os.environ["GRAPHC_CACHE_DIR"] = root  # the parent's cache, even if it fell back to a temporary folder
-    return _compile(text, name, data, arch)
+    group = events[-1]["metadata_group"]
+    first = next(iter(group.values()))
+    files = [*group.values(), os.path.join(os.path.dirname(first), f"__grp__{name}.json")]
+    return not events[-1]["cache_hit"], {path: os.stat(path).st_size for path in files}

@@ -22,6 +22,8 @@ from .plan import Plan, Step, Steps
 from .views import view_chain, view_through
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .fusion import Group
 
 
@@ -226,7 +228,11 @@ def propagate_shapes(nodes: list[Node], known: dict[Node, tuple]) -> dict[Node, 
 
 
 class Runtime:
-    """A compiled plan, callable on input arrays (in graph.inputs order); returns output arrays (graph.outputs)."""
+    """A compiled plan, callable on input arrays (in graph.inputs order); returns output arrays (graph.outputs).
+    `observer`, when set, is called with the runtime and the input arrays of each call (graphc.explain and
+    precompile record the plans a function runs, a compiled backward's included)."""
+
+    observer: Callable[[Runtime, list], None] | None = None
 
     def __init__(self, plan: Plan):
         self.plan, self.graph = plan, plan.graph
@@ -249,6 +255,8 @@ class Runtime:
         return self._shapes
 
     def __call__(self, arrays: list) -> list:
+        if self.observer is not None:
+            self.observer(self, arrays)
         values = self.run_all(arrays, free=True)
         outs = [values[n] for n in self.graph.outputs]
         for i in self.const_outputs:  # constants stay the plan's own: callers get copies they may write to

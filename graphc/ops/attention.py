@@ -93,11 +93,14 @@ NUMBERS = (int, float)
 
 def _written_out(operands: tuple, attrs: dict, graph) -> tuple | None:
     """The attention written out, `softmax(q @ k.transpose(-2, -1) * scale, dim=-1) @ v`, optionally with
-    `.masked_fill(mask, value)` or `+ float_mask` on the scores and `/ c` for `* scale` (Inductor's fuse_attention
-    patterns): the operands and attrs of one attention op, when `operands` (those of the final matmul) end that
-    pattern exactly: the softmax over the last dim as graphc writes it (amax, sub, exp, sum, div), no other reader of
-    any intermediate (the scores, the weights), one batch shape and dtype, a Python number as scale and fill."""
-    from .elementwise import add, div, exp, masked_fill, mul, sub
+    `.masked_fill(mask, value)` or `+ float_mask` on the scores, `/ c` for `* scale`, the scale applied to the query
+    before the product (`(q * scale) @ k.transpose(-2, -1)`, timm's Attention), and the softmax taken in float32
+    (`softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)`, as Hugging Face models write it; the attention op
+    computes in float32 anyway) (Inductor's fuse_attention patterns): the operands and attrs of one attention op,
+    when `operands` (those of the final matmul) end that pattern exactly: the softmax over the last dim as graphc
+    writes it (amax, sub, exp, sum, div), no other reader of any intermediate (the scores, the weights), one batch
+    shape and dtype, a Python number as scale and fill."""
+    from .elementwise import add, cast, div, exp, masked_fill, mul, sub
     from .reduction import amax, sum
     from .view import permute
 
@@ -106,6 +109,13 @@ def _written_out(operands: tuple, attrs: dict, graph) -> tuple | None:
     def produced(x, op, arity=None):
         return _is_node(x) and x.kind == "op" and x.op is op and (arity is None or len(x.inputs) == arity)
 
+    def in_float32(x) -> bool:  # the cast of softmax's dtype=torch.float32
+        return produced(x, cast) and x.dtype is dtypes.float32 and x.inputs[0].dtype.is_floating_point
+
+    chain = []
+    if produced(weights, cast) and weights.inputs[0].dtype is dtypes.float32:  # softmax in float32, cast back
+        chain.append(weights)
+        weights = weights.inputs[0]
     last = weights.ndim - 1
     if not produced(weights, div, 2):
         return None
@@ -117,7 +127,10 @@ def _written_out(operands: tuple, attrs: dict, graph) -> tuple | None:
     if not (produced(row_max, amax) and row_max.inputs[0] is x and row_max.attrs.get("dim") == (last,) and
             row_max.attrs.get("keepdim")):
         return None
-    chain = [weights, total, e, e.inputs[0], row_max]
+    chain += [weights, total, e, e.inputs[0], row_max]
+    if in_float32(x):
+        chain.append(x)
+        x = x.inputs[0]
     found: dict = {"scale": 1.0, "is_causal": False, "keep": False, "fill": float("-inf"), "safe": False}
     mask = ()
     scores = x
@@ -142,6 +155,14 @@ def _written_out(operands: tuple, attrs: dict, graph) -> tuple | None:
         return None
     chain.append(product)
     q, kt = product.inputs
+    if (produced(q, mul, 2) or produced(q, div, 2) and q.inputs[1] != 0) and type(q.inputs[1]) in NUMBERS:
+        chain.append(q)  # (q * scale) @ k^T
+        q, c = q.inputs
+        found["scale"] *= float(c) if chain[-1].op is mul else 1.0 / float(c)
+    elif produced(q, mul, 2) and type(q.inputs[0]) in NUMBERS:
+        chain.append(q)
+        c, q = q.inputs
+        found["scale"] *= float(c)
     k = kt.inputs[0]
     dims = kt.attrs["dims"]
     if not (_is_node(q) and _is_node(k) and _is_node(v)) or \
