@@ -118,7 +118,7 @@ else:
     # precompile takes the batch of the GPU run; here it is the compile time of the step's kernels that is measured
     fn, args = setup.fn, setup.args
 done = graphc.compiler.precompile(fn, *args, arch=90)
-print(json.dumps(vars(done)))
+print(json.dumps({{**vars(done), "torch": "torch" in sys.modules}}))
 """
 
 
@@ -200,7 +200,8 @@ def precompile_for_sm90(repeats: int) -> None:
         runs = ", ".join(f"{r['seconds']:.1f}" for r in cold)
         print(f"precompile sm_90, {name}: {c['kernels']} kernels, {c['distinct']} distinct | cold "
               f"{c['seconds']:.1f} s (runs: {runs}), warm {w['seconds']:.2f} s "
-              f"({w['compiled']} compiled) | {os.cpu_count()} CPUs")
+              f"({w['compiled']} compiled, torch {'imported' if w['torch'] else 'not imported'}) | "
+              f"{os.cpu_count()} CPUs")
 
 
 def first_gpu_run() -> None:
