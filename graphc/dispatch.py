@@ -176,6 +176,11 @@ def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inpu
         raise _refusal(op, e, inputs) from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
+    elif op.category not in (ELEMENTWISE, VIEW) and not out.flags.c_contiguous:
+        # torch allocates these results row-major (a reduction over a permuted tensor included) and the compiler
+        # models them so (functionalization.computed_layout); numpy would follow the input's order, and a later
+        # flatten or view would then copy eagerly where torch and the compiled plan alias
+        out = np.ascontiguousarray(out)
     want = out_dtype.np
     if out.dtype is not want and out.dtype != want:
         out = out.astype(want)

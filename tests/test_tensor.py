@@ -35,6 +35,37 @@ def test_contiguous_copies_only_when_needed():
     assert_close(c, to_torch(x).T.contiguous())
 
 
+@pytest.mark.parametrize("reduce", [
+    lambda x: x.sum(1), lambda x: x.sum(1, keepdim=True), lambda x: x.mean((0, 2)), lambda x: x.amax(3, keepdim=True),
+    lambda x: x.std(1), lambda x: x.var(2, keepdim=True), lambda x: x.logsumexp(1), lambda x: x.norm(dim=1),
+    lambda x: x.prod(2), lambda x: (x > 0).any(1, keepdim=True), lambda x: x.cumsum(1), lambda x: x.log_softmax(3),
+    lambda x: x.median(1)[0], lambda x: x.amin(0), lambda x: x.argmax(1)])
+def test_reductions_of_a_permuted_tensor_are_row_major_as_in_torch(reduce):
+    """numpy's reductions follow the input's memory order; torch's results are row-major, and whether a later
+    flatten or view aliases them (and sees in-place updates) depends on it."""
+    data = np.random.randn(4, 3, 2, 5).astype(np.float32)
+    ours, theirs = reduce(graphc.tensor(data).permute(3, 1, 0, 2)), reduce(torch.tensor(data).permute(3, 1, 0, 2))
+    assert ours.stride() == theirs.stride() and ours.is_contiguous()
+    assert_close(ours, theirs)
+
+
+def test_flatten_of_a_reduction_result_aliases_it_eagerly_and_compiled():
+    """A random program (seed 2119 of the sweep) where eager copied on flatten and so missed later in-place updates
+    that torch and the compiled plan saw."""
+    def program(x):
+        base = x.clone()
+        seen = base.permute(2, 1, 0)
+        base.add_(0.87).clamp_(max=0.11)
+        b = seen.mean(dim=2, keepdim=True).clone()
+        flat = b.flatten()
+        b.mul_(0.93).add_(seen).add_(1.99).relu_()
+        return flat
+    data = np.random.randn(1, 3, 2).astype(np.float32)
+    want = program(torch.tensor(data))
+    assert_close(program(graphc.tensor(data)), want)
+    assert_close(graphc.compile(program, backend="numpy")(graphc.tensor(data)), want)
+
+
 def test_numpy_shares_memory_and_refuses_grad_tensors():
     x = graphc.zeros(3)
     x.numpy()[1] = 5.0
