@@ -147,6 +147,18 @@ def test_a_loss_whose_backward_runs_outside_has_its_backward_plan_precompiled(tr
     assert first_gpu_run(loss_of_linear, x, y) == 0
 
 
+def test_a_module_whose_output_requires_grad_is_precompiled_without_a_backward(triton_cache):
+    """The logits of a module with trainable parameters require grad, but what gradient reaches them is the caller's
+    choice: its joint graph and its forward plan are compiled, no backward is run."""
+    graphc.manual_seed(0)
+    model = graphc.nn.Linear(8, 4)
+    x = graphc.randn(5, 8)
+    done = precompile(model, x, workers=1)
+    assert done.distinct == done.compiled > 0 and model.weight.grad is None, done
+    graphc.manual_seed(0)
+    assert first_gpu_run(lambda: graphc.nn.Linear(8, 4), x) == 0
+
+
 def test_the_first_gpu_run_of_an_attention_step_compiles_nothing_after_precompile(triton_cache):
     x = graphc.randn(2, 8, 16)
     done = precompile(attention_step(), x, arch=90, workers=1)

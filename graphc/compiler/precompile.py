@@ -179,10 +179,10 @@ def launches(runs: list[tuple[Runtime, list]], arch: int) -> list[tuple[str, str
 
 def capture(fn: Callable, *args, **kwargs) -> list[tuple[Runtime, list]]:
     """(plan, input arrays) of each plan fn's first calls run, captured on CPU: calls until a plan is cached (a first
-    call that creates state is traced again, and on a GPU runs its own plan too). A result that requires grad has
-    its backward() run, as the caller's program would; the call that caches it ran its joint graph, so one more
-    call runs the forward plan that replays, and its backward() the backward plan. Each plan once, with the input
-    arrays of its first run."""
+    call that creates state is traced again, and on a GPU runs its own plan too). A result that requires grad (and
+    has one element: a loss) has its backward() run, as the caller's program would; the call that caches it ran its
+    joint graph, so one more call runs the forward plan that replays, and its backward() the backward plan. Each
+    plan once, with the input arrays of its first run."""
     compiled = CompiledFunction(fn.fn if isinstance(fn, CompiledFunction) else fn, backend="numpy")
     runs: dict[int, tuple[Runtime, list]] = {}
     compiled.observer = lambda runtime, arrays: runs.setdefault(id(runtime), (runtime, list(arrays)))
@@ -190,7 +190,7 @@ def capture(fn: Callable, *args, **kwargs) -> list[tuple[Runtime, list]]:
         result = compiled(*args, **kwargs)
         # a training step that ran backward itself returns a loss whose graph is spent (its grad_fn's inputs freed)
         needs_grad = isinstance(result, Tensor) and result.grad_fn is not None and result.grad_fn.inputs is not None
-        if needs_grad:
+        if needs_grad and result.numel() == 1:  # a loss; another result's gradient is the caller's to choose
             result.backward()
         if compiled.num_compiles and (i or not needs_grad):
             break
