@@ -36,7 +36,7 @@ def plan_kernels(graph: Graph, backend: str = "interpret", mode: str = "default"
                             and g not in joined and module.joins(item, g)]
                 joined.update(partners)
                 steps.append(TemplateStep([item, *partners], module,
-                                          f"kernel template {item.template} runs with numpy and BLAS"))
+                                          f"kernel template {item.template} runs with numpy and BLAS", library))
             else:
                 why = f"kernel template {item.template} has no cpu renderer"
                 steps += [FallbackStep(n, why, backend) for n in item.nodes]

@@ -10,10 +10,17 @@ subprocess, so the GIL stays free and the plan's first calls run with numpy mean
 plan's build starts when the plan runs a second time (a function called once never pays for a build, as a JIT
 compiles what is hot); mode="max-autotune" builds at once and waits. Plans that wait at the same time are built
 together, as one translation unit (one compiler start for the forward and backward of a step). A missing or
-failing compiler costs one warning; the plan then keeps running with numpy."""
+failing compiler costs one warning; the plan then keeps running with numpy.
+
+One thread pool: a matmul kernel calls numpy's OpenBLAS (blas(): its cblas ?gemm, found by symbol through ctypes)
+from its own OpenMP threads, and OpenBLAS runs on one thread while a plan runs (one_blas_thread): OpenBLAS's
+threads and OpenMP's both spin while idle, and two pools on the same cores slow each other down. Where numpy's BLAS
+is something else (MKL, Accelerate, an OpenBLAS without cblas), products are numpy's matmul."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import itertools
 import os
 import platform
 import shutil
@@ -25,6 +32,7 @@ from functools import cache as once
 from pathlib import Path
 
 from . import cache
+from .logs import log, logs_on
 
 # -O2: `omp simd` loops are vectorised at -O2 too, and building takes half as long as at -O3;
 # -ffp-contract=off: a * b + c rounds twice, as the eager ops do (a fused multiply-add would round once);
@@ -134,6 +142,7 @@ class Library:
     def __init__(self, key: str, kernels: list):
         self.key, self.kernels = key, kernels
         self.functions: dict | None = None
+        self.matmul: dict | None = None  # product dtype name -> the unit's graphc_matmul_? (render_c's prelude)
         self.error: str | None = None
         self.done = threading.Event()
         self.requested = False
@@ -162,6 +171,9 @@ class Library:
             fn = getattr(lib, self.symbol(kernel.name))
             fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_void_p], None
             functions[kernel.name] = fn
+        self.matmul = {dt: getattr(lib, f"graphc_matmul_{x}") for dt, x in (("float32", "s"), ("float64", "d"))}
+        for fn in self.matmul.values():
+            fn.argtypes, fn.restype = [ctypes.c_void_p] * 3, None
         self.functions = functions
         self.done.set()
 
@@ -257,6 +269,64 @@ def _build(batch: list) -> Path:
     for lib in batch:
         cache.store(f"native/{lib.key}.index", str(path).encode())
     return path
+
+
+class Blas:
+    """numpy's OpenBLAS as the kernels call it: the addresses of its cblas_sgemm and cblas_dgemm, whether its
+    integers are 64-bit (an ILP64 build, as numpy's wheels), and its thread count's getter and setter."""
+
+    def __init__(self, gemm: dict[str, int], int64: bool, get_threads, set_threads):
+        self.gemm, self.int64 = gemm, int64  # gemm: product dtype name -> function address
+        self.get_threads, self.set_threads = get_threads, set_threads
+
+
+@once
+def blas() -> Blas | None:
+    """numpy's OpenBLAS (threadpoolctl finds the library numpy loaded; symbol names differ between builds by a prefix
+    and a suffix: scipy_cblas_sgemm64_, cblas_sgemm64_, cblas_sgemm), or None, logged once (GRAPHC_LOGS=code), where
+    numpy's BLAS is not an OpenBLAS with cblas."""
+    from threadpoolctl import threadpool_info
+
+    found = [lib for lib in threadpool_info() if lib.get("internal_api") == "openblas"]
+    found.sort(key=lambda lib: "numpy" not in lib["filepath"])  # numpy's own before scipy's
+    for info in found:
+        try:
+            lib = ctypes.CDLL(info["filepath"])
+        except OSError:
+            continue
+        for prefix, suffix in itertools.product(("scipy_", ""), ("64_", "_64", "")):
+            names = {n: f"{prefix}{n}{suffix}" for n in ("cblas_sgemm", "cblas_dgemm", "openblas_get_num_threads",
+                                                         "openblas_set_num_threads", "openblas_get_config")}
+            if all(hasattr(lib, name) for name in names.values()):
+                config = getattr(lib, names["openblas_get_config"])
+                config.restype = ctypes.c_char_p
+                get_threads, set_threads = getattr(lib, names["openblas_get_num_threads"]), \
+                    getattr(lib, names["openblas_set_num_threads"])
+                get_threads.restype, set_threads.argtypes = ctypes.c_int, [ctypes.c_int]
+                gemm = {dt: ctypes.cast(getattr(lib, names[f"cblas_{x}gemm"]), ctypes.c_void_p).value
+                        for dt, x in (("float32", "s"), ("float64", "d"))}
+                return Blas(gemm, b"USE64BITINT" in (config() or b""), get_threads, set_threads)
+    if logs_on("code"):
+        log.info("code] numpy's BLAS is not an OpenBLAS with cblas (threadpoolctl found "
+                 f"{[lib.get('internal_api') for lib in threadpool_info()]}): matmul groups take their products "
+                 "from numpy's matmul")
+    return None
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """numpy's OpenBLAS on one thread inside the block (a plan's run: its products run on OpenMP's threads), its
+    thread count restored after."""
+    found = blas()
+    threads = found.get_threads() if found is not None else 1
+    if threads == 1:
+        yield
+        return
+    found.set_threads(1)
+    try:
+        yield
+    finally:
+        found.set_threads(threads)
 
 
 def notice(why: str, stacklevel: int = 4) -> None:

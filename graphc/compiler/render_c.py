@@ -6,8 +6,9 @@ a the sizes, the strides (in elements) and any extra integers, so one build serv
 Loops: rows of the iteration space (its leading dims) run in parallel with OpenMP, the last dim (or a row's reduced
 elements) in an `omp simd` loop; math calls are declared `omp declare simd`, so GCC calls glibc's vector math
 library (libmvec) without -ffast-math, and NaN and inf behave as in torch. fp16/bf16 values are computed in fp32
-and rounded when stored, as the numpy path does. A matmul group's matmul runs in BLAS (numpy) and its epilogue is
-an elementwise kernel that reads the product."""
+and rounded when stored, as the numpy path does. A matmul group's kernel computes its product with BLAS inside its own
+OpenMP region (render_gemm), then its epilogue over the product's rows on the same threads: the cpu backend keeps
+one thread pool, OpenMP's (numpy's OpenBLAS runs on one thread while a plan runs: native.blas)."""
 from __future__ import annotations
 
 import ast
@@ -27,6 +28,8 @@ from .views import view_chain
 
 STREAMS = 4  # independent float partial sums per simd lane in a pass over a row (see streamed_pass)
 PARALLEL_MIN = 32768  # fewest elements a kernel splits across threads (below that, starting threads costs more)
+GEMM_PARALLEL_MIN = 262144  # fewest multiply-adds (M * N * K) a product splits across threads (as OpenBLAS's own)
+GEMM_TYPES = {"float32": "s", "float64": "d"}  # product dtypes computed by BLAS in the kernel: their ?gemm
 TYPES = {"bool": "uint8_t", "int32": "int32_t", "int64": "int64_t", "float16": "_Float16", "bfloat16": "uint16_t",
          "float32": "float", "float64": "double"}
 # the numpy type of each C compute type
@@ -67,6 +70,64 @@ static void *gc_row_buffer(int64_t n, size_t size) {  /* one thread's row buffer
   void *b = malloc(n > 0 ? (size_t)n * size : 1);
   if (!b) { fputs("graphc: out of memory for a row buffer\n", stderr); abort(); }
   return b;
+}
+/* A matmul group's product with BLAS, in the kernel's own OpenMP region, each thread computing one block of it
+   (rows, or columns when the product has fewer rows than columns: a weight gradient of a narrow layer) by a call of
+   numpy's OpenBLAS on one thread. g: [batches, rows M of a batch, N, K, A transposed, lda, B transposed, ldb, whether
+   BLAS integers are 64-bit]; q: [A, B, the cblas ?gemm function (a pointer from native.blas: nothing links against
+   numpy's private library; NULL: the caller computed the product), per batch the element offsets of its A and B].
+   The product is C-contiguous (batches, M, N). */
+#ifdef _OPENMP
+#include <omp.h>
+#define GC_THREAD() omp_get_thread_num()
+#define GC_THREADS() omp_get_num_threads()
+#else
+#define GC_THREAD() 0
+#define GC_THREADS() 1
+#endif
+#define GEMM_ALIGN 16  /* rows or columns of a thread's block: a multiple of BLAS kernels' register tiles */
+#define GC_GEMM_PARALLEL(g) ((double)(g)[0] * (g)[1] * (g)[2] * (g)[3] >= %(gemm_min)d)
+#define GC_GEMM(T, X) \
+typedef void (*gc_##X##gemm64)(int, int, int, int64_t, int64_t, int64_t, T, const T *, int64_t, const T *, int64_t, \
+                               T, T *, int64_t); \
+typedef void (*gc_##X##gemm32)(int, int, int, int32_t, int32_t, int32_t, T, const T *, int32_t, const T *, int32_t, \
+                               T, T *, int32_t); \
+static void gc_##X##gemm_block(void *const *q, const int64_t *g, T *C, int64_t r0, int64_t r1, int64_t c0, \
+                               int64_t c1) { \
+  const T *A = (const T *)q[0], *B = (const T *)q[1]; \
+  const int64_t *off = (const int64_t *)q[3]; \
+  const int64_t M = g[1], N = g[2], K = g[3], ta = g[4], lda = g[5], tb = g[6], ldb = g[7]; \
+  for (int64_t r = r0; r < r1;) { /* the rows r0..r1 of the flattened (batch, M) rows, batch by batch */ \
+    const int64_t b = r / M, m0 = r - b * M, m = M - m0 < r1 - r ? M - m0 : r1 - r; \
+    const T *x = A + off[2 * b] + (ta ? m0 : m0 * lda), *y = B + off[2 * b + 1] + (tb ? c0 * ldb : c0); \
+    T *z = C + r * N + c0; \
+    if (g[8]) ((gc_##X##gemm64)q[2])(101, ta ? 112 : 111, tb ? 112 : 111, m, c1 - c0, K, 1, x, lda, y, ldb, 0, z, \
+                                     N); \
+    else ((gc_##X##gemm32)q[2])(101, ta ? 112 : 111, tb ? 112 : 111, (int32_t)m, (int32_t)(c1 - c0), (int32_t)K, \
+                                1, x, (int32_t)lda, y, (int32_t)ldb, 0, z, (int32_t)N); \
+    r += m; \
+  } \
+} \
+static void gc_##X##gemm_part(void *const *q, const int64_t *g, T *C) { /* the calling thread's block */ \
+  if (!q[2]) return; \
+  const int64_t rows = g[0] * g[1], n = g[2], along = rows >= n ? rows : n; \
+  const int64_t parts = GC_GEMM_PARALLEL(g) ? GC_THREADS() : 1, t = GC_THREAD(); \
+  const int64_t chunk = ((along + parts - 1) / parts + GEMM_ALIGN - 1) / GEMM_ALIGN * GEMM_ALIGN; \
+  const int64_t lo = t * chunk, hi = lo + chunk < along ? lo + chunk : along; \
+  if (t >= parts || lo >= hi) return; \
+  if (rows >= n) gc_##X##gemm_block(q, g, C, lo, hi, 0, n); \
+  else gc_##X##gemm_block(q, g, C, 0, rows, lo, hi); \
+}
+GC_GEMM(float, s)
+GC_GEMM(double, d)
+/* a product on the OpenMP threads for Python callers (runtime.PoolMatmul: the attention templates' products) */
+void graphc_matmul_s(void *const *q, const int64_t *g, float *C) {
+  #pragma omp parallel if (GC_GEMM_PARALLEL(g))
+  gc_sgemm_part(q, g, C);
+}
+void graphc_matmul_d(void *const *q, const int64_t *g, double *C) {
+  #pragma omp parallel if (GC_GEMM_PARALLEL(g))
+  gc_dgemm_part(q, g, C);
 }
 """
 
@@ -217,18 +278,26 @@ def costly(n: Node) -> bool:
 
 
 class Kernel:
-    """One C kernel of a plan: its name, body, kind, and the layout of its arguments; .source is the function."""
+    """One C kernel of a plan: its name, body, kind, and the layout of its arguments; .source is the function.
+
+    A matmul group's kernel with .gemm computes its product itself (render_gemm); its arguments then go on after the
+    epilogue's: the pointers [A, B, the ?gemm function, the batch offsets] after the loads and outputs, the GEMM's
+    integers after the sizes and strides. Without .gemm (fp16/bf16, integers, a 1-d operand) the caller passes the
+    product (numpy's matmul) as the epilogue's last load."""
 
     def __init__(self, group: Group, name: str, body: str, loads: list[tuple], outputs: list[Node],
-                 product: Node | None):
+                 product: Node | None, gemm: bool = False, ints: int = 0):
         self.group, self.name, self.body, self.kind = group, name, body, group.kind
-        self.source = self.function(name)
         self.loads, self.outputs = loads, outputs  # operands read through strides, outputs the kernel stores
         self.product = product  # a matmul group's matmul: computed by BLAS, read by the epilogue as an operand
+        self.gemm, self.ints = gemm, ints  # ints: how many integers the epilogue reads (the GEMM's come after)
+        self.source = self.function(name)
 
     def function(self, symbol: str) -> str:
         """The kernel as a C function exported as symbol."""
-        return f"void {symbol}(void *const *p, const int64_t *a) {{\n{self.body}\n}}"
+        if not self.gemm:
+            return f"void {symbol}(void *const *p, const int64_t *a) {{\n{self.body}\n}}"
+        return render_gemm(self, symbol)
 
 
 def template_module(group: Group):
@@ -243,10 +312,14 @@ def generate(group: Group) -> Kernel:
     product = group.matmul if group.kind == "matmul" else None
     loads = group.kernel_loads() + ([(product, None)] if product is not None else [])
     outputs = [n for n in group.outputs if n is not product]
+    gemm = product is not None and product.dtype.name in GEMM_TYPES and all(x.ndim >= 2 for x in product.inputs)
     em = CEmitter(group, loads, outputs)
     name = kernel_name(group)
-    body = (elementwise_body if group.kind != "reduction" else column_reduction_body if column_reduction(group)
-            else reduction_body)(group, em)
+    if gemm:
+        body = elementwise_body(group, em, team=True) if outputs else []
+    else:
+        body = (elementwise_body if group.kind != "reduction" else column_reduction_body if column_reduction(group)
+                else reduction_body)(group, em)
     buffered = frozenset(n for n, passes in em.recomputed.items() if passes > 1 and costly(n))
     if buffered:  # rendered again, keeping those in row buffers
         em = CEmitter(group, loads, outputs, buffered)
@@ -260,7 +333,24 @@ def generate(group: Group) -> Kernel:
         head.append(f"  {ty} *restrict {ptr} = ({ty} *)p[{len(em.loads) + i}];")
     ints = [f"size{d}" for d in range(em.rank)] + em.strides()
     head += [f"  const int64_t {v} = a[{i}];" for i, v in enumerate(ints)]
-    return Kernel(group, name, "\n".join(head + body), list(em.loads), outputs, product)
+    return Kernel(group, name, "\n".join(head + body), list(em.loads), outputs, product, gemm, len(ints))
+
+
+def render_gemm(kernel: Kernel, symbol: str) -> str:
+    """A matmul group's kernel computing its product (see Kernel): one OpenMP region in which each thread computes its
+    block of the product with BLAS (gc_?gemm_part), then, after a barrier, the epilogue's rows are shared among the
+    same threads (their own rows when the product was split by rows, still in cache). numpy's own matmul would run
+    in OpenBLAS's thread pool, whose idle workers spin against OpenMP's on the same cores."""
+    pointers = len(kernel.loads) + len(kernel.outputs)
+    product = GEMM_TYPES[kernel.product.dtype.name]
+    ty = C.storage_type(kernel.product.dtype)
+    return "\n".join([
+        f"static void {symbol}_epilogue(void *const *p, const int64_t *a) {{", kernel.body, "}",
+        f"void {symbol}(void *const *p, const int64_t *a) {{",
+        f"  const int64_t *g = a + {kernel.ints};  // {kernel.product.op.name} at {kernel.product.where}",
+        f"  #pragma omp parallel if (GC_GEMM_PARALLEL(g) || g[0] * g[1] * g[2] >= {PARALLEL_MIN})", "  {",
+        f"    gc_{product}gemm_part(p + {pointers}, g, ({ty} *)p[{len(kernel.loads) - 1}]);",
+        "    #pragma omp barrier", f"    {symbol}_epilogue(p, a);", "  }", "}"])
 
 
 def _parallel(count: str, rows: str, clauses: str = "", construct: str = "parallel for") -> str:
@@ -268,8 +358,9 @@ def _parallel(count: str, rows: str, clauses: str = "", construct: str = "parall
     return f"#pragma omp {construct} schedule(static){clauses} if ({rows} > 1 && {count} >= {PARALLEL_MIN})"
 
 
-def elementwise_body(group: Group, em: Emitter) -> list[str]:
-    """Rows (the leading dims) in parallel, the last dim in a simd loop; a 1-d space is one parallel simd loop."""
+def elementwise_body(group: Group, em: Emitter, team: bool = False) -> list[str]:
+    """Rows (the leading dims) in parallel, the last dim in a simd loop; a 1-d space is one parallel simd loop. team:
+    the caller runs the body on every thread of a parallel region (render_gemm), which share the rows."""
     rank = em.rank
     lines: list[str] = []
     if rank == 0:
@@ -290,8 +381,8 @@ def elementwise_body(group: Group, em: Emitter) -> list[str]:
     if rank == 1:
         return [*before.lines, *unit_stride([f"  {_parallel('size0', 'size0', construct='parallel for simd')}",
                                              f"  {loop}", *inner, "  }"], 0, "  ")]
-    return [*before.lines, f"  const int64_t n_rows = {rows};",
-            f"  {_parallel(f'n_rows * size{rank - 1}', 'n_rows')}",
+    share = "#pragma omp for schedule(static)" if team else _parallel(f"n_rows * size{rank - 1}", "n_rows")
+    return [*before.lines, f"  const int64_t n_rows = {rows};", f"  {share}",
             "  for (int64_t row = 0; row < n_rows; row++) {",
             *split_index([f"i{d}" for d in range(rank - 1)], "row", [f"size{d}" for d in range(rank - 1)], "    ",
                          "const int64_t ", ";"),
@@ -601,4 +692,4 @@ def render_unit(kernels: list[Kernel], symbols: list[str], simd: tuple[str, ...]
     """One translation unit holding these kernels, each exported under its symbol; simd: the math functions with
     vector versions to declare (native.toolchain finds which the C library has)."""
     functions = "\n\n".join(k.function(symbol) for k, symbol in zip(kernels, symbols))
-    return PRELUDE % {"simd": simd_declarations(simd)} + "\n" + functions + "\n"
+    return PRELUDE % {"simd": simd_declarations(simd), "gemm_min": GEMM_PARALLEL_MIN} + "\n" + functions + "\n"

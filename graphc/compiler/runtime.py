@@ -245,6 +245,9 @@ class Runtime:
                          for s, free in zip(plan.steps, plan.frees)]
         self._last_shapes: tuple | None = None
         self._shapes: dict | None = None
+        # the library of the plan's kernels that compute products (numpy's OpenBLAS runs on one thread meanwhile)
+        self.products = next((s.library for s in plan.steps if type(s) is CKernelStep and s.kernel.gemm or
+                              type(s) is TemplateStep and type(s.product) is PoolMatmul), None)
 
     def shapes_for(self, arrays: list) -> dict | None:
         if not self.needs_shapes:
@@ -264,7 +267,16 @@ class Runtime:
         return outs
 
     def run_all(self, arrays: list, free: bool = False) -> dict[Node, object]:
-        """Run the plan; every node's value is kept unless `free`, which drops each after its last use."""
+        """Run the plan; every node's value is kept unless `free`, which drops each after its last use. While the
+        plan's kernels compute products on OpenMP's threads, numpy's OpenBLAS runs on one (native.one_blas_thread)."""
+        if self.products is not None and self.products.functions is not None:
+            from .native import one_blas_thread
+
+            with one_blas_thread():
+                return self._run_all(arrays, free)
+        return self._run_all(arrays, free)
+
+    def _run_all(self, arrays: list, free: bool) -> dict[Node, object]:
         values = dict(self.consts)
         values.update(zip(self.graph.inputs, arrays))
         shapes = self.shapes_for(arrays)
@@ -461,7 +473,8 @@ class TritonKernelStep(KernelStep):
 class CKernelStep(KernelStep):
     """One call of a native C kernel (the cpu backend) on numpy arrays. Until the plan's library is built (in the
     background, from the plan's second run on) the group runs op by op with numpy; a failed build leaves it there,
-    with one warning. A matmul group's product comes from BLAS (numpy), its epilogue from the kernel."""
+    with one warning. A matmul group's kernel computes its product with numpy's OpenBLAS on its own OpenMP threads
+    (render_c.render_gemm, gemm_arguments), or reads it from numpy's matmul where it cannot."""
 
     def __init__(self, kernel, library):
         super().__init__(kernel.group, kernel.source, kernel.name, "cpu")
@@ -471,6 +484,7 @@ class CKernelStep(KernelStep):
         # the sizes and strides of the last call, (its shapes, its operands' strides, the integer arguments): placing
         # operands in the iteration space costs more than many small kernels, and only depends on those
         self._arguments: tuple = (None, None, None)
+        self._gemm: dict[tuple, tuple | None] = {}  # gemm_arguments by the operands' shapes and strides
 
     def __call__(self, values: dict, shapes: dict) -> None:
         function = self._function
@@ -491,14 +505,25 @@ class CKernelStep(KernelStep):
         g, k = self.group, self.kernel
         space = tuple(shapes[g.anchor])
         raw = self.operands(values, shapes, np.asarray)
+        gemm = ()
         if k.product is not None:
-            raw[k.product, None] = product = blas_matmul(raw[k.product.inputs[0], None],
-                                                         raw[k.product.inputs[1], None], k.product.dtype)
+            a, b = raw[k.product.inputs[0], None], raw[k.product.inputs[1], None]
+            found = self.gemm_arguments(a, b) if k.gemm else None
+            if found is None:
+                product = blas_matmul(a, b, k.product.dtype)
+                if k.gemm:  # no ?gemm function: the kernel runs the epilogue only, over (1, rows, N) with K = 0
+                    gemm = (np.zeros(4, np.uint64), np.array([1, product.size // space[-1], space[-1], 0, 0, 0, 0, 0,
+                                                              0], np.int64))
+            else:
+                a, b, ints, offsets, address = found
+                product = np.empty(space, k.product.dtype.np)
+                gemm = (np.array([a.ctypes.data, b.ctypes.data, address, offsets.ctypes.data], np.uint64), ints)
+            raw[k.product, None] = product
             if k.product in g.outputs:
                 values[k.product] = product
         loads = [raw[key] for key in k.loads]
         outs = [np.empty(tuple(shapes[n]), n.dtype.np) for n in k.outputs]
-        if outs:
+        if outs or gemm:
             strides = tuple(a.strides for a in loads)
             if self._arguments[0] is shapes and self._arguments[1] == strides:
                 arrays, ints = loads + outs, self._arguments[2]
@@ -509,9 +534,81 @@ class CKernelStep(KernelStep):
                 if all(a.ctypes.data == b.ctypes.data for a, b in zip(arrays, loads + outs)):  # no copy was made
                     self._arguments = (shapes, strides, ints)
             pointers = np.array([a.ctypes.data for a in arrays], np.uint64)
+            if gemm:
+                pointers, ints = np.concatenate([pointers, gemm[0]]), np.concatenate([ints, gemm[1]])
             function(pointers.ctypes.data, ints.ctypes.data)
         for n, buf in zip(k.outputs, outs):
             values[n] = buf
+
+    def gemm_arguments(self, a: np.ndarray, b: np.ndarray) -> tuple | None:
+        """(a, b, the GEMM's integers, its batch offsets, the ?gemm function's address) for the kernel's product of
+        a and b (render_c's GC_GEMM); a or b copied when a matrix of it is not a BLAS layout (a unit stride along one
+        of its dims). None where the kernel cannot: no OpenBLAS with cblas, an empty inner dim, sizes that overflow
+        32-bit BLAS integers."""
+        from .native import blas
+
+        key = (a.shape, a.strides, b.shape, b.strides)
+        if key not in self._gemm:
+            self._gemm[key] = gemm_layout(a, b, blas())
+        found = self._gemm[key]
+        if found is None:
+            return None
+        copy_a, copy_b, ints, offsets, address = found
+        return (np.ascontiguousarray(a) if copy_a else a, np.ascontiguousarray(b) if copy_b else b, ints, offsets,
+                address)
+
+
+def gemm_layout(a: np.ndarray, b: np.ndarray, blas) -> tuple | None:
+    """How the kernel's GEMM reads a (..., M, K) and b (..., K, N), batch dims broadcast as torch.matmul: (whether a,
+    whether b must be made contiguous first, the GEMM's integers, the batch offsets, the ?gemm address), or None (see
+    CKernelStep.gemm_arguments). Batches whose rows follow each other in a (a 3-d linear: b has no batch dims) are one
+    GEMM over all their rows."""
+    if blas is None or a.shape[-1] == 0 or a.dtype != b.dtype or a.dtype.name not in blas.gemm:
+        return None
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    (m, k), n = a.shape[-2:], b.shape[-1]
+    found = []
+    for x, shape in ((a, (m, k)), (b, (k, n))):
+        steps = element_steps(x.shape, [s // x.itemsize for s in x.strides])
+        copy = blas_matrix(shape, steps[-2:]) is None
+        if copy:  # a contiguous copy is a BLAS layout
+            steps = element_steps(x.shape, [math.prod(x.shape[d + 1:]) for d in range(x.ndim)])
+        found.append((copy, [0] * (len(batch) + 2 - x.ndim) + steps[:-2], blas_matrix(shape, steps[-2:])))
+    (copy_a, batch_a, (ta, lda)), (copy_b, batch_b, (tb, ldb)) = found
+    rows = [(size, step) for size, step in zip(batch + (m,), batch_a + [lda if not ta else 0]) if size != 1]
+    if not any(batch_b) and not ta and all(s0 == n1 * s1 for (_, s0), (n1, s1) in zip(rows, rows[1:])):
+        merged = blas_matrix((math.prod(batch) * m, k), [rows[-1][1] if rows else k, 1])
+        if merged is not None and not merged[0]:  # one GEMM over every batch's rows
+            batch, m, lda, batch_a = (), math.prod(batch) * m, merged[1], []
+    if not blas.int64 and max(math.prod(batch) * m, n, k, lda, ldb) >= 2 ** 31:
+        return None
+    offsets = np.zeros(2, np.int64)
+    if batch:  # per batch: the offsets of its matrices in a and in b
+        index = np.indices(batch).reshape(len(batch), -1)
+        offsets = np.stack([np.dot(batch_a, index), np.dot(batch_b, index)], 1).astype(np.int64).reshape(-1)
+    ints = np.array([math.prod(batch), m, n, k, ta, lda, tb, ldb, blas.int64], np.int64)
+    return copy_a, copy_b, ints, offsets, blas.gemm[a.dtype.name]
+
+
+def element_steps(shape: tuple, steps: list[int]) -> list[int]:
+    """Strides in elements, 0 along dims of size 1 (where a stride means nothing)."""
+    return [step if size != 1 else 0 for size, step in zip(shape, steps)]
+
+
+def blas_matrix(shape: tuple, steps: list[int]) -> tuple[int, int] | None:
+    """(transposed, leading dimension) of a (rows, cols) matrix with these element strides as row-major BLAS reads
+    it, or None when it cannot (no unit stride, or overlapping rows)."""
+    rows, cols = shape
+    row_step, col_step = steps
+    if cols == 1 or col_step == 1:
+        ld = row_step if rows > 1 else max(cols, 1)
+        if ld >= max(cols, 1):
+            return 0, ld
+    if rows == 1 or row_step == 1:
+        ld = col_step if cols > 1 else max(rows, 1)
+        if ld >= max(rows, 1):
+            return 1, ld
+    return None
 
 
 def blas_matmul(a: np.ndarray, b: np.ndarray, dtype: dtypes.dtype) -> np.ndarray:
@@ -602,16 +699,47 @@ class FallbackStep(Step):
 class TemplateStep(FallbackStep):
     """Kernel-template groups on the cpu backend whose nodes share their operands (one group, or groups the module
     joins): their nodes computed together by the template's cpu module (render_c_<module>.py: numpy and BLAS), which
-    shares the work that op-by-op numpy forwards would repeat."""
+    shares the work that op-by-op numpy forwards would repeat. Its products run on the OpenMP threads of the plan's
+    library (PoolMatmul) once it is built."""
 
-    def __init__(self, groups: list[Group], module, reason: str):
+    def __init__(self, groups: list[Group], module, reason: str, library=None):
         super().__init__(groups[0].nodes[0], reason, "cpu")
         self.writes = self.nodes = [n for g in groups for n in g.nodes]
         self.groups, self.module = groups, module
+        self.product = PoolMatmul(library) if library is not None else np.matmul
 
     def __call__(self, values: dict, shapes: dict) -> None:
         operands = [self.operand(x, values, shapes) for x in self.node.inputs]
-        values.update(zip(self.nodes, self.module.launch(self.groups, operands)))
+        values.update(zip(self.nodes, self.module.launch(self.groups, operands, self.product)))
+
+
+class PoolMatmul:
+    """np.matmul for float32 and float64 arrays with numpy's OpenBLAS called on the OpenMP threads of a plan's library
+    (its graphc_matmul_?; the plan keeps OpenBLAS on one thread: Runtime.run_all); np.matmul itself until the library
+    is built, and where gemm_layout cannot."""
+
+    def __init__(self, library):
+        self.library = library
+        self.layouts: dict[tuple, tuple | None] = {}
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        from .native import blas
+
+        functions = self.library.matmul
+        key = (a.shape, a.strides, b.shape, b.strides, a.dtype, b.dtype)
+        if functions is None or min(a.ndim, b.ndim) < 2:
+            return np.matmul(a, b)
+        if key not in self.layouts:
+            self.layouts[key] = gemm_layout(a, b, blas())
+        found = self.layouts[key]
+        if found is None:
+            return np.matmul(a, b)
+        copy_a, copy_b, ints, offsets, address = found
+        a, b = np.ascontiguousarray(a) if copy_a else a, np.ascontiguousarray(b) if copy_b else b
+        out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1]), a.dtype)
+        pointers = np.array([a.ctypes.data, b.ctypes.data, address, offsets.ctypes.data], np.uint64)
+        functions[a.dtype.name](pointers.ctypes.data, ints.ctypes.data, out.ctypes.data)
+        return out
 
 
 class ViewStep(FallbackStep):
