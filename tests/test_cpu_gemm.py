@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import graphc
 import graphc.nn.functional as F
 from graphc.compiler import native
-from graphc.compiler.runtime import PoolMatmul
+from graphc.compiler.runtime import PoolMatmul, TemplateStep
 
 pytestmark = pytest.mark.skipif(native.compiler() is None, reason="no C compiler on this machine")
 needs_openblas = pytest.mark.skipif(native.blas() is None, reason="numpy's BLAS is not an OpenBLAS with cblas")
@@ -34,10 +34,11 @@ def randn(*shape, dtype=np.float32):
 
 def products(x, w, b, y, z, p, q):
     """Products as real code writes them: a linear's x @ w.T + b with GELU, a weight gradient's x.T @ g, a 3-d
-    linear, a batched product of broadcast batches, a vector-like product of one row or one column."""
+    linear, a batched product of broadcast batches, products of one row or one column."""
     lib = F if isinstance(x, graphc.Tensor) else TF
     h = lib.gelu(x @ w.T + b)
-    return h, x.T @ h, (y @ w.T).relu() * 2, p @ q, (z @ z.transpose(-1, -2)) - 1, x[:1] @ w.T, h @ w[:, :1]
+    return (h, x.T @ h, (y @ w.T).relu() * 2, p @ q, (z @ z.transpose(-1, -2)) - 1, x[:1] @ w.T, h @ w[:, :1],
+            (x @ w[:1].T) * b)  # the last: a product broadcast in its epilogue
 
 
 @needs_openblas
@@ -54,7 +55,7 @@ def test_products_run_in_the_kernels_and_match_torch(threads):
     theirs = products(*(torch.from_numpy(a) for a in arrays))
     for o, t in zip(ours, theirs):
         assert_close(o, t, rtol=1e-4, atol=1e-4)
-    assert len(gemm_steps(compiled)) == 7
+    assert len(gemm_steps(compiled)) == 8
 
 
 def gemm_steps(compiled) -> list:
@@ -152,6 +153,31 @@ def test_pool_matmul_matches_np_matmul_on_batched_and_transposed_operands(thread
             np.testing.assert_allclose(got, torch.matmul(torch.from_numpy(a), torch.from_numpy(b)).numpy(),
                                        rtol=1e-5, atol=1e-4)
     assert len(product.layouts) == len(pairs) and all(v is not None for v in product.layouts.values())
+
+
+@needs_openblas
+def test_attention_products_run_on_the_plans_threads():
+    q, k, v = (torch.randn(2, 3, 33, 16, requires_grad=True) for _ in range(3))
+    ours = [graphc.tensor(t.detach().numpy(), requires_grad=True) for t in (q, k, v)]
+
+    def step(q, k, v):
+        lib = F if isinstance(q, graphc.Tensor) else TF
+        loss = lib.scaled_dot_product_attention(q, k, v, is_causal=True).square().sum()
+        loss.backward()
+        return loss
+
+    compiled = graphc.compile(step, backend="cpu", mode="max-autotune")
+    with threadpool_limits(2, user_api="openmp"):
+        for _ in range(2):
+            for t in ours:
+                t.grad = None
+            loss = compiled(*ours)
+    assert_close(loss, step(q, k, v), rtol=1e-4, atol=1e-3)
+    for o, t in zip(ours, (q, k, v)):
+        assert_close(o.grad, t.grad, rtol=1e-4, atol=1e-4)
+    templates = [s for runtime in compiled._plans.values() for s in runtime.plan.steps if type(s) is TemplateStep]
+    assert len(templates) == 2 and all(s.product.layouts and None not in s.product.layouts.values()
+                                       for s in templates)
 
 
 def test_without_openblas_the_products_come_from_numpy(monkeypatch):

@@ -247,7 +247,7 @@ class Runtime:
         self._shapes: dict | None = None
         # the library of the plan's kernels that compute products (numpy's OpenBLAS runs on one thread meanwhile)
         self.products = next((s.library for s in plan.steps if type(s) is CKernelStep and s.kernel.gemm or
-                              type(s) is TemplateStep and type(s.product) is PoolMatmul), None)
+                              type(s) is TemplateStep and s.library is not None), None)
 
     def shapes_for(self, arrays: list) -> dict | None:
         if not self.needs_shapes:
@@ -512,11 +512,11 @@ class CKernelStep(KernelStep):
             if found is None:
                 product = blas_matmul(a, b, k.product.dtype)
                 if k.gemm:  # no ?gemm function: the kernel runs the epilogue only, over (1, rows, N) with K = 0
-                    gemm = (np.zeros(4, np.uint64), np.array([1, product.size // space[-1], space[-1], 0, 0, 0, 0, 0,
-                                                              0], np.int64))
+                    gemm = (np.zeros(4, np.uint64), np.array([1, math.prod(space[:-1]), space[-1], 0, 0, 0, 0, 0, 0],
+                                                             np.int64))
             else:
                 a, b, ints, offsets, address = found
-                product = np.empty(space, k.product.dtype.np)
+                product = np.empty(tuple(shapes[k.product]), k.product.dtype.np)
                 gemm = (np.array([a.ctypes.data, b.ctypes.data, address, offsets.ctypes.data], np.uint64), ints)
             raw[k.product, None] = product
             if k.product in g.outputs:
@@ -705,7 +705,7 @@ class TemplateStep(FallbackStep):
     def __init__(self, groups: list[Group], module, reason: str, library=None):
         super().__init__(groups[0].nodes[0], reason, "cpu")
         self.writes = self.nodes = [n for g in groups for n in g.nodes]
-        self.groups, self.module = groups, module
+        self.groups, self.module, self.library = groups, module, library
         self.product = PoolMatmul(library) if library is not None else np.matmul
 
     def __call__(self, values: dict, shapes: dict) -> None:
