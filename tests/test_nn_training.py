@@ -76,11 +76,13 @@ def test_compiled_train_step_matches_eager():
 
 
 def test_numpy_plan_shares_buffers_by_liveness():
-    """Peak traced memory of an Adam training step (parameters, optimizer state, activations): the numpy plan's
-    intermediates share buffers by liveness and none are kept between calls. Before, every ufunc step kept its own
-    buffer from call to call: 2.6x eager's peak here. What remains above eager's (1.7x) is the functionalized
-    update: each parameter's and moment's new value lives until the step's outputs are written back, where eager
-    updates in place."""
+    """Peak traced memory of steady Adam training steps (parameters, optimizer state, activations): the numpy plan's
+    intermediates share buffers by liveness and none are kept between calls, and the optimizer's updates are
+    computed into the parameters and moments (reinplacing). Before, every ufunc step kept its own buffer from call
+    to call: 2.6x eager's peak here; then 1.5x while every new value lived until it was copied back; now 1.2x (the
+    old .grad tensors live until the replay sets the new ones, where eager's zero_grad drops them first). The traces'
+    reference cycles are collected before measuring."""
+    import gc
     import tracemalloc
 
     def peak(compiled: bool) -> int:
@@ -101,6 +103,7 @@ def test_numpy_plan_shares_buffers_by_liveness():
         fn = graphc.compile(step, backend="numpy") if compiled else step
         for _ in range(2):
             fn(x, y)
+        gc.collect()
         tracemalloc.reset_peak()
         for _ in range(3):
             fn(x, y)
@@ -110,4 +113,4 @@ def test_numpy_plan_shares_buffers_by_liveness():
 
     peak(False), peak(True)  # first uses: imports, caches
     eager, compiled = peak(False), peak(True)
-    assert compiled <= 2.0 * eager, (compiled, eager)
+    assert compiled <= 1.25 * eager, (compiled, eager)

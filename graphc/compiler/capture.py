@@ -555,6 +555,12 @@ class Capture:
                                      [fn._out[1] for fn in saved] + roots))
         self.graph.outputs, self.last_outputs = outputs, outputs
         final = [t._node for t, _ in written]
+        # values the call hands out: live tensors (an alias of a tensor's memory is viewed from it again, not
+        # handed its value: _share_memory, viewed_root), stale autograd outputs, roots no one holds
+        handed = {t._node for t in live if self.viewed_root(t) is None} | {fn._out[1] for fn in saved} | set(roots)
+        position, inputs = {n: i for i, n in enumerate(outputs)}, {n: i for i, n in enumerate(self.graph.inputs)}
+        self.graph.mutated_inputs = {inputs[self.current[id(t)]]: position[node] for (t, _), node in zip(written, final)
+                                     if node not in handed and self.current.get(id(t)) in inputs}
         self._restore_storage()
         values = dict(zip(outputs, self.run_segment(self.graph, self.sources))) if outputs else {}
         given = set()
@@ -643,11 +649,13 @@ class Capture:
 
 
 def write_into(t: Tensor, value) -> None:
-    """Copy value into t's storage (an in-place update's write-back; it moves t's version, as eagerly)."""
-    if type(t._data) is np.ndarray:
-        np.copyto(t._data, value, casting="unsafe")
-    else:
-        t._data.copy_(value)
+    """Copy value into t's storage (an in-place update's write-back; it moves t's version, as eagerly). A value the
+    plan computed straight into t's memory (graphc/compiler/reinplace.py) is there already."""
+    if value is not t._data:
+        if type(t._data) is np.ndarray:
+            np.copyto(t._data, value, casting="unsafe")
+        else:
+            t._data.copy_(value)
     t._bump_version()
 
 

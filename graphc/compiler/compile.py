@@ -28,6 +28,7 @@ from .joint import CompiledBackward, Split, autograd_proxies, has_hooks, record_
 from .logs import log, log_plan, logs_on
 from .passes import optimize
 from .plan import Plan, Steps
+from .reinplace import reinplace
 from .runtime import Runtime, infer_shapes, memory, numpy_steps, propagate_shapes, reference_values
 from .scalars import FLOATS, ScalarInputs
 from .state_guard import ArgumentGuard, StateGuard, plain_object
@@ -63,11 +64,16 @@ def default_cpu_backend() -> str:
 
 def plan_steps(graph: Graph, backend: str, mode: str) -> Steps:
     """The steps for a graph: one numpy step per op for the numpy backend; fused kernels (and numpy fallbacks) from
-    the codegen module for 'triton', 'interpret' and 'cpu'."""
+    the codegen module for 'triton', 'interpret' and 'cpu'. On the CPU backends, the new values of inputs updated in
+    place are computed into the inputs' memory where that is safe (reinplace.py)."""
     if backend == "numpy":
-        return numpy_steps(graph)
-    from .codegen import plan_kernels
-    return plan_kernels(graph, backend, mode)
+        steps = numpy_steps(graph)
+    else:
+        from .codegen import plan_kernels
+        steps = plan_kernels(graph, backend, mode)
+    if backend in ("numpy", "cpu"):  # Triton plans keep the write-back copy
+        reinplace(graph, steps)
+    return steps
 
 
 def leaves(obj, out: list) -> list:
@@ -198,9 +204,9 @@ def definition_line(fn) -> str:
 
 
 def structure_key(graph: Graph) -> tuple:
-    """What makes two segment graphs the same program: ops, operands, attrs, dtypes, input ranks and outputs (a
-    size the function read is baked into attrs or constants, so it is part of the structure too), and the TF32
-    switch the matmul kernels are generated under."""
+    """What makes two segment graphs the same program: ops, operands, attrs, dtypes, input ranks, outputs and the
+    inputs they update in place (a size the function read is baked into attrs or constants, so it is part of the
+    structure too), and the TF32 switch the matmul kernels are generated under."""
     index: dict[Node, int] = {}
     parts = []
     for n in graph.nodes:
@@ -212,7 +218,8 @@ def structure_key(graph: Graph) -> tuple:
         else:
             args = tuple(index[x] if type(x) is Node else (type(x), repr(x)) for x in n.inputs)
             parts.append((n.op.name, args, repr(n.attrs), n.dtype))
-    return tuple(parts), tuple(index[o] for o in graph.outputs), STATE.float32_matmul_precision
+    return (tuple(parts), tuple(index[o] for o in graph.outputs), tuple(sorted(graph.mutated_inputs.items())),
+            STATE.float32_matmul_precision)
 
 
 def _aliases_input(node: Node) -> bool:
@@ -305,14 +312,17 @@ class Entry:
         key = tuple(shapes)
         if key not in self._fitting:
             try:
-                self.infer(shapes)
+                inferred = self.infer(shapes)
             except Exception:  # the error is the op's: tracing again reports it with the user's line
+                return False
+            graph = self.runtime.graph  # an input updated in place keeps its shape (eagerly, x.add_(y) raises)
+            if any(inferred[graph.outputs[o]] != shapes[i] for i, o in graph.mutated_inputs.items()):
                 return False
             self._fitting.add(key)
         return True
 
-    def infer(self, shapes: list[tuple]) -> None:
-        infer_shapes(self.runtime.graph, shapes)
+    def infer(self, shapes: list[tuple]) -> dict[Node, tuple]:
+        return infer_shapes(self.runtime.graph, shapes)
 
     def sizes_read_match(self, flat: list) -> bool:
         """Whether the sizes the function read of intermediate tensors are the same for this call's input sizes
@@ -331,7 +341,7 @@ class Entry:
 
     def run(self, flat: list):
         resolve = self.resolve
-        outs = self.runtime([resolve(flat, ref)._data for ref in self.inputs])
+        outs = self.runtime([resolve(flat, ref)._data for ref in self.inputs], inplace=True)
         values = [outs[pos].copy() if copy else outs[pos] for _, pos, copy in self.writes]
         for (ref, _, _), value in zip(self.writes, values):
             write_into(resolve(flat, ref), value)
@@ -355,12 +365,12 @@ class JointEntry(Entry):
     backward: Runtime
     leaves: list[tuple]
 
-    def infer(self, shapes: list[tuple]) -> None:
+    def infer(self, shapes: list[tuple]) -> dict[Node, tuple]:
         """The joint graph's shapes, its incoming gradient shaped as the forward's result."""
         forward = self.forward.graph
         shapes[self.split.grad_position] = infer_shapes(forward, shapes[:self.split.grad_position] +
                                                         shapes[self.split.grad_position + 1:])[forward.outputs[0]]
-        infer_shapes(self.runtime.graph, shapes)
+        return infer_shapes(self.runtime.graph, shapes)
 
     def run(self, flat: list):
         arrays = [self.resolve(flat, ref)._data for ref in self.inputs]

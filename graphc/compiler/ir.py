@@ -54,12 +54,16 @@ def fmt_arg(x) -> str:
 
 
 class Graph:
-    """Nodes in topological order, the input nodes in call order, and the output nodes."""
+    """Nodes in topological order, the input nodes in call order, and the output nodes. `mutated_inputs` maps the
+    position of an input the function updated in place to the position of the output holding its new value, when
+    that output is only written back into the input (the call hands it out nowhere else): the reinplacing pass may
+    compute it straight into the input's memory (graphc/compiler/reinplace.py)."""
 
     def __init__(self):
         self.nodes: list[Node] = []
         self.inputs: list[Node] = []
         self.outputs: list[Node] = []
+        self.mutated_inputs: dict[int, int] = {}
 
     def add(self, kind: str, op: Op | None, inputs: tuple, attrs: dict, shape: tuple, dtype: DType,
             device: Device, where: str = "", value=None) -> Node:

@@ -13,9 +13,24 @@ class Step:
     ("elementwise" | "reduction" | "matmul") and .source (its source text); a Triton one has .ptx(arch=90)."""
 
     role: str = "op"
+    fresh = False  # whether its values are always new memory (never the memory of a value it reads)
 
     def __init__(self, reads: list[Node], writes: list[Node], nodes: list[Node]):
         self.reads, self.writes, self.nodes = reads, writes, nodes  # nodes: every IR node the step computes
+        self.into: dict[Node, Node] = {}  # values computed straight into a graph input's memory (reinplace.py)
+
+    def can_compute_into(self, node: Node, source: Node, aliases: set[Node]) -> bool:
+        """Whether this step can compute its value `node` straight into the memory of graph input `source` (the
+        reinplacing pass), given `aliases`, the values that may share that memory: it reads none of them except
+        where writing there cannot change what it reads."""
+        return False
+
+    def compute_into(self, node: Node, source: Node) -> None:
+        """From now on, compute `node` into `source`'s array, when a call's array can take it (its shape, dtype and
+        a layout without gaps); into new memory otherwise."""
+        self.into[node] = source
+        if source not in self.reads:
+            self.reads.append(source)
 
     @property
     def ops(self) -> list[str]:

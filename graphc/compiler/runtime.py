@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import dtypes
-from ..dispatch import ELEMENTWISE, VIEW, run_forward
+from ..dispatch import ELEMENTWISE, MATMUL, VIEW, memory_owner, run_forward
 from ..dtypes import LOW_PRECISION
 from ..ops.matmul import matmul
 from ..tensor import from_torch, to_torch
@@ -36,11 +36,21 @@ class OpStep(Step):
     def __init__(self, node: Node, buffers: Buffers | None = None):
         reads = list(dict.fromkeys(x for x in node.inputs if type(x) is Node))
         super().__init__(reads, [node], [node])
+        self.fresh = new_memory(node)
         self.pooled = buffers is not None
         self.run = _compile_buffered(node, buffers.take) if buffers is not None else _compile_call(node)
 
     def __call__(self, values: dict, shapes: dict | None) -> None:
         self.run(values)
+
+    def can_compute_into(self, node: Node, source: Node, aliases: set[Node]) -> bool:
+        """A ufunc that can write into a buffer (numpy computes it as if no operand overlapped its output)."""
+        return buffered_ufunc(node) and node.shape == source.shape and node.dtype is source.dtype
+
+    def compute_into(self, node: Node, source: Node) -> None:
+        super().compute_into(node, source)
+        self.pooled = False
+        self.run = _compile_into(node, source)
 
 
 def _compile_call(node: Node):
@@ -105,6 +115,12 @@ def memory(node: Node) -> Node:
     while node.kind == "op" and node.op.category == VIEW:
         node = node.inputs[0]
     return node
+
+
+def new_memory(node: Node) -> bool:
+    """Whether node's numpy forward always returns new memory: elementwise ops and matrix products do (a view, a
+    reduction over no dims, or another op may return an operand's memory)."""
+    return node.kind == "op" and node.op.category in (ELEMENTWISE, MATMUL)
 
 
 def _is_ufunc(node: Node) -> bool:
@@ -184,22 +200,51 @@ def _compile_buffered(node: Node, take):
     return run
 
 
+def _compile_into(node: Node, source: Node):
+    """A same-dtype ufunc writing into the array of graph input source (a reinplaced update, reinplace.py), or into
+    new memory when this call's array cannot take it (read-only, another dtype, gaps in its layout); its shape is the
+    value's shape, which the entry's guards check (Entry.fits)."""
+    forward, want, inputs = node.op.forward, np.dtype(node.dtype.np), node.inputs
+    weak = weak_operands(node)
+    kinds = tuple(0 if type(x) is not Node else 2 if x in weak else 1 for x in inputs)
+    fresh = _compile_call(node)
+
+    def run(values: dict) -> None:
+        out = values[source]
+        if not takes(out, want):
+            return fresh(values)
+        args = [values[x].item() if kind == 2 else values[x] if kind else x for kind, x in zip(kinds, inputs)]
+        values[node] = forward(*args, out=out)
+    return run
+
+
+def takes(array: np.ndarray, dtype: np.dtype) -> bool:
+    """Whether a graph input's array can take a value of dtype computed into it: writable, that dtype, and laid out
+    without gaps or overlap (row- or column-major)."""
+    flags = array.flags
+    return array.dtype == dtype and flags.writeable and (flags.c_contiguous or flags.f_contiguous)
+
+
+def buffered_ufunc(n: Node) -> bool:
+    """Whether a ufunc node can be computed into a given buffer (out=): one or two operands of its dtype (or Python
+    scalars, or 0-d values read as numbers: weak_operands), no attrs, not fp16/bf16 (computed in fp32)."""
+    return (_is_ufunc(n) and not n.attrs and 1 <= len(n.inputs) <= 2 and any(type(x) is Node for x in n.inputs)
+            and all(x.dtype is n.dtype or x in weak_operands(n) for x in n.inputs if type(x) is Node)
+            and all(type(x) in (int, float, bool) for x in n.inputs if type(x) is not Node)
+            and n.dtype not in LOW_PRECISION)
+
+
 def reusable_buffers(graph: Graph) -> set[Node]:
-    """Nodes whose value can live in a shared buffer (Buffers): computed by a ufunc from operands of the same dtype
-    (or Python scalars, or 0-d values read as numbers: weak_operands), read only by ufuncs and matmuls (which never
-    alias their operands, so the buffer is free once the value's readers have run), and never a graph output
-    (outputs reach the caller)."""
+    """Nodes whose value can live in a shared buffer (Buffers): buffered ufuncs read only by ufuncs and matmuls
+    (which never alias their operands, so the buffer is free once the value's readers have run), and never a graph
+    output (outputs reach the caller)."""
     users: dict[Node, list[Node]] = {n: [] for n in graph.nodes}
     for n in graph.nodes:
         for x in n.inputs:
             if type(x) is Node:
                 users[x].append(n)
     outputs = set(graph.outputs)
-    return {n for n in graph.nodes if _is_ufunc(n) and n not in outputs and not n.attrs and users[n]
-            and 1 <= len(n.inputs) <= 2 and any(type(x) is Node for x in n.inputs)
-            and all(x.dtype is n.dtype or x in weak_operands(n) for x in n.inputs if type(x) is Node)
-            and all(type(x) in (int, float, bool) for x in n.inputs if type(x) is not Node)
-            and n.dtype not in LOW_PRECISION
+    return {n for n in graph.nodes if n not in outputs and users[n] and buffered_ufunc(n)
             and all(_is_ufunc(u) or u.op.category == "matmul" for u in users[n])}
 
 
@@ -243,6 +288,9 @@ class Runtime:
         pooled = {n for s in plan.steps if type(s) is OpStep and s.pooled for n in s.writes}
         self.schedule = [(s, s.run if type(s) is OpStep else None, tuple(free), tuple(n for n in free if n in pooled))
                          for s, free in zip(plan.steps, plan.frees)]
+        position = {n: i for i, n in enumerate(plan.graph.inputs)}
+        self.written = sorted({position[source] for s in plan.steps for source in s.into.values()})
+        self.first_write = next((i for i, s in enumerate(plan.steps) if s.into), len(plan.steps))
         self._last_shapes: tuple | None = None
         self._shapes: dict | None = None
         # the library of the plan's kernels that compute products (numpy's OpenBLAS runs on one thread meanwhile)
@@ -257,45 +305,72 @@ class Runtime:
             self._last_shapes, self._shapes = key, infer_shapes(self.graph, list(key))
         return self._shapes
 
-    def __call__(self, arrays: list) -> list:
+    def __call__(self, arrays: list, inplace: bool = False) -> list:
+        """The outputs for these inputs. With `inplace` (a replay), the new values of inputs updated in place may be
+        computed straight into the input arrays (reinplace.py)."""
         if self.observer is not None:
             self.observer(self, arrays)
-        values = self.run_all(arrays, free=True)
+        values = self.run_all(arrays, free=True, inplace=inplace)
         outs = [values[n] for n in self.graph.outputs]
         for i in self.const_outputs:  # constants stay the plan's own: callers get copies they may write to
             outs[i] = outs[i].copy()
         return outs
 
-    def run_all(self, arrays: list, free: bool = False) -> dict[Node, object]:
-        """Run the plan; every node's value is kept unless `free`, which drops each after its last use. While the
-        plan's kernels compute products on OpenMP's threads, numpy's OpenBLAS runs on one (native.one_blas_thread)."""
+    def run_all(self, arrays: list, free: bool = False, inplace: bool = False) -> dict[Node, object]:
+        """Run the plan; every node's value is kept unless `free`, which drops each after its last use. Input arrays
+        are written (`inplace`) only where no other input shares their memory; otherwise the steps see them
+        read-only, and compute those values into new memory. While the plan's kernels compute products on OpenMP's
+        threads, numpy's OpenBLAS runs on one (native.one_blas_thread)."""
+        if self.written and not (inplace and self.unshared(arrays)):
+            inplace, arrays = False, list(arrays)
+            for i in self.written:
+                arrays[i] = arrays[i].view()
+                arrays[i].flags.writeable = False
         if self.products is not None and self.products.functions is not None:
             from .native import one_blas_thread
 
             with one_blas_thread():
-                return self._run_all(arrays, free)
-        return self._run_all(arrays, free)
+                return self._run_all(arrays, free, inplace)
+        return self._run_all(arrays, free, inplace)
 
-    def _run_all(self, arrays: list, free: bool) -> dict[Node, object]:
+    def _run_all(self, arrays: list, free: bool, inplace: bool) -> dict[Node, object]:
         values = dict(self.consts)
         values.update(zip(self.graph.inputs, arrays))
         shapes = self.shapes_for(arrays)
         buffers = self.buffers if free else None  # kept values keep their buffers
         if buffers is not None:
             buffers.start_call()
-        for step, run, dead, recycled in self.schedule:
-            if run is not None:
-                run(values)
-            else:
-                step(values, shapes)
-            if free:
-                for n in recycled:
-                    buffers.give(values[n])
-                for n in dead:
-                    del values[n]
+        try:
+            for step, run, dead, recycled in self.schedule:
+                if run is not None:
+                    run(values)
+                else:
+                    step(values, shapes)
+                if free:
+                    for n in recycled:
+                        buffers.give(values[n])
+                    for n in dead:
+                        del values[n]
+        except Exception as e:
+            if inplace and self.plan.steps.index(step) > self.first_write:
+                where = next((n.where for n in step.nodes if n.where), "an unknown line")
+                raise InputsWrittenError(f"graphc.compile: {' '.join(step.ops)} (at {where}) failed after the call "
+                                         "had updated inputs in place, so it is not run again eagerly (that would "
+                                         f"update them twice): {type(e).__name__}: {e}") from e
+            raise
         if buffers is not None:
             buffers.end_call()
         return values
+
+    def unshared(self, arrays: list) -> bool:
+        """Whether no input array shares its owner's memory with an array this plan writes into."""
+        written = {id(memory_owner(arrays[i])) for i in self.written}
+        return len(written) == len(self.written) and \
+            sum(id(memory_owner(a)) in written for a in arrays) == len(self.written)
+
+
+class InputsWrittenError(RuntimeError):
+    """A replay failed after it had computed new values into some of its inputs (reinplace.py)."""
 
 
 def reference_values(graph: Graph, arrays: list, given: dict | None = None) -> dict[Node, np.ndarray]:
@@ -351,6 +426,7 @@ class KernelStep(Step):
     Subclasses launch through a renderer's runtime (TritonKernelStep, CKernelStep)."""
 
     role = "kernel"
+    fresh = True
 
     def __init__(self, group: Group, source: str, name: str, backend: str):
         reads = []
@@ -486,6 +562,32 @@ class CKernelStep(KernelStep):
         self._arguments: tuple = (None, None, None)
         self._gemm: dict[tuple, tuple | None] = {}  # gemm_arguments by the operands' shapes and strides
 
+    def can_compute_into(self, node: Node, source: Node, aliases: set[Node]) -> bool:
+        """An elementwise kernel (or a matmul's epilogue, whose product reads nothing sharing source's memory) whose
+        output node is stored at the element of the iteration space it is computed at, where every load of a value
+        sharing source's memory is source itself at that same element, loaded before node is stored (node is
+        computed from it: the emitter loads each operand once per element, where it is first used)."""
+        g, k = self.group, self.kernel
+        if g.kind not in ("elementwise", "matmul") or node not in k.outputs or g.permuted.get(node) or \
+                node in g.row_indexed or not node.shape == source.shape == g.space or node.dtype is not source.dtype:
+            return False
+        if k.product is not None and any(view_chain(x)[0] in aliases for x in k.product.inputs if type(x) is Node):
+            return False
+        loaded = [(x, consumer) for x, consumer in k.loads if view_chain(x)[0] in aliases]
+        if any(x is not source or consumer is not None for x, consumer in loaded):
+            return False
+        if not loaded:
+            return True
+        members, stack, seen = set(g.nodes), [node], set()
+        while stack:
+            n = stack.pop()
+            if n not in seen:
+                seen.add(n)
+                if source in n.inputs:
+                    return True
+                stack += [b for x in n.inputs if type(x) is Node for b in [view_chain(x)[0]] if b in members]
+        return False
+
     def __call__(self, values: dict, shapes: dict) -> None:
         function = self._function
         if function is None:
@@ -522,9 +624,11 @@ class CKernelStep(KernelStep):
             if k.product in g.outputs:
                 values[k.product] = product
         loads = [raw[key] for key in k.loads]
-        outs = [np.empty(tuple(shapes[n]), n.dtype.np) for n in k.outputs]
+        into = self.into
+        outs = [np.empty(tuple(shapes[n]), n.dtype.np) if n not in into else self.buffer(n, values[into[n]], shapes)
+                for n in k.outputs]
         if outs or gemm:
-            strides = tuple(a.strides for a in loads)
+            strides = tuple(a.strides for a in loads + outs) if into else tuple(a.strides for a in loads)
             if self._arguments[0] is shapes and self._arguments[1] == strides:
                 arrays, ints = loads + outs, self._arguments[2]
             else:
@@ -556,6 +660,13 @@ class CKernelStep(KernelStep):
         copy_a, copy_b, ints, offsets, address = found
         return (np.ascontiguousarray(a) if copy_a else a, np.ascontiguousarray(b) if copy_b else b, ints, offsets,
                 address)
+
+    @staticmethod
+    def buffer(n: Node, array: np.ndarray, shapes: dict) -> np.ndarray:
+        """Where output n goes: the array of the input it is computed into (reinplace.py), or new memory when this
+        call's array cannot take it."""
+        shape = tuple(shapes[n])
+        return array if array.shape == shape and takes(array, np.dtype(n.dtype.np)) else np.empty(shape, n.dtype.np)
 
 
 def gemm_layout(a: np.ndarray, b: np.ndarray, blas) -> tuple | None:
@@ -679,6 +790,7 @@ class FallbackStep(Step):
                 reads.append(view_chain(x)[0])
         super().__init__(reads, [node], [node])
         self.node, self.reason, self.backend = node, reason, backend
+        self.fresh = new_memory(node)
 
     def __call__(self, values: dict, shapes: dict) -> None:
         values[self.node] = self.to_backend(run_forward(self.node.op, [self.operand(x, values, shapes) for x in
