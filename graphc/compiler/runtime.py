@@ -5,8 +5,10 @@ input shapes (only when they change, and only for plans whose steps need them)."
 from __future__ import annotations
 
 import collections
+import ctypes
 import functools
 import math
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -429,11 +431,8 @@ class KernelStep(Step):
     fresh = True
 
     def __init__(self, group: Group, source: str, name: str, backend: str):
-        reads = []
-        for x, _ in group.loads:
-            base = view_chain(x)[0]
-            if base not in reads:
-                reads.append(base)
+        self.chains = [(key, *view_chain(key[0])) for key in group.loads]  # (load, its base, the views over it)
+        reads = list(dict.fromkeys(base for _, base, _ in self.chains))
         super().__init__(reads, list(group.outputs), list(group.nodes))
         self.group, self.kind, self.source, self.name, self.backend = group, group.kind, source, name, backend
         self.relations = size_relations(group, ShapesAtPlanTime())
@@ -463,11 +462,7 @@ class KernelStep(Step):
 
     def operands(self, values: dict, shapes: dict, convert) -> dict:
         """Each load's array (converted by convert) seen through its views, keyed like group.loads."""
-        raw = {}
-        for x, consumer in self.group.loads:
-            base, chain = view_chain(x)
-            raw[x, consumer] = view_through(convert(values[base]), chain, shapes)
-        return raw
+        return {key: view_through(convert(values[base]), chain, shapes) for key, base, chain in self.chains}
 
     def output_view(self, buf, n: Node, space: tuple, shapes: dict):
         """Output n's buffer as the kernel writes it: through a stored permutation, placed in the space."""
@@ -557,9 +552,11 @@ class CKernelStep(KernelStep):
         self.kernel, self.library = kernel, library
         self._function = None
         self._runs = 0
-        # the sizes and strides of the last call, (its shapes, its operands' strides, the integer arguments): placing
-        # operands in the iteration space costs more than many small kernels, and only depends on those
-        self._arguments: tuple = (None, None, None)
+        # the sizes and strides of the last call, (its shapes, its operands' strides, the integer arguments, their
+        # address): placing operands in the iteration space costs more than many small kernels, and only depends on
+        # those
+        self._arguments: tuple = (None, None, None, None)
+        self._addresses: list[tuple] = []  # per argument, (a weak reference to the last call's array, its address)
         self._gemm: dict[tuple, tuple | None] = {}  # gemm_arguments by the operands' shapes and strides
 
     def can_compute_into(self, node: Node, source: Node, aliases: set[Node]) -> bool:
@@ -630,17 +627,20 @@ class CKernelStep(KernelStep):
         if outs or gemm:
             strides = tuple(a.strides for a in loads + outs) if into else tuple(a.strides for a in loads)
             if self._arguments[0] is shapes and self._arguments[1] == strides:
-                arrays, ints = loads + outs, self._arguments[2]
+                arrays, ints, address = loads + outs, self._arguments[2], self._arguments[3]
             else:
                 arrays = [self.place(a, key[1], space, shapes) for a, key in zip(loads, k.loads)]
                 arrays += [self.output_view(buf, n, space, shapes) for n, buf in zip(k.outputs, outs)]
                 ints = np.array([*space, *(s // a.itemsize for a in arrays for s in a.strides)], np.int64)
+                address = ints.ctypes.data
                 if all(a.ctypes.data == b.ctypes.data for a, b in zip(arrays, loads + outs)):  # no copy was made
-                    self._arguments = (shapes, strides, ints)
-            pointers = np.array([a.ctypes.data for a in arrays], np.uint64)
+                    self._arguments = (shapes, strides, ints, address)
+            pointers = self.addresses(arrays)
             if gemm:
-                pointers, ints = np.concatenate([pointers, gemm[0]]), np.concatenate([ints, gemm[1]])
-            function(pointers.ctypes.data, ints.ctypes.data)
+                pointers += gemm[0].tolist()
+                ints = np.concatenate([ints, gemm[1]])
+                address = ints.ctypes.data
+            function((ctypes.c_uint64 * len(pointers))(*pointers), address)
         for n, buf in zip(k.outputs, outs):
             values[n] = buf
 
@@ -660,6 +660,21 @@ class CKernelStep(KernelStep):
         copy_a, copy_b, ints, offsets, address = found
         return (np.ascontiguousarray(a) if copy_a else a, np.ascontiguousarray(b) if copy_b else b, ints, offsets,
                 address)
+
+    def addresses(self, arrays: list[np.ndarray]) -> list[int]:
+        """The data addresses of a launch's arrays. An argument that is the same array as at the last call (an input
+        read again, a parameter) keeps its address: numpy's .ctypes.data costs more than a small kernel."""
+        known = self._addresses
+        if len(known) != len(arrays):
+            known[:] = [(None, 0)] * len(arrays)
+        out = []
+        for i, a in enumerate(arrays):
+            ref, address = known[i]
+            if ref is None or ref() is not a:
+                address = a.ctypes.data
+                known[i] = (weakref.ref(a), address)
+            out.append(address)
+        return out
 
     @staticmethod
     def buffer(n: Node, array: np.ndarray, shapes: dict) -> np.ndarray:
