@@ -51,10 +51,10 @@ OPTIMIZERS = {
 }
 
 
-def _train_step(L, model, opt):
-    def step(x, y):
+def _train_step(L, model, opt, loss_fn=lambda L, out, y: L.nn.functional.cross_entropy(out, y)):
+    def step(x, *targets):
         opt.zero_grad()
-        loss = L.nn.functional.cross_entropy(model(x), y)
+        loss = loss_fn(L, model(x), *targets)
         loss.backward()
         opt.step()
         return loss
@@ -109,15 +109,10 @@ def test_weight_tied_language_model_matches_torch(backend):
     gm, tm = make(graphc), make(torch)
     gopt, topt = opt(graphc, gm.parameters()), opt(torch, tm.parameters())
 
-    def step(L, model, o):
-        def run(x, y):
-            o.zero_grad()
-            loss = L.nn.functional.cross_entropy(model(x).reshape(-1, 11), y.reshape(-1))
-            loss.backward()
-            o.step()
-            return loss
-        return run
-    gstep, tstep = compiled(step(graphc, gm, gopt), backend), step(torch, tm, topt)
+    def loss(L, out, y):
+        return L.nn.functional.cross_entropy(out.reshape(-1, 11), y.reshape(-1))
+
+    gstep, tstep = compiled(_train_step(graphc, gm, gopt, loss), backend), _train_step(torch, tm, topt, loss)
     for _ in range(4):
         x, y = RNG.integers(0, 11, (3, 5)), RNG.integers(0, 11, (3, 5))
         assert_close(gstep(graphc.tensor(x), graphc.tensor(y)), tstep(torch.tensor(x), torch.tensor(y)), 1e-4, 1e-5)
@@ -135,15 +130,10 @@ def test_fp16_parameters_match_torch(backend):
     gopt = graphc.optim.SGD(gm.parameters(), lr=0.1, momentum=0.9)
     topt = torch.optim.SGD(tm.parameters(), lr=0.1, momentum=0.9)
 
-    def step(L, model, opt):
-        def run(x):
-            opt.zero_grad()
-            loss = (model(x).float() ** 2).mean()
-            loss.backward()
-            opt.step()
-            return loss
-        return run
-    gstep, tstep = compiled(step(graphc, gm, gopt), backend), step(torch, tm, topt)
+    def loss(L, out):
+        return (out.float() ** 2).mean()
+
+    gstep, tstep = compiled(_train_step(graphc, gm, gopt, loss), backend), _train_step(torch, tm, topt, loss)
     for _ in range(4):
         x = RNG.standard_normal((5, 8)).astype(np.float16)
         assert_close(gstep(graphc.tensor(x)), tstep(torch.tensor(x)), 1e-2, 1e-2)
