@@ -146,3 +146,14 @@ def test_nan_to_num_of_bfloat16():
     x = torch.tensor([float("nan"), float("inf"), -1.0], dtype=torch.bfloat16)
     got = graphc.tensor(x.float().numpy()).to(graphc.bfloat16).nan_to_num()
     np.testing.assert_array_equal(got.float().numpy(), x.nan_to_num().float().numpy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_cast_from_float16_or_bfloat16_reads_the_rounded_value(backend):
+    """Inside a fused kernel fp16/bf16 arithmetic runs in fp32 and rounds when stored; an explicit cast of such a
+    value (`.float()` of an fp16 product) reads it rounded, as eager stored it. And the interpreter's float32 to
+    bfloat16 conversion rounds to nearest even, as compiled code and torch do (Triton's interpreter truncates)."""
+    x = np.array([1.0049, 2.0079, 3.01, -1.0051, 0.33333, 1e-3, 65504.0, -7.77], np.float32)
+    for fn in (lambda L, t: (t.half() * 1.5).float(), lambda L, t: (t.bfloat16() + 1).float(),
+               lambda L, t: (t.bfloat16() * t.bfloat16()).double() - 1, lambda L, t: t.bfloat16().float() * 3):
+        same(run(lambda t: fn(graphc, t), backend, x), fn(torch, torch.tensor(x)))

@@ -130,6 +130,7 @@ def load(source: str, name: str, backend: str):
 
                 module.libdevice, module.range = InterpreterLibdevice, _interpreter_range
                 _splat_as_declared()
+                _bfloat16_rounds_to_nearest_even()
                 kernel = InterpretedFunction(kernel.fn)
         _loaded[key] = _loaded[(text, backend)] = kernel
     return kernel
@@ -218,6 +219,29 @@ def _splat_as_declared() -> None:
 
     create_splat.declared_type = True
     builder.create_splat = create_splat
+
+
+def _bfloat16_rounds_to_nearest_even() -> None:
+    """Make the interpreter round float32 to bfloat16 to nearest even, as compiled code (`cvt.rn.bf16.f32`) and
+    torch do: it truncates, so `x.bfloat16() + 1` came out one bfloat16 step off eager's under the interpreter.
+    The interpreter holds bfloat16 values as uint16 bits; ml_dtypes rounds. Idempotent; Triton's own method
+    handles every other conversion."""
+    import ml_dtypes
+    import triton.language as tl
+    from triton.runtime import interpreter
+
+    builder = interpreter.InterpreterBuilder
+    cast = builder.cast_impl
+    if getattr(cast, "rounds_to_nearest_even", False):
+        return
+
+    def cast_impl(self, src, dst_type):
+        if src.dtype.scalar == tl.float32 and dst_type.scalar == tl.bfloat16:
+            return interpreter.TensorHandle(src.data.astype(ml_dtypes.bfloat16).view(np.uint16), dst_type.scalar)
+        return cast(self, src, dst_type)
+
+    cast_impl.rounds_to_nearest_even = True
+    builder.cast_impl = cast_impl
 
 
 def _interpreter_range(*bounds):

@@ -194,6 +194,8 @@ class Emitter:
                 operands.append("")
                 continue
             v = self.value(x, scope, n)
+            if low.rounds and isinstance(x, Node) and x.dtype.is_low_precision:
+                v = d.round(v, x.dtype)  # a cast reads its operand as eager stored it: (x.half() * 1.5).float()
             if cast_operands and isinstance(x, Node) and x.dtype is not dtypes.bool_ and d.compute_type(x.dtype) != ty:
                 v = d.cast(v, ty)
             operands.append(v)
