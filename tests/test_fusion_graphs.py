@@ -91,3 +91,19 @@ def test_a_copy_of_a_transposed_value_is_stored_through_the_permutation():
     fusion = Fusion(g)
     assert [[n.op.name for n in grp.nodes] for grp in fusion.groups] == [["exp", "clone"]]
     assert list(fusion.groups[0].permuted) == [g.outputs[0]]
+
+
+def test_a_per_row_consumer_absorbs_a_row_shaped_group_as_per_row_values():
+    """mul(cast(any(x > 0.5)), sum(x, 1)) with x of [6, 6]: the cast's group [6] joins the sum's kernel as one value
+    per row. Aligned by broadcasting, as the groups an elementwise consumer absorbs are, it varied along the reduced
+    dim instead (the rows and the reduced dim have the same size), and the kernel read the wrong element."""
+    g = Graph()
+    x = _input(g, 6, 6)
+    flag = _op(g, "cast", _input(g, 6), dtype=F32)
+    total = _op(g, "sum", x, dim=(1,), keepdim=False)
+    g.outputs = [_op(g, "mul", flag, total)]
+    fusion = Fusion(g)
+    (group,) = fusion.groups
+    assert [n.op.name for n in group.nodes] == ["cast", "sum", "mul"]
+    assert group.aligned[flag] == group.aligned[total] == (6, 1)
+

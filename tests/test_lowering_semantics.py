@@ -157,3 +157,14 @@ def test_a_cast_from_float16_or_bfloat16_reads_the_rounded_value(backend):
     for fn in (lambda L, t: (t.half() * 1.5).float(), lambda L, t: (t.bfloat16() + 1).float(),
                lambda L, t: (t.bfloat16() * t.bfloat16()).double() - 1, lambda L, t: t.bfloat16().float() * 3):
         same(run(lambda t: fn(graphc, t), backend, x), fn(torch, torch.tensor(x)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_per_row_value_beside_rows_as_long_as_the_reduced_dim(backend):
+    """The batch equals the reduced size (6 rows of 6): the flag of each row must stay that row's
+    (tests/test_fusion_graphs.py has the partition)."""
+    def fn(L, x):
+        rows = L.cat([x, x * 2], 1)
+        return (rows > 0.5).any(1).float() * rows.sum(1)
+    x = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    assert_close(run(lambda t: fn(graphc, t), backend, x), fn(torch, torch.tensor(x)))

@@ -185,11 +185,15 @@ class Fusion:
         return sorted(seen, key=lambda g: g.kind == "elementwise")
 
     def _absorb(self, g: Group, n: Node) -> None:
-        """n joined g: pull in the elementwise groups computing n's other inputs, so they are not materialised."""
+        """n joined g: pull in the elementwise groups computing n's other inputs, so they are not materialised. A
+        per-row n reads them one value per row: only a group shaped like the rows can then come in, as per-row
+        values (aligned by broadcasting, a [6] beside rows of [6, 6] would vary along the reduced dim instead)."""
         for h in self._candidates(n):
-            if h is not g and h.kind == "elementwise" and broadcastable(h.space, g.space) and \
+            rows = n in g.row_indexed and any(s != 1 for m in h.nodes for s in m.shape)  # (a scalar is the same anyway)
+            fits = all(tuple(m.shape) == row_shape(g) for m in h.nodes) if rows else broadcastable(h.space, g.space)
+            if h is not g and h.kind == "elementwise" and fits and \
                     not (g.kind == "matmul" and any(self.group_of.get(view_chain(x)[0]) is h for x in g.matmul.inputs)):
-                self._merge(g, h, rows=False)  # (a matmul's operands are read from memory by its template)
+                self._merge(g, h, rows=rows)  # (a matmul's operands are read from memory by its template)
 
     def _rows_home(self, n: Node) -> None:
         """n reduces a whole elementwise group h shaped like the rows of a reduction kernel g (the count of kept
