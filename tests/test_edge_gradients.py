@@ -1,5 +1,5 @@
-"""Gradients of reductions and norms where the input is constant, zero or of size 1 equal torch's (0 where torch
-masks 0/0, NaN where torch gives NaN), eagerly and in a compiled step."""
+"""Gradients of reductions and norms where the input is constant, zero or of size 1, and of atan2 at the origin,
+equal torch's (0 where torch masks 0/0, NaN where torch gives NaN), eagerly and in a compiled step."""
 from __future__ import annotations
 
 import warnings
@@ -87,3 +87,21 @@ def test_edge_gradients_compiled(name, backend):
     t = graphc.tensor(x, requires_grad=True)
     step(t)
     np.testing.assert_allclose(t.grad.tolist(), _grad(torch, fn, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", [None, "numpy", "interpret"])
+def test_atan2_gradient_at_the_origin_is_zero_as_in_torch(backend):
+    """torch takes 1 / (a² + b²) as 0 where a² + b² is 0 (the origin, or an underflow), keeping signed zeros and the
+    NaN of an infinite incoming gradient."""
+    a, b = [0.0, -0.0, 0.0, 1e-30, 1.0, 3.0], [0.0, 0.0, -0.0, 1e-30, 0.0, -4.0]
+    g = [1.0, 2.0, np.inf, 1.0, 1.0, 1.0]
+    grads = []
+    for lib in (torch, graphc):
+        x, y = lib.tensor(a, requires_grad=True), lib.tensor(b, requires_grad=True)
+        step = (lambda x, y, g: lib.atan2(x, y).backward(g)) if lib is torch or backend is None else \
+            graphc.compile(lambda x, y, g: lib.atan2(x, y).backward(g), backend=backend)
+        step(x, y, lib.tensor(g))
+        grads.append([x.grad.numpy(), y.grad.numpy()])
+    for ours, theirs in zip(grads[1], grads[0]):
+        np.testing.assert_array_equal(ours, theirs)
+        np.testing.assert_array_equal(np.signbit(ours), np.signbit(theirs))

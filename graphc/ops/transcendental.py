@@ -60,9 +60,12 @@ lgamma = _unary("lgamma", _lgamma_forward, lambda c, g: (g * digamma(c.inputs[0]
 
 
 def _atan2_backward(c, g):
+    """torch's: g * b / (a² + b²) and -g * a / (a² + b²), with 1 / (a² + b²) taken as 0 where a² + b² is 0 (at the
+    origin, or where it underflows), so the gradient there is 0 rather than NaN."""
     a, b = c.inputs
-    scale = g / (a * a + b * b)
-    return unbroadcast(scale * b, a), unbroadcast(-scale * a, b)
+    squares = a * a + b * b
+    recip = where(squares == 0, 0.0, 1 / squares)
+    return unbroadcast(g * (b * recip), a), unbroadcast(g * (-a * recip), b)
 
 
 atan2 = _binary("atan2", np.arctan2, _atan2_backward, "atan2({0}, {1})", infer=floating)
