@@ -105,3 +105,15 @@ def test_atan2_gradient_at_the_origin_is_zero_as_in_torch(backend):
     for ours, theirs in zip(grads[1], grads[0]):
         np.testing.assert_array_equal(ours, theirs)
         np.testing.assert_array_equal(np.signbit(ours), np.signbit(theirs))
+
+
+def test_remainder_divisor_gradient_uses_torch_s_floor_division():
+    """d remainder(a, b) / d b is -floor_divide(a, b), which torch computes as NaN for inf // 2 and -1 for
+    7 // -inf (not floor(a / b): inf and -0)."""
+    a, b = [1.0, np.inf, -np.inf, 5.0, 2.0, 7.0, -3.0], [2.0, 2.0, 3.0, np.inf, 0.5, -np.inf, 2.0]
+    grads = []
+    for lib in (torch, graphc):
+        x, y = lib.tensor(a, requires_grad=True), lib.tensor(b, requires_grad=True)
+        lib.remainder(x, y).sum().backward()
+        grads.append(y.grad.numpy())
+    np.testing.assert_array_equal(grads[1], grads[0])

@@ -164,7 +164,8 @@ minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: lt(a, b))
 remainder = _binary(
     "remainder",
     _integer_safe("remainder", np.remainder),
-    lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g * floor(div(*c.inputs)), c.inputs[1])),
+    # torch's floor division (NaN for inf // 2, -1 for 7 // -inf), not floor of the quotient
+    lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g * div(*c.inputs, rounding_mode="floor"), c.inputs[1])),
     # fmod (Triton's %, exact) moved into the divisor's sign, as torch computes it: a - floor(a / b) * b is off by b
     # where a / b rounds up to a whole number
     "where((({0} % {1}) != 0) & ((({0} % {1}) < 0) != ({1} < 0)), ({0} % {1}) + {1}, {0} % {1})",
