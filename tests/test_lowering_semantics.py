@@ -168,3 +168,13 @@ def test_a_per_row_value_beside_rows_as_long_as_the_reduced_dim(backend):
         return (rows > 0.5).any(1).float() * rows.sum(1)
     x = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
     assert_close(run(lambda t: fn(graphc, t), backend, x), fn(torch, torch.tensor(x)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_sum_over_an_expanded_total_counts_every_copy(backend):
+    """s.expand(3).sum(0) of a total s is 3 s: with as many rows as copies, fusion took the second sum for a sum over
+    the rows of s (one row) and dropped the expand."""
+    def fn(L, x):
+        return (x * 2).sum(0, keepdim=True).expand(3).sum(0)
+    x = np.arange(3, dtype=np.float32)
+    assert_close(run(lambda t: fn(graphc, t), backend, x), fn(torch, torch.tensor(x)))

@@ -9,6 +9,8 @@ Lowering.template). Ops with no lowering become fallback steps. Every decision t
 a reason."""
 from __future__ import annotations
 
+import math
+
 import networkx as nx
 
 from ..dispatch import ELEMENTWISE, MATMUL
@@ -344,7 +346,8 @@ class Fusion:
         the same kernel: programs combine their partial totals with atomics."""
         x = view_chain(n.inputs[0])[0]
         return (self.group_of.get(x) is g and g.aligned[x] == row_aligned(g) and x not in g.after_global
-                and len(reduce_dims(n)) == n.inputs[0].ndim)
+                and len(reduce_dims(n)) == n.inputs[0].ndim
+                and math.prod(n.inputs[0].shape) == math.prod(x.shape))  # not through an expand: it repeats values
 
     def _view_refusal(self, g: Group, base: Node, chain: list[Node], x: Node, space: tuple) -> str | None:
         """A chain of views over an in-kernel value is legal if it keeps every element at its iteration index."""
