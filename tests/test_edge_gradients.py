@@ -117,3 +117,29 @@ def test_remainder_divisor_gradient_uses_torch_s_floor_division():
         lib.remainder(x, y).sum().backward()
         grads.append(y.grad.numpy())
     np.testing.assert_array_equal(grads[1], grads[0])
+
+
+MASKED = {
+    "floor": lambda lib, a: a.floor(), "ceil": lambda lib, a: a.ceil(), "round": lambda lib, a: a.round(),
+    "trunc": lambda lib, a: a.trunc(), "sign": lambda lib, a: a.sign(), "frac": lambda lib, a: a.frac(),
+    "relu": lambda lib, a: a.relu(), "clamp": lambda lib, a: a.clamp(-1, 1), "pow 0": lambda lib, a: a ** 0,
+    "div floor": lambda lib, a: lib.div(a, 2.0, rounding_mode="floor"),
+    "maximum": lambda lib, a: lib.maximum(a, a.flip(0)), "minimum": lambda lib, a: lib.minimum(a, lib.ones_like(a)),
+}
+
+
+@pytest.mark.parametrize("backend", [None, "numpy", "interpret"])
+@pytest.mark.parametrize("name", MASKED)
+def test_masked_and_step_gradients_of_inf_and_nan_are_torch_s(name, backend):
+    """Where torch masks a gradient (a relu's or clamp's cut-off side, the loser of maximum) or a step function has
+    none (floor, sign), an incoming inf or NaN gives 0, not NaN (g * mask); maximum gives both sides the gradient
+    where one is NaN."""
+    data, incoming = [0.0, 1.5, -2.0, 3.0, -0.5, np.nan, 1.0], [np.inf, np.nan, -np.inf, 1.0, 2.0, 3.0, -np.inf]
+    grads = []
+    for lib in (torch, graphc):
+        def step(a, g, lib=lib):
+            MASKED[name](lib, a).backward(g)
+        a = lib.tensor(data, requires_grad=True)
+        (step if lib is torch or backend is None else graphc.compile(step, backend=backend))(a, lib.tensor(incoming))
+        grads.append(a.grad.numpy())
+    np.testing.assert_array_equal(grads[1], grads[0])

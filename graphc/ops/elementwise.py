@@ -30,6 +30,12 @@ def unbroadcast(grad: Tensor, x) -> Tensor | None:
     return sum_to(grad, x)
 
 
+def _zero_grad(c, g):
+    """A step function's gradient (floor, sign, ...): zeros, as torch's; g * 0 would be NaN where g is inf or NaN."""
+    from .creation import zeros_like
+    return (zeros_like(g),)
+
+
 def _binary(name, fn, backward, expr, infer=elementwise, saves=(0, 1), autocast=None, onnx=None, when=None,
             parse=None):
     return op(name, ELEMENTWISE, infer, backward=backward, lowering=Lowering(expr, when=when), saves=saves,
@@ -107,7 +113,8 @@ def _div_forward(a, b, rounding_mode=None):
 def _div_backward(c, g):
     a, b = c.inputs
     if c.attrs.get("rounding_mode") is not None:  # a step function: torch's gradient is zero
-        return unbroadcast(g * 0, a), unbroadcast(g * 0, b)
+        zero = _zero_grad(c, g)[0]
+        return unbroadcast(zero, a), unbroadcast(zero, b)
     return unbroadcast(g / b, a), unbroadcast(-g * a / (b * b), b)
 
 
@@ -132,7 +139,7 @@ def _pow_backward(c, g):
         if isinstance(b, Tensor):
             ga = g * b * a ** (where(eq(b, 0), 1, b) - 1)
         else:
-            ga = g * b * a ** (b - 1) if b != 0 else g * 0
+            ga = g * b * a ** (b - 1) if b != 0 else _zero_grad(c, g)[0]
         ga = unbroadcast(ga, a)
     if isinstance(b, Tensor):
         if isinstance(a, Tensor):
@@ -149,18 +156,21 @@ pow = _binary("pow", np.power, _pow_backward, "where({1} == 0.5, sqrt({0}), pow(
               onnx="Pow", when=_floating)
 
 
-def _minmax_backward(pick_first):
+def _minmax_backward(loses):
+    """torch's: the gradient goes to the operand picked, halved at a tie, and is masked (0 even where it is inf or
+    NaN) where the operand loses; where one is NaN neither loses, so both get it."""
     def backward(c, g):
         a, b = c.inputs
-        share = pick_first(a, b) + eq(a, b) * 0.5
-        return unbroadcast(g * share, a), unbroadcast(g * (1 - share), b)
+        split = where(eq(a, b), g * 0.5, g)
+        return tuple(unbroadcast(where(loses(x, y), 0.0, split), x) if isinstance(x, Tensor) else None
+                     for x, y in ((a, b), (b, a)))
 
     return backward
 
 
 # NaN in, NaN out, as torch and numpy: Triton's maximum/minimum drop NaN unless told (max.NaN.f32 in PTX)
-maximum = _binary("maximum", np.maximum, _minmax_backward(lambda a, b: gt(a, b)), "maximum({0}, {1})", onnx="Max")
-minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: lt(a, b)), "minimum({0}, {1})", onnx="Min")
+maximum = _binary("maximum", np.maximum, _minmax_backward(lambda a, b: lt(a, b)), "maximum({0}, {1})", onnx="Max")
+minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: gt(a, b)), "minimum({0}, {1})", onnx="Min")
 remainder = _binary(
     "remainder",
     _integer_safe("remainder", np.remainder),
@@ -218,7 +228,7 @@ isfinite = _unary("isfinite", np.isfinite, None, '(({0} == {0}) & (abs({0}) != i
 neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same, saves=(), onnx="Neg")
 abs = _unary("abs", np.abs, lambda c, g: (g * sign(c.inputs[0]),), "abs({0})", infer=same, onnx="Abs")
 sign = _unary("sign", lambda x: np.sign(np.where(x != x, 0, x)),  # torch's sign(NaN) is 0 (numpy's is NaN)
-              lambda c, g: (g * 0,), "sign({0})", infer=same, saves=())
+              _zero_grad, "sign({0})", infer=same, saves=())
 exp = _unary("exp", np.exp, lambda c, g: (g * c.out,), "exp({0})", saves=(OUT,), autocast=FP32_CUDA, onnx="Exp")
 log = _unary("log", np.log, lambda c, g: (g / c.inputs[0],), "log({0})", autocast=FP32_CUDA, onnx="Log")
 log1p = _unary("log1p", np.log1p, lambda c, g: (g / (c.inputs[0] + 1),), "log1p({0})")
@@ -233,11 +243,11 @@ cos = _unary("cos", np.cos, lambda c, g: (-g * sin(c.inputs[0]),), "cos({0})", o
 tanh = _unary("tanh", np.tanh, lambda c, g: (g * (1 - c.out * c.out),), "tanh({0})", saves=(OUT,), onnx="Tanh")
 sigmoid = _unary("sigmoid", lambda x: 0.5 * (np.tanh(0.5 * x) + 1), lambda c, g: (g * c.out * (1 - c.out),),
                  "1 / (1 + exp(-{0}))", saves=(OUT,), onnx="Sigmoid")
-relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (g * gt(c.out, 0),), "maximum({0}, 0)",
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda c, g: (where(le(c.out, 0), 0.0, g),), "maximum({0}, 0)",
               infer=same, saves=(OUT,), onnx="Relu")
-floor = _unary("floor", np.floor, lambda c, g: (g * 0,), "floor({0})", infer=same, saves=(), onnx="Floor")
-ceil = _unary("ceil", np.ceil, lambda c, g: (g * 0,), "ceil({0})", infer=same, saves=(), onnx="Ceil")
-trunc = _unary("trunc", np.trunc, lambda c, g: (g * 0,),
+floor = _unary("floor", np.floor, _zero_grad, "floor({0})", infer=same, saves=(), onnx="Floor")
+ceil = _unary("ceil", np.ceil, _zero_grad, "ceil({0})", infer=same, saves=(), onnx="Ceil")
+trunc = _unary("trunc", np.trunc, _zero_grad,
                "where({0} >= 0, floor({0}), ceil({0}))", infer=same, saves=())
 fix = trunc
 
@@ -259,7 +269,7 @@ _ROUNDED = ("where({y} - floor({y}) > 0.5, floor({y}) + 1, where({y} - floor({y}
             "2 * floor({y} * 0.5 + 0.5)))")
 _SCALED = "({0} * {scale})"
 _HALF_EVEN = f"where({_ROUNDED} == 0, {{y}} * 0, {_ROUNDED}) / {{{{scale}}}}".format(y=_SCALED)
-round = op("round", ELEMENTWISE, _round_infer, parse=_round_parse, backward=lambda c, g: (g * 0,), saves=(),
+round = op("round", ELEMENTWISE, _round_infer, parse=_round_parse, backward=_zero_grad, saves=(),
            lowering=Lowering(_HALF_EVEN, when=_floating))(lambda x, decimals, scale: np.round(x, decimals))
 
 
@@ -349,7 +359,7 @@ def _clamp_backward(c, g):
     inside = ge(x, lo) if lo is not None else None
     if hi is not None:
         inside = le(x, hi) if inside is None else logical_and(inside, le(x, hi))
-    return (g * inside,)
+    return (where(inside, g, 0.0),)  # torch's: a masked inf or NaN gradient gives 0
 
 
 _clamp = op(
