@@ -299,7 +299,7 @@ erf = _unary(
 
 def _gelu_forward(x):
     """x * Phi(x) = x * (1 + erf(x / sqrt 2)) / 2, in place on one temporary (five passes, one allocation)."""
-    out = np.multiply(x, 1 / math.sqrt(2))
+    out = np.multiply(x, 1 / math.sqrt(2), out=np.empty_like(x))  # an array also for a 0-d x (not a numpy scalar)
     scipy.special.erf(out, out=out)
     out += 1
     out *= x
