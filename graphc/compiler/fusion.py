@@ -44,6 +44,13 @@ class Group:
         self.splittable = False
 
     @property
+    def may_compute_in_place(self) -> bool:
+        """An elementwise kernel or a matmul's epilogue stores each element where it computes it, so a replay may
+        hand it an output that is one of its inputs (runtime.CKernelStep.can_compute_into decides per call; the C
+        renderer then declares none of its pointers restrict)."""
+        return self.kind in ("elementwise", "matmul")
+
+    @property
     def template(self) -> str:
         """A template group's kernel template (Lowering.template)."""
         return self.nodes[0].op.lowering.template

@@ -325,12 +325,13 @@ def generate(group: Group) -> Kernel:
         em = CEmitter(group, loads, outputs, buffered)
         body = reduction_body(group, em)
     head = []
+    restrict = "" if group.may_compute_in_place else "restrict "  # an output may then be an input: they alias
     for i, (key, ptr) in enumerate(em.loads.items()):
         ty = C.storage_type(key[0].dtype)
-        head.append(f"  const {ty} *restrict {ptr} = (const {ty} *)p[{i}];")
+        head.append(f"  const {ty} *{restrict}{ptr} = (const {ty} *)p[{i}];")
     for i, (n, ptr) in enumerate(em.outputs.items()):
         ty = C.storage_type(n.dtype)
-        head.append(f"  {ty} *restrict {ptr} = ({ty} *)p[{len(em.loads) + i}];")
+        head.append(f"  {ty} *{restrict}{ptr} = ({ty} *)p[{len(em.loads) + i}];")
     ints = [f"size{d}" for d in range(em.rank)] + em.strides()
     head += [f"  const int64_t {v} = a[{i}];" for i, v in enumerate(ints)]
     return Kernel(group, name, "\n".join(head + body), list(em.loads), outputs, product, gemm, len(ints))

@@ -565,7 +565,7 @@ class CKernelStep(KernelStep):
         sharing source's memory is source itself at that same element, loaded before node is stored (node is
         computed from it: the emitter loads each operand once per element, where it is first used)."""
         g, k = self.group, self.kernel
-        if g.kind not in ("elementwise", "matmul") or node not in k.outputs or g.permuted.get(node) or \
+        if not g.may_compute_in_place or node not in k.outputs or g.permuted.get(node) or \
                 node in g.row_indexed or not node.shape == source.shape == g.space or node.dtype is not source.dtype:
             return False
         if k.product is not None and any(view_chain(x)[0] in aliases for x in k.product.inputs if type(x) is Node):
