@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import KERNEL_BACKEND
+from test_random_programs import _special
 
 import graphc
 from graphc.compiler.native import compiler
@@ -262,7 +263,8 @@ def shape_op(L, name, x, y, r):
 
 
 def program(seed: int):
-    """x's shape and the steps (kind, seed of the step's own choices), each step drawn from its own stream."""
+    """x's shape, the steps (kind, seed of the step's own choices: each step draws from its own stream), whether
+    the program runs backward, and whether its inputs hold NaN and infinities."""
     r = np.random.default_rng(seed)
     nd = int(r.integers(1, 4))
     shape = tuple(int(s) for s in r.integers(1, 6, nd))
@@ -317,8 +319,7 @@ def run_case(seed: int, backend: str, mode: str) -> str:
     for batch in (shape[0], shape[0] + 1, shape[0]):
         xs = r.standard_normal((batch,) + shape[1:]).astype(np.float32)
         if specials:
-            hit = r.random(xs.shape) < 0.15
-            xs[hit] = r.choice(np.array([np.nan, np.inf, -np.inf], np.float32), int(hit.sum()))
+            xs = _special(r, xs)
         ws = r.standard_normal(shape[1:] if len(shape) > 1 else ()).astype(np.float32)
         results.append((xs, ws))
     cg = graphc.compile(f_g, backend=backend, mode=mode)
@@ -329,13 +330,14 @@ def run_case(seed: int, backend: str, mode: str) -> str:
         except Exception:
             return "torch-refuses"
         if backward and want.requires_grad:
-            (want.float() * torch.linspace(-1, 1, want.numel()).reshape(want.shape)).sum().backward()
+            weights = np.linspace(-1, 1, want.numel(), dtype=np.float32).reshape(want.shape)  # the same in both
+            (want.float() * torch.tensor(weights)).sum().backward()
         gx, gw = graphc.tensor(xs), graphc.tensor(ws, requires_grad=backward)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             got = cg(gx, gw)
             if backward and want.requires_grad:
-                (got.float() * graphc.linspace(-1, 1, got.numel()).reshape(got.shape)).sum().backward()
+                (got.float() * graphc.tensor(weights)).sum().backward()
         if tuple(got.shape) != tuple(want.shape):
             return f"shape {tuple(got.shape)} vs {tuple(want.shape)}"
         np.testing.assert_allclose(
