@@ -7,7 +7,7 @@ first two calls: the first creates Adam's state, the second is the plan that is 
 another process, against the same run with empty caches, with the kernels Triton compiled during the run (after
 precompile: 0) and those it loaded from its cache.
 
-    python benchmarks/cold_compile.py [--repeats 3] [--only plan|precompile|first-gpu-run]
+    python benchmarks/cold_compile.py [--repeats 3] [--only plan|precompile|first-gpu-run] [--model digits|gpt]
 
 For graphc, 'first step' is the first call (capture, passes, plan and run) and 'cached' the time until the
 replayable plan exists (the first call creates the optimizer state, the second is the capture that is cached).
@@ -186,9 +186,10 @@ def plan_vs_torch_compile(repeats: int) -> None:
           f"excluded): {best_t / best_g:.0f}x faster")
 
 
-def precompile_for_sm90(repeats: int) -> None:
-    """precompile(step, arch=90) in a process with empty caches, then in a new process on the filled ones."""
-    for model, layers in (("digits", 0), ("gpt", 2), ("gpt", 4)):
+def precompile_for_sm90(repeats: int, model: str | None = None) -> None:
+    """precompile(step, arch=90) in a process with empty caches, then in a new process on the filled ones; model:
+    only that step (digits, gpt)."""
+    for model, layers in [m for m in (("digits", 0), ("gpt", 2), ("gpt", 4)) if model in (None, m[0])]:
         cold, warm = [], []
         for _ in range(repeats):
             with tempfile.TemporaryDirectory() as cache:
@@ -226,11 +227,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", choices=["plan", "precompile", "first-gpu-run"], help="run one measurement")
+    parser.add_argument("--model", choices=["digits", "gpt"], help="precompile: that step only")
     args = parser.parse_args()
     if args.only in (None, "plan"):
         plan_vs_torch_compile(args.repeats)
     if args.only in (None, "precompile"):
-        precompile_for_sm90(args.repeats)
+        precompile_for_sm90(args.repeats, args.model)
     if args.only in (None, "first-gpu-run"):
         first_gpu_run()
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import multiprocessing
 import shutil
 
 import pytest
+import torch
+from conftest import KERNEL_BACKEND, assert_close
 from triton import knobs
 
 import graphc
@@ -173,3 +176,37 @@ def test_the_stand_in_gpu_leaves_tritons_driver_as_it_was():
     with standin.gpu(80):
         assert driver.active.get_current_target().arch == 80 and standin.device() == "cpu"
     assert driver._active is before and not standin.active()
+
+
+def test_the_workers_start_with_the_pool_and_compile_each_kernel_as_it_is_launched(triton_cache):
+    """The pool's processes start when it is made (they compute triton_key while the stand-in run imports torch),
+    not at the first kernel; each launch is handed to them as the stand-in makes it."""
+    before = set(multiprocessing.active_children())
+    with module.Workers(2, 90) as pool:
+        assert len(set(multiprocessing.active_children()) - before) == 2
+        x = graphc.randn(5, 8)
+        handed: list = []
+        launched = module.launches(capture(scaled, x), 90, lambda *job: handed.append(job) or pool.submit(*job))
+        assert handed == launched and len(launched) == 1
+        [(compiled, files)] = pool.results()
+    assert compiled and all(size > 0 for size in files.values())  # compiled, not found in the cache
+    assert first_gpu_run(lambda: scaled, x) == 0
+
+
+def test_what_does_not_vary_over_a_matmul_tile_is_computed_once_per_program():
+    """Adam's bias corrections from its step count (a 0-d tensor) fused into a weight gradient's product: computed
+    as scalars before the tile's values, not at each of its elements (a float64 pow at each element made the digits
+    step's largest kernel 3x slower to compile), with torch's values."""
+    def corrected(a, b, step):
+        step = step + 1
+        return a @ b / (1 - 0.9 ** step), step
+
+    args = graphc.randn(5, 8), graphc.randn(8, 6), graphc.tensor(2.0, dtype=graphc.float64)
+    report = graphc.explain(corrected, *args)
+    assert report.num_kernels == 1 and report.kernels[0].kind == "matmul"
+    pow_line = next(line for line in report.kernels[0].source.splitlines() if "libdevice.pow" in line)
+    assert pow_line.split("=")[0].strip().endswith("_i"), pow_line  # the invariant scope's scalar
+    out, step = graphc.compile(corrected, backend=KERNEL_BACKEND, fullgraph=True)(*args)
+    want, want_step = corrected(*(torch.from_numpy(t.numpy()) for t in args))
+    assert_close(out, want)
+    assert_close(step, want_step)

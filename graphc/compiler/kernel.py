@@ -226,6 +226,19 @@ class Emitter:
         scope.emit(self.dialect.store(ptr, self.offset(ptr, scope), var, mask, n.dtype))
 
 
+def invariant(group: Group, n: Node) -> bool:
+    """Whether member n has one value over the whole iteration space (Adam's bias corrections from the step count):
+    computed once, before the loops (C) or as scalars before the tile's values (Triton), instead of at every
+    element."""
+    return all(a == 1 for a in group.aligned[n])
+
+
+def invariant_scope(group: Group, rank: int, lines: list[str] | None = None, indent: str = "  ") -> Scope:
+    """The scope before a kernel's loops, where invariant members are computed: no index and no mask (what does
+    not vary is read at its offset 0)."""
+    return Scope([] if lines is None else lines, [None] * rank, None, "_i", indent)
+
+
 def split_index(names: list[str], flat: str, sizes: list[str], indent: str = "    ", declare: str = "",
                 end: str = "") -> list[str]:
     """Lines that split a flat index into one index per dim (row-major); declare/end: the dialect's declaration

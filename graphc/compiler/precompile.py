@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,15 +72,14 @@ def precompile(fn: Callable, *args, arch: int = 90, workers: int | None = None, 
     if known is not None:
         kernels, distinct, done = known["kernels"], known["distinct"], 0
     else:
-        # the workers start while the stand-in run imports torch
-        with Workers(workers) as pool:
+        # the workers start while the stand-in run imports torch, and compile each kernel as soon as it is launched
+        with Workers(workers, arch) as pool:
             try:
-                found = launches(runs, arch)
-                jobs = list({(text, data["key"]): (text, name, data["json"]) for text, name, data in found}.values())
-                results = pool.compile(jobs, arch)
+                kernels = len(launches(runs, arch, pool.submit))
+                results = pool.results()
             finally:
                 cache.unload("triton")  # the JIT functions keep the stand-in's target: a GPU run loads them anew
-        kernels, distinct, done = len(found), len(jobs), sum(compiled for compiled, _ in results)
+        distinct, done = len(results), sum(compiled for compiled, _ in results)
         manifest.write(kernels, distinct, {path: size for _, files in results for path, size in files.items()})
     result = Precompiled(kernels, distinct, done, time.perf_counter() - start, arch, str(knobs.cache.dir))
     if logs_on("code"):
@@ -155,18 +154,20 @@ def describe(graph) -> str:
     return "\n".join(lines + [f"return {[index[o] for o in graph.outputs]}"])
 
 
-def launches(runs: list[tuple[Runtime, list]], arch: int) -> list[tuple[str, str, dict]]:
-    """(kernel source, kernel name, {"key", "json"}: Triton's specialisation) of each kernel launch when the runs
-    run on the stand-in GPU (run); nothing is compiled here (the JIT's cache hook defers each compilation)."""
+def launches(runs: list[tuple[Runtime, list]], arch: int, found: Callable[[str, str, str, str], None]) -> list:
+    """Run the runs on the stand-in GPU (run) and call found(kernel source, kernel name, Triton's key, Triton's
+    specialisation data) at each kernel launch; returns the launches, in order. Nothing is compiled here (the
+    JIT's cache hook defers each compilation to found)."""
     from triton import knobs
 
-    found = []
+    seen = []
 
     def defer(*, fn, compile, **_) -> bool:
         kernel = fn.jit_function.fn
         text = Path(kernel.__code__.co_filename).read_text()  # the normalised source its module was made from
         data = compile["specialization_data"]
-        found.append((text, kernel.__name__, {"key": json.loads(data)["key"], "json": data}))
+        seen.append((text, kernel.__name__, json.loads(data)["key"], data))
+        found(*seen[-1])
         return True  # skips compiling
 
     hook, knobs.runtime.jit_cache_hook = knobs.runtime.jit_cache_hook, defer
@@ -174,7 +175,7 @@ def launches(runs: list[tuple[Runtime, list]], arch: int) -> list[tuple[str, str
         run(runs, arch)
     finally:
         knobs.runtime.jit_cache_hook = hook
-    return found
+    return seen
 
 
 def capture(fn: Callable, *args, **kwargs) -> list[tuple[Runtime, list]]:
@@ -218,11 +219,17 @@ class Workers:
     """A pool of worker processes that compile (as Inductor's compile workers do: Triton's compiler holds the GIL,
     so threads would not overlap), `workers` of them (default: one per CPU), or this process alone for one. Started
     before the stand-in run, each worker meanwhile imports Triton's compiler and computes Triton's hash of its own
-    files (triton_key, part of every cache key), while this process imports torch."""
+    files (triton_key, part of every cache key), while this process imports torch. A kernel is handed to a worker
+    as soon as the stand-in launches it; while all are busy, the waiting matrix products go first (they compile
+    longest, 1-1.5 s against 0.1-0.3 s for the others), so the last to finish is a short one."""
 
-    def __init__(self, workers: int | None = None):
-        self.size = workers or os.cpu_count() or 1
+    def __init__(self, workers: int | None, arch: int):
+        self.size, self.arch = workers or os.cpu_count() or 1, arch
         self.pool = None
+        self.jobs: dict[tuple[str, str], tuple[str, str, str]] = {}  # (source, Triton's key) -> job, in launch order
+        self.waiting: list[tuple[str, str]] = []
+        self.running: dict[Future, tuple[str, str]] = {}
+        self.done: dict[tuple[str, str], tuple[bool, dict[str, int]]] = {}
         if self.size > 1:
             # fork starts a worker in milliseconds with Triton already imported; a process that has initialised CUDA
             # must not fork, so it spawns. torch is not imported just to ask: without it imported, CUDA is not
@@ -231,6 +238,8 @@ class Workers:
             method = "spawn" if torch is not None and torch.cuda.is_initialized() else "fork"
             self.pool = ProcessPoolExecutor(self.size, mp_context=multiprocessing.get_context(method),
                                             initializer=_start_worker, initargs=(str(cache.cache_dir()),))
+            for _ in range(self.size):  # the pool starts its processes at a first submission, not when made
+                self.pool.submit(os.getpid)
 
     def __enter__(self) -> Workers:
         return self
@@ -239,20 +248,35 @@ class Workers:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
 
-    def compile(self, jobs: list[tuple[str, str, str]], arch: int) -> list[tuple[bool, dict[str, int]]]:
-        """Compile (kernel source, kernel name, Triton's specialisation data) jobs for sm_<arch> into Triton's cache:
-        for each, whether it compiled (False: it was in the cache) and its files in the cache with their sizes.
-        Matrix products first, then longer kernels (they compile longest): the last to finish is a short one."""
-        order = sorted(range(len(jobs)), key=lambda i: ("tl.dot" in jobs[i][0], len(jobs[i][0])), reverse=True)
+    def submit(self, text: str, name: str, key: str, data: str) -> None:
+        """Compile this specialisation (kernel source, kernel name, Triton's key and specialisation data) for
+        sm_<arch> into Triton's cache, unless it was submitted before."""
+        if (text, key) not in self.jobs:
+            self.jobs[text, key] = (text, name, data)
+            self.waiting.append((text, key))
+            self._start()
+
+    def _start(self) -> None:
+        """Collect finished compilations; hand waiting ones to idle workers, matrix products first."""
+        for future in [f for f in self.running if f.done()]:
+            self.done[self.running.pop(future)] = future.result()
         if self.pool is None:
-            done = [_compile(*jobs[i], arch) for i in order]
-        else:
-            futures = [self.pool.submit(_compile, *jobs[i], arch) for i in order]
-            done = [f.result() for f in futures]
-        results: list = [None] * len(jobs)
-        for i, result in zip(order, done):
-            results[i] = result
-        return results
+            return
+        self.waiting.sort(key=lambda job: ("tl.dot" in job[0], len(job[0])))
+        while self.waiting and len(self.running) < self.size:
+            job = self.waiting.pop()
+            self.running[self.pool.submit(_compile, *self.jobs[job], self.arch)] = job
+
+    def results(self) -> list[tuple[bool, dict[str, int]]]:
+        """For each distinct specialisation submitted, in order: whether it compiled (False: it was in Triton's
+        cache) and its files in the cache with their sizes."""
+        if self.pool is None:
+            self.done.update({job: _compile(*self.jobs[job], self.arch) for job in self.waiting})
+            self.waiting.clear()
+        while self.running:
+            wait(self.running, return_when=FIRST_COMPLETED)
+            self._start()
+        return [self.done[job] for job in self.jobs]
 
 
 def _start_worker(root: str) -> None:

@@ -22,7 +22,17 @@ import numpy as np
 from .. import dtypes
 from .fusion import Group, load_key, padded
 from .ir import Node
-from .kernel import Dialect, Emitter, Scope, kernel_name, parse, reduction_identity, split_index
+from .kernel import (
+    Dialect,
+    Emitter,
+    Scope,
+    invariant,
+    invariant_scope,
+    kernel_name,
+    parse,
+    reduction_identity,
+    split_index,
+)
 from .lowering import lowering
 from .views import view_chain
 
@@ -401,17 +411,6 @@ def unit_stride(lines: list[str], dim: int, indent: str) -> list[str]:
     contiguous = " && ".join(f"{p}_s{dim} == 1" for p in pointers)
     return [f"{indent}if ({contiguous}) {{", *(pattern.sub("1", line) for line in lines), f"{indent}}} else {{",
             *lines, f"{indent}}}"]
-
-
-def invariant(group: Group, n: Node) -> bool:
-    """Whether member n has one value over the whole iteration space (Adam's bias corrections from the step count):
-    computed once, before the loops, instead of at every element."""
-    return all(a == 1 for a in group.aligned[n])
-
-
-def invariant_scope(group: Group, rank: int, lines: list[str] | None = None) -> Scope:
-    """The scope before a kernel's loops, where invariant members are computed."""
-    return Scope([] if lines is None else lines, [None] * rank, None, "_i", "  ")
 
 
 def accumulator(r: Node) -> str:

@@ -6,7 +6,7 @@ import math
 
 from ..state import STATE
 from .fusion import Group
-from .kernel import Emitter, Scope, kernel_name, split_index
+from .kernel import Emitter, Scope, invariant, invariant_scope, kernel_name, split_index
 from .render_triton import TRITON, signature, template
 
 BLOCKS = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}
@@ -21,14 +21,20 @@ def generate(group: Group, em: Emitter):
     for op in "ab":
         index.append(f"    {op}_batch = " + (" + ".join(f"{b} * {op}_b{d}" for d, b in enumerate(batch)) or "0"))
     lines: list[str] = []
-    scope = Scope(lines, [*batch, "rm[:, None]", "rn[None, :]"], "mask", "")
     ty = TRITON.compute_type(mm.dtype)
     storage = TRITON.storage_type(mm.dtype)
     cast = "" if storage == ty == "tl.float32" else f".to({storage}).to({ty})"
-    scope.emit(f"v{mm.id} = acc{cast}  # {mm.op.name} at {mm.where}")
+    lines.append(f"    v{mm.id} = acc{cast}  # {mm.op.name} at {mm.where}")
     em.reduced[mm] = f"v{mm.id}"
+    # what does not vary over the tile (Adam's bias corrections from its step count) is computed once per program
+    # as scalars, not at each of a tile's elements: a float64 pow per element made the kernel 3x slower to compile
+    before = invariant_scope(group, rank, lines, "    ")
+    tile: list[str] = []
+    scope = Scope(tile, [*batch, "rm[:, None]", "rn[None, :]"], "mask", "", parent=before,
+                  hoist=lambda n: invariant(group, n))
     for n in group.outputs:
         em.store(n, em.value(n, scope), scope)
+    lines += tile
     name = kernel_name(group)
     batch_strides = [f"{op}_b{d}" for op in "ab" for d in range(rank - 2)]
     params = ", ".join([em.params(), *batch_strides])
