@@ -1,8 +1,9 @@
 """The cpu backend's products on one thread pool: a matmul group's kernel calls numpy's OpenBLAS from its own OpenMP
-threads (render_c.render_gemm, runtime.gemm_layout), the attention templates' products likewise (runtime.PoolMatmul),
-and OpenBLAS runs on one thread while a plan runs. Against torch.matmul: odd sizes, transposed and batched operands,
-broadcast batches, NaN and inf, float64, fp16 (whose product numpy computes), at 1 and 2 OpenMP threads; numpy's
-OpenBLAS thread count is restored after a plan's call; without an OpenBLAS the products come from numpy."""
+threads (render_c.render_gemm, runtime.gemm_layout), the attention templates' C functions likewise
+(render_c_attention), and OpenBLAS runs on one thread while a plan runs. Against torch.matmul and torch's attention:
+odd sizes, transposed and batched operands, broadcast batches, NaN and inf, float64, fp16 (whose product numpy
+computes), at 1 and 2 OpenMP threads; numpy's OpenBLAS thread count is restored after a plan's call; without an
+OpenBLAS the products come from numpy."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import graphc
 import graphc.nn.functional as F
 from graphc.compiler import native
-from graphc.compiler.runtime import PoolMatmul, TemplateStep
+from graphc.compiler.runtime import TemplateStep
 
 pytestmark = pytest.mark.skipif(native.compiler() is None, reason="no C compiler on this machine")
 needs_openblas = pytest.mark.skipif(native.blas() is None, reason="numpy's BLAS is not an OpenBLAS with cblas")
@@ -136,48 +137,92 @@ def test_openblas_runs_on_one_thread_during_a_plan_and_is_restored_after():
     assert runtime.products is not None
 
 
-@needs_openblas
-@pytest.mark.parametrize("threads", [1, 2])
-def test_pool_matmul_matches_np_matmul_on_batched_and_transposed_operands(threads):
-    compiled = graphc.compile(lambda x, w: x @ w, backend="cpu", mode="max-autotune")
-    compiled(graphc.randn(4, 4), graphc.randn(4, 4))
-    (runtime,) = compiled._plans.values()
-    product = PoolMatmul(runtime.products)
-    q, k = randn(2, 4, 129, 16), randn(2, 4, 7, 16)
-    pairs = [(q, k.swapaxes(-1, -2)), (q.swapaxes(-1, -2)[..., :7], k), (randn(3, 1, 5, 16), randn(4, 16, 1)),
-             (randn(129, 64, dtype=np.float64), randn(64, 129, dtype=np.float64).T.copy().T)]
-    with threadpool_limits(threads, user_api="openmp"):
-        for a, b in pairs:
-            got = product(a, b)
-            assert got.dtype == np.matmul(a, b).dtype
-            np.testing.assert_allclose(got, torch.matmul(torch.from_numpy(a), torch.from_numpy(b)).numpy(),
-                                       rtol=1e-5, atol=1e-4)
-    assert len(product.layouts) == len(pairs) and all(v is not None for v in product.layouts.values())
-
-
-@needs_openblas
-def test_attention_products_run_on_the_plans_threads():
-    q, k, v = (torch.randn(2, 3, 33, 16, requires_grad=True) for _ in range(3))
-    ours = [graphc.tensor(t.detach().numpy(), requires_grad=True) for t in (q, k, v)]
-
-    def step(q, k, v):
+def sdpa_step(is_causal: bool):
+    """A training step through scaled_dot_product_attention (the mask, if any, as attn_mask)."""
+    def step(q, k, v, w, *mask):
         lib = F if isinstance(q, graphc.Tensor) else TF
-        loss = lib.scaled_dot_product_attention(q, k, v, is_causal=True).square().sum()
+        out = lib.scaled_dot_product_attention(q, k, v, attn_mask=mask[0] if mask else None, is_causal=is_causal)
+        loss = (out.float() * w).sum()
         loss.backward()
         return loss
+    return step
 
+
+ATTENTION = [  # is_causal, mask (None, "bool", "float"), dtype, (b, h, lq, lk, e, ev): odd sizes, not multiples of the
+    # C kernel's 32-row blocks
+    (True, None, "float32", (2, 3, 70, 70, 16, 16)),  # three blocks of query rows, the last partial
+    (True, None, "float16", (1, 2, 37, 21, 32, 8)),  # more queries than keys: torch's top-left causal mask
+    (False, "bool", "float32", (2, 2, 33, 45, 8, 12)),  # query 1 sees no key: 0 (and no gradient), as torch
+    (False, "float", "float64", (1, 3, 19, 40, 24, 24)),
+    (False, None, "float32", (3, 1, 5, 67, 64, 64)),
+]
+
+
+@needs_openblas
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("is_causal,mask,dtype,sizes", ATTENTION,
+                         ids=[f"{'causal' if c else m}-{d}-{'x'.join(map(str, s))}" for c, m, d, s in ATTENTION])
+def test_attention_runs_in_c_and_matches_torch(monkeypatch, threads, is_causal, mask, dtype, sizes):
+    """The attention templates' C functions (render_c_attention.SOURCE): values and the three gradients against
+    torch's scaled_dot_product_attention, at 1 and 2 OpenMP threads."""
+    from graphc.compiler import render_c_attention
+
+    calls = []
+    native_launch = render_c_attention._native
+    monkeypatch.setattr(render_c_attention, "_native", lambda *a: calls.append(a[0]) or native_launch(*a))
+    b, h, lq, lk, e, ev = sizes
+    arrays = [randn(b, h, lq, e), randn(b, h, lk, e), randn(b, h, lk, ev), randn(b, h, lq, ev)]
+    masks = []
+    if mask == "bool":
+        masks = [np.random.rand(lq, lk) > 0.4]
+        masks[0][1] = False
+    elif mask == "float":
+        masks = [randn(lq, lk).astype(dtype)]
+    ours = [graphc.tensor(a.astype(dtype) if i < 3 else a, requires_grad=i < 3) for i, a in enumerate(arrays)]
+    theirs = [torch.tensor(a.astype(dtype) if i < 3 else a, requires_grad=i < 3) for i, a in enumerate(arrays)]
+    compiled = graphc.compile(sdpa_step(is_causal), backend="cpu", mode="max-autotune")
+    compiled(*ours, *(graphc.tensor(m) for m in masks))  # builds the library: OpenMP's thread count applies after
+    with threadpool_limits(threads, user_api="openmp"):
+        for t in ours[:3]:
+            t.grad = None
+        loss = compiled(*ours, *(graphc.tensor(m) for m in masks))
+    want = sdpa_step(is_causal)(*theirs, *(torch.tensor(m) for m in masks))
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype != "float16" else dict(rtol=2e-2, atol=2e-2)
+    assert_close(loss, want, **tol)
+    for name, o, t in zip("qkv", ours, theirs):
+        assert o.grad.dtype.name == dtype, name
+        assert_close(o.grad, t.grad, **tol)
+    assert len(calls) == 4  # per call, the forward with the logsumexp its backward reads, then the gradients
+
+
+@needs_openblas
+def test_attention_in_c_propagates_nan_and_reads_any_layout():
+    """NaN in a query: its output row, and every key's and value's gradient, are NaN, as torch's; q, k, v are views
+    of one tensor with three batch dims that no stride joins (the C functions take two: they are copied)."""
+    base = torch.randn(2, 11, 3, 2, 3, 16)  # (batch, seq, head_a, head_b, q/k/v, dim)
+    base[1, 4, 2, 0, 0, 5] = float("nan")
+    w = torch.randn(2, 2, 3, 11, 16)
+
+    def step(x, w):
+        lib = F if isinstance(x, graphc.Tensor) else TF
+        q, k, v = (x[..., i, :].permute(0, 3, 2, 1, 4) for i in range(3))  # (batch, head_b, head_a, seq, dim)
+        loss = (lib.scaled_dot_product_attention(q, k, v) * w).sum(dim=(-1, -2))
+        loss.sum().backward()
+        return loss
+
+    ours = graphc.tensor(base.numpy(), requires_grad=True)
     compiled = graphc.compile(step, backend="cpu", mode="max-autotune")
-    with threadpool_limits(2, user_api="openmp"):
-        for _ in range(2):
-            for t in ours:
-                t.grad = None
-            loss = compiled(*ours)
-    assert_close(loss, step(q, k, v), rtol=1e-4, atol=1e-3)
-    for o, t in zip(ours, (q, k, v)):
-        assert_close(o.grad, t.grad, rtol=1e-4, atol=1e-4)
+    for _ in range(2):
+        ours.grad = None
+        loss = compiled(ours, graphc.tensor(w.numpy()))
+    theirs = base.clone().requires_grad_(True)
+    want = step(theirs, w)
+    assert_close(loss, want, rtol=1e-4, atol=1e-4)
+    assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-4)
+    values = loss.detach().numpy()
+    assert np.isnan(values[1, 0, 2]) and not np.isnan(values[0]).any()
     templates = [s for runtime in compiled._plans.values() for s in runtime.plan.steps if type(s) is TemplateStep]
-    assert len(templates) == 2 and all(s.product.layouts and None not in s.product.layouts.values()
-                                       for s in templates)
+    assert len(templates) == 2 and all(s.library.handle is not None for s in templates)
 
 
 def test_without_openblas_the_products_come_from_numpy(monkeypatch):

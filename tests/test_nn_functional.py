@@ -226,6 +226,22 @@ def test_embedding():
           [gw], [tw])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_embedding_gradient_adds_repeated_rows(dtype):
+    """Rows picked many times add up their gradients (a sparse product for float32 and float64, np.add.at for
+    others), a NaN gradient stays in its row, padding_idx gets none; int32 indices."""
+    table = np.random.standard_normal((7, 5)).astype(dtype)
+    idx = np.array([[3, 1, 3, 0], [3, 6, 1, 3]], np.int32)
+    weights = np.random.standard_normal((2, 4, 5)).astype(dtype)
+    weights[1, 1, 2] = np.nan  # row 6's gradient
+    gw, tw = graphc.tensor(table, requires_grad=True), torch.tensor(table, requires_grad=True)
+    (F.embedding(graphc.tensor(idx), gw, padding_idx=0) * graphc.tensor(weights)).sum().backward()
+    (TF.embedding(torch.tensor(idx), tw, padding_idx=0) * torch.tensor(weights)).sum().backward()
+    assert gw.grad.dtype.name == dtype
+    assert_close(gw.grad, tw.grad, rtol=1e-3 if dtype == "float16" else 1e-6, atol=1e-3 if dtype == "float16" else 1e-6)
+    assert np.isnan(gw.grad.numpy()[6, 2]) and not np.isnan(np.delete(gw.grad.numpy(), 6, axis=0)).any()
+
+
 @pytest.mark.parametrize("p", [0.2, 0.5])
 def test_dropout_statistics(p):
     x = graphc.ones(200, 500)

@@ -20,7 +20,10 @@ def plan_kernels(graph: Graph, backend: str = "interpret", mode: str = "default"
         from . import native, render_c
 
         kernels = {g: render_c.generate(g) for g in order if isinstance(g, Group) and g.kind != "template"}
-        library = native.library(list(kernels.values()), wait=mode == "max-autotune") if kernels else None
+        modules = [render_c.template_module(g) for g in order if isinstance(g, Group) and g.kind == "template"]
+        templates = tuple(dict.fromkeys(m.SOURCE for m in modules if m is not None))
+        library = native.library(list(kernels.values()), mode == "max-autotune", templates) \
+            if kernels or templates else None
     else:
         from . import render_triton
     steps, joined = [], set()
@@ -36,7 +39,7 @@ def plan_kernels(graph: Graph, backend: str = "interpret", mode: str = "default"
                             and g not in joined and module.joins(item, g)]
                 joined.update(partners)
                 steps.append(TemplateStep([item, *partners], module,
-                                          f"kernel template {item.template} runs with numpy and BLAS", library))
+                                          f"kernel template {item.template} runs with C and BLAS", library))
             else:
                 why = f"kernel template {item.template} has no cpu renderer"
                 steps += [FallbackStep(n, why, backend) for n in item.nodes]

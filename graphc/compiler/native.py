@@ -139,10 +139,10 @@ class Library:
     then); .error says why a build failed. Plans waiting at the same time are built together, as one translation
     unit (one compiler run), by a background thread."""
 
-    def __init__(self, key: str, kernels: list):
-        self.key, self.kernels = key, kernels
+    def __init__(self, key: str, kernels: list, templates: tuple[str, ...] = ()):
+        self.key, self.kernels, self.templates = key, kernels, templates
         self.functions: dict | None = None
-        self.matmul: dict | None = None  # product dtype name -> the unit's graphc_matmul_? (render_c's prelude)
+        self.handle: ctypes.CDLL | None = None  # the loaded library (the templates' functions: render_c_attention)
         self.error: str | None = None
         self.done = threading.Event()
         self.requested = False
@@ -171,10 +171,8 @@ class Library:
             fn = getattr(lib, self.symbol(kernel.name))
             fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_void_p], None
             functions[kernel.name] = fn
-        self.matmul = {dt: getattr(lib, f"graphc_matmul_{x}") for dt, x in (("float32", "s"), ("float64", "d"))}
-        for fn in self.matmul.values():
-            fn.argtypes, fn.restype = [ctypes.c_void_p] * 3, None
-        self.functions = functions
+        self.handle, self.functions = lib, functions
+        keep_freed_memory()
         self.done.set()
 
     def fail(self, error: str) -> None:
@@ -182,16 +180,17 @@ class Library:
         self.done.set()
 
 
-def library(kernels: list, wait: bool) -> Library:
-    """The library of a plan's kernels (render_c.Kernel), loaded at once when an earlier build is on disk. Else it
-    is built when requested (Library.request; the runtime asks when the plan runs again), or now when wait."""
+def library(kernels: list, wait: bool, templates: tuple[str, ...] = ()) -> Library:
+    """The library of a plan's kernels (render_c.Kernel) and the C sources of its kernel templates, loaded at once
+    when an earlier build is on disk. Else it is built when requested (Library.request; the runtime asks when the
+    plan runs again), or now when wait."""
     from .render_c import render_unit
 
-    key = cache.digest(render_unit(kernels, [k.name for k in kernels]))
+    key = cache.digest(render_unit(kernels, [k.name for k in kernels], (), templates))
     with _lock:
         lib = _libraries.get(key)
         if lib is None:
-            lib = _libraries[key] = Library(key, kernels)
+            lib = _libraries[key] = Library(key, kernels, templates)
             built = _built(key)
             if built is not None:
                 try:
@@ -254,7 +253,8 @@ def _build(batch: list) -> Path:
 
     cc, version, flags, libs, simd = toolchain()
     source = render_unit([k for lib in batch for k in lib.kernels],
-                         [lib.symbol(k.name) for lib in batch for k in lib.kernels], simd)
+                         [lib.symbol(k.name) for lib in batch for k in lib.kernels], simd,
+                         tuple(t for lib in batch for t in lib.templates))
     key = cache.digest(source, cc, version, " ".join(flags + libs), cpu_identity())
     path = cache.cache_dir() / "native" / f"k{key}.so"
     if not path.is_file():
@@ -311,6 +311,32 @@ def blas() -> Blas | None:
                  f"{[lib.get('internal_api') for lib in threadpool_info()]}): matmul groups take their products "
                  "from numpy's matmul")
     return None
+
+
+# glibc's mallopt parameters (malloc.h) and the values the cpu backend sets: blocks up to 32 MB (glibc's own ceiling
+# for its adaptive threshold) come from the heap, and up to 256 MB of freed heap stays mapped
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+HEAP_LIMITS = ((M_MMAP_THRESHOLD, 32 << 20), (M_TRIM_THRESHOLD, 256 << 20))
+
+
+@once
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory mapped for the next allocation (once per process, when a plan's native
+    kernels load); whether it did (False on another C library). By default glibc returns a freed block of more than
+    its mmap threshold, and the top of its heap past the trim threshold, to the system, so every training step's
+    new activations and gradients (arrays of 1-16 MB, allocated fresh by each kernel step and freed when their last
+    reader ran) cost page faults again: 9,000-21,000 faults per step of the GPT in benchmarks/training_scaling.py,
+    10-40 ms of its 330-370 ms. Freed memory is then reused by the process instead (its resident size stays at its
+    peak; what numpy allocates is unchanged), as the jemalloc and tcmalloc that PyTorch's CPU performance guide
+    recommends do."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return all(mallopt(param, value) == 1 for param, value in HEAP_LIMITS)
 
 
 @contextlib.contextmanager

@@ -130,15 +130,6 @@ static void gc_##X##gemm_part(void *const *q, const int64_t *g, T *C) { /* the c
 }
 GC_GEMM(float, s)
 GC_GEMM(double, d)
-/* a product on the OpenMP threads for Python callers (runtime.PoolMatmul: the attention templates' products) */
-void graphc_matmul_s(void *const *q, const int64_t *g, float *C) {
-  #pragma omp parallel if (GC_GEMM_PARALLEL(g))
-  gc_sgemm_part(q, g, C);
-}
-void graphc_matmul_d(void *const *q, const int64_t *g, double *C) {
-  #pragma omp parallel if (GC_GEMM_PARALLEL(g))
-  gc_dgemm_part(q, g, C);
-}
 """
 
 
@@ -688,8 +679,11 @@ def simd_declarations(names: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def render_unit(kernels: list[Kernel], symbols: list[str], simd: tuple[str, ...] = ()) -> str:
+def render_unit(kernels: list[Kernel], symbols: list[str], simd: tuple[str, ...] = (),
+                templates: tuple[str, ...] = ()) -> str:
     """One translation unit holding these kernels, each exported under its symbol; simd: the math functions with
-    vector versions to declare (native.toolchain finds which the C library has)."""
+    vector versions to declare (native.toolchain finds which the C library has); templates: the C sources of the
+    kernel templates the plans run (a template module's SOURCE, such as render_c_attention's), each once."""
     functions = "\n\n".join(k.function(symbol) for k, symbol in zip(kernels, symbols))
-    return PRELUDE % {"simd": simd_declarations(simd), "gemm_min": GEMM_PARALLEL_MIN} + "\n" + functions + "\n"
+    return (PRELUDE % {"simd": simd_declarations(simd), "gemm_min": GEMM_PARALLEL_MIN} + "\n" +
+            "".join(dict.fromkeys(templates)) + functions + "\n")

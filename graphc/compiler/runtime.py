@@ -825,48 +825,24 @@ class FallbackStep(Step):
 
 class TemplateStep(FallbackStep):
     """Kernel-template groups on the cpu backend whose nodes share their operands (one group, or groups the module
-    joins): their nodes computed together by the template's cpu module (render_c_<module>.py: numpy and BLAS), which
-    shares the work that op-by-op numpy forwards would repeat. Its products run on the OpenMP threads of the plan's
-    library (PoolMatmul) once it is built."""
+    joins): their nodes computed together by the template's cpu module (render_c_<module>.py: C functions in the
+    plan's library, with numpy until it is built), which shares the work that op-by-op numpy forwards would repeat.
+    Like a kernel step, it requests the library's build when the plan runs a second time."""
 
     def __init__(self, groups: list[Group], module, reason: str, library=None):
         super().__init__(groups[0].nodes[0], reason, "cpu")
         self.writes = self.nodes = [n for g in groups for n in g.nodes]
         self.groups, self.module, self.library = groups, module, library
-        self.product = PoolMatmul(library) if library is not None else np.matmul
+        self._runs = 0
 
     def __call__(self, values: dict, shapes: dict) -> None:
+        library = self.library
+        if library is not None and library.functions is None:
+            self._runs += 1
+            if self._runs == 2:
+                library.request()
         operands = [self.operand(x, values, shapes) for x in self.node.inputs]
-        values.update(zip(self.nodes, self.module.launch(self.groups, operands, self.product)))
-
-
-class PoolMatmul:
-    """np.matmul for float32 and float64 arrays with numpy's OpenBLAS called on the OpenMP threads of a plan's library
-    (its graphc_matmul_?; the plan keeps OpenBLAS on one thread: Runtime.run_all); np.matmul itself until the library
-    is built, and where gemm_layout cannot."""
-
-    def __init__(self, library):
-        self.library = library
-        self.layouts: dict[tuple, tuple | None] = {}
-
-    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        from .native import blas
-
-        functions = self.library.matmul
-        key = (a.shape, a.strides, b.shape, b.strides, a.dtype, b.dtype)
-        if functions is None or min(a.ndim, b.ndim) < 2:
-            return np.matmul(a, b)
-        if key not in self.layouts:
-            self.layouts[key] = gemm_layout(a, b, blas())
-        found = self.layouts[key]
-        if found is None:
-            return np.matmul(a, b)
-        copy_a, copy_b, ints, offsets, address = found
-        a, b = np.ascontiguousarray(a) if copy_a else a, np.ascontiguousarray(b) if copy_b else b
-        out = np.empty((*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1]), a.dtype)
-        pointers = np.array([a.ctypes.data, b.ctypes.data, address, offsets.ctypes.data], np.uint64)
-        functions[a.dtype.name](pointers.ctypes.data, ints.ctypes.data, out.ctypes.data)
-        return out
+        values.update(zip(self.nodes, self.module.launch(self.groups, operands, library)))
 
 
 class ViewStep(FallbackStep):

@@ -59,10 +59,10 @@ def _backward_infer(q, k, v, *rest, wrt, **_):
     return tuple((q, k, v)[wrt].shape), q.dtype
 
 
-def _scores(q, k, mask, scale, is_causal, keep, fill, product=np.matmul):
+def _scores(q, k, mask, scale, is_causal, keep, fill):
     """(scores in float32 with hidden positions at fill or -inf, the hidden positions or None). The scores are one
     new array, scaled and masked in place (each (L, S) pass over memory costs as much as the product)."""
-    s = product(q.astype(np.float32, copy=False), np.swapaxes(k, -1, -2).astype(np.float32, copy=False))
+    s = np.matmul(q.astype(np.float32, copy=False), np.swapaxes(k, -1, -2).astype(np.float32, copy=False))
     s *= np.float32(scale)
     hidden = None
     if mask is not None and mask.dtype == np.bool_:
@@ -227,17 +227,16 @@ def attention_logsumexp(q, k, v, *mask, scale, is_causal, keep, fill, safe):
                    want=("lse",))["lse"]
 
 
-def outputs(q, k, v, *mask, scale, is_causal, keep, fill, safe, want, product=np.matmul) -> dict:
+def outputs(q, k, v, *mask, scale, is_causal, keep, fill, safe, want) -> dict:
     """The attention's output ("out") and its logsumexp ("lse"), those named in want, computed together: they share
-    the scores and their exponentials. product: the batched matmul of float32 arrays (the cpu backend's runs on its
-    own threads: runtime.PoolMatmul)."""
-    s, _ = _scores(q, k, mask[0] if mask else None, scale, is_causal, keep, fill, product)
+    the scores and their exponentials."""
+    s, _ = _scores(q, k, mask[0] if mask else None, scale, is_causal, keep, fill)
     m = _row_max(s)
     p = _exp_shifted(s, m)
     total = p.sum(-1, keepdims=True)
     found = {}
     if "out" in want:
-        out = product(p, v.astype(np.float32, copy=False))
+        out = np.matmul(p, v.astype(np.float32, copy=False))
         with np.errstate(invalid="ignore", divide="ignore"):
             out /= total
         if safe:
@@ -258,28 +257,28 @@ def attention_backward(q, k, v, *rest, scale, is_causal, keep, fill, safe, wrt):
     return gradients(q, k, v, *rest, scale=scale, is_causal=is_causal, keep=keep, fill=fill, wrts=(wrt,))[wrt]
 
 
-def gradients(q, k, v, *rest, scale, is_causal, keep, fill, wrts, product=np.matmul) -> dict:
+def gradients(q, k, v, *rest, scale, is_causal, keep, fill, wrts) -> dict:
     """The attention's gradients with respect to the inputs numbered in wrts (QUERY, KEY, VALUE), as a dict by number,
     computed together (they share the probabilities and dS): P = exp(s - lse), dV = P^T dO, dS = P * (dO V^T -
     rowsum(dO * O)) (0 where the mask hides the score: the fill there is a constant), dQ = dS K * scale,
-    dK = dS^T Q * scale (FlashAttention's backward, Algorithm 4). product: as in outputs."""
+    dK = dS^T Q * scale (FlashAttention's backward, Algorithm 4)."""
     mask = rest[0] if len(rest) == 4 else None
     out, grad, lse = (a.astype(np.float32, copy=False) for a in rest[-3:])
-    s, hidden = _scores(q, k, mask, scale, is_causal, keep, fill, product)
+    s, hidden = _scores(q, k, mask, scale, is_causal, keep, fill)
     with np.errstate(invalid="ignore"):
         p = _exp_shifted(s, lse[..., None])
     found = {}
     if VALUE in wrts:
-        found[VALUE] = product(np.swapaxes(p, -1, -2), grad)
+        found[VALUE] = np.matmul(np.swapaxes(p, -1, -2), grad)
     if QUERY in wrts or KEY in wrts:
-        ds = product(grad, np.swapaxes(v, -1, -2).astype(np.float32, copy=False))
+        ds = np.matmul(grad, np.swapaxes(v, -1, -2).astype(np.float32, copy=False))
         ds -= (grad * out).sum(-1, keepdims=True)
         ds *= p
         if hidden is not None:
             np.copyto(ds, np.float32(0), where=hidden)
         for wrt, a, other in ((QUERY, ds, k), (KEY, np.swapaxes(ds, -1, -2), q)):
             if wrt in wrts:
-                found[wrt] = product(a, other.astype(np.float32, copy=False))
+                found[wrt] = np.matmul(a, other.astype(np.float32, copy=False))
                 found[wrt] *= np.float32(scale)
     return found
 
