@@ -221,7 +221,7 @@ class Workers:
     before the stand-in run, each worker meanwhile imports Triton's compiler and computes Triton's hash of its own
     files (triton_key, part of every cache key), while this process imports torch. A kernel is handed to a worker
     as soon as the stand-in launches it; while all are busy, the waiting matrix products go first (they compile
-    longest, 1-1.5 s against 0.1-0.3 s for the others), so the last to finish is a short one."""
+    longest), so the last to finish is a short one."""
 
     def __init__(self, workers: int | None, arch: int):
         self.size, self.arch = workers or os.cpu_count() or 1, arch
