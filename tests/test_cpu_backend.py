@@ -260,27 +260,67 @@ def test_training_step_with_adam_matches_torch():
     native_steps(step)
 
 
-def test_first_calls_run_numpy_then_native_once_built():
+def test_first_calls_run_the_numpy_plan_then_the_kernels_once_built(monkeypatch):
+    from graphc.compiler import render_c
+
     compiled = graphc.compile(lambda x: (x * 2).softmax(-1), backend="cpu")
     x = randn(8, 9)
     want = torch.from_numpy(x * 2).softmax(-1)
+    with monkeypatch.context() as m:  # the first call fuses nothing and renders no C
+        m.setattr(render_c, "generate", None)
+        m.setattr(render_c, "render_unit", None)
+        assert_close(compiled(graphc.tensor(x)), want)
+    (runtime,) = compiled._plans.values()
+    assert runtime.kernels is None and {s.role for s in runtime.plan.steps} == {"op"}  # the numpy backend's plan
     assert_close(compiled(graphc.tensor(x)), want)
-    (step,) = [s for r in compiled._plans.values() for s in r.plan.steps if s.role == "kernel"]
-    assert step._function is None and not step.library.requested  # one call never pays for a build
+    library = runtime.kernels.plan.steps.library  # the second run made the kernel plan and asked for its build
+    library.wait()
     assert_close(compiled(graphc.tensor(x)), want)
-    step.library.wait()  # the second run asked for the build
-    assert_close(compiled(graphc.tensor(x)), want)
-    assert step._function is not None
+    (step,) = [s for s in runtime.plan.steps if s.role == "kernel"]
+    assert runtime.plan is runtime.kernels.plan and step._function is not None
 
 
-def test_a_built_library_is_loaded_from_disk_by_a_new_process():
+def test_the_numpy_tier_of_a_training_step_matches_torch(monkeypatch):
+    """A cpu plan's first tier (the numpy plan, with its shared buffers and optimizer updates computed into the
+    parameters and moments) trains as torch does; the build never arrives here."""
+    from graphc.compiler import tiered
+
+    monkeypatch.setattr(tiered.TieredRuntime, "tier_up", lambda self: None)
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((32, 20)).astype(np.float32), rng.integers(0, 5, 32)
+    models = [L.nn.Sequential(L.nn.Linear(20, 64), L.nn.GELU(), L.nn.LayerNorm(64), L.nn.Linear(64, 5))
+              for L in (graphc, torch)]
+    models[0].load_state_dict({k: graphc.tensor(v.detach().numpy()) for k, v in models[1].state_dict().items()})
+    for make in (lambda L, p: L.optim.AdamW(p, 1e-2), lambda L, p: L.optim.SGD(p, 0.1, momentum=0.9)):
+        opts = [make(L, m.parameters()) for L, m in zip((graphc, torch), models)]
+
+        def step(model, opt, x, y, F):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        compiled = graphc.compile(step, backend="cpu")
+        for _ in range(4):
+            loss = compiled(models[0], opts[0], graphc.tensor(x), graphc.tensor(y), F)
+            want = step(models[1], opts[1], torch.from_numpy(x), torch.from_numpy(y), TF)
+            assert_close(loss, want, rtol=1e-5, atol=1e-6)
+        assert compiled._entries  # the calls after the first (which made the optimizer's state) replayed
+        assert all(r.kernels is None for r in compiled._plans.values())
+        assert sum(len(r.first.written) for r in compiled._plans.values()) > 0  # updates computed in place
+        for p, q in zip(models[0].parameters(), models[1].parameters()):
+            assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_a_built_library_is_loaded_from_disk_by_a_new_process(monkeypatch):
     fn = lambda x: (x - 1).exp().sum(-1)  # noqa: E731
     x = randn(4, 5)
     check(fn, x)
-    native.reset()  # as in a new process: only the disk cache remains
-    compiled = graphc.compile(fn, backend="cpu")
+    monkeypatch.setattr(native, "_build", None)  # a new plan of the same kernels: found on disk, no compiler run
+    compiled = graphc.compile(fn, backend="cpu", mode="max-autotune")
     assert_close(compiled(graphc.tensor(x)), torch.from_numpy(x - 1).exp().sum(-1))
-    native_steps(compiled)  # the first call already ran the native kernel
+    native_steps(compiled)
 
 
 def test_a_broken_compiler_warns_once_and_runs_numpy(monkeypatch, tmp_path):
@@ -288,7 +328,6 @@ def test_a_broken_compiler_warns_once_and_runs_numpy(monkeypatch, tmp_path):
     broken.write_text("#!/bin/sh\nexit 1\n")
     broken.chmod(0o755)
     monkeypatch.setenv("CC", str(broken))
-    monkeypatch.setattr(native, "_libraries", {})
     native.probe.cache_clear()
     try:
         x = randn(3, 4)
@@ -321,17 +360,19 @@ def test_explain_shows_the_c_source_with_user_lines():
 
 
 def test_random_programs_run_native_kernels_equal_eager():
-    """The 300 random programs of test_random_programs.py on the cpu backend: a first pass runs them (numpy while
-    their kernels build, all in a few compiler runs), a second pass runs the same plans' native kernels."""
+    """The 300 random programs of test_random_programs.py on the cpu backend: a first pass runs them (the numpy
+    tier), then every plan's kernels are built together (a few compiler runs), and a second pass compiles them again
+    with mode="max-autotune", whose plans find those builds and run the native kernels."""
     from test_random_programs import NUM_PROGRAMS, check_program
 
-    for seed in range(NUM_PROGRAMS):
-        check_program(seed, backend="cpu")
-    for lib in list(native._libraries.values()):
-        lib.request()
-        lib.wait()
-    for seed in range(NUM_PROGRAMS):
-        native_steps(check_program(seed, backend="cpu"))
+    runtimes = [r for seed in range(NUM_PROGRAMS) for r in check_program(seed, backend="cpu")._plans.values()]
+    for runtime in runtimes:  # every plan's build, requested at once: built together
+        runtime.tier_up()
+    for runtime in runtimes:
+        if runtime.kernels.plan.steps.library is not None:
+            runtime.kernels.plan.steps.library.wait()
+    for seed in range(NUM_PROGRAMS):  # plans of the same kernels: built already, found on disk
+        native_steps(check_program(seed, backend="cpu", mode="max-autotune"))
 
 
 @pytest.mark.parametrize("backend", ["eager", "numpy", "cpu"])
@@ -358,9 +399,9 @@ def test_large_eager_ops_run_one_node_native_kernels_once_built():
     a, t = graphc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     for _ in range(3):  # numpy at first; the second call asks for the build, which this test then waits for
         y, ty = F.softmax(F.gelu(a), -1), torch.softmax(TF.gelu(t), -1)
-        for lib in list(native._libraries.values()):
-            if lib.requested:
-                lib.wait()
+        for runtime in STATE.cpu_runner.plans.values():
+            if runtime.plan.steps.library.requested:
+                runtime.plan.steps.library.wait()
     assert_close(y, ty, rtol=1e-5, atol=1e-6)
     ran = [s for key, runtime in STATE.cpu_runner.plans.items() if key[0] in ("gelu", "amax", "exp", "sum", "div")
            for s in runtime.plan.steps]
@@ -386,5 +427,4 @@ def test_a_stale_cached_library_is_built_anew():
     check(fn, x)
     for index in (native.cache.cache_dir() / "native").glob("*.index"):
         index.write_text(str(index))  # not a shared library
-    native.reset()
     check(fn, x)

@@ -273,12 +273,13 @@ def _host(t) -> np.ndarray:
 
 
 def check_program(seed: int, backend: str = "auto", rtol: float = 1e-5, features: frozenset = FEATURES,
-                  special_values: bool = False, scalar_argument: bool = False):
+                  special_values: bool = False, scalar_argument: bool = False, mode: str = "default"):
     """Program `seed` compiled for backend equals eager (values, w.grad, and x after it), and eager equals torch, at
     three batch sizes, the last 1; returns the compiled function. With special_values, x and w hold NaN and
     infinities (drawn from their own random stream, so the program and its finite values stay those of the same
     seed without them). With scalar_argument, the program also takes a Python float that its constant scalars read
-    (see _apply); it is called twice at each batch size with a new value, and the second call must replay."""
+    (see _apply); it is called twice at each batch size with a new value, and the second call must replay. mode:
+    graphc.compile's."""
     program = _program(seed, features)
     rng = np.random.default_rng(10_000 + seed)
     specials = np.random.default_rng(60_000 + seed)
@@ -289,7 +290,8 @@ def check_program(seed: int, backend: str = "auto", rtol: float = 1e-5, features
           (("eager", graphc), ("compiled", graphc), ("torch", torch))}
     runs = {"eager": _make(program, ws["eager"], graphc, scalar_argument),
             "torch": _make(program, ws["torch"], torch, scalar_argument),
-            "compiled": graphc.compile(_make(program, ws["compiled"], graphc, scalar_argument), backend=backend)}
+            "compiled": graphc.compile(_make(program, ws["compiled"], graphc, scalar_argument), backend=backend,
+                                       mode=mode)}
     what = f"program {seed}: {program}"
     for batch in (program.x_shape[0], program.x_shape[0] + 2, 1):
         x = poison(rng.standard_normal((batch,) + program.x_shape[1:]).astype(np.float32))

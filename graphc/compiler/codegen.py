@@ -13,9 +13,11 @@ from .views import view_chain
 
 def plan_kernels(graph: Graph, backend: str = "interpret", mode: str = "default") -> Steps:
     """Fuse the graph and return its steps: one kernel step per group, fallback steps between them. For `cpu`, every
-    kernel goes into one C translation unit, built in the background (mode='max-autotune' waits for it)."""
+    kernel goes into one C translation unit, built in the background once requested (mode='max-autotune' waits for
+    it: tiered.py)."""
     fusion = Fusion(graph)
     order = fusion.order()
+    library = None
     if backend == "cpu":
         from . import native, render_c
 
@@ -51,4 +53,4 @@ def plan_kernels(graph: Graph, backend: str = "interpret", mode: str = "default"
     for out in graph.outputs:
         if isinstance(out, Node) and out.kind == "op" and view_chain(out)[0] is not out:
             steps.append(ViewStep(out, "view", backend))
-    return Steps(steps, fusion.reasons)
+    return Steps(steps, fusion.reasons, library=library)

@@ -32,6 +32,7 @@ from .reinplace import reinplace
 from .runtime import Runtime, infer_shapes, memory, numpy_steps, propagate_shapes, reference_values
 from .scalars import FLOATS, ScalarInputs
 from .state_guard import ArgumentGuard, StateGuard, plain_object
+from .tiered import TieredRuntime
 
 BACKENDS = ("auto", "triton", "interpret", "cpu", "numpy")
 MODES = ("default", "max-autotune", "eager", "check")
@@ -824,7 +825,10 @@ class CompiledFunction:
             log.info(f"graph] {self.__name__}, captured:\n{graph}")
         try:
             optimize(graph)
-            runtime = Runtime(Plan(graph, plan_steps(graph, backend, self.mode)))
+            if backend == "cpu" and self.mode != "max-autotune":  # numpy first, the kernels once built
+                runtime = TieredRuntime(graph, self.mode, self.__name__)
+            else:
+                runtime = Runtime(Plan(graph, plan_steps(graph, backend, self.mode)))
             runtime.observer = self.observer
         except Exception as e:
             raise CaptureError(f"no {backend} plan for its graph ({type(e).__name__}: {e})") from e

@@ -8,7 +8,8 @@ share storage as in torch; ops without a Triton lowering run as numpy fallback s
 
 On CPU, where a C compiler works, STATE.cpu_runner runs large ops with a lowering and only tensor operands (gelu,
 the steps of softmax) as one-node plans of the `cpu` backend: with numpy until their native kernel is built in the
-background, natively after (a scalar operand would bake one kernel per value, so those ops stay on numpy)."""
+background (requested on the plan's second run), natively after (a scalar operand would bake one kernel per value,
+so those ops stay on numpy)."""
 from __future__ import annotations
 
 import numpy as np
@@ -50,6 +51,8 @@ class EagerRunner:
         runtime = self.plans.get(key)
         if runtime is None:
             runtime = self.plans[key] = Runtime(Plan(*one_node_graph_and_steps(op, inputs, attrs, self.backend)))
+        elif runtime.plan.steps.library is not None and not runtime.plan.steps.library.requested:
+            runtime.plan.steps.library.request()  # its second run: an op used once never pays for a build
         (out,) = runtime(storages)
         if self.backend == "cpu":
             return out

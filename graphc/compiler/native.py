@@ -5,12 +5,14 @@ The compiler is $CC, else `cc`. Flags: -O2 -march=native -fno-math-errno (so sqr
 inline; NaN and inf keep their meaning, unlike -ffast-math) -ffp-contract=off (each op rounds, as eagerly), plus
 -fopenmp and glibc's vector math library (-lmvec) when a probe build shows they work. A built library is cached
 on disk (GRAPHC_CACHE_DIR/native/) under a hash of its source, the compiler's --version, the flags and the CPU
-(the code is built for this CPU); an index file per plan names the library holding its kernels. The build is a
-subprocess, so the GIL stays free and the plan's first calls run with numpy meanwhile (runtime.CKernelStep). A
-plan's build starts when the plan runs a second time (a function called once never pays for a build, as a JIT
-compiles what is hot); mode="max-autotune" builds at once and waits. Plans that wait at the same time are built
-together, as one translation unit (one compiler start for the forward and backward of a step). A missing or
-failing compiler costs one warning; the plan then keeps running with numpy.
+(the code is built for this CPU); an index file per plan names the library holding its kernels. Everything about a
+build happens in the background thread once it is requested: rendering the plan's C (render_c.render_unit), its
+digest, the look-up of an earlier build on disk, the compiler run (a subprocess, so the GIL stays free and the
+plan's calls go on with numpy meanwhile: tiered.py). A plan's build is requested when the plan runs a second time
+(a function called once never pays for a build, as a JIT compiles what is hot); mode="max-autotune" builds at once
+and waits. Plans that wait at the same time are built together, as one translation unit (one compiler start for
+the forward and backward of a step). A missing or failing compiler costs one warning; the plan then keeps running
+with numpy.
 
 One thread pool: a matmul kernel calls numpy's OpenBLAS (blas(): its cblas ?gemm, found by symbol through ctypes)
 from its own OpenMP threads, and OpenBLAS runs on one thread while a plan runs (one_blas_thread): OpenBLAS's
@@ -45,7 +47,6 @@ PROBE = "#include <omp.h>\n#include <math.h>\nint graphc_probe(void) { return om
 # the math functions glibc's vector math library (libmvec) has simd versions of: since glibc 2.22, and since 2.35
 VECTOR_MATH = (("exp", "log", "sin", "cos", "pow"),
                ("exp", "log", "sin", "cos", "pow", "expm1", "log1p", "tanh", "erf"))
-_libraries: dict[str, Library] = {}  # by the key of a plan's kernels
 _pending: list[Library] = []  # libraries waiting for the build thread
 _worker: threading.Thread | None = None
 _lock = threading.Lock()
@@ -136,11 +137,13 @@ def cpu_identity() -> str:
 
 class Library:
     """One plan's kernels. .functions maps kernel names to ctypes functions once built and loaded (None until
-    then); .error says why a build failed. Plans waiting at the same time are built together, as one translation
-    unit (one compiler run), by a background thread."""
+    then); .error says why a build failed; .key is the digest of the kernels' rendered C, known once the build
+    thread has rendered them. Plans waiting at the same time are built together, as one translation unit (one
+    compiler run), by a background thread."""
 
-    def __init__(self, key: str, kernels: list, templates: tuple[str, ...] = ()):
-        self.key, self.kernels, self.templates = key, kernels, templates
+    def __init__(self, kernels: list, templates: tuple[str, ...] = ()):
+        self.kernels, self.templates = kernels, templates
+        self.key: str | None = None
         self.functions: dict | None = None
         self.handle: ctypes.CDLL | None = None  # the loaded library (the templates' functions: render_c_attention)
         self.error: str | None = None
@@ -179,25 +182,20 @@ class Library:
         self.error = error
         self.done.set()
 
+    def take(self, other: Library) -> None:
+        """The outcome of other's build, a plan with the same kernels."""
+        if other.functions is not None:
+            self.handle, self.functions = other.handle, other.functions
+            self.done.set()
+        else:
+            self.fail(other.error)
+
 
 def library(kernels: list, wait: bool, templates: tuple[str, ...] = ()) -> Library:
-    """The library of a plan's kernels (render_c.Kernel) and the C sources of its kernel templates, loaded at once
-    when an earlier build is on disk. Else it is built when requested (Library.request; the runtime asks when the
-    plan runs again), or now when wait."""
-    from .render_c import render_unit
-
-    key = cache.digest(render_unit(kernels, [k.name for k in kernels], (), templates))
-    with _lock:
-        lib = _libraries.get(key)
-        if lib is None:
-            lib = _libraries[key] = Library(key, kernels, templates)
-            built = _built(key)
-            if built is not None:
-                try:
-                    lib.load(built)
-                    lib.requested = True
-                except (OSError, AttributeError):  # a stale library (another build, another C library): built anew
-                    pass
+    """The library of a plan's kernels (render_c.Kernel) and the C sources of its kernel templates, not built yet:
+    its build (rendering included) runs in the background thread once requested (Library.request; a tiered plan asks
+    on its second run), or now when wait."""
+    lib = Library(kernels, templates)
     if wait:
         lib.wait()
     return lib
@@ -233,18 +231,43 @@ def _work() -> None:
 
 
 def _build_each(batch: list[Library]) -> None:
-    """Build batch as one library; if that fails, each plan alone, so one failing plan keeps only itself on numpy."""
+    """Render each plan's C and load an earlier build of it from disk; build the others as one library (one build
+    per distinct key: identical plans share it); if that fails, each plan alone, so one failing plan keeps only
+    itself on numpy."""
+    from .render_c import render_unit
+
+    todo: dict[str, list[Library]] = {}
+    for lib in batch:
+        try:
+            lib.key = cache.digest(render_unit(lib.kernels, [k.name for k in lib.kernels], (), lib.templates))
+        except Exception as e:  # noqa: BLE001 (a renderer bug leaves this plan on numpy, with one notice)
+            lib.fail(f"rendering its C failed: {type(e).__name__}: {e}")
+            continue
+        built = _built(lib.key)
+        if built is not None:
+            try:
+                lib.load(built)
+                continue
+            except (OSError, AttributeError):  # a stale library (another build, another C library): built anew
+                pass
+        todo.setdefault(lib.key, []).append(lib)
+    if not todo:
+        return
     try:
-        path = _build(batch)
-        for lib in batch:
-            lib.load(path)
+        path = _build([libs[0] for libs in todo.values()])
+        for libs in todo.values():
+            for lib in libs:
+                lib.load(path)
     except Exception as e:  # noqa: BLE001 (any failure leaves these plans on numpy, with one notice)
-        if len(batch) > 1 and probe()[1] is None:
-            for lib in batch:
-                _build_each([lib])
+        if len(todo) > 1 and probe()[1] is None:
+            for libs in todo.values():
+                _build_each(libs[:1])
+                for lib in libs[1:]:
+                    lib.take(libs[0])
             return
-        for lib in batch:
-            lib.fail(f"{type(e).__name__}: {e}")
+        for libs in todo.values():
+            for lib in libs:
+                lib.fail(f"{type(e).__name__}: {e}")
 
 
 def _build(batch: list) -> Path:
@@ -361,9 +384,3 @@ def notice(why: str, stacklevel: int = 4) -> None:
         _noticed.add(why)
         warnings.warn(f"graphc: the cpu backend's native kernels are not available ({why}); compiled functions run "
                       f"their numpy plans instead", RuntimeWarning, stacklevel=stacklevel)
-
-
-def reset() -> None:
-    """Drop the in-memory table of built libraries (the disk cache stays)."""
-    with _lock:
-        _libraries.clear()

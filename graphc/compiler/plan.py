@@ -42,13 +42,14 @@ class Step:
 
 
 class Steps(list):
-    """A plan's steps in execution order, the fusion pass's reasons for what it kept apart, and the numpy plan's
-    shared buffers (runtime.Buffers; None for other plans)."""
+    """A plan's steps in execution order, the fusion pass's reasons for what it kept apart, the numpy plan's
+    shared buffers (runtime.Buffers; None for other plans) and the cpu plan's library of C kernels (native.Library;
+    None for other plans)."""
 
-    def __init__(self, steps=(), reasons=(), buffers=None):
+    def __init__(self, steps=(), reasons=(), buffers=None, library=None):
         super().__init__(steps)
         self.reasons = list(reasons)
-        self.buffers = buffers
+        self.buffers, self.library = buffers, library
 
 
 class Plan:

@@ -542,16 +542,15 @@ class TritonKernelStep(KernelStep):
 
 
 class CKernelStep(KernelStep):
-    """One call of a native C kernel (the cpu backend) on numpy arrays. Until the plan's library is built (in the
-    background, from the plan's second run on) the group runs op by op with numpy; a failed build leaves it there,
-    with one warning. A matmul group's kernel computes its product with numpy's OpenBLAS on its own OpenMP threads
-    (render_c.render_gemm, gemm_arguments), or reads it from numpy's matmul where it cannot."""
+    """One call of a native C kernel (the cpu backend) on numpy arrays. A plan of these runs once its library is built
+    (tiered.py); where the build failed, or a call's sizes do not fit the fusion, the group runs op by op with numpy
+    (a failed build: with one warning). A matmul group's kernel computes its product with numpy's OpenBLAS on its own
+    OpenMP threads (render_c.render_gemm, gemm_arguments), or reads it from numpy's matmul where it cannot."""
 
     def __init__(self, kernel, library):
         super().__init__(kernel.group, kernel.source, kernel.name, "cpu")
         self.kernel, self.library = kernel, library
         self._function = None
-        self._runs = 0
         # the sizes and strides of the last call, (its shapes, its operands' strides, the integer arguments, their
         # address): placing operands in the iteration space costs more than many small kernels, and only depends on
         # those
@@ -590,9 +589,6 @@ class CKernelStep(KernelStep):
         if function is None:
             functions = self.library.functions
             if functions is None or not self.fits(shapes):
-                self._runs += 1
-                if self._runs == 2:
-                    self.library.request()
                 if self.library.error is not None:
                     from .native import notice
 
@@ -826,23 +822,17 @@ class FallbackStep(Step):
 class TemplateStep(FallbackStep):
     """Kernel-template groups on the cpu backend whose nodes share their operands (one group, or groups the module
     joins): their nodes computed together by the template's cpu module (render_c_<module>.py: C functions in the
-    plan's library, with numpy until it is built), which shares the work that op-by-op numpy forwards would repeat.
-    Like a kernel step, it requests the library's build when the plan runs a second time."""
+    plan's library, with numpy where it did not build), which shares the work that op-by-op numpy forwards would
+    repeat."""
 
     def __init__(self, groups: list[Group], module, reason: str, library=None):
         super().__init__(groups[0].nodes[0], reason, "cpu")
         self.writes = self.nodes = [n for g in groups for n in g.nodes]
         self.groups, self.module, self.library = groups, module, library
-        self._runs = 0
 
     def __call__(self, values: dict, shapes: dict) -> None:
-        library = self.library
-        if library is not None and library.functions is None:
-            self._runs += 1
-            if self._runs == 2:
-                library.request()
         operands = [self.operand(x, values, shapes) for x in self.node.inputs]
-        values.update(zip(self.nodes, self.module.launch(self.groups, operands, library)))
+        values.update(zip(self.nodes, self.module.launch(self.groups, operands, self.library)))
 
 
 class ViewStep(FallbackStep):
