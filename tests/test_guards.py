@@ -149,7 +149,7 @@ def test_a_failed_trace_leaves_no_proxy_in_optimizer_state(monkeypatch, opt_name
         opt.step()  # creates the optimizer's state lazily while tracing
         return loss
 
-    def broken_run(self, arrays):
+    def broken_run(self, arrays, inplace=False):
         raise RuntimeError("simulated plan failure")
 
     record = Capture.record

@@ -36,9 +36,12 @@ class EagerRunner:
 
     def takes(self, op: Op, arrays: list) -> bool:
         """For the cpu runner: whether an eager op goes here (a pointwise or reduction lowering, tensor operands
-        only, a large operand); the others run their numpy implementation directly."""
+        only, a large operand); the others run their numpy implementation directly. A cast or a clone (its value is
+        its operand: numpy's astype or copy, which no kernel beats by enough to pay for a compiler run) stays on
+        numpy: model set-up casts each weight nn.init fills, and the build that asked for ran beside the first
+        training steps."""
         low = op.lowering
-        return (low is not None and (low.expr is not None or low.reduce is not None)
+        return (low is not None and (low.expr not in (None, "{0}") or low.reduce is not None)
                 and all(type(a) is np.ndarray for a in arrays) and any(a.size >= NATIVE_MIN for a in arrays))
 
     def __call__(self, op: Op, inputs: tuple, attrs: dict):
