@@ -297,9 +297,14 @@ erf = _unary(
 )
 
 
+# 1 / sqrt(2), one constant for gelu's forward, lowering and backward: a fused kernel computing gelu and its gradient
+# (a training step's epilogue) then calls erf on the same value twice, and the C compiler computes it once
+SQRT_HALF = math.sqrt(0.5)
+
+
 def _gelu_forward(x):
     """x * Phi(x) = x * (1 + erf(x / sqrt 2)) / 2, in place on one temporary (five passes, one allocation)."""
-    out = np.multiply(x, 1 / math.sqrt(2), out=np.empty_like(x))  # an array also for a 0-d x (not a numpy scalar)
+    out = np.multiply(x, SQRT_HALF, out=np.empty_like(x))  # an array also for a 0-d x (not a numpy scalar)
     scipy.special.erf(out, out=out)
     out += 1
     out *= x
@@ -310,19 +315,19 @@ def _gelu_forward(x):
 def _gelu_backward(c, g):
     """d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density (torch's gelu backward)."""
     x = c.inputs[0]
-    cdf = (erf(x * (1 / math.sqrt(2))) + 1) * 0.5
+    cdf = (erf(x * SQRT_HALF) + 1) * 0.5
     return (g * (cdf + x * exp(x * x * -0.5) * (1 / math.sqrt(2 * math.pi))),)
 
 
 def _gelu_onnx(g, n) -> str:
     """x * (erf(x / sqrt 2) + 1) / 2 in ONNX primitives (opset 18 has no Gelu: it came in opset 20)."""
     x = g.name(n.inputs[0])
-    cdf = g.op("Add", g.op("Erf", g.op("Mul", x, g.name(0.7071067811865476, n))), g.name(1.0, n))
+    cdf = g.op("Add", g.op("Erf", g.op("Mul", x, g.name(SQRT_HALF, n))), g.name(1.0, n))
     return g.op("Mul", g.op("Mul", x, cdf), g.name(0.5, n))
 
 
 gelu = op("gelu", ELEMENTWISE, floating, backward=_gelu_backward, saves=(0,),
-          lowering=Lowering("{0} * (erf({0} * 0.7071067811865476) + 1) * 0.5"), onnx=_gelu_onnx)(_gelu_forward)
+          lowering=Lowering(f"{{0}} * (erf({{0}} * {SQRT_HALF!r}) + 1) * 0.5"), onnx=_gelu_onnx)(_gelu_forward)
 
 
 def _where_infer(cond, a, b):
