@@ -240,3 +240,31 @@ def test_without_openblas_the_products_come_from_numpy(monkeypatch):
     steps = [s for runtime in compiled._plans.values() for s in runtime.plan.steps
              if getattr(s, "kind", None) == "matmul"]
     assert steps and all(s._function is not None and set(s._gemm.values()) == {None} for s in steps)
+
+
+@needs_openblas
+def test_the_numpy_plan_runs_attention_on_one_blas_thread(monkeypatch):
+    """The numpy plan (the cpu backend's first calls, the numpy backend) runs an op computed by a kernel template
+    (attention: a batch of small products) with numpy's OpenBLAS on one thread, restored after; products of their
+    own (a linear) keep OpenBLAS's threads."""
+    from graphc.ops import attention
+
+    seen = []
+    outputs = attention.outputs
+
+    def recording(*args, **kwargs):
+        seen.append(native.blas().get_threads())
+        return outputs(*args, **kwargs)
+
+    monkeypatch.setattr(attention, "outputs", recording)
+    q, k, v, w = randn(2, 3, 16, 8), randn(2, 3, 16, 8), randn(2, 3, 16, 8), randn(8, 8)
+
+    def f(q, k, v, w):
+        lib = F if isinstance(q, graphc.Tensor) else TF
+        return lib.scaled_dot_product_attention(q, k, v, is_causal=True) @ w
+
+    compiled = graphc.compile(f, backend="numpy")
+    with threadpool_limits(2, user_api="blas"):
+        got = compiled(*(graphc.tensor(a) for a in (q, k, v, w)))
+        assert seen == [1] and native.blas().get_threads() == 2
+    assert_close(got, f(*(torch.from_numpy(a) for a in (q, k, v, w))), rtol=1e-5, atol=1e-5)

@@ -114,3 +114,26 @@ def test_numpy_plan_shares_buffers_by_liveness():
     peak(False), peak(True)  # first uses: imports, caches
     eager, compiled = peak(False), peak(True)
     assert compiled <= 1.25 * eager, (compiled, eager)
+
+
+def test_the_numpy_plan_computes_division_into_shared_buffers():
+    """div's forward is a function (for its rounding modes); without one it declares np.true_divide (Op.ufunc), so
+    the numpy plan computes it into a shared buffer as it does other ufuncs, and so the ufuncs that feed it: Adam's
+    two divisions per parameter and the sqrt and add before them no longer allocate new arrays on every call (the
+    cpu backend's first calls run this plan: fresh pages cost the most there)."""
+    rng = np.random.default_rng(0)
+    a, b = np.abs(rng.standard_normal((64, 48))).astype(np.float32), rng.standard_normal((64, 48)).astype(np.float32)
+    s = np.array(0.3)  # a 0-d float64 divisor, as Adam's bias correction: float32 results, as in torch
+
+    def f(a, b, s):
+        return ((b * 2) / (a.sqrt() / s + 1e-8) - 1).sum(-1)
+
+    compiled = graphc.compile(f, backend="numpy")
+    for _ in range(2):
+        got = compiled(graphc.tensor(a), graphc.tensor(b), graphc.tensor(s))
+        want = f(torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(s))
+        assert got.dtype is graphc.float32
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+    (runtime,) = compiled._plans.values()
+    steps = [s for s in runtime.plan.steps if s.ops[0] in ("div", "sqrt", "add")]
+    assert len(steps) == 4 and all(s.pooled for s in steps), [(s.ops, s.pooled) for s in steps]

@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 
 class OpStep(Step):
     """One op run by its numpy implementation, the output cast to the node's dtype as the eager dispatch does; with
-    buffers, into a buffer taken from them (see Buffers)."""
+    buffers, into a buffer taken from them (see Buffers). An op that a kernel template computes (attention) runs with
+    numpy's OpenBLAS on one thread: its forward multiplies a batch of small matrices, one BLAS call each, which
+    OpenBLAS's threads hardly speed up, and whose spin-waits stalled each other whenever other processes held the
+    cores (a GPT step's first call: 4.5-11 s instead of 1.9-2.1 s, at load 5 on 2 cores)."""
 
     kind = "op"
 
@@ -41,6 +44,8 @@ class OpStep(Step):
         self.fresh = new_memory(node)
         self.pooled = buffers is not None
         self.run = _compile_buffered(node, buffers.take) if buffers is not None else _compile_call(node)
+        if node.op.lowering is not None and node.op.lowering.template is not None:
+            self.run = _on_one_blas_thread(self.run)
 
     def __call__(self, values: dict, shapes: dict | None) -> None:
         self.run(values)
@@ -53,6 +58,15 @@ class OpStep(Step):
         super().compute_into(node, source)
         self.pooled = False
         self.run = _compile_into(node, source)
+
+
+def _on_one_blas_thread(run):
+    from .native import one_blas_thread
+
+    def alone(values: dict) -> None:
+        with one_blas_thread():
+            run(values)
+    return alone
 
 
 def _compile_call(node: Node):
@@ -126,7 +140,7 @@ def new_memory(node: Node) -> bool:
 
 
 def _is_ufunc(node: Node) -> bool:
-    return node.kind == "op" and isinstance(node.op.forward, np.ufunc)
+    return node.kind == "op" and node.op.ufunc is not None
 
 
 class Buffers:
@@ -167,7 +181,7 @@ class Buffers:
 def _compile_buffered(node: Node, take):
     """A same-dtype ufunc writing into a buffer from take(shape, dtype) (out=). The output shape is an operand's
     shape (same-shape operands, or one operand and a scalar)."""
-    forward, want, inputs = node.op.forward, np.dtype(node.dtype.np), node.inputs
+    forward, want, inputs = node.op.ufunc, np.dtype(node.dtype.np), node.inputs
 
     if len(inputs) == 1:
         (a,) = inputs
@@ -206,7 +220,7 @@ def _compile_into(node: Node, source: Node):
     """A same-dtype ufunc writing into the array of graph input source (a reinplaced update, reinplace.py), or into
     new memory when this call's array cannot take it (read-only, another dtype, gaps in its layout); its shape is the
     value's shape, which the entry's guards check (Entry.fits)."""
-    forward, want, inputs = node.op.forward, np.dtype(node.dtype.np), node.inputs
+    forward, want, inputs = node.op.ufunc, np.dtype(node.dtype.np), node.inputs
     weak = weak_operands(node)
     kinds = tuple(0 if type(x) is not Node else 2 if x in weak else 1 for x in inputs)
     fresh = _compile_call(node)

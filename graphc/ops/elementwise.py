@@ -127,7 +127,7 @@ def _div_onnx(g, n) -> str:
 
 div = op("div", ELEMENTWISE, _div_infer, parse=_div_parse, backward=_div_backward, saves=(CROSS, 1),
          lowering=Lowering("{0} / {1}", when=lambda dtype, attrs: "rounding_mode" not in attrs),
-         onnx=_div_onnx)(_div_forward)
+         onnx=_div_onnx, ufunc=np.true_divide)(_div_forward)
 
 
 def _pow_backward(c, g):
