@@ -479,7 +479,9 @@ class Capture:
             self.sources_kept.append(t)
             t._data, t._node = np.array(self.scalar_value(t), t.dtype.np), None
             return
-        self.graph_break(_break_reason())
+        node = t._node
+        self.graph_break(f"{_break_reason()} ({node.label}, shape {list(node.shape)}, made at "
+                         f"{node.where or 'an unknown line'})")
 
     def graph_break(self, reason: str) -> None:
         """The graph so far runs and capture continues in a new one: Python needs a value, or changes what the

@@ -24,7 +24,7 @@ from ..tensor import Tensor, copy_storage
 from .capture import Capture, CaptureError, own_memory, write_into
 from .functionalization import argument_aliasing, viewed_by
 from .ir import Graph, Node, ancestors
-from .joint import CompiledBackward, Split, autograd_proxies, has_hooks, record_backward
+from .joint import CompiledBackward, Split, autograd_proxies, backward_reaches_leaves, has_hooks, record_backward
 from .logs import log, log_plan, logs_on
 from .passes import optimize
 from .plan import Plan, Steps
@@ -519,7 +519,7 @@ class CompiledFunction:
         self._plans: dict[tuple, Runtime] = {}
         self._eager_reason: str | None = None
         self._warned_grad = self._warned_entries = self._warned_values = self._warned_views = \
-            self._warned_hooks = False
+            self._warned_hooks = self._warned_breaks = False
         self._escaped_traces = 0
         self._changing_traces = 0
 
@@ -606,6 +606,12 @@ class CompiledFunction:
         STATE.capture = None
         _put_back(lifted)
         self.last_breaks = capture.breaks
+        if capture.breaks and not self._warned_breaks:
+            self._warned_breaks = True
+            reason, where = capture.breaks[0]
+            warnings.warn(f"graphc.compile: {self.__name__} runs its Python again on every call (its graph's pieces "
+                          f"replay from cached plans between them): graph break at {where}: {reason}; to replay it "
+                          "whole, return the tensor and read its value after the call", RuntimeWarning, stacklevel=3)
         traced = result
         if capture.weak:  # a scalar proxy returned is its number, as eagerly (the entry evaluates it per call)
             result = _map_leaves(result, lambda x: capture.weak[capture.weak_node(x)]
@@ -626,8 +632,9 @@ class CompiledFunction:
         handed = [*returned, *(t._grad for t, _ in capture.grad_writes.values() if t._grad is not None),
                   *(a[3] for a in effects), *(g for _, g in capture.hooks if type(g) is Tensor)]
         kept = {id(v) for t in handed for v in (t, *viewed_by(t))}
+        kept.update(i for t in returned if t.grad_fn is not None for i in autograd_proxies(t))  # held by grad_fn
         escaped = [t for t in live if id(t) not in kept]
-        needs_grad = any(t.grad_fn is not None and t.grad_fn.inputs is not None for t in returned)
+        needs_grad = any(t.grad_fn is not None and backward_reaches_leaves(t) for t in returned)
         if capture.value_reads and not self._warned_values:
             self._warned_values = True
             warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: at "

@@ -10,6 +10,7 @@ import numpy as np
 from .. import autograd
 from ..state import STATE
 from ..tensor import Tensor
+from .functionalization import viewed_by
 from .ir import Graph, Node, ancestors
 
 
@@ -30,6 +31,26 @@ def record_backward(capture, out: Tensor) -> tuple | None:
     return leaves, holder, grads
 
 
+def backward_reaches_leaves(out: Tensor) -> bool:
+    """Whether out's backward could still give a leaf a gradient: a path of unfreed nodes (a backward without
+    retain_graph frees what it ran) from out.grad_fn to a leaf. A loss returned after the function's own backward(),
+    or a value computed from such spent results (`output.mean()` after `errG.backward()`), reaches none: its
+    backward can only raise, as torch's would, so a replay hands back the traced grad_fn."""
+    seen, stack = set(), [out.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is autograd.LEAF:
+            return True
+        if fn is None or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        if not isinstance(fn, autograd.Node):  # another kind of node: assume it can
+            return True
+        if fn.inputs is not None:
+            stack.extend(fn.edges)
+    return False
+
+
 def has_hooks(out: Tensor) -> bool:
     """Whether a tensor hook is registered inside out's autograd graph (not on a leaf): the backward plan could not
     call it, so such a function gets no compiled backward."""
@@ -46,14 +67,15 @@ def has_hooks(out: Tensor) -> bool:
 
 
 def autograd_proxies(out: Tensor) -> set[int]:
-    """ids of the tensors out's autograd graph holds (saved for backward): kept alive by it, not by user state."""
+    """ids of the tensors out's autograd graph holds (saved for backward) and of the bases they view: kept alive by
+    it, not by user state."""
     seen, ids, stack = set(), set(), [out.grad_fn]
     while stack:
         fn = stack.pop()
         if not isinstance(fn, autograd.Node) or id(fn) in seen:
             continue
         seen.add(id(fn))
-        ids.update(id(x) for x in fn.inputs or () if type(x) is Tensor)
+        ids.update(id(v) for x in fn.inputs or () if type(x) is Tensor for v in (x, *viewed_by(x)))
         stack.extend(fn.edges)
     return ids
 

@@ -21,6 +21,7 @@ from . import cache, standin
 from .codegen import plan_kernels
 from .compile import CompiledFunction
 from .ir import Node
+from .joint import backward_reaches_leaves
 from .logs import log, logs_on
 from .plan import Plan
 from .runtime import Runtime, as_torch
@@ -189,8 +190,8 @@ def capture(fn: Callable, *args, **kwargs) -> list[tuple[Runtime, list]]:
     compiled.observer = lambda runtime, arrays: runs.setdefault(id(runtime), (runtime, list(arrays)))
     for i in range(3):
         result = compiled(*args, **kwargs)
-        # a training step that ran backward itself returns a loss whose graph is spent (its grad_fn's inputs freed)
-        needs_grad = isinstance(result, Tensor) and result.grad_fn is not None and result.grad_fn.inputs is not None
+        # a training step that ran backward itself returns a loss whose graph is spent
+        needs_grad = isinstance(result, Tensor) and result.grad_fn is not None and backward_reaches_leaves(result)
         if needs_grad and result.numel() == 1:  # a loss; another result's gradient is the caller's to choose
             result.backward()
         if compiled.num_compiles and (i or not needs_grad):
