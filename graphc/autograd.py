@@ -95,6 +95,10 @@ class Node:
         """Drop what backward needs (after a backward without retain_graph), as torch frees saved tensors."""
         self.inputs, self._out = None, None
 
+    def held(self) -> list:
+        """What this node keeps alive for its backward (tensors among them)."""
+        return list(self.inputs or ())
+
     def __repr__(self) -> str:
         return f"<{self.name()}>"
 
@@ -417,19 +421,19 @@ class FunctionCtx:
         """Accepted for torch compatibility: graphc tracks in-place writes by itself."""
 
 
-class _OutputGrads:
-    """Gradients of a multi-output Function's outputs, by output index, summed as they arrive."""
+class OutputGrads:
+    """Gradients of a multi-output node's outputs, by output index, summed as they arrive."""
 
     _data = None  # not a tensor: anomaly mode's finite check looks at each output's gradient, not at this
 
     def __init__(self, grads: dict):
         self.grads = grads
 
-    def __add__(self, other: _OutputGrads) -> _OutputGrads:
+    def __add__(self, other: OutputGrads) -> OutputGrads:
         merged = dict(self.grads)
         for i, g in other.grads.items():
             merged[i] = g if i not in merged else merged[i] + g
-        return _OutputGrads(merged)
+        return OutputGrads(merged)
 
 
 class _CustomBackward:
@@ -439,8 +443,8 @@ class _CustomBackward:
         self.function, self.name = function, function.__name__
 
     def backward(self, node: FunctionNode, grads) -> tuple:
-        if not isinstance(grads, _OutputGrads):
-            grads = _OutputGrads({0: grads})
+        if not isinstance(grads, OutputGrads):
+            grads = OutputGrads({0: grads})
         outs = []
         for i, out in enumerate(node.outputs):
             g = grads.grads.get(i)
@@ -502,20 +506,24 @@ class FunctionNode(Node):
         super().release()
         self.ctx.to_save, self.outputs = None, None
 
+    def held(self) -> list:
+        """The forward's arguments and outputs, what ctx saved, and what forward stored on ctx (`ctx.x = x`)."""
+        return [*super().held(), *(self.outputs or ()), *(self.ctx.to_save or ()), *vars(self.ctx).values()]
+
 
 class _SelectBackward:
     @staticmethod
     def backward(node: Node, g: Tensor) -> tuple:
-        return (_OutputGrads({node.attrs["index"]: g}),)
+        return (OutputGrads({node.attrs["index"]: g}),)
 
 
-class _OutputNode(Node):
-    """The grad_fn of one output of a multi-output Function: hands its gradient to the Function's node, which calls
-    backward once with them all."""
+class OutputNode(Node):
+    """The grad_fn of one output of a multi-output node (a custom Function's, a compiled function's): hands its
+    gradient to that node, which runs its backward once with them all (OutputGrads)."""
 
     __slots__ = ()
 
-    def __init__(self, joint: FunctionNode, index: int):
+    def __init__(self, joint: Node, index: int):
         self.op, self.inputs, self.attrs = _SelectBackward, (None,), {"index": index}
         self.where, self.hooks = None, None
         self._out, self.edges, self.saved_inputs, self.saved_output = (None, None, None), (joint,), (), None
@@ -561,5 +569,5 @@ class Function:
                             user_line() if STATE.anomaly else None)
         for i, o in enumerate(outputs):
             if type(o) is Tensor and o.dtype.is_floating_point and id(o) not in ctx.non_differentiable:
-                o.requires_grad, o.grad_fn = True, (node if single else _OutputNode(node, i))
+                o.requires_grad, o.grad_fn = True, (node if single else OutputNode(node, i))
         return outputs[0] if single else tuple(outputs)

@@ -340,11 +340,128 @@ def test_returned_tensor_requiring_grad_keeps_autograd():
     f(graphc.ones(2)).backward()
     f(graphc.ones(2)).backward()
     assert w.grad.tolist() == [2.0, 2.0] and f.num_traces == 1
-    g = graphc.compile(lambda x: ((x * w).sum(), x * w))  # two results requiring grad: traced on every call
-    with pytest.warns(RuntimeWarning, match="requires grad"):
-        g(graphc.ones(2))[0].backward()
-    g(graphc.ones(2))[1].sum().backward()
-    assert w.grad.tolist() == [4.0, 4.0] and g.num_traces == 2
+
+
+@pytest.mark.parametrize("which", ["first", "second", "both"])
+def test_several_results_requiring_grad_replay_with_one_backward_plan(which):
+    """`logits, loss = model(x, y)` (nanoGPT), `output, hidden = rnn(x, h)`: a compiled function returning several
+    tensors that require grad replays; backward from any of them, or from a sum of both, gives torch's gradients
+    (a result no gradient reached contributes zeros), and a second backward through the same call refuses."""
+    tw = torch.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    gw = graphc.tensor(tw.detach().numpy(), requires_grad=True)
+
+    def f(lib, w):
+        def fn(x, y):
+            h = (x * w).tanh()
+            return h, (h - y).pow(2).mean(), None
+        return fn
+
+    compiled = graphc.compile(f(graphc, gw), backend="numpy")
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            x, y = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal((4, 3)).astype(np.float32)
+            gh, gl, gnone = compiled(graphc.tensor(x), graphc.tensor(y))
+            th, tl, _ = f(torch, tw)(torch.tensor(x), torch.tensor(y))
+            assert gnone is None and gh.requires_grad and gl.requires_grad
+            assert_close(gh, th)
+            assert_close(gl, tl)
+            pick = {"first": lambda h, loss: (h * 3).sum(), "second": lambda h, loss: loss,
+                    "both": lambda h, loss: h.sum() + 2 * loss}[which]
+            pick(gh, gl).backward()
+            pick(th, tl).backward()
+            assert_close(gw.grad, tw.grad)
+    assert compiled.num_traces == 1
+    with pytest.raises(RuntimeError, match="second time"):
+        gl.backward()
+
+
+def test_a_compiled_module_with_batchnorm_in_training_replays_and_updates_running_stats():
+    """`model = torch.compile(model)` on a network with BatchNorm, trained with the loss and backward outside: its
+    forward writes the running statistics, and it still replays (a forward plan that also returns the new
+    statistics, a backward plan), with torch's outputs, gradients and buffers at every step."""
+    def make(lib):
+        lib.manual_seed(0)
+        return lib.nn.Sequential(lib.nn.Linear(5, 8), lib.nn.BatchNorm1d(8), lib.nn.ReLU(), lib.nn.Linear(8, 3))
+
+    tmodel, gmodel = make(torch), make(graphc)
+    gmodel.load_state_dict({k: graphc.tensor(v.detach().numpy()) for k, v in tmodel.state_dict().items()})
+    topt, gopt = torch.optim.SGD(tmodel.parameters(), lr=0.1), graphc.optim.SGD(gmodel.parameters(), lr=0.1)
+    compiled = graphc.compile(gmodel, backend="numpy")
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            x, y = rng.standard_normal((16, 5)).astype(np.float32), rng.integers(0, 3, 16)
+            gloss = graphc.nn.functional.cross_entropy(compiled(graphc.tensor(x)), graphc.tensor(y))
+            tloss = torch.nn.functional.cross_entropy(tmodel(torch.tensor(x)), torch.tensor(y))
+            gopt.zero_grad(), topt.zero_grad()
+            gloss.backward(), tloss.backward()
+            for (name, gp), tp in zip(gmodel.named_parameters(), tmodel.parameters()):
+                assert_close(gp.grad, tp.grad, rtol=1e-5, atol=1e-6), name
+            gopt.step(), topt.step()
+            assert_close(gloss, tloss)
+            for (name, gb), tb in zip(gmodel.named_buffers(), tmodel.buffers()):
+                assert_close(gb, tb, rtol=1e-5, atol=1e-6), name
+    assert compiled.num_traces == 1
+
+
+def test_a_backward_reading_a_tensor_the_forward_updates_in_place_is_not_replayed():
+    """The forward saves s for mul's backward and then updates s in place: torch's backward refuses (s was modified
+    by an inplace operation). It gets no compiled backward (traced again, saying so once) and the backward refuses
+    as torch's."""
+    def make(lib):
+        w = lib.ones(3, requires_grad=True)
+        s = lib.full((3,), 2.0)
+
+        def f(x):
+            y = (x * w * s).sum()
+            s.mul_(0.5)
+            return y
+        return f, s
+
+    (tf, ts), (gf, gs) = make(torch), make(graphc)
+    compiled = graphc.compile(gf, backend="numpy")
+    with pytest.warns(RuntimeWarning, match="requires grad; it is traced again on every call"):
+        gy = compiled(graphc.ones(3))
+    ty = tf(torch.ones(3))
+    assert_close(gy, ty)
+    assert_close(gs, ts)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        ty.backward()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        gy.backward()
+
+
+def test_a_custom_function_whose_backward_reads_values_traces_again_and_says_so():
+    """A custom autograd.Function whose backward computes with numpy (.numpy() of a saved tensor) cannot join a
+    compiled backward: the function is traced on every call with one warning naming the line, and the gradients
+    are torch's."""
+    def make(lib):
+        class Clip(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x.clamp(-1, 1)
+
+            @staticmethod
+            def backward(ctx, g):
+                x, = ctx.saved_tensors
+                return g * lib.tensor((np.abs(x.detach().numpy()) <= 1).astype(np.float32))
+        w = lib.tensor([0.5, 2.0, -0.3], requires_grad=True)
+        return (lambda x: Clip.apply(x * w).sum()), w
+
+    (tf, tw), (gf, gw) = make(torch), make(graphc)
+    compiled = graphc.compile(gf, backend="numpy")
+    rng = np.random.default_rng(0)
+    with pytest.warns(RuntimeWarning, match=r"traced again on every call: its backward needs a tensor's value: graph "
+                                            r"break at .*test_compile.py:\d+: Tensor.numpy\(\)"):
+        for _ in range(3):
+            x = rng.standard_normal(3).astype(np.float32)
+            compiled(graphc.tensor(x)).backward()
+            tf(torch.tensor(x)).backward()
+    assert_close(gw.grad, tw.grad)
 
 
 def test_eager_mode_and_env(monkeypatch):

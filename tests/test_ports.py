@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import re
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,12 @@ TOLERANCE = {
     "mnist_cnn": (0.2, "trend"),      # dropout masks
     "vae": (0.05, "trend"),           # the reparameterization noise
     "trainer_class": (0.35, "trend"),  # the RandomSampler's order
+    "gan": (0.05, "trend"),  # an adversarial game amplifies rounding differences over the steps
+    "seq2seq": (2e-3, "steps"),
+    "vit": (2e-3, "steps"),
+    "tabular": (2e-3, "steps"),
+    "unet": (2e-3, "steps"),
+    "word_lm": (2e-3, "steps"),
 }
 
 
@@ -79,7 +86,11 @@ def test_port_matches_torch(name, compiled):
     module = load(name, "graphc")
     model = module.make_model()
     model.load_state_dict(state)
-    losses = module.run(model, compile=compiled)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        losses = module.run(model, compile=compiled)
+    slow = [str(w.message) for w in caught if "on every call" in str(w.message)]
+    assert not slow, slow  # every compiled port replays its plans
     rtol, mode = TOLERANCE[name]
     assert len(losses) == len(expected)
     if mode == "steps":

@@ -21,7 +21,7 @@ from .. import autograd, dtypes
 from ..dispatch import dispatch
 from ..state import STATE
 from ..tensor import Tensor, copy_storage
-from .capture import Capture, CaptureError, own_memory, write_into
+from .capture import Capture, CaptureError, GraphBreakError, own_memory, write_into
 from .functionalization import argument_aliasing, viewed_by
 from .ir import Graph, Node, ancestors
 from .joint import CompiledBackward, Split, autograd_proxies, backward_reaches_leaves, has_hooks, record_backward
@@ -259,6 +259,13 @@ class Entry:
         self.grads = [(self.ref(t), had_grad, out) for t, had_grad, out in grads]
         del self.arg_of, self.grad_owner
 
+    def write_back(self, flat: list, outs: list) -> None:
+        """Write the plan's new values into the tensors the function updated in place (all read before any is
+        written: a value may alias another target's old memory)."""
+        values = [outs[pos].copy() if copy else outs[pos] for _, pos, copy in self.writes]
+        for (ref, _, _), value in zip(self.writes, values):
+            write_into(self.resolve(flat, ref), value)
+
     def ref(self, t: Tensor) -> tuple:
         owner = self.grad_owner.get(id(t))
         if owner is not None:
@@ -343,9 +350,7 @@ class Entry:
     def run(self, flat: list):
         resolve = self.resolve
         outs = self.runtime([resolve(flat, ref)._data for ref in self.inputs], inplace=True)
-        values = [outs[pos].copy() if copy else outs[pos] for _, pos, copy in self.writes]
-        for (ref, _, _), value in zip(self.writes, values):
-            write_into(resolve(flat, ref), value)
+        self.write_back(flat, outs)
         for ref, _, (pos, dt) in self.grads:
             resolve(flat, ref)._grad = None if pos is None else Tensor._make(outs[pos], dt)
         made: dict[int, Tensor] = {}
@@ -358,30 +363,38 @@ class Entry:
 
 
 class JointEntry(Entry):
-    """An entry whose result requires grad: the forward plan runs now; the result's grad_fn runs the backward plan
-    on the saved activations and the incoming gradient (graphc/compiler/joint.py)."""
+    """An entry whose results require grad: the forward plan runs now; the grad_fn of each result requiring grad
+    runs the backward plan on the saved activations and the incoming gradients (graphc/compiler/joint.py)."""
 
     split: Split
     forward: Runtime
     backward: Runtime
     leaves: list[tuple]
+    grad_outs: list[_Out]  # the templates of the results requiring grad, in the order of the backward's gradients
 
     def infer(self, shapes: list[tuple]) -> dict[Node, tuple]:
-        """The joint graph's shapes, its incoming gradient shaped as the forward's result."""
+        """The joint graph's shapes, each incoming gradient shaped as its result."""
+        positions = self.split.grad_positions
         forward = self.forward.graph
-        shapes[self.split.grad_position] = infer_shapes(forward, shapes[:self.split.grad_position] +
-                                                        shapes[self.split.grad_position + 1:])[forward.outputs[0]]
+        found = infer_shapes(forward, [s for i, s in enumerate(shapes) if i not in positions])
+        for i, p in enumerate(positions):
+            shapes[p] = found[forward.outputs[i]]
         return infer_shapes(self.runtime.graph, shapes)
 
     def run(self, flat: list):
-        arrays = [self.resolve(flat, ref)._data for ref in self.inputs]
-        del arrays[self.split.grad_position]
+        positions = set(self.split.grad_positions)
+        arrays = [self.resolve(flat, ref)._data for i, ref in enumerate(self.inputs) if i not in positions]
         outs = self.forward(arrays)
         saved = [arrays[i] if kind == "input" else outs[i] for kind, i in self.split.saved]
+        self.write_back(flat, outs)
+        made: dict[int, Tensor] = {}
+        result = _fill(self.template, outs, made, flat, self.scalars)
+        results = [made[id(o)] for o in self.grad_outs]
         leaves = [self.resolve(flat, ref) for ref in self.leaves]
-        result = Tensor._make(outs[0], self.dtype, True)
-        result.grad_fn = autograd.Node(CompiledBackward(self.backward, saved, self.split.has_grad, leaves),
-                                       tuple(leaves), {}, result, None)
+        node = autograd.Node(CompiledBackward(self.backward, saved, self.split.has_grad, leaves,
+                                              [t._data for t in results]), tuple(leaves), {}, results[0], None)
+        for i, t in enumerate(results):
+            t.requires_grad, t.grad_fn = True, node if len(results) == 1 else autograd.OutputNode(node, i)
         return result
 
 
@@ -634,7 +647,9 @@ class CompiledFunction:
         kept = {id(v) for t in handed for v in (t, *viewed_by(t))}
         kept.update(i for t in returned if t.grad_fn is not None for i in autograd_proxies(t))  # held by grad_fn
         escaped = [t for t in live if id(t) not in kept]
-        needs_grad = any(t.grad_fn is not None and backward_reaches_leaves(t) for t in returned)
+        differentiable = list({id(t): t for t in returned if t.grad_fn is not None and backward_reaches_leaves(t)}
+                              .values())
+        needs_grad = bool(differentiable)
         if capture.value_reads and not self._warned_values:
             self._warned_values = True
             warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: at "
@@ -650,19 +665,25 @@ class CompiledFunction:
                           "still referenced after it returns (kept in an object or a global), so a replay could not "
                           "give it its value; return it instead, or drop the reference", RuntimeWarning, stacklevel=2)
         joint = None
-        if (needs_grad and self.compiled_backward and type(result) is Tensor and result._data is None
-                and not capture.breaks and not capture.writes and not capture.grad_writes and result._node.kind == "op"
-                and not has_hooks(result) and {id(t) for t in escaped} <= autograd_proxies(result)):
-            joint = record_backward(capture, result)  # the backward joins the graph: a forward and a backward plan
+        if (needs_grad and self.compiled_backward and not capture.breaks and not capture.grad_writes
+                and all(t._data is None and t._node.kind == "op" and not has_hooks(t) for t in differentiable)
+                and {id(t) for t in escaped} <= {i for t in differentiable for i in autograd_proxies(t)}):
+            try:  # the backward joins the graph: a forward and a backward plan
+                joint = record_backward(capture, differentiable)
+            except GraphBreakError as e:  # the backward needs a value (a custom Function's backward reading .numpy())
+                self._without_backward_plan(result, "its backward needs a tensor's value: " +
+                                            str(e).removesuffix(" (fullgraph=True)"))
+            except RuntimeError:  # it refuses (a tensor it saves was then written in place): as the caller's will
+                pass
             if joint is not None:
                 live = [t for t in capture.live_proxies() if t._node not in capture.weak]
-                joint_nodes = [result._node, [None if g is None else g._node for g in joint[2]]]
+                joint_nodes = [[t._node for t in differentiable], [None if g is None else g._node for g in joint[2]]]
         if needs_grad and joint is None and not self._warned_grad:
             self._warned_grad = True
             warnings.warn(f"graphc.compile: {self.__name__} returns a tensor that requires grad; it is traced again "
                           "on every call so autograd works outside it (a compiled backward is built for a function "
-                          "returning one tensor, reading leaf tensors and writing no state; or compile the whole "
-                          "training step, backward included)", RuntimeWarning, stacklevel=2)
+                          "whose graph reads leaf tensors, with no graph break, tensor hook or .grad write; or "
+                          "compile the whole training step, backward included)", RuntimeWarning, stacklevel=2)
         capture.store_plans = needs_grad or not (escaped or capture.value_reads)
         sources = capture.sources
         writes = [(t, t._node) for t, _ in capture.writes.values()]
@@ -709,9 +730,10 @@ class CompiledFunction:
             return result
         if joint is not None:
             if effects:
-                return result
-            return self._joint_entry(capture, runtime, sources, joint, joint_nodes, position, state, arguments,
-                                     scalars, sig, args, kwargs, result)
+                return self._without_backward_plan(result, "it stores a tensor it computes in Python state")
+            return self._joint_entry(capture, runtime, sources, joint, joint_nodes, differentiable, traced, live,
+                                     position_source, writes, position, state, arguments, scalars, sig, args,
+                                     kwargs, result)
         out_nodes = runtime.graph.outputs
         try:
             template = _template_from((traced, [a[3] for a in effects], [g for _, g in capture.hooks]), live,
@@ -739,28 +761,62 @@ class CompiledFunction:
         return result
 
     def _joint_entry(self, capture: Capture, runtime: Runtime, sources: list[Tensor], joint: tuple,
-                     joint_nodes: list, position: dict, state: StateGuard, arguments: ArgumentGuard,
-                     scalars: ScalarInputs, sig: tuple, args: tuple, kwargs: dict, result: Tensor):
-        """Cache a function whose result requires grad as a forward plan and a backward plan split from its joint
-        graph (graphc/compiler/joint.py)."""
-        leaves, holder, _ = joint
-        out, grads = joint_nodes
+                     joint_nodes: list, differentiable: list[Tensor], traced, live: list[Tensor],
+                     position_source: list[Node], writes: list,
+                     position: dict, state: StateGuard, arguments: ArgumentGuard, scalars: ScalarInputs, sig: tuple,
+                     args: tuple, kwargs: dict, result):
+        """Cache a function whose results require grad as a forward plan and a backward plan split from its joint
+        graph (graphc/compiler/joint.py). The forward plan returns what the call hands back (each result that
+        requires grad gets a grad_fn running the backward plan) and the values the function writes into tensors it
+        did not make (a BatchNorm's running statistics)."""
+        leaves, holders, _ = joint
+        outs, grads = joint_nodes
         graph = runtime.graph
+        writes = [(t, node) for t, node in writes if not capture.is_made(t)]
         try:
-            split = Split(graph, graph.outputs[position[out]],
+            template = _template_from(traced, live, position_source, writes, position, capture,
+                                      frozenset(id(t) for t in differentiable))
+        except CaptureError as e:
+            return self._without_backward_plan(result, str(e))
+        found = _outs_of(template)
+        grad_positions = [position[n] for n in outs]
+        if not set(grad_positions) <= {o.pos for o, viewed in found if not viewed} or any(
+                viewed and o.pos in grad_positions for o, viewed in found):
+            return self._without_backward_plan(result, "it returns a view of a result that requires grad")
+        returned = list({id(o): o for o, _ in found}.values())
+        results = list(dict.fromkeys([*grad_positions, *(o.pos for o in returned)]))
+        try:
+            split = Split(graph, [graph.outputs[p] for p in results] + [graph.outputs[position[n]] for _, n in writes],
                           [None if g is None else graph.outputs[position[g]] for g in grads],
-                          graph.inputs[next(i for i, t in enumerate(sources) if t is holder)])
+                          [graph.inputs[next(i for i, t in enumerate(sources) if t is h)] for h in holders])
             forward = self._plan(split.forward, sources)
             backward = self._plan(split.backward, sources)
-        except CaptureError:
-            return result
+        except CaptureError as e:
+            return self._without_backward_plan(result, str(e))
+        grad_outs = {}
+        for o in returned:
+            if o.pos in grad_positions:
+                o.grad_fn = None  # the replay gives it a fresh grad_fn
+                grad_outs.setdefault(grad_positions.index(o.pos), o)
+            o.pos = results.index(o.pos)
         scalars.guards = capture.scalar_guards
-        entry = JointEntry(capture, runtime, sources, ((), [], []), [], [], [], state, arguments, scalars, sig,
-                           argument_names(self.fn, args, kwargs))
-        entry.split, entry.forward, entry.backward, entry.dtype = split, forward, backward, result.dtype
+        entry_writes = [(t, len(results) + i, _aliases_input(split.forward.outputs[len(results) + i]))
+                        for i, (t, _) in enumerate(writes)]
+        entry = JointEntry(capture, runtime, sources, (template, [], []), entry_writes, [], [], state, arguments,
+                           scalars, sig, argument_names(self.fn, args, kwargs))
+        entry.split, entry.forward, entry.backward = split, forward, backward
+        entry.grad_outs = [grad_outs[i] for i in range(len(grad_positions))]
         entry.leaves = [entry.inputs[next(i for i, t in enumerate(sources) if t is leaf)] for leaf in leaves]
         self._entries.setdefault(sig, []).append(entry)
         self._num_entries += 1
+        return result
+
+    def _without_backward_plan(self, result, reason: str):
+        """A function whose results require grad that gets no forward and backward plan: traced on every call."""
+        if not self._warned_grad:
+            self._warned_grad = True
+            warnings.warn(f"graphc.compile: {self.__name__} returns a tensor that requires grad; it is traced again "
+                          f"on every call: {reason}", RuntimeWarning, stacklevel=4)
         return result
 
     def _lift_scalars(self, capture: Capture, scalars: ScalarInputs, state: StateGuard, args: tuple, kwargs: dict,
@@ -879,11 +935,12 @@ def _view_of(base: Tensor, steps: tuple, filled: Callable) -> Tensor:
 
 
 def _template_from(result, live: list[Tensor], nodes: list[Node], written: list[tuple[Tensor, Node]],
-                   position: dict[Node, int], capture: Capture):
+                   position: dict[Node, int], capture: Capture, own: frozenset[int] = frozenset()):
     """The result's template: proxies were filled by the flush, so they are found by identity among the live ones;
-    an alias of another tensor's memory is that tensor's template viewed again; an argument returned is the caller's
-    argument at each call; a scalar proxy, its number evaluated per call. A CaptureError when a view step's operand
-    is gone (such a call is not replayed)."""
+    an alias of another tensor's memory is that tensor's template viewed again (but for the ids in `own`: results
+    requiring grad, which get their own grad_fn); an argument returned is the caller's argument at each call; a
+    scalar proxy, its number evaluated per call. A CaptureError when a view step's operand is gone (such a call is
+    not replayed)."""
     node_of = {id(t): n for t, n in zip(live, nodes)}
     node_of.update((key, node) for key, (_, node) in capture.made_roots.items())
     node_of.update((id(t), node) for t, node in written if capture.is_made(t))
@@ -899,7 +956,7 @@ def _template_from(result, live: list[Tensor], nodes: list[Node], written: list[
             return _Scalar(capture.weak_node(obj))
         if kind is Tensor and id(obj) in node_of:
             if id(obj) not in made:
-                viewed = capture.viewed_root(obj)
+                viewed = None if id(obj) in own else capture.viewed_root(obj)
                 if viewed is not None and all(x is not None for _, others, _ in viewed[1] for x in others):
                     root, steps = viewed
                     made[id(obj)] = _View(walk(root), tuple((op, tuple(walk(x) for x in others), attrs)
@@ -915,6 +972,21 @@ def _template_from(result, live: list[Tensor], nodes: list[Node], written: list[
             return made.setdefault(id(obj), _Made(obj))
         return obj
     return walk(result)
+
+
+def _outs_of(template, viewed: bool = False) -> list[tuple[_Out, bool]]:
+    """The _Out entries of a template, each with whether it was reached as (or through) a view's base."""
+    kind = type(template)
+    if kind is _Out:
+        return [(template, viewed)]
+    if kind is _View:
+        return _outs_of(template.base, True) + [o for _, others, _ in template.steps for x in others
+                                                 for o in _outs_of(x, True)]
+    if kind is tuple or kind is list:
+        return [o for x in template for o in _outs_of(x, viewed)]
+    if kind is dict:
+        return [o for x in template.values() for o in _outs_of(x, viewed)]
+    return []
 
 
 def _checked(runtime: Runtime, arrays: list) -> list:

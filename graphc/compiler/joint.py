@@ -14,21 +14,23 @@ from .functionalization import viewed_by
 from .ir import Graph, Node, ancestors
 
 
-def record_backward(capture, out: Tensor) -> tuple | None:
-    """Record out's backward into the capture's graph, with respect to the tensors the function read that require
-    grad. Returns (leaves, the holder of the incoming gradient, the gradient proxies), or None where a tensor
-    requiring grad is not a leaf (its gradient would have to flow on into a graph made outside)."""
+def record_backward(capture, outs: list[Tensor]) -> tuple | None:
+    """Record the backward of outs (the returned tensors that require grad) into the capture's graph, with respect to
+    the tensors the function read that require grad. Returns (leaves, the holders of the incoming gradients, the
+    gradient proxies), or None where a tensor requiring grad is not a leaf (its gradient would have to flow on into
+    a graph made outside). GraphBreakError where the backward needs a tensor's value."""
     leaves = [t for t in capture.sources if t.requires_grad]
     if not leaves or any(t.grad_fn is not None for t in leaves):
         return None
-    holder = Tensor._make(np.zeros(out._node.shape, out.dtype.np), out.dtype)
-    grad_out = capture._proxy(capture.node_of(holder))
-    STATE.capture = capture
+    holders = [Tensor._make(np.zeros(out._node.shape, out.dtype.np), out.dtype) for out in outs]
+    grad_outs = [capture._proxy(capture.node_of(holder)) for holder in holders]
+    STATE.capture, fullgraph = capture, capture.fullgraph
+    capture.fullgraph = True  # a value the backward reads raises GraphBreakError rather than splitting the graph
     try:
-        grads = autograd.run_backward([out], [grad_out], retain_graph=True, inputs=leaves)
+        grads = autograd.run_backward(outs, grad_outs, retain_graph=True, inputs=leaves)
     finally:
-        STATE.capture = None
-    return leaves, holder, grads
+        STATE.capture, capture.fullgraph = None, fullgraph
+    return leaves, holders, grads
 
 
 def backward_reaches_leaves(out: Tensor) -> bool:
@@ -75,37 +77,39 @@ def autograd_proxies(out: Tensor) -> set[int]:
         if not isinstance(fn, autograd.Node) or id(fn) in seen:
             continue
         seen.add(id(fn))
-        ids.update(id(v) for x in fn.inputs or () if type(x) is Tensor for v in (x, *viewed_by(x)))
+        ids.update(id(v) for x in fn.held() if type(x) is Tensor for v in (x, *viewed_by(x)))
         stack.extend(fn.edges)
     return ids
 
 
 class Split:
-    """The joint graph cut in two. forward: the joint graph's inputs but the incoming gradient, returning the
-    result and the saved activations. backward: the saved values (activations, and inputs the backward reads),
-    then the inputs only the backward reads (the incoming gradient), returning the gradients."""
+    """The joint graph cut in two. forward: the joint graph's inputs but the incoming gradients, returning `results`
+    (the outputs that require grad first, then the other values the call hands back or writes), then the saved
+    activations. backward: the saved values (activations, and inputs the backward reads), then the incoming
+    gradients (one per output that requires grad), returning the leaves' gradients."""
 
-    def __init__(self, joint: Graph, out: Node, grads: list[Node | None], grad_input: Node):
-        forward_nodes = set(ancestors([out]))
+    def __init__(self, joint: Graph, results: list[Node], grads: list[Node | None], grad_inputs: list[Node]):
+        forward_nodes = set(ancestors(results))
         wanted = [g for g in grads if g is not None]
-        backward_nodes = [n for n in ancestors(wanted) if n not in forward_nodes and n is not grad_input]
+        incoming = set(grad_inputs)
+        backward_nodes = [n for n in ancestors(wanted) if n not in forward_nodes and n not in incoming]
         saved = list(dict.fromkeys(
             [x for n in backward_nodes for x in n.inputs if type(x) is Node and x in forward_nodes] +
             [n for n in backward_nodes if n.kind == "input"] + [g for g in wanted if g in forward_nodes]))
         backward_nodes = [n for n in backward_nodes if n.kind != "input"]
-        forward_inputs = [n for n in joint.inputs if n is not grad_input]
+        forward_inputs = [n for n in joint.inputs if n not in incoming]
         self.forward = Graph()
         copies = {n: self.forward.add("input", None, (), {}, n.shape, n.dtype, n.device) for n in forward_inputs}
         _copy([n for n in joint.nodes if n in forward_nodes], copies, self.forward)
         activations = [n for n in saved if n.kind != "input"]
-        self.forward.outputs = [copies[out]] + [copies[n] for n in activations]
+        self.forward.outputs = [copies[n] for n in results] + [copies[n] for n in activations]
         # each saved value: ("input", position among the forward's inputs) or ("output", forward output position)
-        self.saved = [("input", forward_inputs.index(n)) if n.kind == "input" else ("output", 1 + activations.index(n))
-                      for n in saved]
-        self.grad_position = joint.inputs.index(grad_input)
+        self.saved = [("input", forward_inputs.index(n)) if n.kind == "input" else
+                      ("output", len(results) + activations.index(n)) for n in saved]
+        self.grad_positions = [joint.inputs.index(g) for g in grad_inputs]
         self.backward = Graph()
         copies = {n: self.backward.add("input", None, (), {}, n.shape, n.dtype, n.device)
-                  for n in [*saved, grad_input]}
+                  for n in [*saved, *grad_inputs]}
         _copy(backward_nodes, copies, self.backward)
         self.backward.outputs = [copies[g] for g in wanted]
         self.has_grad = [g is not None for g in grads]
@@ -119,17 +123,23 @@ def _copy(nodes: list[Node], copies: dict[Node, Node], graph: Graph) -> None:
 
 
 class CompiledBackward:
-    """The `op` of the grad_fn a replayed result carries: its backward runs the backward plan."""
+    """The `op` of the grad_fn a replayed result carries: its backward runs the backward plan. With several outputs
+    requiring grad, each output's grad_fn hands its gradient on (autograd's multi-output routing, as for a custom
+    Function), and an output no gradient reached contributes zeros."""
 
     name = "compiled"
     # the backward plan reads the leaves' arrays as they were at the forward: an in-place change before backward is
     # refused by the version counters, as eagerly for the tensors an op saves
     saved_inputs, saves_output, saves_cross = slice(None), False, False
 
-    def __init__(self, runtime, saved: list, has_grad: list[bool], leaves: list[Tensor]):
+    def __init__(self, runtime, saved: list, has_grad: list[bool], leaves: list[Tensor], outputs: list):
         self.runtime, self.saved, self.has_grad, self.leaves = runtime, saved, has_grad, leaves
+        self.outputs = outputs  # the arrays of the outputs that require grad
 
-    def backward(self, node, grad: Tensor) -> tuple:
-        outs = iter(self.runtime(self.saved + [grad._data]))
+    def backward(self, node, grad) -> tuple:
+        grads = grad.grads if isinstance(grad, autograd.OutputGrads) else {0: grad}
+        incoming = [grads[i]._data if grads.get(i) is not None else np.zeros_like(out)
+                    for i, out in enumerate(self.outputs)]
+        outs = iter(self.runtime(self.saved + incoming))
         return tuple(Tensor._make(next(outs), leaf.dtype) if has else None
                      for leaf, has in zip(self.leaves, self.has_grad))
