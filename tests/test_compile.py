@@ -464,6 +464,28 @@ def test_a_custom_function_whose_backward_reads_values_traces_again_and_says_so(
     assert_close(gw.grad, tw.grad)
 
 
+@pytest.mark.parametrize("fn", [lambda x: x.max(dim=1), lambda x: x.sort(dim=-1, descending=True),
+                                lambda x: (x.topk(2), x.min(0))], ids=["max", "sort", "topk_min"])
+def test_named_tuple_results_replay(fn):
+    """max(dim), sort and topk return (values, indices) named tuples: a compiled function returning them replays,
+    and hands back named tuples with torch's values and indices."""
+    def pairs(result):  # the (values, indices) results, by their field names
+        return [result] if hasattr(result, "indices") else [r for x in result for r in pairs(x)]
+
+    compiled = graphc.compile(fn, backend="numpy")
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            x = rng.standard_normal((3, 4)).astype(np.float32)
+            got, want = pairs(compiled(graphc.tensor(x))), pairs(fn(torch.tensor(x)))
+            assert len(got) == len(want)
+            for g, w in zip(got, want):
+                assert_close(g.values, w.values)
+                assert_close(g.indices, w.indices)
+    assert compiled.num_traces == 1
+
+
 def test_eager_mode_and_env(monkeypatch):
     calls = []
 

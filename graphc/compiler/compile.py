@@ -77,11 +77,22 @@ def plan_steps(graph: Graph, backend: str, mode: str) -> Steps:
     return steps
 
 
-def leaves(obj, out: list) -> list:
-    """The leaves of nested tuples, lists and dicts, in order; a dict's keys are leaves too, so two dicts with the
-    same keys in another order have different signatures."""
+def sequence(obj) -> Callable | None:
+    """How to rebuild obj from its items when it is a list, a tuple or a named tuple (the return types of max(dim),
+    sort, topk: (values, indices)), else None (a leaf; a Size too)."""
     kind = type(obj)
     if kind is tuple or kind is list:
+        return kind
+    if isinstance(obj, tuple) and hasattr(kind, "_fields"):
+        return lambda items: kind(*items)
+    return None
+
+
+def leaves(obj, out: list) -> list:
+    """The leaves of nested tuples (named ones too), lists and dicts, in order; a dict's keys are leaves too, so two
+    dicts with the same keys in another order have different signatures."""
+    kind = type(obj)
+    if sequence(obj) is not None:
         for v in obj:
             leaves(v, out)
     elif kind is dict:
@@ -149,7 +160,7 @@ def argument_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
 
 def _leaf_names(obj, name: str, out: list) -> None:
     kind = type(obj)
-    if kind is tuple or kind is list:
+    if sequence(obj) is not None:
         for i, v in enumerate(obj):
             _leaf_names(v, f"{name}[{i}]", out)
     elif kind is dict:
@@ -419,9 +430,9 @@ class _Arg:
 
 def _map_leaves(obj, fn: Callable):
     """obj with each leaf (as `leaves` orders them) replaced by fn(leaf)."""
-    kind = type(obj)
-    if kind is tuple or kind is list:
-        return kind([_map_leaves(v, fn) for v in obj])
+    kind, make = type(obj), sequence(obj)
+    if make is not None:
+        return make([_map_leaves(v, fn) for v in obj])
     if kind is dict:
         return {k: _map_leaves(v, fn) for k, v in obj.items()}
     return fn(obj)
@@ -494,8 +505,9 @@ def _fill(template, outs: list, made: dict[int, Tensor], flat: list, scalars: Sc
                 own_memory(base)  # as the trace gave it (Capture._share_memory)
             t = made[id(template)] = _view_of(base, template.steps, lambda x: _fill(x, outs, made, flat, scalars))
         return t
-    if kind is tuple or kind is list:
-        return kind(_fill(v, outs, made, flat, scalars) for v in template)
+    make = sequence(template)
+    if make is not None:
+        return make([_fill(v, outs, made, flat, scalars) for v in template])
     if kind is dict:
         return {k: _fill(v, outs, made, flat, scalars) for k, v in template.items()}
     return template
@@ -947,9 +959,9 @@ def _template_from(result, live: list[Tensor], nodes: list[Node], written: list[
     made: dict[int, _Out | _View | _Made] = {}
 
     def walk(obj):
-        kind = type(obj)
-        if kind is tuple or kind is list:
-            return kind(walk(v) for v in obj)
+        kind, make = type(obj), sequence(obj)
+        if make is not None:
+            return make([walk(v) for v in obj])
         if kind is dict:
             return {k: walk(v) for k, v in obj.items()}
         if kind is Tensor and capture.weak_node(obj) is not None:
@@ -982,7 +994,7 @@ def _outs_of(template, viewed: bool = False) -> list[tuple[_Out, bool]]:
     if kind is _View:
         return _outs_of(template.base, True) + [o for _, others, _ in template.steps for x in others
                                                  for o in _outs_of(x, True)]
-    if kind is tuple or kind is list:
+    if sequence(template) is not None:
         return [o for x in template for o in _outs_of(x, viewed)]
     if kind is dict:
         return [o for x in template.values() for o in _outs_of(x, viewed)]
