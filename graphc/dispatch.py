@@ -154,7 +154,9 @@ def infer(op: Op, inputs: tuple, attrs: dict):
 
 
 def _refusal(op: Op, e: Exception, inputs: tuple) -> Exception:
-    return op_error(op.name, str(e), inputs, type(e) if type(e) is not ValueError else RuntimeError)
+    # numpy's own subclasses (its casting errors) take other constructor arguments: the built-in class they extend
+    kind = next(c for c in type(e).__mro__ if c.__module__ == "builtins")
+    return op_error(op.name, str(e), inputs, RuntimeError if kind is ValueError else kind)
 
 
 def weak_scalars(arrays: list, want) -> list:

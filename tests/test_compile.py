@@ -486,6 +486,24 @@ def test_named_tuple_results_replay(fn):
     assert compiled.num_traces == 1
 
 
+def test_an_int_argument_that_changes_every_call_says_so_once():
+    """A step counter passed as a Python int is guarded by value: each call is traced again. It says so once (at the
+    third value), naming the argument, and the results stay torch's."""
+    w = torch.tensor([1.0, 2.0])
+    gw = graphc.tensor(w.numpy())
+
+    def f(lib, w):
+        return lambda x, step: x * w * (1 + step % 3)
+
+    compiled = graphc.compile(f(graphc, gw), backend="numpy")
+    with pytest.warns(RuntimeWarning, match=r"traced again for a new value of a Python int \(argument step: 1 -> 2\)"):
+        for step in range(3):
+            assert_close(compiled(graphc.ones(2), step), f(torch, w)(torch.ones(2), step))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_close(compiled(graphc.ones(2), 3), f(torch, w)(torch.ones(2), 3))
+
+
 def test_eager_mode_and_env(monkeypatch):
     calls = []
 

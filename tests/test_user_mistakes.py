@@ -103,3 +103,25 @@ def test_target_size_warning_points_at_the_users_line():
         warnings.simplefilter("always")
         graphc.nn.MSELoss()(graphc.ones(3, 1), graphc.zeros(3))
     assert [w.filename for w in caught] == [__file__]
+
+
+@pytest.mark.parametrize("call", [lambda lib: lib.tensor([1, 2]).mean(), lambda lib: lib.tensor([[1, 2]]).std(1)],
+                         ids=["mean", "std"])
+def test_a_floating_reduction_of_integers_is_torchs_runtime_error(call):
+    ours, theirs = _errors(lambda: call(graphc), lambda: call(torch))
+    assert type(ours) is type(theirs) is RuntimeError
+    assert "floating point" in str(ours) and "int64" in str(ours) and "mean:" in str(ours)
+
+
+def test_an_op_numpy_refuses_is_a_clear_error_naming_the_op():
+    """gelu of an integer tensor: torch refuses it; graphc says so in its own words, naming the op and the dtypes,
+    not with an internal error from constructing numpy's exception class."""
+    ours, _ = _errors(lambda: F.gelu(graphc.tensor([1, 2])), lambda: torch.nn.functional.gelu(torch.tensor([1, 2])))
+    assert isinstance(ours, TypeError) and str(ours).startswith("gelu:") and "int64" in str(ours)
+
+
+def test_the_median_of_integers_keeps_their_dtype():
+    for values in ([1, -2, 3, 4], [[5, 1], [2, 2]]):
+        for name in ("median", "nanmedian"):
+            ours, theirs = getattr(graphc.tensor(values), name)(), getattr(torch.tensor(values), name)()
+            assert ours.dtype is graphc.int64 and theirs.dtype is torch.int64 and ours.item() == theirs.item()

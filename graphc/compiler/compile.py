@@ -204,6 +204,12 @@ def _signature_change(old: tuple, new: tuple, names: list[str]) -> str:
     return "the keyword arguments passed"
 
 
+def _an_int_changed(old: tuple, new: tuple) -> bool:
+    """Whether the first difference between two signatures is a Python int argument's value."""
+    first = next(((a, b) for a, b in zip(old, new) if a != b), None)
+    return first is not None and all(type(k) is tuple and len(k) == 2 and k[0] is int for k in first)
+
+
 def _autocast_name(region) -> str:
     return "none" if region is None else f"{region[0]} {region[1].name}"
 
@@ -544,7 +550,7 @@ class CompiledFunction:
         self._plans: dict[tuple, Runtime] = {}
         self._eager_reason: str | None = None
         self._warned_grad = self._warned_entries = self._warned_values = self._warned_views = \
-            self._warned_hooks = self._warned_breaks = False
+            self._warned_hooks = self._warned_breaks = self._warned_numbers = False
         self._escaped_traces = 0
         self._changing_traces = 0
 
@@ -582,6 +588,13 @@ class CompiledFunction:
                 nearest = min(reversed([e for group in self._entries.values() for e in group]),
                               key=lambda e: len(e.sig) != len(sig) or sum(a != b for a, b in zip(e.sig, sig)))
                 reason = _signature_change(nearest.sig, sig, nearest.names)
+                if self._num_entries >= 2 and not self._warned_numbers and _an_int_changed(nearest.sig, sig):
+                    self._warned_numbers = True
+                    warnings.warn(f"graphc.compile: {self.__name__} is traced again for a new value of a Python int "
+                                  f"({reason}): its value is guarded, so a number that changes on every call (a step "
+                                  f"counter) is traced on every call, and after {MAX_ENTRIES} plans its calls run "
+                                  "eagerly; pass it as a tensor, or use it outside the compiled function",
+                                  RuntimeWarning, stacklevel=2)
             reason = f"{reason} (guards of {self.__name__} at {definition_line(self.fn)})"
             full = self._num_entries >= MAX_ENTRIES
             if logs_on("recompiles"):

@@ -87,7 +87,7 @@ prod = op("prod", REDUCTION, _sum_infer, parse=_cast_reduction_parse, backward=_
 
 def _mean_infer(x, dim, keepdim):
     if not x.dtype.is_floating_point:
-        raise TypeError(f"mean: expected a floating point input, got {x.dtype.name}")
+        raise ValueError(f"could not infer output dtype: the input must be floating point, got {x.dtype.name}")
     return _reduce_infer(x, dim, keepdim)
 
 

@@ -80,6 +80,8 @@ def _median(name: str, x: Tensor, dim, keepdim: bool, skip_nan: bool):
     if dim is None:
         flat = reshape(x, (-1,))
         value = _median(name, flat, 0, False, skip_nan).values.detach()
+        if not x.dtype.is_floating_point:  # no gradient to carry, and the carrier's division would make it float
+            return value
         hits = logical_or(eq(flat, value), logical_and(isnan(flat), isnan(value)))
         # torch's gradient of a median over all elements is shared evenly among the elements equal to it; adding
         # x - x.detach() (exactly 0) carries it without changing the value
