@@ -256,3 +256,53 @@ def test_compiled_step_matches_torch(name, kwargs):
     assert step.num_compiles == 1
     for tp, p in zip(tmodel.parameters(), model.parameters()):
         assert_close(p.detach(), tp, rtol=1e-5, atol=1e-6)
+
+
+def _logistic_lbfgs(lib, **kwargs):
+    """A few LBFGS steps of L2-regularised logistic regression (two parameters, one flat vector to LBFGS), in float64:
+    near the optimum float32 rounding moves the weights by 1e-4 between any two implementations."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 5))
+    y = (x @ rng.standard_normal(5) + 0.3 * rng.standard_normal(64) > 0).astype(np.float64)
+    w, b = lib.zeros(5, dtype=lib.float64, requires_grad=True), lib.zeros(1, dtype=lib.float64, requires_grad=True)
+    opt = lib.optim.LBFGS([w, b], **kwargs)
+    xs, ys = lib.tensor(x), lib.tensor(y)
+
+    def closure():
+        opt.zero_grad()
+        loss = lib.nn.functional.binary_cross_entropy_with_logits(xs @ w + b, ys) + 0.01 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    losses = [float(opt.step(closure)) for _ in range(3)]
+    return losses, w, b, opt.state[w]
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=0.5, max_iter=6), dict(lr=0.3, max_iter=4, history_size=2),
+                                    dict(lr=1, max_iter=8, line_search_fn="strong_wolfe")],
+                         ids=["fixed-step", "short-history", "strong-wolfe"])
+def test_lbfgs_matches_torch(kwargs):
+    """torch.optim.LBFGS: the losses each step returns, the parameters, and the iteration and evaluation counts."""
+    (gl, gw, gb, gs), (tl, tw, tb, ts) = _logistic_lbfgs(graphc, **kwargs), _logistic_lbfgs(torch, **kwargs)
+    np.testing.assert_allclose(gl, tl, rtol=1e-12)
+    np.testing.assert_allclose(gw.detach().numpy(), tw.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gb.detach().numpy(), tb.detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert (gs["n_iter"], gs["func_evals"]) == (ts["n_iter"], ts["func_evals"])
+    assert gl[-1] < gl[0]
+
+
+def test_lbfgs_refuses_what_torch_refuses():
+    for lib in (graphc, torch):
+        with pytest.raises(ValueError, match="per-parameter options"):
+            lib.optim.LBFGS([{"params": [lib.zeros(2, requires_grad=True)]},
+                             {"params": [lib.zeros(2, requires_grad=True)]}])
+        w = lib.zeros(2, requires_grad=True)
+        opt = lib.optim.LBFGS([w], line_search_fn="backtracking")
+
+        def closure():
+            opt.zero_grad()
+            loss = ((w - 1) ** 2).sum()
+            loss.backward()
+            return loss
+        with pytest.raises(RuntimeError, match="only 'strong_wolfe' is supported"):
+            opt.step(closure)

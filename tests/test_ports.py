@@ -34,6 +34,7 @@ TOLERANCE = {
     "tabular": (2e-3, "steps"),
     "unet": (2e-3, "steps"),
     "word_lm": (2e-3, "steps"),
+    "sine_lbfgs": (1e-6, "steps"),  # float64
 }
 
 

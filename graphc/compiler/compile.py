@@ -647,9 +647,9 @@ class CompiledFunction:
         if capture.breaks and not self._warned_breaks:
             self._warned_breaks = True
             reason, where = capture.breaks[0]
-            warnings.warn(f"graphc.compile: {self.__name__} runs its Python again on every call (its graph's pieces "
-                          f"replay from cached plans between them): graph break at {where}: {reason}; to replay it "
-                          "whole, return the tensor and read its value after the call", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"graphc.compile: {self.__name__} runs its Python again on every call (the plans of the "
+                          f"pieces between its graph breaks are reused): graph break at {where}: {reason}; to replay "
+                          "it whole, return the tensor and read its value after the call", RuntimeWarning, stacklevel=3)
         traced = result
         if capture.weak:  # a scalar proxy returned is its number, as eagerly (the entry evaluates it per call)
             result = _map_leaves(result, lambda x: capture.weak[capture.weak_node(x)]

@@ -8,6 +8,7 @@ import collections
 import ctypes
 import functools
 import math
+import sys
 import weakref
 from typing import TYPE_CHECKING
 
@@ -430,9 +431,8 @@ def as_torch(value, backend: str):
 
 
 def as_numpy(value) -> np.ndarray:
-    import torch
-
-    if isinstance(value, torch.Tensor):
+    torch = sys.modules.get("torch")  # a torch tensor exists only once torch is imported: never import it here
+    if torch is not None and isinstance(value, torch.Tensor):
         return from_torch(value)
     return np.asarray(value)
 
