@@ -14,12 +14,15 @@ load then slows neither side (it still shares caches and memory bandwidth); only
 It also prints each contender's first call (graphc: capture and a run of the numpy backend's plan, the tiered start's
 first tier, which needs no fusion and no C; torch.compile: Dynamo + Inductor, cold: TORCHINDUCTOR_CACHE_DIR,
 TRITON_CACHE_DIR and GRAPHC_CACHE_DIR point to fresh temporary folders unless set, and torch.compile's one-off
-start-up in the process is spent on a trivial function first, as graphc.bench does) and checks that graphc and torch
-eager compute the same loss on the first step. `uptime`'s load average is printed before and after: other processes
-on the machine slow both sides."""
+start-up in the process is spent on a trivial function first, as graphc.bench does; each first call starts after
+gc.collect(), as timeit's timings run without the collector: a full collection of the ~335,000 objects that torch,
+Triton and graphc leave costs about 120 ms, and the set-up's allocations made it fall due inside whichever first call
+ran next) and checks that graphc and torch eager compute the same loss on the first step. `uptime`'s load average
+is printed before and after: other processes on the machine slow both sides."""
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import tempfile
 import time
@@ -137,6 +140,7 @@ def main() -> None:
                       "torch.compile": (step_fn(torch, tmodel_c, topt_c, torch.compile), tbatch)}
         first = {}
         for label, (fn, batch) in contenders.items():
+            gc.collect()  # no first call pays for a full collection of the garbage set-up and the others left
             first[label], loss = timed(fn, *batch)
             print(f"{name}: {label} first call {first[label]:.2f} s (loss {float(loss):.5f})")
         print(f"{name}: graphc's first call is {first['torch.compile'] / first['graphc compiled']:.0f}x faster than "
