@@ -35,7 +35,7 @@ class Node:
             indices = range(len(inputs))[indices]
         if op.saves_cross:
             indices = _cross(indices, self.edges)
-        self.saved_inputs = [(i, _watch(inputs[i])) for i in indices if type(inputs[i]) is Tensor]
+        self.saved_inputs = [(i, watch(inputs[i])) for i in indices if type(inputs[i]) is Tensor]
         if op.saves_output:  # out is new: its counter too
             counter = out._version = VersionCounter()
             self.saved_output = (counter, 0)
@@ -62,12 +62,12 @@ class Node:
             counter = self.inputs[i]._version
             if counter is not None and counter.version != version:
                 x = self.inputs[i]
-                raise _modified(self.op.name, f"input {i}", x.shape, x.dtype, counter, version, self.where)
+                raise modified(self.op.name, f"input {i}", x.shape, x.dtype, counter, version, self.where)
         if self.saved_output is not None:
             counter, version = self.saved_output
             if counter.version != version:
                 data, node, dt = self._out
-                raise _modified(self.op.name, "output 0", data.shape if data is not None else node.shape, dt, counter,
+                raise modified(self.op.name, "output 0", data.shape if data is not None else node.shape, dt, counter,
                                 version, self.where)
 
     @property
@@ -131,7 +131,7 @@ def _cross(indices, edges: tuple) -> tuple:
     return tuple(sorted({*indices, *cross})) if indices else cross
 
 
-def _watch(t: Tensor) -> int:
+def watch(t: Tensor) -> int:
     """t's version now, for a check at backward (its next write notes the user's line)."""
     counter = t._version
     if counter is None:
@@ -140,7 +140,7 @@ def _watch(t: Tensor) -> int:
     return counter.version
 
 
-def _modified(op: str, what: str, shape, dt, counter: VersionCounter, version: int, where: str | None) -> RuntimeError:
+def modified(op: str, what: str, shape, dt, counter: VersionCounter, version: int, where: str | None) -> RuntimeError:
     """torch's error for a saved tensor changed in place, with the op, the shape and the user's line of the write."""
     return RuntimeError(
         f"one of the variables needed for gradient computation has been modified by an inplace operation: "
@@ -397,7 +397,7 @@ class FunctionCtx:
         """Keep tensors (or None) for backward, read back as ctx.saved_tensors (refused, as torch, once an in-place
         write changed one of them)."""
         self.to_save = tensors
-        self.versions = [_watch(t) if type(t) is Tensor else None for t in tensors]
+        self.versions = [watch(t) if type(t) is Tensor else None for t in tensors]
 
     @property
     def saved_tensors(self) -> tuple:
@@ -406,7 +406,7 @@ class FunctionCtx:
                                "after they have already been freed); pass retain_graph=True to the first backward")
         for i, (t, version) in enumerate(zip(self.to_save, self.versions)):
             if version is not None and t._version is not None and t._version.version != version:
-                raise _modified("a custom Function", f"saved tensor {i}", t.shape, t.dtype, t._version, version, None)
+                raise modified("a custom Function", f"saved tensor {i}", t.shape, t.dtype, t._version, version, None)
         return self.to_save
 
     def mark_non_differentiable(self, *tensors) -> None:

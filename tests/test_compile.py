@@ -504,6 +504,28 @@ def test_an_int_argument_that_changes_every_call_says_so_once():
         assert_close(compiled(graphc.ones(2), 3), f(torch, w)(torch.ones(2), 3))
 
 
+@pytest.mark.parametrize("write", ["out.mul_(2)", "out[0] = 0", "out.detach().zero_()", "x.add_(1)"])
+def test_a_saved_value_written_in_place_before_backward_is_refused_as_torch_refuses(write):
+    """exp saves its result and linear its input: writing either in place between a compiled module's call and the
+    backward makes torch's backward refuse, on every call; a replay's backward refuses too (it would otherwise read
+    the overwritten values: a wrong gradient)."""
+    def make(lib):
+        lib.manual_seed(0)
+        return lib.nn.Linear(4, 3)
+
+    tmodel, gmodel = make(torch), make(graphc)
+    gmodel.load_state_dict({k: graphc.tensor(v.detach().numpy()) for k, v in tmodel.state_dict().items()})
+    compiled = graphc.compile(lambda x: gmodel(x).exp(), backend="numpy")
+    for lib, f in ((torch, lambda x: tmodel(x).exp()), (graphc, compiled)):
+        for _ in range(3):
+            x = lib.ones(5, 4)
+            out = f(x)
+            exec(write)
+            with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                out.sum().backward()
+    assert compiled.num_traces == 1
+
+
 def test_eager_mode_and_env(monkeypatch):
     calls = []
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import autograd, dtypes
-from ..dispatch import dispatch
+from ..dispatch import dispatch, memory_owner
 from ..state import STATE
 from ..tensor import Tensor, copy_storage
 from .capture import Capture, CaptureError, GraphBreakError, own_memory, write_into
@@ -400,7 +400,8 @@ class JointEntry(Entry):
 
     def run(self, flat: list):
         positions = set(self.split.grad_positions)
-        arrays = [self.resolve(flat, ref)._data for i, ref in enumerate(self.inputs) if i not in positions]
+        tensors = [self.resolve(flat, ref) for i, ref in enumerate(self.inputs) if i not in positions]
+        arrays = [t._data for t in tensors]
         outs = self.forward(arrays)
         saved = [arrays[i] if kind == "input" else outs[i] for kind, i in self.split.saved]
         self.write_back(flat, outs)
@@ -408,8 +409,14 @@ class JointEntry(Entry):
         result = _fill(self.template, outs, made, flat, self.scalars)
         results = [made[id(o)] for o in self.grad_outs]
         leaves = [self.resolve(flat, ref) for ref in self.leaves]
-        node = autograd.Node(CompiledBackward(self.backward, saved, self.split.has_grad, leaves,
-                                              [t._data for t in results]), tuple(leaves), {}, results[0], None)
+        # the saved values a caller can write in place before backward (an input, a returned result, or a view of
+        # one: the memory they own): their versions now, checked by the backward as eager autograd checks what an op
+        # saved
+        owners = {id(memory_owner(t._data)): t for t in [*tensors, *made.values()] if type(t) is Tensor}
+        watched = {id(t): t for array in saved for t in [owners.get(id(memory_owner(array)))] if t is not None}
+        backward = CompiledBackward(self.backward, saved, self.split.has_grad, leaves, [t._data for t in results],
+                                    [(t, autograd.watch(t)) for t in watched.values()])
+        node = autograd.Node(backward, tuple(leaves), {}, results[0], None)
         for i, t in enumerate(results):
             t.requires_grad, t.grad_fn = True, node if len(results) == 1 else autograd.OutputNode(node, i)
         return result

@@ -128,15 +128,20 @@ class CompiledBackward:
     Function), and an output no gradient reached contributes zeros."""
 
     name = "compiled"
-    # the backward plan reads the leaves' arrays as they were at the forward: an in-place change before backward is
-    # refused by the version counters, as eagerly for the tensors an op saves
-    saved_inputs, saves_output, saves_cross = slice(None), False, False
+    # the node's own check covers nothing: `watched` holds exactly what the backward plan reads and a caller could
+    # change (a leaf the backward does not read may be written before it, as torch allows)
+    saved_inputs, saves_output, saves_cross = (), False, False
 
-    def __init__(self, runtime, saved: list, has_grad: list[bool], leaves: list[Tensor], outputs: list):
+    def __init__(self, runtime, saved: list, has_grad: list[bool], leaves: list[Tensor], outputs: list,
+                 watched: list[tuple[Tensor, int]]):
         self.runtime, self.saved, self.has_grad, self.leaves = runtime, saved, has_grad, leaves
         self.outputs = outputs  # the arrays of the outputs that require grad
+        self.watched = watched  # (tensor, version) of the saved values the caller could write before backward
 
     def backward(self, node, grad) -> tuple:
+        for t, version in self.watched:
+            if t._version is not None and t._version.version != version:
+                raise autograd.modified("compiled", "a saved value", t.shape, t.dtype, t._version, version, None)
         grads = grad.grads if isinstance(grad, autograd.OutputGrads) else {0: grad}
         incoming = [grads[i]._data if grads.get(i) is not None else np.zeros_like(out)
                     for i, out in enumerate(self.outputs)]
