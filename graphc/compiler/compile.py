@@ -812,6 +812,8 @@ class CompiledFunction:
             return self._without_backward_plan(result, str(e))
         found = _outs_of(template)
         grad_positions = [position[n] for n in outs]
+        if len(set(grad_positions)) != len(grad_positions):
+            return self._without_backward_plan(result, "two of its results that require grad are one value")
         if not set(grad_positions) <= {o.pos for o, viewed in found if not viewed} or any(
                 viewed and o.pos in grad_positions for o, viewed in found):
             return self._without_backward_plan(result, "it returns a view of a result that requires grad")
