@@ -7,7 +7,7 @@ from ..autograd import enable_grad, no_grad
 from ..ops.creation import zeros
 from ..ops.join import cat
 from ..tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_hyperparameter
 
 
 class LBFGS(Optimizer):
@@ -23,8 +23,7 @@ class LBFGS(Optimizer):
     def __init__(self, params: Iterable[Tensor], lr: float = 1, max_iter: int = 20, max_eval: int | None = None,
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,
                  line_search_fn: str | None = None):
-        if not lr >= 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
+        check_hyperparameter("learning rate", lr)
         super().__init__(params, dict(lr=lr, max_iter=max_iter, max_eval=max_iter * 5 // 4 if max_eval is None
                                       else max_eval, tolerance_grad=tolerance_grad,
                                       tolerance_change=tolerance_change, history_size=history_size,
@@ -43,15 +42,19 @@ class LBFGS(Optimizer):
             p.add_(update[offset:offset + n].view_as(p), alpha=step_size)
             offset += n
 
+    def _evaluate(self, closure: Callable) -> tuple:
+        """The closure's loss (with grad enabled: it calls backward) and the flat gradient it left."""
+        with enable_grad():
+            loss = closure()
+        return loss, self._gather_flat_grad()
+
     def _directional_evaluate(self, closure: Callable, x: list[Tensor], t, d: Tensor) -> tuple[float, Tensor]:
         """The loss and flat gradient at x + t d; the parameters are put back to x."""
         self._add_grad(t, d)
-        with enable_grad():
-            loss = float(closure())
-        flat_grad = self._gather_flat_grad()
+        loss, flat_grad = self._evaluate(closure)
         for p, value in zip(self._params, x):
             p.copy_(value)
-        return loss, flat_grad
+        return float(loss), flat_grad
 
     def step(self, closure: Callable):
         """Up to max_iter L-BFGS iterations on the loss the closure computes; returns its first evaluation."""
@@ -68,12 +71,10 @@ class LBFGS(Optimizer):
         state = self.state.setdefault(self._params[0], {})
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
-        with enable_grad():
-            orig_loss = closure()
+        orig_loss, flat_grad = self._evaluate(closure)
         loss = float(orig_loss)
         current_evals = 1
         state["func_evals"] += 1
-        flat_grad = self._gather_flat_grad()
         if flat_grad.abs().max() <= tolerance_grad:
             return orig_loss
         d, t = state.get("d"), state.get("t")
@@ -123,9 +124,8 @@ class LBFGS(Optimizer):
                 self._add_grad(t, d)
                 opt_cond = False
                 if n_iter != max_iter:  # the last iteration's loss is the next step's first evaluation
-                    with enable_grad():
-                        loss = float(closure())
-                    flat_grad = self._gather_flat_grad()
+                    loss, flat_grad = self._evaluate(closure)
+                    loss = float(loss)
                     opt_cond = flat_grad.abs().max() <= tolerance_grad
                     ls_func_evals = 1
             current_evals += ls_func_evals
