@@ -576,8 +576,8 @@ class Capture:
             self.materialized[id(t)] = weakref.ref(t)
         for fn in saved:
             fn._out = (values[fn._out[1]], None, fn._out[2])
-        for (t, _), node in zip(written, final):
-            write_into(t, values[node])
+        for (t, _), node in zip(written, final):  # the write's version moved when it was recorded (Tensor._assign)
+            write_into(t, values[node], bump=False)
         given = {id(t) for t in live}  # aliases still share memory, as eagerly: after a graph break, and the
         for storage in shared:  # results of the call (a view of an argument returned is a view of it)
             self._share_memory(storage, values, given)
@@ -650,15 +650,17 @@ class Capture:
             t._grad = before
 
 
-def write_into(t: Tensor, value) -> None:
-    """Copy value into t's storage (an in-place update's write-back; it moves t's version, as eagerly). A value the
-    plan computed straight into t's memory (graphc/compiler/reinplace.py) is there already."""
+def write_into(t: Tensor, value, bump: bool = True) -> None:
+    """Copy value into t's storage (an in-place update's write-back; with `bump`, at a replay, it moves t's version,
+    as eagerly: a trace moved it when it recorded the write, where autograd saw it). A value the plan computed
+    straight into t's memory (graphc/compiler/reinplace.py) is there already."""
     if value is not t._data:
         if type(t._data) is np.ndarray:
             np.copyto(t._data, value, casting="unsafe")
         else:
             t._data.copy_(value)
-    t._bump_version()
+    if bump:
+        t._bump_version()
 
 
 def own_memory(t: Tensor) -> None:
