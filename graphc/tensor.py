@@ -418,7 +418,8 @@ class Tensor:
         if self.numel() != 1:
             raise RuntimeError(f"item(): a Tensor with {self.numel()} elements cannot be converted to a scalar "
                                f"(shape {list(self.shape)})")
-        return self._host().reshape(()).item()
+        value = self._host().reshape(()).item()
+        return value if STATE.capture is None else STATE.capture.note_number(value)
 
     def tolist(self):
         return self._host().tolist()

@@ -250,6 +250,49 @@ def test_item_break_inside_loop_is_correct():
     assert x.tolist() == [1.75] and total == pytest.approx(1.0 + 1.5 + 1.75)
 
 
+def test_a_number_read_at_a_graph_break_is_a_runtime_input_of_the_next_piece():
+    """`s = t.item()` then `x + s`: the piece after the break reads s at run time (as torch.compile's unspecialized
+    floats), so its plan serves every value instead of one new plan per value; eager's promotion is kept (a float32
+    tensor stays float32, an integer tensor times a float gives the default float dtype)."""
+    def f(lib, x, n):
+        s = x.sum().item()
+        m = float(x.max())
+        return (x + s).exp() * s, n * m, x ** m
+
+    compiled = graphc.compile(lambda x, n: f(graphc, x, n), backend="numpy")
+    rng = np.random.default_rng(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the graph break's notice
+        for _ in range(12):
+            x, n = rng.random(6).astype(np.float32), rng.integers(0, 5, 6)
+            for got, want in zip(compiled(graphc.tensor(x), graphc.tensor(n)), f(torch, torch.tensor(x),
+                                                                                   torch.tensor(n))):
+                assert got.dtype.name == str(want.dtype).removeprefix("torch.")
+                assert_close(got, want, rtol=1e-6, atol=1e-6)
+    assert compiled.num_traces == 12 and compiled.num_compiles == 3  # the piece before each break, and the last
+
+
+def test_a_piece_baking_a_new_number_on_every_call_stops_at_the_plan_cap_with_one_warning():
+    """A number computed in Python from a tensor's value and used as an op's attribute is part of the next piece's
+    graph: each value is a new plan, up to the cap of 8 per piece; past it, one warning names the break, and later
+    pieces are planned for their call only (no cache growing without bound), with the right values."""
+    def f(lib, x):
+        s = x.sum().item()
+        return x.clamp(max=s * 0.1)
+
+    compiled = graphc.compile(lambda x: f(graphc, x), backend="numpy")
+    line = f.__code__.co_firstlineno + 1
+    rng = np.random.default_rng(4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(12):
+            x = rng.random(6).astype(np.float32)
+            assert_close(compiled(graphc.tensor(x)), f(torch, torch.tensor(x)), rtol=1e-6, atol=1e-7)
+    capped = [str(w.message) for w in caught if "the most kept per piece" in str(w.message)]
+    assert len(capped) == 1 and f"after the graph break at {__file__}:{line}" in capped[0]
+    assert compiled.num_traces == 12 and compiled.num_compiles == 1 + 8
+
+
 def test_a_graph_break_warns_once_naming_the_line_and_the_tensor():
     """A function with a graph break runs its Python on every call: that is a slow path, so it says so once."""
     def f(x):

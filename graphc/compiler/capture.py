@@ -102,6 +102,7 @@ class Capture:
         self.functionalizing = False  # True while a write through a view is turned into an update of its root
         self.value_reads: list[str] = []  # user lines where Python read values of a tensor the trace did not compute
         self.weak: dict[Node, object] = {}  # scalar proxies' nodes -> the Python number each stands for
+        self.numbers: dict[int, tuple[float, Tensor | None]] = {}  # id(float read at a break) -> (it, its holder)
         self.scalar_guards: list[tuple[Node, object]] = []  # (node, value) realised by Python
         self.sources_kept: list[Tensor] = []  # tensors `current` names that nothing else holds (so no id is reused)
         self.made_roots: dict[int, tuple[Tensor, Node]] = {}  # roots no one held, kept for their aliases: (it, node)
@@ -115,6 +116,7 @@ class Capture:
 
     def _new_segment(self) -> None:
         self.graph = Graph()
+        self.resumed_at = self.breaks[-1][1] if self.breaks else None  # the user line of the break it follows
         self.sources: list[Tensor] = []  # the real tensor behind each graph input, in graph.inputs order
         self.current: dict[int, Node] = {}  # id(real tensor) -> its input node in this segment
         self.writes: dict[int, tuple] = {}  # id -> (real tensor updated in place, its storage) in this segment
@@ -126,7 +128,9 @@ class Capture:
     # ---- the hooks the dispatch and Tensor call -------------------------------------------------------------
     def record(self, op: Op, inputs: tuple, attrs: dict) -> Tensor:
         """Append one op application; returns its proxy, with autograd metadata as eager would set it."""
-        args = tuple(self.node_of(x) if type(x) is Tensor else _plain(op, x) for x in inputs)
+        args = tuple(self.node_of(x) if type(x) is Tensor else
+                     self._number(x) if type(x) is float and op.category == ELEMENTWISE else _plain(op, x)
+                     for x in inputs)
         patterns = PATTERNS.get(op)
         if patterns is not None:
             for replacement, match in patterns:
@@ -443,6 +447,29 @@ class Capture:
         ref = self.materialized.get(id(t))
         if (ref is None or ref() is not t) and self.weak_node(t) is None:
             self.value_reads.append(user_line())
+    def note_number(self, value):
+        """A Python float that Python read from a tensor (`.item()`, `float(t)`: after a graph break): where an
+        elementwise op then takes it as an operand, it is a runtime input of the segment, as a float argument is
+        (graphc/compiler/scalars.py), so the segment's plan serves every value instead of baking this one in (the
+        pieces of a function with breaks are re-traced on every call and their plans found by structure)."""
+        if type(value) is float:
+            self.numbers[id(value)] = (value, None)
+        return value
+
+    def _number(self, x: float):
+        """The graph operand for a Python float: its holder's input node if Python read it from a tensor (the same
+        object, found by identity), else the number itself (a constant of the graph)."""
+        found = self.numbers.get(id(x))
+        if found is None or found[0] is not x:
+            return x
+        holder = found[1]
+        if holder is None:
+            holder = Tensor._make(np.array(x, np.float64), dtypes.float64)
+            self.numbers[id(x)] = (x, holder)
+        node = self.node_of(holder)
+        self.weak[node] = x
+        return node
+
     def weak_node(self, t: Tensor) -> Node | None:
         """The node of a scalar proxy (realised or not), else None."""
         node = t._node if t._data is None else self.current.get(id(t))

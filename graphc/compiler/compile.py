@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import autograd, dtypes
 from ..dispatch import dispatch, memory_owner
+from ..errors import warn_at_user
 from ..state import STATE
 from ..tensor import Tensor, copy_storage
 from .capture import Capture, CaptureError, GraphBreakError, own_memory, write_into
@@ -555,9 +556,10 @@ class CompiledFunction:
         self._dynamic: list[tuple[dict, object]] = []  # state items seen changing between traces: lifted
         self._seen_state: StateGuard | None = None
         self._plans: dict[tuple, Runtime] = {}
+        self._segment_plans: dict[str | None, int] = {}  # plans cached per piece of a function with graph breaks
         self._eager_reason: str | None = None
         self._warned_grad = self._warned_entries = self._warned_values = self._warned_views = \
-            self._warned_hooks = self._warned_breaks = self._warned_numbers = False
+            self._warned_hooks = self._warned_breaks = self._warned_numbers = self._warned_segments = False
         self._escaped_traces = 0
         self._changing_traces = 0
 
@@ -943,6 +945,8 @@ class CompiledFunction:
         backend = self._backend_for(sources)
         if fresh:
             runtime = self._plan(graph, sources)
+            if capture.breaks and capture.store_plans:
+                capture.store_plans = self._segment_plan_allowed(capture.resumed_at)
         arrays = [t._data for t in sources]
         if self.mode == "check":
             outs = _checked(runtime, arrays)
@@ -956,7 +960,26 @@ class CompiledFunction:
         if fresh and capture.store_plans:
             self._plans[key] = runtime
             self.num_compiles += 1
+            if capture.breaks:
+                self._segment_plans[capture.resumed_at] = self._segment_plans.get(capture.resumed_at, 0) + 1
         return outs
+
+    def _segment_plan_allowed(self, resumed_at: str | None) -> bool:
+        """Whether a new plan for the piece of a function with graph breaks that follows the break at resumed_at
+        (None: the first piece) is cached: at most MAX_ENTRIES per piece (torch.compile's cache_size_limit, which
+        each resumed frame has). Past it, a new piece is planned for its call only, with one warning."""
+        if self._segment_plans.get(resumed_at, 0) < MAX_ENTRIES:
+            return True
+        if not self._warned_segments:
+            self._warned_segments = True
+            where = "before its first graph break" if resumed_at is None else f"after the graph break at {resumed_at}"
+            warn_at_user(f"graphc.compile: {self.__name__} has {MAX_ENTRIES} plans for the piece of its graph "
+                          f"{where}, the most kept per piece (like torch.compile's cache_size_limit), and a new one "
+                          "for this call: a value that piece's graph holds changes on every call (a number computed "
+                          "in Python from a tensor's value, used as an op's attribute or a size); new pieces are "
+                          "planned for their call only. Pass such values as tensors, or use them as they are read "
+                          "(`x * loss.item()` is a runtime input of the piece)", RuntimeWarning)
+        return False
 
 
 def _view_of(base: Tensor, steps: tuple, filled: Callable) -> Tensor:
