@@ -288,6 +288,8 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
     results = None if inputs is None else [None] * len(inputs)
     pending: dict[Node, Tensor] = {}
     order = _topological([r.grad_fn for r in roots if r.grad_fn is not None])
+    if inputs is not None:
+        order = _needed(order, inputs)
     contributions = _leaf_contributions(order, roots) if POST_ACCUMULATE_HOOKS[0] and wanted is None else {}
 
     def settle(t: Tensor) -> None:
@@ -358,7 +360,25 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
                 deliver(x, fn, gx)
             if not retain_graph:
                 node.release()
+        for i, t in enumerate(inputs or ()):  # a non-leaf input whose own grad_fn did not need to run
+            if results[i] is None and t.grad_fn in pending:
+                results[i] = pending[t.grad_fn]
     return results
+
+
+def _needed(order: list[Node], inputs: list[Tensor]) -> list[Node]:
+    """The nodes of order whose backward leads to one of inputs (a leaf among them, or a non-leaf's grad_fn): with
+    `inputs`, only they run, as torch's engine runs for autograd.grad. A non-leaf input's own grad_fn runs only if it
+    leads on to another input (its gradient is what reached it), so nothing runs in the graph that made it."""
+    leaves = {id(t) for t in inputs if t.grad_fn is None}
+    targets = {id(t.grad_fn) for t in inputs if t.grad_fn is not None}
+    kept: set[int] = set()
+    for node in reversed(order):  # each node after the nodes it feeds gradients to
+        xs = node.inputs if node.inputs is not None else (None,) * len(node.edges)
+        if any(fn is LEAF and (x is None or id(x) in leaves) or fn is not None and (id(fn) in kept or id(fn) in targets)
+               for x, fn in zip(xs, node.edges)):
+            kept.add(id(node))
+    return [node for node in order if id(node) in kept]
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,

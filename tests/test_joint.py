@@ -71,3 +71,69 @@ def test_a_buffer_updated_in_place_then_used_backpropagates_from_the_first_call(
                 gmodel.zero_grad()
                 tmodel.zero_grad()
         assert compiled.num_traces == 1, gcls.__name__
+
+
+def _embedded_block(lib):
+    class Model(lib.nn.Module):
+        """An uncompiled model with a compiled block inside: the block's input is a non-leaf (an embedding's output,
+        requiring grad), and the residual reads it outside the block too."""
+
+        def __init__(self):
+            super().__init__()
+            self.emb = lib.nn.Embedding(10, 4)
+            self.block = lib.nn.Sequential(lib.nn.Linear(4, 4), lib.nn.GELU(), lib.nn.Linear(4, 4))
+            self.head = lib.nn.Linear(4, 3)
+
+        def forward(self, idx):
+            h = self.emb(idx)
+            h = h + self.block(h)
+            return self.head(h[:, -1])
+
+    return Model()
+
+
+def test_a_compiled_block_fed_a_non_leaf_hands_its_gradient_on_into_the_callers_graph():
+    tmodel, gmodel = _embedded_block(torch), _embedded_block(graphc)
+    _same_weights(gmodel, tmodel)
+    gmodel.block = graphc.compile(gmodel.block)
+    opt = graphc.optim.SGD(gmodel.parameters(), lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD(tmodel.parameters(), lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            idx, y = rng.integers(0, 10, (6, 5)), rng.integers(0, 3, 6)
+            loss = graphc.nn.functional.cross_entropy(gmodel(graphc.tensor(idx)), graphc.tensor(y))
+            tloss = torch.nn.functional.cross_entropy(tmodel(torch.tensor(idx)), torch.tensor(y))
+            opt.zero_grad()
+            topt.zero_grad()
+            loss.backward()
+            tloss.backward()
+            assert_close(loss.detach(), tloss, rtol=1e-5, atol=1e-6)
+            _assert_same_grads(gmodel, tmodel, rtol=1e-4, atol=1e-6)
+            opt.step()
+            topt.step()
+    assert gmodel.block.num_traces == 1
+
+
+def test_a_compiled_function_of_a_non_leaf_gives_autograd_grad_its_gradient():
+    """autograd.grad with respect to the non-leaf input of a compiled function, and a second backward through the
+    caller's freed graph raising as torch's does."""
+    w = np.random.default_rng(3).standard_normal((3, 3)).astype(np.float32)
+    gw, tw = graphc.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+    f = graphc.compile(lambda h: (h @ gw).tanh().sum(1))
+    for step in range(3):
+        x = np.random.default_rng(step).standard_normal((2, 3)).astype(np.float32)
+        gx, tx = graphc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        gh, th = gx * 2, tx * 2
+        gw.grad = tw.grad = None
+        out, tout = f(gh), (th @ tw).tanh().sum(1)
+        (g,), (tg,) = graphc.autograd.grad(out.sum(), [gh], retain_graph=True), torch.autograd.grad(tout.sum(), [th],
+                                                                                                   retain_graph=True)
+        assert_close(g, tg, rtol=1e-5, atol=1e-6)
+        assert gx.grad is None and gw.grad is None
+        out.sum().backward()
+        tout.sum().backward()
+        assert_close(gx.grad, tx.grad, rtol=1e-5, atol=1e-6)
+        assert_close(gw.grad, tw.grad, rtol=1e-5, atol=1e-6)
+    assert f.num_traces == 1

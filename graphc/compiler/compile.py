@@ -563,6 +563,14 @@ class CompiledFunction:
         self._escaped_traces = 0
         self._changing_traces = 0
 
+    @property
+    def compiled_module(self):
+        """The module compiled (`graphc.compile(module)`), else None: assigned as a module's attribute, it stays a
+        submodule (graphc.nn.Module.__setattr__)."""
+        from ..nn.module import Module
+
+        return self.fn if isinstance(self.fn, Module) else None
+
     def __getattr__(self, name: str):
         """Attributes of the compiled object (a compiled module's parameters(), train(), ...)."""
         if name == "fn":

@@ -16,11 +16,12 @@ from .ir import Graph, Node, ancestors
 
 def record_backward(capture, outs: list[Tensor]) -> tuple | None:
     """Record the backward of outs (the returned tensors that require grad) into the capture's graph, with respect to
-    the tensors the function read that require grad. Returns (leaves, the holders of the incoming gradients, the
-    gradient proxies), or None where a tensor requiring grad is not a leaf (its gradient would have to flow on into
-    a graph made outside). GraphBreakError where the backward needs a tensor's value."""
+    the tensors the function read that require grad: leaves (parameters), and tensors made outside with a history
+    of their own (a compiled block fed an embedding's output), whose gradient the replay's node hands on to their
+    grad_fn, as AOTAutograd's does. Returns (those tensors, the holders of the incoming gradients, the gradient
+    proxies), or None where none requires grad. GraphBreakError where the backward needs a tensor's value."""
     leaves = [t for t in capture.sources if t.requires_grad]
-    if not leaves or any(t.grad_fn is not None for t in leaves):
+    if not leaves:
         return None
     holders = [Tensor._make(np.zeros(out._node.shape, out.dtype.np), out.dtype) for out in outs]
     grad_outs = [capture._proxy(capture.node_of(holder)) for holder in holders]

@@ -87,7 +87,14 @@ class Module:
                                 "None)")
             buffers[name] = value
         else:
-            self._forget(name)
+            compiled = getattr(type(value), "compiled_module", None)
+            module = None if compiled is None else compiled.__get__(value)
+            self._forget(name, keep=None if module is None else modules)
+            if module is not None:
+                # `self.block = graphc.compile(block)`: calls go through the compiled one (an instance attribute is
+                # found before __getattr__), and the module stays a submodule in its place (its parameters, buffers
+                # and state dict keys are the model's), as torch.compile's OptimizedModule stays one
+                modules[name] = module
             object.__setattr__(self, name, value)
 
     def _forget(self, name: str, keep: dict | None = None) -> None:
