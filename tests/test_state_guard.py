@@ -148,3 +148,66 @@ def test_state_that_changes_on_every_call_keeps_a_bounded_cache_and_warns_once()
             assert f(x).tolist() == [SCALE, SCALE]
     assert len(record) == 1 and max(len(e) for e in f._entries.values()) == MAX_ENTRIES
     SCALE = 2.0
+
+
+def _policy(lib):
+    class Policy(lib.nn.Module):
+        """REINFORCE's policy: the caller appends to its lists on every call; forward never reads them."""
+
+        def __init__(self):
+            super().__init__()
+            self.affine1, self.affine2 = lib.nn.Linear(4, 8), lib.nn.Linear(8, 2)
+            self.saved_log_probs, self.rewards = [], []
+
+        def forward(self, x):
+            return lib.nn.functional.softmax(self.affine2(lib.relu(self.affine1(x))), dim=1)
+
+    return Policy()
+
+
+def test_lists_the_caller_appends_to_and_the_function_never_names_are_not_guarded():
+    """REINFORCE: select_action appends each call's log-probability and reward to lists on the policy; the compiled
+    policy replays (its forward never names them), and the loss over the saved log-probabilities trains it like
+    torch's."""
+    tmodel, gmodel = _policy(torch), _policy(graphc)
+    gmodel.load_state_dict({k: v.detach().numpy().copy() for k, v in tmodel.state_dict().items()})
+    policy = graphc.compile(gmodel)
+    opt, topt = graphc.optim.Adam(gmodel.parameters(), lr=0.03), torch.optim.Adam(tmodel.parameters(), lr=0.03)
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # episodes
+        for t in range(4):
+            state = rng.standard_normal((1, 4)).astype(np.float32)
+            action = t % 2
+            probs, tprobs = policy(graphc.tensor(state)), tmodel(torch.from_numpy(state))
+            assert_close(probs.detach(), tprobs, rtol=1e-5, atol=1e-6)
+            gmodel.saved_log_probs.append(probs[0, action].log())
+            tmodel.saved_log_probs.append(tprobs[0, action].log())
+            gmodel.rewards.append(float(t))
+            tmodel.rewards.append(float(t))
+        for model, optimizer, lib in ((gmodel, opt, graphc), (tmodel, topt, torch)):
+            optimizer.zero_grad()
+            loss = lib.stack([-lp * r for lp, r in zip(model.saved_log_probs, model.rewards)]).sum()
+            loss.backward()
+            optimizer.step()
+            del model.saved_log_probs[:], model.rewards[:]
+        for p, tp in zip(gmodel.parameters(), tmodel.parameters()):
+            assert_close(p.detach(), tp, rtol=1e-5, atol=1e-6)
+    assert policy.num_traces == 1
+
+
+def test_a_list_attribute_the_function_names_is_guarded():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scales, self.extra, self.added = [1.0], [2.0], ("extra",)
+
+        def forward(self, x):  # the list `extra` is read by a computed name
+            return x * self.scales[-1] + sum(sum(getattr(self, name)) for name in self.added)
+
+    model = graphc.compile(Scaled())
+    x = graphc.ones(2)
+    for scale, extra in ((1.0, 2.0), (3.0, 2.0), (3.0, 5.0), (3.0, 5.0)):
+        model.scales.append(scale)
+        model.extra[0] = extra
+        assert model(x).tolist() == [scale + extra] * 2
+    assert model.num_compiles == 3

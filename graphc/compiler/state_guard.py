@@ -75,6 +75,27 @@ def equal_random_states(a: tuple, b: tuple) -> bool:
 
 
 @functools.cache
+def attribute_names(code: types.CodeType) -> frozenset[str] | None:
+    """The attribute names a code object and the code nested in it load, store or delete (`self.affine1`), or None
+    where it may reach attributes by a computed name (`getattr`, `setattr`, `vars`, `__dict__`)."""
+    names = set()
+    for i in dis.get_instructions(code):
+        if i.opname in ("LOAD_ATTR", "LOAD_METHOD", "STORE_ATTR", "DELETE_ATTR"):
+            names.add(i.argval)
+        elif i.opname in ("LOAD_GLOBAL", "LOAD_NAME") and i.argval in ("getattr", "setattr", "vars"):
+            return None
+    if "__dict__" in names:
+        return None
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            nested = attribute_names(const)
+            if nested is None:
+                return None
+            names |= nested
+    return frozenset(names)
+
+
+@functools.cache
 def loaded_globals(code: types.CodeType) -> frozenset[str]:
     """The global names a code object and the functions, lambdas and comprehensions nested in it load. Not
     co_names: it also holds attribute and method names, so `optimizer.step()` would guard a global `step`."""
@@ -98,9 +119,22 @@ class StateGuard:
         self.iterators: list[str] = []  # where an iterator or generator was met (its state is consumed by next())
         self.snapshots: list[tuple[dict | list, dict | list]] = []  # (container, a shallow copy) for restore()
         self._seen: dict[int, object] = {}  # id -> object, kept alive so ids stay unique while walking
+        self._names: set[str] | None = set()  # attribute names the user code walked uses (None: any)
+        self._lists: list[tuple[str, list | collections.deque, str]] = []  # lists no code walked names (yet)
         for root in roots:
             self._walk(root, type(root).__name__)
-        del self._seen
+        while self._lists:  # a list attribute of a user object is walked once some code walked names it
+            named = [x for x in self._lists if self._names is None or x[0] in self._names]
+            if not named:
+                break
+            self._lists = [x for x in self._lists if x not in named]
+            for _, items, what in named:
+                self._walk(items, what)
+        for _, items, _ in self._lists:  # never named: not guarded (data the caller keeps), but put back on abandon
+            if id(items) not in self._seen:
+                self._seen[id(items)] = items
+                self.snapshots.append((items, list(items)))
+        del self._seen, self._names, self._lists
         self._random_states = global_random_states()
 
     def changed_by_run(self) -> str | None:
@@ -180,7 +214,7 @@ class StateGuard:
                 self._walk(x, what)
         elif not library(type(obj)) or hasattr(obj, "__dict__"):
             if hasattr(obj, "__dict__"):
-                self._dict(vars(obj), type(obj).__name__)
+                self._dict(vars(obj), type(obj).__name__, attributes=not library(type(obj)))
             for cls in type(obj).__mro__:
                 if not library(cls):
                     for name in vars(cls).get("__slots__", ()):
@@ -202,6 +236,8 @@ class StateGuard:
     def _function(self, fn: types.FunctionType) -> None:
         if library(fn):
             return
+        names = attribute_names(fn.__code__)
+        self._names = None if names is None or self._names is None else self._names | names
         name = fn.__qualname__
         for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
             value = cell_value(cell)
@@ -261,13 +297,24 @@ class StateGuard:
             if getattr(obj, name, MISSING) is not value and value is not MISSING:
                 setattr(obj, name, value)
 
-    def _dict(self, d: dict, what: str) -> None:
+    def _dict(self, d: dict, what: str, attributes: bool = False) -> None:
+        """A dict's keys and items; with `attributes` (a user object's __dict__), a list attribute is walked only if
+        the user code walked names it (`self.saved_log_probs`, appended to by the caller on every call and never
+        read by the compiled function, is the caller's data, not a guard: REINFORCE's policy): until then only its
+        identity is guarded."""
         if len(d) > MAX_ITEMS:
             return
         self.lengths.append((d, len(d), f"the keys of {what}"))
         self.snapshots.append((d, dict(d)))
         for key in list(d):
-            self._item(d, key, f"{key} of {what}" if type(key) is str else f"an item of {what}")
+            label = f"{key} of {what}" if type(key) is str else f"an item of {what}"
+            value = d[key]
+            if attributes and isinstance(value, (list, collections.deque)) and type(key) is str:
+                self.items.append((d, key, value, label))
+                if id(value) not in self._seen:
+                    self._lists.append((key, value, label))
+            else:
+                self._item(d, key, label)
 
     def _list(self, items: list | collections.deque, what: str) -> None:
         if len(items) > MAX_ITEMS:
