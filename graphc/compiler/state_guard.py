@@ -119,22 +119,36 @@ class StateGuard:
         self.iterators: list[str] = []  # where an iterator or generator was met (its state is consumed by next())
         self.snapshots: list[tuple[dict | list, dict | list]] = []  # (container, a shallow copy) for restore()
         self._seen: dict[int, object] = {}  # id -> object, kept alive so ids stay unique while walking
-        self._names: set[str] | None = set()  # attribute names the user code walked uses (None: any)
-        self._lists: list[tuple[str, list | collections.deque, str]] = []  # lists no code walked names (yet)
+        self._names: set[str] | None = set()  # attribute names the code walked uses (None: any)
+        self._deferred: list[tuple[str, list | dict, str, type]] = []  # (name, value, what, owner's class)
         for root in roots:
             self._walk(root, type(root).__name__)
-        while self._lists:  # a list attribute of a user object is walked once some code walked names it
-            named = [x for x in self._lists if self._names is None or x[0] in self._names]
+        self._walk_named()
+        del self._seen, self._names, self._deferred
+
+    def _walk_named(self) -> None:
+        """Walk each deferred attribute once the code walked names it; the methods that code names on a deferred
+        attribute's owner count as code walked (`opt.step()` names `state` through `Optimizer.step`). Those never
+        named are not guarded (data the caller keeps), but put back if the trace is abandoned."""
+        scanned: set[int] = set()
+        while self._deferred:
+            for cls in {cls for *_, cls in self._deferred}:
+                for name in list(self._names or ()):
+                    fn = getattr(cls, name, None)
+                    if isinstance(fn, types.FunctionType) and id(fn) not in scanned and self._names is not None:
+                        scanned.add(id(fn))
+                        names = attribute_names(fn.__code__)
+                        self._names = None if names is None else self._names | names
+            named = [x for x in self._deferred if self._names is None or x[0] in self._names]
             if not named:
                 break
-            self._lists = [x for x in self._lists if x not in named]
-            for _, items, what in named:
-                self._walk(items, what)
-        for _, items, _ in self._lists:  # never named: not guarded (data the caller keeps), but put back on abandon
-            if id(items) not in self._seen:
-                self._seen[id(items)] = items
-                self.snapshots.append((items, list(items)))
-        del self._seen, self._names, self._lists
+            self._deferred = [x for x in self._deferred if x not in named]
+            for _, value, what, _ in named:
+                self._walk(value, what)
+        for _, value, _, _ in self._deferred:
+            if id(value) not in self._seen:
+                self._seen[id(value)] = value
+                self.snapshots.append((value, list(value) if type(value) is not dict else dict(value)))
         self._random_states = global_random_states()
 
     def changed_by_run(self) -> str | None:
@@ -214,7 +228,7 @@ class StateGuard:
                 self._walk(x, what)
         elif not library(type(obj)) or hasattr(obj, "__dict__"):
             if hasattr(obj, "__dict__"):
-                self._dict(vars(obj), type(obj).__name__, attributes=not library(type(obj)))
+                self._dict(vars(obj), type(obj).__name__, owner=type(obj))
             for cls in type(obj).__mro__:
                 if not library(cls):
                     for name in vars(cls).get("__slots__", ()):
@@ -297,11 +311,13 @@ class StateGuard:
             if getattr(obj, name, MISSING) is not value and value is not MISSING:
                 setattr(obj, name, value)
 
-    def _dict(self, d: dict, what: str, attributes: bool = False) -> None:
-        """A dict's keys and items; with `attributes` (a user object's __dict__), a list attribute is walked only if
-        the user code walked names it (`self.saved_log_probs`, appended to by the caller on every call and never
-        read by the compiled function, is the caller's data, not a guard: REINFORCE's policy): until then only its
-        identity is guarded."""
+    def _dict(self, d: dict, what: str, owner: type | None = None) -> None:
+        """A dict's keys and items. For an object's __dict__ (`owner`: its class), a list attribute of a user object
+        and per-tensor state (a dict keyed by tensors: an optimizer's `state`) are walked only if the code walked
+        names them (`_walk_named`): until then only their identity is guarded. `self.saved_log_probs`, which the
+        caller appends to on every call and the compiled forward never reads (REINFORCE's policy), and LBFGS's
+        counters, which its step() changes between the evaluations of a compiled closure that only calls
+        zero_grad(), are the caller's data, not guards."""
         if len(d) > MAX_ITEMS:
             return
         self.lengths.append((d, len(d), f"the keys of {what}"))
@@ -309,10 +325,12 @@ class StateGuard:
         for key in list(d):
             label = f"{key} of {what}" if type(key) is str else f"an item of {what}"
             value = d[key]
-            if attributes and isinstance(value, (list, collections.deque)) and type(key) is str:
+            if owner is not None and type(key) is str and (
+                    isinstance(value, (list, collections.deque)) and not library(owner) or
+                    type(value) is dict and value and all(isinstance(k, Tensor) for k in value)):
                 self.items.append((d, key, value, label))
                 if id(value) not in self._seen:
-                    self._lists.append((key, value, label))
+                    self._deferred.append((key, value, label, owner))
             else:
                 self._item(d, key, label)
 
