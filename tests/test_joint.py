@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 import torch
 from conftest import assert_close
 
@@ -137,3 +138,73 @@ def test_a_compiled_function_of_a_non_leaf_gives_autograd_grad_its_gradient():
         assert_close(gx.grad, tx.grad, rtol=1e-5, atol=1e-6)
         assert_close(gw.grad, tw.grad, rtol=1e-5, atol=1e-6)
     assert f.num_traces == 1
+
+
+def _critic(lib):
+    return lib.nn.Sequential(lib.nn.Linear(4, 8), lib.nn.Tanh(), lib.nn.Linear(8, 1))
+
+
+def test_a_gradient_penalty_through_a_compiled_critic_matches_torch():
+    """WGAN-GP: autograd.grad of the critic's output with create_graph=True, a penalty on the gradient's norm added
+    to the critic's loss: on replays too, the penalty's gradient reaches the parameters (double backward)."""
+    tD, gD = _critic(torch), _critic(graphc)
+    _same_weights(gD, tD)
+    critic = graphc.compile(gD)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        real, fake = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)
+        for lib, f in ((graphc, critic), (torch, tD)):
+            x = lib.tensor(0.3 * real + 0.7 * fake, requires_grad=True)
+            g, = lib.autograd.grad(f(x).sum(), x, create_graph=True)
+            penalty = ((g.norm(2, dim=1) - 1) ** 2).mean()
+            loss = f(lib.tensor(fake)).mean() - f(lib.tensor(real)).mean() + 10 * penalty
+            loss.backward()
+        _assert_same_grads(gD, tD, rtol=1e-4, atol=1e-6)
+        gD.zero_grad()
+        tD.zero_grad()
+    assert critic.num_traces == 2  # an argument requiring grad, and not
+
+
+def _heads(lib, shared: bool):
+    class TwoHeads(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk, self.a, self.b = lib.nn.Linear(4, 4), lib.nn.Linear(4, 3), lib.nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = self.trunk(x).relu() if shared else x
+            return self.a(h), self.b(h)
+
+    return TwoHeads()
+
+
+def test_two_heads_backpropagated_by_two_backward_calls_match_torch():
+    """Heads with nothing in common backpropagate one after the other (the second head's parameters have no
+    gradient after the first backward, as in torch); heads sharing a trunk refuse the second backward without
+    retain_graph, as torch does."""
+    for shared in (False, True):
+        tmodel, gmodel = _heads(torch, shared), _heads(graphc, shared)
+        _same_weights(gmodel, tmodel)
+        compiled = graphc.compile(gmodel)
+        rng = np.random.default_rng(6)
+        for _ in range(3):
+            x = rng.standard_normal((5, 4)).astype(np.float32)
+            a, b = compiled(graphc.tensor(x))
+            ta, tb = tmodel(torch.from_numpy(x))
+            a.pow(2).sum().backward()
+            ta.pow(2).sum().backward()
+            _assert_same_grads(gmodel, tmodel)
+            if shared:
+                with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+                    b.sum().backward()
+                with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+                    tb.sum().backward()
+            else:
+                b.sum().backward()
+                tb.sum().backward()
+                _assert_same_grads(gmodel, tmodel)
+                with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+                    a.sum().backward()
+            gmodel.zero_grad()
+            tmodel.zero_grad()
+        assert compiled.num_traces == 1

@@ -25,7 +25,16 @@ from ..tensor import Tensor, copy_storage
 from .capture import Capture, CaptureError, GraphBreakError, own_memory, write_into
 from .functionalization import argument_aliasing, viewed_by
 from .ir import Graph, Node, ancestors
-from .joint import CompiledBackward, Split, autograd_proxies, backward_reaches_leaves, has_hooks, record_backward
+from .joint import (
+    CompiledBackward,
+    CompiledNode,
+    Split,
+    autograd_proxies,
+    backward_reaches_leaves,
+    has_hooks,
+    reaches,
+    record_backward,
+)
 from .logs import log, log_plan, logs_on
 from .passes import optimize
 from .plan import Plan, Steps
@@ -389,6 +398,10 @@ class JointEntry(Entry):
     backward: Runtime
     leaves: list[tuple]
     grad_outs: list[_Out]  # the templates of the results requiring grad, in the order of the backward's gradients
+    grad_nodes: list[Node | None]  # the joint graph's gradient of each leaf (None: it gets none)
+    reached: list[frozenset[int]]  # per result requiring grad: the leaves its backward reaches (joint.reaches)
+    shares: list[frozenset[int]]  # per result requiring grad: the results whose backward shares a node with its
+    name: str  # the compiled function's, for messages
 
     def infer(self, shapes: list[tuple]) -> dict[Node, tuple]:
         """The joint graph's shapes, each incoming gradient shaped as its result."""
@@ -403,6 +416,7 @@ class JointEntry(Entry):
         positions = set(self.split.grad_positions)
         tensors = [self.resolve(flat, ref) for i, ref in enumerate(self.inputs) if i not in positions]
         arrays = [t._data for t in tensors]
+        versions = [t._version_number for t in tensors]  # for a backward with create_graph (CompiledBackward)
         outs = self.forward(arrays)
         saved = [arrays[i] if kind == "input" else outs[i] for kind, i in self.split.saved]
         self.write_back(flat, outs)
@@ -415,9 +429,10 @@ class JointEntry(Entry):
         # saved
         owners = {id(memory_owner(t._data)): t for t in [*tensors, *made.values()] if type(t) is Tensor}
         watched = {id(t): t for array in saved for t in [owners.get(id(memory_owner(array)))] if t is not None}
-        backward = CompiledBackward(self.backward, saved, self.split.has_grad, leaves, [t._data for t in results],
-                                    [(t, autograd.watch(t)) for t in watched.values()])
-        node = autograd.Node(backward, tuple(leaves), {}, results[0], None)
+        backward = CompiledBackward(self, saved, leaves, [t._data for t in results],
+                                    [(t, autograd.watch(t)) for t in watched.values()],
+                                    list(zip(tensors, arrays, versions)))
+        node = CompiledNode(backward, tuple(leaves), {}, results[0], None)
         for i, t in enumerate(results):
             t.requires_grad, t.grad_fn = True, node if len(results) == 1 else autograd.OutputNode(node, i)
         return result
@@ -851,6 +866,9 @@ class CompiledFunction:
         entry.split, entry.forward, entry.backward = split, forward, backward
         entry.grad_outs = [grad_outs[i] for i in range(len(grad_positions))]
         entry.leaves = [entry.inputs[next(i for i, t in enumerate(sources) if t is leaf)] for leaf in leaves]
+        entry.grad_nodes = [None if g is None else graph.outputs[position[g]] for g in grads]
+        entry.reached, entry.shares = reaches(differentiable, leaves)
+        entry.name = self.__name__
         self._entries.setdefault(sig, []).append(entry)
         self._num_entries += 1
         return result

@@ -123,29 +123,122 @@ def _copy(nodes: list[Node], copies: dict[Node, Node], graph: Graph) -> None:
                                   n.attrs, n.shape, n.dtype, n.device, n.where, n.value)
 
 
+def reaches(outs: list[Tensor], leaves: list[Tensor]) -> tuple[list[frozenset[int]], list[frozenset[int]]]:
+    """For each of outs (the traced results requiring grad, their autograd graph intact): the positions in leaves
+    (the tensors the backward plan gives gradients to) that its backward reaches, and the positions of the outs
+    whose backward shares an autograd node with its own (eagerly, a backward without retain_graph from one frees
+    what the other needs; apart, each can be backpropagated on its own, as eagerly)."""
+    leaf_of = {id(t): k for k, t in enumerate(leaves) if t.grad_fn is None}
+    made_by = {id(t.grad_fn): k for k, t in enumerate(leaves) if t.grad_fn is not None}
+    nodes, reached = [], []
+    for out in outs:
+        seen, found, stack = set(), set(), [out.grad_fn]
+        while stack:
+            fn = stack.pop()
+            if id(fn) in made_by:  # a non-leaf input: the caller's graph, beyond the compiled function
+                found.add(made_by[id(fn)])
+            elif isinstance(fn, autograd.Node) and id(fn) not in seen:
+                seen.add(id(fn))
+                for x, edge in zip(fn.inputs, fn.edges):
+                    if edge is autograd.LEAF and id(x) in leaf_of:
+                        found.add(leaf_of[id(x)])
+                    elif edge is not None and edge is not autograd.LEAF:
+                        stack.append(edge)
+        nodes.append(seen)
+        reached.append(frozenset(found))
+    return reached, [frozenset(j for j, other in enumerate(nodes) if mine & other) for mine in nodes]
+
+
 class CompiledBackward:
     """The `op` of the grad_fn a replayed result carries: its backward runs the backward plan. With several outputs
     requiring grad, each output's grad_fn hands its gradient on (autograd's multi-output routing, as for a custom
-    Function), and an output no gradient reached contributes zeros."""
+    Function), and an output no gradient reached contributes zeros; a leaf that no output reached by this backward
+    reaches gets no gradient (None, as eagerly), and an output whose backward shares nothing with the outputs already
+    backpropagated can be backpropagated later on its own (two heads, two `backward()` calls), as eagerly.
+    With create_graph=True (double backward: a gradient penalty) the joint graph runs op by op through the eager
+    dispatch instead, from the forward's inputs, so the gradients have a history."""
 
     name = "compiled"
     # the node's own check covers nothing: `watched` holds exactly what the backward plan reads and a caller could
     # change (a leaf the backward does not read may be written before it, as torch allows)
     saved_inputs, saves_output, saves_cross = (), False, False
 
-    def __init__(self, runtime, saved: list, has_grad: list[bool], leaves: list[Tensor], outputs: list,
-                 watched: list[tuple[Tensor, int]]):
-        self.runtime, self.saved, self.has_grad, self.leaves = runtime, saved, has_grad, leaves
+    def __init__(self, entry, saved: list, leaves: list[Tensor], outputs: list, watched: list[tuple[Tensor, int]],
+                 inputs: list[tuple[Tensor, np.ndarray, int]]):
+        self.entry, self.saved, self.leaves = entry, saved, leaves
         self.outputs = outputs  # the arrays of the outputs that require grad
         self.watched = watched  # (tensor, version) of the saved values the caller could write before backward
+        self.inputs = inputs  # the forward's inputs (tensor, array, version), for a backward with create_graph
+        self.freed: set[int] = set()  # outputs whose backward ran without retain_graph
+        self.ran: set[int] = set()  # the outputs the last backward started from
 
     def backward(self, node, grad) -> tuple:
+        grads = grad.grads if isinstance(grad, autograd.OutputGrads) else {0: grad}
+        ran = {i for i, g in grads.items() if g is not None}
+        if any(self.entry.shares[i] & self.freed for i in ran):
+            raise RuntimeError("Trying to backward through the graph a second time (CompiledBackward): its saved "
+                               "tensors were freed; pass retain_graph=True to the first backward")
         for t, version in self.watched:
             if t._version is not None and t._version.version != version:
                 raise autograd.modified("compiled", "a saved value", t.shape, t.dtype, t._version, version, None)
-        grads = grad.grads if isinstance(grad, autograd.OutputGrads) else {0: grad}
-        incoming = [grads[i]._data if grads.get(i) is not None else np.zeros_like(out)
-                    for i, out in enumerate(self.outputs)]
-        outs = iter(self.runtime(self.saved + incoming))
-        return tuple(Tensor._make(next(outs), leaf.dtype) if has else None
-                     for leaf, has in zip(self.leaves, self.has_grad))
+        self.ran = ran
+        reached = set().union(*(self.entry.reached[i] for i in ran))
+        if STATE.grad_enabled:  # create_graph=True
+            found = self._differentiable_backward(grads)
+        else:
+            incoming = [grads[i]._data if grads.get(i) is not None else np.zeros_like(out)
+                        for i, out in enumerate(self.outputs)]
+            outs = iter(self.entry.backward(self.saved + incoming))
+            found = [Tensor._make(next(outs), leaf.dtype) if has else None
+                     for leaf, has in zip(self.leaves, self.entry.split.has_grad)]
+        return tuple(g if k in reached else None for k, g in enumerate(found))
+
+    def _differentiable_backward(self, grads: dict) -> list:
+        """The leaves' gradients with a history: the joint graph's gradients computed op by op through the eager
+        dispatch from the forward's inputs (a tensor requiring grad as itself, so the history leads to it). An input
+        the gradients depend on that was written in place since the forward, or a random op among what they depend
+        on, would give other values than the forward's: a RuntimeError naming it."""
+        from ..dispatch import dispatch
+
+        graph, split = self.entry.runtime.graph, self.entry.split
+        given = iter(self.inputs)
+        forward_inputs = {node: next(given) for i, node in enumerate(graph.inputs) if i not in split.grad_positions}
+        values = {graph.inputs[p]: grads[k] if grads.get(k) is not None else
+                  Tensor._make(np.zeros_like(self.outputs[k]), graph.inputs[p].dtype)
+                  for k, p in enumerate(split.grad_positions)}
+        for n in ancestors([g for g in self.entry.grad_nodes if g is not None]):
+            if n in values:
+                continue
+            if n.kind == "input":
+                t, array, version = forward_inputs[n]
+                if t._version_number != version:
+                    raise autograd.modified("compiled", "an input", t.shape, t.dtype, t._version, version, None)
+                values[n] = t if t.requires_grad else Tensor._make(array, t.dtype)
+            elif n.kind == "const":
+                values[n] = Tensor._make(n.value, n.dtype)
+            elif not n.op.pure:
+                raise RuntimeError(f"backward with create_graph=True through {self.entry.name}, a compiled forward "
+                                   f"that draws random numbers ({n.op.name} at {n.where}): its gradients would be "
+                                   "computed again with new draws; compile it with mode='eager' for double backward")
+            else:
+                values[n] = dispatch(n.op, tuple(values[x] if type(x) is Node else x for x in n.inputs), n.attrs)
+        return [None if g is None else values[g] for g in self.entry.grad_nodes]
+
+    def release(self) -> bool:
+        """After a backward without retain_graph: the outputs it started from are spent; once no output can be
+        backpropagated again, the saved values are dropped (True: release the node)."""
+        self.freed |= self.ran
+        if all(self.entry.shares[i] & self.freed for i in range(len(self.outputs))):
+            self.saved = self.inputs = None
+            return True
+        return False
+
+
+class CompiledNode(autograd.Node):
+    """The grad_fn of a replayed result (its op a CompiledBackward): freed once every output was backpropagated."""
+
+    __slots__ = ()
+
+    def release(self) -> None:
+        if self.op.release():
+            super().release()
