@@ -279,8 +279,11 @@ def _leaf_contributions(order: list[Node], roots: list[Tensor]) -> dict[int, int
 
 
 def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = None, create_graph: bool = False,
-                 inputs: list[Tensor] | None = None) -> list | None:
-    """Backpropagate from roots. With `inputs`, return their gradients instead of accumulating into .grad."""
+                 inputs: list[Tensor] | None = None, inputs_as_leaves: bool = False) -> list | None:
+    """Backpropagate from roots. With `inputs`, return their gradients instead of accumulating into .grad; with
+    `inputs_as_leaves`, the gradient of a non-leaf input is the one reaching it, before its tensor hooks, and
+    nothing runs beyond it (a compiled function's backward, recorded with respect to what it reads: the caller's
+    graph runs the rest when the gradient reaches it)."""
     from .ops.creation import ones_like
 
     retain_graph = create_graph if retain_graph is None else retain_graph
@@ -289,7 +292,7 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
     pending: dict[Node, Tensor] = {}
     order = _topological([r.grad_fn for r in roots if r.grad_fn is not None])
     if inputs is not None:
-        order = _needed(order, inputs)
+        order = _needed(order, inputs, inputs_as_leaves)
     contributions = _leaf_contributions(order, roots) if POST_ACCUMULATE_HOOKS[0] and wanted is None else {}
 
     def settle(t: Tensor) -> None:
@@ -360,21 +363,24 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
                 deliver(x, fn, gx)
             if not retain_graph:
                 node.release()
-        for i, t in enumerate(inputs or ()):  # a non-leaf input whose own grad_fn did not need to run
+        for i, t in enumerate(inputs or ()):  # a non-leaf input whose own grad_fn did not run: its hooks, as torch
             if results[i] is None and t.grad_fn in pending:
-                results[i] = pending[t.grad_fn]
+                g = pending[t.grad_fn]
+                results[i] = g if inputs_as_leaves else _run_hooks(t.grad_fn.hooks, g)
     return results
 
 
-def _needed(order: list[Node], inputs: list[Tensor]) -> list[Node]:
+def _needed(order: list[Node], inputs: list[Tensor], inputs_as_leaves: bool) -> list[Node]:
     """The nodes of order whose backward leads to one of inputs (a leaf among them, or a non-leaf's grad_fn): with
     `inputs`, only they run, as torch's engine runs for autograd.grad. A non-leaf input's own grad_fn runs only if it
-    leads on to another input (its gradient is what reached it), so nothing runs in the graph that made it."""
+    leads on to another input (its gradient is what reached it), and never `inputs_as_leaves`."""
     leaves = {id(t) for t in inputs if t.grad_fn is None}
     targets = {id(t.grad_fn) for t in inputs if t.grad_fn is not None}
     kept: set[int] = set()
     for node in reversed(order):  # each node after the nodes it feeds gradients to
         xs = node.inputs if node.inputs is not None else (None,) * len(node.edges)
+        if inputs_as_leaves and id(node) in targets:
+            continue
         if any(fn is LEAF and (x is None or id(x) in leaves) or fn is not None and (id(fn) in kept or id(fn) in targets)
                for x, fn in zip(xs, node.edges)):
             kept.add(id(node))

@@ -93,6 +93,32 @@ def test_autograd_grad_leaves_dot_grad_alone_and_matches_torch():
     assert graphc.autograd.grad((x * 2).sum(), [x, w], allow_unused=True)[1] is None
 
 
+def test_autograd_grad_of_non_leaves_runs_only_what_it_needs_and_their_hooks():
+    """autograd.grad with respect to non-leaf tensors: their tensor hooks (and retain_grad) run on the gradient that
+    reaches them, as in torch, and nothing runs in the graph that made them (a hook there is not called); a
+    non-leaf's own backward runs when it leads on to another input (h = m * 2 and x both wanted)."""
+    def run(lib):
+        calls = []
+        x = lib.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        m = x * 1
+        m.register_hook(lambda g: calls.append("m") or g)
+        h = m * 2
+        h.register_hook(lambda g: calls.append("h") or g * 10)
+        k = h.tanh()
+        k.retain_grad()
+        y = (k * 3 + h).sum()
+        gh, gk = lib.autograd.grad(y, [h, k], retain_graph=True)
+        found = [list(calls)]
+        (gx,) = lib.autograd.grad(y, [x])
+        return [gh, gk, k.grad, gx], found + [calls]
+
+    got, calls = run(graphc)
+    want, tcalls = run(torch)
+    for g, t in zip(got, want):
+        assert_close(g, t, rtol=1e-6)
+    assert calls == tcalls == [["h"], ["h", "h", "m"]]
+
+
 def test_create_graph_gives_second_derivatives():
     x = graphc.randn(5, requires_grad=True)
     tx = to_torch(x)

@@ -208,3 +208,23 @@ def test_two_heads_backpropagated_by_two_backward_calls_match_torch():
             gmodel.zero_grad()
             tmodel.zero_grad()
         assert compiled.num_traces == 1
+
+
+def test_a_compiled_head_tied_to_the_embedding_that_made_its_input():
+    """The compiled function reads the embedding's weight (tied weights) and is fed the embedding's output: the
+    weight's gradient is the sum of both paths, once each, and a hook the caller put on the input runs once per
+    backward, as in torch."""
+    weight = np.random.default_rng(7).standard_normal((10, 4)).astype(np.float32)
+    gemb, temb = graphc.nn.Embedding(10, 4), torch.nn.Embedding(10, 4)
+    gemb.weight.data = graphc.tensor(weight.copy())
+    temb.weight.data = torch.tensor(weight)
+    head = graphc.compile(lambda h: h.tanh() @ gemb.weight.T)
+    calls = []
+    for step in range(3):
+        idx = np.random.default_rng(step).integers(0, 10, (2, 3))
+        for lib, emb, f in ((graphc, gemb, head), (torch, temb, lambda h: h.tanh() @ temb.weight.T)):
+            h = emb(lib.tensor(idx))
+            h.register_hook(lambda g: calls.append(1) or g * 2)
+            f(h).pow(2).mean().backward()
+        assert_close(gemb.weight.grad, temb.weight.grad, rtol=1e-5, atol=1e-6)
+    assert len(calls) == 6 and head.num_traces == 1

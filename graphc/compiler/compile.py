@@ -723,7 +723,8 @@ class CompiledFunction:
                           "give it its value; return it instead, or drop the reference", RuntimeWarning, stacklevel=2)
         joint = None
         if (needs_grad and self.compiled_backward and not capture.breaks and not capture.grad_writes
-                and all(t._data is None and t._node.kind == "op" and not has_hooks(t) for t in differentiable)
+                and all(t._data is None and t._node.kind == "op" and not has_hooks(t, capture.sources)
+                        for t in differentiable)
                 and {id(t) for t in escaped} <= {i for t in differentiable for i in autograd_proxies(t)}):
             try:  # the backward joins the graph: a forward and a backward plan
                 joint = record_backward(capture, differentiable)

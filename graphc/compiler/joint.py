@@ -28,7 +28,7 @@ def record_backward(capture, outs: list[Tensor]) -> tuple | None:
     STATE.capture, fullgraph = capture, capture.fullgraph
     capture.fullgraph = True  # a value the backward reads raises GraphBreakError rather than splitting the graph
     try:
-        grads = autograd.run_backward(outs, grad_outs, retain_graph=True, inputs=leaves)
+        grads = autograd.run_backward(outs, grad_outs, retain_graph=True, inputs=leaves, inputs_as_leaves=True)
     finally:
         STATE.capture, capture.fullgraph = None, fullgraph
     return leaves, holders, grads
@@ -54,10 +54,11 @@ def backward_reaches_leaves(out: Tensor) -> bool:
     return False
 
 
-def has_hooks(out: Tensor) -> bool:
-    """Whether a tensor hook is registered inside out's autograd graph (not on a leaf): the backward plan could not
-    call it, so such a function gets no compiled backward."""
-    seen, stack = set(), [out.grad_fn]
+def has_hooks(out: Tensor, sources: list[Tensor]) -> bool:
+    """Whether a tensor hook is registered inside out's autograd graph (not on a leaf, nor in the graph that made a
+    non-leaf among the sources, which the caller's backward runs): the backward plan could not call it, so such a
+    function gets no compiled backward."""
+    seen, stack = {id(t.grad_fn) for t in sources if t.grad_fn is not None}, [out.grad_fn]
     while stack:
         fn = stack.pop()
         if not isinstance(fn, autograd.Node) or id(fn) in seen:
