@@ -228,3 +228,20 @@ def test_a_compiled_head_tied_to_the_embedding_that_made_its_input():
             f(h).pow(2).mean().backward()
         assert_close(gemb.weight.grad, temb.weight.grad, rtol=1e-5, atol=1e-6)
     assert len(calls) == 6 and head.num_traces == 1
+
+
+def test_a_compiled_function_writing_into_its_non_leaf_input_keeps_torchs_gradients():
+    """`h.mul_(2)` on a non-leaf argument changes h's history; the function is traced on every call (with one
+    warning), so the gradient through h's later uses is torch's."""
+    w = np.random.default_rng(8).standard_normal((3, 3)).astype(np.float32)
+    f = graphc.compile(lambda h: h.mul_(2).tanh())
+    with pytest.warns(RuntimeWarning, match="writes in place into a tensor with a history"):
+        for step in range(3):
+            x = np.random.default_rng(step).standard_normal((2, 3)).astype(np.float32)
+            grads = []
+            for lib, fn in ((graphc, f), (torch, lambda h: h.mul_(2).tanh())):
+                gw = lib.tensor(w, requires_grad=True)
+                h = lib.tensor(x) @ gw
+                (fn(h).sum() + (h * h).sum()).backward()
+                grads.append(gw.grad)
+            assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)

@@ -831,6 +831,9 @@ class CompiledFunction:
         outs, grads = joint_nodes
         graph = runtime.graph
         writes = [(t, node) for t, node in writes if not capture.is_made(t)]
+        if any(t.grad_fn is not None for t, _ in writes):  # its history changed: the replay's node could not say how
+            return self._without_backward_plan(result, "it writes in place into a tensor with a history of its own "
+                                               "(a non-leaf it was given)")
         try:
             template = _template_from(traced, live, position_source, writes, position, capture,
                                       frozenset(id(t) for t in differentiable))
