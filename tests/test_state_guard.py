@@ -245,3 +245,31 @@ def test_a_compiled_lbfgs_closure_replays():
     for p, tp in zip(params, tparams):
         assert_close(p.detach(), tp, rtol=1e-6, atol=1e-9)  # as the sine_lbfgs port
     assert compiled.num_traces == 2
+
+
+def test_an_optimizer_state_replaced_between_compiled_steps_is_read():
+    """A compiled step that calls opt.step() reads the optimizer's state (named through Adam.step's own methods):
+    moments reset outside between steps (a new tensor in opt.state) are read, as torch reads them."""
+    model, tmodel = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    copy_weights(model, tmodel)
+    opt, topt = graphc.optim.Adam(model.parameters(), lr=0.1), torch.optim.Adam(tmodel.parameters(), lr=0.1)
+    x = np.random.default_rng(9).standard_normal((4, 3)).astype(np.float32)
+
+    @graphc.compile(backend="numpy")
+    def step(x):
+        opt.zero_grad()
+        loss = (model(x) ** 2).mean()
+        loss.backward()
+        opt.step()
+
+    for i in range(6):
+        if i == 3:  # reset the first moments
+            for o, lib in ((opt, graphc), (topt, torch)):
+                for state in o.state.values():
+                    state["exp_avg"] = lib.zeros_like(state["exp_avg"])
+        step(graphc.tensor(x))
+        topt.zero_grad()
+        (tmodel(torch.from_numpy(x)) ** 2).mean().backward()
+        topt.step()
+        for p, tp in zip(model.parameters(), tmodel.parameters()):
+            assert_close(p.detach(), tp, rtol=1e-5, atol=1e-6)

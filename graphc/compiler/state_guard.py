@@ -132,13 +132,17 @@ class StateGuard:
         named are not guarded (data the caller keeps), but put back if the trace is abandoned."""
         scanned: set[int] = set()
         while self._deferred:
-            for cls in {cls for *_, cls in self._deferred}:
-                for name in list(self._names or ()):
-                    fn = getattr(cls, name, None)
-                    if isinstance(fn, types.FunctionType) and id(fn) not in scanned and self._names is not None:
-                        scanned.add(id(fn))
-                        names = attribute_names(fn.__code__)
-                        self._names = None if names is None else self._names | names
+            found = True
+            while found and self._names is not None:  # until the methods named name no other method
+                found = False
+                for cls in {cls for *_, cls in self._deferred}:
+                    for name in list(self._names or ()):
+                        fn = getattr(cls, name, None)
+                        if isinstance(fn, types.FunctionType) and id(fn) not in scanned and self._names is not None:
+                            scanned.add(id(fn))
+                            names = attribute_names(fn.__code__)
+                            self._names = None if names is None else self._names | names
+                            found = True
             named = [x for x in self._deferred if self._names is None or x[0] in self._names]
             if not named:
                 break
