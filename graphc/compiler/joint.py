@@ -10,6 +10,7 @@ import numpy as np
 from .. import autograd
 from ..state import STATE
 from ..tensor import Tensor
+from ..topological import postorder
 from .functionalization import viewed_by
 from .ir import Graph, Node, ancestors
 
@@ -108,6 +109,7 @@ class Split:
         # each saved value: ("input", position among the forward's inputs) or ("output", forward output position)
         self.saved = [("input", forward_inputs.index(n)) if n.kind == "input" else
                       ("output", len(results) + activations.index(n)) for n in saved]
+        self.saved_nodes = saved  # the joint graph's node of each
         self.grad_positions = [joint.inputs.index(g) for g in grad_inputs]
         self.backward = Graph()
         copies = {n: self.backward.add("input", None, (), {}, n.shape, n.dtype, n.device)
@@ -140,7 +142,7 @@ def reaches(outs: list[Tensor], leaves: list[Tensor]) -> tuple[list[frozenset[in
                 found.add(made_by[id(fn)])
             elif isinstance(fn, autograd.Node) and id(fn) not in seen:
                 seen.add(id(fn))
-                for x, edge in zip(fn.inputs, fn.edges):
+                for x, edge in zip(fn.inputs or (None,) * len(fn.edges), fn.edges):
                     if edge is autograd.LEAF and id(x) in leaf_of:
                         found.add(leaf_of[id(x)])
                     elif edge is not None and edge is not autograd.LEAF:
@@ -207,7 +209,11 @@ class CompiledBackward:
         values = {graph.inputs[p]: grads[k] if grads.get(k) is not None else
                   Tensor._make(np.zeros_like(self.outputs[k]), graph.inputs[p].dtype)
                   for k, p in enumerate(split.grad_positions)}
-        for n in ancestors([g for g in self.entry.grad_nodes if g is not None]):
+        for n, array in zip(split.saved_nodes, self.saved):
+            if n.kind == "op" and not n.op.pure:  # a draw the forward made (a dropout mask): its value; no gradient
+                values[n] = Tensor._make(array, n.dtype)
+        wanted = [g for g in self.entry.grad_nodes if g is not None]
+        for n in postorder(wanted, lambda n: () if n in values else [x for x in n.inputs if type(x) is Node]):
             if n in values:
                 continue
             if n.kind == "input":
@@ -219,8 +225,9 @@ class CompiledBackward:
                 values[n] = Tensor._make(n.value, n.dtype)
             elif not n.op.pure:
                 raise RuntimeError(f"backward with create_graph=True through {self.entry.name}, a compiled forward "
-                                   f"that draws random numbers ({n.op.name} at {n.where}): its gradients would be "
-                                   "computed again with new draws; compile it with mode='eager' for double backward")
+                                   f"that draws random numbers ({n.op.name} at {n.where}) its backward does not "
+                                   "keep: its gradients would be computed with new draws; compile it with "
+                                   "mode='eager' for double backward")
             else:
                 values[n] = dispatch(n.op, tuple(values[x] if type(x) is Node else x for x in n.inputs), n.attrs)
         return [None if g is None else values[g] for g in self.entry.grad_nodes]
