@@ -185,6 +185,33 @@ def test_column_reductions_over_leading_dims_match_torch():
     assert any("COLUMN_BLOCK" in s.source for s in native_steps(compiled))
 
 
+def test_several_dims_are_walked_flat_when_every_operand_is_one_block():
+    """A reduction over several dims (a loss summed over a 4-d tensor, partial sums over trailing dims, non-adjacent
+    dims, keepdim) and an elementwise kernel whose last dim is small walk those dims as one flat dim when the strides
+    allow it, and otherwise split the index per dim: the same compiled function called with row-major arrays, then
+    with transposed and sliced views of the same shapes (which must not walk flat), a size-1 dim and odd sizes,
+    values and gradients, match torch."""
+    def f(x, y):
+        z = x * y
+        return (z.sum(), z.sum((1, 2, 3)), x.sum((2, 3), keepdim=True), x.amax((1, 2)), z.mean((0, 2)), z + x,
+                (x.exp() * y).sum((1, 2, 3), keepdim=True) - y)
+
+    compiled = graphc.compile(f, backend="cpu", mode="max-autotune")
+    shape = (5, 3, 7, 9)
+    contiguous = [randn(*shape), special(*shape)]
+    views = [randn(5, 7, 3, 9).transpose(0, 2, 1, 3), randn(5, 3, 7, 18)[..., ::2]]
+    for arrays in (contiguous, views, contiguous, [randn(4, 1, 6, 2), randn(4, 1, 6, 2)]):
+        ours = compiled(*(graphc.from_numpy(a) for a in arrays))
+        for o, t in zip(ours, f(*(torch.from_numpy(a.copy()) for a in arrays))):
+            assert_close(o, t, rtol=1e-5, atol=1e-5)
+    sources = [s.source for s in native_steps(compiled)]
+    assert any("flat_cols" in s for s in sources), sources
+    short_rows = check(lambda x: (x * 2 + 1, (x * x).sum((0, 1))), randn(64, 33, 3))  # and a column reduction
+    assert any("for (int64_t k = 0;" in s.source for s in native_steps(short_rows))
+    check_gradients(lambda x, y: (x * y).sum() + (x.sum((1, 2, 3)) * y.sum((1, 2, 3))).sum(), randn(*shape),
+                    randn(*shape))
+
+
 def test_kernels_take_contiguous_and_strided_operands_and_hoist_invariants():
     """Each inner loop has a version for unit strides and one for any strides; 0-d values (a step count's powers,
     as in Adam's bias corrections) are computed once per call: both give torch's values."""

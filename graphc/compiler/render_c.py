@@ -37,6 +37,9 @@ from .lowering import lowering
 from .views import view_chain
 
 STREAMS = 4  # independent float partial sums per simd lane in a pass over a row (see streamed_pass)
+# an elementwise kernel whose last dim (at capture) is shorter walks its space flat where the strides allow it (see
+# elementwise_body); longer rows gain nothing from it (16384x64: the same time), and the copy lengthens the build
+SHORT_ROW = 64
 PARALLEL_MIN = 32768  # fewest elements a kernel splits across threads (below that, starting threads costs more)
 GEMM_PARALLEL_MIN = 262144  # fewest multiply-adds (M * N * K) a product splits across threads (as OpenBLAS's own)
 GEMM_TYPES = {"float32": "s", "float64": "d"}  # product dtypes computed by BLAS in the kernel: their ?gemm
@@ -384,11 +387,21 @@ def elementwise_body(group: Group, em: Emitter, team: bool = False) -> list[str]
         return [*before.lines, *unit_stride([f"  {_parallel('size0', 'size0', construct='parallel for simd')}",
                                              f"  {loop}", *inner, "  }"], 0, "  ")]
     share = "#pragma omp for schedule(static)" if team else _parallel(f"n_rows * size{rank - 1}", "n_rows")
-    return [*before.lines, f"  const int64_t n_rows = {rows};", f"  {share}",
-            "  for (int64_t row = 0; row < n_rows; row++) {",
-            *split_index([f"i{d}" for d in range(rank - 1)], "row", [f"size{d}" for d in range(rank - 1)], "    ",
-                         "const int64_t ", ";"),
-            *unit_stride(["    #pragma omp simd", f"    {loop}", *inner, "    }"], rank - 1, "    "), "  }"]
+    by_rows = [f"  const int64_t n_rows = {rows};", f"  {share}", "  for (int64_t row = 0; row < n_rows; row++) {",
+               *split_index([f"i{d}" for d in range(rank - 1)], "row", [f"size{d}" for d in range(rank - 1)], "    ",
+                            "const int64_t ", ";"),
+               *unit_stride(["    #pragma omp simd", f"    {loop}", *inner, "    }"], rank - 1, "    "), "  }"]
+    varying = walked(em, tuple(range(rank)))
+    if varying is None or group.space[-1] >= SHORT_ROW:
+        return [*before.lines, *by_rows]
+    # every operand one row-major block (flat_condition): one flat loop, as a 1-d space, instead of short rows of the
+    # last dim, each costing an index split and a loop tail (x * y + x over 256x64x32x2: 18x torch's time)
+    count = " * ".join(f"size{d}" for d in varying)
+    share = "#pragma omp for simd schedule(static)" if team else _parallel(count, count, construct="parallel for simd")
+    flat = [f"    {share}", f"    for (int64_t k = 0; k < {count}; k++) {{",
+            *(f"      const int64_t i{d} = {'k' if d == varying[-1] else '0'};" for d in range(rank)), *inner, "    }"]
+    return [*before.lines, f"  if ({flat_condition(inner, tuple(range(rank)), varying)}) {{",
+            *unit_stride(flat, varying[-1], "    "), "  } else {", *by_rows, "  }"]
 
 
 def unit_stride(lines: list[str], dim: int, indent: str) -> list[str]:
@@ -535,8 +548,16 @@ def reduction_body(group: Group, em: Emitter) -> list[str]:
                              ";")
     reductions = [n for n in group.nodes if lowering(n) == "reduction" and n not in group.global_reductions]
 
-    def inner_loop(lines: list[str]) -> list[str]:  # a loop over the reduced elements: contiguous if the last dim
-        return unit_stride(lines, rank - 1, "    ") if rank - 1 in dims else lines
+    varying = walked(em, dims)
+
+    def inner_loop(lines: list[str]) -> list[str]:
+        """A loop over the reduced elements: contiguous if the last dim, flat when the strides allow it (the kernel
+        tests them once, into flat_cols)."""
+        general = unit_stride(lines, rank - 1, "    ") if rank - 1 in dims else lines
+        if varying is None:
+            return general
+        return ["    if (flat_cols) {", *unit_stride(flat_walk(lines, varying), varying[-1], "    "), "    } else {",
+                *general, "    }"]
 
     for k in range(1, max((stage[r] for r in reductions), default=0) + 1):
         done = [r for r in reductions if stage[r] == k]
@@ -586,6 +607,7 @@ def reduction_body(group: Group, em: Emitter) -> list[str]:
         rows = ["  " + _parallel("n_rows * n_inner", "n_rows", reduce_clauses), *rows]
     lines = [f"  const int64_t n_rows = {' * '.join(f'size{d}' for d in kept) or '1'};",
              f"  const int64_t n_inner = {' * '.join(f'size{d}' for d in dims)};", "  (void)n_rows; (void)n_inner;",
+             *([f"  const int flat_cols = {flat_condition(rows, dims, varying)};"] if varying else []),
              *whole_lines, *rows]
     after: list[str] = []
     finished = Scope(after, [None] * rank, None, "_g", "  ")
@@ -657,6 +679,47 @@ def column_reduction_body(group: Group, em: Emitter) -> list[str]:
 
 
 ALL_COLUMNS = "    for (int64_t col = 0; col < n_inner; col++) {"
+COLUMN_INDEX = re.compile(r"^(\s*)const int64_t (c\d+|col_\d+) = col")
+
+
+def walked(em: CEmitter, dims: tuple) -> list[int] | None:
+    """The dims a loop over `dims` walks as one flat dim when the strides allow it (flat_condition; the dimension
+    collapsing of Inductor and TVM): those of size more than 1 (the plan's size guards keep a size 1). None when
+    that is one dim or none (nothing to split), or when an operand is broadcast along some of them but not all (its
+    offset skips those dims: it never collapses)."""
+    varying = [d for d in dims if em.group.space[d] != 1]
+    if len(varying) < 2 or any((fixed := em.broadcast[ptr] & set(varying)) and fixed != set(varying)
+                               for ptr in em.loads.values()):
+        return None
+    return varying
+
+
+def flat_condition(lines: list[str], dims: tuple, varying: list[int]) -> str:
+    """The C condition under which a flat walk of `varying` (of `dims`) is exact: the other dims have size 1, and every
+    operand that the lines index along those dims is laid out along them as one row-major block (its stride along
+    each, unless its size is 1, is the last one's times the sizes after it), so an element's offset is the flat index
+    times its stride along the last."""
+    pattern = re.compile(rf"\b((?:in|out)\d+)_s(?:{'|'.join(map(str, dims))})\b")
+    terms = [f"size{d} == 1" for d in dims if d not in varying]
+    for ptr in sorted({m.group(1) for line in lines for m in pattern.finditer(line)}):
+        for i, d in enumerate(varying[:-1]):
+            span = " * ".join(f"size{e}" for e in varying[i + 1:])
+            terms.append(f"(size{d} == 1 || {ptr}_s{d} == {ptr}_s{varying[-1]} * {span})")
+    return " && ".join(terms) or "1"
+
+
+def flat_walk(lines: list[str], varying: list[int]) -> list[str]:
+    """A pass over a row's reduced elements (its lines) walking them as one flat dim: col is the index along the last
+    varying dim, the others are 0 (the compiler drops their terms), where the lines split col by division at every
+    element (a loss summed over a 4-d tensor took 22x torch's time)."""
+    carrier, flat = f"c{varying[-1]}", []
+    for line in lines:
+        m = COLUMN_INDEX.match(line)
+        if m is None:
+            flat.append(line)
+        elif not m.group(2).startswith("col_"):
+            flat.append(f"{m.group(1)}const int64_t {m.group(2)} = {'col' if m.group(2) == carrier else '0'};")
+    return flat
 
 
 def _loop(row: Scope, tag: str, rank: int, dims: tuple, hoist) -> Scope:
