@@ -816,3 +816,30 @@ def test_dicts_with_the_same_keys_in_another_order_get_their_own_plan():
     compiled({"a": graphc.ones(1), "b": graphc.zeros(1)}, {"k": 2.0, "j": 1.0})
     out = compiled({"b": graphc.ones(1), "a": graphc.zeros(1)}, {"j": 2.0, "k": 1.0})
     assert out.tolist() == [-1.0]
+
+
+def test_a_plan_runs_without_numpy_huge_page_advice_and_restores_it(monkeypatch):
+    """A plan's run allocates as torch does, without transparent huge pages (runtime.small_pages: fresh huge pages
+    fault in slowly on a virtual machine); numpy's setting is restored after the run, and NUMPY_MADVISE_HUGEPAGE,
+    when set, decides."""
+    from graphc.compiler import runtime
+
+    def advice() -> bool:
+        before = runtime._set_madvise_hugepage(False)
+        runtime._set_madvise_hugepage(before)
+        return before
+
+    seen = []
+    run_all = runtime.Runtime._run_all
+    monkeypatch.setattr(runtime.Runtime, "_run_all", lambda self, *a: seen.append(advice()) or run_all(self, *a))
+    compiled = graphc.compile(lambda x: (x * 2).exp(), backend="numpy")
+    x = np.random.randn(3, 4).astype(np.float32)
+    before = runtime._set_madvise_hugepage(True)
+    try:
+        assert_close(compiled(graphc.tensor(x)), torch.from_numpy(x * 2).exp())
+        assert seen == [False] and advice() is True
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+        compiled(graphc.tensor(x))
+        assert seen == [False, True]
+    finally:
+        runtime._set_madvise_hugepage(before)

@@ -329,10 +329,17 @@ def test_the_numpy_tier_of_a_training_step_matches_torch(monkeypatch):
             return loss
 
         compiled = graphc.compile(step, backend="cpu")
+        grads = []
         for _ in range(4):
             loss = compiled(models[0], opts[0], graphc.tensor(x), graphc.tensor(y), F)
             want = step(models[1], opts[1], torch.from_numpy(x), torch.from_numpy(y), TF)
             assert_close(loss, want, rtol=1e-5, atol=1e-6)
+            grads.append([(p.grad, q.grad) for p, q in zip(models[0].parameters(), models[1].parameters())])
+            for p, q in zip(models[0].parameters(), models[1].parameters()):
+                assert_close(p, q, rtol=1e-4, atol=1e-5)
+        for pairs in grads:  # a weight gradient is its product's buffer (passes.elide_copies): no call reuses it
+            for ours, theirs in pairs:
+                assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
         assert compiled._entries  # the calls after the first (which made the optimizer's state) replayed
         assert all(r.kernels is None for r in compiled._plans.values())
         assert sum(len(r.first.written) for r in compiled._plans.values()) > 0  # updates computed in place

@@ -1,5 +1,5 @@
 """Each graph pass on its own: dead code elimination, common subexpression elimination, constant folding, transposed
-products."""
+products, copies of products."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +8,7 @@ import graphc
 from graphc import dtypes
 from graphc.compiler.ir import Graph
 from graphc.compiler.passes import (
+    elide_copies,
     eliminate_common_subexpressions,
     eliminate_dead_code,
     fold_constants,
@@ -124,3 +125,21 @@ def test_a_product_read_only_transposed_is_the_product_of_the_transposed_operand
     at, bt = torch.from_numpy(a), torch.from_numpy(b)
     np.testing.assert_allclose(values[g.outputs[0]], ((at.T @ bt).T * 2).numpy(), rtol=1e-6)
     np.testing.assert_allclose(values[g.outputs[1]], ((bt @ bt.T).T + bt @ bt.T).numpy(), rtol=1e-6)
+
+
+def test_a_copy_of_a_product_that_nothing_else_reads_is_the_product():
+    """A weight's gradient delivered to .grad is a clone of a product: the product's buffer is its own, so the copy
+    goes; a copy of a product that something else reads stays."""
+    import torch
+
+    g = Graph()
+    x = g.add("input", None, (), {}, (5, 3), F32, CPU)
+    w = g.add("input", None, (), {}, (3, 4), F32, CPU)
+    product, shared = _op(g, "matmul", x, w), _op(g, "matmul", x, w)
+    copied, kept = _op(g, "clone", product), _op(g, "clone", shared)
+    g.outputs = [copied, kept, _op(g, "mul", shared, 2.0)]
+    elide_copies(g)
+    assert g.outputs[0] is product and g.outputs[1] is kept and kept.inputs[0] is shared
+    a, b = np.random.randn(5, 3).astype(np.float32), np.random.randn(3, 4).astype(np.float32)
+    values = reference_values(g, [a, b])
+    np.testing.assert_allclose(values[g.outputs[0]], (torch.from_numpy(a) @ torch.from_numpy(b)).numpy(), rtol=1e-6)

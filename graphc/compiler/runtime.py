@@ -5,9 +5,11 @@ input shapes (only when they change, and only for plans whose steps need them)."
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import functools
 import math
+import os
 import sys
 import weakref
 from typing import TYPE_CHECKING
@@ -23,6 +25,11 @@ from . import cache, standin
 from .ir import Graph, Meta, Node
 from .plan import Plan, Step, Steps
 from .views import view_chain, view_through
+
+try:
+    from numpy._core.multiarray import _set_madvise_hugepage
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _set_madvise_hugepage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -343,12 +350,13 @@ class Runtime:
             for i in self.written:
                 arrays[i] = arrays[i].view()
                 arrays[i].flags.writeable = False
-        if self.products is not None and self.products.functions is not None:
-            from .native import one_blas_thread
+        with small_pages():
+            if self.products is not None and self.products.functions is not None:
+                from .native import one_blas_thread
 
-            with one_blas_thread():
-                return self._run_all(arrays, free, inplace)
-        return self._run_all(arrays, free, inplace)
+                with one_blas_thread():
+                    return self._run_all(arrays, free, inplace)
+            return self._run_all(arrays, free, inplace)
 
     def _run_all(self, arrays: list, free: bool, inplace: bool) -> dict[Node, object]:
         values = dict(self.consts)
@@ -384,6 +392,23 @@ class Runtime:
         written = {id(memory_owner(arrays[i])) for i in self.written}
         return len(written) == len(self.written) and \
             sum(id(memory_owner(a)) in written for a in arrays) == len(self.written)
+
+
+@contextlib.contextmanager
+def small_pages():
+    """numpy's arrays of 4 MB and more allocated without its advice to back them with transparent huge pages, inside
+    the block (a plan's run), as torch allocates; NUMPY_MADVISE_HUGEPAGE, numpy's own switch, decides where it is
+    set. A fresh huge page is zeroed 2 MB at a time, and on a virtual machine whose host reclaims free memory (the
+    2-core machine of docs/benchmarks.md) it faults in slowly: an MLP step's first call spent 0.16-0.41 s of system
+    time faulting in its new arrays (gradients, moments, temporaries), against 0.06-0.10 s with 4 KB pages."""
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        yield
+        return
+    before = _set_madvise_hugepage(False)
+    try:
+        yield
+    finally:
+        _set_madvise_hugepage(before)
 
 
 class InputsWrittenError(RuntimeError):
