@@ -1,17 +1,21 @@
 """graphc: PyTorch-style tensors with autograd on numpy, and a compiler that fuses them into Triton kernels."""
 from __future__ import annotations
 
-from . import accelerator, amp, autograd, backends, cuda, distributed, dtypes, nn, onnx, ops, optim, utils
+import numpy as np
+
+from . import accelerator, amp, autograd, backends, cuda, distributed, dtypes, nn, onnx, ops, optim, testing, utils
 from .amp import autocast
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backends import get_float32_matmul_precision, set_float32_matmul_precision
 from .dtypes import (
     bfloat16,
     dtype,
+    finfo,
     float16,
     float32,
     float64,
     get_default_dtype,
+    iinfo,
     int32,
     int64,
     promote_types,
@@ -56,13 +60,53 @@ from .ops.creation import (
     zeros,
     zeros_like,
 )
+from .parallel import get_num_threads, set_num_threads
 from .serialization import load, save
-from .tensor import Size, Tensor, device, get_default_device, set_default_device
+from .tensor import Size, Tensor, device, get_default_device, set_default_device, set_printoptions
 
 
 def is_tensor(obj: object) -> bool:
     """torch.is_tensor: whether obj is a graphc Tensor."""
     return isinstance(obj, Tensor)
+
+
+def is_floating_point(input: Tensor) -> bool:  # noqa: A002  torch's argument name
+    """torch.is_floating_point: whether the tensor's dtype is a floating dtype."""
+    return input.dtype.is_floating_point
+
+
+def asarray(obj, *, dtype: dtype | None = None, device=None, copy: bool | None = None,  # noqa: F811
+            requires_grad: bool = False) -> Tensor:
+    """torch.asarray: obj (a Tensor, numpy array, number or nested sequence) as a tensor. A Tensor, or a numpy array
+    of a graphc dtype, shares its memory unless copy=True or dtype/device differ; copy=False raises ValueError where
+    a copy is needed."""
+    if isinstance(obj, Tensor):
+        out = obj.to(device=device, dtype=dtype, copy=copy is True)
+    elif type(obj) is np.ndarray and not copy and dtype is None and device is None and \
+            obj.dtype == dtypes.from_numpy_dtype(obj.dtype).np:
+        out = from_numpy(obj)
+    else:
+        out = tensor(obj, dtype=dtype, device=device)
+        copy = copy if copy is not None else True
+    if copy is False and (out is not obj and out._data is not getattr(obj, "_data", obj)):
+        raise ValueError("asarray: copy=False, but obj's memory cannot be shared with the requested dtype and device")
+    return out.requires_grad_() if requires_grad else out
+
+
+_deterministic = False
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """torch.use_deterministic_algorithms. graphc's algorithms are deterministic already on CPU (numpy, and native
+    kernels whose reductions split work the same way for a given thread count), so this records the mode for
+    are_deterministic_algorithms_enabled."""
+    global _deterministic
+    _deterministic = bool(mode)
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    """torch.are_deterministic_algorithms_enabled: the mode use_deterministic_algorithms last set."""
+    return _deterministic
 
 
 def numel(input: Tensor) -> int:  # noqa: A002  torch's argument name

@@ -358,6 +358,8 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
                     if fn is LEAF and contributions:
                         settle(x)
                     continue
+                if gx.dtype is not x.dtype:  # as torch's engine: a gradient takes its input's dtype (an add of
+                    gx = gx.to(x.dtype)      # a float32 and an autocast bfloat16 tensor gives float32 gradients)
                 if STATE.anomaly:
                     _check_finite(node, gx, i)
                 deliver(x, fn, gx)

@@ -94,6 +94,42 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     return a if _RANK[a] >= _RANK[b] else b
 
 
+class finfo:
+    """torch.finfo: the limits of a floating dtype (the default dtype when None), as Python floats: bits, eps (the
+    gap between 1 and the next value), max, min (-max), tiny and smallest_normal (the smallest positive normal
+    value), resolution (10**-digits); dtype, its name. From numpy.finfo (ml_dtypes.finfo for bfloat16).
+    Raises TypeError for a dtype that is not floating."""
+
+    def __init__(self, type: dtype | None = None):  # noqa: A002  torch's argument name
+        d = _default if type is None else to_dtype(type)
+        if not d.is_floating_point:
+            raise TypeError(f"finfo: expected a floating dtype, got {d.name} (torch.iinfo takes integer dtypes)")
+        info = ml_dtypes.finfo(d.np) if d is bfloat16 else np.finfo(d.np)
+        self.bits, self.dtype = info.bits, d.name
+        self.eps, self.max, self.min = float(info.eps), float(info.max), float(info.min)
+        self.tiny = self.smallest_normal = float(info.smallest_normal)
+        self.resolution = 10.0 ** -info.precision
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution}, min={self.min}, max={self.max}, eps={self.eps}, "
+                f"smallest_normal={self.smallest_normal}, tiny={self.tiny}, dtype={self.dtype})")
+
+
+class iinfo:
+    """torch.iinfo: the limits of an integer dtype as Python ints: bits, min, max; dtype, its name (numpy.iinfo).
+    Raises TypeError for a floating or bool dtype."""
+
+    def __init__(self, type: dtype):  # noqa: A002  torch's argument name
+        d = to_dtype(type)
+        if d.category != 1:
+            raise TypeError(f"iinfo: expected an integer dtype, got {d.name} (torch.finfo takes floating dtypes)")
+        info = np.iinfo(d.np)
+        self.bits, self.min, self.max, self.dtype = info.bits, int(info.min), int(info.max), d.name
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"
+
+
 NUMBERS = (bool, int, float)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -125,6 +126,31 @@ class Size(tuple):
         return f"graphc.Size({list(self)})"
 
     __str__ = __repr__
+
+
+_PRINT_OPTIONS: dict = {}  # numpy.array2string's arguments for a tensor's repr (set_printoptions)
+
+
+def set_printoptions(precision: int | None = None, threshold: float | None = None, edgeitems: int | None = None,
+                     linewidth: int | None = None, profile: str | None = None, sci_mode: bool | None = None) -> None:
+    """torch.set_printoptions: digits after the point (precision), the element count above which a tensor prints
+    summarised (threshold) with edgeitems per end of each dim, the characters per line (linewidth), and
+    scientific notation always (sci_mode=True), never (False) or when numpy picks it (None). profile: "default"
+    (graphc's defaults: numpy's), "short" (precision 2, edgeitems 2) or "full" (every element), applied before the
+    other arguments. Raises ValueError for another profile."""
+    if profile is not None:
+        if profile not in ("default", "short", "full"):
+            raise ValueError(f"set_printoptions: profile must be 'default', 'short' or 'full', got {profile!r}")
+        _PRINT_OPTIONS.clear()
+        _PRINT_OPTIONS.update({"short": {"precision": 2, "edgeitems": 2}, "full": {"threshold": sys.maxsize},
+                               "default": {}}[profile])
+    given = {"precision": precision, "threshold": threshold, "edgeitems": edgeitems, "max_line_width": linewidth}
+    _PRINT_OPTIONS.update({k: v for k, v in given.items() if v is not None})
+    if sci_mode is not None:
+        digits = _PRINT_OPTIONS.get("precision", 8)
+        _PRINT_OPTIONS.pop("formatter" if not sci_mode else "suppress_small", None)
+        _PRINT_OPTIONS.update({"formatter": {"float_kind": lambda v: f"{v:.{digits}e}"}} if sci_mode else
+                              {"suppress_small": True})
 
 
 _SIZES: dict[tuple, Size] = {}  # one Size per shape seen: .shape is read by every op; a lookup beats a new Size
@@ -447,7 +473,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         body = np.array2string(self._host().astype(np.float32) if self.dtype in dtypes.LOW_PRECISION
-                               else self._host(), separator=", ", prefix="tensor(")
+                               else self._host(), separator=", ", prefix="tensor(", **_PRINT_OPTIONS)
         extras = []
         if self.device.type != "cpu":
             extras.append(f"device='{self.device}'")
@@ -497,7 +523,8 @@ class Tensor:
 
     # ---- conversions ----------------------------------------------------------------------------
     def to(self, *args, **kwargs) -> Tensor:
-        """to(device), to(dtype), to(device, dtype) or to(other_tensor), as in torch."""
+        """to(device), to(dtype), to(device, dtype) or to(other_tensor), as in torch; copy=True always returns a new
+        tensor."""
         from .ops.creation import to_device
         target_device, target_dtype = kwargs.get("device"), kwargs.get("dtype")
         for a in args:
@@ -512,7 +539,7 @@ class Tensor:
             out = out.type(dtypes.to_dtype(target_dtype))
         if target_device is not None and device(target_device).type != out.device.type:
             out = to_device(out, device(target_device))
-        return out
+        return self.clone() if out is self and kwargs.get("copy") else out
 
     def cpu(self) -> Tensor:
         return self.to("cpu")

@@ -65,6 +65,31 @@ def test_gradients_flow_back_in_the_parameters_dtype():
     np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=3e-2, atol=3e-2)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_float32_residual_around_an_autocast_product_backpropagates(compiled):
+    """x + linear(x) with the linear in bfloat16 (a pre-norm transformer's residual stream): the add's gradient
+    for its bfloat16 operand is cast to bfloat16 on the way back, as torch's engine does."""
+    def step(lib, x, w):
+        with lib.autocast("cpu", dtype=lib.bfloat16):
+            h = lib.relu(x @ w.T @ w)
+        loss = (x + h).square().mean()
+        loss.backward()
+        return loss
+    grads = []
+    for lib in (graphc, torch):
+        x, w = lib.tensor(X, requires_grad=True), lib.tensor(W, requires_grad=True)
+        run = graphc.compile(lambda x, w: step(graphc, x, w)) if compiled and lib is graphc else \
+            (lambda x, w, lib=lib: step(lib, x, w))
+        for _ in range(2):
+            x.grad = w.grad = None
+            run(x, w)
+        grads.append((x.grad, w.grad))
+    (gx, gw), (tx, tw) = grads
+    assert gx.dtype is gw.dtype is graphc.float32 and tx.dtype == tw.dtype == torch.float32
+    np.testing.assert_allclose(gx.numpy(), tx.numpy(), rtol=3e-2, atol=3e-2)
+    np.testing.assert_allclose(gw.numpy(), tw.numpy(), rtol=3e-2, atol=3e-2)
+
+
 def test_disabled_and_nested_regions_and_the_decorator():
     a = graphc.tensor(X)
     with graphc.autocast("cpu"):

@@ -610,3 +610,84 @@ def test_index_put_and_put_as_torch(accumulate):
     g.put_(graphc.tensor([5]), graphc.tensor([9.0]), accumulate)
     t.put_(torch.tensor([5]), torch.tensor([9.0]), accumulate)
     assert_close(g, t)
+
+
+# ---- the torch namespace's utilities scripts call: dtype limits, threads, asarray, printing, testing --------------
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32", "float64"])
+def test_finfo_matches_torch(name):
+    ours, theirs = graphc.finfo(getattr(graphc, name)), torch.finfo(getattr(torch, name))
+    for field in ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution", "dtype"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+    assert graphc.finfo().eps == torch.finfo().eps  # the default dtype's
+
+
+def test_iinfo_matches_torch_and_both_refuse_the_other_kind():
+    for name in ("int32", "int64"):
+        ours, theirs = graphc.iinfo(getattr(graphc, name)), torch.iinfo(getattr(torch, name))
+        assert (ours.bits, ours.min, ours.max, ours.dtype) == (theirs.bits, theirs.min, theirs.max, theirs.dtype)
+    for info, dtype in (("finfo", "int64"), ("iinfo", "float32")):
+        with pytest.raises(TypeError):
+            getattr(torch, info)(getattr(torch, dtype))
+        with pytest.raises(TypeError, match=info):
+            getattr(graphc, info)(getattr(graphc, dtype))
+
+
+def test_a_mask_filled_with_finfo_min_softmaxes_as_in_torch():
+    scores = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    mask = np.array([[True, True, False, False], [True, False, False, False]])
+    outs = [L.tensor(scores).masked_fill(~L.tensor(mask), L.finfo(L.float32).min).softmax(-1) for L in (graphc, torch)]
+    assert_close(*outs)
+
+
+def test_set_num_threads_limits_numpys_blas():
+    from threadpoolctl import threadpool_info
+    before = graphc.get_num_threads()
+    try:
+        graphc.set_num_threads(1)
+        assert graphc.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+        with pytest.raises(ValueError):
+            graphc.set_num_threads(0)
+    finally:
+        graphc.set_num_threads(before)
+
+
+def test_asarray_shares_or_copies_as_torch():
+    array = np.ones(3, np.float32)
+    ours, theirs = graphc.asarray(array), torch.asarray(array)
+    array[0] = 5.0  # both share the numpy array's memory
+    assert ours.tolist() == theirs.tolist() == [5.0, 1.0, 1.0]
+    x, t = graphc.ones(2), torch.ones(2)
+    assert graphc.asarray(x) is x and torch.asarray(t) is t
+    copied, tcopied = graphc.asarray(x, copy=True), torch.asarray(t, copy=True)
+    copied.add_(1)
+    tcopied.add_(1)
+    assert x.tolist() == t.tolist() == [1.0, 1.0]
+    assert graphc.asarray([1, 2], dtype=graphc.float64).dtype is graphc.float64
+    assert x.to(graphc.float32, copy=True) is not x and t.to(torch.float32, copy=True) is not t
+    assert graphc.is_floating_point(x) and not graphc.is_floating_point(graphc.tensor([1]))
+
+
+def test_set_printoptions_precision_and_profiles():
+    x = graphc.tensor([1.23456789, 1000.5])
+    try:
+        graphc.set_printoptions(precision=2)
+        assert "1.23" in repr(x) and "1.2346" not in repr(x)
+        graphc.set_printoptions(profile="full")
+        assert "..." not in repr(graphc.arange(5000))
+        graphc.set_printoptions(profile="default")
+        assert "..." in repr(graphc.arange(5000))
+        with pytest.raises(ValueError, match="profile"):
+            graphc.set_printoptions(profile="long")
+    finally:
+        graphc.set_printoptions(profile="default")
+
+
+def test_testing_assert_close_uses_torchs_default_tolerances():
+    for lib in (graphc, torch):
+        lib.testing.assert_close(lib.ones(3), lib.ones(3) + 1e-6)
+        with pytest.raises(AssertionError, match="not close"):
+            lib.testing.assert_close(lib.ones(3), lib.ones(3) + 1e-3)
+        with pytest.raises(AssertionError, match="dtype"):
+            lib.testing.assert_close(lib.ones(3), lib.ones(3, dtype=lib.float64))
+        lib.testing.assert_close(lib.ones(3), lib.ones(3) + 1e-3, rtol=0.0, atol=1e-2)

@@ -125,3 +125,44 @@ def test_the_median_of_integers_keeps_their_dtype():
         for name in ("median", "nanmedian"):
             ours, theirs = getattr(graphc.tensor(values), name)(), getattr(torch.tensor(values), name)()
             assert ours.dtype is graphc.int64 and theirs.dtype is torch.int64 and ours.item() == theirs.item()
+
+
+# ---- values a compiled plan cannot see at trace time: checked when it replays ---------------------------------------
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+@pytest.mark.parametrize("loss, bad", [
+    (lambda lib, x, y: lib.nn.functional.cross_entropy(x, y), [0, 5, 2, 1]),
+    (lambda lib, x, y: lib.nn.functional.nll_loss(x.log_softmax(1), y), [0, -2, 2, 1]),
+    (lambda lib, x, y: lib.nn.functional.one_hot(y, 3).float().sum(0), [0, 3, 2, 1]),
+    (lambda lib, x, y: lib.nn.functional.one_hot(y, 3).float().sum(0), [0, -1, 2, 1]),
+], ids=["cross_entropy", "nll_loss", "one_hot above", "one_hot negative"])
+def test_a_replayed_plan_refuses_class_labels_out_of_range_as_torch(backend, loss, bad):
+    compiled = graphc.compile(lambda x, y: loss(graphc, x, y), backend=backend)
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    for good in ([0, 1, 2, 1], [2, 2, 0, 1]):  # traced, then replayed: the labels are values the plan reads
+        got = compiled(graphc.tensor(x), graphc.tensor(good))
+        np.testing.assert_allclose(got.numpy(), loss(torch, torch.tensor(x), torch.tensor(good)).numpy(), rtol=1e-6)
+    ours, theirs = _errors(lambda: compiled(graphc.tensor(x), graphc.tensor(bad)),
+                           lambda: loss(torch, torch.tensor(x), torch.tensor(bad)))
+    assert isinstance(ours, type(theirs)), (ours, theirs)
+    assert str(bad[1]) in str(ours) and "test_user_mistakes.py" in str(ours), ours
+    ignored = [0, -100, 2, 1]  # ignore_index is not out of range
+    if "one_hot" not in str(ours):
+        np.testing.assert_allclose(compiled(graphc.tensor(x), graphc.tensor(ignored)).numpy(),
+                                   loss(torch, torch.tensor(x), torch.tensor(ignored)).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_a_compiled_batch_norm_refuses_one_value_per_channel_as_torch(backend):
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
+    ours, theirs = graphc.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    compiled = graphc.compile(ours, backend=backend)
+    for rows in (4, 5):  # a plan for any batch size
+        compiled(graphc.tensor(x[:rows]))
+        theirs(torch.tensor(x[:rows]))
+    mine, torch_error = _errors(lambda: compiled(graphc.tensor(x[:1])), lambda: theirs(torch.tensor(x[:1])))
+    assert isinstance(mine, type(torch_error)) and "more than 1 value per channel" in str(mine), mine
+    compiled(graphc.tensor(x[2:8]))
+    theirs(torch.tensor(x[2:8]))
+    # the refused call changed no statistic (torch's module counts it in num_batches_tracked before refusing)
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(getattr(ours, name).numpy(), getattr(theirs, name).numpy(), rtol=1e-5)

@@ -377,11 +377,13 @@ class Runtime:
                     for n in dead:
                         del values[n]
         except Exception as e:
+            where = next((n.where for n in step.nodes if n.where), "an unknown line")
             if inplace and self.plan.steps.index(step) > self.first_write:
-                where = next((n.where for n in step.nodes if n.where), "an unknown line")
                 raise InputsWrittenError(f"graphc.compile: {' '.join(step.ops)} (at {where}) failed after the call "
                                          "had updated inputs in place, so it is not run again eagerly (that would "
                                          f"update them twice): {type(e).__name__}: {e}") from e
+            if isinstance(e, (ValueError, TypeError, IndexError)):  # an op refusing a value (an index out of range)
+                raise refusal(e, f"{e}\n  in the plan's step {' '.join(step.ops)}, traced at {where}") from e
             raise
         if buffers is not None:
             buffers.end_call()
@@ -413,6 +415,17 @@ def small_pages():
 
 class InputsWrittenError(RuntimeError):
     """A replay failed after it had computed new values into some of its inputs (reinplace.py)."""
+
+
+class RefusedValueError(RuntimeError, ValueError):
+    """An op of a plan refused a value with ValueError: a RuntimeError to the user, as an eager op's refusal is
+    (dispatch._refusal), and still a ValueError to graphc.compile, which traces again on one."""
+
+
+def refusal(e: Exception, message: str) -> Exception:
+    """e's kind (its built-in class; ValueError as RefusedValueError) with message."""
+    kind = next(c for c in type(e).__mro__ if c.__module__ == "builtins")
+    return (RefusedValueError if kind is ValueError else kind)(message)
 
 
 def reference_values(graph: Graph, arrays: list, given: dict | None = None) -> dict[Node, np.ndarray]:

@@ -43,6 +43,7 @@ from ..ops.elementwise import (
     tanh,
     where,
 )
+from ..ops.indexing import check_bounds
 from ..ops.matmul import matmul
 from ..ops.reduction import mean, numel_of, sum
 from ..ops.view import squeeze, unsqueeze
@@ -325,8 +326,9 @@ def _check_reduction(name: str, reduction: str) -> None:
         raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
-def _check_targets(name: str, input: Tensor, target: Tensor, classes: int, ignore_index: int) -> None:
-    """Class-index targets: (N,) for (N, C) input, (N, d1, ...) for (N, C, d1, ...), () for (C,); in range."""
+def _check_targets(name: str, input: Tensor, target: Tensor, classes: int, ignore_index: int) -> Tensor:
+    """Class-index targets: (N,) for (N, C) input, (N, d1, ...) for (N, C, d1, ...), () for (C,); the target, its
+    values checked against the classes (in compiled plans too: ops.indexing.check_bounds)."""
     class_dim = 1 if input.ndim > 1 else 0
     if input.ndim < 1 or tuple(target.shape) != tuple(input.shape[:class_dim]) + tuple(input.shape[class_dim + 1:]):
         raise op_error(name, f"Expected input batch_size and target shape to match: target of shape "
@@ -335,12 +337,9 @@ def _check_targets(name: str, input: Tensor, target: Tensor, classes: int, ignor
     if target.dtype.is_floating_point:
         raise op_error(name, f"expected class indices of an integer dtype, got {target.dtype.name}", (input, target),
                        RuntimeError)
-    if _eager() and target.numel():
-        values = target._host()
-        bad = values[((values < 0) | (values >= classes)) & (values != ignore_index)]
-        if bad.size:
-            raise op_error(name, f"target {bad.ravel()[0]} is out of bounds for {classes} classes "
-                           f"(valid [0, {classes}) or ignore_index={ignore_index})", (input, target), IndexError)
+    return check_bounds(target, low=0, high=classes, ignore_index=ignore_index, error="IndexError",
+                        message=f"{name}: target {{}} is out of bounds for {classes} classes (valid [0, {classes}) or "
+                                f"ignore_index={ignore_index})")
 
 
 def _picked(name: str, input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int) -> Tensor:
@@ -348,7 +347,7 @@ def _picked(name: str, input: Tensor, target: Tensor, weight: Tensor | None, ign
     scaled by the class weight: input's shape, so sum(picked * input) over the class dim picks input[n, target[n]]."""
     class_dim = 1 if input.ndim > 1 else 0
     classes = input.shape[class_dim]
-    _check_targets(name, input, target, classes, ignore_index)
+    target = _check_targets(name, input, target, classes, ignore_index)
     class_ids = arange(classes, device=input.device)
     class_ids = class_ids.view(_per_class(input)) if input.ndim > 2 else class_ids
     hit = eq(class_ids, unsqueeze(target, class_dim))
@@ -920,6 +919,17 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
     return out if weight is None else out * weight
 
 
+def _sample_count(name: str, input: Tensor, dims: tuple, what: str) -> Tensor:
+    """The number of elements over dims that a normalisation's unbiased variance divides by n - 1, refusing one as
+    torch does (ValueError): eagerly from the shape, and in a compiled plan, which runs for any size, per call
+    (check_bounds; that refusal is a RuntimeError that is also a ValueError)."""
+    if _eager() and math.prod(input.shape[d] for d in dims) == 1:
+        raise op_error(name, f"expected more than 1 {what} when training, got input of shape {list(input.shape)}",
+                       (input,), ValueError)
+    return check_bounds(numel_of(input, dims), low=2, high=None, ignore_index=None, error="ValueError",
+                        message=f"{name}: expected more than 1 {what} when training, got {{}}")
+
+
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
                bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
                eps: float = 1e-5) -> Tensor:
@@ -930,14 +940,11 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                        f"{list(input.shape)}", (input,), ValueError)
     dims = (0,) + tuple(range(2, input.ndim))
     channel = (-1,) + (1,) * (input.ndim - 2)
-    if training and _eager() and input.numel() == input.shape[1]:
-        raise op_error("batch_norm", f"expected more than 1 value per channel when training, got input of shape "
-                       f"{list(input.shape)}", (input,), ValueError)
     if training:
+        n = _sample_count("batch_norm", input, dims, "value per channel")
         out, mu, var = _normalize(input, dims, eps)
         if running_mean is not None:
             with no_grad():
-                n = numel_of(input, dims)
                 running_mean.mul_(1 - momentum).add_(mu.detach().view(-1) * momentum)
                 running_var.mul_(1 - momentum).add_(var.detach().view(-1) * (n / (n - 1)) * momentum)
     else:
@@ -1012,13 +1019,9 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
             raise op_error("one_hot", "Can not infer total number of classes from empty tensor.", (tensor,),
                            RuntimeError)
         num_classes = int(tensor.max().item()) + 1
-    if _eager() and tensor.numel():
-        values = tensor._host()
-        if values.min() < 0:
-            raise op_error("one_hot", "Class values must be non-negative.", (tensor,), RuntimeError)
-        if values.max() >= num_classes:
-            raise op_error("one_hot", f"Class values must be smaller than num_classes ({num_classes}), got "
-                           f"{values.max()}.", (tensor,), RuntimeError)
+    tensor = check_bounds(tensor, low=0, high=num_classes, ignore_index=None, error="ValueError",
+                          message=f"one_hot: Class values must be non-negative and smaller than num_classes "
+                                  f"({num_classes}), got {{}}.")
     return eq(unsqueeze(tensor, -1), arange(num_classes, device=tensor.device)).long()
 
 
@@ -1313,10 +1316,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     dims = tuple(range(2, input.ndim))
     channel = (-1,) + (1,) * (input.ndim - 2)
     if use_input_stats:
-        n = numel_of(input, dims)
-        if n == 1:
-            raise op_error("instance_norm", f"Expected more than 1 spatial element when training, got input size "
-                           f"{list(input.shape)}", (input,), ValueError)
+        n = _sample_count("instance_norm", input, dims, "spatial element")
         out, mu, var = _normalize(input, dims, eps)
         if running_mean is not None:
             with no_grad():

@@ -326,6 +326,24 @@ def gather_grad(g, x, index, dim):
     return out
 
 
+@op("check_bounds", OTHER, lambda x, **attrs: (tuple(x.shape), x.dtype), saves=(),
+    fallback="a check of values: it reads them on numpy")
+def check_bounds(x, low, high, ignore_index, message, error):
+    """A copy of the integer tensor x (any shape) when every value lies in [low, high) (high None: no upper bound)
+    or equals ignore_index (None: no exception); else `error` ("IndexError" or "ValueError", which an eager op
+    reports as RuntimeError) with message.format(the first value outside).
+    Composites that pick a class by comparing an index with arange(classes) (the one-hot masks of nll_loss,
+    cross_entropy and one_hot) compute a finite wrong value for an index outside, where torch raises, and a size
+    read as a value (batch_norm's count) is not guarded by the plan: this op keeps such checks in compiled plans, as
+    Inductor's check_bounds does for indirect indexing."""
+    outside = x < low if high is None else (x < low) | (x >= high)
+    if ignore_index is not None:
+        outside &= x != ignore_index
+    if outside.any():
+        raise {"IndexError": IndexError, "ValueError": ValueError}[error](message.format(x[outside].flat[0]))
+    return x.copy()
+
+
 def _scatter_parse(x, dim, index, src=None, *, value=None, reduce=None):
     if (src is None) == (value is None):
         raise TypeError("scatter() takes src (a tensor or a number) or value=, not both")
