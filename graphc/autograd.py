@@ -358,8 +358,8 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
                     if fn is LEAF and contributions:
                         settle(x)
                     continue
-                if gx.dtype is not x.dtype:  # as torch's engine: a gradient takes its input's dtype (an add of
-                    gx = gx.to(x.dtype)      # a float32 and an autocast bfloat16 tensor gives float32 gradients)
+                if type(gx) is Tensor and gx.dtype is not x.dtype:  # as torch's engine: a gradient takes its
+                    gx = gx.to(x.dtype)  # input's dtype (an add of float32 and autocast bfloat16 gives float32)
                 if STATE.anomaly:
                     _check_finite(node, gx, i)
                 deliver(x, fn, gx)
@@ -409,6 +409,19 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
     grad_tensors = [None] * len(tensors) if grad_tensors is None else (
         [grad_tensors] if isinstance(grad_tensors, Tensor) else list(grad_tensors))
     run_backward(tensors, grad_tensors, retain_graph, create_graph)
+
+
+class _VariableType(type):
+    def __instancecheck__(cls, obj) -> bool:
+        return isinstance(obj, Tensor)
+
+
+class Variable(metaclass=_VariableType):
+    """torch.autograd.Variable, which torch keeps for old scripts: Variable(t, requires_grad=False) is t detached
+    (sharing its memory) with requires_grad set, and every tensor is an instance. volatile is ignored, as in torch."""
+
+    def __new__(cls, data: Tensor, requires_grad: bool = False, volatile: bool = False) -> Tensor:
+        return data.detach().requires_grad_(requires_grad)
 
 
 class FunctionCtx:

@@ -268,3 +268,66 @@ def test_in_place_update_of_a_leaf_needs_no_grad():
     with graphc.no_grad():
         w.copy_(g).fill_(2.0).zero_()
     assert not w.detach().numpy().any()
+
+
+def test_variable_is_a_detached_tensor_as_in_torch():
+    for lib in (graphc, torch):
+        a = lib.ones(2, requires_grad=True)
+        b = a * 2
+        v = lib.autograd.Variable(b)
+        assert not v.requires_grad and v.grad_fn is None and isinstance(lib.ones(1), lib.autograd.Variable)
+        w = lib.autograd.Variable(lib.ones(2), requires_grad=True)
+        assert w.requires_grad and w.is_leaf
+        (w * 3).sum().backward()
+        assert w.grad.tolist() == [3.0, 3.0]
+
+
+def _checkpointed_net(lib, rng):
+    blocks = lib.nn.Sequential(*[lib.nn.Sequential(lib.nn.Linear(8, 8), lib.nn.GELU()) for _ in range(4)])
+    with lib.no_grad():
+        for p in blocks.parameters():
+            p.copy_(lib.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32) * 0.3))
+    return blocks
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_checkpoint_gives_torchs_values_and_gradients(compiled):
+    """Parameters inside checkpointed blocks get gradients though the input does not require grad (torch's
+    use_reentrant=False), through checkpoint and checkpoint_sequential, eagerly and compiled."""
+    results = []
+    for lib in (graphc, torch):
+        rng = np.random.default_rng(0)
+        blocks = _checkpointed_net(lib, rng)
+        x = lib.tensor(rng.standard_normal((4, 8)).astype(np.float32))
+
+        def loss_fn(x, lib=lib, blocks=blocks):
+            h = lib.utils.checkpoint.checkpoint(blocks[0], x, use_reentrant=False)
+            h = blocks[1](h)
+            h2 = lib.utils.checkpoint.checkpoint_sequential(blocks, 2, h, use_reentrant=False)
+            return (h + h2).square().mean()
+        run = graphc.compile(loss_fn) if compiled and lib is graphc else loss_fn
+        loss = run(x)
+        loss.backward()
+        results.append((loss, [p.grad for p in blocks.parameters()]))
+    (loss, grads), (tloss, tgrads) = results
+    assert_close(loss, tloss)
+    for g, t in zip(grads, tgrads):
+        assert_close(g, t)
+
+
+def test_checkpoint_recomputes_dropout_with_the_same_mask():
+    rng = np.random.default_rng(0)
+    grads = []
+    for checkpointed in (False, True):
+        blocks = _checkpointed_net(graphc, np.random.default_rng(0))
+        x = graphc.tensor(rng.standard_normal((4, 8)).astype(np.float32), requires_grad=True)
+
+        def block(h, blocks=blocks):
+            return graphc.nn.functional.dropout(blocks[0](h), 0.5)
+        graphc.manual_seed(3)
+        out = graphc.utils.checkpoint.checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
+        out.square().sum().backward()
+        grads.append([x.grad.numpy()] + [p.grad.numpy() for p in blocks[0].parameters()])
+        rng = np.random.default_rng(0)
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

@@ -306,3 +306,42 @@ def test_lbfgs_refuses_what_torch_refuses():
             return loss
         with pytest.raises(RuntimeError, match="only 'strong_wolfe' is supported"):
             opt.step(closure)
+
+
+def _swa_run(lib):
+    rng = np.random.default_rng(0)
+    model = lib.nn.Sequential(lib.nn.Linear(4, 8), lib.nn.BatchNorm1d(8), lib.nn.ReLU(), lib.nn.Linear(8, 1))
+    with lib.no_grad():
+        for p in model.parameters():
+            p.copy_(lib.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32)))
+    opt = lib.optim.SGD(model.parameters(), lr=0.1)
+    swa_utils = lib.optim.swa_utils
+    averaged = [swa_utils.AveragedModel(model),
+                swa_utils.AveragedModel(model, multi_avg_fn=swa_utils.get_ema_multi_avg_fn(0.9)),
+                swa_utils.AveragedModel(model, avg_fn=swa_utils.get_ema_avg_fn(0.8), use_buffers=True)]
+    scheduler = swa_utils.SWALR(opt, swa_lr=0.02, anneal_epochs=3, anneal_strategy="cos")
+    x = lib.tensor(rng.standard_normal((16, 4)).astype(np.float32))
+    y = lib.tensor(rng.standard_normal((16, 1)).astype(np.float32))
+    lrs = []
+    for _ in range(6):
+        opt.zero_grad()
+        lib.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+        for m in averaged:
+            m.update_parameters(model)
+        scheduler.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    swa_utils.update_bn([(x, y)], averaged[0])
+    state = [t.detach().numpy().copy() for m in averaged for t in [*m.parameters(), *m.buffers()]]
+    return state, lrs, averaged[0](x).detach().numpy()
+
+
+def test_swa_utils_average_and_anneal_as_torch():
+    """AveragedModel as SWA's running mean, an EMA through multi_avg_fn, an EMA of parameters and buffers through
+    avg_fn; SWALR's cosine annealing; update_bn's recomputed statistics."""
+    (state, lrs, out), (tstate, tlrs, tout) = _swa_run(graphc), _swa_run(torch)
+    assert len(state) == len(tstate)
+    for a, b in zip(state, tstate):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(lrs, tlrs, rtol=1e-12)
+    np.testing.assert_allclose(out, tout, rtol=1e-5, atol=1e-6)

@@ -2,7 +2,6 @@
 dicts, train/eval modes, device/dtype moves, forward hooks and full backward hooks."""
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,25 +12,7 @@ from ..ops.creation import tensor, zeros_like
 from ..ops.view import view_as
 from ..state import STATE
 from ..tensor import Tensor
-
-_PARAMETERS: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
-
-
-class _ParameterType(type):
-    def __instancecheck__(cls, obj) -> bool:
-        return type(obj) is Tensor and _PARAMETERS.get(id(obj)) is obj
-
-
-class Parameter(metaclass=_ParameterType):
-    """torch.nn.Parameter: a leaf tensor that a Module registers as a parameter when assigned as an attribute.
-    Parameter(t) returns a plain graphc Tensor sharing t's storage (isinstance(p, Parameter) is True), so every op
-    treats it as a tensor; the dispatch never sees a subclass."""
-
-    def __new__(cls, data: Tensor | None = None, requires_grad: bool = True) -> Tensor:
-        data = tensor([]) if data is None else data
-        p = Tensor._make(data._storage(), data.dtype, requires_grad)
-        _PARAMETERS[id(p)] = p
-        return p
+from .parameter import Parameter
 
 
 class RemovableHandle:
@@ -198,6 +179,22 @@ class Module:
         """The registered buffers (running statistics, ...)."""
         return (b for _, b in self.named_buffers(recurse=recurse))
 
+    def get_parameter(self, target: str) -> Tensor:
+        """The parameter at a dotted path ('encoder.0.weight'). Raises AttributeError naming what is missing."""
+        return self._get_member(target, "_parameters", "parameter")
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at a dotted path ('bn.running_mean'). Raises AttributeError naming what is missing."""
+        return self._get_member(target, "_buffers", "buffer")
+
+    def _get_member(self, target: str, where: str, what: str) -> Tensor:
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        members = getattr(module, where)
+        if members.get(name) is None:
+            raise AttributeError(f"{type(module).__name__} has no {what} {name!r} (looking up {target!r})")
+        return members[name]
+
     def get_submodule(self, target: str) -> Module:
         """The submodule at a dotted path ('encoder.0')."""
         module = self
@@ -311,6 +308,9 @@ class Module:
 
     def half(self) -> Module:
         return self.to("float16")
+
+    def bfloat16(self) -> Module:
+        return self.to("bfloat16")
 
     # ---- calling and hooks --------------------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

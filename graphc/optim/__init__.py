@@ -1,5 +1,5 @@
-"""graphc.optim: optimizers with torch's names, hyper-parameters and state-dict layout, and lr_scheduler."""
-from . import lr_scheduler
+"""graphc.optim: optimizers with torch's names, hyper-parameters and state-dict layout, lr_scheduler and swa_utils."""
+from . import lr_scheduler, swa_utils
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
@@ -14,4 +14,4 @@ from .rprop import Rprop
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
-           "Rprop", "ASGD", "LBFGS", "lr_scheduler"]
+           "Rprop", "ASGD", "LBFGS", "lr_scheduler", "swa_utils"]
