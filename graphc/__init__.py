@@ -16,11 +16,14 @@ from .dtypes import (
     float64,
     get_default_dtype,
     iinfo,
+    int8,
+    int16,
     int32,
     int64,
     promote_types,
     result_type,
     set_default_dtype,
+    uint8,
 )
 from .dtypes import bool_ as bool  # noqa: A001  torch's name
 from .errors import OpError
@@ -114,7 +117,7 @@ def numel(input: Tensor) -> int:  # noqa: A002  torch's argument name
     return input.numel()
 
 
-half, double, long, float, int = float16, float64, int64, float32, int32  # noqa: A001  torch's aliases
+half, double, long, float, int, short = float16, float64, int64, float32, int32, int16  # noqa: A001  torch's aliases
 
 
 def _export_ops() -> None:

@@ -24,18 +24,22 @@ class dtype:
 
 
 bool_ = dtype("bool", np.bool_, 0, "i1")
+uint8 = dtype("uint8", np.uint8, 1, "u8")
+int8 = dtype("int8", np.int8, 1, "i8")
+int16 = dtype("int16", np.int16, 1, "i16")
 int32 = dtype("int32", np.int32, 1, "i32")
 int64 = dtype("int64", np.int64, 1, "i64")
 float16 = dtype("float16", np.float16, 2, "fp16")
 bfloat16 = dtype("bfloat16", ml_dtypes.bfloat16, 2, "bf16")
 float32 = dtype("float32", np.float32, 2, "fp32")
 float64 = dtype("float64", np.float64, 2, "fp64")
-ALL = (bool_, int32, int64, float16, bfloat16, float32, float64)
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
 BY_NAME = {d.name: d for d in ALL}
-BY_NAME.update(bool=bool_, float=float32, half=float16, double=float64, long=int64, int=int32)
+BY_NAME.update(bool=bool_, float=float32, half=float16, double=float64, long=int64, int=int32, short=int16)
 _BY_NP = {d.np: d for d in ALL}
 LOW_PRECISION = (float16, bfloat16)
-_RANK = {bool_: 0, int32: 1, int64: 2, float16: 3, bfloat16: 3, float32: 4, float64: 5}
+_RANK = {bool_: 0, uint8: 1, int8: 1, int16: 2, int32: 3, int64: 4, float16: 5, bfloat16: 5, float32: 6, float64: 7}
+_PAIRS = {frozenset((float16, bfloat16)): float32, frozenset((uint8, int8)): int16}  # no order: a wider common type
 _default = float32  # the dtype of Python floats and of floating factories (set_default_dtype)
 
 
@@ -57,7 +61,8 @@ def set_default_dtype(d) -> None:
 
 
 def from_numpy_dtype(np_dtype) -> dtype:
-    """The graphc dtype storing this numpy dtype; numpy's other widths map to the nearest torch dtype."""
+    """The graphc dtype storing this numpy dtype; numpy's other widths (uint16 and wider unsigned, float128) map to
+    the nearest wider torch dtype."""
     np_dtype = np.dtype(np_dtype)
     if np_dtype in _BY_NP:
         return _BY_NP[np_dtype]
@@ -89,9 +94,7 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     """torch.promote_types: the smallest dtype both a and b convert to without leaving their category."""
     if a is b:
         return a
-    if {a, b} == {float16, bfloat16}:
-        return float32
-    return a if _RANK[a] >= _RANK[b] else b
+    return _PAIRS.get(frozenset((a, b))) or (a if _RANK[a] >= _RANK[b] else b)
 
 
 class finfo:

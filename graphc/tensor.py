@@ -568,6 +568,15 @@ class Tensor:
     def bool(self) -> Tensor:
         return self.type(dtypes.bool_)
 
+    def short(self) -> Tensor:
+        return self.type(dtypes.int16)
+
+    def char(self) -> Tensor:
+        return self.type(dtypes.int8)
+
+    def byte(self) -> Tensor:
+        return self.type(dtypes.uint8)
+
     def type(self, dt) -> Tensor:
         from .ops.elementwise import cast
         dt = dtypes.to_dtype(dt)

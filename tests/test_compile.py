@@ -420,6 +420,38 @@ def test_several_results_requiring_grad_replay_with_one_backward_plan(which):
         gl.backward()
 
 
+def test_a_module_that_stores_a_tensor_requiring_grad_replays():
+    """The Annotated Transformer's attention keeps its weights (`self.attn = p_attn`) for plotting: the compiled
+    module replays from the second call (the first gives the attribute its first tensor), the stored tensor is this
+    call's, and gradients through the result and through the stored tensor are torch's."""
+    def build(lib):
+        class Attention(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.q = lib.nn.Linear(4, 4)
+                self.attn = None
+
+            def forward(self, x):
+                self.attn = (self.q(x) @ x.transpose(-1, -2)).softmax(-1)
+                return self.attn @ x
+        return Attention()
+    ours, theirs = build(graphc), build(torch)
+    ours.load_state_dict({k: graphc.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()})
+    compiled = graphc.compile(ours)
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+            out, tout = compiled(graphc.tensor(x)), theirs(torch.tensor(x))
+            assert_close(out, tout)
+            assert_close(ours.attn, theirs.attn)
+            (out.sum() + ours.attn.square().sum()).backward()
+            (tout.sum() + theirs.attn.square().sum()).backward()
+            assert_close(ours.q.weight.grad, theirs.q.weight.grad, rtol=1e-4, atol=1e-5)
+    assert compiled.num_traces == 2
+
+
 def test_a_compiled_module_with_batchnorm_in_training_replays_and_updates_running_stats():
     """`model = torch.compile(model)` on a network with BatchNorm, trained with the loss and backward outside: its
     forward writes the running statistics, and it still replays (a forward plan that also returns the new

@@ -39,6 +39,7 @@ TOLERANCE = {
     "onecycle_amp": (2e-3, "steps"),  # bfloat16 autocast: both round the same products
     "super_resolution": (2e-3, "steps"),
     "siamese": (2e-3, "steps"),
+    "annotated_transformer": (2e-3, "steps"),
 }
 
 

@@ -3,11 +3,12 @@ custom autograd Functions, grad modes, and the refusals of the layout/indexing/s
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close, assert_compiles_for_sm90, to_torch
+from conftest import KERNEL_BACKEND, assert_close, assert_compiles_for_sm90, to_torch
 
 import graphc
 
@@ -691,3 +692,75 @@ def test_testing_assert_close_uses_torchs_default_tolerances():
         with pytest.raises(AssertionError, match="dtype"):
             lib.testing.assert_close(lib.ones(3), lib.ones(3, dtype=lib.float64))
         lib.testing.assert_close(lib.ones(3), lib.ones(3) + 1e-3, rtol=0.0, atol=1e-2)
+
+
+# ---- the narrow integer dtypes: uint8 (images, old-style masks), int8, int16 ---------------------------------------
+_NARROW = {
+    "add_wraps": lambda L, a, b, c, f: a + a,
+    "mul_wraps": lambda L, a, b, c, f: a * 3,
+    "uint8_plus_int8_is_int16": lambda L, a, b, c, f: a + b,
+    "int16_times_int8": lambda L, a, b, c, f: c * b,
+    "compare_mixed_signs": lambda L, a, b, c, f: (a > b) | (a == 0),
+    "to_float_and_scale": lambda L, a, b, c, f: a.float() / 255,
+    "true_divide": lambda L, a, b, c, f: a / 2,
+    "sum_is_int64": lambda L, a, b, c, f: a.sum(1),
+    "amax": lambda L, a, b, c, f: b.amax(0),
+    "negate_wraps": lambda L, a, b, c, f: -a,
+    "abs": lambda L, a, b, c, f: b.abs(),
+    "times_float": lambda L, a, b, c, f: a * f,
+    "cumsum": lambda L, a, b, c, f: c.cumsum(0),
+    "floor_divide": lambda L, a, b, c, f: b // 3,
+    "remainder": lambda L, a, b, c, f: b % 5,
+    "bitwise": lambda L, a, b, c, f: (a & 15) | (a ^ 3),
+    "byte_char_short": lambda L, a, b, c, f: (f * 100).byte().short() + (f * 100).char(),
+    "subsequent_mask": lambda L, a, b, c, f: L.triu(L.ones((1, 4, 4)), diagonal=1).type(L.uint8) == 0,
+    "where": lambda L, a, b, c, f: L.where(a > 128, a, L.zeros_like(a)),
+    "clamp": lambda L, a, b, c, f: a.clamp(10, 200),
+    "max_dim_argmax": lambda L, a, b, c, f: a.max(1).values.short() + a.argmax(1),
+    "sort": lambda L, a, b, c, f: b.sort(1).values,
+    "factories": lambda L, a, b, c, f: L.zeros(3, dtype=L.uint8) + L.full((3,), 7, dtype=L.int16),
+}
+_COMPILED = ("uint8_plus_int8_is_int16", "mul_wraps", "compare_mixed_signs", "floor_divide", "sum_is_int64",
+             "times_float", "bitwise", "negate_wraps")
+
+
+def _narrow_inputs(lib):
+    rng = np.random.default_rng(0)
+    arrays = (rng.integers(0, 255, (4, 6)).astype(np.uint8), rng.integers(-128, 127, (4, 6)).astype(np.int8),
+              rng.integers(-3000, 3000, (4, 6)).astype(np.int16), rng.standard_normal((4, 6)).astype(np.float32))
+    return [lib.tensor(a) for a in arrays]
+
+
+# every case eagerly and on the numpy backend; the generated kernels on the cases that mix widths and signs
+@pytest.mark.parametrize("name, backend", [(n, b) for b in ("eager", "numpy") for n in _NARROW] +
+                         [(n, b) for b in ("cpu", KERNEL_BACKEND) for n in _COMPILED])
+def test_narrow_integer_dtypes_compute_as_torch(name, backend):
+    fn = _NARROW[name]
+    expected = fn(torch, *_narrow_inputs(torch))
+    run = (lambda *a: fn(graphc, *a)) if backend == "eager" else graphc.compile(lambda *a: fn(graphc, *a),
+                                                                                  backend=backend)
+    for _ in range(3):  # the numpy tier, then the generated kernels
+        got = run(*_narrow_inputs(graphc))
+        assert got.dtype.name == str(expected.dtype).removeprefix("torch."), (got.dtype, expected.dtype)
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6)
+
+
+def test_a_uint8_index_is_read_as_a_mask_with_torchs_warning():
+    values = np.arange(4.0, dtype=np.float32)
+    with pytest.warns(UserWarning, match="uint8"):
+        ours = graphc.tensor(values)[graphc.tensor([1, 0, 1, 0]).byte()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = torch.tensor(values)[torch.tensor([1, 0, 1, 0]).byte()]
+    assert ours.tolist() == theirs.tolist() == [0.0, 2.0]
+    assert graphc.promote_types(graphc.uint8, graphc.int8) is graphc.int16
+    assert torch.promote_types(torch.uint8, torch.int8) == torch.int16
+
+
+def test_narrow_integer_kernels_compile_for_sm90(_kernel_cache):
+    """The kernels of the mixed-width cases (uint8 loads widened to int16 before an int8 operand) for Hopper."""
+    inputs = _narrow_inputs(graphc)
+    for name in ("uint8_plus_int8_is_int16", "compare_mixed_signs", "sum_is_int64"):
+        report = graphc.explain(lambda *a, name=name: _NARROW[name](graphc, *a), *inputs)
+        assert report.num_kernels >= 1 and not report.fallbacks, str(report)
+        assert_compiles_for_sm90(report.kernels)

@@ -286,6 +286,12 @@ class Entry:
         self.grads = [(self.ref(t), had_grad, out) for t, had_grad, out in grads]
         del self.arg_of, self.grad_owner
 
+    def redo_effects(self, flat: list, outs: list, made: dict) -> None:
+        """Redo the function's side effects on Python state (self.loss = loss, self.attn = weights)."""
+        for d, key, spec in self.effects:
+            d[key] = (_fill(spec, outs, made, flat, self.scalars) if type(spec) in TEMPLATES else
+                      self.resolve(flat, spec))
+
     def write_back(self, flat: list, outs: list) -> None:
         """Write the plan's new values into the tensors the function updated in place (all read before any is
         written: a value may alias another target's old memory)."""
@@ -382,8 +388,7 @@ class Entry:
             resolve(flat, ref)._grad = None if pos is None else Tensor._make(outs[pos], dt)
         made: dict[int, Tensor] = {}
         result = _fill(self.template, outs, made, flat, self.scalars)
-        for d, key, spec in self.effects:  # side effects on Python state (self.loss = loss), redone
-            d[key] = _fill(spec, outs, made, flat, self.scalars) if type(spec) in TEMPLATES else resolve(flat, spec)
+        self.redo_effects(flat, outs, made)
         for hook, spec in zip(self.hooks, self.hook_grads):  # the hooks the backward ran, on the same gradients
             hook(_fill(spec, outs, made, flat, self.scalars))
         return result
@@ -422,6 +427,7 @@ class JointEntry(Entry):
         self.write_back(flat, outs)
         made: dict[int, Tensor] = {}
         result = _fill(self.template, outs, made, flat, self.scalars)
+        self.redo_effects(flat, outs, made)
         results = [made[id(o)] for o in self.grad_outs]
         leaves = [self.resolve(flat, ref) for ref in self.leaves]
         # the saved values a caller can write in place before backward (an input, a returned result, or a view of
@@ -702,9 +708,11 @@ class CompiledFunction:
         handed = [*returned, *(t._grad for t, _ in capture.grad_writes.values() if t._grad is not None),
                   *(a[3] for a in effects), *(g for _, g in capture.hooks if type(g) is Tensor)]
         kept = {id(v) for t in handed for v in (t, *viewed_by(t))}
-        kept.update(i for t in returned if t.grad_fn is not None for i in autograd_proxies(t))  # held by grad_fn
+        # a tensor stored in Python state (an attention module's self.attn) is handed back like a result
+        handed_back = [*returned, *(a[3] for a in effects if a[3]._data is None)]
+        kept.update(i for t in handed_back if t.grad_fn is not None for i in autograd_proxies(t))  # held by grad_fn
         escaped = [t for t in live if id(t) not in kept]
-        differentiable = list({id(t): t for t in returned if t.grad_fn is not None and backward_reaches_leaves(t)}
+        differentiable = list({id(t): t for t in handed_back if t.grad_fn is not None and backward_reaches_leaves(t)}
                               .values())
         needs_grad = bool(differentiable)
         if capture.value_reads and not self._warned_values:
@@ -736,7 +744,10 @@ class CompiledFunction:
             if joint is not None:
                 live = [t for t in capture.live_proxies() if t._node not in capture.weak]
                 joint_nodes = [[t._node for t in differentiable], [None if g is None else g._node for g in joint[2]]]
-        if needs_grad and joint is None and not self._warned_grad:
+        # a first call that gives a state item its first tensor (self.attn = None before) is traced again anyway
+        first_store = self.num_traces == 1 and any(type(old) is not Tensor and type(new) is Tensor
+                                                   for _, _, old, new in assigned)
+        if needs_grad and joint is None and not self._warned_grad and not first_store:
             self._warned_grad = True
             warnings.warn(f"graphc.compile: {self.__name__} returns a tensor that requires grad; it is traced again "
                           "on every call so autograd works outside it (a compiled backward is built for a function "
@@ -787,10 +798,8 @@ class CompiledFunction:
         if runtime is None:
             return result
         if joint is not None:
-            if effects:
-                return self._without_backward_plan(result, "it stores a tensor it computes in Python state")
-            return self._joint_entry(capture, runtime, sources, joint, joint_nodes, differentiable, traced, live,
-                                     position_source, writes, position, state, arguments, scalars, sig, args,
+            return self._joint_entry(capture, runtime, sources, joint, joint_nodes, differentiable, traced, effects,
+                                     live, position_source, writes, position, state, arguments, scalars, sig, args,
                                      kwargs, result)
         out_nodes = runtime.graph.outputs
         try:
@@ -819,7 +828,7 @@ class CompiledFunction:
         return result
 
     def _joint_entry(self, capture: Capture, runtime: Runtime, sources: list[Tensor], joint: tuple,
-                     joint_nodes: list, differentiable: list[Tensor], traced, live: list[Tensor],
+                     joint_nodes: list, differentiable: list[Tensor], traced, effects: list, live: list[Tensor],
                      position_source: list[Node], writes: list,
                      position: dict, state: StateGuard, arguments: ArgumentGuard, scalars: ScalarInputs, sig: tuple,
                      args: tuple, kwargs: dict, result):
@@ -835,8 +844,8 @@ class CompiledFunction:
             return self._without_backward_plan(result, "it writes in place into a tensor with a history of its own "
                                                "(a non-leaf it was given)")
         try:
-            template = _template_from(traced, live, position_source, writes, position, capture,
-                                      frozenset(id(t) for t in differentiable))
+            template = _template_from((traced, [a[3] for a in effects]), live, position_source, writes, position,
+                                      capture, frozenset(id(t) for t in differentiable))
         except CaptureError as e:
             return self._without_backward_plan(result, str(e))
         found = _outs_of(template)
@@ -865,8 +874,8 @@ class CompiledFunction:
         scalars.guards = capture.scalar_guards
         entry_writes = [(t, len(results) + i, _aliases_input(split.forward.outputs[len(results) + i]))
                         for i, (t, _) in enumerate(writes)]
-        entry = JointEntry(capture, runtime, sources, (template, [], []), entry_writes, [], [], state, arguments,
-                           scalars, sig, argument_names(self.fn, args, kwargs))
+        entry = JointEntry(capture, runtime, sources, (*template, []), entry_writes, [], [a[:2] for a in effects],
+                           state, arguments, scalars, sig, argument_names(self.fn, args, kwargs))
         entry.split, entry.forward, entry.backward = split, forward, backward
         entry.grad_outs = [grad_outs[i] for i in range(len(grad_positions))]
         entry.leaves = [entry.inputs[next(i for i, t in enumerate(sources) if t is leaf)] for leaf in leaves]

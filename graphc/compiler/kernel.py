@@ -188,6 +188,10 @@ class Emitter:
         ty = d.compute_type(n.dtype)
         expr = "{0}" if low.reduce is not None else low.expr
         cast_operands = n.dtype.is_floating_point and low.cast_operands
+        # integers of several widths or signs meet in torch's promoted type; Triton would promote uint8 + int8 to a
+        # type of its own
+        common = dtypes.result_type(*n.inputs) if not n.dtype.is_floating_point and low.cast_operands else None
+        widen = common is not None and common.category == 1
         operands = []
         for i, x in enumerate(n.inputs):
             if f"{{{i}}}" not in expr:
@@ -198,6 +202,8 @@ class Emitter:
                 v = d.round(v, x.dtype)  # a cast reads its operand as eager stored it: (x.half() * 1.5).float()
             if cast_operands and isinstance(x, Node) and x.dtype is not dtypes.bool_ and d.compute_type(x.dtype) != ty:
                 v = d.cast(v, ty)
+            elif widen and isinstance(x, Node) and x.dtype.category == 1 and x.dtype is not common:
+                v = d.cast(v, d.compute_type(common))
             operands.append(v)
         attrs = {k: low.defaults.get(k) if v is None else v for k, v in n.attrs.items()}
         text = render(expr, operands, [not isinstance(x, Node) for x in n.inputs], attrs, d, self.operation_type(n))

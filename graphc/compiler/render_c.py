@@ -43,10 +43,11 @@ SHORT_ROW = 64
 PARALLEL_MIN = 32768  # fewest elements a kernel splits across threads (below that, starting threads costs more)
 GEMM_PARALLEL_MIN = 262144  # fewest multiply-adds (M * N * K) a product splits across threads (as OpenBLAS's own)
 GEMM_TYPES = {"float32": "s", "float64": "d"}  # product dtypes computed by BLAS in the kernel: their ?gemm
-TYPES = {"bool": "uint8_t", "int32": "int32_t", "int64": "int64_t", "float16": "_Float16", "bfloat16": "uint16_t",
-         "float32": "float", "float64": "double"}
+TYPES = {"bool": "uint8_t", "uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t",
+         "int64": "int64_t", "float16": "_Float16", "bfloat16": "uint16_t", "float32": "float", "float64": "double"}
 # the numpy type of each C compute type
-NUMPY_TYPES = {"double": "float64", "float": "float32", "int64_t": "int64", "int32_t": "int32", "gc_bool": "bool"}
+NUMPY_TYPES = {"double": "float64", "float": "float32", "int64_t": "int64", "int32_t": "int32", "int16_t": "int16",
+               "int8_t": "int8", "uint8_t": "uint8", "gc_bool": "bool"}
 # math primitives: float and double functions
 MATH = {"exp": "exp", "expm1": "expm1", "log": "log", "log1p": "log1p", "sqrt": "sqrt", "sin": "sin", "cos": "cos",
         "tanh": "tanh", "erf": "erf", "floor": "floor", "ceil": "ceil", "pow": "pow", **{name: name for name in (

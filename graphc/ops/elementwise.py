@@ -334,7 +334,7 @@ def _where_infer(cond, a, b):
     if not isinstance(cond, Tensor) and not hasattr(cond, "shape"):
         raise TypeError("where: condition must be a tensor")
     if cond.dtype is not dtypes.bool_:
-        raise TypeError(f"where: condition must be bool, got {cond.dtype.name}")
+        raise ValueError(f"where expected condition to be a boolean tensor, got {cond.dtype.name}")
     return meta.broadcast(meta.shape_of(cond), meta.shape_of(a), meta.shape_of(b)), dtypes.result_type(a, b)
 
 
@@ -392,7 +392,7 @@ clip = clamp
 
 def _masked_fill_infer(x, mask, value):
     if mask.dtype is not dtypes.bool_:
-        raise TypeError(f"masked_fill: mask must be bool, got {mask.dtype.name}")
+        raise ValueError(f"masked_fill only supports boolean masks, got a mask of dtype {mask.dtype.name}")
     shape = meta.broadcast(tuple(x.shape), tuple(mask.shape))
     if shape != tuple(x.shape):
         raise ValueError(f"mask of shape {list(mask.shape)} does not broadcast to the tensor's shape {list(x.shape)}")

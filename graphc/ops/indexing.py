@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import dtypes
 from ..dispatch import OTHER, OUT, VIEW, Lowering, op
-from ..errors import op_error
+from ..errors import op_error, warn_at_user
 from ..tensor import Tensor
 from . import meta
 from .elementwise import cast, clamp, eq
@@ -209,6 +209,10 @@ def parse_index(x: Tensor, key) -> tuple[tuple, list[Tensor]]:
             items.append(k)
         elif kind in (list, np.ndarray) or (kind is Tensor and not (k.dtype.category == 1 and k.ndim == 0)):
             k = _index_tensor(k)
+            if k.dtype is dtypes.uint8:
+                warn_at_user("indexing with dtype uint8 is deprecated (as in torch), please use a dtype bool instead: "
+                             "it is read as a mask")
+                k = k.to(dtypes.bool_)
             if k.dtype is not dtypes.bool_:
                 items.append(TENSOR)
                 tensors.append(k)
