@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import warnings
+from collections import namedtuple
 
 import numpy as np
 import pytest
@@ -273,3 +274,18 @@ def test_an_optimizer_state_replaced_between_compiled_steps_is_read():
         topt.step()
         for p, tp in zip(model.parameters(), tmodel.parameters()):
             assert_close(p.detach(), tp, rtol=1e-5, atol=1e-6)
+def test_a_namedtuple_class_the_function_reads_does_not_look_changed():
+    """The DQN tutorial's `batch = Transition(*zip(*transitions))` inside a compiled step: the class's classmethods
+    (`_make`) bind a new method object at every read, which is not a change."""
+    transition = namedtuple("Transition", ("state", "reward"))
+
+    def step(lib, x):
+        batch = transition(*zip(*[(x, x * 2), (x + 1, x)]))
+        return lib.stack(batch.state).sum() + lib.stack(batch.reward).sum()
+
+    compiled = graphc.compile(lambda x: step(graphc, x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            assert compiled(graphc.ones(2)).item() == step(torch, torch.ones(2)).item()
+    assert compiled.num_traces == 1

@@ -38,7 +38,8 @@ MISSING = object()
 
 
 def equal(a, b) -> bool:
-    """Same object, or equal values of one value type (NaN equals NaN), element by element for tuples."""
+    """Same object, or equal values of one value type (NaN equals NaN), element by element for tuples; bound
+    methods of one function and object."""
     if a is b:
         return True
     kind = type(a)
@@ -46,6 +47,8 @@ def equal(a, b) -> bool:
         return False
     if kind is tuple:
         return len(a) == len(b) and all(map(equal, a, b))
+    if kind is types.MethodType:  # each read of a classmethod (a namedtuple's _make) binds a new method object
+        return a.__func__ is b.__func__ and a.__self__ is b.__self__
     return kind in VALUES and (a == b or (a != a and b != b))
 
 
