@@ -289,3 +289,65 @@ def test_scaled_dot_product_attention_enable_gqa():
           TF.scaled_dot_product_attention(tq, tk, tv, enable_gqa=True), [gq, gk, gv], [tq, tk, tv], 1e-5, 1e-6)
     with pytest.raises(NotImplementedError, match="scaled_dot_product_attention: enable_gqa=True with fewer"):
         F.scaled_dot_product_attention(gq, gk[:, :2], gv[:, :2], enable_gqa=True)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("mode, padding_mode", [("bilinear", "zeros"), ("bilinear", "border"), ("nearest", "zeros"),
+                                                ("nearest", "border")])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_spatial_transformer_sampling_matches_torch(align_corners, mode, padding_mode, compiled):
+    """affine_grid then grid_sample (the spatial transformer tutorial), with points outside the input: values and
+    the gradients of the input and of theta."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    theta = np.array([[0.9, 0.2, 0.1], [-0.1, 1.1, -0.2]], np.float32) + rng.standard_normal((2, 2, 3)).astype(
+        np.float32) * 0.3
+    weights = (np.arange(2 * 3 * 4 * 7, dtype=np.float32) % 5).reshape(2, 3, 4, 7)
+
+    def sample(lib, x, theta):
+        grid = lib.nn.functional.affine_grid(theta, [2, 3, 4, 7], align_corners=align_corners) * 1.3
+        out = lib.nn.functional.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+        return out, (out * lib.tensor(weights)).sum()
+    results = []
+    for lib in (graphc, torch):
+        gx, gtheta = lib.tensor(x, requires_grad=True), lib.tensor(theta, requires_grad=True)
+        run = graphc.compile(lambda a, b: sample(graphc, a, b)) if compiled and lib is graphc else \
+            (lambda a, b, lib=lib: sample(lib, a, b))
+        out, loss = run(gx, gtheta)
+        loss.backward()
+        theta_grad = np.zeros_like(theta) if gtheta.grad is None else gtheta.grad.numpy()  # nearest: no path to theta
+        results.append((out.detach().numpy(), gx.grad.numpy(), theta_grad))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_gumbel_softmax_samples_and_the_straight_through_gradient():
+    logits = graphc.tensor(np.log(np.array([[0.7, 0.2, 0.1]] * 4000, np.float32)), requires_grad=True)
+    graphc.manual_seed(0)
+    soft = F.gumbel_softmax(logits, tau=0.5)
+    np.testing.assert_allclose(soft.sum(-1).detach().numpy(), 1.0, rtol=1e-5)
+    graphc.manual_seed(0)
+    hard = F.gumbel_softmax(logits, tau=0.5, hard=True)
+    assert set(np.unique(hard.detach().numpy())) <= {0.0, 1.0} and (hard.sum(-1) == 1).all()
+    assert (hard.argmax(-1) == soft.argmax(-1)).all()  # the same noise: the one-hot of the soft sample
+    frequencies = hard.detach().numpy().mean(0)  # Gumbel-max: the categorical distribution itself
+    np.testing.assert_allclose(frequencies, [0.7, 0.2, 0.1], atol=0.03)
+    weights = graphc.tensor(np.arange(3, dtype=np.float32))
+    (hard * weights).sum().backward()
+    straight = logits.grad.numpy().copy()
+    logits.grad = None
+    (soft * weights).sum().backward()
+    np.testing.assert_allclose(straight, logits.grad.numpy(), rtol=1e-5, atol=1e-7)  # the soft sample's gradient
+    torch.manual_seed(0)  # torch's samples have the same properties (its stream differs)
+    theirs = TF.gumbel_softmax(torch.tensor(logits.detach().numpy()), tau=0.5, hard=True)
+    np.testing.assert_allclose(theirs.numpy().mean(0), [0.7, 0.2, 0.1], atol=0.03)
+
+
+def test_data_parallel_without_cuda_runs_the_module_with_torchs_state_dict():
+    ours, theirs = graphc.nn.DataParallel(graphc.nn.Linear(3, 2)), torch.nn.DataParallel(torch.nn.Linear(3, 2))
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["module.weight", "module.bias"]
+    ours.load_state_dict(theirs.state_dict())
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours(graphc.tensor(x)).detach().numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-6)
+    assert ours.module is ours.get_submodule("module")

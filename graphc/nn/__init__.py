@@ -109,6 +109,7 @@ from .padding import (
     ZeroPad2d,
     ZeroPad3d,
 )
+from .parallel import DataParallel
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .sparse import Embedding, EmbeddingBag
 from .transformer import (
@@ -136,7 +137,7 @@ __all__ = ["functional", "init", "parallel", "utils", "Module", "Parameter", "Se
            "GRUCell", "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
            "TransformerDecoder", "Transformer", "Hardtanh", "ReLU6", "Hardswish", "Hardsigmoid", "Mish", "SELU", "CELU",
            "PReLU", "RReLU", "LogSigmoid", "Softmin", "Softsign", "Softshrink", "Hardshrink", "Tanhshrink", "Threshold",
-           "GLU", "RMSNorm", "CosineSimilarity", "PairwiseDistance", "Upsample", "UpsamplingNearest2d",
+           "GLU", "RMSNorm", "CosineSimilarity", "PairwiseDistance", "Upsample", "UpsamplingNearest2d", "DataParallel",
            "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d",
            "ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d",
            "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d", "CircularPad2d",

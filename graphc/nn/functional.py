@@ -19,7 +19,7 @@ from ..errors import op_error, warn_at_user
 from ..ops import attention as attention_ops
 from ..ops import elementwise, meta, reduction
 from ..ops import nn as nn_ops
-from ..ops.creation import arange, tensor
+from ..ops.creation import arange, empty_like, ones_like, tensor, zeros_like
 from ..ops.elementwise import (
     abs,
     clamp,
@@ -44,6 +44,7 @@ from ..ops.elementwise import (
     where,
 )
 from ..ops.indexing import check_bounds
+from ..ops.join import stack
 from ..ops.matmul import matmul
 from ..ops.reduction import mean, numel_of, sum
 from ..ops.view import squeeze, unsqueeze
@@ -1265,6 +1266,76 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
     """The p-norm of x1 - x2 + eps over the last dim (torch's formula: eps is added to the difference)."""
     return reduction.norm(x1 - x2 + eps, p, -1, keepdim)
+
+
+def affine_grid(theta: Tensor, size: list, align_corners: bool | None = None) -> Tensor:
+    """torch.nn.functional.affine_grid: the sampling grid (N, H, W, 2) of (x, y) points in [-1, 1] that the 2-d
+    affine maps theta (N, 2, 3) give for an output of size (N, C, H, W) (Jaderberg et al., "Spatial Transformer
+    Networks", 2015); differentiable in theta. align_corners as in grid_sample (None: False). Raises ValueError for
+    another theta shape or size."""
+    if len(size) != 4 or theta.ndim != 3 or tuple(theta.shape[1:]) != (2, 3) or theta.shape[0] != size[0]:
+        raise op_error("affine_grid", f"expected theta of shape (N, 2, 3) and a 4-d size (N, C, H, W) with the same "
+                       f"N, got theta of shape {list(theta.shape)} and size {list(size)}", (theta,), ValueError)
+    height, width = size[2], size[3]
+    ys, xs = (_grid_positions(n, align_corners, theta) for n in (height, width))
+    base = stack([xs.view(1, -1).expand(height, width), ys.view(-1, 1).expand(height, width),
+                  ones_like(xs[:1]).view(1, 1).expand(height, width)], -1)  # (H, W, 3): x, y, 1
+    return matmul(base.view(1, height * width, 3), theta.transpose(1, 2)).view(size[0], height, width, 2)
+
+
+def _grid_positions(n: int, align_corners: bool | None, like: Tensor) -> Tensor:
+    """The normalised coordinates of n pixel centres: -1 and 1 at the edge centres with align_corners, else at the
+    outer edges."""
+    steps = arange(n, dtype=like.dtype, device=like.device)
+    return steps * (2.0 / max(n - 1, 1)) - 1.0 if align_corners else (steps * 2.0 + 1.0) / n - 1.0
+
+
+def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros",
+                align_corners: bool | None = None) -> Tensor:
+    """torch.nn.functional.grid_sample for 4-d input (N, C, H, W): the values at the (x, y) points of grid
+    (N, Ho, Wo, 2), normalised to [-1, 1] (align_corners: -1 and 1 are the corner pixels' centres, else their
+    outer edges), as (N, C, Ho, Wo). mode "bilinear" or "nearest" (half to even, as torch); padding_mode "zeros"
+    (points outside read 0) or "border" (clamped to the edge). Gradients flow to input and, for bilinear, to grid,
+    as torch's. Raises NotImplementedError for "bicubic", "reflection" and 5-d input, ValueError for bad shapes."""
+    if input.ndim != 4 or grid.ndim != 4 or grid.shape[-1] != 2 or grid.shape[0] != input.shape[0]:
+        raise op_error("grid_sample", f"expected 4-d input (N, C, H, W) and grid (N, Ho, Wo, 2), got input of shape "
+                       f"{list(input.shape)} and grid of shape {list(grid.shape)}", (input, grid), ValueError)
+    if mode not in ("bilinear", "nearest") or padding_mode not in ("zeros", "border"):
+        raise NotImplementedError(f"grid_sample: mode {mode!r} with padding_mode {padding_mode!r} is not supported "
+                                  "(bilinear or nearest; zeros or border)")
+    n, c, height, width = input.shape
+    points = grid.shape[1] * grid.shape[2]
+
+    def unnormalise(coord: Tensor, size: int) -> Tensor:
+        pos = (coord + 1.0) * ((size - 1) / 2) if align_corners else ((coord + 1.0) * size - 1.0) / 2
+        return pos.clamp(0, size - 1) if padding_mode == "border" else pos
+    x, y = unnormalise(grid[..., 0], width), unnormalise(grid[..., 1], height)
+    flat = input.reshape(n, c, height * width)
+
+    def read(xi: Tensor, yi: Tensor) -> Tensor:
+        """input at integer positions (float tensors (N, Ho, Wo)); 0 outside."""
+        inside = (xi >= 0) & (xi <= width - 1) & (yi >= 0) & (yi <= height - 1)
+        index = (yi.clamp(0, height - 1) * width + xi.clamp(0, width - 1)).long().view(n, 1, points)
+        values = flat.gather(2, index.expand(n, c, points)).view(n, c, *grid.shape[1:3])
+        return values * inside.unsqueeze(1).to(values.dtype)
+    if mode == "nearest":
+        return read(x.round(), y.round())
+    x0, y0 = x.floor().detach(), y.floor().detach()
+    wx, wy = (x - x0).unsqueeze(1), (y - y0).unsqueeze(1)
+    return (read(x0, y0) * (1 - wx) * (1 - wy) + read(x0 + 1, y0) * wx * (1 - wy) +
+            read(x0, y0 + 1) * (1 - wx) * wy + read(x0 + 1, y0 + 1) * wx * wy)
+
+
+def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: float = 1e-10, dim: int = -1) -> Tensor:
+    """torch.nn.functional.gumbel_softmax: softmax((logits + g) / tau) over dim with Gumbel(0, 1) noise g (Jang et
+    al., "Categorical Reparameterization with Gumbel-Softmax", 2017); hard=True returns the one-hot of its argmax,
+    with the soft sample's gradient (straight-through). eps is unused, as in torch."""
+    gumbels = -empty_like(logits).exponential_().log()
+    soft = ((logits + gumbels) / tau).softmax(dim)
+    if not hard:
+        return soft
+    index = soft.argmax(dim, keepdim=True)
+    return zeros_like(logits).scatter_(dim, index, 1.0) - soft.detach() + soft
 
 
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:

@@ -1,4 +1,5 @@
-"""graphc.nn.parallel: DistributedDataParallel on torch.distributed."""
+"""graphc.nn.parallel: DistributedDataParallel on torch.distributed, and DataParallel."""
+from .data_parallel import DataParallel
 from .distributed import DistributedDataParallel
 
-__all__ = ["DistributedDataParallel"]
+__all__ = ["DataParallel", "DistributedDataParallel"]
