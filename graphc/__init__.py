@@ -128,7 +128,7 @@ def _export_ops() -> None:
 
 
 _export_ops()
-from . import distributions, linalg, special  # noqa: E402  (built on the ops above)
+from . import distributions, func, linalg, special  # noqa: E402  (built on the ops above)
 
 globals().update(linalg.ALIASES)
 for _name, _fn in linalg.ALIASES.items():
