@@ -76,15 +76,20 @@ def _leaves(tree: Any) -> list[Tensor]:
     return found
 
 
-def _differentiable(args: tuple, positions: tuple) -> tuple[list, bool]:
-    """The arguments, the tensors at positions requiring grad (a detached copy of one that does not); and whether
-    any of them required grad already (a transform inside another, as hessian's jacrev of grad, or a parameter an
-    outer backward differentiates: the results then keep their history)."""
+def _traced_call(func: Callable, argnums: int | tuple[int, ...], has_aux: bool, args: tuple, kwargs: dict) -> tuple:
+    """func called with grad enabled on the arguments, the tensors at argnums requiring grad (a detached copy of one
+    that does not): (positions, the arguments, whether one of them required grad already, output, aux). That one
+    did means a transform inside another (hessian's jacrev of grad) or a parameter an outer backward differentiates:
+    the results then keep their history."""
+    positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     args = list(args)
     outer = any(t.requires_grad for i in positions for t in _leaves(args[i]))
     for i in positions:
         args[i] = _map(args[i], lambda t: t if t.requires_grad else t.detach().requires_grad_(True))
-    return args, outer
+    with enable_grad():
+        out = func(*args, **kwargs)
+    output, aux = out if has_aux else (out, None)
+    return positions, args, outer, output, aux
 
 
 def _kept(grads, outer: bool) -> list:
@@ -97,11 +102,8 @@ def grad_and_value(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: 
     (with has_aux, func returns (output, aux) and the value is (output, aux)). Raises RuntimeError for another
     output."""
     def wrapped(*args, **kwargs):
-        positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-        args, outer = _differentiable(args, positions)
+        positions, args, outer, output, aux = _traced_call(func, argnums, has_aux, args, kwargs)
         with enable_grad():
-            out = func(*args, **kwargs)
-            output, aux = out if has_aux else (out, None)
             if not isinstance(output, Tensor) or output.numel() != 1:
                 raise RuntimeError("grad: the function must return a single-element tensor"
                                    + (" (and the aux value, with has_aux)" if has_aux else ""))
@@ -151,11 +153,8 @@ def jacrev(func: Callable, argnums: int | tuple[int, ...] = 0, *, has_aux: bool 
     """torch.func.jacrev: the Jacobian of func's tensor output with respect to the arguments at argnums, shaped
     output.shape + argument.shape, one reverse pass per output element."""
     def wrapped(*args, **kwargs):
-        positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-        args, outer = _differentiable(args, positions)
+        positions, args, outer, output, aux = _traced_call(func, argnums, has_aux, args, kwargs)
         with enable_grad():
-            out = func(*args, **kwargs)
-            output, aux = out if has_aux else (out, None)
             flat = output.reshape(-1)
             rows = [_kept(autograd_grad(flat[k], [args[i] for i in positions], retain_graph=True, allow_unused=True,
                                         create_graph=True), outer) for k in range(flat.numel())]
