@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -450,6 +451,52 @@ def test_a_module_that_stores_a_tensor_requiring_grad_replays():
             (tout.sum() + theirs.attn.square().sum()).backward()
             assert_close(ours.q.weight.grad, theirs.q.weight.grad, rtol=1e-4, atol=1e-5)
     assert compiled.num_traces == 2
+
+
+@dataclass
+class _ModelOutput:  # a Hugging Face style output record
+    loss: object = None
+    logits: object = None
+
+
+@dataclass
+class _Batch:
+    inputs: object
+    labels: object
+
+
+def test_dataclass_outputs_and_arguments_replay():
+    """A model returning a dataclass (`outputs.loss`, `outputs.logits`, as Hugging Face models do), trained with a
+    compiled step that takes a dataclass batch: one forward and backward plan, torch's losses and gradients."""
+    def build(lib):
+        class Model(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.linear = lib.nn.Linear(4, 3)
+
+            def forward(self, x, labels=None):
+                logits = self.linear(x)
+                loss = None if labels is None else lib.nn.functional.cross_entropy(logits, labels)
+                return _ModelOutput(loss=loss, logits=logits)
+        return Model()
+    ours, theirs = build(graphc), build(torch)
+    ours.load_state_dict({k: graphc.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()})
+    compiled = graphc.compile(ours)
+    step = graphc.compile(lambda batch: ours(batch.inputs, labels=batch.labels).loss * 2)
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.integers(0, 3, 8)
+            out, tout = compiled(graphc.tensor(x), labels=graphc.tensor(y)), theirs(torch.tensor(x), torch.tensor(y))
+            assert type(out) is _ModelOutput
+            assert_close(out.logits, tout.logits)
+            out.loss.backward()
+            tout.loss.backward()
+            assert_close(ours.linear.weight.grad, theirs.linear.weight.grad)
+            doubled = step(_Batch(graphc.tensor(x), graphc.tensor(y)))
+            assert_close(doubled, tout.loss * 2)
+    assert compiled.num_traces == 1 and step.num_traces == 1
 
 
 def test_a_compiled_module_with_batchnorm_in_training_replays_and_updates_running_stats():

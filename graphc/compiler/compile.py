@@ -7,6 +7,7 @@ behind outside its results (no new state such as lazily created optimizer moment
 requires grad; other traces simply trace again on the next call, reusing the cached segment plans."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
@@ -87,23 +88,27 @@ def plan_steps(graph: Graph, backend: str, mode: str) -> Steps:
     return steps
 
 
-def sequence(obj) -> Callable | None:
-    """How to rebuild obj from its items when it is a list, a tuple or a named tuple (the return types of max(dim),
-    sort, topk: (values, indices)), else None (a leaf; a Size too)."""
+def children(obj) -> tuple[list, Callable] | None:
+    """The items of obj and how to rebuild it from new ones when it is a list, a tuple, a named tuple (the return
+    types of max(dim), sort, topk: (values, indices)) or a dataclass instance (a model's output record, as Hugging
+    Face's: its fields set by __init__), else None (a leaf; a Size too)."""
     kind = type(obj)
     if kind is tuple or kind is list:
-        return kind
+        return list(obj), kind
     if isinstance(obj, tuple) and hasattr(kind, "_fields"):
-        return lambda items: kind(*items)
+        return list(obj), lambda items: kind(*items)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = [f.name for f in dataclasses.fields(obj) if f.init]
+        return [getattr(obj, name) for name in names], lambda items: dataclasses.replace(obj, **dict(zip(names, items)))
     return None
 
 
 def leaves(obj, out: list) -> list:
-    """The leaves of nested tuples (named ones too), lists and dicts, in order; a dict's keys are leaves too, so two
-    dicts with the same keys in another order have different signatures."""
-    kind = type(obj)
-    if sequence(obj) is not None:
-        for v in obj:
+    """The leaves of nested tuples (named ones too), lists, dataclass instances and dicts, in order; a dict's keys
+    are leaves too, so two dicts with the same keys in another order have different signatures."""
+    kind, inner = type(obj), children(obj)
+    if inner is not None:
+        for v in inner[0]:
             leaves(v, out)
     elif kind is dict:
         for k, v in obj.items():
@@ -169,9 +174,9 @@ def argument_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
 
 
 def _leaf_names(obj, name: str, out: list) -> None:
-    kind = type(obj)
-    if sequence(obj) is not None:
-        for i, v in enumerate(obj):
+    kind, inner = type(obj), children(obj)
+    if inner is not None:
+        for i, v in enumerate(inner[0]):
             _leaf_names(v, f"{name}[{i}]", out)
     elif kind is dict:
         for k, v in obj.items():
@@ -465,9 +470,9 @@ class _Arg:
 
 def _map_leaves(obj, fn: Callable):
     """obj with each leaf (as `leaves` orders them) replaced by fn(leaf)."""
-    kind, make = type(obj), sequence(obj)
-    if make is not None:
-        return make([_map_leaves(v, fn) for v in obj])
+    kind, inner = type(obj), children(obj)
+    if inner is not None:
+        return inner[1]([_map_leaves(v, fn) for v in inner[0]])
     if kind is dict:
         return {k: _map_leaves(v, fn) for k, v in obj.items()}
     return fn(obj)
@@ -540,9 +545,9 @@ def _fill(template, outs: list, made: dict[int, Tensor], flat: list, scalars: Sc
                 own_memory(base)  # as the trace gave it (Capture._share_memory)
             t = made[id(template)] = _view_of(base, template.steps, lambda x: _fill(x, outs, made, flat, scalars))
         return t
-    make = sequence(template)
-    if make is not None:
-        return make([_fill(v, outs, made, flat, scalars) for v in template])
+    inner = children(template)
+    if inner is not None:
+        return inner[1]([_fill(v, outs, made, flat, scalars) for v in inner[0]])
     if kind is dict:
         return {k: _fill(v, outs, made, flat, scalars) for k, v in template.items()}
     return template
@@ -1043,9 +1048,9 @@ def _template_from(result, live: list[Tensor], nodes: list[Node], written: list[
     made: dict[int, _Out | _View | _Made] = {}
 
     def walk(obj):
-        kind, make = type(obj), sequence(obj)
-        if make is not None:
-            return make([walk(v) for v in obj])
+        kind, inner = type(obj), children(obj)
+        if inner is not None:
+            return inner[1]([walk(v) for v in inner[0]])
         if kind is dict:
             return {k: walk(v) for k, v in obj.items()}
         if kind is Tensor and capture.weak_node(obj) is not None:
@@ -1078,8 +1083,9 @@ def _outs_of(template, viewed: bool = False) -> list[tuple[_Out, bool]]:
     if kind is _View:
         return _outs_of(template.base, True) + [o for _, others, _ in template.steps for x in others
                                                  for o in _outs_of(x, True)]
-    if sequence(template) is not None:
-        return [o for x in template for o in _outs_of(x, viewed)]
+    inner = children(template)
+    if inner is not None:
+        return [o for x in inner[0] for o in _outs_of(x, viewed)]
     if kind is dict:
         return [o for x in template.values() for o in _outs_of(x, viewed)]
     return []
