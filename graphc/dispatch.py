@@ -86,15 +86,18 @@ class Op:
     type taking the same operands or onnx(builder, node) -> the output's value name (graphc/onnx/export.py);
     ufunc: the numpy ufunc that computes the op when it has no attrs, so the numpy plan can compute it into a shared
     buffer (out=: runtime.Buffers): the forward itself when it is one, else declared (div's forward is a function
-    for its rounding modes, and np.true_divide without one)."""
+    for its rounding modes, and np.true_divide without one); shape_inputs: the positions of inputs the op reads only
+    for their shape and dtype (sum_to's target, expand_as's): a compiled plan neither stores nor keeps those
+    values for it (runtime.FallbackStep hands its forward a stand-in of that shape)."""
 
     __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "lowering", "fallback", "pure", "inverse",
                  "doc", "saved_inputs", "saves_output", "saves_cross", "autocast",
-                 "onnx", "ufunc")
+                 "onnx", "ufunc", "shape_inputs")
 
     def __init__(self, name, category, infer, forward, backward=None, parse=None, lowering=None, pure=True, doc=None,
-                 inverse=None, fallback=None, saves=None, autocast=None, onnx=None, ufunc=None):
+                 inverse=None, fallback=None, saves=None, autocast=None, onnx=None, ufunc=None, shape_inputs=()):
         self.name, self.category, self.infer, self.forward = name, category, infer, forward
+        self.shape_inputs = tuple(shape_inputs)
         self.backward, self.parse, self.lowering, self.pure, self.inverse = backward, parse, lowering, pure, inverse
         self.fallback, self.autocast, self.onnx = fallback, autocast, onnx
         self.ufunc = forward if isinstance(forward, np.ufunc) else ufunc
@@ -128,7 +131,8 @@ def parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
 
 def op(name: str, category: str, infer, backward=None, parse=None, lowering: Lowering | None = None,
        pure: bool = True, inverse=None, fallback: str | None = None, saves=None, autocast: dict | None = None,
-       onnx=None, replaces: tuple[Op, Callable] | None = None, ufunc: np.ufunc | None = None):
+       onnx=None, replaces: tuple[Op, Callable] | None = None, ufunc: np.ufunc | None = None,
+       shape_inputs: tuple[int, ...] = ()):
     """Decorator over an op's numpy implementation: registers and returns the Op (callable as the public function).
     replaces=(last, match): a pattern of other ops, ending in `last`, that this op computes in one application;
     while a graph is captured, match(operand nodes of `last`, its attrs, graph) -> (operand nodes, attrs) of this op,
@@ -138,7 +142,8 @@ def op(name: str, category: str, infer, backward=None, parse=None, lowering: Low
         if name in OPS:
             raise ValueError(f"op {name!r} is defined twice")
         OPS[name] = Op(name, category, infer, forward, backward, parse, lowering, pure, inverse=inverse,
-                       fallback=fallback, saves=saves, autocast=autocast, onnx=onnx, ufunc=ufunc)
+                       fallback=fallback, saves=saves, autocast=autocast, onnx=onnx, ufunc=ufunc,
+                       shape_inputs=shape_inputs)
         if replaces is not None:
             PATTERNS.setdefault(replaces[0], []).append((OPS[name], replaces[1]))
         return OPS[name]

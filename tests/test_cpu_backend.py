@@ -462,3 +462,32 @@ def test_a_stale_cached_library_is_built_anew():
     for index in (native.cache.cache_dir() / "native").glob("*.index"):
         index.write_text(str(index))  # not a shared library
     check(fn, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_copied_outputs_and_shape_only_operands_match_torch_when_a_new_size_breaks_them(dtype):
+    """A linear layer's backward sums its gradients to their targets' shapes: with a batch of 1 the bias's sum_to
+    keeps its shape (a copy the kernel does not store, fusion's copy propagation), with 5 it sums rows, which the
+    fused kernel cannot (that call runs the group op by op); sum_to's targets are never stored for it. Values and
+    gradients against torch over batches 1, 5 and 1 (NaN in the last)."""
+    w0, b0 = randn(8, 8).astype(dtype), randn(1, 8).astype(dtype)
+    w, b = graphc.tensor(w0, requires_grad=True), graphc.tensor(b0, requires_grad=True)
+    tw, tb = torch.tensor(w0, requires_grad=True), torch.tensor(b0, requires_grad=True)
+    opt, topt = graphc.optim.SGD([w, b], lr=0.1), torch.optim.SGD([tw, tb], lr=0.1)
+
+    def step(lib, opt, x, w, b):
+        opt.zero_grad()
+        h = lib.nn.functional.layer_norm(x @ w + b, (8,)).tanh()
+        (h * h).sum().backward()
+        opt.step()
+        return h
+
+    compiled = graphc.compile(lambda x: step(graphc, opt, x, w, b), backend="cpu", mode="max-autotune")
+    for i, n in enumerate((1, 5, 1)):
+        x = randn(n, 8).astype(dtype)
+        x[0, 0] = np.nan if i == 2 else x[0, 0]
+        assert_close(compiled(graphc.tensor(x)), step(torch, topt, torch.from_numpy(x), tw, tb), rtol=1e-4,
+                     atol=1e-5)
+        assert_close(w, tw, rtol=1e-4, atol=1e-5)
+        assert_close(b, tb, rtol=1e-4, atol=1e-5)
+    assert any(s.group.copies for s in native_steps(compiled))

@@ -107,3 +107,39 @@ def test_a_per_row_consumer_absorbs_a_row_shaped_group_as_per_row_values():
     assert [n.op.name for n in group.nodes] == ["cast", "sum", "mul"]
     assert group.aligned[flag] == group.aligned[total] == (6, 1)
 
+
+
+def test_a_value_read_only_for_its_shape_is_neither_stored_nor_loaded():
+    """sum_to(g, like) reads like's shape alone (Op.shape_inputs): like's kernel does not store it for that, and the
+    kernel computing the sum_to takes no pointer to it (a layer norm's forward stored five such values)."""
+    g = Graph()
+    x = _input(g, 4, 8)
+    e = _op(g, "exp", x)
+    like = _op(g, "tanh", e)
+    kept = _op(g, "cumsum", e, dim=1)  # computed from the first kernel: the sum_to cannot join it
+    g.outputs = [_op(g, "add", _op(g, "sum_to", _op(g, "mul", kept, 2.0), like), 1.0)]
+    fusion = Fusion(g)
+    first, last = fusion.group_of[like], fusion.group_of[g.outputs[0]]
+    assert first is not last and first.outputs == [e]
+    assert [key[0] for key in last.loads] == [kept]
+
+
+def test_an_output_equal_to_another_member_is_stored_once():
+    """Copy propagation: sum_to of a gradient that already has its target's shape is its input's values, so the
+    kernel stores the input once (for a matmul: the product BLAS writes anyway) and the plan hands that array out
+    for both; a graph output is stored on its own."""
+    g = Graph()
+    x, w = _input(g, 4, 8), _input(g, 8, 8)
+    product = _op(g, "matmul", x, w)
+    same = _op(g, "sum_to", product, x)
+    scaled = _op(g, "mul", product, 2.0)
+    a = _op(g, "add", x, 1.0)
+    once, twice = _op(g, "sum_to", a, x), None
+    twice = _op(g, "sum_to", once, x)
+    returned = _op(g, "sum_to", a, x)
+    g.outputs = [_op(g, "cumsum", same, dim=1), _op(g, "cumsum", scaled, dim=1), _op(g, "cumsum", once, dim=0),
+                 _op(g, "cumsum", twice, dim=1), returned]
+    fusion = Fusion(g)
+    mm, ew = fusion.group_of[product], fusion.group_of[a]
+    assert mm.copies == {same: product} and mm.outputs == [product, scaled]
+    assert ew.copies == {once: a, twice: a} and ew.outputs == [a, returned]

@@ -15,7 +15,7 @@ import networkx as nx
 
 from ..dispatch import ELEMENTWISE, MATMUL
 from .ir import Graph, Node
-from .lowering import lowering, reduce_dims
+from .lowering import copies_operand, lowering, reduce_dims, value_inputs
 from .views import view_chain, view_kind
 
 
@@ -38,6 +38,7 @@ class Group:
         # row-indexed members: one value per row, shaped like the kept dims (a reduction without keepdim)
         self.row_indexed: set[Node] = set()
         self.permuted: dict[Node, list[Node]] = {}  # clone(permute(v)) outputs: v stored through the permutation
+        self.copies: dict[Node, Node] = {}  # members read outside that are another output's values unchanged
         self.stage: dict[Node, int] = {}  # per member: how many reductions deep it is (set when fusion ends)
         # can a row be cut into chunks combined afterwards? (one stage of reductions, and no value stored per
         # element needs their results: softmax cannot, its write-back needs the whole row's max and sum)
@@ -129,7 +130,7 @@ class Fusion:
         self.fallbacks: list[Node] = []
         self.reasons: list[str] = []
         self.dag = nx.DiGraph()  # group/fallback ids; an edge means "runs before"
-        self.users = graph.users()
+        self.users = {n: [u for u in users if n in value_inputs(u)] for n, users in graph.users().items()}
         self._form()
         self._finish()
 
@@ -176,21 +177,19 @@ class Fusion:
 
     def _producers(self, n: Node) -> set:
         keys = set()
-        for x in n.inputs:
-            if isinstance(x, Node):
-                k = self._key(view_chain(x)[0])
-                if k is not None:
-                    keys.add(k)
+        for x in value_inputs(n):
+            k = self._key(view_chain(x)[0])
+            if k is not None:
+                keys.add(k)
         return keys
 
     def _candidates(self, n: Node) -> list[Group]:
         """The groups computing n's inputs, reductions and matmuls first (the kernels worth growing)."""
         seen = []
-        for x in n.inputs:
-            if isinstance(x, Node):
-                g = self.group_of.get(view_chain(x)[0])
-                if g is not None and g not in seen:
-                    seen.append(g)
+        for x in value_inputs(n):
+            g = self.group_of.get(view_chain(x)[0])
+            if g is not None and g not in seen:
+                seen.append(g)
         return sorted(seen, key=lambda g: g.kind == "elementwise")
 
     def _absorb(self, g: Group, n: Node) -> None:
@@ -388,9 +387,39 @@ class Fusion:
                         self.reasons.append(f"{n.op.name} at {n.where or '?'} materialised by kernel {g.id}: "
                                             f"read by {len(outside)} op(s) outside it")
             for n in g.nodes:
-                for x in n.inputs:
-                    if isinstance(x, Node) and view_chain(x)[0] not in members and load_key(g, x, n) not in g.loads:
+                for x in value_inputs(n):
+                    if view_chain(x)[0] not in members and load_key(g, x, n) not in g.loads:
                         g.loads.append(load_key(g, x, n))
+            self._propagate_copies(g, outputs)
+
+    def _propagate_copies(self, g: Group, graph_outputs: set) -> None:
+        """Copy propagation: an output that is a member's values unchanged (a sum over no dims: the sum_to of a
+        gradient that already has its input's shape, which backward writes after every linear layer) is not stored;
+        the kernel stores that member and the plan hands its array out for both (g.copies). A call whose sizes break
+        the fusion's relations runs the group op by op, and within them both keep the iteration space's shape.
+        Graph outputs are stored each on their own: the caller gets arrays it may write to."""
+        if g.kind == "template":
+            return
+        members = set(g.nodes)
+
+        def copied(n: Node) -> Node | None:
+            if not copies_operand(n):
+                return None
+            x = n.inputs[0]
+            if x not in members or tuple(x.shape) != g.space or \
+                    n in g.permuted or x in g.permuted or n in g.row_indexed or x in g.row_indexed:
+                return None
+            return copied(x) or x
+
+        for n in list(g.outputs):
+            source = None if n in graph_outputs else copied(n)
+            if source is not None:
+                g.copies[n] = source
+                g.outputs.remove(n)
+                if source not in g.outputs:
+                    g.outputs.append(source)
+        if g.copies:
+            g.outputs.sort(key=g.nodes.index)
 
     def _inside(self, user: Node, g: Group) -> bool:
         """Does user consume its input inside g (directly or through views that end inside g)?"""

@@ -12,6 +12,20 @@ def reduce_dims(node: Node) -> tuple:
     return node.op.lowering.reduce_dims(shapes, **node.attrs)
 
 
+def value_inputs(node: Node) -> list[Node]:
+    """The inputs whose values node reads: its node inputs, less those its op reads only for their shape
+    (Op.shape_inputs: sum_to's target is often a value nothing else reads, which a kernel would store only for it)."""
+    skip = node.op.shape_inputs if node.kind == "op" else ()
+    return [x for i, x in enumerate(node.inputs) if isinstance(x, Node) and i not in skip]
+
+
+def copies_operand(node: Node) -> bool:
+    """Whether node's value is its first operand's, unchanged (a reduction over no dims: the sum_to of a gradient that
+    already has its target's shape)."""
+    return lowering(node) == "pointwise" and node.op.lowering.reduce is not None and not reduce_dims(node) and \
+        tuple(node.shape) == tuple(node.inputs[0].shape) and node.dtype is node.inputs[0].dtype
+
+
 def lowering(node: Node) -> str:
     """How a node is computed: 'memory' (an input or constant), 'view' (index arithmetic), 'pointwise', 'reduction',
     'matmul', 'template' (a kernel) or 'fallback' (the op's numpy implementation, between kernels)."""

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..dispatch import MATMUL
 from .ir import Graph, Node
-from .lowering import lowering, reduce_dims
+from .lowering import copies_operand
 from .runtime import reference_values
 from .views import view_kind
 
@@ -79,7 +79,7 @@ def transpose_products(graph: Graph) -> Graph:
                 not all(type(x) is Node and x.ndim == 2 for x in m.inputs):
             continue
         last = m  # the product may pass through copies (a sum_to over no dims) before its transposes
-        while len(users[last]) == 1 and last not in outputs and _copies(users[last][0]):
+        while len(users[last]) == 1 and last not in outputs and copies_operand(users[last][0]):
             last = users[last][0]
         if last in outputs or not users[last] or not all(_transposes(u) for u in users[last]):
             continue
@@ -102,12 +102,6 @@ def transpose_products(graph: Graph) -> Graph:
 def _transposes(node: Node) -> bool:
     """Whether node is the transpose of a 2-d value (a view)."""
     return view_kind(node) == "permute" and node.attrs["dims"] == (1, 0)
-
-
-def _copies(node: Node) -> bool:
-    """Whether node's value is its first operand's, unchanged (a reduction over no dims)."""
-    return lowering(node) == "pointwise" and node.op.lowering.reduce is not None and not reduce_dims(node) and \
-        tuple(node.shape) == tuple(node.inputs[0].shape) and node.dtype is node.inputs[0].dtype
 
 
 def elide_copies(graph: Graph) -> Graph:

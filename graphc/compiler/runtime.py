@@ -23,6 +23,7 @@ from ..ops.matmul import matmul
 from ..tensor import from_torch, to_torch
 from . import cache, standin
 from .ir import Graph, Meta, Node
+from .lowering import value_inputs
 from .plan import Plan, Step, Steps
 from .views import view_chain, view_through
 
@@ -485,7 +486,7 @@ class KernelStep(Step):
     def __init__(self, group: Group, source: str, name: str, backend: str):
         self.chains = [(key, *view_chain(key[0])) for key in group.loads]  # (load, its base, the views over it)
         reads = list(dict.fromkeys(base for _, base, _ in self.chains))
-        super().__init__(reads, list(group.outputs), list(group.nodes))
+        super().__init__(reads, list(group.outputs) + list(group.copies), list(group.nodes))
         self.group, self.kind, self.source, self.name, self.backend = group, group.kind, source, name, backend
         self.relations = size_relations(group, ShapesAtPlanTime())
         self._fits: tuple = (None, True)  # (the shapes dict last checked, whether it kept the relations)
@@ -511,6 +512,12 @@ class KernelStep(Step):
             step(local, shapes)
         for n in self.writes:
             values[n] = local[n]
+
+    def publish_copies(self, values: dict) -> None:
+        """The outputs the kernel did not store, each the array of the member it copies (fusion's copy
+        propagation; a call that runs the kernel fits its sizes, under which they hold the same values)."""
+        for n, source in self.group.copies.items():
+            values[n] = values[source]
 
     def operands(self, values: dict, shapes: dict, convert) -> dict:
         """Each load's array (converted by convert) seen through its views, keyed like group.loads."""
@@ -581,6 +588,7 @@ class TritonKernelStep(KernelStep):
                 buf.copy_(to_torch(np.asarray(values[n], order="C")))
         for n, buf in zip(g.outputs, outs):
             values[n] = buf.numpy() if self.backend == "interpret" else buf
+        self.publish_copies(values)
 
     def pick(self, space: tuple, run) -> None:
         """Launch with the heuristic config, or in mode='max-autotune' on a GPU with the fastest of the template's
@@ -691,6 +699,7 @@ class CKernelStep(KernelStep):
             function((ctypes.c_uint64 * len(pointers))(*pointers), address)
         for n, buf in zip(k.outputs, outs):
             values[n] = buf
+        self.publish_copies(values)
 
     def gemm_arguments(self, a: np.ndarray, b: np.ndarray) -> tuple | None:
         """(a, b, the GEMM's integers, its batch offsets, the ?gemm function's address) for the kernel's product of
@@ -848,18 +857,19 @@ class FallbackStep(Step):
 
     def __init__(self, node: Node, reason: str, backend: str):
         reads = []
-        for x in node.inputs:
-            if isinstance(x, Node) and view_chain(x)[0] not in reads:
+        for x in value_inputs(node):
+            if view_chain(x)[0] not in reads:
                 reads.append(view_chain(x)[0])
         super().__init__(reads, [node], [node])
         self.node, self.reason, self.backend = node, reason, backend
         self.fresh = new_memory(node)
 
     def __call__(self, values: dict, shapes: dict) -> None:
-        values[self.node] = self.to_backend(run_forward(self.node.op, [self.operand(x, values, shapes) for x in
-                                                                       self.node.inputs], self.node.attrs,
-                                                        self.node.dtype, self.node.inputs,
-                                                        self.node.dtype.is_low_precision))
+        shape_only = self.node.op.shape_inputs  # stand-ins of their shape: the plan need not have computed them
+        operands = [np.broadcast_to(np.zeros((), x.dtype.np), shapes[x]) if i in shape_only else
+                    self.operand(x, values, shapes) for i, x in enumerate(self.node.inputs)]
+        values[self.node] = self.to_backend(run_forward(self.node.op, operands, self.node.attrs, self.node.dtype,
+                                                        self.node.inputs, self.node.dtype.is_low_precision))
 
     def operand(self, x, values: dict, shapes: dict):
         if not isinstance(x, Node):

@@ -187,7 +187,8 @@ def _numel_infer(x, dim):
     return (), dtypes.int64
 
 
-@op("numel", OTHER, _numel_infer, parse=lambda x, dim=None: ((x,), {"dim": meta.reduced_dims(dim, x.ndim)}))
+@op("numel", OTHER, _numel_infer, parse=lambda x, dim=None: ((x,), {"dim": meta.reduced_dims(dim, x.ndim)}),
+    shape_inputs=(0,))
 def numel_of(x, dim):
     """Number of elements of x over dims, as a 0-d int64 tensor computed from x's runtime shape."""
     return np.array(_count(x.shape, dim))
@@ -208,7 +209,7 @@ def _sum_to_dims(shapes: tuple) -> tuple:
 
 
 @op("sum_to", REDUCTION, _sum_to_infer, lowering=Lowering(reduce="sum", reduce_dims=_sum_to_dims), saves=(),
-    backward=lambda c, g: (expand_as(g, c.inputs[0]), None))
+    backward=lambda c, g: (expand_as(g, c.inputs[0]), None), shape_inputs=(1,))
 def sum_to(g, x):
     """g summed over the dims that broadcasting added or stretched, giving x's shape (gradient of broadcasting)."""
     dims = _sum_to_dims((g.shape, x.shape))

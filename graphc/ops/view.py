@@ -204,8 +204,8 @@ def _expand_as_backward(c, g):
     return (sum_to(g, c.inputs[0]), None)
 
 
-expand_as = op("expand_as", VIEW, _expand_as_infer, lowering=EXPAND,
-               backward=_expand_as_backward, inverse=_expand_inverse, onnx=lambda g, n: g.expand(n))(
+expand_as = op("expand_as", VIEW, _expand_as_infer, lowering=EXPAND, backward=_expand_as_backward,
+               inverse=_expand_inverse, onnx=lambda g, n: g.expand(n), shape_inputs=(1,))(
     lambda x, other: broadcast_view(x, tuple(other.shape))
 )
 
