@@ -491,3 +491,44 @@ def test_copied_outputs_and_shape_only_operands_match_torch_when_a_new_size_brea
         assert_close(w, tw, rtol=1e-4, atol=1e-5)
         assert_close(b, tb, rtol=1e-4, atol=1e-5)
     assert any(s.group.copies for s in native_steps(compiled))
+
+
+
+def _pieces_loss(x, how):
+    """A loss over the pieces of x split along its last dim (how: chunk, split sizes, or slices written out,
+    literal or running to the end)."""
+    if how == "chunk":
+        pieces = x.chunk(3, -1)
+    elif how == "split":
+        pieces = x.split([3, 4, 2], dim=-1)
+    elif how == "open":
+        pieces = x[..., :2], x[..., 2:]
+    else:
+        pieces = x[..., :2], x[..., 2:9]
+    return sum(((p * (i + 1)).tanh() * p).sum() for i, p in enumerate(pieces))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("how", ["chunk", "split", "open", "literal"])
+def test_split_gradients_are_one_cat_and_match_torch(how, dtype):
+    """Autograd adds up the gradients of split's pieces, each an index_grad zero-filling the whole input: the capture
+    records one cat of the pieces' gradients instead (cat's replaces), where the pieces tile a dim the trace is
+    specialised to (split, chunk) or the last runs to the end. Literal bounds that tile the dim only at this size
+    keep the index_grads: the replay on a wider input (its gradient zero past the pieces) must still match torch.
+    Values and gradients against torch, NaN and inf in the first input, widths 9 then 11 where the split allows."""
+    def step(x):
+        loss = _pieces_loss(x, how)
+        loss.backward()
+        return loss
+
+    compiled = graphc.compile(step, backend="cpu", mode="max-autotune")
+    for width in (9, 11) if how in ("open", "literal") else (9, 9):
+        x0 = (special if width == 9 else randn)(7, 4, width).astype(dtype)
+        x, tx = graphc.tensor(x0, requires_grad=True), torch.tensor(x0, requires_grad=True)
+        loss, tloss = compiled(x), _pieces_loss(tx, how)
+        tloss.backward()
+        assert_close(loss, tloss, rtol=1e-5, atol=1e-5)
+        assert_close(x.grad, tx.grad, rtol=1e-5, atol=1e-5)
+    assert compiled.num_compiles == 1
+    ops = [n.op.name for runtime in compiled._plans.values() for n in runtime.graph.nodes if n.kind == "op"]
+    assert ("index_grad" in ops) == (how == "literal") and ("cat" in ops) == (how != "literal"), ops

@@ -212,6 +212,10 @@ class Capture:
         for d in dims:
             self.size_reads[(owner, d)] = shape[d]
 
+    def is_specialized(self, node: Node, dim: int) -> bool:
+        """Whether the traced program depends on this node's size along dim (note_sizes: a guard)."""
+        return any(d == dim and (owner is node or self.current.get(id(owner)) is node) for owner, d in self.size_reads)
+
     def alias(self, t: Tensor) -> Tensor:
         """detach() under capture: the same elements (an alias of t's storage), no autograd history."""
         rec = self._alias(t)

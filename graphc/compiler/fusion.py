@@ -395,7 +395,8 @@ class Fusion:
     def _propagate_copies(self, g: Group, graph_outputs: set) -> None:
         """Copy propagation: an output that is a member's values unchanged (a sum over no dims: the sum_to of a
         gradient that already has its input's shape, which backward writes after every linear layer) is not stored;
-        the kernel stores that member and the plan hands its array out for both (g.copies). A call whose sizes break
+        the kernel stores that member and the plan hands its array out for both (g.copies), as it does the array of
+        a value the kernel loads. A call whose sizes break
         the fusion's relations runs the group op by op, and within them both keep the iteration space's shape.
         Graph outputs are stored each on their own: the caller gets arrays it may write to."""
         if g.kind == "template":
@@ -406,8 +407,11 @@ class Fusion:
             if not copies_operand(n):
                 return None
             x = n.inputs[0]
-            if x not in members or tuple(x.shape) != g.space or \
-                    n in g.permuted or x in g.permuted or n in g.row_indexed or x in g.row_indexed:
+            if x not in members:  # another step's value, which no step writes into afterwards (a graph input may be)
+                return x if x.kind == "op" and view_chain(x)[0] is x and (x, None) in g.loads and \
+                    tuple(x.shape) == g.space else None
+            if tuple(x.shape) != g.space or n in g.permuted or x in g.permuted or n in g.row_indexed or \
+                    x in g.row_indexed:
                 return None
             return copied(x) or x
 
@@ -416,7 +420,7 @@ class Fusion:
             if source is not None:
                 g.copies[n] = source
                 g.outputs.remove(n)
-                if source not in g.outputs:
+                if source in members and source not in g.outputs:
                     g.outputs.append(source)
         if g.copies:
             g.outputs.sort(key=g.nodes.index)

@@ -107,7 +107,7 @@ def _written_out(operands: tuple, attrs: dict, graph) -> tuple | None:
     weights, v = operands
 
     def produced(x, op, arity=None):
-        return _is_node(x) and x.kind == "op" and x.op is op and (arity is None or len(x.inputs) == arity)
+        return meta.is_node(x) and x.kind == "op" and x.op is op and (arity is None or len(x.inputs) == arity)
 
     def in_float32(x) -> bool:  # the cast of softmax's dtype=torch.float32
         return produced(x, cast) and x.dtype is dtypes.float32 and x.inputs[0].dtype.is_floating_point
@@ -137,7 +137,7 @@ def _written_out(operands: tuple, attrs: dict, graph) -> tuple | None:
     if produced(x, masked_fill, 3) and type(x.inputs[2]) in NUMBERS:
         scores, mask, found["fill"] = x.inputs[0], (x.inputs[1],), float(x.inputs[2])
         chain.append(x)
-    elif produced(x, add, 2) and all(_is_node(a) for a in x.inputs):
+    elif produced(x, add, 2) and all(meta.is_node(a) for a in x.inputs):
         scores, float_mask = x.inputs if produced(x.inputs[0], mul) or produced(x.inputs[0], div) or \
             produced(x.inputs[0], matmul) else x.inputs[::-1]
         mask = (float_mask,)
@@ -165,7 +165,7 @@ def _written_out(operands: tuple, attrs: dict, graph) -> tuple | None:
         found["scale"] *= float(c)
     k = kt.inputs[0]
     dims = kt.attrs["dims"]
-    if not (_is_node(q) and _is_node(k) and _is_node(v)) or \
+    if not (meta.is_node(q) and meta.is_node(k) and meta.is_node(v)) or \
             tuple(dims) != (*range(k.ndim - 2), k.ndim - 1, k.ndim - 2):
         return None
     try:
@@ -177,11 +177,6 @@ def _written_out(operands: tuple, attrs: dict, graph) -> tuple | None:
     if any(u not in inside for n in chain for u in users[n]) or any(n in graph.outputs for n in chain):
         return None
     return (q, k, v, *mask), found
-
-
-def _is_node(x) -> bool:
-    """Is x a graph node (the compiler's IR Node: an operand that is not a Python number)?"""
-    return hasattr(x, "kind") and hasattr(x, "inputs")
 
 
 def _onnx(g, n) -> str:

@@ -10,9 +10,9 @@ from ..dispatch import OTHER, VIEW, op
 from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
-from .elementwise import cast
-from .indexing import _FULL, getitem
-from .view import atleast_1d, atleast_2d, atleast_3d, reshape, unsqueeze
+from .elementwise import add, cast
+from .indexing import _FULL, getitem, index_grad
+from .view import atleast_1d, atleast_2d, atleast_3d, clone, reshape, unsqueeze
 
 
 def _cat_parse(tensors, dim: int = 0):
@@ -42,7 +42,56 @@ def _cat_backward(c, g):
     return tuple(grads)
 
 
-@op("cat", OTHER, _cat_infer, parse=_cat_parse, backward=_cat_backward, saves=())
+def _sliced_gradients(operands: tuple, attrs: dict, graph) -> tuple | None:
+    """The gradients of split's (or chunk's) pieces, which autograd adds up, joined: the operands and attrs of one cat,
+    when `operands` (those of an add) sum index_grad nodes of one value x, with no index tensors, whose slices of one
+    dim tile it. cat writes each piece once, where each index_grad zero-filled all of x to write its slice and the
+    adds read every one back (a GPT block's q, k and v gradients: 9 full passes become 2). Only where the trace is
+    specialised to x's size along that dim (split and chunk are), or the last slice runs to the end: pieces that
+    tile x at this size might not at another."""
+    def pieces(x, depth: int) -> list | None:
+        if not (meta.is_node(x) and x.kind == "op") or depth > 64:
+            return None
+        if x.op is index_grad and len(x.inputs) == 2:
+            return [x]
+        if x.op is clone:  # a leaf's .grad starts as a copy of the first gradient, the others are added to it
+            return pieces(x.inputs[0], depth + 1)
+        if x.op is add and not x.attrs:
+            found = [pieces(y, depth + 1) for y in x.inputs]
+            return None if None in found else [p for f in found for p in f]
+        return None
+
+    found = [pieces(x, 0) for x in operands]
+    if len(operands) != 2 or None in found:
+        return None
+    parts = [p for f in found for p in f]
+    target = parts[0].inputs[1]
+    cuts = []
+    for p in parts:
+        items = p.attrs["items"]
+        sliced = [d for d, item in enumerate(items) if item != _FULL]
+        if p.inputs[1] is not target or p.dtype is not parts[0].dtype or len(items) > target.ndim or \
+                len(sliced) != 1 or type(items[sliced[0]]) is not tuple or items[sliced[0]][2] not in (None, 1):
+            return None
+        d = sliced[0]
+        start, stop = items[d][0], items[d][1]
+        if any(type(b) is not int or b < 0 for b in (start, stop) if b is not None):
+            return None
+        start, stop = start or 0, target.shape[d] if stop is None else min(stop, target.shape[d])
+        cuts.append((d, start, stop, items[d][1] is None, p))
+    cuts.sort(key=lambda c: c[1])
+    d, size = cuts[0][0], target.shape[cuts[0][0]]
+    if any(c[0] != d for c in cuts) or [c[1] for c in cuts] != [0] + [c[2] for c in cuts[:-1]] or \
+            cuts[-1][2] != size or any(c[1] >= c[2] for c in cuts) or \
+            not (cuts[-1][3] or meta.is_specialized(target, d)):
+        return None
+    grads = [c[4].inputs[0] for c in cuts]
+    if any(tuple(g.shape) != target.shape[:d] + (c[2] - c[1],) + target.shape[d + 1:] for g, c in zip(grads, cuts)):
+        return None
+    return tuple(grads), {"dim": d}
+
+
+@op("cat", OTHER, _cat_infer, parse=_cat_parse, backward=_cat_backward, saves=(), replaces=(add, _sliced_gradients))
 def cat(*arrays, dim):
     """torch.cat: tensors joined along an existing dim (dtypes promoted)."""
     return np.concatenate(arrays, axis=dim)

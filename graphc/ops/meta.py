@@ -20,6 +20,18 @@ def specialized_size(x, dim: int) -> int:
     return x.shape[dim]
 
 
+def is_node(x) -> bool:
+    """Is x a graph node (the compiler's IR Node: an operand that is not a Python number)? For the patterns an op
+    replaces (dispatch.op's replaces)."""
+    return hasattr(x, "kind") and hasattr(x, "inputs")
+
+
+def is_specialized(node, dim: int) -> bool:
+    """Whether the program being traced is specialised to this IR node's size along dim (a guard of the compiled
+    function: split built its views from it, or user code read it)."""
+    return STATE.capture is not None and STATE.capture.is_specialized(node, dim)
+
+
 def shape_of(x) -> tuple[int, ...]:
     return () if type(x) in _SCALAR_CATEGORY else tuple(x.shape)
 
