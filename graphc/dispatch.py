@@ -173,14 +173,27 @@ def weak_scalars(arrays: list, want) -> list:
             for a in arrays]
 
 
+def narrow_integers(arrays: list, out_dtype: dtypes.dtype) -> list:
+    """arrays computed in out_dtype's compute type when they are all integers or bools of 1 or 2 bytes and the
+    result is floating: numpy would compute a float function of them in float16 (np.exp of uint8 80 is inf,
+    np.sqrt of 200 is 14.140625), torch computes it in the result's dtype."""
+    if not out_dtype.is_floating_point or not all(
+            a.dtype.kind in "biu" and a.dtype.itemsize <= 2 for a in arrays if type(a) is np.ndarray):
+        return arrays
+    ty = np.float32 if out_dtype.is_low_precision else out_dtype.np
+    return [a.astype(ty) if type(a) is np.ndarray else a for a in arrays]
+
+
 def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inputs: tuple,
                 low_precision: bool = False) -> np.ndarray:
     """Run the numpy implementation; float16/bfloat16 compute in float32 and round once, as torch does on CPU."""
     if low_precision and op.category != VIEW:
         arrays = [a.astype(np.float32) if type(a) is np.ndarray and a.dtype.itemsize == 2 and a.dtype.kind in "fV"
                   else a for a in arrays]
-    if op.category == ELEMENTWISE and len(arrays) > 1 and out_dtype.is_floating_point:
-        arrays = weak_scalars(arrays, out_dtype.np)
+    if op.category == ELEMENTWISE and out_dtype.is_floating_point:
+        arrays = narrow_integers(arrays, out_dtype)
+        if len(arrays) > 1:
+            arrays = weak_scalars(arrays, out_dtype.np)
     try:
         out = op.forward(*arrays, **attrs)
     except (ValueError, TypeError, IndexError) as e:

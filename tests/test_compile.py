@@ -922,3 +922,39 @@ def test_a_plan_runs_without_numpy_huge_page_advice_and_restores_it(monkeypatch)
         assert seen == [False, True]
     finally:
         runtime._set_madvise_hugepage(before)
+
+
+def test_a_float_argument_of_a_function_differentiated_outside_it():
+    """`f(w, 2.0).backward()` and a module whose float attribute (an annealed temperature) changes between calls,
+    with the backward outside: the float the trace lifted into an input is the number it stood for in the trace's
+    autograd graph (before: the backward failed on it)."""
+    tw = torch.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    gw = graphc.tensor(tw.detach().numpy(), requires_grad=True)
+    compiled = graphc.compile(lambda w, s: (w * s).square().sum())
+    for scale in (2.0, 3.0, 3.0, 0.5):
+        gw.grad, tw.grad = None, None
+        compiled(gw, scale).backward()
+        (tw * scale).square().sum().backward()
+        assert_close(gw.grad, tw.grad)
+
+    def build(lib):
+        class Tempered(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.linear = lib.nn.Linear(4, 3)
+                self.tau = 0.5
+
+            def forward(self, x):
+                return self.linear(x) / self.tau
+        return Tempered()
+    ours, theirs = build(graphc), build(torch)
+    ours.load_state_dict({k: graphc.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()})
+    model = graphc.compile(ours)
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    for tau in (0.5, 0.7, 0.9, 0.9):
+        ours.tau = theirs.tau = tau
+        ours.zero_grad()
+        theirs.zero_grad()
+        model(graphc.tensor(x)).square().sum().backward()
+        theirs(torch.tensor(x)).square().sum().backward()
+        assert_close(ours.linear.weight.grad, theirs.linear.weight.grad, rtol=1e-5, atol=1e-5)

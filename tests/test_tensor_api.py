@@ -764,3 +764,27 @@ def test_narrow_integer_kernels_compile_for_sm90(_kernel_cache):
         report = graphc.explain(lambda *a, name=name: _NARROW[name](graphc, *a), *inputs)
         assert report.num_kernels >= 1 and not report.fallbacks, str(report)
         assert_compiles_for_sm90(report.kernels)
+
+
+@pytest.mark.parametrize("backend", ["eager", "numpy"])
+def test_float_functions_of_narrow_integers_compute_in_float32(backend):
+    """numpy computes exp/sqrt of uint8, int8 and bool in float16 (exp(80) overflows); torch in float32."""
+    values = {"uint8": [80, 15, 200], "int8": [-100, 3, 88], "bool": [True, False, True]}
+    for name, data in values.items():
+        for fn in (lambda t: t.exp(), lambda t: t.sqrt(), lambda t: t.sin()):
+            ours = graphc.tensor(data, dtype=getattr(graphc, name if name != "bool" else "bool"))
+            run = fn if backend == "eager" else graphc.compile(fn, backend=backend)
+            expected = fn(torch.tensor(data, dtype=getattr(torch, name)))
+            assert_close(run(ours), expected, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("name", ["uint8", "int8", "int16", "int32", "int64", "bool"])
+def test_descending_sort_and_topk_of_integers_match_torch(name):
+    """Sorting by the negated values wrapped: uint8 0 and int64's minimum sorted as the largest."""
+    info = np.iinfo(name) if name != "bool" else None
+    data = [0, 1, 0, 1, 1] if name == "bool" else [info.min, 5, info.max, 5, 0, 1]
+    ours, theirs = graphc.tensor(data, dtype=getattr(graphc, name)), torch.tensor(data, dtype=getattr(torch, name))
+    mine, reference = ours.sort(descending=True, stable=True), theirs.sort(descending=True, stable=True)
+    assert mine.values.tolist() == reference.values.tolist() and mine.indices.tolist() == reference.indices.tolist()
+    if name != "bool":
+        assert ours.topk(3).values.tolist() == theirs.topk(3).values.tolist()

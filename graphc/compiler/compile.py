@@ -773,6 +773,9 @@ class CompiledFunction:
         except BaseException:
             self._abandon(capture, state)
             raise
+        for t in scalars.proxies:  # a scalar proxy an autograd node kept (w * s) is the number it stood for
+            if t._data is None:
+                t._data = np.asarray(capture.weak[t._node], t.dtype.np)
         if capture.writing_hooks and not self._warned_hooks:
             self._warned_hooks = True
             hook = capture.writing_hooks[0]

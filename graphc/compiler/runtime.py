@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import dtypes
-from ..dispatch import ELEMENTWISE, MATMUL, VIEW, memory_owner, run_forward
+from ..dispatch import ELEMENTWISE, MATMUL, VIEW, memory_owner, narrow_integers, run_forward
 from ..dtypes import LOW_PRECISION
 from ..ops.matmul import matmul
 from ..tensor import from_torch, to_torch
@@ -86,6 +86,8 @@ def _compile_call(node: Node):
     inputs = node.inputs
     kinds = tuple(type(x) is Node for x in inputs)
     low = node.op.category != VIEW and any(type(x) is Node and x.dtype in LOW_PRECISION for x in inputs)
+    narrow = node.op.category == ELEMENTWISE and node.dtype.is_floating_point and all(
+        x.dtype.category < 2 and x.dtype.itemsize <= 2 for x in inputs if type(x) is Node)
     weak = weak_operands(node)
 
     def finish(out) -> np.ndarray:
@@ -93,9 +95,10 @@ def _compile_call(node: Node):
             out = np.asarray(out)
         return out if out.dtype is want or out.dtype == want else out.astype(want)
 
-    if low or weak:
+    if low or weak or narrow:
         def run(values: dict) -> None:
             args = [values[x].item() if x in weak else values[x] if is_node else x for is_node, x in zip(kinds, inputs)]
+            args = narrow_integers(args, node.dtype) if narrow else args
             values[node] = finish(fn(*[a.astype(np.float32) if type(a) is np.ndarray and a.dtype.itemsize == 2 and
                                        a.dtype.kind in "fV" else a for a in args]))
     elif kinds == (True,):

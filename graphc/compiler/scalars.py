@@ -52,6 +52,7 @@ class ScalarInputs:
         self.holders: list[tuple[Tensor, tuple]] = []
         self.guards: list[tuple[Node, object]] = []
         self.nodes: dict[Node, Tensor] = {}  # input node -> its holder
+        self.proxies: list[Tensor] = []  # the proxies the function was handed (given their numbers after the trace)
 
     def lift(self, capture, value, source: tuple) -> Tensor:
         """A scalar proxy for value, read from source at each call."""
@@ -60,7 +61,9 @@ class ScalarInputs:
         capture.weak[node] = float(value)
         self.holders.append((holder, source))
         self.nodes[node] = holder
-        return capture._proxy(node)
+        proxy = capture._proxy(node)
+        self.proxies.append(proxy)
+        return proxy
 
     def read(self, flat: list) -> list | None:
         """This call's values of the sources, or None where one is no longer a float."""

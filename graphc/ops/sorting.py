@@ -45,11 +45,10 @@ def argsort(x, dim, descending):
         return np.zeros((), np.int64)
     if not descending:
         return np.argsort(x, dim, kind="stable")
-    key = x.astype(np.int64) if x.dtype.kind == "b" else x
-    if key.dtype.kind == "f":  # NaN first, then the rest largest first
-        nan = np.isnan(key)
-        return np.lexsort((-np.where(nan, 0, key), ~nan), axis=dim)
-    return np.argsort(-key, dim, kind="stable")
+    if x.dtype.kind == "f":  # NaN first, then the rest largest first
+        nan = np.isnan(x)
+        return np.lexsort((-np.where(nan, 0, x), ~nan), axis=dim)
+    return np.argsort(~x, dim, kind="stable")  # ~x reverses integer and bool order; -x wraps (uint8 0, int64 min)
 
 
 def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
