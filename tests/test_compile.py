@@ -958,3 +958,15 @@ def test_a_float_argument_of_a_function_differentiated_outside_it():
         model(graphc.tensor(x)).square().sum().backward()
         theirs(torch.tensor(x)).square().sum().backward()
         assert_close(ours.linear.weight.grad, theirs.linear.weight.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_a_made_tensor_written_in_place_then_saved_backpropagates_from_the_first_call():
+    """`graphc.zeros_like(x).add_(1) * x`: mul saves the written tensor; after the trace its memory is a new root's,
+    whose version must count the write (before: the first call's backward refused it as modified in place)."""
+    for _ in range(3):
+        x, tx = graphc.tensor([1.0, -2.0, 3.0], requires_grad=True), torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        for make in (lambda lib, v: lib.zeros_like(v).add_(1) * v, lambda lib, v: lib.ones_like(v).mul_(2) * v):
+            x.grad = tx.grad = None
+            graphc.compile(lambda v, make=make: make(graphc, v))(x).sum().backward()
+            make(torch, tx).sum().backward()
+            assert_close(x.grad, tx.grad)

@@ -638,6 +638,9 @@ class Capture:
             if m is not None and m is not root and id(m) in given:
                 steps = self._alias_of(m).steps
                 m._data = apply_steps(root._data, steps, lambda x: x() if type(x) is weakref.ref else x)
+                if m._version is not None and m._version is not root._version:
+                    # the aliases' writes counted: a backward checks what it saved against them (zeros_like(x).add_(1))
+                    root._counter().version = max(root._counter().version, m._version.version)
                 m._version = root._counter()
 
     def viewed_root(self, t: Tensor) -> tuple[Tensor, tuple] | None:
