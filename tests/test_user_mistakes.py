@@ -166,3 +166,20 @@ def test_a_compiled_batch_norm_refuses_one_value_per_channel_as_torch(backend):
     # the refused call changed no statistic (torch's module counts it in num_batches_tracked before refusing)
     for name in ("running_mean", "running_var"):
         np.testing.assert_allclose(getattr(ours, name).numpy(), getattr(theirs, name).numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("norm, good, bad", [
+    (lambda lib, x: lib.nn.functional.batch_norm(x, None, None, training=True), (4, 3), (1, 3)),
+    (lambda lib, x: lib.nn.functional.instance_norm(x), (2, 3, 4), (2, 3, 1)),
+], ids=["batch_norm", "instance_norm"])
+def test_a_compiled_normalisation_without_running_stats_refuses_one_value(norm, good, bad):
+    """Without running statistics nothing else reads the sample count: the plan still checks it."""
+    compiled = graphc.compile(lambda x: norm(graphc, x))
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        x = rng.standard_normal(good).astype(np.float32)
+        np.testing.assert_allclose(compiled(graphc.tensor(x)).numpy(), norm(torch, torch.tensor(x)).numpy(),
+                                   rtol=1e-5, atol=1e-5)
+    x = rng.standard_normal(bad).astype(np.float32)
+    ours, theirs = _errors(lambda: compiled(graphc.tensor(x)), lambda: norm(torch, torch.tensor(x)))
+    assert isinstance(ours, type(theirs)) and "more than 1" in str(ours), ours

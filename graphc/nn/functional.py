@@ -931,6 +931,12 @@ def _sample_count(name: str, input: Tensor, dims: tuple, what: str) -> Tensor:
                         message=f"{name}: expected more than 1 {what} when training, got {{}}")
 
 
+def _depending(eps: float, count: Tensor) -> Tensor:
+    """eps as a 0-d tensor computed from count, so that a compiled plan keeps count's check_bounds when nothing else
+    reads the count (a normalisation without running statistics)."""
+    return count * 0 + eps
+
+
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
                bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
                eps: float = 1e-5) -> Tensor:
@@ -943,7 +949,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     channel = (-1,) + (1,) * (input.ndim - 2)
     if training:
         n = _sample_count("batch_norm", input, dims, "value per channel")
-        out, mu, var = _normalize(input, dims, eps)
+        out, mu, var = _normalize(input, dims, eps if running_mean is not None else _depending(eps, n))
         if running_mean is not None:
             with no_grad():
                 running_mean.mul_(1 - momentum).add_(mu.detach().view(-1) * momentum)
@@ -1388,7 +1394,7 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     channel = (-1,) + (1,) * (input.ndim - 2)
     if use_input_stats:
         n = _sample_count("instance_norm", input, dims, "spatial element")
-        out, mu, var = _normalize(input, dims, eps)
+        out, mu, var = _normalize(input, dims, eps if running_mean is not None else _depending(eps, n))
         if running_mean is not None:
             with no_grad():
                 batch_mu, batch_var = mean(mu.detach(), (0,) + dims), mean(var.detach(), (0,) + dims) * (n / (n - 1))
