@@ -134,13 +134,13 @@ def vmap(func: Callable, in_dims: int | tuple | None = 0, out_dims: int | tuple 
     arguments may be dicts/lists/tuples of tensors), its outputs (a tensor, or a dict/list/tuple of them) stacked
     along out_dims. Calls func once per index. Raises ValueError when the mapped sizes differ or nothing is
     mapped."""
-    def wrapped(*args):
+    def wrapped(*args, **kwargs):  # keyword arguments are passed whole, as torch's vmap does
         dims = in_dims if isinstance(in_dims, (tuple, list)) else (in_dims,) * len(args)
         sizes = {t.shape[d] for a, d in zip(args, dims) if d is not None for t in _leaves(a)}
         if len(sizes) != 1:
             raise ValueError(f"vmap: expected one size along the mapped dims, got {sorted(sizes) or 'none'}")
-        outs = [func(*(a if d is None else _map(a, lambda t, d=d, i=i: t.select(d, i)) for a, d in zip(args, dims)))
-                for i in range(sizes.pop())]
+        outs = [func(*(a if d is None else _map(a, lambda t, d=d, i=i: t.select(d, i)) for a, d in zip(args, dims)),
+                     **kwargs) for i in range(sizes.pop())]
         leaves = [_leaves(o) for o in outs]
         o_dims = out_dims if isinstance(out_dims, (tuple, list)) else (out_dims,) * len(leaves[0])
         stacked = iter([stack([row[k] for row in leaves], d) for k, d in enumerate(o_dims)])
@@ -150,17 +150,21 @@ def vmap(func: Callable, in_dims: int | tuple | None = 0, out_dims: int | tuple 
 
 def jacrev(func: Callable, argnums: int | tuple[int, ...] = 0, *, has_aux: bool = False,
            chunk_size: int | None = None) -> Callable:
-    """torch.func.jacrev: the Jacobian of func's tensor output with respect to the arguments at argnums, shaped
-    output.shape + argument.shape, one reverse pass per output element."""
+    """torch.func.jacrev: the Jacobian of func's output (a tensor, or a dict/list/tuple of them: one Jacobian each)
+    with respect to the arguments at argnums, shaped output.shape + argument.shape, one reverse pass per output
+    element."""
     def wrapped(*args, **kwargs):
         positions, args, outer, output, aux = _traced_call(func, argnums, has_aux, args, kwargs)
-        with enable_grad():
-            flat = output.reshape(-1)
-            rows = [_kept(autograd_grad(flat[k], [args[i] for i in positions], retain_graph=True, allow_unused=True,
-                                        create_graph=True), outer) for k in range(flat.numel())]
-        jacobians = tuple(stack([r[j] if r[j] is not None else args[i] * 0 for r in rows]).reshape(
-            tuple(output.shape) + tuple(args[i].shape)) for j, i in enumerate(positions))
-        result = jacobians[0] if isinstance(argnums, int) else jacobians
+
+        def jacobian(out: Tensor):
+            with enable_grad():
+                flat = out.reshape(-1)
+                rows = [_kept(autograd_grad(flat[k], [args[i] for i in positions], retain_graph=True,
+                                            allow_unused=True, create_graph=True), outer) for k in range(flat.numel())]
+            jacobians = tuple(stack([r[j] if r[j] is not None else args[i] * 0 for r in rows]).reshape(
+                tuple(out.shape) + tuple(args[i].shape)) for j, i in enumerate(positions))
+            return jacobians[0] if isinstance(argnums, int) else jacobians
+        result = _map(output, jacobian)
         return (result, aux) if has_aux else result
     return wrapped
 

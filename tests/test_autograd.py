@@ -379,3 +379,14 @@ def test_func_transforms_match_torch_func():
         ours_out = fn(graphc)(*(graphc.tensor(a) for a in args))
         assert not ours_out.requires_grad
         assert_close(ours_out, fn(torch)(*(torch.tensor(a) for a in args)))
+
+
+def test_jacrev_of_several_outputs_and_vmap_keyword_arguments():
+    x = np.array([0.1, 0.2, 0.3], np.float32)
+    ours = graphc.func.jacrev(lambda v: (v.sin(), v.sum()))(graphc.tensor(x))
+    theirs = torch.func.jacrev(lambda v: (v.sin(), v.sum()))(torch.tensor(x))
+    for a, b in zip(ours, theirs):
+        assert_close(a, b)
+    batch = np.stack([x, 2 * x])
+    assert_close(graphc.func.vmap(lambda v, scale=1.0: v * scale)(graphc.tensor(batch), scale=3.0),
+                 torch.func.vmap(lambda v, scale=1.0: v * scale)(torch.tensor(batch), scale=3.0))

@@ -970,3 +970,13 @@ def test_a_made_tensor_written_in_place_then_saved_backpropagates_from_the_first
             graphc.compile(lambda v, make=make: make(graphc, v))(x).sum().backward()
             make(torch, tx).sum().backward()
             assert_close(x.grad, tx.grad)
+
+
+def test_a_result_computed_into_a_made_tensor_stays_writable():
+    """`graphc.empty_like(x).copy_(x * 2)` returned: once the native kernels run, the result was a read-only view of
+    the plan's input, and the caller's in-place update raised."""
+    compiled = graphc.compile(lambda x: graphc.empty_like(x).copy_(x * 2), mode="max-autotune")
+    for _ in range(3):
+        y = compiled(graphc.ones(2, 3))
+        y.add_(1)
+        assert_close(y, torch.full((2, 3), 3.0))

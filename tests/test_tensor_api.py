@@ -788,3 +788,14 @@ def test_descending_sort_and_topk_of_integers_match_torch(name):
     assert mine.values.tolist() == reference.values.tolist() and mine.indices.tolist() == reference.indices.tolist()
     if name != "bool":
         assert ours.topk(3).values.tolist() == theirs.topk(3).values.tolist()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_low_precision_var_and_std_accumulate_in_float32(dtype):
+    """A float16 column with standard deviation 100: its sum of squares overflows float16; torch's does not."""
+    x = (np.random.default_rng(0).standard_normal((150, 3)) * 100).astype(np.float32)
+    for fn in (lambda t: t.var(0), lambda t: t.std(0, keepdim=True), lambda t: t.var()):
+        ours = fn(graphc.tensor(x).to(getattr(graphc, dtype)))
+        theirs = fn(torch.tensor(x).to(getattr(torch, dtype)))
+        assert ours.dtype.name == dtype
+        np.testing.assert_allclose(ours.float().numpy(), theirs.float().numpy(), rtol=1e-2)

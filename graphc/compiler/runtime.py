@@ -342,7 +342,8 @@ class Runtime:
         outs = [values[n] for n in self.graph.outputs]
         for i in self.const_outputs:  # constants stay the plan's own: callers get copies they may write to
             outs[i] = outs[i].copy()
-        return outs
+        # a value computed into an input the call may not write (run_all's read-only views): the caller's copy
+        return [o.copy() if type(o) is np.ndarray and not o.flags.writeable else o for o in outs]
 
     def run_all(self, arrays: list, free: bool = False, inplace: bool = False) -> dict[Node, object]:
         """Run the plan; every node's value is kept unless `free`, which drops each after its last use. Input arrays

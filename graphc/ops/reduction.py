@@ -268,6 +268,8 @@ def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
     if isinstance(dim, bool) and unbiased is None:  # var(x, False): the old positional unbiased
         dim, unbiased = None, dim
     correction = correction if correction is not None else (0 if unbiased is False else 1)
+    if x.dtype.is_low_precision:  # the sum of squares in float32, as torch's kernel accumulates (float16 overflows)
+        return var(x.float(), dim, keepdim=keepdim, correction=correction).to(x.dtype)
     centered = x - mean(x, dim, keepdim=True)
     return sum(centered * centered, dim, keepdim) / (numel_of(x, dim) - correction)
 
