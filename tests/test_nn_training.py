@@ -136,4 +136,62 @@ def test_the_numpy_plan_computes_division_into_shared_buffers():
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
     (runtime,) = compiled._plans.values()
     steps = [s for s in runtime.plan.steps if s.ops[0] in ("div", "sqrt", "add")]
-    assert len(steps) == 4 and all(s.pooled for s in steps), [(s.ops, s.pooled) for s in steps]
+    assert len(steps) == 4 and all(s.takes for s in steps), [(s.ops, s.takes) for s in steps]
+
+
+def test_the_numpy_plans_first_call_computes_into_dead_operands_and_matches_torch(monkeypatch):
+    """A compiled Adam step's first call (the cpu backend's first tier runs this plan; it also creates Adam's state)
+    and the replays after it: a ufunc computes into the buffer of an operand it reads for the last time (a linear
+    layer's bias is added into its product's buffer, although the bias's sum_to in the backward reads the product's
+    shape later; one parameter's Adam temporaries share arrays), where eager numpy code would allocate. Losses,
+    gradients, parameters and moments equal torch's, and the parameters are updated in place (a view taken before
+    the calls sees the updates)."""
+    from graphc.compiler import runtime
+
+    ran: list[tuple] = []  # (op, shape, output address, operand addresses) of each step of the calls
+    made = runtime.OpStep.__init__
+
+    def recorded(self, node, buffers=None):
+        made(self, node, buffers)
+        run = self.run
+
+        def record(values):
+            run(values)
+            arrays = [values[x] for x in node.inputs if type(x) is runtime.Node]
+            ran.append((node.op.name, values[node].shape, values[node].ctypes.data, [a.ctypes.data for a in arrays]))
+        self.run = record
+
+    monkeypatch.setattr(runtime.OpStep, "__init__", recorded)
+    rng = np.random.default_rng(0)
+    tmodel = torch_mlp()
+    model = graphc.nn.Sequential(graphc.nn.Linear(64, 100), graphc.nn.ReLU(), graphc.nn.Linear(100, 100),
+                                 graphc.nn.ReLU(), graphc.nn.Linear(100, 10))
+    model.load_state_dict({k: graphc.tensor(v.detach().numpy()) for k, v in tmodel.state_dict().items()})
+    opt, topt = graphc.optim.Adam(model.parameters(), 1e-2), torch.optim.Adam(tmodel.parameters(), 1e-2)
+    views = [p.detach().view(-1) for p in model.parameters()]
+
+    def step(model, opt, F, x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = graphc.compile(step, backend="numpy")
+    for i in range(3):
+        x, y = rng.standard_normal((32, 64)).astype(np.float32), rng.integers(0, 10, 32)
+        loss = compiled(model, opt, graphc.nn.functional, graphc.tensor(x), graphc.tensor(y))
+        tloss = step(tmodel, topt, torch.nn.functional, torch.from_numpy(x), torch.from_numpy(y))
+        np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-5)
+        if i == 0:
+            biased = [r for r in ran if r[0] == "add" and r[1] == (32, 100)]
+            assert len(biased) == 2 and all(out in operands for _, _, out, operands in biased), biased
+            into = [r for r in ran if r[1] == (100, 100) and r[2] in r[3]]  # Adam's ufuncs on the hidden weight
+            assert len(into) >= 6, into
+        for p, tp, view in zip(model.parameters(), tmodel.parameters(), views):
+            np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(view.numpy(), p.detach().numpy().reshape(-1))
+            for key in ("exp_avg", "exp_avg_sq"):
+                np.testing.assert_allclose(opt.state[p][key].numpy(), topt.state[tp][key].numpy(), rtol=1e-5,
+                                           atol=1e-8)

@@ -51,8 +51,8 @@ class OpStep(Step):
         reads = list(dict.fromkeys(x for x in node.inputs if type(x) is Node))
         super().__init__(reads, [node], [node])
         self.fresh = new_memory(node)
-        self.pooled = buffers is not None
-        self.run = _compile_buffered(node, buffers.take) if buffers is not None else _compile_call(node)
+        self.takes = buffers is not None and buffered_ufunc(node)  # computes into a buffer from Buffers.take
+        self.run = _compile_buffered(node, buffers.take) if self.takes else _compile_call(node)
         if node.op.lowering is not None and node.op.lowering.template is not None:
             self.run = _on_one_blas_thread(self.run)
 
@@ -65,8 +65,7 @@ class OpStep(Step):
 
     def compute_into(self, node: Node, source: Node) -> None:
         super().compute_into(node, source)
-        self.pooled = False
-        self.run = _compile_into(node, source)
+        self.run = _compile_into(node, source, self.run)
 
 
 def _on_one_blas_thread(run):
@@ -156,14 +155,19 @@ def _is_ufunc(node: Node) -> bool:
 
 
 class Buffers:
-    """The numpy plan's buffers for intermediate values, shared by liveness: a step takes a free buffer of its
-    value's shape and dtype, and the runtime gives a value's buffer back once its last reader has run
-    (Runtime.run_all). A buffer given back is kept only while later steps of the call will take one like it (known
-    from the previous call's takes; a first call keeps them all), and none is kept between calls: the plan holds no
-    more memory than eager code would (a later step finds pages already mapped instead of fresh ones, which is what
-    makes reuse faster than allocating)."""
+    """The numpy plan's buffers for intermediate values, shared by liveness: a ufunc's step takes a free buffer of its
+    value's shape and dtype, and the runtime gives the array of a value in `recycled` back once its last reader is
+    running (Runtime.run_all): before that reader's step when the step takes a buffer itself, so that a ufunc
+    computes into an operand it reads for the last time (numpy computes a ufunc whose output is one of its operands
+    as if they did not overlap), where eager code would allocate: a linear layer's bias is added into its product,
+    and Adam's chains of ufuncs on one parameter compute into one array each. A buffer given back is kept only while
+    later steps of the call will take one like it (known from the previous call's takes; a first call keeps them
+    all), and none is kept between calls: the plan holds no more memory than eager code would (a later step finds
+    pages already mapped instead of fresh ones, which is what makes reuse faster than allocating; a first call's
+    fresh pages cost the most: an MLP step's first call faulted in 120 MB)."""
 
-    def __init__(self):
+    def __init__(self, recycled: set[Node]):
+        self.recycled = recycled
         self.free: dict[tuple, list[np.ndarray]] = {}
         self.takes: list[tuple] = []  # this call's, in order
         self.counts: dict[tuple, int] | None = None  # the last call's takes of each kind
@@ -191,8 +195,7 @@ class Buffers:
 
 
 def _compile_buffered(node: Node, take):
-    """A same-dtype ufunc writing into a buffer from take(shape, dtype) (out=). The output shape is an operand's
-    shape (same-shape operands, or one operand and a scalar)."""
+    """A same-dtype ufunc writing into a buffer from take(shape, dtype) (out=), of its operands' broadcast shape."""
     forward, want, inputs = node.op.ufunc, np.dtype(node.dtype.np), node.inputs
 
     if len(inputs) == 1:
@@ -203,7 +206,6 @@ def _compile_buffered(node: Node, take):
             values[node] = forward(x, out=take(x.shape, want))
         return run
     a, b = inputs
-    fallback = _compile_call(node)
     weak = weak_operands(node)
     if weak:  # an array and a 0-d value of another dtype, read as a Python number (weak_operands)
         array, number = (a, b) if b in weak else (b, a)
@@ -214,9 +216,8 @@ def _compile_buffered(node: Node, take):
     elif type(a) is Node and type(b) is Node:
         def run(values: dict) -> None:
             x, y = values[a], values[b]
-            if x.shape != y.shape:
-                return fallback(values)
-            values[node] = forward(x, y, out=take(x.shape, want))
+            shape = x.shape if x.shape == y.shape else np.broadcast_shapes(x.shape, y.shape)
+            values[node] = forward(x, y, out=take(shape, want))
     elif type(a) is Node:
         def run(values: dict) -> None:
             x = values[a]
@@ -228,19 +229,19 @@ def _compile_buffered(node: Node, take):
     return run
 
 
-def _compile_into(node: Node, source: Node):
-    """A same-dtype ufunc writing into the array of graph input source (a reinplaced update, reinplace.py), or into
-    new memory when this call's array cannot take it (read-only, another dtype, gaps in its layout); its shape is the
-    value's shape, which the entry's guards check (Entry.fits)."""
+def _compile_into(node: Node, source: Node, elsewhere):
+    """A same-dtype ufunc writing into the array of graph input source (a reinplaced update, reinplace.py), or as
+    `elsewhere` computes it (into a shared buffer or new memory) when this call's array cannot take it (read-only, as
+    in a plan's first run; another dtype, gaps in its layout); its shape is the value's shape, which the entry's
+    guards check (Entry.fits)."""
     forward, want, inputs = node.op.ufunc, np.dtype(node.dtype.np), node.inputs
     weak = weak_operands(node)
     kinds = tuple(0 if type(x) is not Node else 2 if x in weak else 1 for x in inputs)
-    fresh = _compile_call(node)
 
     def run(values: dict) -> None:
         out = values[source]
         if not takes(out, want):
-            return fresh(values)
+            return elsewhere(values)
         args = [values[x].item() if kind == 2 else values[x] if kind else x for kind, x in zip(kinds, inputs)]
         values[node] = forward(*args, out=out)
     return run
@@ -262,25 +263,26 @@ def buffered_ufunc(n: Node) -> bool:
             and n.dtype not in LOW_PRECISION)
 
 
-def reusable_buffers(graph: Graph) -> set[Node]:
-    """Nodes whose value can live in a shared buffer (Buffers): buffered ufuncs read only by ufuncs and matmuls
-    (which never alias their operands, so the buffer is free once the value's readers have run), and never a graph
-    output (outputs reach the caller)."""
+def recycled_values(graph: Graph) -> set[Node]:
+    """Nodes whose arrays are given back to Buffers once their values are dead: buffered ufuncs and matrix products
+    (new memory, their own) whose values only ufuncs and matrix products read (those never return an operand's
+    memory, so nothing refers to the array once they have run), and never a graph output (outputs reach the caller).
+    Readers of a node's shape alone (Op.shape_inputs: the sum_to in a broadcasting op's backward) do not keep its
+    buffer: a buffer is taken again only for a value of the same shape and dtype."""
     users: dict[Node, list[Node]] = {n: [] for n in graph.nodes}
     for n in graph.nodes:
-        for x in n.inputs:
-            if type(x) is Node:
-                users[x].append(n)
+        for x in value_inputs(n):
+            users[x].append(n)
     outputs = set(graph.outputs)
-    return {n for n in graph.nodes if n not in outputs and users[n] and buffered_ufunc(n)
-            and all(_is_ufunc(u) or u.op.category == "matmul" for u in users[n])}
+    return {n for n in graph.nodes if n not in outputs and users[n]
+            and (buffered_ufunc(n) or n.kind == "op" and n.op.category == MATMUL)
+            and all(_is_ufunc(u) or u.op.category == MATMUL for u in users[n])}
 
 
 def numpy_steps(graph: Graph) -> Steps:
-    """The numpy backend's plan: one step per op node; intermediates of ufuncs share buffers by liveness."""
-    reuse, buffers = reusable_buffers(graph), Buffers()
-    return Steps((OpStep(n, buffers if n in reuse else None) for n in graph.nodes if n.kind == "op"),
-                 buffers=buffers)
+    """The numpy backend's plan: one step per op node; ufuncs compute into buffers shared by liveness."""
+    buffers = Buffers(recycled_values(graph))
+    return Steps((OpStep(n, buffers) for n in graph.nodes if n.kind == "op"), buffers=buffers)
 
 
 def infer_shapes(graph: Graph, input_shapes: list[tuple]) -> dict[Node, tuple]:
@@ -313,9 +315,16 @@ class Runtime:
         self.const_outputs = [i for i, n in enumerate(plan.graph.outputs) if memory(n).kind == "const"]
         self.needs_shapes = any(type(s) is not OpStep for s in plan.steps)
         self.buffers = plan.steps.buffers if isinstance(plan.steps, Steps) else None
-        pooled = {n for s in plan.steps if type(s) is OpStep and s.pooled for n in s.writes}
-        self.schedule = [(s, s.run if type(s) is OpStep else None, tuple(free), tuple(n for n in free if n in pooled))
-                         for s, free in zip(plan.steps, plan.frees)]
+        recycled = self.buffers.recycled if self.buffers is not None else set()
+        last_read = {n: i for i, s in enumerate(plan.steps) if type(s) is OpStep for n in value_inputs(s.nodes[0])
+                     if n in recycled}
+        self.schedule = []  # (step, its run when an OpStep, dead values, arrays given back before it, and after it)
+        for i, (s, free) in enumerate(zip(plan.steps, plan.frees)):
+            given = tuple(dict.fromkeys(n for n in value_inputs(s.nodes[0]) if last_read.get(n) == i)) \
+                if type(s) is OpStep else ()
+            early = type(s) is OpStep and s.takes
+            self.schedule.append((s, s.run if type(s) is OpStep else None, tuple(free), given if early else (),
+                                  () if early else given))
         position = {n: i for i, n in enumerate(plan.graph.inputs)}
         self.written = sorted({position[source] for s in plan.steps for source in s.into.values()})
         self.first_write = next((i for i, s in enumerate(plan.steps) if s.into), len(plan.steps))
@@ -371,13 +380,16 @@ class Runtime:
         if buffers is not None:
             buffers.start_call()
         try:
-            for step, run, dead, recycled in self.schedule:
+            for step, run, dead, given_before, given_after in self.schedule:
+                if buffers is not None:
+                    for n in given_before:
+                        buffers.give(values[n])
                 if run is not None:
                     run(values)
                 else:
                     step(values, shapes)
                 if free:
-                    for n in recycled:
+                    for n in given_after:
                         buffers.give(values[n])
                     for n in dead:
                         del values[n]
