@@ -18,13 +18,15 @@ start-up in the process is spent on a trivial function first, as graphc.bench do
 gc.collect(), as timeit's timings run without the collector: a full collection of the ~335,000 objects that torch,
 Triton and graphc leave costs about 120 ms, and the set-up's allocations made it fall due inside whichever first call
 ran next) and checks that graphc and torch eager compute the same loss on the first step; --first-calls stops there
-(no native build, no timed steps). Each first call prints its wall-clock and CPU time (the process's, all threads).
+(no native build, no timed steps). Each first call prints its wall-clock and CPU time (the process's, all threads)
+and its page faults.
 `uptime`'s load average is printed before and after: other processes on the machine slow both sides."""
 from __future__ import annotations
 
 import argparse
 import gc
 import os
+import resource
 import tempfile
 import time
 
@@ -118,12 +120,14 @@ def timed(fn, *args, clock=time.perf_counter) -> tuple[float, object]:
     return clock() - start, out
 
 
-def time_first_call(fn, *args) -> tuple[float, float, object]:
-    """(wall-clock seconds, CPU seconds, result) of a first call, which starts after a full collection."""
+def time_first_call(fn, *args) -> tuple[float, float, int, object]:
+    """(wall-clock seconds, CPU seconds, page faults, result) of a first call, which starts after a full collection.
+    The page faults are the process's minor faults: each is a fresh 4 KB page, which costs more than the work
+    writing it on the 2-core machine (docs/benchmarks.md, "Fresh memory")."""
     gc.collect()  # no first call pays for a full collection of the garbage set-up and the others left
-    cpu = time.process_time()
+    cpu, faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     wall, out = timed(fn, *args)
-    return wall, time.process_time() - cpu, out
+    return wall, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults, out
 
 
 def main() -> None:
@@ -150,8 +154,9 @@ def main() -> None:
                       "torch.compile": (step_fn(torch, tmodel_c, topt_c, torch.compile), tbatch)}
         first = {}
         for label, (fn, batch) in contenders.items():
-            first[label], cpu, loss = time_first_call(fn, *batch)
-            print(f"{name}: {label} first call {first[label]:.2f} s (CPU {cpu:.2f} s; loss {float(loss):.5f})")
+            first[label], cpu, faults, loss = time_first_call(fn, *batch)
+            print(f"{name}: {label} first call {first[label]:.2f} s (CPU {cpu:.2f} s, {faults} page faults; loss "
+                  f"{float(loss):.5f})")
         print(f"{name}: graphc's first call is {first['torch.compile'] / first['graphc compiled']:.0f}x faster than "
               f"torch.compile's (target: 20x)")
         if args.first_calls:
