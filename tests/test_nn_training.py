@@ -170,18 +170,11 @@ def test_the_numpy_plans_first_call_computes_into_dead_operands_and_matches_torc
     opt, topt = graphc.optim.Adam(model.parameters(), 1e-2), torch.optim.Adam(tmodel.parameters(), 1e-2)
     views = [p.detach().view(-1) for p in model.parameters()]
 
-    def step(model, opt, F, x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    compiled = graphc.compile(step, backend="numpy")
+    compiled = graphc.compile(digits.train_step, backend="numpy")
     for i in range(3):
         x, y = rng.standard_normal((32, 64)).astype(np.float32), rng.integers(0, 10, 32)
-        loss = compiled(model, opt, graphc.nn.functional, graphc.tensor(x), graphc.tensor(y))
-        tloss = step(tmodel, topt, torch.nn.functional, torch.from_numpy(x), torch.from_numpy(y))
+        loss = compiled(model, opt, graphc.nn.CrossEntropyLoss(), graphc.tensor(x), graphc.tensor(y))
+        tloss = digits.train_step(tmodel, topt, torch.nn.CrossEntropyLoss(), torch.from_numpy(x), torch.from_numpy(y))
         np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-5)
         if i == 0:
             biased = [r for r in ran if r[0] == "add" and r[1] == (32, 100)]
