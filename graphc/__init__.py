@@ -65,7 +65,8 @@ from .ops.creation import (
 )
 from .parallel import get_num_threads, set_num_threads
 from .serialization import load, save
-from .tensor import Size, Tensor, device, get_default_device, set_default_device, set_printoptions
+from .tensor import Size, Tensor, device, get_default_device, set_default_device
+from .tensor_str import set_printoptions
 
 
 def is_tensor(obj: object) -> bool:

@@ -82,7 +82,7 @@ class Node:
         return t
 
     def name(self) -> str:
-        return f"{self.op.name.title().replace('_', '')}Backward"
+        return f"{self.op.name.title().replace('_', '')}Backward0"
 
     @property
     def next_functions(self) -> tuple:

@@ -184,12 +184,25 @@ def narrow_integers(arrays: list, out_dtype: dtypes.dtype) -> list:
     return [a.astype(ty) if type(a) is np.ndarray else a for a in arrays]
 
 
+def wrapped_integers(arrays: list) -> list:
+    """Python ints outside the range of the integer arrays' dtype wrapped into it (uint8 + 300 adds 44, uint8 < -1
+    compares with 255), as torch casts a number operand to the op's dtype; numpy 2 raises OverflowError."""
+    given = [a.dtype for a in arrays if type(a) is np.ndarray]
+    dt = np.result_type(*given) if given else None
+    if dt is None or dt.kind not in "iu" or dt.itemsize == 8:
+        return arrays
+    info = np.iinfo(dt)
+    return [np.array(a).astype(dt)[()] if type(a) is int and not info.min <= a <= info.max else a for a in arrays]
+
+
 def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inputs: tuple,
                 low_precision: bool = False) -> np.ndarray:
     """Run the numpy implementation; float16/bfloat16 compute in float32 and round once, as torch does on CPU."""
     if low_precision and op.category != VIEW:
         arrays = [a.astype(np.float32) if type(a) is np.ndarray and a.dtype.itemsize == 2 and a.dtype.kind in "fV"
                   else a for a in arrays]
+    if op.category == ELEMENTWISE and int in map(type, arrays):
+        arrays = wrapped_integers(arrays)
     if op.category == ELEMENTWISE and out_dtype.is_floating_point:
         arrays = narrow_integers(arrays, out_dtype)
         if len(arrays) > 1:

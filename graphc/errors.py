@@ -77,3 +77,21 @@ def overlap_error(shape) -> RuntimeError:
     return RuntimeError(f"in-place write into a tensor of shape {list(shape)}: unsupported operation: more than one "
                         "element of the written-to tensor refers to a single memory location. Please clone() the "
                         f"tensor before performing the operation.\n  at {user_line()}")
+
+
+class ValuesRefused(Exception):
+    """The mixin of the errors a check op raises on the values it checks (ops.indexing.check_bounds, _assert_async):
+    the caller's values are refused, not the program nor its plan, so a compiled function raises it as eager code
+    would, without tracing again or running eagerly."""
+
+
+_REFUSED: dict[type, type] = {}
+
+
+def values_refused(kind: type[Exception]) -> type[Exception]:
+    """The subclass of `kind` (IndexError, ValueError, ...) that is also ValuesRefused."""
+    if issubclass(kind, ValuesRefused):
+        return kind
+    if kind not in _REFUSED:
+        _REFUSED[kind] = type(kind.__name__, (kind, ValuesRefused), {"__module__": __name__})
+    return _REFUSED[kind]

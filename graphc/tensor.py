@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 
@@ -126,31 +125,6 @@ class Size(tuple):
         return f"graphc.Size({list(self)})"
 
     __str__ = __repr__
-
-
-_PRINT_OPTIONS: dict = {}  # numpy.array2string's arguments for a tensor's repr (set_printoptions)
-
-
-def set_printoptions(precision: int | None = None, threshold: float | None = None, edgeitems: int | None = None,
-                     linewidth: int | None = None, profile: str | None = None, sci_mode: bool | None = None) -> None:
-    """torch.set_printoptions: digits after the point (precision), the element count above which a tensor prints
-    summarised (threshold) with edgeitems per end of each dim, the characters per line (linewidth), and
-    scientific notation always (sci_mode=True), never (False) or when numpy picks it (None). profile: "default"
-    (graphc's defaults: numpy's), "short" (precision 2, edgeitems 2) or "full" (every element), applied before the
-    other arguments. Raises ValueError for another profile."""
-    if profile is not None:
-        if profile not in ("default", "short", "full"):
-            raise ValueError(f"set_printoptions: profile must be 'default', 'short' or 'full', got {profile!r}")
-        _PRINT_OPTIONS.clear()
-        _PRINT_OPTIONS.update({"short": {"precision": 2, "edgeitems": 2}, "full": {"threshold": sys.maxsize},
-                               "default": {}}[profile])
-    given = {"precision": precision, "threshold": threshold, "edgeitems": edgeitems, "max_line_width": linewidth}
-    _PRINT_OPTIONS.update({k: v for k, v in given.items() if v is not None})
-    if sci_mode is not None:
-        digits = _PRINT_OPTIONS.get("precision", 8)
-        _PRINT_OPTIONS.pop("formatter" if not sci_mode else "suppress_small", None)
-        _PRINT_OPTIONS.update({"formatter": {"float_kind": lambda v: f"{v:.{digits}e}"}} if sci_mode else
-                              {"suppress_small": True})
 
 
 _SIZES: dict[tuple, Size] = {}  # one Size per shape seen: .shape is read by every op; a lookup beats a new Size
@@ -321,8 +295,36 @@ class Tensor:
         return self.ndim
 
     def is_signed(self) -> bool:
-        """False for bool, True for graphc's other dtypes (all signed)."""
-        return self.dtype.name != "bool"
+        """False for bool and uint8, True for the other dtypes."""
+        return self.dtype.name not in ("bool", "uint8")
+
+    def is_complex(self) -> bool:
+        """False: graphc has no complex dtypes."""
+        return False
+
+    is_sparse = is_quantized = is_meta = is_nested = False  # graphc's tensors are dense, strided, materialised
+
+    def is_inference(self) -> bool:
+        """False: graphc has no inference mode tensors (inference_mode runs as no_grad)."""
+        return False
+
+    def is_same_size(self, other: Tensor) -> bool:
+        return tuple(self.shape) == tuple(other.shape)
+
+    def is_nonzero(self) -> bool:
+        """torch.Tensor.is_nonzero: the truth of a one-element tensor; RuntimeError for another size."""
+        if self.numel() != 1:
+            what = "no values" if self.numel() == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of Tensor with {what} is ambiguous")
+        return bool(self.item())
+
+    def __contains__(self, element) -> bool:
+        """`element in tensor`: whether any element equals it (a number or a tensor broadcast against this one), as
+        torch; RuntimeError for other types."""
+        if not isinstance(element, (Tensor, int, float, bool)):
+            raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
+                               f"{type(element)}.")
+        return bool((self == element).any())
 
     def pin_memory(self, device=None) -> Tensor:
         """torch.Tensor.pin_memory: pinning needs CUDA, so without it this raises RuntimeError, as torch does; with
@@ -472,18 +474,16 @@ class Tensor:
         return data if dtype is None else data.astype(dtype)
 
     def __repr__(self) -> str:
-        body = np.array2string(self._host().astype(np.float32) if self.dtype in dtypes.LOW_PRECISION
-                               else self._host(), separator=", ", prefix="tensor(", **_PRINT_OPTIONS)
-        extras = []
-        if self.device.type != "cpu":
-            extras.append(f"device='{self.device}'")
-        if self.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool_):
-            extras.append(f"dtype={self.dtype!r}")
-        if self.grad_fn is not None:
-            extras.append(f"grad_fn=<{self.grad_fn.name()}>")
-        elif self.requires_grad:
-            extras.append("requires_grad=True")
-        return "tensor(" + ", ".join([body] + extras) + ")"
+        from .tensor_str import tensor_str
+
+        host = self._host()
+        default = dtypes.get_default_dtype()
+        return tensor_str(host.astype(np.float32) if self.dtype in dtypes.LOW_PRECISION else host,
+                          [f"device='{self.device}'"] if self.device.type != "cpu" else [],
+                          None if self.dtype in (default, dtypes.int64, dtypes.bool_) else f"dtype={self.dtype!r}",
+                          None if self.dtype is default else f"dtype={self.dtype!r}",
+                          [f"grad_fn=<{self.grad_fn.name()}>"] if self.grad_fn is not None else
+                          ["requires_grad=True"] if self.requires_grad else [])
 
     __str__ = __repr__
 
@@ -604,6 +604,13 @@ class Tensor:
         return self.new_full(_sizes(size), 1, dtype, device, requires_grad)
 
     new_empty = new_zeros
+
+    def new(self, *args, **kwargs) -> Tensor:
+        """The legacy torch.Tensor.new: new(*sizes) is new_empty(sizes); new(data) is new_tensor(data) (a list or a
+        tensor); new() is an empty 1-d tensor. Same dtype and device."""
+        if not args or all(isinstance(a, int) for a in args) or (len(args) == 1 and isinstance(args[0], Size)):
+            return self.new_zeros(*(args or (0,)), **kwargs)
+        return self.new_tensor(args[0], **kwargs)
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's storage and version counter, outside autograd."""

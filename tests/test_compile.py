@@ -12,6 +12,7 @@ from conftest import assert_close, to_torch, train_compiled_alongside_torch
 
 import graphc
 from graphc.compiler import CaptureError, GraphBreakError
+from graphc.compiler.compile import MAX_ENTRIES
 
 
 def test_compiled_matches_torch_and_reads_free_tensors_at_call_time():
@@ -881,13 +882,62 @@ def test_a_computed_tensor_kept_after_the_call_warns_once_naming_its_line():
     (lambda x, m: x + 1 if m else x - 1, [(torch.ones(2), torch.tensor(True)), (torch.ones(2), torch.tensor(False))]),
 ], ids=["item", "0-d index", "bool mask", "bool()"])
 def test_reading_an_arguments_values_is_never_replayed_stale(fn, args_per_call):
-    """Python that reads an argument's values makes the trace depend on them: each call gets its own values (as in
-    torch), and the trace says once that it cannot be replayed."""
+    """Python that reads an argument's values makes the trace depend on them: the values are guarded, so each call
+    gets its own values (as in torch), and values seen before replay their plan."""
     compiled = graphc.compile(fn, backend="numpy")
-    with pytest.warns(RuntimeWarning, match="reads the values of a tensor it did not compute"):
-        for args in args_per_call:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for args in args_per_call * 2:
             out = compiled(*(graphc.tensor(a.numpy()) for a in args))
             np.testing.assert_allclose(out.numpy(), fn(*args).numpy())
+    assert compiled.num_traces == 2
+
+
+def test_values_read_from_closures_are_guarded_and_changing_values_warn():
+    """A bool mask a step reads from its enclosing scope (GNN training on data.train_mask) replays until the mask is
+    written; values that change on every call say so once, naming the argument and the line, and stop at the plan
+    cap."""
+    def make(lib):
+        w = lib.tensor(np.linspace(-1, 1, 18, dtype=np.float32).reshape(6, 3), requires_grad=True)
+        y, mask = lib.tensor([0, 1, 2, 0, 1, 2]), lib.tensor([True, True, False, True, False, True])
+        opt = lib.optim.SGD([w], lr=0.1)
+
+        def step():
+            opt.zero_grad()
+            loss = lib.nn.functional.cross_entropy(w[mask], y[mask])
+            loss.backward()
+            opt.step()
+            return loss
+        return step, mask
+    (step, mask), (tstep, tmask) = make(graphc), make(torch)
+    compiled = graphc.compile(step)
+    for i in range(5):
+        if i == 3:
+            mask[2] = tmask[2] = True
+        assert abs(compiled().item() - tstep().item()) < 1e-6
+    assert compiled.num_traces == 3  # the first two calls (w.grad, then SGD's state appear) and the written mask
+    scaled = graphc.compile(lambda x, n: x * n.item())
+    with pytest.warns(RuntimeWarning, match=r"traced again for new values of a tensor: the values of argument n, "
+                                            r"which the function reads at .*test_compile.py:\d+"):
+        for i in range(MAX_ENTRIES + 2):
+            assert scaled(graphc.ones(2), graphc.tensor(float(i))).tolist() == [float(i)] * 2
+    assert scaled.num_traces == MAX_ENTRIES
+
+
+def test_a_refused_call_raises_without_tracing_again():
+    """Labels out of range at a replay raise torch's IndexError from the plan's check, naming the traced line; the
+    function neither traces again nor falls back to eager, first call included."""
+    compiled = graphc.compile(lambda x, y: graphc.nn.functional.cross_entropy(x, y))
+    x = graphc.randn(4, 5)
+    for labels in ([0, 9, 2, 3], [0, 1, 2, 3], [0, 7, 2, 3], [0, 1, 2, 3]):
+        try:
+            expected = torch.nn.functional.cross_entropy(torch.tensor(x.numpy()), torch.tensor(labels)).item()
+        except IndexError:
+            with pytest.raises(IndexError, match=r"out of bounds(.|\n)*traced at .*test_compile.py:\d+"):
+                compiled(x, graphc.tensor(labels))
+        else:
+            assert abs(compiled(x, graphc.tensor(labels)).item() - expected) < 1e-6
+    assert compiled.num_traces == 2 and compiled._eager_reason is None  # the refused first call kept no plan
 
 
 def test_dicts_with_the_same_keys_in_another_order_get_their_own_plan():

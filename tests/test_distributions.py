@@ -4,6 +4,7 @@ REINFORCE policy-gradient step eager and compiled."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -253,8 +254,8 @@ def _policy(nn_module):
 def test_reinforce_step_eager_and_compiled_match_torch():
     """REINFORCE as public policy-gradient scripts write it: actions sampled from Categorical(logits=policy(obs)),
     loss = -(log_prob(action) * advantage).mean() - 0.01 * entropy, an SGD step. The weights follow torch's for the
-    same actions, eagerly and with the whole step compiled (a new batch size replays: the 3 graphs are those between
-    the validation checks' graph breaks)."""
+    same actions, eagerly and with the whole step compiled: the validation checks are ops of the plan, not graph
+    breaks, so the step is one plan (a new batch size replays it)."""
     torch_policy = _policy(torch.nn)
     weights = {k: v.detach().numpy().copy() for k, v in torch_policy.state_dict().items()}
     torch_opt = torch.optim.SGD(torch_policy.parameters(), lr=0.1)
@@ -288,7 +289,7 @@ def test_reinforce_step_eager_and_compiled_match_torch():
             assert abs(loss.item() - expected.item()) < 1e-5
             for (name, p), tp in zip(policy.named_parameters(), torch_policy.parameters()):
                 np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
-    assert runs[True][1].num_compiles == 3
+    assert runs[True][1].num_traces == 2 and not runs[True][1].last_breaks  # the first call creates SGD's state
 
 
 def test_compiled_sampling_draws_as_eager():
@@ -303,3 +304,25 @@ def test_compiled_sampling_draws_as_eager():
         graphc.manual_seed(seed)
         for ours, theirs in zip(compiled(*args), expected):
             np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_compiled_validation_refuses_as_eager():
+    """Argument and support checks inside a compiled function: one plan, each call checked (ValueError as torch's,
+    naming the parameter and the constraint), no graph break and no new trace after a refused call."""
+    def make(D):
+        return lambda mu, scale, v: D.Normal(mu, scale).log_prob(mu).sum() + D.Bernoulli(probs=scale.sigmoid()) \
+            .log_prob(v).sum()
+    compiled = graphc.compile(make(gd))
+    for scale, v in (([1.0, 2.0], [1.0, 0.0]), ([1.0, -2.0], [1.0, 0.0]), ([1.0, 3.0], [0.5, 0.0]),
+                     ([0.5, 1.0], [0.0, 0.0])):
+        def run(lib, fn):
+            try:
+                return fn(lib.tensor([0.0, 1.0]), lib.tensor(scale), lib.tensor(v)).item()
+            except ValueError as e:
+                return re.sub(r"\(.*?\)\)", "", str(e)).split(", but")[0]
+        ours, theirs = run(graphc, compiled), run(torch, make(td))
+        if isinstance(theirs, float):
+            assert abs(ours - theirs) < 1e-5
+        else:
+            assert ours.replace("graphc.", "torch.") == theirs
+    assert compiled.num_traces == 1 and not compiled.last_breaks

@@ -289,3 +289,73 @@ def test_a_namedtuple_class_the_function_reads_does_not_look_changed():
         for _ in range(3):
             assert compiled(graphc.ones(2)).item() == step(torch, torch.ones(2)).item()
     assert compiled.num_traces == 1
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_writes_before_a_raise_land_as_eagerly(backend):
+    """A function that raises after writing in place (an accumulator, an optimizer step before a divergence check)
+    keeps those writes, as eager code and torch.compile do."""
+    def run(lib, compiled):
+        buf = lib.zeros(3)
+
+        def f(x, fail):
+            buf.add_(x)
+            if fail:
+                raise RuntimeError("fail")
+            return buf * 1
+        fn = graphc.compile(f, backend=backend) if compiled else f
+        seen = []
+        for i in range(5):
+            try:
+                fn(lib.ones(3), i % 2 == 1)
+            except RuntimeError:
+                pass
+            seen.append(buf.tolist())
+        return seen
+    assert run(graphc, True) == run(torch, False)
+
+
+def test_data_assignment_inside_a_compiled_function():
+    """`q.data = value` of q's shape and dtype replays (manual SGD on .data); another shape runs eagerly, warned."""
+    def run(lib, compiled):
+        w = lib.ones(3, requires_grad=True)
+        q = lib.ones(3)
+
+        def step(x):
+            loss = ((w * x) ** 2).sum()
+            loss.backward()
+            w.data = w.data - 0.1 * w.grad.data
+            w.grad.zero_()
+            q.data = x * 2
+            return loss + q.sum()
+        fn = graphc.compile(step) if compiled else step
+        losses = [fn(lib.ones(3) * (i + 1)).item() for i in range(4)]
+        return losses, w.tolist(), q.tolist(), fn
+    *ours, fn = run(graphc, True)
+    *theirs, _ = run(torch, False)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
+    assert ours[1:] == theirs[1:] and fn.num_traces == 2  # the first call creates w.grad
+    q = graphc.ones(3)
+
+    def g(x):
+        q.data = x.sum(0)
+        return q * 1
+    with pytest.warns(RuntimeWarning, match=r"runs eagerly: `\.data =` at .*test_state_guard.py:\d+ gives a tensor "
+                                            r"of shape \[3\] \(float32\) a value of shape \[4\]"):
+        out = graphc.compile(g)(graphc.ones(2, 4))
+    assert out.tolist() == q.tolist() == [2.0] * 4
+
+
+def test_grad_of_a_tensor_made_inside_replays():
+    """Input gradients computed inside (saliency maps, gradient penalties): x = x.clone().requires_grad_(), backward,
+    return x.grad. The made tensor's .grad is not an effect to redo, so the function replays."""
+    def f(lib):
+        def g(x):
+            x = x.clone().requires_grad_()
+            (x * x * 3).sum().backward()
+            return x.grad
+        return g
+    fn = graphc.compile(f(graphc))
+    for i in range(4):
+        assert fn(graphc.ones(3) * i).tolist() == f(torch)(torch.ones(3) * i).tolist()
+    assert fn.num_traces == 1

@@ -669,19 +669,47 @@ def test_asarray_shares_or_copies_as_torch():
     assert graphc.is_floating_point(x) and not graphc.is_floating_point(graphc.tensor([1]))
 
 
-def test_set_printoptions_precision_and_profiles():
-    x = graphc.tensor([1.23456789, 1000.5])
+PRINTED = {
+    "fixed": lambda T, r: T.tensor([1.23456789, 2.0, -0.5]),
+    "whole floats": lambda T, r: T.tensor([1.0, 2.0, -30.0]),
+    "integers": lambda T, r: T.tensor([1, -20, 300]),
+    "bools": lambda T, r: T.tensor([True, False]),
+    "0-d": lambda T, r: T.tensor(3.14159),
+    "0-d integer": lambda T, r: T.tensor(7),
+    "scientific": lambda T, r: T.tensor([1e-8, 1.0, 1e8]),
+    "non-finite": lambda T, r: T.tensor([1.5, float("nan"), float("inf"), -float("inf")]),
+    "whole with nan": lambda T, r: T.tensor([1.0, float("nan")]),
+    "2-d": lambda T, r: T.tensor(r.randn(3, 4).astype(np.float32)),
+    "3-d": lambda T, r: T.tensor(r.randn(2, 2, 3).astype(np.float32)),
+    "summarised 2-d": lambda T, r: T.arange(5000).reshape(50, 100).float(),
+    "summarised 1-d": lambda T, r: T.arange(2000),
+    "wrapped lines": lambda T, r: T.tensor(r.randn(4, 12), dtype=T.float64),
+    "empty": lambda T, r: T.zeros(0),
+    "empty 2-d": lambda T, r: T.zeros(0, 3),
+    "empty int64": lambda T, r: T.zeros(0, dtype=T.int64),
+    "float16": lambda T, r: T.tensor([1.5, 2.25], dtype=T.float16),
+    "uint8": lambda T, r: T.tensor([1, 255], dtype=T.uint8),
+    "requires grad": lambda T, r: T.ones(2, requires_grad=True),
+    "grad_fn": lambda T, r: T.ones(2, requires_grad=True) * 2,
+}
+
+
+@pytest.mark.parametrize("options", [{}, {"precision": 2}, {"sci_mode": True}, {"sci_mode": False},
+                                     {"profile": "short"}, {"linewidth": 40}, {"threshold": 5, "edgeitems": 1}])
+def test_printed_tensors_match_torch(options):
     try:
-        graphc.set_printoptions(precision=2)
-        assert "1.23" in repr(x) and "1.2346" not in repr(x)
-        graphc.set_printoptions(profile="full")
-        assert "..." not in repr(graphc.arange(5000))
-        graphc.set_printoptions(profile="default")
-        assert "..." in repr(graphc.arange(5000))
-        with pytest.raises(ValueError, match="profile"):
-            graphc.set_printoptions(profile="long")
+        torch.set_printoptions(**options)
+        graphc.set_printoptions(**options)
+        for name, make in PRINTED.items():
+            ours = repr(make(graphc, np.random.RandomState(0))).replace("graphc.", "")
+            theirs = repr(make(torch, np.random.RandomState(0))).replace("torch.", "")
+            assert ours == theirs, f"{name}:\n{ours}\n{theirs}"
     finally:
+        torch.set_printoptions(profile="default")
         graphc.set_printoptions(profile="default")
+    assert str(graphc.tensor([0.5])) == "tensor([0.5000])"
+    with pytest.raises(ValueError, match="profile"):
+        graphc.set_printoptions(profile="long")
 
 
 def test_testing_assert_close_uses_torchs_default_tolerances():
@@ -799,3 +827,53 @@ def test_low_precision_var_and_std_accumulate_in_float32(dtype):
         theirs = fn(torch.tensor(x).to(getattr(torch, dtype)))
         assert ours.dtype.name == dtype
         np.testing.assert_allclose(ours.float().numpy(), theirs.float().numpy(), rtol=1e-2)
+
+
+@pytest.mark.parametrize("expr", [
+    "T.tensor([0, 200], dtype=T.uint8) + 300", "T.tensor([0, 200], dtype=T.uint8) < -1",
+    "T.tensor([100, 200], dtype=T.uint8) * 3", "T.tensor([1, 2], dtype=T.int16) - 70000",
+    "T.tensor([1, 2], dtype=T.int8) == 257", "T.tensor([True, False]) + 3",
+    "T.tensor([3, -8, 100]) >> 1", "T.tensor([3, -8, 100]) << 2", "1 << T.tensor([1, 2])",
+    "T.tensor([3, -8], dtype=T.int8) >> 9", "T.tensor([3, 8], dtype=T.int32) << 40",
+    "T.tensor([1, 2]).bitwise_left_shift(T.tensor([1, 3]))", "T.bitwise_right_shift(T.tensor([64]), 3)",
+    "7 // T.tensor([2, -3])", "7.5 // T.tensor([2, -3])", "7 % T.tensor([2, -3])", "2.5 % T.tensor([2., -3.])",
+    "+T.tensor([1., -2.])", "[3 in T.tensor([1, 2, 3]), 5 in T.tensor([1, 2, 3]), T.tensor(2) in T.tensor([1, 2])]",
+    "[T.tensor([1, 2]).is_complex(), T.tensor([1], dtype=T.uint8).is_signed(), T.tensor([1.]).is_nonzero()]",
+    "[T.zeros(2).is_same_size(T.zeros(2)), T.zeros(2).is_sparse, T.zeros(1).is_inference()]",
+    "list(T.zeros(2, 3).new(4, 5).shape)", "T.zeros(2, 3).new([1, 2])", "T.zeros(1, dtype=T.float64).new(2).dtype",
+    "T.tensor([1.5]) >> 1", "T.tensor([1, 2]).is_nonzero()", "'a' in T.tensor([1])",
+])
+def test_operators_and_predicates_match_torch(expr):
+    """Shifts, reflected floor division and modulo, numbers out of a narrow integer dtype's range (torch wraps
+    them into it), `in`, and the dense-tensor predicates, against torch: values, dtypes and error classes."""
+    def run(lib):
+        try:
+            out = eval(expr, {"T": lib})
+        except Exception as e:
+            return type(e).__name__
+        if hasattr(out, "tolist"):
+            return out.tolist(), str(out.dtype).split(".")[-1]
+        return str(out).split(".")[-1]
+    assert run(graphc) == run(torch)
+
+
+def test_inplace_operators_write_through_aliases():
+    def run(lib):
+        x = lib.tensor([5, 6, 7])
+        y = x
+        y //= 2
+        y %= 2
+        m = lib.tensor([True, False])
+        n = m
+        n &= lib.tensor([True, True])
+        n |= lib.tensor([False, True])
+        w = lib.tensor([1.0, 2.0])
+        v = w
+        v **= 2
+        s = lib.tensor([1, 2])
+        t = s
+        t <<= 2
+        t >>= 1
+        t ^= 3
+        return x.tolist(), m.tolist(), w.tolist(), s.tolist()
+    assert run(graphc) == run(torch)

@@ -40,6 +40,9 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.
 _TENSOR_FILE = os.path.join(_PACKAGE_DIR, "tensor.py")
 
 
+MAX_GUARDED_VALUES = 1 << 16  # elements of a tensor whose values a plan guards (compared at every call)
+
+
 class CaptureError(RuntimeError):
     """The function does something capture does not support: graphc warns and runs it eagerly instead."""
 
@@ -101,6 +104,7 @@ class Capture:
         self.unaliased: dict[int, Tensor] = {}  # arguments sharing memory that no argument covers: never written
         self.functionalizing = False  # True while a write through a view is turned into an update of its root
         self.value_reads: list[str] = []  # user lines where Python read values of a tensor the trace did not compute
+        self.value_guards: dict[int, tuple[Tensor, np.ndarray, str]] = {}  # id -> (it, its values, the line)
         self.weak: dict[Node, object] = {}  # scalar proxies' nodes -> the Python number each stands for
         self.numbers: dict[int, tuple[float, Tensor | None]] = {}  # id(float read at a break) -> (it, its holder)
         self.scalar_guards: list[tuple[Node, object]] = []  # (node, value) realised by Python
@@ -415,9 +419,11 @@ class Capture:
             self.grad_owner[id(grad)] = (t, grad)  # holding grad keeps its id from being reused
 
     def note_grad_write(self, t: Tensor) -> None:
-        """t.grad is being set: after the graph runs it gets its final value."""
+        """t.grad is being set: after the graph runs it gets its final value. A tensor the function computed (a
+        proxy) is made anew by every call, so its .grad is not the call's effect to redo, nor to hold it alive."""
         self.num_writes += 1
-        self.grad_writes.setdefault(id(t), (t, t._grad))
+        if t._data is not None:
+            self.grad_writes.setdefault(id(t), (t, t._grad))
 
     def run_hook(self, hook: Callable, grad: Tensor, owner: Tensor | None):
         """Call a tensor hook during a traced backward and record the call, so that a replay calls it again with the
@@ -447,10 +453,16 @@ class Capture:
 
     def note_value_read(self, t: Tensor) -> None:
         """Python reads the values of a real tensor (an argument, a free tensor, a constant), not of one this trace
-        computed (that is a graph break): what the trace did may depend on them, so it must not be replayed."""
+        computed (that is a graph break): what the trace did may depend on them. A small host tensor's values are
+        then guarded (a bool mask a GNN step indexes with, a lengths tensor): the plan replays while they stay the
+        same. Any other tensor's read means the trace must not be replayed."""
         ref = self.materialized.get(id(t))
         if (ref is None or ref() is not t) and self.weak_node(t) is None:
-            self.value_reads.append(user_line())
+            data = t._data
+            if type(data) is np.ndarray and data.size <= MAX_GUARDED_VALUES and not self.is_made(t):
+                self.value_guards.setdefault(id(t), (t, np.array(data), user_line()))
+            else:
+                self.value_reads.append(user_line())
     def note_number(self, value):
         """A Python float that Python read from a tensor (`.item()`, `float(t)`: after a graph break): where an
         elementwise op then takes it as an operand, it is a runtime input of the segment, as a float argument is

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import autograd, dtypes
 from ..dispatch import dispatch, memory_owner
-from ..errors import warn_at_user
+from ..errors import ValuesRefused, warn_at_user
 from ..state import STATE
 from ..tensor import Tensor, copy_storage
 from .capture import Capture, CaptureError, GraphBreakError, own_memory, write_into
@@ -260,6 +260,9 @@ def _aliases_input(node: Node) -> bool:
     return memory(node).kind == "input"
 
 
+VALUES_CHANGED = "the values of"  # how a value guard's miss starts
+
+
 class Entry:
     """A whole-function trace that can replay: its guards, its plan, where inputs come from and where outputs go.
     A tensor is named by a ref (argument position or None, the tensor itself or None, whether it is that one's
@@ -285,6 +288,7 @@ class Entry:
         self.template, effects, self.hook_grads = template
         self.hooks = [hook for hook, _ in capture.hooks]
         self.hook_guards = [(self.ref(t), tuple(t._hooks or ())) for t in capture.hook_owners.values()]
+        self.value_guards = [(self.ref(t), values, where) for t, values, where in capture.value_guards.values()]
         self.effects = [(d, key, out if type(out) in TEMPLATES else self.ref(out))
                         for (d, key), out in zip(targets, effects)]
         self.writes = [(self.ref(t), pos, copy) for t, pos, copy in writes]
@@ -338,6 +342,10 @@ class Entry:
             now = self.resolve(flat, ref)._data.shape[d]
             if now != size:
                 return f"size {d} of {self.describe(ref)}, which the function reads: {size} -> {now}"
+        for ref, values, where in self.value_guards:
+            now = self.resolve(flat, ref)._data
+            if now.shape != values.shape or now.tobytes() != values.tobytes():  # bitwise: NaN and -0.0 included
+                return f"{VALUES_CHANGED} {self.describe(ref)}, which the function reads at {where}"
         if not self.fits(flat):
             return "sizes that an op of the traced program refuses (as eagerly: expand(2, 3) of another shape)"
         if self.node_sizes and not self.sizes_read_match(flat):
@@ -622,11 +630,20 @@ class CompiledFunction:
                 if miss is None:
                     try:
                         return entry.run(flat)
+                    except ValuesRefused:  # a check op refused this call's values: as eagerly, no trace
+                        raise
                     except (ValueError, TypeError, IndexError):
                         reason = "the sizes of this call do not fit the plan"
                         break  # tracing names the op and line that refuses them
                 reason = reason or miss
         if self._entries:
+            if reason is not None and reason.startswith(VALUES_CHANGED) and self._num_entries >= 2 and \
+                    not self._warned_values:
+                self._warned_values = True
+                warnings.warn(f"graphc.compile: {self.__name__} is traced again for new values of a tensor: "
+                              f"{reason}; its values are guarded, so values that change on every call are traced on "
+                              f"every call, and after {MAX_ENTRIES} plans its calls run eagerly; compute from them "
+                              "inside the function without reading them in Python", RuntimeWarning, stacklevel=2)
             if reason is None:  # no entry for this signature: the difference from the nearest one
                 nearest = min(reversed([e for group in self._entries.values() for e in group]),
                               key=lambda e: len(e.sig) != len(sig) or sum(a != b for a, b in zip(e.sig, sig)))
@@ -682,7 +699,8 @@ class CompiledFunction:
                 return self._trace_unlifted(capture, state, args, kwargs, flat)
             if isinstance(e, CaptureError):
                 return self._abandon(capture, state, e, args, kwargs)
-            self._abandon(capture, state)
+            if not (isinstance(e, Exception) and not isinstance(e, GraphBreakError) and self._land_effects(capture)):
+                self._abandon(capture, state)
             raise
         STATE.capture = None
         _put_back(lifted)
@@ -940,6 +958,18 @@ class CompiledFunction:
         self._lift = False
         return self._trace(args, kwargs, flat, signature(flat, False) + tuple(sorted(kwargs)) + argument_aliasing(flat))
 
+    def _land_effects(self, capture: Capture) -> bool:
+        """The function raised while traced: the ops recorded before the raise run, so their effects (tensors
+        updated in place, .grad) land as they would eagerly; the Python state it changed stays changed, as eagerly.
+        False when they could not run (the trace is then abandoned and its effects put back)."""
+        try:
+            capture.flush()
+        except Exception:
+            return False
+        finally:
+            STATE.capture = None
+        return True
+
     def _abandon(self, capture: Capture, state: StateGuard, error: CaptureError | None = None, args: tuple = (),
                  kwargs: dict | None = None):
         """A trace failed: every piece of state it touched is put back (.grad, tensors updated in place, and the
@@ -1001,7 +1031,7 @@ class CompiledFunction:
             try:
                 outs = runtime(arrays)
             except Exception as e:
-                if not fresh:
+                if not fresh or isinstance(e, ValuesRefused):
                     raise
                 raise CaptureError(f"its {backend} plan failed on the first run ({type(e).__name__}: {e})") from e
         if fresh and capture.store_plans:

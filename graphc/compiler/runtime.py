@@ -19,6 +19,7 @@ import numpy as np
 from .. import dtypes
 from ..dispatch import ELEMENTWISE, MATMUL, VIEW, memory_owner, narrow_integers, run_forward
 from ..dtypes import LOW_PRECISION
+from ..errors import ValuesRefused, values_refused
 from ..ops.matmul import matmul
 from ..tensor import from_torch, to_torch
 from . import cache, standin
@@ -440,9 +441,11 @@ class RefusedValueError(RuntimeError, ValueError):
 
 
 def refusal(e: Exception, message: str) -> Exception:
-    """e's kind (its built-in class; ValueError as RefusedValueError) with message."""
+    """e's kind (its built-in class; ValueError as RefusedValueError) with message; still ValuesRefused when e is
+    (a check op's refusal)."""
     kind = next(c for c in type(e).__mro__ if c.__module__ == "builtins")
-    return (RefusedValueError if kind is ValueError else kind)(message)
+    kind = RefusedValueError if kind is ValueError else kind
+    return (values_refused(kind) if isinstance(e, ValuesRefused) else kind)(message)
 
 
 def reference_values(graph: Graph, arrays: list, given: dict | None = None) -> dict[Node, np.ndarray]:

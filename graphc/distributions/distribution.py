@@ -4,8 +4,10 @@ from __future__ import annotations
 import warnings
 
 from ..autograd import no_grad
+from ..ops.indexing import _assert_async
 from ..ops.reduction import all
 from ..ops.view import expand
+from ..state import STATE
 from ..tensor import Size, Tensor
 from . import constraints
 from .utils import broadcast_all, lazy_property
@@ -14,8 +16,8 @@ from .utils import broadcast_all, lazy_property
 class Distribution:
     """A batch of distributions of batch_shape, each over events of event_shape. Parameters are checked against
     arg_constraints and log_prob's values against support when validate_args (by default, as torch's: on unless
-    Python runs with -O; Distribution.set_default_validate_args changes it). A check reads values: inside
-    graphc.compile it is a graph break."""
+    Python runs with -O; Distribution.set_default_validate_args changes it). Inside graphc.compile a check is an op
+    of the plan (_assert_async), run at every replay, not a graph break."""
 
     has_rsample = False
     has_enumerate_support = False
@@ -39,10 +41,10 @@ class Distribution:
                 if param not in self.__dict__ and isinstance(getattr(type(self), param), lazy_property):
                     continue  # a parameter derived from the one given (probs from logits) is not checked
                 value = getattr(self, param)
-                if not bool(all(constraint.check(value))):
-                    raise ValueError(f"Expected parameter {param} ({type(value).__name__} of shape "
-                                     f"{tuple(value.shape)}) of distribution {self!r} to satisfy the constraint "
-                                     f"{constraint!r}, but found invalid values:\n{value}")
+                self._check(constraint.check(value), value, lambda shown, value=value, param=param,
+                            constraint=constraint: f"Expected parameter {param} ({type(value).__name__} of shape "
+                            f"{tuple(value.shape)}) of distribution {shown} to satisfy the constraint "
+                            f"{constraint!r}, but found invalid values")
 
     def expand(self, batch_shape, _instance=None):
         """This distribution with its parameters expanded to batch_shape (no copy)."""
@@ -162,13 +164,23 @@ class Distribution:
                           "initialize the distribution with `validate_args=False` to turn off validation.",
                           stacklevel=2)
             return
-        if not bool(all(support.check(value))):
-            raise ValueError(f"Expected value argument ({type(value).__name__} of shape {tuple(value.shape)}) to be "
-                             f"within the support ({support!r}) of the distribution {self!r}, but found invalid "
-                             f"values:\n{value}")
+        self._check(support.check(value), value, lambda shown: f"Expected value argument ({type(value).__name__} "
+                    f"of shape {tuple(value.shape)}) to be within the support ({support!r}) of the distribution "
+                    f"{shown}, but found invalid values")
+
+    def _check(self, ok: Tensor, value: Tensor, message) -> None:
+        """Raise ValueError(message(this distribution's repr) and the values) unless ok is true everywhere. While
+        graphc.compile traces, the check is the plan's op _assert_async (the values are not known while tracing)."""
+        if STATE.capture is None:
+            if not bool(all(ok)):
+                raise ValueError(f"{message(repr(self))}:\n{value}")
+        else:
+            _assert_async(all(ok), message=message(repr(self)), error="ValueError")
 
     def __repr__(self) -> str:
         names = [k for k in self.arg_constraints if k in self.__dict__]
-        args = ", ".join(f"{p}: {self.__dict__[p] if self.__dict__[p].numel() == 1 else self.__dict__[p].size()}"
-                         for p in names)
+        # while graphc.compile traces, values are not known: sizes only
+        shown = {p: self.__dict__[p] for p in names}
+        args = ", ".join(f"{p}: {v if v.numel() == 1 and STATE.capture is None else Size(v.shape)}"
+                         for p, v in shown.items())
         return f"{self.__class__.__name__}({args})"

@@ -73,7 +73,16 @@ def _install_methods() -> None:
         "__rand__": lambda a, b: elementwise.bitwise_and(b, a), "__ror__": lambda a, b: elementwise.bitwise_or(b, a),
         "__rxor__": lambda a, b: elementwise.bitwise_xor(b, a),
         "__floordiv__": floor_divide, "__mod__": remainder,
+        "__rfloordiv__": lambda a, b: floor_divide(b, a), "__rmod__": lambda a, b: remainder(b, a),
+        "__lshift__": elementwise.bitwise_left_shift, "__rshift__": elementwise.bitwise_right_shift,
+        "__rlshift__": lambda a, b: elementwise.bitwise_left_shift(b, a),
+        "__rrshift__": lambda a, b: elementwise.bitwise_right_shift(b, a),
+        "__pos__": elementwise.positive,
         "__iadd__": _inplace(add), "__isub__": _inplace(sub), "__imul__": _inplace(mul), "__itruediv__": _inplace(div),
+        "__ifloordiv__": _inplace(floor_divide), "__imod__": _inplace(remainder), "__ipow__": _inplace(pow),
+        "__iand__": _inplace(elementwise.bitwise_and), "__ior__": _inplace(elementwise.bitwise_or),
+        "__ixor__": _inplace(elementwise.bitwise_xor), "__ilshift__": _inplace(elementwise.bitwise_left_shift),
+        "__irshift__": _inplace(elementwise.bitwise_right_shift),
         "copy_": _copy_,
         "__getitem__": indexing.subscript, "__setitem__": indexing.setitem,
         "zero_": lambda self: self._assign(filled(self, 0), fill=True),  # in the graph: no gradient flows through
@@ -108,7 +117,21 @@ def _get_data(self) -> Tensor:
 
 
 def _set_data(self, value: Tensor) -> None:
-    self._data, self.dtype = value._data, value.dtype
+    """torch's `t.data = value`: t takes value's memory. While graphc.compile traces, a value of t's shape and
+    dtype is written into t's memory instead (the same values after the call; the trace has no memory to hand
+    over), and another shape or dtype refuses capture (the function then runs eagerly, with one warning)."""
+    from ..state import STATE
+
+    if STATE.capture is None:
+        self._data, self.dtype = value._data, value.dtype
+    elif tuple(value.shape) == tuple(self.shape) and value.dtype is self.dtype:
+        _get_data(self).copy_(value.detach())
+    else:
+        from ..compiler.capture import CaptureError
+        from ..errors import user_line
+
+        raise CaptureError(f"`.data =` at {user_line()} gives a tensor of shape {list(self.shape)} "
+                           f"({self.dtype.name}) a value of shape {list(value.shape)} ({value.dtype.name})")
 
 
 def _operator(fn: Op):

@@ -509,6 +509,26 @@ bitwise_and = _bitwise("bitwise_and", np.bitwise_and, "({0} != 0) & ({1} != 0)")
 bitwise_or = _bitwise("bitwise_or", np.bitwise_or, "({0} != 0) | ({1} != 0)")
 bitwise_xor = _bitwise("bitwise_xor", np.bitwise_xor, "({0} != 0) != ({1} != 0)")
 bitwise_not = _bitwise("bitwise_not", np.invert, "{0} == 0")
+
+
+def _shift(name, fn):
+    """torch's shifts of integers: the shift count taken modulo nothing, so a count at or past the width gives 0
+    (and -1 for a negative value shifted right), as torch computes them; numpy's C shift is undefined there."""
+    def forward(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        out = np.asarray(fn(a, np.clip(b, 0, None)))
+        width = np.dtype(out.dtype).itemsize * 8
+        past = (np.asarray(b) >= width) | (np.asarray(b) < 0)
+        if past.any():
+            fill = np.where(a < 0, -1, 0) if fn is np.right_shift else 0
+            out = np.where(past, np.asarray(fill).astype(out.dtype), out)
+        return out
+    forward.__doc__ = f"torch.{name}(input, other): input shifted by other bits (integer tensors)."
+    return op(name, ELEMENTWISE, _integer_infer(name), saves=())(forward)
+
+
+bitwise_left_shift = _shift("bitwise_left_shift", np.left_shift)
+bitwise_right_shift = _shift("bitwise_right_shift", np.right_shift)
 gcd = op("gcd", ELEMENTWISE, _integer_infer("gcd"), saves=())(np.gcd)
 lcm = op("lcm", ELEMENTWISE, _integer_infer("lcm"), saves=())(np.lcm)
 signbit = _unary("signbit", np.signbit, None, None, infer=predicate)
@@ -592,6 +612,8 @@ __all__ = [
     "bitwise_or",
     "bitwise_xor",
     "bitwise_not",
+    "bitwise_left_shift",
+    "bitwise_right_shift",
     "gcd",
     "lcm",
     "signbit",

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import dtypes
 from ..dispatch import OTHER, OUT, VIEW, Lowering, op
-from ..errors import op_error, warn_at_user
+from ..errors import op_error, values_refused, warn_at_user
 from ..tensor import Tensor
 from . import meta
 from .elementwise import cast, clamp, eq
@@ -344,8 +344,23 @@ def check_bounds(x, low, high, ignore_index, message, error):
     if ignore_index is not None:
         outside &= x != ignore_index
     if outside.any():
-        raise {"IndexError": IndexError, "ValueError": ValueError}[error](message.format(x[outside].flat[0]))
+        raise values_refused(_ERRORS[error])(message.format(x[outside].flat[0]))
     return x.copy()
+
+
+_ERRORS = {"IndexError": IndexError, "ValueError": ValueError}
+
+
+@op("_assert_async", OTHER, lambda cond, **attrs: ((), dtypes.bool_), saves=(), pure=False,
+    fallback="a check of values: it reads them on numpy")
+def _assert_async(cond, message, error):
+    """torch._assert_async with torch's error classes: `error` ("ValueError", as a distribution's argument checks
+    raise) with message unless every element of cond is true; returns nothing a program reads. Impure, so a compiled
+    plan keeps it though no result reads it: the check then runs at every replay where bool(cond.all()) in Python
+    would be a graph break."""
+    if not np.all(cond):
+        raise values_refused(_ERRORS[error])(message)
+    return np.array(True)
 
 
 def _scatter_parse(x, dim, index, src=None, *, value=None, reduce=None):
