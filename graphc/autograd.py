@@ -6,6 +6,7 @@ import functools
 
 import numpy as np
 
+from .errors import op_error
 from .state import STATE
 from .tensor import Tensor, VersionCounter
 from .topological import postorder
@@ -352,6 +353,9 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool | None = N
                     t = inputs[i]
                     if t.grad_fn is node:
                         results[i] = g
+            if node.op.backward is None:  # as torch, only a backward through the op is refused
+                raise op_error(node.op.name, f"derivative for {node.op.name} is not implemented",
+                               [x for x in node.inputs if x is not None])
             in_grads = node.op.backward(node, g)
             for i, (x, fn, gx) in enumerate(zip(node.inputs, node.edges, in_grads)):
                 if gx is None or fn is None:

@@ -276,9 +276,7 @@ def dispatch(op: Op, inputs: tuple, attrs: dict):
         out._version = inputs[0]._counter()
     if STATE.anomaly:
         _check_forward(op, inputs, out)
-    if needs_grad and STATE.grad_enabled and out_dtype.is_floating_point:
-        if op.backward is None:
-            raise op_error(op.name, "has no backward rule, but an input requires grad", inputs, NotImplementedError)
+    if needs_grad and STATE.grad_enabled and out_dtype.is_floating_point:  # no backward rule: backward raises
         out.requires_grad = True
         out.grad_fn = Node(op, inputs, attrs, out, user_line() if STATE.anomaly else None)
     return out

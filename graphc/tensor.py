@@ -640,9 +640,10 @@ class Tensor:
                 if self.is_leaf:
                     raise RuntimeError(f"in-place update of a leaf tensor that requires grad (shape "
                                        f"{list(self.shape)}); wrap the update in graphc.no_grad()")
-                if not value.requires_grad:  # the overwritten values' history is cut: no gradient flows to it
+                if fill or not value.requires_grad:  # the overwritten values get zeros, as torch's ZeroBackward
                     from .ops.creation import filled
-                    value = filled(self, 0) + value
+                    from .ops.elementwise import where
+                    value = where(filled(self, False, dtypes.bool_), self, value)
             if self._view is not None and value.requires_grad:
                 _rebase(self, value)
         record = STATE.grad_enabled and value.requires_grad

@@ -359,3 +359,38 @@ def test_grad_of_a_tensor_made_inside_replays():
     for i in range(4):
         assert fn(graphc.ones(3) * i).tolist() == f(torch)(torch.ones(3) * i).tolist()
     assert fn.num_traces == 1
+
+
+def test_model_train_and_eval_inside_compiled_steps_replay():
+    """model.train() at the top of a compiled training step and model.eval() in a compiled evaluation step, called
+    in turn: each replays its plan (setting the mode again), with torch's losses and modes."""
+    def make(lib):
+        lib.manual_seed(0)
+        net = lib.nn.Sequential(lib.nn.Linear(4, 4), lib.nn.BatchNorm1d(4), lib.nn.Dropout(0.0))
+        opt = lib.optim.SGD(net.parameters(), lr=0.1)
+
+        def train_step(x):
+            net.train()
+            opt.zero_grad()
+            loss = net(x).square().mean()
+            loss.backward()
+            opt.step()
+            return loss
+
+        def eval_step(x):
+            net.eval()
+            with lib.no_grad():
+                return net(x).square().mean()
+        return net, train_step, eval_step
+    net, train_step, eval_step = make(graphc)
+    tnet, ttrain, teval = make(torch)
+    copy_weights(net, tnet)
+    train_step, eval_step = graphc.compile(train_step), graphc.compile(eval_step)
+    r = np.random.RandomState(0)
+    for _ in range(6):
+        x = r.randn(8, 4).astype(np.float32)
+        assert abs(train_step(graphc.tensor(x)).item() - ttrain(torch.tensor(x)).item()) < 1e-5
+        assert net.training and tnet.training
+        assert abs(eval_step(graphc.tensor(x)).item() - teval(torch.tensor(x)).item()) < 1e-5
+        assert not net.training and not net[1].training
+    assert train_step.num_traces == 2 and eval_step.num_traces == 1  # the first training call creates w.grad

@@ -877,3 +877,65 @@ def test_inplace_operators_write_through_aliases():
         t ^= 3
         return x.tolist(), m.tolist(), w.tolist(), s.tolist()
     assert run(graphc) == run(torch)
+
+
+def test_writes_and_copies_that_cut_history_match_torch():
+    """zero_/fill_/copy_ of a tensor that requires grad give its history zeros (torch's ZeroBackward), not None;
+    repeat and tile always copy (their result does not follow later writes to the input, compiled backward included);
+    square of bool is int64; an op without a derivative refuses only a backward through it; integer pow with
+    negative tensor exponents truncates as torch's."""
+    def run(lib):
+        out = []
+        for write in (lambda y: y.zero_(), lambda y: y.fill_(2.0), lambda y: y.copy_(lib.tensor([5.0, 6.0])),
+                      lambda y: y[0:1].zero_()):
+            x = lib.tensor([1.0, float("inf")], requires_grad=True)
+            y = x.clamp(min=0.1)
+            write(y)
+            (y * 3).sum().backward()
+            out.append((x.grad.tolist(), y.tolist()))
+        h = lib.arange(6.0).reshape(2, 3)
+        copies = [h.repeat(1, 1), h.tile((1,)), h.repeat(2, 1)]
+        h.zero_()
+        out.append([c.tolist() for c in copies])
+        out.append(lib.tensor([True, False]).square().tolist())
+        x = lib.tensor([3.0, 4.0, 5.0], requires_grad=True)
+        (x * (x // 2).long()).sum().backward()
+        out.append(x.grad.tolist())
+        try:
+            (x // 2).sum().backward()
+        except RuntimeError as e:
+            out.append("derivative for" in str(e) and "floor_divide" in str(e))
+        out.append((lib.tensor([2, 1, -1, -1, 0, 3], dtype=lib.int32) ** lib.tensor([-1, -3, -3, -2, -1, 2],
+                                                                                    dtype=lib.int32)).tolist())
+        out.append((2 ** lib.tensor([-1, 2])).tolist())
+        return out
+    assert run(graphc) == run(torch)
+
+    def repeated_max(x):
+        h = x * 1
+        m = h.repeat(2, 1).max()
+        h.zero_()
+        return m
+    compiled = graphc.compile(repeated_max)
+    for _ in range(3):
+        x = graphc.tensor(np.arange(12, dtype=np.float32).reshape(3, 4), requires_grad=True)
+        compiled(x).backward()
+        assert x.grad.numpy().sum() == 1.0 and x.grad.numpy()[2, 3] == 1.0
+
+
+def test_module_compile_compiles_its_calls():
+    init = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).state_dict()
+    losses = {}
+    for lib in (torch, graphc):
+        m = lib.nn.Sequential(lib.nn.Linear(3, 4), lib.nn.ReLU(), lib.nn.Linear(4, 2))
+        m.load_state_dict({k: lib.tensor(v.numpy()) for k, v in init.items()})
+        assert m.compile() is None
+        opt = lib.optim.SGD(m.parameters(), lr=0.1)
+        for i in range(3):
+            loss = m(lib.ones(2, 3) * i).square().sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        losses[lib] = loss.item()
+        assert list(m.state_dict()) == list(init) and type(m).__name__ == "Sequential"
+    assert abs(losses[graphc] - losses[torch]) < 1e-6 and m._compiled_call.num_traces == 1

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import autograd, dtypes
 from ..dispatch import ELEMENTWISE, PATTERNS, VIEW, Op, infer
-from ..errors import op_error, overlap_error, user_line
+from ..errors import overlap_error, user_line
 from ..ops.elementwise import cast
 from ..ops.view import as_strided, contiguous, expand_as
 from ..state import STATE
@@ -169,9 +169,7 @@ class Capture:
             if type(x) is Tensor and x._view is not None:
                 autograd.refresh_view(x)
         if STATE.grad_enabled and dt.is_floating_point and any(type(x) is Tensor and x.requires_grad for x in inputs):
-            if op.backward is None:
-                raise op_error(op.name, "has no backward rule, but an input requires grad", inputs, NotImplementedError)
-            out.requires_grad = True
+            out.requires_grad = True  # an op without a backward rule: a backward through it raises, as eagerly
             out.grad_fn = autograd.Node(op, inputs, attrs, out, node.where)
         return out
 

@@ -296,7 +296,8 @@ class Entry:
         del self.arg_of, self.grad_owner
 
     def redo_effects(self, flat: list, outs: list, made: dict) -> None:
-        """Redo the function's side effects on Python state (self.loss = loss, self.attn = weights)."""
+        """Redo the function's side effects on Python state (self.loss = loss, self.attn = weights, model.train())."""
+        self.state.redo_constants()
         for d, key, spec in self.effects:
             d[key] = (_fill(spec, outs, made, flat, self.scalars) if type(spec) in TEMPLATES else
                       self.resolve(flat, spec))
@@ -807,6 +808,7 @@ class CompiledFunction:
             return result
         state.forget(effects)
         arguments.forget(flat, effects)
+        state.set_constants(assigned)
         changed = state.changed_by_run()
         if changed:
             reason = (f"{self.__name__} is traced again on every call (so its effect happens each time, as "

@@ -30,6 +30,7 @@ from ..tensor import Tensor
 from .scalars import FLOATS
 
 VALUES = (int, float, bool, str, bytes, complex, type(None))
+CONSTANTS = (bool, str, type(None))  # values a run may set that a replay sets again (a counter's int is not one)
 LIBRARIES = {"graphc", "numpy", "torch", "scipy", "builtins", "functools", "math", "typing", "collections"}
 MAX_ITEMS = 256  # a larger container is data, not configuration: guarded by identity, not walked
 MAX_OBJECTS = 4096
@@ -121,6 +122,7 @@ class StateGuard:
         self.contents: list[tuple[object, object, str]] = []  # (set or numpy array, a copy of its contents, what)
         self.iterators: list[str] = []  # where an iterator or generator was met (its state is consumed by next())
         self.snapshots: list[tuple[dict | list, dict | list]] = []  # (container, a shallow copy) for restore()
+        self.constants: list[tuple[dict, object, object]] = []  # (dict, key, value) a replay sets again
         self._seen: dict[int, object] = {}  # id -> object, kept alive so ids stay unique while walking
         self._names: set[str] | None = set()  # attribute names the code walked uses (None: any)
         self._deferred: list[tuple[str, list | dict, str, type]] = []  # (name, value, what, owner's class)
@@ -159,18 +161,31 @@ class StateGuard:
         self._random_states = global_random_states()
 
     def changed_by_run(self) -> str | None:
-        """After a trace: what the function changed while it ran (its own state, or a global random draw)."""
+        """After a trace: what the function changed while it ran (its own state, or a global random draw), besides
+        the constants it set (set_constants)."""
         if self.iterators:
             return f"an iterator or generator ({self.iterators[0]}), which next() advances"
         if not equal_random_states(self._random_states, global_random_states()):
             return "the global random state (random, numpy.random, or graphc's manual_seed / set_rng_state)"
-        return self.changed()
+        return self.changed({(id(d), key) for d, key, _ in self.constants})
 
-    def changed(self) -> str | None:
-        """What differs from when the guard was made (a description for logs), or None."""
+    def set_constants(self, assigned: list[tuple]) -> None:
+        """Note the items a run changed from one constant (bool, str or None) to another, as `model.train()` at the
+        top of a training step sets `training`: a replay sets them again (redo_constants), and their old values
+        stay guarded, so the run replays whenever it starts from the state it was traced from."""
+        self.constants = [(d, key, new) for d, key, old, new in assigned
+                          if type(old) in CONSTANTS and type(new) in CONSTANTS]
+
+    def redo_constants(self) -> None:
+        for d, key, value in self.constants:
+            d[key] = value
+
+    def changed(self, skipped: set = frozenset()) -> str | None:
+        """What differs from when the guard was made (a description for logs), or None. `skipped`: (id(dict),
+        key) of items not compared."""
         for d, key, value, what in self.items:
             current = d.get(key, MISSING)
-            if current is not value and not equal(current, value):
+            if current is not value and not equal(current, value) and (id(d), key) not in skipped:
                 return f"{what}: {_short(value)} -> {_short(current)}"
         for container, length, what in self.lengths:
             if len(container) != length:

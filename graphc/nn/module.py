@@ -313,7 +313,21 @@ class Module:
         return self.to("bfloat16")
 
     # ---- calling and hooks --------------------------------------------------------------------------------------
+    _compiled_call = None  # Module.compile()
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._compiled_call is not None and STATE.capture is None:
+            return self._compiled_call(*args, **kwargs)
+        return self._call_impl(*args, **kwargs)
+
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """torch.nn.Module.compile: calls of this module (forward and its hooks) run through
+        graphc.compile(..., *args, **kwargs) from now on; the module itself stays as it is (state_dict keys, type)."""
+        from ..compiler import compile as compile_function
+
+        object.__setattr__(self, "_compiled_call", compile_function(self._call_impl, *args, **kwargs))
+
+    def _call_impl(self, *args: Any, **kwargs: Any) -> Any:
         if not self._forward_hooks and not self._backward_hooks and not self._forward_pre_hooks:
             return self.forward(*args, **kwargs)
         for hook in list(self._forward_pre_hooks.values()):

@@ -50,7 +50,9 @@ def _inplace(fn):
 
 
 def _copy_(self, src):
-    return self._assign(expand_as(cast(src, self.dtype), self))
+    src = cast(src, self.dtype)
+    # expanded only when it must be: expand_as reads self for its shape, so src would look as if it required grad
+    return self._assign(src if tuple(src.shape) == tuple(self.shape) else expand_as(src, self.detach()))
 
 
 def _install_methods() -> None:

@@ -152,7 +152,16 @@ def _pow_backward(c, g):
 
 
 # an exponent of 0.5 is sqrt, as in torch and numpy (sqrt(-inf) is NaN and sqrt(-0.) is -0., where pow gives inf, 0.)
-pow = _binary("pow", np.power, _pow_backward, "where({1} == 0.5, sqrt({0}), pow({0}, {1}))", autocast=FP32_CUDA,
+def _pow_forward(a, b):
+    """np.power, with torch's integer powers: a tensor of negative integer exponents gives 1 for a base of 1, +-1 for
+    -1 and 0 for other bases (truncated), where numpy raises; a negative Python int exponent is refused, as torch."""
+    if type(b) is not np.ndarray or np.result_type(a, b).kind not in "iu" or not (b < 0).any():
+        return np.power(a, b)
+    whole = np.power(a, np.maximum(b, 0))
+    return np.where(b >= 0, whole, np.where(a == 1, 1, np.where(a == -1, 1 - 2 * (b % 2), 0))).astype(whole.dtype)
+
+
+pow = _binary("pow", _pow_forward, _pow_backward, "where({1} == 0.5, sqrt({0}), pow({0}, {1}))", autocast=FP32_CUDA,
               onnx="Pow", when=_floating)
 
 
@@ -428,7 +437,9 @@ cast = op(
 
 
 def square(x: Tensor) -> Tensor:
-    """torch.square: x * x."""
+    """torch.square: x * x (of a bool tensor, int64, as torch's pow(x, 2))."""
+    if x.dtype is dtypes.bool_:
+        x = cast(x, dtypes.int64)
     return mul(x, x)
 
 

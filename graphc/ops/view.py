@@ -276,8 +276,10 @@ flatten = op(
 
 def repeat(x, *sizes):
     """torch.Tensor.repeat: x tiled sizes[i] times along each dim (leading sizes add dims). Built from unsqueeze,
-    expand with -1 and flatten, so it bakes no size of x and its gradient sums the tiles back."""
+    expand with -1 and flatten, so it bakes no size of x and its gradient sums the tiles back; a new tensor, as
+    torch's (the flattens view x where every size is 1, and are views inside graphc.compile)."""
     sizes = _sizes(sizes)
+    source = x
     if len(sizes) < x.ndim:
         raise ValueError(f"repeat: {len(sizes)} repeat sizes given for a tensor with {x.ndim} dims; give at least "
                          f"one per dim")
@@ -288,7 +290,7 @@ def repeat(x, *sizes):
     x = expand(x, *[s for n in sizes for s in (n, -1)])
     for d in range(len(sizes)):
         x = flatten(x, d, d + 1)
-    return x
+    return clone(x) if x._data is None or np.may_share_memory(x._data, source._data) else x
 
 
 def _contiguous(x: np.ndarray) -> np.ndarray:
