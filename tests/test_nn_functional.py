@@ -351,3 +351,28 @@ def test_data_parallel_without_cuda_runs_the_module_with_torchs_state_dict():
     np.testing.assert_allclose(ours(graphc.tensor(x)).detach().numpy(), theirs(torch.tensor(x)).detach().numpy(),
                                rtol=1e-6)
     assert ours.module is ours.get_submodule("module")
+
+
+@pytest.mark.parametrize("name, fn", [
+    ("interpolate nearest", lambda F, a: F.interpolate(a, scale_factor=2, mode="nearest")),
+    ("interpolate bilinear", lambda F, a: F.interpolate(a, scale_factor=2, mode="bilinear")),
+    ("interpolate size", lambda F, a: F.interpolate(a, size=(5, 4), mode="bilinear")),
+    ("interpolate area", lambda F, a: F.interpolate(a, scale_factor=0.5, mode="area")),
+    ("pad reflect", lambda F, a: F.pad(a, (1, 1, 2, 0), mode="reflect")),
+    ("pad circular", lambda F, a: F.pad(a, (1, 1, 1, 0), mode="circular")),
+    ("adaptive avg", lambda F, a: F.adaptive_avg_pool2d(a, (2, 2))),
+    ("adaptive max", lambda F, a: F.adaptive_max_pool2d(a, (2, 2))),
+    ("im2col", lambda F, a: F.unfold(a, 2)),
+    ("frames", lambda F, a: a.unfold(-1, 2, 1)),
+])
+def test_compiled_resampling_follows_a_new_spatial_size(name, fn):
+    """Composites that build gather indices from a spatial size (resampling, reflect padding, adaptive bins, im2col)
+    are specialised to it: a call with another size traces again instead of replaying stale indices."""
+    compiled = graphc.compile(lambda a: fn(graphc.nn.functional, a), backend="numpy")
+    for shape in [(1, 2, 3, 3), (1, 2, 3, 3), (1, 2, 4, 5), (1, 2, 3, 3)]:
+        x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+        expected = fn(torch.nn.functional, torch.tensor(x)).numpy()
+        out = compiled(graphc.tensor(x)).numpy()
+        assert out.shape == expected.shape
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert compiled.num_traces == 2

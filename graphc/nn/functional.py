@@ -800,7 +800,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     sizes = (output_size, output_size) if isinstance(output_size, int) or output_size is None else tuple(output_size)
     out = input
     for dim, size in zip((input.ndim - 2, input.ndim - 1), sizes):
-        out = _bin_mean(out, dim, input.shape[dim] if size is None else size)
+        out = _bin_mean(out, dim, meta.specialized_size(input, dim) if size is None else size)
     return out
 
 
@@ -823,8 +823,10 @@ def _bin_taps(n_in: int, n_out: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def _bin_mean(input: Tensor, dim: int, n_out: int) -> Tensor:
     """The mean over each adaptive bin along dim: a reshape and mean where the bins tile the dim evenly (a global
-    pool among them), else the bins' taps gathered, masked and summed, over their widths."""
-    n_in = input.shape[dim]
+    pool among them), else the bins' taps gathered, masked and summed, over their widths. The bins are built from
+    the input's size: a compiled program is specialised to it (meta.specialized_size), as for every gather below
+    whose indices are computed from a size."""
+    n_in = meta.specialized_size(input, dim)
     if n_out > 0 and n_in % n_out == 0:
         return mean(input.unflatten(dim, (n_out, n_in // n_out)), dim + 1)
     from ..ops.indexing import index_select
@@ -1065,7 +1067,7 @@ def pad(input: Tensor, pad: tuple, mode: str = "constant", value: float | None =
 
 def _pad_source(input: Tensor, mode: str, dim: int, before: int, after: int) -> np.ndarray:
     """The index along dim that each position of the padded dim reads in reflect, replicate or circular mode."""
-    n = input.shape[dim]
+    n = meta.specialized_size(input, dim)
     position = np.arange(-before, n + after)
     if mode == "reflect":
         if max(before, after) >= n:
@@ -1142,7 +1144,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     sizes, scales = _interpolate_sizes(input, size, scale_factor, recompute_scale_factor)
     out = input
     for i, (n_out, scale) in enumerate(zip(sizes, scales)):
-        dim, n_in = 2 + i, input.shape[2 + i]
+        dim, n_in = 2 + i, meta.specialized_size(input, 2 + i)
         if mode == "area":
             out = _bin_mean(out, dim, n_out)
         elif mode in ("nearest", "nearest-exact"):
@@ -1539,7 +1541,7 @@ def _adaptive_max_pool(name: str, input: Tensor, output_size, spatial: int, retu
     out = input
     for i, size in enumerate(sizes):
         dim = input.ndim - spatial + i
-        n, pooled = input.shape[dim], None
+        n, pooled = meta.specialized_size(input, dim), None
         for index, _ in _bin_taps(n, n if size is None else size):
             tap = index_select(out, dim, tensor(index, device=input.device))
             pooled = tap if pooled is None else maximum(pooled, tap)
@@ -1594,8 +1596,8 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
                        (input,), NotImplementedError)
     batched = input if input.ndim == 4 else unsqueeze(input, 0)
     padded = pad(batched, (pw, pw, ph, ph)) if ph or pw else batched
-    oh = (padded.shape[2] - dh * (kh - 1) - 1) // sh + 1
-    ow = (padded.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    oh = (meta.specialized_size(padded, 2) - dh * (kh - 1) - 1) // sh + 1
+    ow = (meta.specialized_size(padded, 3) - dw * (kw - 1) - 1) // sw + 1
     if oh <= 0 or ow <= 0:
         raise op_error("unfold", f"Given input with spatial size {list(input.shape[-2:])}, kernel_size {(kh, kw)}, "
                        f"dilation {(dh, dw)}, padding {(ph, pw)}, calculated shape of the array of sliding blocks as "

@@ -449,7 +449,7 @@ def unfold(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
     from .indexing import index_select
 
     dim = meta.norm_dim(dimension, x.ndim)
-    n = x.shape[dim] if x.ndim else 1
+    n = meta.specialized_size(x, dim) if x.ndim else 1  # the windows' indices are built from it
     if not 0 <= size <= n:
         raise op_error("unfold", f"maximum size for tensor at dimension {dim} is {n} but size is {size}", (x,),
                        RuntimeError)
