@@ -394,3 +394,51 @@ def test_model_train_and_eval_inside_compiled_steps_replay():
         assert abs(eval_step(graphc.tensor(x)).item() - teval(torch.tensor(x)).item()) < 1e-5
         assert not net.training and not net[1].training
     assert train_step.num_traces == 2 and eval_step.num_traces == 1  # the first training call creates w.grad
+
+
+def test_requires_grad_toggled_inside_compiled_gan_steps_replays():
+    """A GAN's steps freeze the critic for the generator step (`p.requires_grad = False`) and unfreeze it in the
+    critic step, as public WGAN scripts do: each step replays its plan, sets the flags again, and the weights follow
+    torch's (the critic gets no gradient in the generator step)."""
+    r = np.random.RandomState(0)
+    init = {name: r.randn(*shape).astype(np.float32) * 0.5 for name, shape in
+            [("g.weight", (2, 4)), ("g.bias", (2,)), ("d.weight", (1, 2)), ("d.bias", (1,))]}
+
+    def make(lib):
+        g, d = lib.nn.Linear(4, 2), lib.nn.Linear(2, 1)
+        for name, value in init.items():
+            getattr(g if name[0] == "g" else d, name[2:]).data = lib.tensor(value)
+        opt_g, opt_d = lib.optim.SGD(g.parameters(), lr=0.1), lib.optim.SGD(d.parameters(), lr=0.1)
+
+        def critic_step(real, z):
+            for p in d.parameters():
+                p.requires_grad = True
+            opt_d.zero_grad()
+            loss = -d(real).mean() + d(g(z).detach()).mean()
+            loss.backward()
+            opt_d.step()
+            return loss
+
+        def generator_step(z):
+            for p in d.parameters():
+                p.requires_grad = False
+            opt_g.zero_grad()
+            loss = -d(g(z)).mean()
+            loss.backward()
+            opt_g.step()
+            return loss
+        return g, d, critic_step, generator_step
+    g, d, critic, generator = make(graphc)
+    tg, td, tcritic, tgenerator = make(torch)
+    critic, generator = graphc.compile(critic), graphc.compile(generator)
+    for _ in range(5):
+        real, z = r.randn(8, 2).astype(np.float32), r.randn(8, 4).astype(np.float32)
+        assert abs(critic(graphc.tensor(real), graphc.tensor(z)).item() -
+                   tcritic(torch.tensor(real), torch.tensor(z)).item()) < 1e-5
+        assert abs(generator(graphc.tensor(z)).item() - tgenerator(torch.tensor(z)).item()) < 1e-5
+        assert d.weight.requires_grad is td.weight.requires_grad is False
+    for ours, theirs in ((g, tg), (d, td)):
+        for p, tp in zip(ours.parameters(), theirs.parameters()):
+            np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+            assert p.requires_grad == tp.requires_grad
+    assert critic.num_traces == generator.num_traces == 2  # the first calls create .grad

@@ -275,7 +275,7 @@ class Entry:
         self.arg_of, self.grad_owner = capture.arg_index, capture.grad_owner
         self.runtime = runtime
         self.inputs = [self.ref(t) for t in sources]
-        self.free = [(ref, t.dtype, t._data.ndim, t.requires_grad) for ref, t in zip(self.inputs, sources)
+        self.free = [(ref, t.dtype, t._data.ndim, state.requires_grad_before(t)) for ref, t in zip(self.inputs, sources)
                      if ref[0] is None or ref[2]]
         reads = capture.size_reads
         self.tensor_sizes = [(self.ref(t), d, size) for (t, d), size in reads.items() if type(t) is Tensor]

@@ -123,6 +123,8 @@ class StateGuard:
         self.iterators: list[str] = []  # where an iterator or generator was met (its state is consumed by next())
         self.snapshots: list[tuple[dict | list, dict | list]] = []  # (container, a shallow copy) for restore()
         self.constants: list[tuple[dict, object, object]] = []  # (dict, key, value) a replay sets again
+        self.flags: list[tuple[Tensor, bool, str]] = []  # (a tensor met, its requires_grad, where it was met)
+        self.flipped: dict[int, tuple[Tensor, bool]] = {}  # id -> (a tensor whose flag the run set, the old flag)
         self._seen: dict[int, object] = {}  # id -> object, kept alive so ids stay unique while walking
         self._names: set[str] | None = set()  # attribute names the code walked uses (None: any)
         self._deferred: list[tuple[str, list | dict, str, type]] = []  # (name, value, what, owner's class)
@@ -167,7 +169,7 @@ class StateGuard:
             return f"an iterator or generator ({self.iterators[0]}), which next() advances"
         if not equal_random_states(self._random_states, global_random_states()):
             return "the global random state (random, numpy.random, or graphc's manual_seed / set_rng_state)"
-        return self.changed({(id(d), key) for d, key, _ in self.constants})
+        return self.changed({(id(d), key) for d, key, _ in self.constants}, self.flipped)
 
     def set_constants(self, assigned: list[tuple]) -> None:
         """Note the items a run changed from one constant (bool, str or None) to another, as `model.train()` at the
@@ -175,14 +177,25 @@ class StateGuard:
         stay guarded, so the run replays whenever it starts from the state it was traced from."""
         self.constants = [(d, key, new) for d, key, old, new in assigned
                           if type(old) in CONSTANTS and type(new) in CONSTANTS]
+        self.flipped = {id(t): (t, before) for t, before, _ in self.flags if t.requires_grad != before}
 
     def redo_constants(self) -> None:
         for d, key, value in self.constants:
             d[key] = value
+        for t, before in self.flipped.values():  # `p.requires_grad = False` freezing a critic (a GAN's step)
+            t.requires_grad = not before
 
-    def changed(self, skipped: set = frozenset()) -> str | None:
+    def requires_grad_before(self, t: Tensor) -> bool:
+        """t's requires_grad when the run started (a run may set it; a replay sets it again)."""
+        flipped = self.flipped.get(id(t))
+        return t.requires_grad if flipped is None else flipped[1]
+
+    def changed(self, skipped: set = frozenset(), flipped: dict | None = None) -> str | None:
         """What differs from when the guard was made (a description for logs), or None. `skipped`: (id(dict),
-        key) of items not compared."""
+        key) of items not compared; `flipped`: ids of tensors whose requires_grad is not compared."""
+        for t, before, what in self.flags:
+            if t.requires_grad != before and (flipped is None or id(t) not in flipped):
+                return f"requires_grad of a tensor of shape {list(t.shape)} in {what}: {before} -> {not before}"
         for d, key, value, what in self.items:
             current = d.get(key, MISSING)
             if current is not value and not equal(current, value) and (id(d), key) not in skipped:
@@ -224,8 +237,11 @@ class StateGuard:
                     if not library(cls):
                         self._class(cls)
             return
-        if isinstance(obj, (Tensor, Generator, np.generic, types.ModuleType, types.BuiltinFunctionType)):
-            return  # values (a tensor's, a generator's stream) that the plan reads at run time: not guarded
+        if isinstance(obj, Tensor):  # its values the plan reads at run time; requires_grad shapes the trace
+            self.flags.append((obj, obj.requires_grad, what))
+            return
+        if isinstance(obj, (Generator, np.generic, types.ModuleType, types.BuiltinFunctionType)):
+            return  # values (a generator's stream) that the plan reads at run time: not guarded
         from .compile import CompiledFunction
 
         if isinstance(obj, CompiledFunction):
