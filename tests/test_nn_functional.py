@@ -376,3 +376,14 @@ def test_compiled_resampling_follows_a_new_spatial_size(name, fn):
         assert out.shape == expected.shape
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
     assert compiled.num_traces == 2
+
+
+def test_compiled_attention_scale_and_block_diag_follow_a_new_size():
+    """sdpa's default scale 1/sqrt(E) and block_diag's zero blocks come from sizes: another size traces again."""
+    attend = graphc.compile(lambda q: F.scaled_dot_product_attention(q, q, q), backend="numpy")
+    blocks = graphc.compile(lambda x: graphc.block_diag(x, x), backend="numpy")
+    for e in (3, 3, 5):
+        q = np.random.RandomState(e).randn(1, 4, e).astype(np.float32)
+        assert_close(attend(graphc.tensor(q)), TF.scaled_dot_product_attention(*[torch.tensor(q)] * 3))
+        assert blocks(graphc.ones(2, e)).tolist() == torch.block_diag(*[torch.ones(2, e)] * 2).tolist()
+    assert attend.num_traces == blocks.num_traces == 2

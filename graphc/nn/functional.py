@@ -995,7 +995,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if enable_gqa and query.ndim > 2 and query.shape[-3] != key.shape[-3]:
         raise op_error("scaled_dot_product_attention", "enable_gqa=True with fewer key/value heads than query heads "
                        "is not supported; repeat the key and value heads", (query, key, value), NotImplementedError)
-    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scale = 1 / math.sqrt(meta.specialized_size(query, query.ndim - 1)) if scale is None else scale
     if dropout_p == 0 and query.ndim == key.ndim == value.ndim >= 2 and \
             query.dtype is key.dtype is value.dtype and query.dtype.is_floating_point:
         batch = meta.broadcast(tuple(query.shape[:-2]), tuple(key.shape[:-2]), tuple(value.shape[:-2]))

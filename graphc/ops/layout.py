@@ -392,7 +392,7 @@ def block_diag(*tensors) -> Tensor:
                            f"{t.ndim} dimensions", tensors)
         blocks.append(reshape(t, (1, -1)) if t.ndim < 2 else t)
     dt = dtypes.result_type(*blocks) if blocks else dtypes.get_default_dtype()
-    width = sum(b.shape[1] for b in blocks)
+    width = sum(meta.specialized_size(b, 1) for b in blocks)  # the zero blocks are sized from the widths
     rows, left = [], 0
     for b in blocks:
         pieces = [zeros(b.shape[0], left, dtype=dt), b if b.dtype is dt else b.to(dt),
