@@ -109,6 +109,9 @@ class Op:
         self.saves_output, self.saves_cross = OUT in saves, CROSS in saves
 
     def __call__(self, *args, **kwargs):
+        if kwargs and "out" in kwargs:
+            return write_out(self.name, self(*args, **{k: v for k, v in kwargs.items() if k != "out"}),
+                             kwargs["out"])
         if self.parse is None:
             return dispatch(self, args, kwargs)
         try:
@@ -119,6 +122,30 @@ class Op:
 
     def __repr__(self) -> str:
         return f"<op {self.name} ({self.category})>"
+
+
+def write_out(name: str, result, out):
+    """torch's out= argument: result written into out, which is returned. A result of a higher dtype kind than
+    out's (float into int) and a result that requires grad raise RuntimeError as torch's; out of another shape takes
+    the result's shape, with torch's warning unless it was empty."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if STATE.grad_enabled and result.requires_grad:
+        raise op_error(name, "functions with out=... arguments don't support automatic differentiation, "
+                       "but one of the arguments requires grad.", (result,), RuntimeError)
+    if result.dtype.category > out.dtype.category:
+        raise op_error(name, f"result type {result.dtype.name} can't be cast to the desired output type "
+                       f"{out.dtype.name}", (result, out), RuntimeError)
+    if tuple(out.shape) != tuple(result.shape):
+        if STATE.capture is not None:
+            from .compiler.capture import CaptureError
+            raise CaptureError(f"{name}(out=...) resizes its out tensor")
+        if out.numel():
+            from .errors import warn_at_user
+            warn_at_user(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
+                         f"which does not match the required output shape {list(result.shape)}.")
+        out._data = np.empty(tuple(result.shape), out.dtype.np)
+    return out.copy_(result)
 
 
 def parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:

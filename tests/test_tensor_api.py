@@ -939,3 +939,28 @@ def test_module_compile_compiles_its_calls():
         losses[lib] = loss.item()
         assert list(m.state_dict()) == list(init) and type(m).__name__ == "Sequential"
     assert abs(losses[graphc] - losses[torch]) < 1e-6 and m._compiled_call.num_traces == 1
+
+
+def test_out_argument_matches_torch():
+    def run(lib):
+        a = lib.ones(3)
+        results = []
+        out = lib.empty(3)
+        results.append((lib.add(a, a, out=out) is out, out.tolist()))
+        results.append(lib.exp(a * 0, out=lib.empty(3)).tolist())
+        empty = lib.empty(0)
+        results.append((lib.mul(a, 3, out=empty) is empty, empty.tolist()))
+        for bad in (lambda: lib.add(a, a, out=lib.zeros(3, dtype=lib.int64)),
+                    lambda: lib.mul(lib.ones(3, requires_grad=True), 2, out=lib.empty(3))):
+            try:
+                bad()
+            except RuntimeError as e:
+                results.append("can't be cast" in str(e) or "don't support automatic differentiation" in str(e))
+        return results
+    assert run(graphc) == run(torch)
+    compiled = graphc.compile(lambda a, o: graphc.add(a, a, out=o))
+    for i in range(3):
+        o = graphc.zeros(3)
+        compiled(graphc.ones(3) * i, o)
+        assert o.tolist() == [2.0 * i] * 3
+    assert compiled.num_traces == 1
