@@ -261,6 +261,7 @@ def _aliases_input(node: Node) -> bool:
 
 
 VALUES_CHANGED = "the values of"  # how a value guard's miss starts
+CHANGING_TRACES = 3  # traces in a row that change Python state after which a function runs eagerly
 
 
 class Entry:
@@ -811,14 +812,18 @@ class CompiledFunction:
         state.set_constants(assigned)
         changed = state.changed_by_run()
         if changed:
-            reason = (f"{self.__name__} is traced again on every call (so its effect happens each time, as "
-                      f"eagerly): it changes {changed} while it runs (at {definition_line(self.fn)})")
+            reason = f"it changes {changed} while it runs (at {definition_line(self.fn)})"
             if logs_on("recompiles"):
-                log.info(f"recompiles] {reason}")
+                log.info(f"recompiles] {self.__name__} is traced again: {reason}")
             self._changing_traces += 1
-            if self._changing_traces == 2:  # not on the first: a first call may create state (optimizer moments)
-                warnings.warn(f"graphc.compile: {reason}", RuntimeWarning, stacklevel=3)
+            # not on the first calls, which may create state (optimizer moments): a third in a row means every call
+            # does, and no replay could redo it, so tracing each call would only add the trace's cost to eager's
+            if self._changing_traces == CHANGING_TRACES:
+                self._eager_reason = reason
+                warnings.warn(f"graphc.compile: {self.__name__} runs eagerly from now on (so its effect happens each "
+                              f"time): {reason}, on {CHANGING_TRACES} calls in a row", RuntimeWarning, stacklevel=3)
             return result
+        self._changing_traces = 0
         if capture.last_key is None:  # no tensor op ran (it returns an argument, or Python values): an empty plan
             self._run_segment(capture, Graph(), [])
         position = {n: i for i, n in enumerate(capture.last_outputs)}
