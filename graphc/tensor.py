@@ -476,6 +476,8 @@ class Tensor:
     def __repr__(self) -> str:
         from .tensor_str import tensor_str
 
+        if STATE.capture is not None and STATE.capture.weak_node(self) is not None:
+            return repr(self.item())  # a float argument standing as a scalar proxy prints as the float (guarded)
         host = self._host()
         default = dtypes.get_default_dtype()
         return tensor_str(host.astype(np.float32) if self.dtype in dtypes.LOW_PRECISION else host,

@@ -383,3 +383,19 @@ def test_model_with_optimizer_and_clipping_tracks_torch(opt, kwargs):
         assert_same_state(g, t, 1e-4, 1e-5)
     g_state, t_state = g_opt.state_dict(), t_opt.state_dict()
     assert g_state["param_groups"][0]["params"] == t_state["param_groups"][0]["params"]
+
+
+def test_sequential_and_module_list_editing_match_torch():
+    def run(lib):
+        m = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.ReLU(), lib.nn.Linear(3, 1))
+        m[1] = lib.nn.Tanh()
+        del m[0]
+        m.insert(0, lib.nn.Linear(2, 3))
+        m.append(lib.nn.Sigmoid())
+        popped = m.pop(-1)
+        m.extend([lib.nn.ReLU()])
+        modules = lib.nn.ModuleList([lib.nn.ReLU(), lib.nn.Tanh(), lib.nn.ReLU()])
+        modules[0] = lib.nn.Sigmoid()
+        return ([type(x).__name__ for x in m], list(m.state_dict()), type(popped).__name__,
+                [type(x).__name__ for x in modules])
+    assert run(graphc) == run(torch)

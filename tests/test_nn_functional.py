@@ -387,3 +387,38 @@ def test_compiled_attention_scale_and_block_diag_follow_a_new_size():
         assert_close(attend(graphc.tensor(q)), TF.scaled_dot_product_attention(*[torch.tensor(q)] * 3))
         assert blocks(graphc.ones(2, e)).tolist() == torch.block_diag(*[torch.ones(2, e)] * 2).tolist()
     assert attend.num_traces == blocks.num_traces == 2
+
+
+@pytest.mark.parametrize("name, fn, shapes", [
+    ("group_norm", lambda F, x: F.group_norm(x, 2), [(1, 4, 4, 4), (1, 4, 4, 4), (2, 4, 6, 8)]),
+    ("kl_div batchmean", lambda F, x: F.kl_div(x.log_softmax(1), x.flip(0).softmax(1), reduction="batchmean"),
+     [(2, 4), (2, 4), (3, 4)]),
+    ("unflatten", lambda F, x: x.flatten(1).unflatten(1, (4, -1)) * 2, [(1, 4, 3, 3), (1, 4, 3, 3), (3, 4, 3, 3)]),
+    ("topk", lambda F, x: x.topk(2, 0).values, [(3, 2), (3, 2), (1, 2)]),
+    ("pdist", lambda F, x: F.pdist(x), [(4, 3), (4, 3), (5, 3)]),
+])
+def test_compiled_sizes_from_library_code_follow_a_new_size(name, fn, shapes):
+    """Sizes library code reads (group_norm's spatial size, kl_div's batch, unflatten's other dims, topk's k
+    against the dim, pdist's pairs) hold for a new size at a replay: values and errors as torch's."""
+    compiled = graphc.compile(lambda x: fn(F, x), backend="numpy")
+    for shape in shapes:
+        x = np.random.RandomState(shape[0]).randn(*shape).astype(np.float32)
+        try:
+            expected = fn(TF, torch.tensor(x)).numpy()
+        except RuntimeError:
+            with pytest.raises(RuntimeError):
+                compiled(graphc.tensor(x))
+            continue
+        out = compiled(graphc.tensor(x)).numpy()
+        assert out.shape == expected.shape
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pdist_matches_torch():
+    x = np.random.RandomState(0).randn(5, 3).astype(np.float32)
+    for p in (2.0, 1.0, 3.0):
+        ours, theirs = graphc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        F.pdist(ours, p).sum().backward()
+        TF.pdist(theirs, p).sum().backward()
+        assert_close(F.pdist(ours, p), TF.pdist(theirs, p))
+        assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-6)

@@ -442,3 +442,37 @@ def test_requires_grad_toggled_inside_compiled_gan_steps_replays():
             np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-5, atol=1e-6)
             assert p.requires_grad == tp.requires_grad
     assert critic.num_traces == generator.num_traces == 2  # the first calls create .grad
+
+
+def test_optimizer_state_cleared_between_compiled_steps():
+    """opt.state.clear() (moments reset) between compiled steps: the steps go on as torch's, with no warning."""
+    def run(lib, compiled):
+        m = lib.nn.Linear(5, 1)
+        with lib.no_grad():
+            m.weight.copy_(lib.tensor(np.linspace(-1, 1, 5, dtype=np.float32)[None]))
+            m.bias.zero_()
+        opt = lib.optim.Adam(m.parameters(), lr=1e-2)
+
+        def step(x):
+            opt.zero_grad()
+            loss = m(x).pow(2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        step = graphc.compile(step) if compiled else step
+        losses = []
+        for i in range(7):
+            if i == 4:
+                opt.state.clear()
+            losses.append(step(lib.ones(4, 5)).item())
+        return losses
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = run(graphc, True)
+    np.testing.assert_allclose(ours, run(torch, False), rtol=1e-5)
+
+
+def test_a_float_argument_prints_as_the_float():
+    compiled = graphc.compile(lambda x, k: x * len(str(k)))
+    for k in (1.0, 10.5, 1.0):
+        assert compiled(graphc.ones(2), k).tolist() == [float(len(str(k)))] * 2

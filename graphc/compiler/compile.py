@@ -747,8 +747,10 @@ class CompiledFunction:
                           "argument's .item(), bool() or .tolist(), a bool mask argument...), so a replay could not "
                           "follow a new value; pass such values as Python numbers, or compute them inside",
                           RuntimeWarning, stacklevel=2)
-        self._escaped_traces += bool(escaped and not needs_grad and not capture.breaks)
-        if self._escaped_traces == 2:  # not on the first: a first call may create state (optimizer moments)
+        counted = bool(escaped and not needs_grad and not capture.breaks)
+        self._escaped_traces += counted
+        # not on the first in a row: a first call may create state (optimizer moments, again after state.clear())
+        if counted and self._escaped_traces == 2:
             node = escaped[0]._node
             warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: a tensor it computes "
                           f"({node.label}, shape {list(node.shape)}, made at {node.where or 'an unknown line'}) is "
@@ -823,7 +825,7 @@ class CompiledFunction:
                 warnings.warn(f"graphc.compile: {self.__name__} runs eagerly from now on (so its effect happens each "
                               f"time): {reason}, on {CHANGING_TRACES} calls in a row", RuntimeWarning, stacklevel=3)
             return result
-        self._changing_traces = 0
+        self._changing_traces = self._escaped_traces = 0
         if capture.last_key is None:  # no tensor op ran (it returns an argument, or Python values): an empty plan
             self._run_segment(capture, Graph(), [])
         position = {n: i for i, n in enumerate(capture.last_outputs)}

@@ -30,6 +30,26 @@ class Sequential(Module):
             return Sequential(OrderedDict(list(self._modules.items())[index]))
         return list(self._modules.values())[index]
 
+    def _key(self, index: int) -> str:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} is out of range")
+        return list(self._modules)[index % len(self)]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        self._modules[self._key(index)] = module  # in its place (add_module would move it last)
+
+    def __delitem__(self, index: int | slice) -> None:
+        """Remove modules; the others are numbered again from 0, as torch's."""
+        keys = list(self._modules)[index] if isinstance(index, slice) else [self._key(index)]
+        for key in keys:
+            del self._modules[key]
+        self._renumber(list(self._modules.values()))
+
+    def _renumber(self, modules: list[Module]) -> None:
+        self._modules.clear()
+        for i, module in enumerate(modules):
+            self.add_module(str(i), module)
+
     def __len__(self) -> int:
         return len(self._modules)
 
@@ -39,6 +59,22 @@ class Sequential(Module):
     def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self)), module)
         return self
+
+    def extend(self, modules: Iterable[Module]) -> Sequential:
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index: int, module: Module) -> Sequential:
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        self._renumber(modules)
+        return self
+
+    def pop(self, index: int) -> Module:
+        module = self[index]
+        del self[index]
+        return module
 
 
 class ModuleList(Module):
@@ -59,7 +95,7 @@ class ModuleList(Module):
         return self._modules[self._index(index)]
 
     def __setitem__(self, index: int, module: Module) -> None:
-        self.add_module(self._index(index), module)
+        self._modules[self._index(index)] = module  # in its place (add_module would move it last)
 
     def __len__(self) -> int:
         return len(self._modules)

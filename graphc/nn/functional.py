@@ -59,8 +59,8 @@ __all__ = ["linear", "relu", "gelu", "silu", "leaky_relu", "elu", "softplus", "s
            "hardtanh_", "relu6", "hardswish", "hardsigmoid", "mish", "selu", "selu_", "celu", "celu_", "prelu", "rrelu",
            "rrelu_", "logsigmoid", "softmin", "softsign", "softshrink", "hardshrink", "tanhshrink", "threshold",
            "threshold_", "glu", "rms_norm", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
-           "cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "instance_norm", "dropout1d",
-           "dropout2d", "dropout3d", "alpha_dropout", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d",
+           "cosine_similarity", "pairwise_distance", "pdist", "pixel_shuffle", "pixel_unshuffle", "instance_norm",
+           "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d",
            "adaptive_max_pool1d", "adaptive_max_pool2d", "conv_transpose1d", "bilinear", "unfold", "fold",
            "embedding_bag", "triplet_margin_loss", "triplet_margin_with_distance_loss", "margin_ranking_loss",
            "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss", "multi_margin_loss",
@@ -562,7 +562,7 @@ def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, redu
         positive = gt(target, 0)
         loss = where(positive, target * log(where(positive, target, 1.0)), 0.0) - target * input
     if reduction == "batchmean":
-        return sum(loss) / input.shape[0] if input.ndim else sum(loss)
+        return sum(loss) / numel_of(input, (0,)) if input.ndim else sum(loss)  # the batch of each call
     return _reduce(loss, reduction, "kl_div")
 
 
@@ -851,8 +851,9 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
     if input.ndim < 2 or input.shape[1] % num_groups:
         raise op_error("group_norm", f"Expected number of channels in input to be divisible by num_groups, but got "
                        f"input of shape {list(input.shape)} and num_groups={num_groups}", (input,), ValueError)
-    # the batch size stays -1, so it is not baked into a compiled graph
-    grouped = input.reshape((-1, num_groups, input.shape[1] // num_groups) + tuple(input.shape[2:]))
+    # the batch size stays -1, so it is not baked into a compiled graph; the spatial sizes are (specialised)
+    grouped = input.reshape((-1, num_groups, input.shape[1] // num_groups) +
+                            tuple(meta.specialized_size(input, d) for d in range(2, input.ndim)))
     out, _, _ = _normalize(grouped, tuple(range(2, grouped.ndim)), eps)
     out = out.view_as(input)
     channel = (-1,) + (1,) * (input.ndim - 2)
@@ -1269,6 +1270,18 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
         n = reduction.norm(x, 2, dim, keepdim=True)
         norms.append(n + (clamp(n, min=eps) - n).detach())
     return sum((x1 / norms[0]) * (x2 / norms[1]), dim)
+
+
+def pdist(input: Tensor, p: float = 2.0) -> Tensor:
+    """torch.nn.functional.pdist: the p-norm distance between every pair of rows i < j of an (N, M) input, as an
+    N * (N - 1) / 2 vector in row-major order of the pairs (cdist's entries above the diagonal). Raises RuntimeError
+    for another rank."""
+    from ..ops.layout import cdist
+
+    if input.ndim != 2:
+        raise op_error("pdist", f"pdist only supports 2D tensors, got: {input.ndim}D", (input,), RuntimeError)
+    rows, cols = np.triu_indices(meta.specialized_size(input, 0), 1)  # pairs computed from the row count
+    return cdist(input, input, p)[tensor(rows), tensor(cols)]
 
 
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:

@@ -394,14 +394,30 @@ def broadcast_tensors(*tensors) -> tuple:
     return tuple(t if tuple(t.shape) == shape else expand(t, *shape) for t in tensors)
 
 
-def unflatten(x, dim: int, sizes):
-    """torch.unflatten: dim of x split into sizes (one may be -1), a view."""
-    d = meta.norm_dim(dim, x.ndim)
-    sizes = tuple(sizes)
+def _unflatten_parse(x, dim: int, sizes):
+    sizes = tuple(int(n) for n in sizes)
     if not sizes:
-        raise RuntimeError("unflatten: sizes must be non-empty")
-    shape = tuple(x.shape)
-    return reshape(x, shape[:d] + sizes + shape[d + 1:])
+        raise ValueError("unflatten: sizes must be non-empty")
+    return (x,), {"dim": meta.norm_dim(dim, x.ndim), "sizes": sizes}
+
+
+def _unflatten_shape(shape: tuple, dim: int, sizes: tuple) -> tuple:
+    """shape with dim split into sizes (one may be -1); the other dims are the input's, so a compiled plan follows
+    a new batch size (a reshape to the traced shape would bake them)."""
+    return shape[:dim] + resolve_shape(sizes, shape[dim], (shape[dim],)) + shape[dim + 1:]
+
+
+unflatten = op(
+    "unflatten",
+    VIEW,
+    lambda x, dim, sizes: (_unflatten_shape(tuple(x.shape), dim, sizes), x.dtype),
+    lowering=RESHAPE,
+    parse=_unflatten_parse,
+    backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
+    inverse=_reshape_inverse,
+    onnx=lambda g, n: g.reshape(n),
+)(lambda x, dim, sizes: np.reshape(x, _unflatten_shape(x.shape, dim, sizes)))
+unflatten.doc = "torch.unflatten: dim of x split into sizes (one may be -1), a view."
 
 
 def _at_least(n: int, tensors):
