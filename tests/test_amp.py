@@ -186,3 +186,29 @@ def test_bf16_autocast_training_reaches_the_fp32_accuracy_within_a_point(tmp_pat
     fp32 = train_digits_mlp.main(["--compile", "--checkpoint", str(tmp_path / "a.ckpt")])
     bf16 = train_digits_mlp.main(["--compile", "--autocast", "--checkpoint", str(tmp_path / "b.ckpt")])
     assert fp32 >= 0.95 and abs(bf16 - fp32) <= 0.01, (fp32, bf16)
+
+
+def test_compiled_step_with_grad_scaler_matches_torch_with_one_graph_break():
+    """A training step with GradScaler compiled: torch's losses and scales through a planted overflow; the inf
+    check reads one value for all gradients, so the step has one graph break (torch.compile has one there too)."""
+    def run(lib, compiled):
+        m = lib.nn.Linear(3, 2)
+        with lib.no_grad():
+            m.weight.copy_(lib.tensor(W[:2, :3].copy()))
+            m.bias.zero_()
+        opt = lib.optim.SGD(m.parameters(), lr=0.1)
+        scaler = lib.amp.GradScaler("cpu", init_scale=4.0, growth_interval=2)
+
+        def step(x):
+            opt.zero_grad()
+            loss = m(x).pow(2).mean()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            return loss
+        fn = graphc.compile(step) if compiled else step
+        out = [(fn(lib.ones(2, 3) * (1e38 if i == 2 else 1.0)).item(), scaler.get_scale()) for i in range(6)]
+        return out, fn
+    (ours, fn), (theirs, _) = run(graphc, True), run(torch, False)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    assert len(fn.last_breaks) == 1

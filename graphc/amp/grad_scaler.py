@@ -8,9 +8,9 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import numpy as np
-
 from ..autograd import no_grad
+from ..ops.elementwise import isfinite
+from ..ops.join import stack
 from ..tensor import Tensor
 
 
@@ -59,15 +59,14 @@ class GradScaler:
             raise RuntimeError("unscale_() has already been called on this optimizer since the last update().")
         if state["stage"] == "stepped":
             raise RuntimeError("unscale_() is being called after step().")
-        inv, found = 1.0 / self._scale, False
+        inv = 1.0 / self._scale
         with no_grad():
-            for group in optimizer.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    if not np.isfinite(p.grad._host()).all():
-                        found = True
-                    p.grad.mul_(inv)
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            finite = [isfinite(g).all() for g in grads]
+            for g in grads:
+                g.mul_(inv)
+            # one read of a value for all the gradients: inside graphc.compile one graph break, not one per parameter
+            found = bool(grads) and not bool(stack(finite).all())
         state.update(stage="unscaled", found_inf=found)
 
     def step(self, optimizer, *args: Any, **kwargs: Any) -> Any:
