@@ -169,3 +169,15 @@ def test_einsum_shapes_and_refusals_match_torch():
         assert_close(graphc.einsum(equation, *ours), torch.einsum(equation, *theirs), rtol=1e-5)
     with pytest.raises(RuntimeError, match=r"(?s)einsum: label 'j' has sizes 4 and 3.*Tensor\[3, 4\]"):
         graphc.einsum("ij,jk->ik", a[0], a[0])
+
+
+def test_einsum_gradient_where_a_label_broadcasts():
+    """A contracted label of size 1 in one operand and n in another: torch broadcasts it, gradients included."""
+    for equation, shapes in (("ij,kj->ik", [(4, 3), (4, 1)]), ("bij,bjk->bik", [(2, 3, 1), (1, 4, 5)])):
+        arrays = [np.random.RandomState(i).randn(*s).astype(np.float32) for i, s in enumerate(shapes)]
+        ours = [graphc.tensor(a, requires_grad=True) for a in arrays]
+        theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+        (graphc.einsum(equation, *ours) ** 2).sum().backward()
+        (torch.einsum(equation, *theirs) ** 2).sum().backward()
+        for o, t in zip(ours, theirs):
+            np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-5)

@@ -281,7 +281,10 @@ def _einsum_backward(c, g):
         target = "..." + unique if "..." in seen and "..." not in unique else unique  # numpy cannot sum '...' away
         gi = einsum(",".join(subscripts) + "->" + target, *operands)
         if unique == term:
-            grads.append(gi if gi.shape == x.shape else sum_to(gi, x))
+            if gi.shape != x.shape:  # a label of size 1 in one operand broadcast against n in another
+                full = meta.broadcast(tuple(gi.shape), tuple(x.shape))
+                gi = sum_to(gi if tuple(gi.shape) == full else gi.expand(*full), x)
+            grads.append(gi)
             continue
         diagonal = f"{term}->{unique}"
         if gi.shape != _diagonal_shape(x.shape, diagonal):
