@@ -181,3 +181,11 @@ def test_einsum_gradient_where_a_label_broadcasts():
         (torch.einsum(equation, *theirs) ** 2).sum().backward()
         for o, t in zip(ours, theirs):
             np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_cov_and_corrcoef_of_one_variable_are_0d():
+    x = np.random.RandomState(0).randn(1, 5).astype(np.float32)
+    for fn in ("cov", "corrcoef"):
+        ours, theirs = getattr(graphc, fn)(graphc.tensor(x)), getattr(torch, fn)(torch.tensor(x))
+        assert ours.shape == theirs.shape == ()
+        np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-5)

@@ -463,7 +463,8 @@ def cov(x: Tensor, *, correction: int = 1, fweights: Tensor | None = None, aweig
         else:
             norm = total - correction * sum(weights * aweights) / total
         out = matmul(centered * weights, transpose(centered, 0, 1)) / norm
-    return reshape(out, ()) if x.ndim < 2 else out
+    # one variable (a 1-d x, or a single row) gives a 0-d covariance, as torch's
+    return reshape(out, ()) if x.ndim < 2 or meta.specialized_size(x, 0) == 1 else out
 
 
 def corrcoef(x: Tensor) -> Tensor:
