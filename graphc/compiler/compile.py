@@ -750,12 +750,14 @@ class CompiledFunction:
         counted = bool(escaped and not needs_grad and not capture.breaks)
         self._escaped_traces += counted
         # not on the first in a row: a first call may create state (optimizer moments, again after state.clear())
-        if counted and self._escaped_traces == 2:
+        if counted and self._escaped_traces == CHANGING_TRACES:
             node = escaped[0]._node
-            warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: a tensor it computes "
+            self._eager_reason = f"a tensor it computes ({node.label}) is kept after it returns"
+            warnings.warn(f"graphc.compile: {self.__name__} runs eagerly from now on: a tensor it computes "
                           f"({node.label}, shape {list(node.shape)}, made at {node.where or 'an unknown line'}) is "
-                          "still referenced after it returns (kept in an object or a global), so a replay could not "
-                          "give it its value; return it instead, or drop the reference", RuntimeWarning, stacklevel=2)
+                          f"still referenced after it returns (kept in an object or a global, as a list of losses "
+                          f"for logging), on {CHANGING_TRACES} calls in a row, so a replay could not give it its "
+                          "value; return it instead, or drop the reference", RuntimeWarning, stacklevel=2)
         joint = None
         if (needs_grad and self.compiled_backward and not capture.breaks and not capture.grad_writes
                 and all(t._data is None and t._node.kind == "op" and not has_hooks(t, capture.sources)
