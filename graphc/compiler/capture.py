@@ -453,11 +453,13 @@ class Capture:
         """Python reads the values of a real tensor (an argument, a free tensor, a constant), not of one this trace
         computed (that is a graph break): what the trace did may depend on them. A small host tensor's values are
         then guarded (a bool mask a GNN step indexes with, a lengths tensor): the plan replays while they stay the
-        same. Any other tensor's read means the trace must not be replayed."""
+        same. Any other tensor's read means the trace must not be replayed. A tensor a factory made during the trace
+        (pack_padded_sequence's batch sizes) is a constant of the graph, built from values that are guarded."""
         ref = self.materialized.get(id(t))
-        if (ref is None or ref() is not t) and self.weak_node(t) is None:
+        if (ref is None or ref() is not t) and self.weak_node(t) is None and not self.is_made(t):
+            # (a tensor a factory made during the trace is a constant of the graph: reading it adds no dependence)
             data = t._data
-            if type(data) is np.ndarray and data.size <= MAX_GUARDED_VALUES and not self.is_made(t):
+            if type(data) is np.ndarray and data.size <= MAX_GUARDED_VALUES:
                 self.value_guards.setdefault(id(t), (t, np.array(data), user_line()))
             else:
                 self.value_reads.append(user_line())

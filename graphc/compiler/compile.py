@@ -597,7 +597,7 @@ class CompiledFunction:
         self._warned_grad = self._warned_entries = self._warned_values = self._warned_views = \
             self._warned_hooks = self._warned_breaks = self._warned_numbers = self._warned_segments = False
         self._escaped_traces = 0
-        self._changing_traces = 0
+        self._changing_traces = self._value_misses = 0
 
     @property
     def compiled_module(self):
@@ -630,6 +630,7 @@ class CompiledFunction:
             for entry in entries:
                 miss = entry.miss(flat)
                 if miss is None:
+                    self._value_misses = 0
                     try:
                         return entry.run(flat)
                     except ValuesRefused:  # a check op refused this call's values: as eagerly, no trace
@@ -639,13 +640,15 @@ class CompiledFunction:
                         break  # tracing names the op and line that refuses them
                 reason = reason or miss
         if self._entries:
-            if reason is not None and reason.startswith(VALUES_CHANGED) and self._num_entries >= 2 and \
-                    not self._warned_values:
-                self._warned_values = True
-                warnings.warn(f"graphc.compile: {self.__name__} is traced again for new values of a tensor: "
-                              f"{reason}; its values are guarded, so values that change on every call are traced on "
-                              f"every call, and after {MAX_ENTRIES} plans its calls run eagerly; compute from them "
-                              "inside the function without reading them in Python", RuntimeWarning, stacklevel=2)
+            if reason is not None and reason.startswith(VALUES_CHANGED):
+                self._value_misses += 1
+                if self._value_misses == CHANGING_TRACES - 1:  # a third set of values in a row: they change per call
+                    self._eager_reason = reason
+                    warnings.warn(f"graphc.compile: {self.__name__} runs eagerly from now on: {reason}, and those "
+                                  f"values were new on {CHANGING_TRACES} calls in a row (a plan replays only for "
+                                  "the values it was traced with); compute from them inside the function without "
+                                  "reading them in Python", RuntimeWarning, stacklevel=2)
+                    return self.fn(*args, **kwargs)
             if reason is None:  # no entry for this signature: the difference from the nearest one
                 nearest = min(reversed([e for group in self._entries.values() for e in group]),
                               key=lambda e: len(e.sig) != len(sig) or sum(a != b for a, b in zip(e.sig, sig)))
@@ -1061,12 +1064,14 @@ class CompiledFunction:
         if not self._warned_segments:
             self._warned_segments = True
             where = "before its first graph break" if resumed_at is None else f"after the graph break at {resumed_at}"
+            self._eager_reason = f"the piece of its graph {where} changes on every call"
             warn_at_user(f"graphc.compile: {self.__name__} has {MAX_ENTRIES} plans for the piece of its graph "
                           f"{where}, the most kept per piece (like torch.compile's cache_size_limit), and a new one "
-                          "for this call: a value that piece's graph holds changes on every call (a number computed "
-                          "in Python from a tensor's value, used as an op's attribute or a size); new pieces are "
-                          "planned for their call only. Pass such values as tensors, or use them as they are read "
-                          "(`x * loss.item()` is a runtime input of the piece)", RuntimeWarning)
+                          "for this call: that piece's graph changes on every call (a number computed in Python "
+                          "from a tensor's value, used as an op's attribute or a size; a branch on a random draw), "
+                          "so it runs eagerly from the next call on (planning a piece for every call costs more). "
+                          "Pass such values as tensors, or use them as they are read (`x * loss.item()` is a runtime "
+                          "input of the piece)", RuntimeWarning)
         return False
 
 
