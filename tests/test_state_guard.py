@@ -476,3 +476,42 @@ def test_a_float_argument_prints_as_the_float():
     compiled = graphc.compile(lambda x, k: x * len(str(k)))
     for k in (1.0, 10.5, 1.0):
         assert compiled(graphc.ones(2), k).tolist() == [float(len(str(k)))] * 2
+
+
+def test_data_assignments_in_a_training_step_land():
+    """`.data =` in a compiled step lands as eagerly: WGAN's weight clipping after the step, a gradient scaled
+    through .data, a target network's soft update and a buffer's running mean in a module's forward."""
+    def run(lib, compiled):
+        m = lib.nn.Linear(3, 1)
+        with lib.no_grad():
+            m.weight.fill_(0.005)
+            m.bias.fill_(0.0)
+        target = lib.nn.Parameter(lib.zeros(1, 3))
+        opt = lib.optim.SGD(m.parameters(), lr=0.05)
+
+        class Centre(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("mean", lib.zeros(3))
+
+            def forward(self, x):
+                self.mean.data = 0.9 * self.mean.data + 0.1 * x.mean(0).detach()
+                return x - self.mean
+        centre = Centre()
+
+        def step(x):
+            opt.zero_grad()
+            loss = -m(centre(x)).mean()
+            loss.backward()
+            m.weight.grad.data = m.weight.grad.data * 2
+            opt.step()
+            for p in m.parameters():
+                p.data = p.data.clamp(-0.01, 0.01)
+            target.data = 0.9 * target.data + 0.1 * m.weight.data
+            return loss
+        fn = graphc.compile(step) if compiled else step
+        losses = [fn(lib.ones(2, 3) * (i + 1)).item() for i in range(4)]
+        return losses, m.weight.tolist(), target.tolist(), centre.mean.tolist()
+    ours, theirs = run(graphc, True), run(torch, False)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
