@@ -964,3 +964,15 @@ def test_out_argument_matches_torch():
         compiled(graphc.ones(3) * i, o)
         assert o.tolist() == [2.0 * i] * 3
     assert compiled.num_traces == 1
+
+
+def test_variance_of_an_empty_reduction_is_nan():
+    def run(lib):
+        x = lib.zeros(0, 3)
+        return [x.var(0).tolist(), x.std().item(), lib.ones(1).var().item()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = run(graphc), run(torch)
+    assert np.isnan(np.array(ours[0] + ours[1:])).all() and np.isnan(np.array(theirs[0] + theirs[1:])).all()
+    compiled = graphc.compile(lambda x: x.var(0), backend="numpy")
+    assert np.isnan(compiled(graphc.zeros(0, 3)).numpy()).all()

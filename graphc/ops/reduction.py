@@ -271,7 +271,8 @@ def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
     if x.dtype.is_low_precision:  # the sum of squares in float32, as torch's kernel accumulates (float16 overflows)
         return var(x.float(), dim, keepdim=keepdim, correction=correction).to(x.dtype)
     centered = x - mean(x, dim, keepdim=True)
-    return sum(centered * centered, dim, keepdim) / (numel_of(x, dim) - correction)
+    # divided by max(N - correction, 0), as torch's: an empty reduction is 0 / 0 = NaN, not 0 / -1
+    return sum(centered * centered, dim, keepdim) / maximum(numel_of(x, dim) - correction, 0)
 
 
 def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None) -> Tensor:
