@@ -976,3 +976,20 @@ def test_variance_of_an_empty_reduction_is_nan():
     assert np.isnan(np.array(ours[0] + ours[1:])).all() and np.isnan(np.array(theirs[0] + theirs[1:])).all()
     compiled = graphc.compile(lambda x: x.var(0), backend="numpy")
     assert np.isnan(compiled(graphc.zeros(0, 3)).numpy()).all()
+
+
+def test_reductions_of_a_0d_tensor_and_repeat_interleave_are_new_tensors():
+    """torch's min/max/sort/topk/median/cummax/kthvalue/mode of a 0-d tensor along dim 0, and repeat_interleave,
+    return new tensors: a later write into the input does not show through them."""
+    def run(lib):
+        out = []
+        for f in (lambda a: a.min(0)[0], lambda a: a.max(0).values, lambda a: a.sort(0).values,
+                  lambda a: a.topk(1, 0).values, lambda a: a.median(0).values, lambda a: a.cummax(0).values,
+                  lambda a: a.kthvalue(1, 0).values, lambda a: a.mode(0).values, lambda a: a.repeat_interleave(4),
+                  lambda a: a.reshape(1, 1).repeat_interleave(1, dim=1)):
+            a = lib.tensor(5.0)
+            m = f(a)
+            a.add_(1)
+            out.append(m.tolist())
+        return out
+    assert run(graphc) == run(torch)

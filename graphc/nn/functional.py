@@ -641,7 +641,7 @@ def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | 
     loss = -(target * logsigmoid(input) + (1 - target) * logsigmoid(-input))
     if weight is not None:
         loss = loss * weight
-    return _reduce(sum(loss, dim=-1) / input.shape[-1], reduction, "multilabel_soft_margin_loss")
+    return _reduce(mean(loss, dim=-1), reduction, "multilabel_soft_margin_loss")  # over each call's classes
 
 
 @autocast_policy(FP32)

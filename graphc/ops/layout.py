@@ -15,7 +15,7 @@ from . import meta
 from .creation import zeros_like
 from .elementwise import mul, ne
 from .indexing import _FULL, gather, getitem, index_put, index_select
-from .view import _sizes, expand, flatten, repeat, reshape, transpose, unsqueeze
+from .view import _sizes, clone, expand, flatten, repeat, reshape, transpose, unsqueeze
 
 _POSITIONS = "reads element positions, which Triton expression templates do not see: runs on numpy"
 
@@ -224,8 +224,10 @@ def repeat_interleave(x: Tensor, repeats=None, dim: int | None = None, *, output
             raise op_error("repeat_interleave", f"repeats can not be negative, got {repeats}", (x,))
         if x.ndim == 0:
             x = reshape(x, 1)
-        out = expand(unsqueeze(x, dim + 1), *([-1] * (dim + 1) + [repeats] + [-1] * (x.ndim - dim - 1)))
-        return flatten(out, dim, dim + 1)
+        out = flatten(expand(unsqueeze(x, dim + 1), *([-1] * (dim + 1) + [repeats] + [-1] * (x.ndim - dim - 1))),
+                      dim, dim + 1)
+        # a new tensor, as torch's: the flatten views x where it can (a size-1 dim, or repeats of 1; always when traced)
+        return clone(out) if out._data is None or np.may_share_memory(out._data, x._data) else out
     counts = np.asarray(repeats._host() if isinstance(repeats, Tensor) else repeats)
     if counts.ndim != 1 or counts.dtype.kind not in "iu":
         raise op_error("repeat_interleave", "repeats must be 0-dim or 1-dim int tensor", (x, repeats))

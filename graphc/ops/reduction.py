@@ -16,7 +16,7 @@ from ..tensor import Tensor
 from . import meta
 from .elementwise import abs, cast, eq, exp, log, logical_and, maximum, minimum, sign, sqrt, where
 from .meta import reduction_parse
-from .view import expand_as, squeeze, unsqueeze
+from .view import clone, expand_as, squeeze, unsqueeze
 
 
 def keepdim_grad(g, c):
@@ -247,7 +247,7 @@ def _extreme(x: Tensor, dim, keepdim: bool, reduce, arg, elementwise) -> Tensor 
     from .indexing import gather
 
     indices = arg(x, dim, keepdim=True)
-    values = gather(x, dim, indices) if x.ndim else x
+    values = gather(x, dim, indices) if x.ndim else clone(x)  # a new tensor, as torch's
     if not keepdim and x.ndim:
         indices, values = squeeze(indices, dim), squeeze(values, dim)
     return ValuesIndices(values, indices)

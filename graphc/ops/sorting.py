@@ -29,7 +29,7 @@ from .elementwise import (
 from .indexing import gather
 from .layout import narrow
 from .reduction import ValuesIndices, any, sum
-from .view import expand, movedim, reshape, squeeze, unsqueeze
+from .view import clone, expand, movedim, reshape, squeeze, unsqueeze
 
 
 def _argsort_parse(x, dim: int = -1, descending: bool = False, stable: bool = False):
@@ -54,7 +54,7 @@ def argsort(x, dim, descending):
 def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
     """torch.sort: (values, indices) of x sorted along dim; gradients flow to x through the values."""
     indices = argsort(x, dim, descending, stable)
-    return ValuesIndices(gather(x, dim, indices) if x.ndim else x, indices)
+    return ValuesIndices(gather(x, dim, indices) if x.ndim else clone(x), indices)
 
 
 def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> ValuesIndices:
@@ -67,7 +67,7 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
     indices = argsort(x, d, largest)
     if x.ndim:
         indices = narrow(indices, d, 0, k)
-    return ValuesIndices(gather(x, d, indices) if x.ndim else x, indices)
+    return ValuesIndices(gather(x, d, indices) if x.ndim else clone(x), indices)
 
 
 def msort(x: Tensor) -> Tensor:
@@ -91,7 +91,7 @@ def _median(name: str, x: Tensor, dim, keepdim: bool, skip_nan: bool):
                        IndexError)
     order = argsort(x, d) if x.ndim else None
     if order is None:
-        return ValuesIndices(x, reshape(argsort(x), ()))
+        return ValuesIndices(clone(x), reshape(argsort(x), ()))
     n = x.shape[d]
     valid = sum(logical_not(isnan(x)), d, keepdim=True)
     # argsort puts NaN last: median picks the first NaN of a row that has one (its result is NaN, as torch's),
@@ -122,7 +122,7 @@ def kthvalue(x: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> ValuesI
     if not 1 <= k <= n:
         raise op_error("kthvalue", f"kthvalue(): selected number k out of range for dimension {d}", (x,))
     if not x.ndim:
-        return ValuesIndices(x, reshape(argsort(x), ()))
+        return ValuesIndices(clone(x), reshape(argsort(x), ()))
     indices = narrow(argsort(x, d), d, k - 1, 1)
     values = gather(x, d, indices)
     if not keepdim:
@@ -158,13 +158,13 @@ def cummax(x: Tensor, dim: int) -> ValuesIndices:
     """torch.cummax: (values, indices) of the running maximum along dim (NaN propagates); gradients flow to the
     elements picked, as torch's scatter of the gradient to the indices."""
     indices = _cummax_indices(x, dim)
-    return ValuesIndices(gather(x, meta.norm_dim(dim, x.ndim), indices) if x.ndim else x, indices)
+    return ValuesIndices(gather(x, meta.norm_dim(dim, x.ndim), indices) if x.ndim else clone(x), indices)
 
 
 def cummin(x: Tensor, dim: int) -> ValuesIndices:
     """torch.cummin: (values, indices) of the running minimum along dim (NaN propagates)."""
     indices = _cummin_indices(x, dim)
-    return ValuesIndices(gather(x, meta.norm_dim(dim, x.ndim), indices) if x.ndim else x, indices)
+    return ValuesIndices(gather(x, meta.norm_dim(dim, x.ndim), indices) if x.ndim else clone(x), indices)
 
 
 def _mode_index(row: np.ndarray) -> int:
@@ -197,7 +197,7 @@ def mode(x: Tensor, dim: int = -1, keepdim: bool = False) -> ValuesIndices:
         raise op_error("mode", f"mode(): Expected reduction dim {dim} to have non-zero size.", (x,), IndexError)
     indices = _mode_indices(x, dim)
     if not x.ndim:
-        return ValuesIndices(x, indices)
+        return ValuesIndices(clone(x), indices)
     d = meta.norm_dim(dim, x.ndim)
     values = gather(x, d, indices)
     if not keepdim:
