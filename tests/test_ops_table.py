@@ -267,7 +267,8 @@ CASES = [
     ("bitwise_gcd_lcm", lambda L, a, b: L.stack([
         L.bitwise_and((a * 10).long(), (b * 10).long()), L.bitwise_or((a * 10).long(), 5),
         L.bitwise_xor((a * 10).long(), (b * 10).long()), L.bitwise_not((a * 10).long()), (a * 10).long() & 6,
-        ~(a > 0) ^ (b > 0) | (a > 1), L.gcd((a * 10).long(), (b * 10).long()), L.lcm((a * 10).long(), (b * 3).long())]),
+        ~(a > 0) ^ (b > 0) | (a > 1), L.gcd((a * 10).long(), (b * 10).long()), L.lcm((a * 10).long(), (b * 3).long()),
+        L.bitwise_left_shift((a * 10).long().abs(), 2), L.bitwise_right_shift((a * 10).long(), (b * 2).long().abs())]),
      [(3, 4), (4,)]),
     ("aliases", lambda L, a, b: L.absolute(a) + L.multiply(a, b) + L.divide(a, pos(L, b)) + L.subtract(a, b)
      + L.negative(a) + L.true_divide(a, 2) + L.not_equal(a, b) + L.greater(a, b) + L.less(a, b)

@@ -453,13 +453,12 @@ class Capture:
         """Python reads the values of a real tensor (an argument, a free tensor, a constant), not of one this trace
         computed (that is a graph break): what the trace did may depend on them. A small host tensor's values are
         then guarded (a bool mask a GNN step indexes with, a lengths tensor): the plan replays while they stay the
-        same. Any other tensor's read means the trace must not be replayed. A tensor a factory made during the trace
-        (pack_padded_sequence's batch sizes) is a constant of the graph, built from values that are guarded."""
+        same. Any other tensor's read (a larger one, or one a factory made during the trace from values the library
+        combined with sizes it read) means the trace must not be replayed."""
         ref = self.materialized.get(id(t))
-        if (ref is None or ref() is not t) and self.weak_node(t) is None and not self.is_made(t):
-            # (a tensor a factory made during the trace is a constant of the graph: reading it adds no dependence)
+        if (ref is None or ref() is not t) and self.weak_node(t) is None:
             data = t._data
-            if type(data) is np.ndarray and data.size <= MAX_GUARDED_VALUES:
+            if type(data) is np.ndarray and data.size <= MAX_GUARDED_VALUES and not self.is_made(t):
                 self.value_guards.setdefault(id(t), (t, np.array(data), user_line()))
             else:
                 self.value_reads.append(user_line())

@@ -597,7 +597,7 @@ class CompiledFunction:
         self._warned_grad = self._warned_entries = self._warned_values = self._warned_views = \
             self._warned_hooks = self._warned_breaks = self._warned_numbers = self._warned_segments = False
         self._escaped_traces = 0
-        self._changing_traces = self._value_misses = 0
+        self._changing_traces = self._value_misses = self._value_read_traces = 0
 
     @property
     def compiled_module(self):
@@ -743,13 +743,18 @@ class CompiledFunction:
         differentiable = list({id(t): t for t in handed_back if t.grad_fn is not None and backward_reaches_leaves(t)}
                               .values())
         needs_grad = bool(differentiable)
-        if capture.value_reads and not self._warned_values:
-            self._warned_values = True
-            warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: at "
-                          f"{capture.value_reads[0]} it reads the values of a tensor it did not compute (an "
-                          "argument's .item(), bool() or .tolist(), a bool mask argument...), so a replay could not "
-                          "follow a new value; pass such values as Python numbers, or compute them inside",
-                          RuntimeWarning, stacklevel=2)
+        if capture.value_reads:
+            self._value_read_traces += 1
+            if self._value_read_traces == CHANGING_TRACES:
+                self._eager_reason = f"it reads the values of a tensor it did not compute at {capture.value_reads[0]}"
+            if not self._warned_values:
+                self._warned_values = True
+                warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call, and runs eagerly "
+                              f"after {CHANGING_TRACES} such calls in a row: at {capture.value_reads[0]} it reads the "
+                              "values of a tensor it did not compute (a large argument's .tolist(), a tensor the "
+                              "library built from values and sizes...), so a replay could not follow a new value; "
+                              "pass such values as Python numbers, or compute them inside",
+                              RuntimeWarning, stacklevel=2)
         counted = bool(escaped and not needs_grad and not capture.breaks)
         self._escaped_traces += counted
         # not on the first in a row: a first call may create state (optimizer moments, again after state.clear())
@@ -830,7 +835,7 @@ class CompiledFunction:
                 warnings.warn(f"graphc.compile: {self.__name__} runs eagerly from now on (so its effect happens each "
                               f"time): {reason}, on {CHANGING_TRACES} calls in a row", RuntimeWarning, stacklevel=3)
             return result
-        self._changing_traces = self._escaped_traces = 0
+        self._changing_traces = self._escaped_traces = self._value_read_traces = 0
         if capture.last_key is None:  # no tensor op ran (it returns an argument, or Python values): an empty plan
             self._run_segment(capture, Graph(), [])
         position = {n: i for i, n in enumerate(capture.last_outputs)}
