@@ -165,6 +165,7 @@ OPS = {
     "view": (lambda x: x.view(3, -1), lambda: (_t(3, 2, 4),)),
     "reshape": (lambda x: x.permute(2, 0, 1).reshape(4, 6), lambda: (_t(3, 2, 4),)),
     "flatten": (lambda x: x.flatten(1), lambda: (_t(3, 2, 4),)),
+    "unflatten": (lambda x: x.unflatten(1, (2, -1)), lambda: (_t(3, 8),)),
     "squeeze": (lambda x: x.squeeze(1), lambda: (_t(3, 1, 4),)),
     "unsqueeze": (lambda x: x.unsqueeze(1) + x.unsqueeze(-1), lambda: (_t(3, 4),)),
     "expand": (lambda x: x.expand(2, 3, 4), lambda: (_t(3, 1),)),
