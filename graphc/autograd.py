@@ -3,6 +3,7 @@ grad modes and anomaly detection."""
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 
@@ -394,17 +395,30 @@ def _needed(order: list[Node], inputs: list[Tensor], inputs_as_leaves: bool) -> 
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
-         allow_unused: bool = False) -> tuple:
-    """torch.autograd.grad: gradients of outputs with respect to inputs, leaving .grad untouched."""
+         only_inputs: bool = True, allow_unused: bool | None = None, materialize_grads: bool = False) -> tuple:
+    """torch.autograd.grad: gradients of outputs with respect to inputs, leaving .grad untouched. only_inputs is
+    deprecated and ignored, with torch's FutureWarning when False (WGAN-GP code still passes it);
+    materialize_grads gives zeros for inputs the outputs do not use (and implies allow_unused). Raises RuntimeError
+    for an unused input otherwise, ValueError for materialize_grads with allow_unused=False, as torch."""
+    if not only_inputs:
+        warnings.warn("only_inputs argument is deprecated and is ignored now (defaults to True). To accumulate "
+                      "gradient for other parts of the graph, please use torch.autograd.backward.", FutureWarning,
+                      stacklevel=2)
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
+                         "allow_unused=False.")
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     grad_outputs = [None] * len(outputs) if grad_outputs is None else (
         [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs))
     results = run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs)
     for t, r in zip(inputs, results):
-        if r is None and not allow_unused:
+        if r is None and not (allow_unused or materialize_grads):
             raise RuntimeError(f"autograd.grad: an input of shape {list(t.shape)} was not used in the graph; "
                                "pass allow_unused=True")
+    if materialize_grads:
+        from .ops.creation import zeros_like
+        results = [zeros_like(t) if r is None else r for t, r in zip(inputs, results)]
     return tuple(results)
 
 

@@ -607,12 +607,27 @@ class Tensor:
 
     new_empty = new_zeros
 
-    def new(self, *args, **kwargs) -> Tensor:
-        """The legacy torch.Tensor.new: new(*sizes) is new_empty(sizes); new(data) is new_tensor(data) (a list or a
-        tensor); new() is an empty 1-d tensor. Same dtype and device."""
-        if not args or all(isinstance(a, int) for a in args) or (len(args) == 1 and isinstance(args[0], Size)):
-            return self.new_zeros(*(args or (0,)), **kwargs)
-        return self.new_tensor(args[0], **kwargs)
+    def new(self, *args, device=None) -> Tensor:
+        """torch's legacy constructor, kept by old scripts (`weight.new(n_layers, batch, hidden).zero_()`), always in
+        this tensor's dtype: `x.new(2, 3)` or `x.new(torch.Size([2, 3]))` a tensor of that size (zero-filled, where
+        torch leaves it uninitialised), `x.new([1, 2])` one of a sequence's values, `x.new(t)` t's storage (t must
+        have x's dtype), `x.new()` an empty one. Raises TypeError as torch does for a scalar `data` or another
+        dtype's tensor."""
+        device = device or self.device
+        if not args:
+            return self.new_zeros(0, device=device)
+        if len(args) == 1 and isinstance(args[0], Tensor):
+            if args[0].dtype is not self.dtype:
+                raise TypeError(f"Tensor.new: expected a tensor of dtype {self.dtype.name}, got {args[0].dtype.name}")
+            return args[0].detach()
+        if len(args) == 1 and isinstance(args[0], Size):
+            return self.new_zeros(args[0], device=device)
+        if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
+            return self.new_zeros(args, device=device)
+        if len(args) == 1 and isinstance(args[0], (list, tuple, np.ndarray)):
+            return self.new_tensor(args[0], device=device)
+        raise TypeError(f"Tensor.new(): data must be a sequence or sizes must be ints (got "
+                        f"{', '.join(type(a).__name__ for a in args)})")
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's storage and version counter, outside autograd."""

@@ -93,6 +93,22 @@ def test_autograd_grad_leaves_dot_grad_alone_and_matches_torch():
     assert graphc.autograd.grad((x * 2).sum(), [x, w], allow_unused=True)[1] is None
 
 
+def test_autograd_grad_takes_torchs_only_inputs_and_materialize_grads():
+    """WGAN-GP's gradient penalty passes only_inputs=True (deprecated, ignored; False warns); materialize_grads gives
+    zeros for an unused input and refuses allow_unused=False, as torch."""
+    for lib in (graphc, torch):
+        x, w = lib.ones(2, 3, requires_grad=True), lib.ones(3, requires_grad=True)
+        (g,) = lib.autograd.grad(outputs=(x * 3).sum(), inputs=x, grad_outputs=lib.tensor(2.0), create_graph=True,
+                                 retain_graph=True, only_inputs=True)
+        assert g.tolist() == [[6.0] * 3] * 2
+        with pytest.warns(FutureWarning, match="only_inputs argument is deprecated"):
+            lib.autograd.grad((x * 3).sum(), x, only_inputs=False)
+        gx, gw = lib.autograd.grad((x * 2).sum(), [x, w], materialize_grads=True)
+        assert gw.tolist() == [0.0] * 3 and gx.tolist() == [[2.0] * 3] * 2
+        with pytest.raises(ValueError, match="allow_unused"):
+            lib.autograd.grad((x * 2).sum(), [x, w], materialize_grads=True, allow_unused=False)
+
+
 def test_autograd_grad_of_non_leaves_runs_only_what_it_needs_and_their_hooks():
     """autograd.grad with respect to non-leaf tensors: their tensor hooks (and retain_grad) run on the gradient that
     reaches them, as in torch, and nothing runs in the graph that made them (a hook there is not called); a

@@ -365,6 +365,29 @@ def test_embedding_bag(kwargs, offsets):
     assert_close(g.weight.grad, t.weight.grad)
 
 
+def test_embedding_bag_compiled_replays_for_every_text_length():
+    """The text-classification tutorial's step: token ids of a batch concatenated, so their count changes on every
+    call; one plan serves them all (the bags come from the offsets, not from the sizes) and the losses are torch's.
+    The last batch ends with an empty bag (its offset equals the text length)."""
+    g, t = pair(lambda m: m.EmbeddingBag(10, 4, mode="mean"))
+    g_opt, t_opt = graphc.optim.SGD(g.parameters(), lr=0.5), torch.optim.SGD(t.parameters(), lr=0.5)
+
+    def step(L, model, opt, text, offsets):
+        opt.zero_grad()
+        loss = L.nn.functional.cross_entropy(model(text, offsets), L.arange(offsets.shape[0]) % 4)
+        loss.backward()
+        opt.step()
+        return loss
+
+    g_step = graphc.compile(lambda text, offsets: step(graphc, g, g_opt, text, offsets))
+    rng = np.random.default_rng(0)
+    for lengths in ([3, 5, 2], [4, 1, 6], [2, 2, 7], [5, 3, 0]):
+        text, offsets = rng.integers(0, 10, sum(lengths)), np.cumsum([0] + lengths[:-1])
+        assert_close(g_step(graphc.tensor(text), graphc.tensor(offsets)),
+                     step(torch, t, t_opt, torch.tensor(text), torch.tensor(offsets)), 1e-5, 1e-6)
+    assert g_step.num_traces <= 2
+
+
 def test_embedding_bag_per_sample_weights():
     index, offsets, w = np.array([0, 2, 4, 1]), np.array([0, 1]), np.random.rand(4).astype(np.float32)
     table = np.random.standard_normal((5, 2)).astype(np.float32)

@@ -3,6 +3,8 @@ log targets; values and gradients of the input (and of weights where torch has t
 loss compiled on the numpy backend equals eager."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -71,6 +73,25 @@ def test_cross_entropy_index_targets(reduction, weighted, ignore_index, label_sm
           lambda x, t, w: torch.nn.functional.cross_entropy(x, t, w if weighted else None, **kwargs), [x, t, w])
     check(graphc.nn.CrossEntropyLoss(graphc.tensor(w) if weighted else None, **kwargs),
           torch.nn.CrossEntropyLoss(torch.tensor(w) if weighted else None, **kwargs), [x, t])
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_class_index_losses_ignore_masked_minus_inf_logits(compiled):
+    """SimCLR's NT-Xent masks the self-similarities with -inf before cross_entropy: only each target's entry is read
+    (torch gathers it), so the other -inf log-probabilities give no NaN, in the value or the gradient."""
+    x, t, w = randn(6, 6), np.array([3, 4, 5, 0, 1, 2]), np.random.uniform(0.5, 2, 6).astype(np.float32)
+
+    def losses(L, x, t, w):
+        x = x.masked_fill(L.eye(6, dtype=L.bool), float("-inf"))
+        return L.stack([L.nn.functional.cross_entropy(x, t), L.nn.functional.cross_entropy(x, t, w),
+                        L.nn.functional.nll_loss(L.log_softmax(x, 1), t, w),
+                        L.nn.functional.multi_margin_loss(x, t)])
+
+    g_fn = graphc.compile(lambda x, t, w: losses(graphc, x, t, w)) if compiled else (
+        lambda x, t, w: losses(graphc, x, t, w))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value encountered in multiply" was the symptom
+        check(g_fn, lambda x, t, w: losses(torch, x, t, w), [x, t, w])
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

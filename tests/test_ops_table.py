@@ -184,6 +184,8 @@ CASES = [
     ("tril", lambda L, x: L.tril(x, -1), [(3, 4)]),
     ("triu", lambda L, x: x.triu(1), [(2, 3, 4)]),
     ("flip", lambda L, x: L.flip(x, (0, -1)) * x.flip(1), [(3, 4)]),
+    ("flip_permute_dims_keyword", lambda L, x: L.flip(x, dims=[1]) * x.flip(dims=(0,)) + x.permute(dims=(1, 0)).T
+     - L.permute(x, dims=[1, 0]).T * 2, [(3, 4)]),
     ("roll", lambda L, x: L.roll(x, 1) + x.roll((1, -2), (0, 1)), [(3, 4)]),
     ("narrow", lambda L, x: L.narrow(x, -1, 1, 2)[1:] + x.narrow(0, -2, 2)[:, :1], [(3, 4)]),
     ("narrow_copy", lambda L, x: L.narrow_copy(x, -1, 1, 2)[1:] * x.narrow_copy(0, 1, 2)[:, :2], [(3, 4)]),

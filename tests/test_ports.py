@@ -40,6 +40,10 @@ TOLERANCE = {
     "super_resolution": (2e-3, "steps"),
     "siamese": (2e-3, "steps"),
     "annotated_transformer": (2e-3, "steps"),
+    "simclr": (2e-3, "steps"),
+    "text_bag": (2e-3, "steps"),
+    "char_rnn": (2e-3, "steps"),
+    "maml": (2e-3, "steps"),
 }
 
 

@@ -235,6 +235,26 @@ def test_new_factories_and_type_as_follow_the_tensor_like_torch():
     assert ours.new_ones(2, requires_grad=True).requires_grad
 
 
+def test_legacy_new_follows_torch():
+    ours, theirs = graphc.ones(2, dtype=graphc.float64), torch.ones(2, dtype=torch.float64)
+    for args in [(), (2, 3), ((2, 3),), ([1, 2],), (np.array([1.5, 2.0]),)]:
+        a, b = ours.new(*args), theirs.new(*args)
+        assert a.shape == tuple(b.shape) and a.dtype.name == str(b.dtype).replace("torch.", "")
+        if args and not isinstance(args[0], int):
+            assert_close(a, b)
+    assert ours.new(graphc.Size([2, 3])).shape == tuple(theirs.new(torch.Size([2, 3])).shape)
+    hidden = ours.new(3, 2).zero_()  # the char-RNN init_hidden idiom
+    assert_close(hidden, theirs.new(3, 2).zero_())
+    shared = graphc.tensor([1.0, 2.0], dtype=graphc.float64)
+    ours.new(shared)[0] = 9.0  # new(t) aliases t, as torch's
+    assert shared.tolist() == [9.0, 2.0]
+    for bad in [(2.5,), (graphc.tensor([1, 2]),)]:
+        with pytest.raises(TypeError):
+            theirs.new(*[torch.tensor(a.numpy()) if isinstance(a, graphc.Tensor) else a for a in bad])
+        with pytest.raises(TypeError):
+            ours.new(*bad)
+
+
 def test_like_factories_make_new_leaves_as_torch():
     w, tw = graphc.randn(2, 3, requires_grad=True), torch.randn(2, 3, requires_grad=True)
     for name in ("zeros_like", "ones_like", "rand_like", "randn_like"):

@@ -345,7 +345,7 @@ def _check_targets(name: str, input: Tensor, target: Tensor, classes: int, ignor
 
 def _picked(name: str, input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int) -> Tensor:
     """One-hot mask of each target's class (eq of the target against the class ids), zero for ignored targets and
-    scaled by the class weight: input's shape, so sum(picked * input) over the class dim picks input[n, target[n]]."""
+    scaled by the class weight: input's shape, so _pick(picked, input) over the class dim picks input[n, target[n]]."""
     class_dim = 1 if input.ndim > 1 else 0
     classes = input.shape[class_dim]
     target = _check_targets(name, input, target, classes, ignore_index)
@@ -355,6 +355,12 @@ def _picked(name: str, input: Tensor, target: Tensor, weight: Tensor | None, ign
     if 0 <= ignore_index < classes:  # else no class id equals ignore_index: ignored rows are all zero already
         hit = logical_and(hit, unsqueeze(ne(target, ignore_index), class_dim))
     return hit.to(input.dtype) if weight is None else hit.to(input.dtype) * weight.view(_per_class(input))
+
+
+def _pick(picked: Tensor, values: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    """sum(picked * values) over the class dim, reading only the picked entries: a masked logit of -inf elsewhere
+    (log_softmax gives -inf there) would make 0 * -inf a NaN, where torch's gather reads the target's entry alone."""
+    return sum(where(ne(picked, 0), values, 0.0) * picked, dim=dim, keepdim=keepdim)
 
 
 def _per_class(input: Tensor) -> tuple:
@@ -372,7 +378,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction("nll_loss", reduction)
     picked = _picked("nll_loss", input, target, weight, ignore_index)
-    loss = -sum(picked * input, dim=1 if input.ndim > 1 else 0)
+    loss = -_pick(picked, input, dim=1 if input.ndim > 1 else 0)
     return _reduce_picked(loss, picked, target, weight, ignore_index, reduction)
 
 
@@ -404,7 +410,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if target.dtype.is_floating_point:
         return _soft_cross_entropy(logp, target, weight, class_dim, reduction, label_smoothing)
     picked = _picked("cross_entropy", logp, target, weight, ignore_index)
-    loss = -sum(picked * logp, dim=class_dim)
+    loss = -_pick(picked, logp, dim=class_dim)
     if label_smoothing > 0:
         weighted = logp if weight is None else logp * weight.view(_per_class(input))
         smooth = masked_fill(-sum(weighted, dim=class_dim), eq(target, ignore_index), 0.0)
@@ -662,7 +668,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
                        f"but got: {list(input.shape)}", (input, target), RuntimeError)
     picked = _picked("multi_margin_loss", input, target, None, -100)
     dim = input.ndim - 1
-    z = clamp((margin - sum(picked * input, dim=dim, keepdim=True)) + input, min=0)
+    z = clamp((margin - _pick(picked, input, dim=dim, keepdim=True)) + input, min=0)
     z = (z if p == 1 else z * z) * (1 - picked)
     if weight is not None:
         z = z * sum(picked * weight, dim=dim, keepdim=True)
@@ -1669,12 +1675,13 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
                   per_sample_weights: Tensor | None = None, include_last_offset: bool = False,
                   padding_idx: int | None = None) -> Tensor:
     """Sums or means of bags of embedding rows: a 2-d input is one bag per row; a 1-d input is cut into bags
-    at offsets. The bag of each index comes from the offsets in graph ops (a cumulative sum of ones at the offsets),
-    and index_add sums each bag, so nothing is read back. Empty bags give zeros, padding_idx entries are left out of
+    at offsets. The bag of each index is found in the offsets in graph ops (searchsorted of its position), and
+    index_add sums each bag, so nothing is read back. Empty bags give zeros, padding_idx entries are left out of
     sums and counts, as torch. Raises ValueError for a bad mode or offsets with a 2-d input, NotImplementedError for
     mode='max', max_norm and scale_grad_by_freq."""
-    from ..ops.creation import ones, zeros
+    from ..ops.creation import zeros
     from ..ops.indexing import index_add
+    from ..ops.sorting import searchsorted
 
     if mode not in ("sum", "mean", "max"):
         raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
@@ -1703,12 +1710,12 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
     if padding_idx is not None and padding_idx < 0:
         padding_idx += weight.shape[0]
     rows = embedding(input, weight)
-    kept = ones(input.shape[0], dtype=weight.dtype, device=weight.device)
+    kept = ones_like(input, dtype=weight.dtype, device=weight.device)
     if padding_idx is not None:
         kept = kept * ne(input, padding_idx).to(weight.dtype)
-    starts = index_add(zeros(input.shape[0] + 1, dtype=dtypes.int64, device=input.device), 0, offsets.long(),
-                       ones(bags, dtype=dtypes.int64, device=input.device))
-    bag = starts[:-1].cumsum(0) - 1
+    # made from input and offsets, not from their sizes, so that a compiled step replays for every text length
+    positions = ones_like(input, dtype=dtypes.int64).cumsum(0) - 1
+    bag = searchsorted(offsets.to(dtypes.int64), positions, right=True) - 1
     weights = kept if per_sample_weights is None else kept * per_sample_weights
     out = index_add(zeros(bags, weight.shape[1], dtype=weight.dtype, device=weight.device), 0, bag,
                     rows * unsqueeze(weights, 1))

@@ -15,7 +15,7 @@ from . import meta
 from .creation import zeros_like
 from .elementwise import mul, ne
 from .indexing import _FULL, gather, getitem, index_put, index_select
-from .view import _sizes, clone, expand, flatten, repeat, reshape, transpose, unsqueeze
+from .view import _dims_arg, _sizes, clone, expand, flatten, repeat, reshape, transpose, unsqueeze
 
 _POSITIONS = "reads element positions, which Triton expression templates do not see: runs on numpy"
 
@@ -57,7 +57,11 @@ def _dims_parse(name: str, x, dims) -> tuple:
     return out
 
 
-@op("flip", OTHER, meta.same, parse=lambda x, *dims: ((x,), {"dims": _dims_parse("flip", x, _sizes(dims))}),
+def _flip_parse(x, *dims, **kwargs):
+    return (x,), {"dims": _dims_parse("flip", x, _dims_arg("flip", dims, kwargs))}
+
+
+@op("flip", OTHER, meta.same, parse=_flip_parse,
     fallback=_POSITIONS, saves=(), backward=lambda c, g: (flip(g, c.attrs["dims"]),))
 def flip(x, dims):
     """torch.flip(input, dims): a copy with the order of elements reversed along each of dims."""

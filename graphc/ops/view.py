@@ -21,6 +21,19 @@ def _sizes(args) -> tuple:
     return tuple(int(a) for a in args)
 
 
+def _dims_arg(name: str, dims: tuple, kwargs: dict) -> tuple:
+    """The dims of torch's `f(x, dims)` that its method also takes as `x.f(*dims)`: positional (f(x, 2, 0),
+    f(x, (2, 0))) or the keyword `dims=`, as torch allows for both."""
+    unexpected = set(kwargs) - {"dims"}
+    if unexpected:
+        raise TypeError(f"{name}() got an unexpected keyword argument '{min(unexpected)}'")
+    if "dims" in kwargs:
+        if dims:
+            raise TypeError(f"{name}() got multiple values for argument 'dims'")
+        dims = (kwargs["dims"],)
+    return _sizes(dims)
+
+
 def resolve_shape(shape: tuple, numel: int, old: tuple) -> tuple:
     """A shape with at most one -1 made concrete for numel elements."""
     if shape.count(-1) > 1:
@@ -104,8 +117,8 @@ def _permute_infer(x, dims):
     return tuple([shape[d] for d in dims]), x.dtype
 
 
-def _permute_parse(x, *dims):
-    dims = _sizes(dims)
+def _permute_parse(x, *dims, **kwargs):
+    dims = _dims_arg("permute", dims, kwargs)
     return (x,), {"dims": tuple(meta.norm_dim(d, x.ndim) for d in dims)}
 
 
