@@ -326,3 +326,65 @@ def test_compiled_validation_refuses_as_eager():
         else:
             assert ours.replace("graphc.", "torch.") == theirs
     assert compiled.num_traces == 1 and not compiled.last_breaks
+
+
+def test_mixture_same_family_matches_torch():
+    """A mixture density network's likelihood, as public MDN code writes it: MixtureSameFamily(Categorical(logits),
+    Independent(Normal(loc, scale), 1)); log_prob with its gradients, mean, variance, cdf of a scalar mixture, sample
+    and expand shapes, the repr, and the constructor's refusals, against torch."""
+    logits, loc, scale = R.normal(size=(5, 3)), R.normal(size=(5, 3, 2)), R.uniform(0.5, 2, size=(5, 3, 2))
+    value = R.normal(size=(4, 5, 2))
+    (ours, theirs) = leaves({"logits": logits, "loc": loc, "scale": scale})
+    mixtures = [D.MixtureSameFamily(D.Categorical(logits=p["logits"]), D.Independent(D.Normal(p["loc"], p["scale"]), 1))
+                for D, p in ((gd, ours), (td, theirs))]
+    p, q = mixtures
+    assert p.batch_shape == q.batch_shape and p.event_shape == q.event_shape and p.has_rsample == q.has_rsample
+    lp, tlp = p.log_prob(graphc.tensor(value)), q.log_prob(torch.tensor(value))
+    assert_close(lp, tlp)
+    lp.sum().backward()
+    tlp.sum().backward()
+    for k in ours:
+        assert_close(ours[k].grad, theirs[k].grad)
+    assert_close(p.mean, q.mean)
+    assert_close(p.variance, q.variance)
+    assert p.sample((7,)).shape == q.sample((7,)).shape and p.expand((2, 5)).sample().shape == (2, 5, 2)
+    scalar = [D.MixtureSameFamily(D.Categorical(probs=L.tensor([0.3, 0.7])), D.Normal(L.tensor([-1.0, 2.0]),
+                                                                                      L.tensor([0.5, 1.0])))
+              for L, D in ((graphc, gd), (torch, td))]
+    assert_close(scalar[0].cdf(graphc.tensor([0.0, 1.0])), scalar[1].cdf(torch.tensor([0.0, 1.0])))
+    assert repr(scalar[0]).replace("graphc", "torch") == repr(scalar[1])
+    for L, D in ((graphc, gd), (torch, td)):
+        with pytest.raises(ValueError, match="Categorical"):
+            D.MixtureSameFamily(D.Normal(L.zeros(2), L.ones(2)), D.Normal(L.zeros(2), L.ones(2)))
+        with pytest.raises(ValueError, match="does not equal"):
+            D.MixtureSameFamily(D.Categorical(logits=L.zeros(3)), D.Normal(L.zeros(2), L.ones(2)))
+        with pytest.raises(ValueError, match="not compatible"):
+            D.MixtureSameFamily(D.Categorical(logits=L.zeros(4, 2)), D.Normal(L.zeros(3, 2), L.ones(3, 2)))
+
+
+def test_mixture_density_network_step_compiled_matches_torch():
+    """An MDN training step compiled (validate_args=False, as MDN code passes for speed) follows torch's losses."""
+    weights = R.normal(size=(9, 4)).astype(np.float32) * 0.5
+    x, y = R.normal(size=(16, 4)).astype(np.float32), R.normal(size=(16, 1)).astype(np.float32)
+
+    def make_step(L, D, w):
+        opt = L.optim.SGD([w], lr=0.1)
+
+        def step(x, y):
+            out = x @ w.T
+            pi, mu, log_sigma = out[:, :3], out[:, 3:6], out[:, 6:]
+            mix = D.MixtureSameFamily(D.Categorical(logits=pi, validate_args=False),
+                                      D.Normal(mu, log_sigma.exp(), validate_args=False), validate_args=False)
+            loss = -mix.log_prob(y.squeeze(1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+
+    tw, gw = torch.tensor(weights, requires_grad=True), graphc.tensor(weights, requires_grad=True)
+    torch_step, graphc_step = make_step(torch, td, tw), graphc.compile(make_step(graphc, gd, gw))
+    for _ in range(4):
+        assert_close(graphc_step(graphc.tensor(x), graphc.tensor(y)), torch_step(torch.tensor(x), torch.tensor(y)),
+                     rtol=1e-5, atol=1e-6)
+    assert graphc_step.num_traces <= 2

@@ -12,11 +12,12 @@ from .distribution import Distribution
 from .gamma import Gamma
 from .independent import Independent
 from .kl import kl_divergence, register_kl
+from .mixture_same_family import MixtureSameFamily
 from .multivariate_normal import MultivariateNormal
 from .normal import Normal
 from .one_hot_categorical import OneHotCategorical
 from .uniform import Uniform
 
 __all__ = ["Bernoulli", "Beta", "Categorical", "Dirichlet", "Distribution", "Gamma", "Independent",
-           "MultivariateNormal", "Normal", "OneHotCategorical", "Uniform", "constraints", "kl_divergence",
-           "register_kl"]
+           "MixtureSameFamily", "MultivariateNormal", "Normal", "OneHotCategorical", "Uniform", "constraints",
+           "kl_divergence", "register_kl"]
