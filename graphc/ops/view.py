@@ -275,16 +275,15 @@ def _flatten_shape(shape, start, end):
     return shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :]
 
 
-flatten = op(
-    "flatten",
-    VIEW,
-    lambda x, start, end: (_flatten_shape(tuple(x.shape), start, end), x.dtype),
-    lowering=RESHAPE,
-    parse=_flatten_parse,
-    backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
-    inverse=_reshape_inverse,
-    onnx=lambda g, n: g.reshape(n),
-)(lambda x, start, end: np.reshape(x, _flatten_shape(x.shape, start, end)))
+def _reshaping(name: str, shape, parse):
+    """A view op that reshapes x to shape(x.shape, **attrs), computed from the input's shape at every call (so a
+    compiled plan follows a new batch size): reshape's lowering, gradient and inverse."""
+    return op(name, VIEW, lambda x, **attrs: (shape(tuple(x.shape), **attrs), x.dtype), lowering=RESHAPE, parse=parse,
+              backward=lambda c, g: (reshape_as(g, c.inputs[0]),), inverse=_reshape_inverse,
+              onnx=lambda g, n: g.reshape(n))(lambda x, **attrs: np.reshape(x, shape(x.shape, **attrs)))
+
+
+flatten = _reshaping("flatten", _flatten_shape, _flatten_parse)
 
 
 def repeat(x, *sizes):
@@ -415,21 +414,12 @@ def _unflatten_parse(x, dim: int, sizes):
 
 
 def _unflatten_shape(shape: tuple, dim: int, sizes: tuple) -> tuple:
-    """shape with dim split into sizes (one may be -1); the other dims are the input's, so a compiled plan follows
-    a new batch size (a reshape to the traced shape would bake them)."""
+    """shape with dim split into sizes (one may be -1); the other dims are the input's (a reshape to the traced
+    shape would bake them)."""
     return shape[:dim] + resolve_shape(sizes, shape[dim], (shape[dim],)) + shape[dim + 1:]
 
 
-unflatten = op(
-    "unflatten",
-    VIEW,
-    lambda x, dim, sizes: (_unflatten_shape(tuple(x.shape), dim, sizes), x.dtype),
-    lowering=RESHAPE,
-    parse=_unflatten_parse,
-    backward=lambda c, g: (reshape_as(g, c.inputs[0]),),
-    inverse=_reshape_inverse,
-    onnx=lambda g, n: g.reshape(n),
-)(lambda x, dim, sizes: np.reshape(x, _unflatten_shape(x.shape, dim, sizes)))
+unflatten = _reshaping("unflatten", _unflatten_shape, _unflatten_parse)
 unflatten.doc = "torch.unflatten: dim of x split into sizes (one may be -1), a view."
 
 
