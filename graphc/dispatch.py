@@ -11,7 +11,7 @@ import numpy as np
 
 from . import dtypes
 from .autograd import Node, refresh_view
-from .errors import PASS_THROUGH, argument_of, op_error, user_line
+from .errors import PASS_THROUGH, RefusedValueError, ValuesRefused, argument_of, op_error, user_line, values_refused
 from .state import STATE
 from .tensor import Tensor
 
@@ -188,6 +188,8 @@ def infer(op: Op, inputs: tuple, attrs: dict):
 def _refusal(op: Op, e: Exception, inputs: tuple) -> Exception:
     # numpy's own subclasses (its casting errors) take other constructor arguments: the built-in class they extend
     kind = next(c for c in type(e).__mro__ if c.__module__ == "builtins")
+    if isinstance(e, ValuesRefused):  # a check op's message is the user's error; the mark makes a compiled function
+        return values_refused(RefusedValueError if kind is ValueError else kind)(f"{e}\n  at {user_line()}")
     return op_error(op.name, str(e), inputs, RuntimeError if kind is ValueError else kind)
 
 

@@ -79,6 +79,11 @@ def overlap_error(shape) -> RuntimeError:
                         f"tensor before performing the operation.\n  at {user_line()}")
 
 
+class RefusedValueError(RuntimeError, ValueError):
+    """An op of a plan refused a value with ValueError: a RuntimeError to the user, as an eager op's refusal is
+    (dispatch._refusal), and still a ValueError to graphc.compile, which traces again on one."""
+
+
 class ValuesRefused(Exception):
     """The mixin of the errors a check op raises on the values it checks (ops.indexing.check_bounds, _assert_async):
     the caller's values are refused, not the program nor its plan, so a compiled function raises it as eager code

@@ -19,7 +19,7 @@ import numpy as np
 from .. import dtypes
 from ..dispatch import ELEMENTWISE, MATMUL, VIEW, memory_owner, narrow_integers, run_forward
 from ..dtypes import LOW_PRECISION
-from ..errors import ValuesRefused, values_refused
+from ..errors import RefusedValueError, ValuesRefused, values_refused
 from ..ops.matmul import matmul
 from ..tensor import from_torch, to_torch
 from . import cache, standin
@@ -435,16 +435,11 @@ class InputsWrittenError(RuntimeError):
     """A replay failed after it had computed new values into some of its inputs (reinplace.py)."""
 
 
-class RefusedValueError(RuntimeError, ValueError):
-    """An op of a plan refused a value with ValueError: a RuntimeError to the user, as an eager op's refusal is
-    (dispatch._refusal), and still a ValueError to graphc.compile, which traces again on one."""
-
-
 def refusal(e: Exception, message: str) -> Exception:
     """e's kind (its built-in class; ValueError as RefusedValueError) with message; still ValuesRefused when e is
     (a check op's refusal)."""
-    kind = next(c for c in type(e).__mro__ if c.__module__ == "builtins")
-    kind = RefusedValueError if kind is ValueError else kind
+    kind = RefusedValueError if isinstance(e, ValueError) else next(
+        c for c in type(e).__mro__ if c.__module__ == "builtins")
     return (values_refused(kind) if isinstance(e, ValuesRefused) else kind)(message)
 
 
