@@ -129,7 +129,8 @@ def _export_ops() -> None:
 
 
 _export_ops()
-from . import distributions, func, linalg, special  # noqa: E402  (built on the ops above)
+from . import autograd_functional, distributions, func, linalg, special  # noqa: E402  (built on the ops above)
+from .func import vmap  # noqa: E402  (torch.vmap)
 
 globals().update(linalg.ALIASES)
 for _name, _fn in linalg.ALIASES.items():

@@ -176,6 +176,9 @@ OPS = {
     "matmul": (lambda x, w: x @ w, lambda: (_t(2, 3, 4), _t(4, 5))),
     "conv2d": (lambda x, w: F.conv2d(x, w, stride=2, padding=1), lambda: (_t(2, 3, 7, 7), _t(4, 3, 3, 3))),
     "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, 1), lambda: (_t(2, 3, 7, 7),)),
+    "conv3d": (lambda x, w: F.conv3d(x, w, stride=(1, 2, 2), padding=1),
+               lambda: (_t(2, 3, 4, 5, 5), _t(4, 3, 3, 3, 3))),
+    "max_pool3d": (lambda x: F.max_pool3d(x, 3, 2, 1), lambda: (_t(1, 2, 5, 6, 6),)),
     "embedding": (lambda i, w: F.embedding(i, w), lambda: (graphc.tensor([[0, 3], [2, 2]]), _t(5, 3))),
     "causal_mask": (lambda s: graphc.ops.nn.causal_mask(s).float() + s, lambda: (_t(2, 3, 4),)),
     "scaled_dot_product_attention": (

@@ -41,27 +41,38 @@ from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Seq
 from .conv import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
     AdaptiveMaxPool1d,
     AdaptiveMaxPool2d,
+    AdaptiveMaxPool3d,
     AvgPool1d,
     AvgPool2d,
+    AvgPool3d,
     Conv1d,
     Conv2d,
+    Conv3d,
     ConvTranspose1d,
     ConvTranspose2d,
+    ConvTranspose3d,
     LPPool1d,
     LPPool2d,
     MaxPool1d,
     MaxPool2d,
+    MaxPool3d,
+    MaxUnpool1d,
+    MaxUnpool2d,
+    MaxUnpool3d,
 )
 from .distance import CosineSimilarity, PairwiseDistance
 from .fold import Fold, Unfold
+from .lazy import LazyConv1d, LazyConv2d, LazyConv3d, LazyLinear
 from .linear import Bilinear, Flatten, Identity, Linear, Unflatten
 from .loss import (
     BCELoss,
     BCEWithLogitsLoss,
     CosineEmbeddingLoss,
     CrossEntropyLoss,
+    CTCLoss,
     GaussianNLLLoss,
     HingeEmbeddingLoss,
     HuberLoss,
@@ -91,6 +102,7 @@ from .normalization import (
     LayerNorm,
     LocalResponseNorm,
     RMSNorm,
+    SyncBatchNorm,
 )
 from .padding import (
     CircularPad1d,
@@ -147,4 +159,7 @@ __all__ = ["functional", "init", "parallel", "utils", "Module", "Parameter", "Se
            "TripletMarginLoss", "TripletMarginWithDistanceLoss", "MarginRankingLoss", "CosineEmbeddingLoss",
            "HingeEmbeddingLoss", "SoftMarginLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss", "GaussianNLLLoss",
            "PoissonNLLLoss", "FeatureAlphaDropout", "Softmax2d", "LPPool1d", "LPPool2d", "LocalResponseNorm",
-           "ChannelShuffle", "MultiLabelMarginLoss"]
+           "ChannelShuffle", "MultiLabelMarginLoss", "Conv3d", "ConvTranspose3d", "MaxPool3d", "AvgPool3d",
+           "AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d",
+           "SyncBatchNorm", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
+           "CTCLoss"]

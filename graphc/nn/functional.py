@@ -66,7 +66,9 @@ __all__ = ["linear", "relu", "gelu", "silu", "leaky_relu", "elu", "softplus", "s
            "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss", "multi_margin_loss",
            "multilabel_margin_loss",
            "cosine_embedding_loss", "gaussian_nll_loss", "poisson_nll_loss", "feature_alpha_dropout", "lp_pool1d",
-           "lp_pool2d", "local_response_norm", "channel_shuffle"]
+           "lp_pool2d", "local_response_norm", "channel_shuffle", "conv3d", "conv_transpose3d", "max_pool3d",
+           "avg_pool3d", "adaptive_avg_pool3d", "adaptive_max_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
+           "ctc_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -760,19 +762,57 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full
     return _reduce(loss, reduction, "poisson_nll_loss")
 
 
-def _unbatched(op, input: Tensor, *args) -> Tensor:
-    """Run a windowed op of (N, C, H, W) inputs; an unbatched (C, H, W) input runs as a batch of one, as in torch."""
-    if input.ndim == 3:
+def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, blank: int = 0,
+             reduction: str = "mean", zero_infinity: bool = False) -> Tensor:
+    """Connectionist temporal classification loss (Graves et al. 2006) of log_probs (T, N, C), from log_softmax, or
+    unbatched (T, C), against targets (N, S) padded or 1-d concatenated, with each sample's input and target length
+    (tensors or sequences of ints). 'mean' divides each sample's loss by its target length (at least 1) and averages
+    over the batch, as torch; zero_infinity makes an impossible alignment's loss and gradient 0. Raises
+    RuntimeError naming ctc_loss for lengths, labels or shapes out of range."""
+    _check_reduction("ctc_loss", reduction)
+    if log_probs.ndim == 2:  # unbatched: a batch of one
+        loss = ctc_loss(log_probs.unsqueeze(1), targets.reshape(1, -1), _lengths(input_lengths).reshape(1),
+                        _lengths(target_lengths).reshape(1), blank, reduction, zero_infinity)
+        return loss.squeeze(0) if reduction == "none" else loss
+    target_lengths = _lengths(target_lengths)
+    loss = nn_ops.ctc_loss(log_probs, targets, _lengths(input_lengths), target_lengths, blank=blank,
+                           zero_infinity=zero_infinity)
+    if reduction == "mean":
+        return (loss / clamp(target_lengths, min=1).to(loss.dtype)).mean()
+    return loss.sum() if reduction == "sum" else loss
+
+
+def _lengths(lengths) -> Tensor:
+    """ctc_loss's lengths as an int64 tensor: torch takes a tensor or a sequence of ints."""
+    return lengths if isinstance(lengths, Tensor) else tensor(list(lengths) if isinstance(lengths, (tuple, list))
+                                                              else lengths, dtype=dtypes.int64)
+
+
+def _unbatched(op, dims: int, input: Tensor, *args) -> Tensor:
+    """Run a windowed op of (N, C, *spatial) inputs over `dims` spatial dims; an unbatched (C, *spatial) input runs as
+    a batch of one, as in torch."""
+    if input.ndim == dims + 1:
         return squeeze(op(unsqueeze(input, 0), *args), 0)
     return op(input, *args)
+
+
+def _biased(out: Tensor, bias: Tensor | None, dims: int) -> Tensor:
+    """A convolution's (N, C, *spatial) or unbatched (C, *spatial) output plus its per-channel bias."""
+    return out if bias is None else out + bias.view((-1,) + (1,) * dims)
 
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
     """2-d convolution of (N, C, H, W) or unbatched (C, H, W) input with (O, C/groups, KH, KW) weight, plus a
     per-channel bias."""
-    out = _unbatched(nn_ops.conv2d, input, weight, stride, padding, dilation, groups)
-    return out if bias is None else out + bias.view(-1, 1, 1)
+    return _biased(_unbatched(nn_ops.conv2d, 2, input, weight, stride, padding, dilation, groups), bias, 2)
+
+
+def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """3-d convolution of (N, C, D, H, W) or unbatched (C, D, H, W) input with (O, C/groups, KD, KH, KW) weight, plus
+    a per-channel bias."""
+    return _biased(_unbatched(nn_ops.conv3d, 3, input, weight, stride, padding, dilation, groups), bias, 3)
 
 
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
@@ -796,18 +836,31 @@ def _single(value, name: str) -> int:
     return value
 
 
-def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
-    """Mean over torch's adaptive bins of an (N, C, H, W) or (C, H, W) input: output row i averages input rows
-    floor(i * H / OH) to ceil((i + 1) * H / OH) (likewise for columns); None in output_size keeps that size. Raises
-    ValueError for another rank or an output size that is not positive."""
-    if input.ndim not in (3, 4):
-        raise op_error("adaptive_avg_pool2d", f"expected a 3-d or 4-d input, got shape {list(input.shape)}", (input,),
-                       ValueError)
-    sizes = (output_size, output_size) if isinstance(output_size, int) or output_size is None else tuple(output_size)
+def _adaptive_avg_pool(name: str, input: Tensor, output_size, spatial: int) -> Tensor:
+    """Mean over torch's adaptive bins of the `spatial` trailing dims, one dim at a time (a box's mean is the mean of
+    its rows' means): output row i averages input rows floor(i * H / OH) to ceil((i + 1) * H / OH); None in
+    output_size keeps that size. Raises ValueError for another rank or an output size that is not positive."""
+    if input.ndim not in (spatial + 1, spatial + 2):
+        raise op_error(name, f"expected a {spatial + 1}-d or {spatial + 2}-d input, got shape {list(input.shape)}",
+                       (input,), ValueError)
+    sizes = (output_size,) * spatial if isinstance(output_size, int) or output_size is None else tuple(output_size)
     out = input
-    for dim, size in zip((input.ndim - 2, input.ndim - 1), sizes):
+    for i, size in enumerate(sizes):
+        dim = input.ndim - spatial + i
         out = _bin_mean(out, dim, meta.specialized_size(input, dim) if size is None else size)
     return out
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Mean over torch's adaptive bins of an (N, C, H, W) or (C, H, W) input (None in output_size keeps that
+    size)."""
+    return _adaptive_avg_pool("adaptive_avg_pool2d", input, output_size, 2)
+
+
+def adaptive_avg_pool3d(input: Tensor, output_size) -> Tensor:
+    """Mean over torch's adaptive bins of an (N, C, D, H, W) or (C, D, H, W) input (None in output_size keeps that
+    size)."""
+    return _adaptive_avg_pool("adaptive_avg_pool3d", input, output_size, 3)
 
 
 def _adaptive_bins(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -873,22 +926,52 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     """2-d transposed convolution of (N, C_in, H, W) or unbatched (C_in, H, W) input with (C_in, C_out/groups, KH, KW)
     weight, plus a per-channel bias; output size (H - 1) * stride - 2 * padding + dilation * (KH - 1) +
     output_padding + 1 (note torch's argument order: groups before dilation)."""
-    out = _unbatched(nn_ops.conv_transpose2d, input, weight, stride, padding, output_padding, groups, dilation)
-    return out if bias is None else out + bias.view(-1, 1, 1)
+    out = _unbatched(nn_ops.conv_transpose2d, 2, input, weight, stride, padding, output_padding, groups, dilation)
+    return _biased(out, bias, 2)
+
+
+def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """3-d transposed convolution of (N, C_in, D, H, W) or unbatched (C_in, D, H, W) input with (C_in, C_out/groups,
+    KD, KH, KW) weight, plus a per-channel bias; each output size as conv_transpose2d's."""
+    out = _unbatched(nn_ops.conv_transpose3d, 3, input, weight, stride, padding, output_padding, groups, dilation)
+    return _biased(out, bias, 3)
+
+
+def _max_pool(dims: int, input: Tensor, kernel_size, stride, padding, dilation, ceil_mode: bool,
+              return_indices: bool):
+    """max_pool{dims}d; with return_indices, also where each maximum lies (a flat index into its (N, C) plane of the
+    input, int64, as torch's and as max_unpool reads it)."""
+    stride = None if stride == [] else stride  # torch's default, as some scripts spell it
+    args = (kernel_size, stride, padding, dilation, ceil_mode)
+    out = _unbatched(getattr(nn_ops, f"max_pool{dims}d"), dims, input, *args)
+    return (out, _unbatched(getattr(nn_ops, f"max_pool{dims}d_indices"), dims, input, *args)) if return_indices \
+        else out
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
-               return_indices: bool = False) -> Tensor:
+               return_indices: bool = False):
     """Maximum over each window of an (N, C, H, W) or (C, H, W) input (stride defaults to kernel_size)."""
-    if return_indices:
-        raise NotImplementedError("max_pool2d: return_indices=True is not supported")
-    return _unbatched(nn_ops.max_pool2d, input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """Maximum over each window of an (N, C, D, H, W) or (C, D, H, W) input (stride defaults to kernel_size)."""
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None) -> Tensor:
     """Mean over each window of an (N, C, H, W) or (C, H, W) input (stride defaults to kernel_size)."""
-    return _unbatched(nn_ops.avg_pool2d, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+    return _unbatched(nn_ops.avg_pool2d, 2, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                      divisor_override)
+
+
+def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override=None) -> Tensor:
+    """Mean over each window of an (N, C, D, H, W) or (C, D, H, W) input (stride defaults to kernel_size)."""
+    return _unbatched(nn_ops.avg_pool3d, 3, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                       divisor_override)
 
 
@@ -1520,14 +1603,17 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, inplace: bool, shape
     return _inplace(input, input * (keep * a) + (keep - 1) * (alpha * a) + alpha * a * p, inplace)
 
 
-def _as_2d(op, input: Tensor, *args) -> Tensor:
-    """A 1-d windowed op of an (N, C, L) or (C, L) input run as its 2-d form over a height-1 image."""
-    return squeeze(op(unsqueeze(input, -2), *args), -2)
+def _as_2d(op, input: Tensor, *args):
+    """A 1-d windowed op of an (N, C, L) or (C, L) input run as its 2-d form over a height-1 image (each of its
+    results, where it returns several)."""
+    out = op(unsqueeze(input, -2), *args)
+    return tuple(squeeze(o, -2) for o in out) if isinstance(out, tuple) else squeeze(out, -2)
 
 
 def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
-               return_indices: bool = False) -> Tensor:
-    """Maximum over each window of an (N, C, L) or (C, L) input (stride defaults to kernel_size)."""
+               return_indices: bool = False):
+    """Maximum over each window of an (N, C, L) or (C, L) input (stride defaults to kernel_size); with
+    return_indices, also each maximum's position."""
     stride = kernel_size if stride is None or stride == [] else stride
     return _as_2d(max_pool2d, input, (1, _single(kernel_size, "kernel_size")), (1, _single(stride, "stride")),
                   (0, _single(padding, "padding")), (1, _single(dilation, "dilation")), ceil_mode, return_indices)
@@ -1578,6 +1664,11 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
     return _adaptive_max_pool("adaptive_max_pool2d", input, output_size, 2, return_indices)
 
 
+def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False) -> Tensor:
+    """Maximum over torch's adaptive bins of an (N, C, D, H, W) or (C, D, H, W) input (None keeps that size)."""
+    return _adaptive_max_pool("adaptive_max_pool3d", input, output_size, 3, return_indices)
+
+
 def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
                      output_padding=0, groups: int = 1, dilation=1) -> Tensor:
     """1-d transposed convolution of (N, C_in, L) or (C_in, L) input with (C_in, C_out/groups, K) weight: the 2-d
@@ -1589,6 +1680,61 @@ def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
                            (0, _single(padding, "padding")), (0, _single(output_padding, "output_padding")), groups,
                            (1, _single(dilation, "dilation")))
     return squeeze(out, -2)
+
+
+def _unpool_output_size(input: Tensor, kernel, stride, padding, output_size) -> tuple[int, ...]:
+    """torch's max_unpool output size: (size - 1) * stride + kernel - 2 * padding per spatial dim, or output_size
+    (its trailing dims; each within a stride of that). Raises ValueError as torch."""
+    dims = len(kernel)
+    default = [(meta.specialized_size(input, input.ndim - dims + d) - 1) * stride[d] + kernel[d] - 2 * padding[d]
+               for d in range(dims)]
+    if output_size is None:
+        return tuple(default)
+    output_size = tuple(output_size)
+    if len(output_size) == dims + 2:
+        output_size = output_size[2:]
+    if len(output_size) != dims:
+        raise ValueError(f"output_size should be a sequence containing {dims} or {dims + 2} elements, but it has a "
+                         f"length of '{len(output_size)}'")
+    for d, size in enumerate(output_size):
+        low, high = default[d] - stride[d], default[d] + stride[d]
+        if not low < size < high:
+            raise ValueError(f'invalid output_size "{output_size}" (dim {d} must be between {low} and {high})')
+    return output_size
+
+
+def _max_unpool(dims: int, input: Tensor, indices: Tensor, kernel_size, stride, padding, output_size) -> Tensor:
+    """The inverse of max_pool{dims}d with return_indices: zeros of the unpooled size with each input value
+    scattered to its index (a flat position in its (N, C) plane); the gradient gathers from the same positions."""
+    from ..ops.indexing import scatter
+    from ..ops.nn import spatial
+
+    name = f"max_unpool{dims}d"
+    if input.ndim not in (dims + 1, dims + 2) or tuple(indices.shape) != tuple(input.shape):
+        raise op_error(name, f"expected a {dims + 1}-d or {dims + 2}-d input and indices of its shape, got input of "
+                       f"shape {list(input.shape)} and indices of shape {list(indices.shape)}", (input, indices),
+                       ValueError)
+    kernel = spatial(kernel_size, "kernel_size", dims)
+    stride = kernel if stride is None else spatial(stride, "stride", dims)
+    size = _unpool_output_size(input, kernel, stride, spatial(padding, "padding", dims), output_size)
+    flat = input.flatten(input.ndim - dims)
+    zeros = zeros_like(flat[..., :1]).expand(*(-1,) * (flat.ndim - 1), math.prod(size))
+    return scatter(zeros, -1, indices.flatten(input.ndim - dims), flat).unflatten(-1, size)
+
+
+def max_unpool1d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+    """The inverse of max_pool1d(return_indices=True) on (N, C, L) or (C, L) input: non-maxima are zero."""
+    return _max_unpool(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+    """The inverse of max_pool2d(return_indices=True) on (N, C, H, W) or (C, H, W) input: non-maxima are zero."""
+    return _max_unpool(2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+    """The inverse of max_pool3d(return_indices=True) on (N, C, D, H, W) or (C, D, H, W) input."""
+    return _max_unpool(3, input, indices, kernel_size, stride, padding, output_size)
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -41,10 +41,13 @@ class _BatchNorm(Module):
                 self.running_var.fill_(1)
                 self.num_batches_tracked.zero_()
 
-    def forward(self, input: Tensor) -> Tensor:
+    def _check_input_dim(self, input: Tensor) -> None:
         if input.ndim not in self.ranks:
             raise ValueError(f"{type(self).__name__}: expected a {' or '.join(f'{r}-d' for r in self.ranks)} input, "
                              f"got shape {list(input.shape)}")
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input_dim(input)
         momentum = self.momentum if self.momentum is not None else 0.0
         update = self.training and self.track_running_stats
         if update:
@@ -78,6 +81,45 @@ class BatchNorm3d(_BatchNorm):
     """Batch norm of (N, C, D, H, W) inputs."""
 
     ranks = (5,)
+
+
+class SyncBatchNorm(_BatchNorm):
+    """torch.nn.SyncBatchNorm: batch norm of (N, C, ...) inputs whose statistics would be reduced over the processes
+    of a distributed job. In one process (no process group, or a group of one) it is BatchNorm, which is how
+    scripts that call convert_sync_batchnorm run single-process; training in a group of several processes raises
+    NotImplementedError (the cross-process statistics are not implemented) rather than normalising per process."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, process_group=None, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.ndim < 2:
+            raise ValueError(f"expected at least 2D input (got {input.ndim}D input)")
+        from .. import distributed
+
+        if self.training and distributed.is_initialized() and distributed.get_world_size(self.process_group) > 1:
+            raise NotImplementedError("SyncBatchNorm: training across several processes is not supported (the "
+                                      "statistics would be per process); use BatchNorm layers with "
+                                      "DistributedDataParallel")
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module: Module, process_group=None) -> Module:
+        """module with every BatchNorm*d layer in it (module itself included) replaced by a SyncBatchNorm holding
+        the same parameters, buffers and training mode (torch's classmethod; instance norms are kept)."""
+        out = module
+        if isinstance(module, _BatchNorm) and not isinstance(module, (_InstanceNorm, SyncBatchNorm)):
+            out = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats,
+                      process_group)
+            for name in ("weight", "bias"):
+                out.register_parameter(name, getattr(module, name))
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                out.register_buffer(name, getattr(module, name))
+            out.train(module.training)
+        for name, child in list(module.named_children()):
+            out.add_module(name, cls.convert_sync_batchnorm(child, process_group))
+        return out
 
 
 class _InstanceNorm(_BatchNorm):
