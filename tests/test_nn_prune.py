@@ -1,6 +1,6 @@
-"""nn.utils.prune against torch: the masks of l1_unstructured (repeated: a PruningContainer), global_unstructured and
-custom_from_mask equal torch's, state dict names and order, forward and gradients, remove, is_pruned, torch's
-errors, random_unstructured's counts, and fine-tuning a pruned model in a compiled step."""
+"""nn.utils.prune against torch: the masks of l1_unstructured (repeated: a PruningContainer), global_unstructured,
+ln_structured and custom_from_mask equal torch's, state dict names and order, forward and gradients, remove,
+is_pruned, torch's errors, the random methods' counts, and fine-tuning a pruned model in a compiled step."""
 from __future__ import annotations
 
 import numpy as np
@@ -47,6 +47,23 @@ def test_pruning_masks_state_dict_and_gradients_match_torch():
     assert list(gmodel.state_dict()) == list(tmodel.state_dict())
     assert np.array_equal(gmodel[0].weight.detach().numpy(), tmodel[0].weight.detach().numpy())
     assert isinstance(gmodel[0].weight, graphc.nn.Parameter)
+
+
+def test_structured_pruning_matches_torch():
+    tconv, gconv = torch.nn.Conv2d(3, 6, 3), graphc.nn.Conv2d(3, 6, 3)
+    gconv.load_state_dict({k: v.detach().numpy() for k, v in tconv.state_dict().items()})
+    for prune, conv in ((tprune, tconv), (gprune, gconv)):
+        prune.ln_structured(conv, "weight", amount=0.34, n=2, dim=0)
+        prune.l1_unstructured(conv, "weight", amount=10)
+        prune.ln_structured(conv, "weight", amount=1, n=1, dim=1)  # among the channels not wholly pruned
+        prune.ln_structured(conv, "weight", amount=1, n=float("inf"), dim=0)
+    assert np.array_equal(gconv.weight_mask.numpy(), tconv.weight_mask.numpy())
+    linear = graphc.nn.Linear(6, 8)
+    gprune.random_structured(linear, "weight", amount=3, dim=0)
+    assert (linear.weight_mask.numpy().sum(1) == 0).sum() == 3
+    for lib, prune in ((torch, tprune), (graphc, gprune)):
+        with pytest.raises(ValueError, match="Structured pruning can only be applied to multidimensional tensors"):
+            prune.ln_structured(lib.nn.Linear(2, 2), "bias", amount=1, n=2, dim=0)
 
 
 def test_custom_from_mask_and_random_unstructured():

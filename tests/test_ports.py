@@ -44,6 +44,9 @@ TOLERANCE = {
     "text_bag": (2e-3, "steps"),
     "char_rnn": (2e-3, "steps"),
     "maml": (2e-3, "steps"),
+    "video_3dcnn": (2e-3, "steps"),
+    "ctc_speech": (2e-3, "steps"),
+    "prune_finetune": (2e-3, "steps"),
 }
 
 

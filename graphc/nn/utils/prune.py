@@ -10,15 +10,16 @@ import numbers
 from collections.abc import Iterable
 
 from ...autograd import no_grad
-from ...ops.creation import ones_like, rand_like
+from ...ops.creation import ones_like, rand, rand_like, zeros_like
 from ...ops.join import cat
+from ...ops.reduction import norm
 from ...ops.sorting import topk
 from ...tensor import Tensor
 from ..module import Module
 
 __all__ = ["BasePruningMethod", "PruningContainer", "Identity", "RandomUnstructured", "L1Unstructured",
-           "CustomFromMask", "identity", "random_unstructured", "l1_unstructured", "global_unstructured",
-           "custom_from_mask", "remove", "is_pruned"]
+           "RandomStructured", "LnStructured", "CustomFromMask", "identity", "random_unstructured", "l1_unstructured",
+           "random_structured", "ln_structured", "global_unstructured", "custom_from_mask", "remove", "is_pruned"]
 
 
 class BasePruningMethod:
@@ -119,14 +120,19 @@ class PruningContainer(BasePruningMethod):
         return self._pruning_methods[idx]
 
     def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
-        """The last method's mask computed on the kept entries of t (unstructured), or on all of t (global)."""
+        """The last method's mask computed on what is still kept: the kept entries of t (unstructured), the channels
+        along the method's dim not wholly pruned (structured), or all of t (global)."""
         method = self._pruning_methods[-1]
-        if method.PRUNING_TYPE not in ("unstructured", "global"):
-            raise ValueError(f"Unrecognized PRUNING_TYPE {method.PRUNING_TYPE}")
         mask = default_mask.to(dtype=t.dtype).clone()
         if method.PRUNING_TYPE == "global":
             return method.compute_mask(t, default_mask=mask)
-        kept = mask == 1
+        if method.PRUNING_TYPE == "unstructured":
+            kept = (mask == 1,)
+        elif method.PRUNING_TYPE == "structured":
+            dim = method.dim % t.ndim
+            kept = (slice(None),) * dim + (mask.sum([d for d in range(t.ndim) if d != dim]) != 0,)
+        else:
+            raise ValueError(f"Unrecognized PRUNING_TYPE {method.PRUNING_TYPE}")
         mask[kept] = method.compute_mask(t[kept], default_mask=mask[kept]).to(dtype=mask.dtype)
         return mask
 
@@ -195,6 +201,60 @@ class L1Unstructured(_Unstructured):
         return t.abs()
 
 
+class _Structured(BasePruningMethod):
+    """Prunes `amount` whole channels (slices along dim) of a tensor of two or more dims: all but those _kept
+    names."""
+
+    PRUNING_TYPE = "structured"
+
+    def __init__(self, amount, dim: int = -1):
+        _check_amount(amount)
+        self.amount, self.dim = amount, dim
+
+    def _kept(self, t: Tensor, keep: int) -> Tensor:
+        raise NotImplementedError
+
+    def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
+        if t.ndim <= 1:
+            raise ValueError(f"Structured pruning can only be applied to multidimensional tensors. Found tensor of "
+                             f"shape {tuple(t.shape)} with {t.ndim} dims")
+        channels = t.shape[self.dim]
+        k = _count(self.amount, channels)
+        if not k:
+            return default_mask
+        mask = zeros_like(t)
+        mask[(slice(None),) * (self.dim % t.ndim) + (self._kept(t, channels - k),)] = 1
+        return mask * default_mask.to(dtype=mask.dtype)
+
+
+class RandomStructured(_Structured):
+    """Prunes `amount` channels along dim chosen at random."""
+
+    def _kept(self, t: Tensor, keep: int) -> Tensor:
+        scores = rand(t.shape[self.dim])
+        return scores > scores.kthvalue(t.shape[self.dim] - keep).values
+
+    @classmethod
+    def apply(cls, module: Module, name: str, amount, dim: int = -1):
+        return super().apply(module, name, amount=amount, dim=dim)
+
+
+class LnStructured(_Structured):
+    """Prunes the `amount` channels along dim of smallest Ln norm (n: torch.norm's p, such as 1, 2, inf)."""
+
+    def __init__(self, amount, n, dim: int = -1):
+        super().__init__(amount, dim)
+        self.n = n
+
+    def _kept(self, t: Tensor, keep: int) -> Tensor:
+        dim = self.dim % t.ndim
+        return topk(norm(t, self.n, [d for d in range(t.ndim) if d != dim]), keep, largest=True).indices
+
+    @classmethod
+    def apply(cls, module: Module, name: str, amount, n, dim: int, importance_scores: Tensor | None = None):
+        return super().apply(module, name, amount=amount, n=n, dim=dim, importance_scores=importance_scores)
+
+
 class CustomFromMask(BasePruningMethod):
     """Prunes where the given mask is 0."""
 
@@ -230,6 +290,19 @@ def l1_unstructured(module: Module, name: str, amount, importance_scores: Tensor
     """Prune the `amount` (an int, or a fraction in [0, 1]) entries of module.<name> with the smallest absolute
     value (of importance_scores, when given)."""
     L1Unstructured.apply(module, name, amount=amount, importance_scores=importance_scores)
+    return module
+
+
+def random_structured(module: Module, name: str, amount, dim: int) -> Module:
+    """Prune `amount` (an int, or a fraction in [0, 1]) channels along dim of module.<name>, chosen at random."""
+    RandomStructured.apply(module, name, amount, dim)
+    return module
+
+
+def ln_structured(module: Module, name: str, amount, n, dim: int, importance_scores: Tensor | None = None) -> Module:
+    """Prune the `amount` (an int, or a fraction in [0, 1]) channels along dim of module.<name> with the smallest Ln
+    norm (of importance_scores, when given)."""
+    LnStructured.apply(module, name, amount, n, dim, importance_scores=importance_scores)
     return module
 
 
