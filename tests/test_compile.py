@@ -1033,3 +1033,12 @@ def test_a_result_computed_into_a_made_tensor_stays_writable():
         y = compiled(graphc.ones(2, 3))
         y.add_(1)
         assert_close(y, torch.full((2, 3), 3.0))
+
+
+def test_a_returned_generator_runs_eagerly_with_one_warning():
+    """A generator's items are computed as they are read, after the call: no plan could hand them out again."""
+    f = graphc.compile(lambda x: (x * k for k in (2, 3)))
+    with pytest.warns(RuntimeWarning, match="runs eagerly from now on: it returns an iterator or a generator") as rec:
+        got = [[t.tolist() for t in f(graphc.ones(2) * n)] for n in (1, 1, 3)]
+    assert len(rec) == 1
+    assert got == [[t.tolist() for t in (torch.ones(2) * n * k for k in (2, 3))] for n in (1, 1, 3)]

@@ -435,3 +435,20 @@ def test_views_after_a_write_through_a_permuted_alias_replay(name, mode):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the plan runs: no fallback to eager
         check_like_torch(program, arrays, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("where", ["clone", "argument"])
+def test_a_view_empty_when_traced_sees_later_writes_at_other_sizes(where, mode):
+    """`t[1:]` of one element views nothing, yet it is a view: replayed for longer inputs it shows a later write."""
+    def program(L, x):
+        t = x.clone() if where == "clone" else x
+        v = t[1:]
+        t.mul_(0)
+        return v * 1
+
+    run = _runner(lambda x: program(graphc, x), mode)
+    for n in (1, 1, 4, 4):
+        x, tx = graphc.arange(float(n)) + 1, torch.arange(float(n)) + 1
+        assert_close(run(x), program(torch, tx))
+        assert_close(x, tx)

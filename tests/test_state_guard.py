@@ -128,7 +128,7 @@ def test_global_random_draws_happen_on_every_call():
     x = graphc.ones(3)
     np.random.seed(0)
     random.seed(0)
-    with pytest.warns(RuntimeWarning, match=r"runs eagerly from now on .* global random state") as record:
+    with pytest.warns(RuntimeWarning, match=r"runs eagerly from now on: .* global random state") as record:
         got = [f(x).numpy()[0] for _ in range(3)]
     assert len(record) == 1
     np.random.seed(0)
@@ -515,3 +515,19 @@ def test_data_assignments_in_a_training_step_land():
     ours, theirs = run(graphc, True), run(torch, False)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_attributes_of_a_config_module_are_guarded(tmp_path, monkeypatch):
+    """`config.SCALE` read through a module of the user's: a new value is a new trace, as torch.compile guards a
+    module's globals (a schedule or a command line edits such a module between calls)."""
+    (tmp_path / "train_config.py").write_text("SCALE = 2.0\nSHIFT = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import train_config
+
+    f = graphc.compile(lambda x: x * train_config.SCALE + train_config.SHIFT)
+    got = []
+    for scale, shift in ((2.0, 3), (2.0, 3), (5.0, 3), (5.0, 1)):
+        train_config.SCALE, train_config.SHIFT = scale, shift
+        got.append(f(graphc.ones(2)).tolist())
+    assert got == [(torch.ones(2) * s + k).tolist() for s, k in ((2.0, 3), (2.0, 3), (5.0, 3), (5.0, 1))]
+    assert f.num_traces == 3

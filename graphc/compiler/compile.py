@@ -14,7 +14,7 @@ import os
 import types
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -594,10 +594,9 @@ class CompiledFunction:
         self._plans: dict[tuple, Runtime] = {}
         self._segment_plans: dict[str | None, int] = {}  # plans cached per piece of a function with graph breaks
         self._eager_reason: str | None = None
-        self._warned_grad = self._warned_entries = self._warned_values = self._warned_views = \
+        self._warned_grad = self._warned_entries = self._warned_views = \
             self._warned_hooks = self._warned_breaks = self._warned_numbers = self._warned_segments = False
-        self._escaped_traces = 0
-        self._changing_traces = self._value_misses = self._value_read_traces = 0
+        self._unreplayable_traces = self._value_misses = 0
 
     @property
     def compiled_module(self):
@@ -675,6 +674,19 @@ class CompiledFunction:
                 return self.fn(*args, **kwargs)
         return self._trace(args, kwargs, flat, sig)
 
+    def _unreplayable(self, reason: str, advice: str, at_once: bool = False) -> None:
+        """A trace that cannot be kept as a plan: the function traces again at the next call (so its effects happen,
+        as eagerly) until CHANGING_TRACES such traces in a row (or at once), then runs eagerly, saying so once with
+        the reason. Not on the first in a row: a first call may create state (optimizer moments, again after
+        state.clear()); a third means every call does, and tracing each call would only add the trace's cost to
+        eager's (torch.compile reaches the same place through its recompile limit)."""
+        self._unreplayable_traces += 1
+        if at_once or self._unreplayable_traces == CHANGING_TRACES:
+            self._eager_reason = reason
+            in_a_row = "" if at_once else f", on {CHANGING_TRACES} calls in a row"
+            warnings.warn(f"graphc.compile: {self.__name__} runs eagerly from now on: {reason}{in_a_row}; {advice}",
+                          RuntimeWarning, stacklevel=4)
+
     def _no_cuda(self) -> None:
         """backend='triton' on a machine without CUDA: an error with fullgraph=True, else a warning and eager runs."""
         reason = ("backend='triton' needs a CUDA device (torch.cuda.is_available() is False); backend='interpret' "
@@ -744,28 +756,19 @@ class CompiledFunction:
                               .values())
         needs_grad = bool(differentiable)
         if capture.value_reads:
-            self._value_read_traces += 1
-            if self._value_read_traces == CHANGING_TRACES:
-                self._eager_reason = f"it reads the values of a tensor it did not compute at {capture.value_reads[0]}"
-            if not self._warned_values:
-                self._warned_values = True
-                warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call, and runs eagerly "
-                              f"after {CHANGING_TRACES} such calls in a row: at {capture.value_reads[0]} it reads the "
-                              "values of a tensor it did not compute (a large argument's .tolist(), a tensor the "
-                              "library built from values and sizes...), so a replay could not follow a new value; "
-                              "pass such values as Python numbers, or compute them inside",
-                              RuntimeWarning, stacklevel=2)
-        counted = bool(escaped and not needs_grad and not capture.breaks)
-        self._escaped_traces += counted
-        # not on the first in a row: a first call may create state (optimizer moments, again after state.clear())
-        if counted and self._escaped_traces == CHANGING_TRACES:
+            self._unreplayable(f"at {capture.value_reads[0]} it reads the values of a tensor it did not compute (a "
+                               "large argument's .tolist(), a tensor the library built from values and sizes...)",
+                               "a replay could not follow a new value; pass such values as Python numbers, or "
+                               "compute them inside")
+        elif escaped and not needs_grad and not capture.breaks:
             node = escaped[0]._node
-            self._eager_reason = f"a tensor it computes ({node.label}) is kept after it returns"
-            warnings.warn(f"graphc.compile: {self.__name__} runs eagerly from now on: a tensor it computes "
-                          f"({node.label}, shape {list(node.shape)}, made at {node.where or 'an unknown line'}) is "
-                          f"still referenced after it returns (kept in an object or a global, as a list of losses "
-                          f"for logging), on {CHANGING_TRACES} calls in a row, so a replay could not give it its "
-                          "value; return it instead, or drop the reference", RuntimeWarning, stacklevel=2)
+            self._unreplayable(f"a tensor it computes ({node.label}, shape {list(node.shape)}, made at "
+                               f"{node.where or 'an unknown line'}) is still referenced after it returns (kept in an "
+                               "object or a global, as a list of losses for logging)",
+                               "a replay could not give it its value; return it instead, or drop the reference")
+        elif any(isinstance(x, Iterator) for x in leaves(result, [])):
+            self._unreplayable("it returns an iterator or a generator, whose items are computed as they are read, "
+                               "after the call", "return a list or a tuple instead", at_once=True)
         joint = None
         if (needs_grad and self.compiled_backward and not capture.breaks and not capture.grad_writes
                 and all(t._data is None and t._node.kind == "op" and not has_hooks(t, capture.sources)
@@ -827,15 +830,9 @@ class CompiledFunction:
             reason = f"it changes {changed} while it runs (at {definition_line(self.fn)})"
             if logs_on("recompiles"):
                 log.info(f"recompiles] {self.__name__} is traced again: {reason}")
-            self._changing_traces += 1
-            # not on the first calls, which may create state (optimizer moments): a third in a row means every call
-            # does, and no replay could redo it, so tracing each call would only add the trace's cost to eager's
-            if self._changing_traces == CHANGING_TRACES:
-                self._eager_reason = reason
-                warnings.warn(f"graphc.compile: {self.__name__} runs eagerly from now on (so its effect happens each "
-                              f"time): {reason}, on {CHANGING_TRACES} calls in a row", RuntimeWarning, stacklevel=3)
+            self._unreplayable(reason, "a replay could not redo that, so its effect happens at each call this way")
             return result
-        self._changing_traces = self._escaped_traces = self._value_read_traces = 0
+        self._unreplayable_traces = 0
         if capture.last_key is None:  # no tensor op ran (it returns an argument, or Python values): an empty plan
             self._run_segment(capture, Graph(), [])
         position = {n: i for i, n in enumerate(capture.last_outputs)}

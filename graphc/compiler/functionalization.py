@@ -70,9 +70,10 @@ def computed_layout(node, operands: list) -> np.ndarray:
 
 def view_layout(op, layout: np.ndarray, others: tuple, attrs: dict) -> np.ndarray | None:
     """The layout of op's result over layout, or None when the op copies (reshape of a non-contiguous tensor):
-    then, as eagerly, the result is not an alias."""
+    then, as eagerly, the result is not an alias. Decided by the memory's owner, not by overlap: an empty view
+    overlaps nothing, yet at a replay for another size it views elements a write changes."""
     out = op.forward(layout, *others, **attrs) if op is not None else layout
-    return out if type(out) is np.ndarray and np.may_share_memory(out, layout) else None
+    return out if type(out) is np.ndarray and memory_owner(out) is memory_owner(layout) else None
 
 
 def apply_steps(array, steps: tuple, others_of) -> np.ndarray:

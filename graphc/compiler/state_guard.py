@@ -18,6 +18,7 @@ import collections.abc
 import dis
 import functools
 import random
+import sys
 import types
 import weakref
 from collections.abc import Callable
@@ -128,10 +129,12 @@ class StateGuard:
         self._seen: dict[int, object] = {}  # id -> object, kept alive so ids stay unique while walking
         self._names: set[str] | None = set()  # attribute names the code walked uses (None: any)
         self._deferred: list[tuple[str, list | dict, str, type]] = []  # (name, value, what, owner's class)
+        self._modules: list[types.ModuleType] = []  # the user's modules met (a config module read as config.LR)
         for root in roots:
             self._walk(root, type(root).__name__)
         self._walk_named()
-        del self._seen, self._names, self._deferred
+        self._walk_modules()
+        del self._seen, self._names, self._deferred, self._modules
 
     def _walk_named(self) -> None:
         """Walk each deferred attribute once the code walked names it; the methods that code names on a deferred
@@ -240,7 +243,11 @@ class StateGuard:
         if isinstance(obj, Tensor):  # its values the plan reads at run time; requires_grad shapes the trace
             self.flags.append((obj, obj.requires_grad, what))
             return
-        if isinstance(obj, (Generator, np.generic, types.ModuleType, types.BuiltinFunctionType)):
+        if isinstance(obj, types.ModuleType):
+            if user_module(obj):
+                self._modules.append(obj)
+            return
+        if isinstance(obj, (Generator, np.generic, types.BuiltinFunctionType)):
             return  # values (a generator's stream) that the plan reads at run time: not guarded
         from .compile import CompiledFunction
 
@@ -381,10 +388,29 @@ class StateGuard:
             self.positions.append((items, i, x, f"item {i} of a list in {what}"))
             self._walk(x, what)
 
+    def _walk_modules(self) -> None:
+        """The attributes of the user's modules that the code walked names (`config.LR` guards LR's value, as
+        torch.compile guards a module's globals); the code could read any (`getattr`): then the module's numbers
+        and strings."""
+        for module in self._modules:
+            d = vars(module)
+            names = [k for k, v in d.items() if type(v) in VALUES] if self._names is None else self._names
+            for name in sorted(n for n in names if n in d and not n.startswith("__")):
+                self._item(d, name, f"{name} of module {module.__name__}")
+
     def _item(self, d: dict, key, what: str) -> None:
         value = d[key]
         self.items.append((d, key, value, what))
         self._walk(value, what)
+
+
+def user_module(module: types.ModuleType) -> bool:
+    """Whether a module is the user's own (not the standard library's, nor an installed package's)."""
+    top = module.__name__.partition(".")[0]
+    if top in LIBRARIES or top in sys.stdlib_module_names:
+        return False
+    path = getattr(module, "__file__", None) or ""
+    return "site-packages" not in path and "dist-packages" not in path
 
 
 def held(obj) -> Callable[[], object]:
