@@ -1042,3 +1042,36 @@ def test_a_returned_generator_runs_eagerly_with_one_warning():
         got = [[t.tolist() for t in f(graphc.ones(2) * n)] for n in (1, 1, 3)]
     assert len(rec) == 1
     assert got == [[t.tolist() for t in (torch.ones(2) * n * k for k in (2, 3))] for n in (1, 1, 3)]
+
+
+def test_eager_ops_in_another_thread_are_not_captured_into_a_trace():
+    """A data or metrics thread running eager ops while the main thread traces: each keeps its own values (the
+    active capture belongs to the thread that traces)."""
+    import threading
+
+    def slow(x):
+        for _ in range(200):
+            x = x * 1.0001 + 0.0001
+        return x
+
+    f = graphc.compile(slow, backend="numpy")
+    stop, errors, sums = threading.Event(), [], []
+
+    def eager_worker():
+        a = graphc.ones(3)
+        while not stop.is_set():
+            try:
+                sums.append(float((a * 2 + 1).sum()))
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(repr(e))
+
+    worker = threading.Thread(target=eager_worker, daemon=True)
+    worker.start()
+    try:
+        got = [f(graphc.full((3,), float(i))) for i in range(3)]
+    finally:
+        stop.set()
+        worker.join(10)
+    assert not errors and sums and set(sums) == {float((torch.ones(3) * 2 + 1).sum())}
+    for i, g in enumerate(got):
+        assert_close(g, slow(torch.full((3,), float(i))), rtol=1e-5)
