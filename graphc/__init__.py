@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import accelerator, amp, autograd, backends, cuda, distributed, dtypes, nn, onnx, ops, optim, testing, utils
+from . import accelerator, amp, autograd, backends, cuda, distributed, dtypes, jit, nn, onnx, ops, optim, testing, utils
 from .amp import autocast
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backends import get_float32_matmul_precision, set_float32_matmul_precision

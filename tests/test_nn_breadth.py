@@ -794,3 +794,50 @@ def test_multilabel_margin_loss(reduction):
     assert_close(gx.grad, tx.grad)
     assert_close(F.multilabel_margin_loss(gx[0], graphc.tensor(target[0])).detach(),
                  TF.multilabel_margin_loss(tx[0], torch.tensor(target[0])))
+
+
+@pytest.mark.parametrize("shape,groups", [((6, 3, 3, 3), 2), ((6, 3, 3), 1), ((4, 4, 3, 3, 3), 1), ((2, 5, 3, 3), 1)])
+def test_dirac_init_like_torch(shape, groups):
+    w, t = graphc.empty(*shape), torch.empty(*shape)
+    graphc.nn.init.dirac_(w, groups=groups)
+    torch.nn.init.dirac_(t, groups=groups)
+    np.testing.assert_array_equal(w.numpy(), t.numpy())
+    with pytest.raises(ValueError, match="divisible"):
+        graphc.nn.init.dirac_(graphc.empty(5, 3, 3), groups=2)
+    with pytest.raises(ValueError, match="divisible"):
+        torch.nn.init.dirac_(torch.empty(5, 3, 3), groups=2)
+
+
+def test_sparse_init_zeros_each_column_like_torch():
+    w, t = graphc.empty(10, 7), torch.empty(10, 7)
+    graphc.nn.init.sparse_(w, 0.3, std=0.5)
+    torch.nn.init.sparse_(t, 0.3, std=0.5)
+    np.testing.assert_array_equal((w.numpy() == 0).sum(0), (t.numpy() == 0).sum(0))
+    assert 0.2 < w.numpy()[w.numpy() != 0].std() < 1.0
+
+
+def test_jit_script_and_trace_return_what_runs_as_python():
+    """Programs written for TorchScript run: script/trace give back the module or function; jit.save refuses."""
+    model = graphc.nn.Sequential(graphc.nn.Linear(3, 2), graphc.nn.ReLU())
+    x = graphc.randn(4, 3)
+    scripted, traced = graphc.jit.script(model), graphc.jit.trace(model, x)
+    assert_close(scripted(x), model(x))
+    assert_close(traced(x), model(x))
+
+    def gelu(L, x):
+        return x * 0.5 * (1.0 + L.erf(x / 1.41421))
+
+    t = torch.randn(5)
+    scripted_gelu = graphc.jit.script(lambda x: gelu(graphc, x))
+    assert_close(scripted_gelu(graphc.tensor(t.numpy())), gelu(torch, t))
+    assert graphc.jit.is_scripting() is torch.jit.is_scripting() is False
+    assert graphc.jit.ignore(gelu) is gelu and graphc.jit.unused(gelu) is gelu
+    with pytest.raises(NotImplementedError, match="state_dict"):
+        graphc.jit.save(scripted, "model.pt")
+
+
+def test_stateless_functional_call_is_func_functional_call():
+    model = graphc.nn.Linear(3, 2)
+    x = graphc.randn(4, 3)
+    params = {"weight": graphc.zeros(2, 3), "bias": graphc.ones(2)}
+    assert_close(graphc.nn.utils.stateless.functional_call(model, params, (x,)), torch.ones(4, 2))

@@ -138,3 +138,36 @@ def eye_(tensor: Tensor) -> Tensor:
     if tensor.ndim != 2:
         raise ValueError(f"eye_: only 2-d tensors are supported, got shape {list(tensor.shape)}")
     return _fill(tensor, np.eye(*tensor.shape))
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """Fill a {3, 4, 5}-d convolution weight (out_channels, in_channels, *kernel) with the Dirac delta, so the
+    convolution keeps its input's channels (each of `groups` groups keeping out_channels // groups of them), as
+    torch.nn.init.dirac_. Raises ValueError for other ranks or when groups does not divide out_channels."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: only tensors with 3, 4, or 5 dimensions are supported, got shape "
+                         f"{list(tensor.shape)}")
+    if tensor.shape[0] % groups != 0:
+        raise ValueError(f"dirac_: dim 0 ({tensor.shape[0]}) must be divisible by groups ({groups})")
+    per_group = tensor.shape[0] // groups
+    values = np.zeros(tensor.shape)
+    centre = tuple(k // 2 for k in tensor.shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, tensor.shape[1])):
+            values[(g * per_group + d, d, *centre)] = 1
+    return _fill(tensor, values)
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator: Generator | None = None) -> Tensor:
+    """Fill a 2-d tensor with N(0, std) values, then zero ceil(sparsity * rows) random entries of each column
+    (Martens 2010, "Deep learning via Hessian-free optimization"; torch.nn.init.sparse_). Raises ValueError below or
+    above 2-d."""
+    if tensor.ndim != 2:
+        raise ValueError(f"sparse_: only tensors with 2 dimensions are supported, got shape {list(tensor.shape)}")
+    rows, cols = tensor.shape
+    rng = _rng(generator)
+    values = rng.normal(0, std, (rows, cols))
+    zeros = math.ceil(sparsity * rows)
+    for col in range(cols):
+        values[rng.permutation(rows)[:zeros], col] = 0
+    return _fill(tensor, values)
