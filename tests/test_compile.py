@@ -1075,3 +1075,25 @@ def test_eager_ops_in_another_thread_are_not_captured_into_a_trace():
     assert not errors and sums and set(sums) == {float((torch.ones(3) * 2 + 1).sum())}
     for i, g in enumerate(got):
         assert_close(g, slow(torch.full((3,), float(i))), rtol=1e-5)
+
+
+def test_an_intermediate_held_only_by_a_reference_cycle_does_not_escape():
+    """A tensor an object in a garbage reference cycle holds (a transform and its inverse, caching x) is freed by
+    the cyclic collector, not when the function returns: it is not state the call left behind, so the plan
+    replays."""
+    class Cycle:
+        def __init__(self):
+            self.me = self
+
+    def f(x):
+        c = Cycle()
+        c.kept = x.tanh()
+        return x.exp()
+
+    compiled = graphc.compile(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            x = np.random.default_rng(0).standard_normal(3).astype(np.float32)
+            assert_close(compiled(graphc.tensor(x)), torch.tensor(x).exp())
+    assert compiled.num_traces == 1
