@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -646,3 +647,20 @@ def test_reseeding_and_rng_state_inside_a_compiled_function_equal_eager(backend)
     for _ in range(3):
         out = compiled(graphc.ones(3))
         assert_close(out, step(graphc.ones(3)))
+
+
+@pytest.mark.parametrize("returns", ["shape", "pair"])
+def test_a_returned_shape_is_guarded_and_does_not_keep_its_tensor(returns):
+    """`return out.shape`: the sizes handed back are guards (a replay for another size returned the traced
+    shape), and the shape does not keep the tensor it came from alive (that made the function run eagerly)."""
+    def f(L, x):
+        y = x * 2
+        return y.shape if returns == "shape" else (y, y.shape)
+
+    compiled = graphc.compile(lambda x: f(graphc, x), backend="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n in (8, 8, 16, 4, 16):
+            got, want = compiled(graphc.ones(n)), f(torch, torch.ones(n))
+            assert tuple(got if returns == "shape" else got[1]) == tuple(want if returns == "shape" else want[1])
+    assert compiled.num_traces == 3

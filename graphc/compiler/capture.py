@@ -203,14 +203,17 @@ class Capture:
             frame = frame.f_back
         if frame is None or frame.f_code.co_filename.startswith(_PACKAGE_DIR):
             return shape
-        return TracedShape(shape, lambda dims: self.note_sizes(t, dims))
+        owner = t if data is not None else t._node  # not the proxy: a shape returned or kept must not keep it alive
+        return TracedShape(shape, lambda dims: self._note(owner, shape, dims))
 
     def note_sizes(self, t: Tensor, dims) -> None:
         """Sizes of t the traced program depends on (user code read them, or a library op built its structure
         from them: how many views split makes): they become guards of the compiled function."""
         data = t._data
         shape = t._node.shape if data is None else data.shape if type(data) is np.ndarray else tuple(data.shape)
-        owner = t if data is not None else t._node
+        self._note(t if data is not None else t._node, shape, dims)
+
+    def _note(self, owner: Tensor | Node, shape: tuple, dims) -> None:
         for d in dims:
             self.size_reads[(owner, d)] = shape[d]
 

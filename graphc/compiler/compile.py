@@ -24,7 +24,7 @@ from ..dispatch import dispatch, memory_owner
 from ..errors import ValuesRefused, warn_at_user
 from ..state import STATE
 from ..tensor import Tensor, copy_storage
-from .capture import Capture, CaptureError, GraphBreakError, own_memory, write_into
+from .capture import Capture, CaptureError, GraphBreakError, TracedShape, own_memory, write_into
 from .functionalization import argument_aliasing, viewed_by
 from .ir import Graph, Node, ancestors
 from .joint import (
@@ -734,6 +734,9 @@ class CompiledFunction:
             result = _map_leaves(result, lambda x: capture.weak[capture.weak_node(x)]
                                  if type(x) is Tensor and capture.weak_node(x) is not None else x)
         returned = [x for x in leaves(result, []) if type(x) is Tensor and x._data is None]
+        for x in leaves(result, []):
+            if type(x) is TracedShape:  # a shape returned is handed back as it is now: its sizes are guards
+                x.numel()
         live = [t for t in capture.live_proxies() if t._node not in capture.weak]
         # a tensor replacing a tensor the function did not read is a side effect redone after each replay; the
         # first time an item gets a tensor the call changed what the next one sees (None -> a tensor), and a tensor
