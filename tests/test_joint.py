@@ -231,8 +231,8 @@ def test_a_compiled_head_tied_to_the_embedding_that_made_its_input():
 
 
 def test_a_compiled_function_writing_into_its_non_leaf_input_keeps_torchs_gradients():
-    """`h.mul_(2)` on a non-leaf argument changes h's history; the function is traced on every call (with one
-    warning), so the gradient through h's later uses is torch's."""
+    """`h.mul_(2)` on a non-leaf argument changes h's history; the function cannot replay, and runs eagerly after
+    three such calls (with one warning), so the gradient through h's later uses is torch's."""
     w = np.random.default_rng(8).standard_normal((3, 3)).astype(np.float32)
     f = graphc.compile(lambda h: h.mul_(2).tanh())
     with pytest.warns(RuntimeWarning, match="writes in place into a tensor with a history"):

@@ -595,9 +595,9 @@ class CompiledFunction:
         self._plans: dict[tuple, Runtime] = {}
         self._segment_plans: dict[str | None, int] = {}  # plans cached per piece of a function with graph breaks
         self._eager_reason: str | None = None
-        self._warned_grad = self._warned_entries = self._warned_views = \
-            self._warned_hooks = self._warned_breaks = self._warned_numbers = self._warned_segments = False
+        self._warned_entries = self._warned_breaks = self._warned_numbers = self._warned_segments = False
         self._unreplayable_traces = self._value_misses = 0
+        self._counted_trace = 0  # the last trace _unreplayable counted (a trace counts once, whatever its reasons)
 
     @property
     def compiled_module(self):
@@ -681,12 +681,15 @@ class CompiledFunction:
         the reason. Not on the first in a row: a first call may create state (optimizer moments, again after
         state.clear()); a third means every call does, and tracing each call would only add the trace's cost to
         eager's (torch.compile reaches the same place through its recompile limit)."""
+        if self._counted_trace == self.num_traces and not at_once:
+            return
+        self._counted_trace = self.num_traces
         self._unreplayable_traces += 1
         if at_once or self._unreplayable_traces == CHANGING_TRACES:
             self._eager_reason = reason
             in_a_row = "" if at_once else f", on {CHANGING_TRACES} calls in a row"
-            warnings.warn(f"graphc.compile: {self.__name__} runs eagerly from now on: {reason}{in_a_row}; {advice}",
-                          RuntimeWarning, stacklevel=4)
+            warn_at_user(f"graphc.compile: {self.__name__} runs eagerly from now on: {reason}{in_a_row}; {advice}",
+                         RuntimeWarning)
 
     def _no_cuda(self) -> None:
         """backend='triton' on a machine without CUDA: an error with fullgraph=True, else a warning and eager runs."""
@@ -779,7 +782,8 @@ class CompiledFunction:
         elif any(isinstance(x, Iterator) for x in leaves(result, [])):
             self._unreplayable("it returns an iterator or a generator, whose items are computed as they are read, "
                                "after the call", "return a list or a tuple instead", at_once=True)
-        joint = None
+        joint, no_backward = None, ("a compiled backward is built for a function whose graph reads leaf tensors, "
+                                    "with no graph break, tensor hook or .grad write")
         if (needs_grad and self.compiled_backward and not capture.breaks and not capture.grad_writes
                 and all(t._data is None and t._node.kind == "op" and not has_hooks(t, capture.sources)
                         for t in differentiable)
@@ -787,8 +791,7 @@ class CompiledFunction:
             try:  # the backward joins the graph: a forward and a backward plan
                 joint = record_backward(capture, differentiable)
             except GraphBreakError as e:  # the backward needs a value (a custom Function's backward reading .numpy())
-                self._without_backward_plan(result, "its backward needs a tensor's value: " +
-                                            str(e).removesuffix(" (fullgraph=True)"))
+                no_backward = "its backward needs a tensor's value: " + str(e).removesuffix(" (fullgraph=True)")
             except RuntimeError:  # it refuses (a tensor it saves was then written in place): as the caller's will
                 pass
             if joint is not None:
@@ -797,12 +800,8 @@ class CompiledFunction:
         # a first call that gives a state item its first tensor (self.attn = None before) is traced again anyway
         first_store = self.num_traces == 1 and any(type(old) is not Tensor and type(new) is Tensor
                                                    for _, _, old, new in assigned)
-        if needs_grad and joint is None and not self._warned_grad and not first_store:
-            self._warned_grad = True
-            warnings.warn(f"graphc.compile: {self.__name__} returns a tensor that requires grad; it is traced again "
-                          "on every call so autograd works outside it (a compiled backward is built for a function "
-                          "whose graph reads leaf tensors, with no graph break, tensor hook or .grad write; or "
-                          "compile the whole training step, backward included)", RuntimeWarning, stacklevel=2)
+        if needs_grad and joint is None and not first_store:
+            self._without_backward_plan(result, no_backward)
         capture.store_plans = needs_grad or not (escaped or capture.value_reads)
         sources = capture.sources
         writes = [(t, t._node) for t, _ in capture.writes.values()]
@@ -821,15 +820,13 @@ class CompiledFunction:
         for t in scalars.proxies:  # a scalar proxy an autograd node kept (w * s) is the number it stood for
             if t._data is None:
                 t._data = np.asarray(capture.weak[t._node], t.dtype.np)
-        if capture.writing_hooks and not self._warned_hooks:
-            self._warned_hooks = True
+        if capture.writing_hooks:
             hook = capture.writing_hooks[0]
             code = getattr(hook, "__code__", None)
             where = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "an unknown line"
-            warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: the tensor hook "
-                          f"{getattr(hook, '__qualname__', repr(hook))} (defined at {where}) writes tensors in place "
-                          "while the backward runs, so a replay could neither skip it (its Python effects) nor call it "
-                          "again (it would write twice)", RuntimeWarning, stacklevel=3)
+            self._unreplayable(f"the tensor hook {getattr(hook, '__qualname__', repr(hook))} (defined at {where}) "
+                               "writes tensors in place while the backward runs", "a replay could neither skip it (its "
+                               "Python effects) nor call it again (it would write twice)")
         if capture.breaks or capture.value_reads or capture.writing_hooks or (escaped or needs_grad) and joint is None:
             return result
         state.forget(effects)
@@ -842,7 +839,6 @@ class CompiledFunction:
                 log.info(f"recompiles] {self.__name__} is traced again: {reason}")
             self._unreplayable(reason, "a replay could not redo that, so its effect happens at each call this way")
             return result
-        self._unreplayable_traces = 0
         if capture.last_key is None:  # no tensor op ran (it returns an argument, or Python values): an empty plan
             self._run_segment(capture, Graph(), [])
         position = {n: i for i, n in enumerate(capture.last_outputs)}
@@ -858,10 +854,7 @@ class CompiledFunction:
             template = _template_from((traced, [a[3] for a in effects], [g for _, g in capture.hooks]), live,
                                       position_source, writes, position, capture)
         except CaptureError as e:
-            if not self._warned_views:
-                self._warned_views = True
-                warnings.warn(f"graphc.compile: {self.__name__} is traced again on every call: {e}", RuntimeWarning,
-                              stacklevel=2)
+            self._unreplayable(str(e), "a replay could not hand back what it returns")
             return result
         entry_writes = [(t, position[node], _aliases_input(out_nodes[position[node]])) for t, node in writes
                         if not capture.is_made(t)]  # a tensor made in the function is made anew by each call
@@ -877,6 +870,7 @@ class CompiledFunction:
                       state, arguments, scalars, sig, argument_names(self.fn, args, kwargs))
         self._entries.setdefault(sig, []).append(entry)
         self._num_entries += 1
+        self._unreplayable_traces = 0
         return result
 
     def _joint_entry(self, capture: Capture, runtime: Runtime, sources: list[Tensor], joint: tuple,
@@ -936,14 +930,15 @@ class CompiledFunction:
         entry.name = self.__name__
         self._entries.setdefault(sig, []).append(entry)
         self._num_entries += 1
+        self._unreplayable_traces = 0
         return result
 
     def _without_backward_plan(self, result, reason: str):
-        """A function whose results require grad that gets no forward and backward plan: traced on every call."""
-        if not self._warned_grad:
-            self._warned_grad = True
-            warnings.warn(f"graphc.compile: {self.__name__} returns a tensor that requires grad; it is traced again "
-                          f"on every call: {reason}", RuntimeWarning, stacklevel=4)
+        """A function whose results require grad that gets no forward and backward plan cannot replay (autograd
+        must work outside it)."""
+        self._unreplayable(f"it returns a tensor that requires grad, and no backward plan could be built for it: "
+                           f"{reason}", "compile the whole training step, backward included, or call it under "
+                           "graphc.no_grad() where no gradient is needed")
         return result
 
     def _lift_scalars(self, capture: Capture, scalars: ScalarInputs, state: StateGuard, args: tuple, kwargs: dict,
