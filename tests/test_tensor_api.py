@@ -993,3 +993,51 @@ def test_reductions_of_a_0d_tensor_and_repeat_interleave_are_new_tensors():
             out.append(m.tolist())
         return out
     assert run(graphc) == run(torch)
+
+
+def test_in_place_view_ops_and_math_variants_like_torch():
+    """t_/transpose_/squeeze_/unsqueeze_/swapdims_ reshape the tensor itself (its memory shared with its views);
+    addmm_/cumsum_/scatter_reduce_/masked_scatter_ write their result into it."""
+    def program(L):
+        x = L.arange(6.).view(2, 3).clone()
+        flat = x.view(6)
+        x.t_()
+        x.mul_(2)  # through the transposed tensor: flat sees it
+        y = L.ones(3)
+        y.unsqueeze_(0).unsqueeze_(-1)
+        z = L.ones(1, 3, 1)
+        z.squeeze_(0)
+        w = L.arange(6.).view(2, 3).clone()
+        w.transpose_(0, 1)
+        w.swapdims_(0, 1)
+        m = L.zeros(2, 2)
+        m.addmm_(L.ones(2, 3), L.arange(6.).view(3, 2), beta=0.5, alpha=2)
+        c = L.arange(4.)
+        c.cumsum_(0)
+        s = L.zeros(3)
+        s.scatter_reduce_(0, L.tensor([0, 1, 1]), L.tensor([1., 2., 3.]), reduce="amax")
+        ms = L.zeros(4)
+        ms.masked_scatter_(L.tensor([True, False, True, False]), L.tensor([5., 6.]))
+        return x, flat, y, z, w, m, c, s, ms
+
+    for got, want in zip(program(graphc), program(torch)):
+        assert tuple(got.shape) == tuple(want.shape)
+        assert_close(got, want)
+    q = graphc.ones(3, requires_grad=True) * 2
+    with pytest.raises(NotImplementedError, match=r"unsqueeze_.*x = x.unsqueeze"):
+        q.unsqueeze_(0)
+
+
+def test_complex_views_of_real_tensors_like_torch():
+    """conj/resolve_conj/real of a real tensor are the tensor; mH/adjoint its transpose; imag raises."""
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    x, t = graphc.tensor(a), torch.tensor(a)
+    for name in ("conj", "resolve_conj", "resolve_neg", "adjoint"):
+        assert_close(getattr(x, name)(), getattr(t, name)())
+    assert_close(x.mH, t.mH)
+    assert_close(x.real, t.real)
+    assert x.conj() is x and x.is_conj() is t.is_conj() is False
+    with pytest.raises(RuntimeError, match="imag is not implemented for tensors with non-complex dtypes"):
+        _ = x.imag
+    with pytest.raises(RuntimeError, match="imag is not implemented for tensors with non-complex dtypes"):
+        _ = t.imag

@@ -49,6 +49,30 @@ def _inplace(fn):
     return method
 
 
+def _inplace_view(fn):
+    """x.t_(), x.unsqueeze_(0)...: x itself takes the view's shape and strides, as torch's in-place view ops. Only
+    for a tensor outside autograd that is not a view of another (a backward rule reads its input's shape, which
+    the op would change under it); otherwise NotImplementedError naming the out-of-place form. Under
+    graphc.compile, a capture error: the function runs eagerly, with one warning."""
+    name = (fn.name if isinstance(fn, Op) else fn.__name__) + "_"
+
+    def method(self, *args, **kwargs):
+        from ..state import STATE
+
+        if STATE.capture is not None:
+            from ..compiler.capture import CaptureError
+            from ..errors import user_line
+
+            raise CaptureError(f"{name} at {user_line()} changes a tensor's shape in place")
+        if self.requires_grad or self._view is not None:
+            raise op_error(name, f"is supported only on a tensor that does not require grad and is not a view; use "
+                           f"x = x.{name[:-1]}(...) instead", (self,), NotImplementedError)
+        self._data = fn(self, *args, **kwargs)._data
+        return self
+    method.__name__ = name
+    return method
+
+
 def _copy_(self, src):
     src = cast(src, self.dtype)
     # expanded only when it must be: expand_as reads self for its shape, so src would look as if it required grad
@@ -99,6 +123,14 @@ def _install_methods() -> None:
         "unfold": view.unfold, "sum_to_size": reduction.sum_to_size,
         "index_put": indexing.indexed_put, "index_put_": _inplace(indexing.indexed_put), "put": indexing.put,
         "put_": _inplace(indexing.put),
+        "addmm_": _inplace(matmul.addmm), "addmv_": _inplace(matmul.addmv), "addr_": _inplace(matmul.addr),
+        "baddbmm_": _inplace(matmul.baddbmm), "addbmm_": _inplace(matmul.addbmm),
+        "cumsum_": _inplace(reduction.cumsum), "cumprod_": _inplace(reduction.cumprod),
+        "renorm_": _inplace(reduction.renorm), "scatter_reduce_": _inplace(indexing.scatter_reduce),
+        "masked_scatter_": _inplace(indexing.masked_scatter),
+        "t_": _inplace_view(view.t), "transpose_": _inplace_view(transpose), "squeeze_": _inplace_view(view.squeeze),
+        "unsqueeze_": _inplace_view(view.unsqueeze), "swapaxes_": _inplace_view(view.swapaxes),
+        "swapdims_": _inplace_view(view.swapaxes),
     }
     for name, fn in operators.items():
         setattr(Tensor, name, _operator(fn) if isinstance(fn, Op) else fn)
@@ -106,8 +138,19 @@ def _install_methods() -> None:
                      "bernoulli": creation.bernoulli}.items():
         setattr(Tensor, name, fn if name.endswith("_") else _method(fn))
     Tensor.T = property(lambda self: dispatch(permute, (self,), {"dims": REVERSED_DIMS[self.ndim]}))
-    Tensor.mT = property(lambda self: transpose(self, -2, -1))
+    Tensor.mT = Tensor.mH = property(lambda self: transpose(self, -2, -1))  # real dtypes: the adjoint is mT
+    Tensor.real = property(lambda self: self)
+    Tensor.imag = property(_imag)
+    for name in ("conj", "resolve_conj", "resolve_neg", "conj_physical"):  # real dtypes: the tensor itself
+        setattr(Tensor, name, lambda self: self)
+    Tensor.adjoint = lambda self: transpose(self, -2, -1)
+    Tensor.is_conj = Tensor.is_neg = lambda self: False
     Tensor.data = property(_get_data, _set_data)
+
+
+def _imag(self):
+    raise op_error("imag", "imag is not implemented for tensors with non-complex dtypes (graphc has no complex "
+                   "dtypes)", (self,))
 
 
 def _get_data(self) -> Tensor:
