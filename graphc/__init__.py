@@ -9,6 +9,7 @@ from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set
 from .backends import get_float32_matmul_precision, set_float32_matmul_precision
 from .dtypes import (
     bfloat16,
+    can_cast,
     dtype,
     finfo,
     float16,
@@ -129,6 +130,7 @@ def _export_ops() -> None:
 
 
 _export_ops()
+index_put = ops.indexing.indexed_put
 from . import autograd_functional, distributions, func, linalg, special  # noqa: E402  (built on the ops above)
 from .func import vmap  # noqa: E402  (torch.vmap)
 

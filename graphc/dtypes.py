@@ -97,6 +97,12 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     return _PAIRS.get(frozenset((a, b))) or (a if _RANK[a] >= _RANK[b] else b)
 
 
+def can_cast(from_: dtype, to: dtype) -> bool:
+    """torch.can_cast: whether torch's casting rules allow from_ into to: not into a lower category (float into an
+    integer, a number into bool); any size within one."""
+    return from_.category <= to.category
+
+
 class finfo:
     """torch.finfo: the limits of a floating dtype (the default dtype when None), as Python floats: bits, eps (the
     gap between 1 and the next value), max, min (-max), tiny and smallest_normal (the smallest positive normal

@@ -1041,3 +1041,17 @@ def test_complex_views_of_real_tensors_like_torch():
         _ = x.imag
     with pytest.raises(RuntimeError, match="imag is not implemented for tensors with non-complex dtypes"):
         _ = t.imag
+
+
+def test_can_cast_and_index_put_like_torch():
+    names = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
+    for a in names:
+        for b in names:
+            assert graphc.can_cast(getattr(graphc, a), getattr(graphc, b)) == torch.can_cast(getattr(torch, a),
+                                                                                              getattr(torch, b))
+    for accumulate in (False, True):
+        got = graphc.index_put(graphc.zeros(4), (graphc.tensor([0, 3, 2]),), graphc.tensor([1., 2., 3.]),
+                               accumulate=accumulate)
+        want = torch.index_put(torch.zeros(4), (torch.tensor([0, 3, 2]),), torch.tensor([1., 2., 3.]),
+                               accumulate=accumulate)
+        assert_close(got, want)
