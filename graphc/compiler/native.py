@@ -20,6 +20,7 @@ threads and OpenMP's both spin while idle, and two pools on the same cores slow 
 is something else (MKL, Accelerate, an OpenBLAS without cblas), products are numpy's matmul."""
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import itertools
@@ -100,6 +101,28 @@ def _toolchain() -> tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str,
     return cc, version, tuple(flags), tuple(libs), simd
 
 
+_scratch_dirs: set[str] = set()  # folders of builds under way, removed at exit if the build thread is still at one
+
+
+@contextlib.contextmanager
+def scratch(prefix: str):
+    """A temporary folder for a compiler run, removed afterwards; a build the interpreter's exit interrupts (the
+    build thread is a daemon) leaves it to the exit handler, where TemporaryDirectory's finalizer warned."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    _scratch_dirs.add(path)
+    try:
+        yield path
+    finally:
+        _scratch_dirs.discard(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@atexit.register
+def _remove_scratch_dirs() -> None:
+    for path in list(_scratch_dirs):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _vector_probe(names: tuple[str, ...]) -> str:
     """A library whose simd loops call the vector versions of these math functions (it loads only if libmvec has
     them all)."""
@@ -112,7 +135,7 @@ def _vector_probe(names: tuple[str, ...]) -> str:
 
 def _builds(cc: str, source: str, flags: list[str], libs: list[str], load: bool = False) -> bool:
     """Whether cc builds source into a shared library (and, when load, the library loads: its symbols resolve)."""
-    with tempfile.TemporaryDirectory(prefix="graphc-probe-") as tmp:
+    with scratch("graphc-probe-") as tmp:
         c, so = Path(tmp, "probe.c"), Path(tmp, "probe.so")
         c.write_text(source)
         try:
@@ -281,7 +304,7 @@ def _build(batch: list) -> Path:
     key = cache.digest(source, cc, version, " ".join(flags + libs), cpu_identity())
     path = cache.cache_dir() / "native" / f"k{key}.so"
     if not path.is_file():
-        with tempfile.TemporaryDirectory(prefix="graphc-cc-") as tmp:
+        with scratch("graphc-cc-") as tmp:
             c, so = Path(tmp, f"k{key}.c"), Path(tmp, f"k{key}.so")
             c.write_text(source)
             done = subprocess.run([cc, *flags, str(c), "-o", str(so), *libs], capture_output=True, text=True,
