@@ -531,3 +531,30 @@ def test_attributes_of_a_config_module_are_guarded(tmp_path, monkeypatch):
         got.append(f(graphc.ones(2)).tolist())
     assert got == [(torch.ones(2) * s + k).tolist() for s, k in ((2.0, 3), (2.0, 3), (5.0, 3), (5.0, 1))]
     assert f.num_traces == 3
+
+
+def test_a_shape_stored_in_state_replays_and_follows_the_input():
+    """`self.input_shape = x.shape` in a compiled forward (an autoencoder unflattening later): the replay sets the
+    same shape again, its sizes guarded, so a new input size traces again instead of leaving a stale shape."""
+    def build(L):
+        class M(L.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = L.nn.Linear(3, 3)
+                self.input_shape = None
+
+            def forward(self, x):
+                self.input_shape = x.shape
+                return self.lin(x)
+        return M()
+
+    gm, tm = build(graphc), build(torch)
+    compiled = graphc.compile(gm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with graphc.no_grad():
+            for n in (2, 2, 2, 5, 2):
+                compiled(graphc.ones(n, 3))
+                tm(torch.ones(n, 3))
+                assert tuple(gm.input_shape) == tuple(tm.input_shape)
+    assert compiled.num_traces < 5

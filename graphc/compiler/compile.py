@@ -23,7 +23,7 @@ from .. import autograd, dtypes
 from ..dispatch import dispatch, memory_owner
 from ..errors import ValuesRefused, warn_at_user
 from ..state import STATE
-from ..tensor import Tensor, copy_storage
+from ..tensor import Size, Tensor, copy_storage
 from .capture import Capture, CaptureError, GraphBreakError, TracedShape, own_memory, write_into
 from .functionalization import argument_aliasing, viewed_by
 from .ir import Graph, Node, ancestors
@@ -746,9 +746,13 @@ class CompiledFunction:
         # read as a graph input would be read stale at replay (inputs are found by identity)
         read = {id(t) for t in capture.sources}
         assigned = state.assignments()
-        for d, key, _, new in assigned:  # a scalar proxy stored in state is its number, as eagerly
+        for i, (d, key, old, new) in enumerate(assigned):
             if type(new) is Tensor and new._data is None and new._node in capture.weak:
-                d[key] = capture.scalar_value(new)
+                d[key] = capture.scalar_value(new)  # a scalar proxy stored in state is its number, as eagerly
+            elif type(new) is TracedShape:  # `self.input_shape = x.shape`: its sizes are guards, and the replay
+                new.numel()  # sets the same shape again (StateGuard.set_constants)
+                d[key] = Size(new)
+                assigned[i] = (d, key, old, d[key])
         effects = [(d, key, old, new) for d, key, old, new in assigned
                    if type(old) is Tensor and type(new) is Tensor and d[key] is new and id(old) not in read]
         # what the call hands back (results, .grad, state effects) and the tensors those view stay alive legitimately

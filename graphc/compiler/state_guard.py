@@ -27,11 +27,12 @@ import numpy as np
 
 from ..dtypes import as_number
 from ..ops.creation import Generator, default_generator
-from ..tensor import Tensor
+from ..tensor import Size, Tensor
 from .scalars import FLOATS
 
 VALUES = (int, float, bool, str, bytes, complex, type(None))
-CONSTANTS = (bool, str, type(None))  # values a run may set that a replay sets again (a counter's int is not one)
+# values a run may set that a replay sets again (a counter's int is not one; a Size's sizes are guards)
+CONSTANTS = (bool, str, type(None), Size)
 LIBRARIES = {"graphc", "numpy", "torch", "scipy", "builtins", "functools", "math", "typing", "collections"}
 MAX_ITEMS = 256  # a larger container is data, not configuration: guarded by identity, not walked
 MAX_OBJECTS = 4096
@@ -47,7 +48,7 @@ def equal(a, b) -> bool:
     kind = type(a)
     if kind is not type(b):
         return False
-    if kind is tuple:
+    if kind is tuple or kind is Size:
         return len(a) == len(b) and all(map(equal, a, b))
     if kind is types.MethodType:  # each read of a classmethod (a namedtuple's _make) binds a new method object
         return a.__func__ is b.__func__ and a.__self__ is b.__self__
