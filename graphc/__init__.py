@@ -68,6 +68,18 @@ from .parallel import get_num_threads, set_num_threads
 from .serialization import load, save
 from .tensor import Size, Tensor, device, get_default_device, set_default_device
 from .tensor_str import set_printoptions
+from .tensor_types import (
+    BFloat16Tensor,
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+)
 
 
 def is_tensor(obj: object) -> bool:

@@ -175,9 +175,16 @@ class Tensor:
                  "_view", "_version", "__weakref__")
     __array_priority__ = 1000  # numpy scalars on the left defer to Tensor's reflected operators
 
+    def __new__(cls, *args, device=None) -> Tensor:
+        """torch.Tensor(...), the legacy constructor public scripts still call (`torch.Tensor(env.reset())`): a
+        tensor of the default float dtype, as `x.new(...)` makes one (see Tensor.new: sizes, a Size, a sequence or
+        numpy array, a tensor of that dtype, or nothing). graphc.tensor(data) is the modern form."""
+        default = dtypes.get_default_dtype()
+        return Tensor._make(np.empty(0, default.np), default).new(*args, device=device)
+
     @staticmethod
     def _make(data, dt: DType, requires_grad: bool = False) -> Tensor:
-        t = Tensor.__new__(Tensor)
+        t = object.__new__(Tensor)
         t._data, t.dtype, t.requires_grad = data, dt, requires_grad
         t._grad = t.grad_fn = t._node = t._hooks = t._post_accumulate_hooks = t._view = t._version = None
         return t
@@ -505,6 +512,16 @@ class Tensor:
 
     def __reduce__(self):
         raise TypeError("graphc tensors are not picklable: use graphc.save, which never pickles")
+
+    def __copy__(self) -> Tensor:
+        """copy.copy of a leaf tensor: a new leaf sharing its memory and requires_grad, as torch's. Non-leaf tensors
+        raise RuntimeError, as deepcopy does."""
+        if not self.is_leaf:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the copy protocol "
+                               "at the moment.")
+        out = Tensor._make(self._data, self.dtype, self.requires_grad)
+        out._version = self._counter()
+        return out
 
     def __deepcopy__(self, memo: dict) -> Tensor:
         """copy.deepcopy of a leaf tensor (and so of a module, as nn.TransformerEncoder's clones of its layer): a new

@@ -1055,3 +1055,43 @@ def test_can_cast_and_index_put_like_torch():
         want = torch.index_put(torch.zeros(4), (torch.tensor([0, 3, 2]),), torch.tensor([1., 2., 3.]),
                                accumulate=accumulate)
         assert_close(got, want)
+
+
+def test_legacy_tensor_constructors_like_torch():
+    """torch.Tensor(data) and the typed constructors (CleanRL's `torch.Tensor(envs.reset())`, `torch.LongTensor(n)`)."""
+    data = np.arange(6, dtype=np.float64).reshape(2, 3)
+    for make in (lambda L: L.Tensor(data), lambda L: L.Tensor([1, 2]), lambda L: L.Tensor(2, 3).zero_(),
+                 lambda L: L.Tensor(), lambda L: L.FloatTensor([1, 2]), lambda L: L.LongTensor([3, 4]),
+                 lambda L: L.LongTensor(3).zero_(), lambda L: L.DoubleTensor(data), lambda L: L.BoolTensor([True]),
+                 lambda L: L.ByteTensor([1, 2]), lambda L: L.IntTensor(L.Size([2])).zero_()):
+        got, want = make(graphc), make(torch)
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+        assert_close(got, want)
+    x = graphc.LongTensor([1])
+    assert isinstance(x, graphc.LongTensor) and not isinstance(x, graphc.FloatTensor) and isinstance(x, graphc.Tensor)
+
+
+def test_setitem_drops_the_values_leading_unit_dims_like_torch():
+    def program(L):
+        a = L.zeros(4, 3)
+        a[3] = L.ones(1, 3)
+        a[:, 0] = L.ones(1, 4) * 2
+        a[1:3] = L.ones(1, 2, 3) * 3
+        a[L.tensor([0])] = L.ones(1, 1, 3) * 4
+        return a
+
+    assert_close(program(graphc), program(torch))
+    with pytest.raises(RuntimeError):
+        graphc.zeros(4, 3)[0] = graphc.ones(2, 3)
+
+
+def test_copy_copy_of_a_leaf_shares_its_memory_like_torch():
+    import copy
+
+    for L in (graphc, torch):
+        t = L.ones(2, requires_grad=True)
+        c = copy.copy(t)
+        assert c.requires_grad and c.is_leaf and c is not t
+        with L.no_grad():
+            c.add_(1)
+        assert t.tolist() == [2.0, 2.0]

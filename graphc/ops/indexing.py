@@ -253,6 +253,10 @@ def setitem(x: Tensor, key, value) -> None:
     if isinstance(value, Tensor) and value.dtype is not x.dtype:
         from .elementwise import cast
         value = cast(value, x.dtype)
+    if isinstance(value, Tensor):  # as torch, leading size-1 dims of the value beyond the indexed shape's rank drop
+        extra = value.ndim - len(_index_shape(tuple(x.shape), items, [tuple(t.shape) for t in tensors]))
+        while extra > 0 and value.shape[0] == 1:
+            value, extra = value.squeeze(0), extra - 1
     if x._overlaps_itself():
         x = getitem(x, items=tuple(_FULL if item == TENSOR else item for item in items))
         items = tuple(TENSOR if item == TENSOR else _FULL for item in items if type(item) is not int)
