@@ -47,6 +47,9 @@ TOLERANCE = {
     "video_3dcnn": (2e-3, "steps"),
     "ctc_speech": (2e-3, "steps"),
     "prune_finetune": (2e-3, "steps"),
+    "sac_actor": (2e-3, "steps"),
+    "bayesian_regression": (2e-3, "steps"),
+    "reinforce": (2e-3, "steps"),
 }
 
 

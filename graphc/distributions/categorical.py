@@ -106,3 +106,40 @@ class Categorical(Distribution):
         values = reshape(arange(self._num_events),
                          (-1,) + (1,) * len(self._batch_shape))
         return values.expand((-1,) + tuple(self._batch_shape)) if expand else values
+
+
+class OverCategorical(Distribution):
+    """A distribution over vectors of a Categorical's K events (one-hot vectors, counts, relaxed one-hot vectors):
+    it keeps the Categorical of probs or logits, and its event shape is (K,)."""
+
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.independent(constraints.real, 1)}
+
+    def __init__(self, probs=None, logits=None, validate_args: bool | None = None):
+        self._categorical = Categorical(probs, logits)
+        super().__init__(self._categorical.batch_shape, self._categorical.param_shape[-1:],
+                         validate_args=validate_args)
+
+    def _expand_categorical(self, cls: type, batch_shape, _instance, *others: str) -> Distribution:
+        """expand() of this class cls, with the attributes others (not batched) kept."""
+        new = self._get_checked_instance(cls, _instance)
+        batch_shape = Size(batch_shape)
+        new._categorical = self._categorical.expand(batch_shape)
+        for name in others:
+            setattr(new, name, getattr(self, name))
+        return self._expanded(new, batch_shape)
+
+    @property
+    def _param(self) -> Tensor:
+        return self._categorical._param
+
+    @property
+    def probs(self) -> Tensor:
+        return self._categorical.probs
+
+    @property
+    def logits(self) -> Tensor:
+        return self._categorical.logits
+
+    @property
+    def param_shape(self) -> Size:
+        return self._categorical.param_shape

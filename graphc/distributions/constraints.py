@@ -5,7 +5,16 @@ from __future__ import annotations
 from ..ops.elementwise import abs, eq, logical_and
 from ..ops.layout import diagonal, tril
 from ..ops.reduction import all, sum
+from ..state import STATE
 from ..tensor import Tensor
+
+
+def _shown(bound) -> str:
+    """A bound as torch's repr shows it; while graphc.compile traces, a tensor's values are not known (formatting
+    them would break the graph): its shape instead."""
+    if isinstance(bound, Tensor) and STATE.capture is not None:
+        return f"Tensor of shape {tuple(bound.shape)}"
+    return f"{bound}"
 
 
 class Constraint:
@@ -76,7 +85,7 @@ class _GreaterThan(Constraint):
         return value > self.lower_bound
 
     def __repr__(self) -> str:
-        return f"GreaterThan(lower_bound={self.lower_bound})"
+        return f"GreaterThan(lower_bound={_shown(self.lower_bound)})"
 
 
 class _GreaterThanEq(_GreaterThan):
@@ -84,7 +93,7 @@ class _GreaterThanEq(_GreaterThan):
         return value >= self.lower_bound
 
     def __repr__(self) -> str:
-        return f"GreaterThanEq(lower_bound={self.lower_bound})"
+        return f"GreaterThanEq(lower_bound={_shown(self.lower_bound)})"
 
 
 class _LessThan(Constraint):
@@ -95,7 +104,7 @@ class _LessThan(Constraint):
         return value < self.upper_bound
 
     def __repr__(self) -> str:
-        return f"LessThan(upper_bound={self.upper_bound})"
+        return f"LessThan(upper_bound={_shown(self.upper_bound)})"
 
 
 class _Interval(Constraint):
@@ -106,7 +115,7 @@ class _Interval(Constraint):
         return logical_and(self.lower_bound <= value, value <= self.upper_bound)
 
     def __repr__(self) -> str:
-        return f"Interval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
+        return f"Interval(lower_bound={_shown(self.lower_bound)}, upper_bound={_shown(self.upper_bound)})"
 
 
 class _HalfOpenInterval(_Interval):
@@ -114,7 +123,7 @@ class _HalfOpenInterval(_Interval):
         return logical_and(self.lower_bound <= value, value < self.upper_bound)
 
     def __repr__(self) -> str:
-        return f"HalfOpenInterval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
+        return f"HalfOpenInterval(lower_bound={_shown(self.lower_bound)}, upper_bound={_shown(self.upper_bound)})"
 
 
 class _IntegerInterval(_Interval):
@@ -124,7 +133,29 @@ class _IntegerInterval(_Interval):
         return logical_and(eq(value % 1, 0), super().check(value))
 
     def __repr__(self) -> str:
-        return f"IntegerInterval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
+        return f"IntegerInterval(lower_bound={_shown(self.lower_bound)}, upper_bound={_shown(self.upper_bound)})"
+
+
+class _IntegerGreaterThan(_GreaterThan):
+    is_discrete = True
+
+    def check(self, value):
+        return logical_and(eq(value % 1, 0), value >= self.lower_bound)
+
+    def __repr__(self) -> str:
+        return f"IntegerGreaterThan(lower_bound={_shown(self.lower_bound)})"
+
+
+class _Multinomial(Constraint):
+    """Count vectors: nonnegative entries summing to at most upper_bound."""
+
+    is_discrete, event_dim = True, 1
+
+    def __init__(self, upper_bound):
+        self.upper_bound = upper_bound
+
+    def check(self, value):
+        return logical_and(all(value >= 0, -1), sum(value, -1) <= self.upper_bound)
 
 
 class _Simplex(Constraint):
@@ -184,7 +215,11 @@ real = _Real()
 real_vector = independent(real, 1)
 positive = _GreaterThan(0.0)
 nonnegative = _GreaterThanEq(0.0)
+nonnegative_integer = _IntegerGreaterThan(0)
+positive_integer = _IntegerGreaterThan(1)
 greater_than = _GreaterThan
+greater_than_eq = _GreaterThanEq
+multinomial = _Multinomial
 less_than = _LessThan
 interval = _Interval
 half_open_interval = _HalfOpenInterval

@@ -10,30 +10,11 @@ from ..ops.elementwise import erf, log
 from ..ops.transcendental import erfinv
 from ..ops.view import expand
 from ..tensor import Tensor
-from . import constraints
-from .distribution import Distribution
+from .loc_scale import LocScaleDistribution
 
 
-class Normal(Distribution):
+class Normal(LocScaleDistribution):
     """The normal distribution N(loc, scale^2), loc and scale broadcast together (numbers or tensors)."""
-
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args: bool | None = None):
-        self._set_parameters(validate_args, loc=loc, scale=scale)
-
-    def expand(self, batch_shape, _instance=None):
-        return self._expand_parameters(Normal, batch_shape, _instance, "loc", "scale")
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> Tensor:
-        return self.loc
 
     @property
     def stddev(self) -> Tensor:

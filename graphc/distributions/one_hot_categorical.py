@@ -5,41 +5,19 @@ from ..nn.functional import one_hot
 from ..ops.creation import eye
 from ..ops.reduction import argmax
 from ..ops.view import reshape
-from ..tensor import Size, Tensor
+from ..tensor import Tensor
 from . import constraints
-from .categorical import Categorical
-from .distribution import Distribution
+from .categorical import OverCategorical
 
 
-class OneHotCategorical(Distribution):
+class OneHotCategorical(OverCategorical):
     """Categorical over one-hot vectors of size K: samples are (..., K) with a single 1."""
 
-    arg_constraints = {"probs": constraints.simplex, "logits": constraints.independent(constraints.real, 1)}
     support = constraints.one_hot
     has_enumerate_support = True
 
-    def __init__(self, probs=None, logits=None, validate_args: bool | None = None):
-        self._categorical = Categorical(probs, logits)
-        param = self._categorical._param
-        super().__init__(self._categorical.batch_shape, param.shape[-1:], validate_args=validate_args)
-
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(OneHotCategorical, _instance)
-        batch_shape = Size(batch_shape)
-        new._categorical = self._categorical.expand(batch_shape)
-        return self._expanded(new, batch_shape)
-
-    @property
-    def _param(self) -> Tensor:
-        return self._categorical._param
-
-    @property
-    def probs(self) -> Tensor:
-        return self._categorical.probs
-
-    @property
-    def logits(self) -> Tensor:
-        return self._categorical.logits
+        return self._expand_categorical(OneHotCategorical, batch_shape, _instance)
 
     @property
     def mean(self) -> Tensor:
@@ -54,9 +32,6 @@ class OneHotCategorical(Distribution):
     def variance(self) -> Tensor:
         return self._categorical.probs * (1 - self._categorical.probs)
 
-    @property
-    def param_shape(self) -> Size:
-        return self._categorical.param_shape
 
     def sample(self, sample_shape=()) -> Tensor:
         probs = self._categorical.probs
