@@ -19,6 +19,7 @@ import graphc.distributions as gd
 R = np.random.default_rng(7)
 PROBS = R.dirichlet(np.ones(4), size=3)
 W_LOW = R.normal(size=(3, 2)) * 0.5
+L_LOW = np.tril(R.normal(size=(2, 3, 3)), -1) + np.diag(R.uniform(0.5, 1.5, 3))
 
 
 def assert_close(ours, theirs, rtol: float = 1e-6, atol: float = 1e-8) -> None:
@@ -31,63 +32,64 @@ def _pos(*shape):
     return R.uniform(0.5, 2.0, size=shape)
 
 
+TOL = (1e-6, 1e-8)
 # (id, class name, parameters that are leaves requiring grad, other arguments, a value for log_prob, properties
-# compared, rtol)
+# compared, (rtol, atol))
 CASES = [
     ("laplace", "Laplace", {"loc": R.normal(size=(2, 3)), "scale": _pos(3)}, {}, R.normal(size=(4, 2, 3)),
-     ("mean", "mode", "stddev", "variance", "entropy", "cdf", "icdf"), 1e-6),
+     ("mean", "mode", "stddev", "variance", "entropy", "cdf", "icdf"), TOL),
     ("cauchy", "Cauchy", {"loc": R.normal(size=3), "scale": _pos(2, 3)}, {}, R.normal(size=(2, 3)),
-     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), 1e-6),
+     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), TOL),
     ("exponential", "Exponential", {"rate": _pos(2, 3)}, {}, _pos(4, 2, 3),
-     ("mean", "mode", "stddev", "variance", "entropy", "cdf", "icdf"), 1e-6),
+     ("mean", "mode", "stddev", "variance", "entropy", "cdf", "icdf"), TOL),
     ("lognormal", "LogNormal", {"loc": R.normal(size=(2, 3)) * 0.3, "scale": _pos(3) * 0.5}, {}, _pos(4, 2, 3),
-     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), 1e-6),
+     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), TOL),
     ("halfnormal", "HalfNormal", {"scale": _pos(2, 3)}, {}, _pos(2, 3),
-     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), 1e-6),
+     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), TOL),
     ("halfcauchy", "HalfCauchy", {"scale": _pos(3)}, {}, _pos(2, 3),
-     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), 1e-6),
+     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), TOL),
     ("gumbel", "Gumbel", {"loc": R.normal(size=3), "scale": _pos(2, 3)}, {}, R.normal(size=(2, 3)),
-     ("mean", "mode", "stddev", "variance", "entropy", "cdf", "icdf"), 1e-6),
+     ("mean", "mode", "stddev", "variance", "entropy", "cdf", "icdf"), TOL),
     ("studentt", "StudentT", {"df": np.array([0.8, 1.5, 3.0, 7.0]), "loc": R.normal(size=4), "scale": _pos(4)}, {},
-     R.normal(size=(3, 4)), ("mean", "mode", "variance", "entropy"), 1e-6),
-    ("chi2", "Chi2", {"df": _pos(2, 3) * 2}, {}, _pos(2, 3), ("mean", "mode", "variance", "entropy"), 1e-6),
+     R.normal(size=(3, 4)), ("mean", "mode", "variance", "entropy"), TOL),
+    ("chi2", "Chi2", {"df": _pos(2, 3) * 2}, {}, _pos(2, 3), ("mean", "mode", "variance", "entropy"), TOL),
     ("weibull", "Weibull", {"scale": _pos(3), "concentration": _pos(2, 3) + 0.5}, {}, _pos(2, 3),
-     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), 1e-6),
+     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), TOL),
     ("pareto", "Pareto", {"scale": _pos(3) * 0.5, "alpha": _pos(2, 3) * 2}, {}, _pos(2, 3) + 1.0,
-     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), 1e-6),
+     ("mean", "mode", "variance", "entropy", "cdf", "icdf"), TOL),
     ("poisson", "Poisson", {"rate": _pos(2, 3) * 3}, {}, R.integers(0, 6, size=(4, 2, 3)).astype(float),
-     ("mean", "mode", "variance"), 1e-6),
+     ("mean", "mode", "variance"), TOL),
     ("geometric_probs", "Geometric", {"probs": R.uniform(0.1, 0.9, size=3)}, {}, np.array([0.0, 2.0, 5.0]),
-     ("mean", "mode", "variance", "entropy", "logits"), 1e-6),
+     ("mean", "mode", "variance", "entropy", "logits"), TOL),
     ("geometric_logits", "Geometric", {"logits": R.normal(size=(2, 3))}, {}, np.array([0.0, 2.0, 5.0]),
-     ("mean", "variance", "entropy", "probs"), 1e-6),
+     ("mean", "variance", "entropy", "probs"), TOL),
     ("binomial", "Binomial", {"probs": R.uniform(0.1, 0.9, size=(2, 3))}, {"total_count": 6},
-     R.integers(0, 7, size=(2, 3)).astype(float), ("mean", "mode", "variance", "entropy", "logits"), 1e-6),
+     R.integers(0, 7, size=(2, 3)).astype(float), ("mean", "mode", "variance", "entropy", "logits"), TOL),
     ("binomial_logits", "Binomial", {"logits": R.normal(size=3) * 2, "total_count": np.array([3.0, 5.0, 9.0])}, {},
-     np.array([1.0, 5.0, 0.0]), ("mean", "mode", "variance", "probs"), 1e-6),
+     np.array([1.0, 5.0, 0.0]), ("mean", "mode", "variance", "probs"), TOL),
     ("negative_binomial", "NegativeBinomial", {"total_count": _pos(3) * 3, "logits": R.normal(size=(2, 3))}, {},
-     R.integers(0, 8, size=(2, 3)).astype(float), ("mean", "mode", "variance", "probs"), 1e-6),
+     R.integers(0, 8, size=(2, 3)).astype(float), ("mean", "mode", "variance", "probs"), TOL),
     ("negative_binomial_probs", "NegativeBinomial", {"probs": R.uniform(0.1, 0.9, size=3)}, {"total_count": 4.0},
-     np.array([0.0, 3.0, 9.0]), ("mean", "variance", "logits"), 1e-6),
+     np.array([0.0, 3.0, 9.0]), ("mean", "variance", "logits"), TOL),
     ("multinomial", "Multinomial", {"probs": PROBS * 3}, {"total_count": 5},
      np.array([[1.0, 2.0, 0.0, 2.0], [5.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 3.0]]),
-     ("mean", "variance", "entropy", "logits"), 1e-6),
+     ("mean", "variance", "entropy", "logits"), TOL),
     ("multinomial_logits", "Multinomial", {"logits": R.normal(size=(2, 4))}, {"total_count": 3},
-     np.array([1.0, 0.0, 0.0, 2.0]), ("mean", "variance", "entropy", "probs"), 1e-6),
+     np.array([1.0, 0.0, 0.0, 2.0]), ("mean", "variance", "entropy", "probs"), TOL),
     ("relaxed_bernoulli", "RelaxedBernoulli", {"temperature": np.array(0.7), "logits": R.normal(size=(2, 3))}, {},
-     R.uniform(0.05, 0.95, size=(2, 3)), ("probs",), 1e-6),
+     R.uniform(0.05, 0.95, size=(2, 3)), ("probs",), TOL),
     ("relaxed_onehot", "RelaxedOneHotCategorical", {"temperature": np.array(0.5), "probs": PROBS}, {},
-     PROBS[::-1].copy(), ("logits",), 1e-6),
+     PROBS[::-1].copy(), ("logits",), TOL),
     ("continuous_bernoulli", "ContinuousBernoulli", {"probs": np.array([0.1, 0.4995, 0.7, 0.93])}, {},
-     np.array([0.3, 0.9, 0.5, 0.01]), ("mean", "variance", "stddev", "entropy", "cdf", "icdf", "logits"), 1e-6),
+     np.array([0.3, 0.9, 0.5, 0.01]), ("mean", "variance", "stddev", "entropy", "cdf", "icdf", "logits"), TOL),
     ("continuous_bernoulli_logits", "ContinuousBernoulli", {"logits": R.normal(size=(2, 3)) * 2}, {},
-     R.uniform(0.05, 0.95, size=(2, 3)), ("mean", "variance", "entropy", "probs"), 1e-6),
+     R.uniform(0.05, 0.95, size=(2, 3)), ("mean", "variance", "entropy", "probs"), TOL),
     ("lowrank_mvn", "LowRankMultivariateNormal", {"loc": R.normal(size=(2, 3)), "cov_factor": W_LOW,
                                                   "cov_diag": _pos(3)}, {}, R.normal(size=(4, 2, 3)),
-     ("mean", "mode", "variance", "entropy", "scale_tril", "covariance_matrix", "precision_matrix"), 1e-6),
+     ("mean", "mode", "variance", "entropy", "scale_tril", "covariance_matrix", "precision_matrix"), TOL),
     # torch approximates log I0 by a polynomial (error ~1e-7); graphc computes it from i0e
     ("von_mises", "VonMises", {"loc": R.normal(size=3), "concentration": np.array([0.3, 2.0, 9.0])}, {},
-     R.uniform(-3, 3, size=(2, 3)), ("mean", "mode", "variance"), 2e-6),
+     R.uniform(-3, 3, size=(2, 3)), ("mean", "mode", "variance"), (2e-6, 1e-7)),
 ]
 
 
@@ -108,8 +110,9 @@ def _make(D, cls, params, other):
     return getattr(D, cls)(**params, **other)
 
 
-@pytest.mark.parametrize("name,cls,params,other,value,props,rtol", CASES, ids=[c[0] for c in CASES])
-def test_distribution_matches_torch(name, cls, params, other, value, props, rtol):
+@pytest.mark.parametrize("name,cls,params,other,value,props,tol", CASES, ids=[c[0] for c in CASES])
+def test_distribution_matches_torch(name, cls, params, other, value, props, tol):
+    rtol, atol = tol
     ours, theirs = _leaves(params)
     p, q = _make(gd, cls, ours, other), _make(td, cls, theirs, other)
     assert p.batch_shape == q.batch_shape and p.event_shape == q.event_shape
@@ -120,7 +123,7 @@ def test_distribution_matches_torch(name, cls, params, other, value, props, rtol
     loss, loss_t = 0, 0
     for k, a, b in pairs:
         assert a.dtype.name == str(b.dtype).removeprefix("torch."), k
-        np.testing.assert_allclose(a.numpy(force=True), b.detach().numpy(), rtol=rtol, atol=1e-8, err_msg=k)
+        np.testing.assert_allclose(a.numpy(force=True), b.detach().numpy(), rtol=rtol, atol=atol, err_msg=k)
         if b.requires_grad:
             finite = np.isfinite(b.detach().numpy())
             w = np.where(finite, np.random.randn(*b.shape), 0.0)
@@ -131,7 +134,7 @@ def test_distribution_matches_torch(name, cls, params, other, value, props, rtol
     for k in params:
         expected = theirs[k].grad if theirs[k].grad is not None else torch.zeros_like(theirs[k])
         assert_close(ours[k].grad if ours[k].grad is not None else graphc.zeros_like(ours[k]), expected,
-                     rtol=max(rtol, 1e-6), atol=1e-7)
+                     rtol=rtol, atol=max(atol, 1e-7))
     for shape in ((), (2,)):
         assert p.sample(shape).shape == q.sample(shape).shape
         bigger = (5,) + tuple(p.batch_shape)
@@ -331,6 +334,14 @@ KL_PAIRS = [
      {"logits": R.normal(size=3)}),
     ("Normal", "Laplace", {"loc": R.normal(size=3), "scale": _pos(3)}, {"loc": R.normal(size=3), "scale": _pos(3)}),
     ("Laplace", "Normal", {"loc": R.normal(size=3), "scale": _pos(3)}, {"loc": R.normal(size=3), "scale": _pos(3)}),
+    ("LowRankMultivariateNormal", "LowRankMultivariateNormal",
+     {"loc": R.normal(size=(2, 3)), "cov_factor": W_LOW, "cov_diag": _pos(3)},
+     {"loc": R.normal(size=3), "cov_factor": R.normal(size=(2, 3, 1)), "cov_diag": _pos(2, 3)}),
+    ("MultivariateNormal", "LowRankMultivariateNormal", {"loc": R.normal(size=3), "scale_tril": L_LOW},
+     {"loc": R.normal(size=3), "cov_factor": W_LOW, "cov_diag": _pos(3)}),
+    ("LowRankMultivariateNormal", "MultivariateNormal",
+     {"loc": R.normal(size=3), "cov_factor": W_LOW, "cov_diag": _pos(3)},
+     {"loc": R.normal(size=(2, 3)), "scale_tril": L_LOW}),
 ]
 
 

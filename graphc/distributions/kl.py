@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import math
 
+from ..linalg import solve_triangular
 from ..nn.functional import softplus
 from ..ops import meta
 from ..ops.elementwise import abs, erf, exp, log, log1p, where
-from ..ops.layout import diagonal
+from ..ops.layout import diag_embed, diagonal
+from ..ops.matmul import matmul
 from ..ops.reduction import sum
 from ..ops.transcendental import digamma, lgamma
 from ..ops.view import expand, unsqueeze
@@ -26,6 +28,11 @@ from .gumbel import EULER_CONSTANT, Gumbel
 from .half_normal import HalfNormal
 from .independent import Independent
 from .laplace import Laplace
+from .lowrank_multivariate_normal import (
+    LowRankMultivariateNormal,
+    _batch_lowrank_logdet,
+    _batch_lowrank_mahalanobis,
+)
 from .multivariate_normal import MultivariateNormal, batch_mahalanobis
 from .normal import Normal
 from .one_hot_categorical import OneHotCategorical
@@ -113,8 +120,6 @@ def _kl_multivariatenormal_multivariatenormal(p: MultivariateNormal, q: Multivar
     if p.event_shape != q.event_shape:
         raise ValueError("KL-divergence between two Multivariate Normals with different event shapes cannot be "
                          "computed")
-    from ..linalg import solve_triangular
-
     half_term1 = (sum(log(diagonal(q._unbroadcasted_scale_tril, 0, -2, -1)), -1)
                   - sum(log(diagonal(p._unbroadcasted_scale_tril, 0, -2, -1)), -1))
     n = p.event_shape[0]
@@ -248,3 +253,72 @@ def _kl_laplace_normal(p: Laplace, q: Normal) -> Tensor:
     t1 = 0.5 * log(2 * scale_sqr_var_ratio / math.pi)
     t2, t3, t4 = 0.5 * p.loc.pow(2), p.loc * q.loc, 0.5 * q.loc.pow(2)
     return -t1 + scale_sqr_var_ratio + (t2 - t3 + t4) / var_normal - 1
+
+
+def _trace_xxt(x: Tensor) -> Tensor:
+    """tr(X X^T) of a batch of matrices: the sum of their squared entries."""
+    return sum(x * x, (-2, -1))
+
+
+def _check_event_shapes(p: Distribution, q: Distribution) -> None:
+    if p.event_shape != q.event_shape:
+        raise ValueError("KL-divergence between two (Low Rank) Multivariate Normals with different event shapes "
+                         "cannot be computed")
+
+
+def _lowrank_logdet(d: LowRankMultivariateNormal) -> Tensor:
+    return _batch_lowrank_logdet(d._unbroadcasted_cov_diag, d._capacitance_tril)
+
+
+def _lowrank_precision_factor(q: LowRankMultivariateNormal) -> Tensor:
+    """A with inv(q's covariance) = inv(D) - A^T A (the Woodbury identity)."""
+    qwt_qdinv = q._unbroadcasted_cov_factor.mT / unsqueeze(q._unbroadcasted_cov_diag, -2)
+    return solve_triangular(q._capacitance_tril, qwt_qdinv, upper=False)
+
+
+def _lowrank_mahalanobis(q: LowRankMultivariateNormal, x: Tensor) -> Tensor:
+    return _batch_lowrank_mahalanobis(q._unbroadcasted_cov_factor, q._unbroadcasted_cov_diag, x, q._capacitance_tril)
+
+
+@register_kl(LowRankMultivariateNormal, LowRankMultivariateNormal)
+def _kl_lowrankmultivariatenormal_lowrankmultivariatenormal(p: LowRankMultivariateNormal,
+                                                            q: LowRankMultivariateNormal) -> Tensor:
+    """tr(inv(Sq) Sp) expanded as torch's: inv(Sq) Sp = (inv(Dq) - A^T A)(Dp + Wp Wp^T)."""
+    _check_event_shapes(p, q)
+    term1 = _lowrank_logdet(q) - _lowrank_logdet(p)
+    term3 = _lowrank_mahalanobis(q, q.loc - p.loc)
+    a = _lowrank_precision_factor(q)
+    term21 = sum(p._unbroadcasted_cov_diag / q._unbroadcasted_cov_diag, -1)
+    term22 = _trace_xxt(p._unbroadcasted_cov_factor * unsqueeze(q._unbroadcasted_cov_diag.rsqrt(), -1))
+    term23 = _trace_xxt(a * unsqueeze(p._unbroadcasted_cov_diag.sqrt(), -2))
+    term24 = _trace_xxt(matmul(a, p._unbroadcasted_cov_factor))
+    return 0.5 * (term1 + term21 + term22 - term23 - term24 + term3 - p.event_shape[0])
+
+
+@register_kl(MultivariateNormal, LowRankMultivariateNormal)
+def _kl_multivariatenormal_lowrankmultivariatenormal(p: MultivariateNormal, q: LowRankMultivariateNormal) -> Tensor:
+    """tr(inv(Sq) Sp) expanded as torch's: inv(Sq) Sp = (inv(Dq) - A^T A) Lp Lp^T."""
+    _check_event_shapes(p, q)
+    term1 = _lowrank_logdet(q) - 2 * sum(log(diagonal(p._unbroadcasted_scale_tril, 0, -2, -1)), -1)
+    term3 = _lowrank_mahalanobis(q, q.loc - p.loc)
+    a = _lowrank_precision_factor(q)
+    term21 = _trace_xxt(p._unbroadcasted_scale_tril * unsqueeze(q._unbroadcasted_cov_diag.rsqrt(), -1))
+    term22 = _trace_xxt(matmul(a, p._unbroadcasted_scale_tril))
+    return 0.5 * (term1 + term21 - term22 + term3 - p.event_shape[0])
+
+
+@register_kl(LowRankMultivariateNormal, MultivariateNormal)
+def _kl_lowrankmultivariatenormal_multivariatenormal(p: LowRankMultivariateNormal, q: MultivariateNormal) -> Tensor:
+    """tr(inv(Sq) Sp) = |Lq^-1 Wp|^2 + |Lq^-1 Dp^(1/2)|^2 (Frobenius norms), as torch's."""
+    _check_event_shapes(p, q)
+    term1 = 2 * sum(log(diagonal(q._unbroadcasted_scale_tril, 0, -2, -1)), -1) - _lowrank_logdet(p)
+    term3 = batch_mahalanobis(q._unbroadcasted_scale_tril, q.loc - p.loc)
+    n, m = p.event_shape[0], p.cov_factor.shape[-1]
+    batch = meta.broadcast(tuple(q._unbroadcasted_scale_tril.shape)[:-2],
+                           tuple(p._unbroadcasted_cov_factor.shape)[:-2])
+    q_scale_tril = expand(q._unbroadcasted_scale_tril, batch + (n, n))
+    term21 = _trace_xxt(solve_triangular(q_scale_tril, expand(p._unbroadcasted_cov_factor, batch + (n, m)),
+                                         upper=False))
+    p_cov_diag = expand(diag_embed(p._unbroadcasted_cov_diag.sqrt()), batch + (n, n))
+    term22 = _trace_xxt(solve_triangular(q_scale_tril, p_cov_diag, upper=False))
+    return 0.5 * (term1 + term21 + term22 + term3 - p.event_shape[0])
