@@ -77,8 +77,6 @@ class Transform:
     def __ne__(self, other) -> bool:
         return not self.__eq__(other)
 
-    __hash__ = object.__hash__
-
     def __call__(self, x: Tensor) -> Tensor:
         if not self._cache_size:
             return self._call(x)
@@ -154,8 +152,6 @@ class _InverseTransform(Transform):
     def __eq__(self, other) -> bool:
         return isinstance(other, _InverseTransform) and self._inv == other._inv
 
-    __hash__ = object.__hash__
-
     def __call__(self, x: Tensor) -> Tensor:
         return self._inv._inv_call(x)
 
@@ -183,8 +179,6 @@ class ComposeTransform(Transform):
 
     def __eq__(self, other) -> bool:
         return isinstance(other, ComposeTransform) and self.parts == other.parts
-
-    __hash__ = object.__hash__
 
     @constraints.dependent_property(is_discrete=False)
     def domain(self):
@@ -370,8 +364,6 @@ class ExpTransform(Transform):
     def __eq__(self, other) -> bool:
         return isinstance(other, ExpTransform)
 
-    __hash__ = object.__hash__
-
     def _call(self, x):
         return exp(x)
 
@@ -401,8 +393,6 @@ class PowerTransform(Transform):
 
     def __eq__(self, other) -> bool:
         return isinstance(other, PowerTransform) and bool(self.exponent.eq(other.exponent).all())
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         return x.pow(self.exponent)
@@ -438,8 +428,6 @@ class SigmoidTransform(Transform):
     def __eq__(self, other) -> bool:
         return isinstance(other, SigmoidTransform)
 
-    __hash__ = object.__hash__
-
     def _call(self, x):
         return _clipped_sigmoid(x)
 
@@ -461,8 +449,6 @@ class SoftplusTransform(Transform):
     def __eq__(self, other) -> bool:
         return isinstance(other, SoftplusTransform)
 
-    __hash__ = object.__hash__
-
     def _call(self, x):
         return softplus(x)
 
@@ -483,8 +469,6 @@ class TanhTransform(Transform):
     def __eq__(self, other) -> bool:
         return isinstance(other, TanhTransform)
 
-    __hash__ = object.__hash__
-
     def _call(self, x):
         return tanh(x)
 
@@ -502,8 +486,6 @@ class AbsTransform(Transform):
 
     def __eq__(self, other) -> bool:
         return isinstance(other, AbsTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         return abs(x)
@@ -543,8 +525,6 @@ class AffineTransform(Transform):
         return all(a == b if isinstance(a, numbers.Number) and isinstance(b, numbers.Number)
                    else bool((a == b).all()) for a, b in ((self.loc, other.loc), (self.scale, other.scale)))
 
-    __hash__ = object.__hash__
-
     @property
     def sign(self):
         if isinstance(self.scale, numbers.Number):
@@ -582,8 +562,6 @@ class SoftmaxTransform(Transform):
 
     def __eq__(self, other) -> bool:
         return isinstance(other, SoftmaxTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         probs = exp(x - amax(x, -1, keepdim=True))
