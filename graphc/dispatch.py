@@ -88,15 +88,19 @@ class Op:
     buffer (out=: runtime.Buffers): the forward itself when it is one, else declared (div's forward is a function
     for its rounding modes, and np.true_divide without one); shape_inputs: the positions of inputs the op reads only
     for their shape and dtype (sum_to's target, expand_as's): a compiled plan neither stores nor keeps those
-    values for it (runtime.FallbackStep hands its forward a stand-in of that shape)."""
+    values for it (runtime.FallbackStep hands its forward a stand-in of that shape); operands: torch's names of
+    the operands of an op without parse, in order, so that keyword calls (torch.mul(input=x, other=y),
+    x.pow(exponent=2), torch.where(condition=c, input=x, other=y)) reach the same positions."""
 
     __slots__ = ("name", "category", "infer", "forward", "backward", "parse", "lowering", "fallback", "pure", "inverse",
                  "doc", "saved_inputs", "saves_output", "saves_cross", "autocast",
-                 "onnx", "ufunc", "shape_inputs")
+                 "onnx", "ufunc", "shape_inputs", "operands")
 
     def __init__(self, name, category, infer, forward, backward=None, parse=None, lowering=None, pure=True, doc=None,
-                 inverse=None, fallback=None, saves=None, autocast=None, onnx=None, ufunc=None, shape_inputs=()):
+                 inverse=None, fallback=None, saves=None, autocast=None, onnx=None, ufunc=None, shape_inputs=(),
+                 operands=("input", "other")):
         self.name, self.category, self.infer, self.forward = name, category, infer, forward
+        self.operands = operands
         self.shape_inputs = tuple(shape_inputs)
         self.backward, self.parse, self.lowering, self.pure, self.inverse = backward, parse, lowering, pure, inverse
         self.fallback, self.autocast, self.onnx = fallback, autocast, onnx
@@ -113,6 +117,8 @@ class Op:
             return write_out(self.name, self(*args, **{k: v for k, v in kwargs.items() if k != "out"}),
                              kwargs["out"])
         if self.parse is None:
+            if kwargs:
+                args, kwargs = named_operands(self, args, kwargs)
             return dispatch(self, args, kwargs)
         try:
             inputs, attrs = self.parse(*args, **kwargs)
@@ -122,6 +128,15 @@ class Op:
 
     def __repr__(self) -> str:
         return f"<op {self.name} ({self.category})>"
+
+
+def named_operands(op: Op, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """The operands given by torch's names (op.operands) moved after the positional ones; the rest stay attrs."""
+    for name in op.operands[len(args):]:
+        if name not in kwargs:
+            break
+        args, kwargs = (*args, kwargs[name]), {k: v for k, v in kwargs.items() if k != name}
+    return args, kwargs
 
 
 def write_out(name: str, result, out):
@@ -159,7 +174,7 @@ def parse_error(fn: Op, e: Exception, operands: tuple) -> Exception:
 def op(name: str, category: str, infer, backward=None, parse=None, lowering: Lowering | None = None,
        pure: bool = True, inverse=None, fallback: str | None = None, saves=None, autocast: dict | None = None,
        onnx=None, replaces: tuple[Op, Callable] | None = None, ufunc: np.ufunc | None = None,
-       shape_inputs: tuple[int, ...] = ()):
+       shape_inputs: tuple[int, ...] = (), operands: tuple[str, ...] = ("input", "other")):
     """Decorator over an op's numpy implementation: registers and returns the Op (callable as the public function).
     replaces=(last, match): a pattern of other ops, ending in `last`, that this op computes in one application;
     while a graph is captured, match(operand nodes of `last`, its attrs, graph) -> (operand nodes, attrs) of this op,
@@ -170,7 +185,7 @@ def op(name: str, category: str, infer, backward=None, parse=None, lowering: Low
             raise ValueError(f"op {name!r} is defined twice")
         OPS[name] = Op(name, category, infer, forward, backward, parse, lowering, pure, inverse=inverse,
                        fallback=fallback, saves=saves, autocast=autocast, onnx=onnx, ufunc=ufunc,
-                       shape_inputs=shape_inputs)
+                       shape_inputs=shape_inputs, operands=operands)
         if replaces is not None:
             PATTERNS.setdefault(replaces[0], []).append((OPS[name], replaces[1]))
         return OPS[name]

@@ -25,6 +25,7 @@ from ..ops.elementwise import (
     clamp,
     eq,
     exp,
+    expm1,
     ge,
     gt,
     le,
@@ -124,8 +125,8 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x * Phi(x) with the exact erf form, or torch's tanh approximation (approximate='tanh')."""
     if approximate == "none":
         return elementwise.gelu(input)
-    if approximate == "tanh":
-        return input * (tanh((input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)) + 1) * 0.5
+    if approximate == "tanh":  # halved before the multiply by x, so x near the float max does not overflow
+        return input * ((tanh((input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)) + 1) * 0.5)
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
@@ -144,8 +145,15 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """x where x > 0, else alpha * (exp(x) - 1); exp only sees min(x, 0), so no inf reaches the gradient."""
-    return _inplace(input, where(gt(input, 0), input, (exp(minimum(input, 0.0)) - 1) * alpha), inplace)
+    """x where x > 0, else alpha * expm1(x) (torch's: exact for tiny x, -0.0 for -0.0)."""
+    return _inplace(input, _exponential_below_zero(input, 1.0, alpha), inplace)
+
+
+def _exponential_below_zero(input: Tensor, scale: float, alpha: float) -> Tensor:
+    """x where x > 0, else alpha * expm1(x * scale): elu's and celu's. expm1 sees no positive x, so no inf reaches
+    the gradient (where, not minimum(x, 0), which would turn -0.0 into 0.0)."""
+    positive = gt(input, 0)
+    return where(positive, input, expm1(where(positive, 0.0, input) * scale) * alpha)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -219,7 +227,7 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x where x > 0, else alpha * (exp(x / alpha) - 1) (Barron 2017). Raises RuntimeError for alpha = 0."""
     if alpha == 0:
         raise op_error("celu", "ZeroDivisionError: alpha cannot be 0 for CELU", (input,), RuntimeError)
-    return _inplace(input, where(gt(input, 0), input, (exp(minimum(input, 0.0) / alpha) - 1) * alpha), inplace)
+    return _inplace(input, _exponential_below_zero(input, 1 / alpha, alpha), inplace)
 
 
 def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
@@ -284,7 +292,8 @@ def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """x where |x| > lambd, else 0."""
-    return where(logical_or(gt(input, lambd), lt(input, -lambd)), input, input * 0)
+    # |x| * 0 is +0.0 (torch's sign) inside and NaN for NaN, detached: torch's gradient is 0 for both
+    return where(logical_or(gt(input, lambd), lt(input, -lambd)), input, abs(input.detach()) * 0)
 
 
 def tanhshrink(input: Tensor) -> Tensor:
@@ -293,13 +302,13 @@ def tanhshrink(input: Tensor) -> Tensor:
 
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
-    """x where x > threshold, else value."""
-    return _inplace(input, where(gt(input, threshold), input, value), inplace)
+    """value where x <= threshold, else x (NaN stays NaN, as torch's)."""
+    return _inplace(input, where(le(input, threshold), value, input), inplace)
 
 
 def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:
     """In-place threshold."""
-    return _inplace(input, where(gt(input, threshold), input, value), True)
+    return _inplace(input, where(le(input, threshold), value, input), True)
 
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:
@@ -1015,12 +1024,19 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
 def _sample_count(name: str, input: Tensor, dims: tuple, what: str) -> Tensor:
     """The number of elements over dims that a normalisation's unbiased variance divides by n - 1, refusing one as
     torch does (ValueError): eagerly from the shape, and in a compiled plan, which runs for any size, per call
-    (check_bounds; that refusal is a RuntimeError that is also a ValueError)."""
+    (check_bounds; that refusal is a RuntimeError that is also a ValueError). 0 (an empty input) passes, as in torch:
+    its output is empty."""
     if _eager() and math.prod(input.shape[d] for d in dims) == 1:
         raise op_error(name, f"expected more than 1 {what} when training, got input of shape {list(input.shape)}",
                        (input,), ValueError)
-    return check_bounds(numel_of(input, dims), low=2, high=None, ignore_index=None, error="ValueError",
+    return check_bounds(numel_of(input, dims), low=2, high=None, ignore_index=0, error="ValueError",
                         message=f"{name}: expected more than 1 {what} when training, got {{}}")
+
+
+def _update_running(running: Tensor, batch: Tensor, momentum: float, n: Tensor) -> None:
+    """running moved by momentum towards the batch statistic, in place; an empty batch (n == 0, whose statistics
+    are NaN) leaves it as it is, as torch's."""
+    running.copy_(where(n > 0, running * (1 - momentum) + batch * momentum, running))
 
 
 def _depending(eps: float, count: Tensor) -> Tensor:
@@ -1044,8 +1060,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         out, mu, var = _normalize(input, dims, eps if running_mean is not None else _depending(eps, n))
         if running_mean is not None:
             with no_grad():
-                running_mean.mul_(1 - momentum).add_(mu.detach().view(-1) * momentum)
-                running_var.mul_(1 - momentum).add_(var.detach().view(-1) * (n / (n - 1)) * momentum)
+                _update_running(running_mean, mu.detach().view(-1), momentum, n)
+                _update_running(running_var, var.detach().view(-1) * (n / (n - 1)), momentum, n)
     else:
         out = (input - running_mean.view(channel)) * rsqrt(running_var.view(channel) + eps)
     if weight is not None:
@@ -1502,8 +1518,8 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
         if running_mean is not None:
             with no_grad():
                 batch_mu, batch_var = mean(mu.detach(), (0,) + dims), mean(var.detach(), (0,) + dims) * (n / (n - 1))
-                running_mean.mul_(1 - momentum).add_(batch_mu * momentum)
-                running_var.mul_(1 - momentum).add_(batch_var * momentum)
+                _update_running(running_mean, batch_mu, momentum, n)
+                _update_running(running_var, batch_var, momentum, n)
     else:
         out = (input - running_mean.view(channel)) * rsqrt(running_var.view(channel) + eps)
     if weight is not None:

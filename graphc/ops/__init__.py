@@ -115,7 +115,7 @@ def _install_methods() -> None:
         "fill_": lambda self, value: self._assign(filled(self, value), fill=True),
         "where": lambda self, condition, other: elementwise.where(condition, self, other),
         "polygamma": lambda self, n: transcendental.polygamma(n, self),
-        "clone": view.clone,
+        "clone": view.clone, "view": view.tensor_view,
         "scatter_": _inplace(indexing.scatter), "scatter_add_": _inplace(indexing.scatter_add),
         "index_add_": _inplace(indexing.index_add), "index_copy_": _inplace(indexing.index_copy),
         "index_fill_": _inplace(indexing.index_fill),
@@ -195,6 +195,8 @@ def _op_method(fn: Op):
     parse = fn.parse
     if parse is None:
         def method(self, *args, **kwargs):
+            if kwargs:
+                return fn(self, *args, **kwargs)
             return dispatch(fn, (self, *args), kwargs)
     else:
         def method(self, *args, **kwargs):

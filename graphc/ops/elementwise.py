@@ -4,6 +4,7 @@ that graphc.dispatch.Lowering defines."""
 
 from __future__ import annotations
 
+import builtins
 import math
 
 import ml_dtypes
@@ -37,9 +38,9 @@ def _zero_grad(c, g):
 
 
 def _binary(name, fn, backward, expr, infer=elementwise, saves=(0, 1), autocast=None, onnx=None, when=None,
-            parse=None):
+            parse=None, operands=("input", "other")):
     return op(name, ELEMENTWISE, infer, backward=backward, lowering=Lowering(expr, when=when), saves=saves,
-              autocast=autocast, onnx=onnx, parse=parse)(fn)
+              autocast=autocast, onnx=onnx, parse=parse, operands=operands)(fn)
 
 
 def _alpha_parse(input, other, *, alpha=1):  # noqa: A002  torch's names
@@ -162,7 +163,7 @@ def _pow_forward(a, b):
 
 
 pow = _binary("pow", _pow_forward, _pow_backward, "where({1} == 0.5, sqrt({0}), pow({0}, {1}))", autocast=FP32_CUDA,
-              onnx="Pow", when=_floating)
+              onnx="Pow", when=_floating, operands=("input", "exponent"))
 
 
 def _minmax_backward(loses):
@@ -180,9 +181,19 @@ def _minmax_backward(loses):
 # NaN in, NaN out, as torch and numpy: Triton's maximum/minimum drop NaN unless told (max.NaN.f32 in PTX)
 maximum = _binary("maximum", np.maximum, _minmax_backward(lambda a, b: lt(a, b)), "maximum({0}, {1})", onnx="Max")
 minimum = _binary("minimum", np.minimum, _minmax_backward(lambda a, b: gt(a, b)), "minimum({0}, {1})", onnx="Min")
+def _remainder_forward(a, b):
+    """torch's remainder: for floats fmod moved into the divisor's sign, as the lowering (numpy's remainder gives
+    a zero result the divisor's sign, torch fmod's: -3.4e38 % 1.0 is -0.0)."""
+    if np.result_type(a, b).kind in "biu":
+        _check_integer_divisor("remainder", b)
+        return np.remainder(a, b)
+    mod = np.fmod(a, b)
+    return np.where((mod != 0) & ((mod < 0) != (np.asarray(b) < 0)), mod + b, mod)
+
+
 remainder = _binary(
     "remainder",
-    _integer_safe("remainder", np.remainder),
+    _remainder_forward,
     # torch's floor division (NaN for inf // 2, -1 for 7 // -inf), not floor of the quotient
     lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g * div(*c.inputs, rounding_mode="floor"), c.inputs[1])),
     # fmod (Triton's %, exact) moved into the divisor's sign, as torch computes it: a - floor(a / b) * b is off by b
@@ -312,12 +323,13 @@ SQRT_HALF = math.sqrt(0.5)
 
 
 def _gelu_forward(x):
-    """x * Phi(x) = x * (1 + erf(x / sqrt 2)) / 2, in place on one temporary (five passes, one allocation)."""
+    """x * Phi(x) = x * (1 + erf(x / sqrt 2)) / 2, in place on one temporary (five passes, one allocation); halved
+    before the multiply by x, so that x near the float max does not overflow to inf."""
     out = np.multiply(x, SQRT_HALF, out=np.empty_like(x))  # an array also for a 0-d x (not a numpy scalar)
     scipy.special.erf(out, out=out)
     out += 1
-    out *= x
     out *= 0.5
+    out *= x
     return out
 
 
@@ -336,7 +348,7 @@ def _gelu_onnx(g, n) -> str:
 
 
 gelu = op("gelu", ELEMENTWISE, floating, backward=_gelu_backward, saves=(0,),
-          lowering=Lowering(f"{{0}} * (erf({{0}} * {SQRT_HALF!r}) + 1) * 0.5"), onnx=_gelu_onnx)(_gelu_forward)
+          lowering=Lowering(f"{{0}} * ((erf({{0}} * {SQRT_HALF!r}) + 1) * 0.5)"), onnx=_gelu_onnx)(_gelu_forward)
 
 
 def _where_infer(cond, a, b):
@@ -359,6 +371,7 @@ where = op(
         unbroadcast(where(c.inputs[0], 0.0, g), c.inputs[2]),
     ),
     onnx=lambda g, n: g.op("Where", g.name(n.inputs[0]), *g.promoted(n, n.inputs[1:])),
+    operands=("condition", "input", "other"),
 )(np.where)
 
 
@@ -459,13 +472,19 @@ def isclose(x: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, 
     if rtol < 0 or atol < 0:
         raise op_error("isclose", f"rtol and atol must be greater than or equal to zero, but got rtol={rtol} and "
                        f"atol={atol}", (x, other))
-    close = logical_or(eq(x, other), le(abs(sub(x, other)), add(mul(abs(other), rtol), atol)))
+    error = abs(sub(x, other))  # infinite beside an inf: then only equal values are close, as torch's
+    close = logical_or(eq(x, other), logical_and(isfinite(error), le(error, add(mul(abs(other), rtol), atol))))
     return logical_or(close, logical_and(isnan(x), isnan(other))) if equal_nan else close
 
 
 def lerp(x: Tensor, end: Tensor, weight) -> Tensor:
-    """torch.lerp: x + weight * (end - x), weight a number or a (broadcast) tensor; gradients flow to all three."""
-    return add(x, mul(weight, sub(end, x)))
+    """torch.lerp: x + weight * (end - x), weight a number or a (broadcast) tensor; gradients flow to all three.
+    As torch computes it, end - (end - x) * (1 - weight) where |weight| >= 0.5, which is exact at weight 1 and
+    keeps an infinite x (inf - inf would be NaN)."""
+    near_start, near_end = add(x, mul(weight, sub(end, x))), sub(end, mul(sub(end, x), 1 - weight))
+    if not isinstance(weight, Tensor):
+        return near_start if builtins.abs(weight) < 0.5 else near_end
+    return where(lt(abs(weight), 0.5), near_start, near_end)
 
 
 def _fminmax_backward(first_wins):
@@ -584,11 +603,21 @@ def ldexp(x: Tensor, other: Tensor) -> Tensor:
     return mul(x, pow(2.0, other))
 
 
-def copysign(x: Tensor, other) -> Tensor:
-    """torch.copysign: |x| with the sign of other (its sign bit: -0.0 counts as negative); the default float dtype for
-    integer inputs. The gradient for x is 0 where x is 0, as torch's."""
-    sign = where(signbit(other), -1.0, 1.0) if isinstance(other, Tensor) else math.copysign(1.0, other)
-    return mul(abs(x), sign)
+def _copysign_backward(c, g):
+    """torch's: g * (result / x) to x, 0 where x is 0 (NaN where x is inf or NaN, as torch's); zeros to other (a
+    step function)."""
+    x, other = c.inputs
+    gx = unbroadcast(g * where(eq(x, 0), 0.0, c.out / x), x)
+    if not isinstance(other, Tensor):
+        return gx, None
+    from .creation import zeros_like
+    return gx, unbroadcast(zeros_like(g), other)
+
+
+# signbit (-0.0 and negative NaN count as negative) has no expression in the lowering language
+copysign = op("copysign", ELEMENTWISE, floating, backward=_copysign_backward, saves=(0, OUT))(np.copysign)
+copysign.doc = ("torch.copysign: |x| with the sign of other (its sign bit: -0.0 counts as negative); the default "
+                "float dtype for integer inputs. Gradients as torch's: 0 for x where x is 0, zeros for other.")
 
 
 def positive(x: Tensor) -> Tensor:

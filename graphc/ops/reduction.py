@@ -14,6 +14,7 @@ from ..dispatch import OTHER, OUT, REDUCTION, Lowering, op
 from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
+from .creation import zeros
 from .elementwise import abs, cast, eq, exp, log, logical_and, maximum, minimum, sign, sqrt, where
 from .meta import reduction_parse
 from .view import clone, expand_as, squeeze, unsqueeze
@@ -43,8 +44,33 @@ def _reduce_infer(x, dim, keepdim, **_):
     return meta.reduced(tuple(x.shape), dim, keepdim), x.dtype
 
 
-def _sum_infer(x, dim, keepdim):
-    return meta.reduced(tuple(x.shape), dim, keepdim), (x.dtype if x.dtype.is_floating_point else dtypes.int64)
+def _nonempty(name: str, x, dim, dims: tuple) -> None:
+    """torch's refusal of a reduction without identity (max, min, argmax, ...) over an empty dim: IndexError, or
+    without a dim on an empty x, RuntimeError (ValueError here, which dispatch reports as one; argmax's is an
+    IndexError)."""
+    shape = tuple(x.shape)
+    if dim is None and 0 in shape:
+        if name.startswith("arg"):
+            raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+        raise ValueError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the "
+                         f"reduction dim with the 'dim' argument.")
+    for d in dims:
+        if shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+
+
+def _extreme_parse(name: str):
+    def parse(x, dim=None, keepdim: bool = False):
+        inputs, attrs = reduction_parse(x, dim, keepdim)
+        _nonempty(name, x, dim, attrs["dim"])
+        return inputs, attrs
+    return parse
+
+
+def _sum_infer(x, dim, keepdim, dtype=None):
+    if dtype is None:
+        dtype = x.dtype if x.dtype.is_floating_point else dtypes.int64
+    return meta.reduced(tuple(x.shape), dim, keepdim), dtype
 
 
 def _with_dtype(x: Tensor, dtype) -> Tensor:
@@ -57,12 +83,25 @@ def _cast_reduction_parse(x, dim=None, keepdim: bool = False, *, dtype=None):
     return reduction_parse(_with_dtype(x, dtype), dim, keepdim)
 
 
+def _sum_parse(x, dim=None, keepdim: bool = False, *, dtype=None):
+    """_cast_reduction_parse, keeping an integer or bool dtype= as the result's dtype (attr dtype): torch's
+    sum(dtype=torch.int16) is int16, where a sum of int16 values is int64."""
+    inputs, attrs = _cast_reduction_parse(x, dim, keepdim, dtype=dtype)
+    if dtype is not None and not dtypes.to_dtype(dtype).is_floating_point:
+        attrs["dtype"] = dtypes.to_dtype(dtype)
+    return inputs, attrs
+
+
 def _integer_promoting(ufunc):
-    """ufunc.reduce over dims, accumulating bool and integer inputs in int64 (torch's sum/prod of integers)."""
-    return lambda x, dim, keepdim: ufunc.reduce(x, dim, np.int64 if x.dtype.kind in "biu" else None, None, keepdim)
+    """ufunc.reduce over dims, accumulating bool and integer inputs in int64 (torch's sum/prod of integers), the
+    result cast to dtype when given (wrapping as torch's)."""
+    def forward(x, dim, keepdim, dtype=None):
+        out = ufunc.reduce(x, dim, np.int64 if x.dtype.kind in "biu" else None, None, keepdim)
+        return out if dtype is None else out.astype(dtype.np)
+    return forward
 
 
-sum = op("sum", REDUCTION, _sum_infer, parse=_cast_reduction_parse, lowering=Lowering(reduce="sum"), saves=(),
+sum = op("sum", REDUCTION, _sum_infer, parse=_sum_parse, lowering=Lowering(reduce="sum"), saves=(),
          autocast=FP32_CUDA,
          backward=lambda c, g: (keepdim_grad(g, c),),
          onnx=lambda g, n: g.reduce("ReduceSum", n))(_integer_promoting(np.add))
@@ -80,7 +119,7 @@ def _prod_backward(c, g):
     return (keepdim_grad(g, c) * others,)
 
 
-prod = op("prod", REDUCTION, _sum_infer, parse=_cast_reduction_parse, backward=_prod_backward, saves=(0, OUT),
+prod = op("prod", REDUCTION, _sum_infer, parse=_sum_parse, backward=_prod_backward, saves=(0, OUT),
            autocast=FP32)(
     _integer_promoting(np.multiply))
 
@@ -106,11 +145,11 @@ def _extreme_backward(c, g):
     return (keepdim_grad(g, c) * hits / count,)
 
 
-amax = op("amax", REDUCTION, _reduce_infer, parse=reduction_parse, backward=_extreme_backward,
+amax = op("amax", REDUCTION, _reduce_infer, parse=_extreme_parse("amax"), backward=_extreme_backward,
            lowering=Lowering(reduce="max"),
           saves=(0, OUT), onnx=lambda g, n: g.reduce("ReduceMax", n))(
     _reducer(np.maximum))
-amin = op("amin", REDUCTION, _reduce_infer, parse=reduction_parse, backward=_extreme_backward,
+amin = op("amin", REDUCTION, _reduce_infer, parse=_extreme_parse("amin"), backward=_extreme_backward,
            lowering=Lowering(reduce="min"),
           saves=(0, OUT), onnx=lambda g, n: g.reduce("ReduceMin", n))(
     _reducer(np.minimum))
@@ -132,9 +171,16 @@ def _cumsum_infer(x, dim):
     return tuple(x.shape), (x.dtype if x.dtype.is_floating_point else dtypes.int64)
 
 
+def _scan(scan, x: np.ndarray, dim: int) -> np.ndarray:
+    """np.cumsum or np.cumprod along dim with torch's CPU accumulator: int64 for bool and integers, float64 for
+    floats (a float32 running sum past 1e8 keeps its units; a product passing through an overflow comes back)."""
+    integer = x.dtype.kind in "biu"
+    out = scan(x, axis=dim if x.ndim else None, dtype=np.int64 if integer else np.float64).reshape(x.shape)
+    return out if integer else out.astype(x.dtype, copy=False)
+
+
 def _running_sum(x: np.ndarray, dim: int) -> np.ndarray:
-    return np.cumsum(x, axis=dim if x.ndim else None, dtype=np.int64 if x.dtype.kind in "biu" else None).reshape(
-        x.shape)
+    return _scan(np.cumsum, x, dim)
 
 
 _SCAN_FALLBACK = "a scan has no Triton lowering yet: runs on numpy"
@@ -163,8 +209,7 @@ def _cumprod_backward(c, g):
     fallback=_SCAN_FALLBACK)
 def cumprod(x, dim):
     """torch.cumprod: running products along dim (bool and integer inputs multiply in int64)."""
-    return np.cumprod(x, axis=dim if x.ndim else None, dtype=np.int64 if x.dtype.kind in "biu" else None).reshape(
-        x.shape)
+    return _scan(np.cumprod, x, dim)
 
 
 @op("cumprod_grad", OTHER, lambda g, x, out, dim: (tuple(x.shape), g.dtype),
@@ -216,8 +261,12 @@ def sum_to(g, x):
     return np.add.reduce(g, dims).reshape(x.shape) if dims else g
 
 
-def _arg_parse(x, dim=None, keepdim: bool = False):
-    return (x,), {"dim": None if dim is None else meta.norm_dim(dim, x.ndim), "keepdim": bool(keepdim)}
+def _arg_parse(name: str):
+    def parse(x, dim=None, keepdim: bool = False):
+        dim = None if dim is None else meta.norm_dim(dim, x.ndim)
+        _nonempty(name, x, dim, () if dim is None or not x.ndim else (dim,))
+        return (x,), {"dim": dim, "keepdim": bool(keepdim)}
+    return parse
 
 
 def _arg_infer(x, dim, keepdim):
@@ -226,9 +275,9 @@ def _arg_infer(x, dim, keepdim):
     return meta.reduced(tuple(x.shape), (dim,) if x.ndim else (), keepdim), dtypes.int64
 
 
-argmax = op("argmax", OTHER, _arg_infer, parse=_arg_parse)(
+argmax = op("argmax", OTHER, _arg_infer, parse=_arg_parse("argmax"))(
     lambda x, dim, keepdim: np.argmax(x, axis=dim, keepdims=keepdim))
-argmin = op("argmin", OTHER, _arg_infer, parse=_arg_parse)(
+argmin = op("argmin", OTHER, _arg_infer, parse=_arg_parse("argmin"))(
     lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim))
 
 
@@ -344,7 +393,14 @@ def renorm(x: Tensor, p: float, dim: int, maxnorm: float) -> Tensor:
 
 
 def _row_max(x: Tensor, dim) -> Tensor:
-    """amax over dim (kept), detached: subtracting it keeps exp from overflowing and leaves the result unchanged."""
+    """amax over dim (kept), detached: subtracting it keeps exp from overflowing and leaves the result unchanged.
+    An empty row has no max and needs no shift: zeros (torch's softmax of it is empty, its logsumexp -inf); a
+    compiled plan is then specialised to the empty size, so it never shifts a non-empty row by 0."""
+    dims = meta.reduced_dims(dim, x.ndim)
+    if 0 in (x.shape[d] for d in dims):
+        for d in dims:
+            meta.specialized_size(x, d)
+        return zeros(meta.reduced(tuple(x.shape), dims, True), dtype=x.dtype)
     return amax(x, dim, keepdim=True).detach()
 
 
@@ -430,9 +486,9 @@ class MinMax(NamedTuple):
 
 def aminmax(x: Tensor, *, dim: int | None = None, keepdim: bool = False) -> MinMax:
     """torch.aminmax: (amin, amax) over dim (all dims by default)."""
-    if x.numel() == 0 and (dim is None or x.shape[meta.norm_dim(dim, x.ndim)] == 0):
+    if dim is None and x.numel() == 0:  # with a dim, amin refuses an empty one (IndexError), as torch's aminmax
         raise op_error("aminmax", "cannot compute aminmax over an empty dimension as the operation has no identity",
-                       (x,), IndexError)
+                       (x,), RuntimeError)
     return MinMax(amin(x, dim, keepdim), amax(x, dim, keepdim))
 
 

@@ -9,7 +9,7 @@ from ..dispatch import OTHER, op
 from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
-from .creation import tensor
+from .creation import full, tensor
 from .elementwise import (
     cast,
     ceil,
@@ -77,6 +77,10 @@ def msort(x: Tensor) -> Tensor:
 
 def _median(name: str, x: Tensor, dim, keepdim: bool, skip_nan: bool):
     if dim is None:
+        if 0 in x.shape and x.dtype.is_floating_point:  # torch's median of no elements is NaN
+            for d in range(x.ndim):
+                meta.specialized_size(x, d)
+            return full((), float("nan"), dtype=x.dtype)
         flat = reshape(x, (-1,))
         value = _median(name, flat, 0, False, skip_nan).values.detach()
         if not x.dtype.is_floating_point:  # no gradient to carry, and the carrier's division would make it float
@@ -87,8 +91,7 @@ def _median(name: str, x: Tensor, dim, keepdim: bool, skip_nan: bool):
         return value + sum(where(hits, flat - flat.detach(), 0.0)) / sum(hits)
     d = meta.norm_dim(dim, x.ndim)
     if x.ndim and meta.specialized_size(x, d) == 0:
-        raise op_error(name, f"median() cannot compute median for a dimension of size 0 (dim {d})", (x,),
-                       IndexError)
+        raise op_error(name, f"{name}(): Expected reduction dim {d} to have non-zero size.", (x,), IndexError)
     order = argsort(x, d) if x.ndim else None
     if order is None:
         return ValuesIndices(clone(x), reshape(argsort(x), ()))
@@ -119,6 +122,8 @@ def kthvalue(x: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> ValuesI
     """torch.kthvalue: (values, indices) of the k-th smallest element along dim (NaN counts as the largest)."""
     d = meta.norm_dim(dim, x.ndim)
     n = meta.specialized_size(x, d) if x.ndim else 1
+    if n == 0:
+        raise op_error("kthvalue", f"kthvalue(): Expected reduction dim {d} to have non-zero size.", (x,), IndexError)
     if not 1 <= k <= n:
         raise op_error("kthvalue", f"kthvalue(): selected number k out of range for dimension {d}", (x,))
     if not x.ndim:

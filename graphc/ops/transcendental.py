@@ -76,7 +76,9 @@ hypot = _binary("hypot", np.hypot, lambda c, g: (unbroadcast(g * c.inputs[0] / c
 
 erfinv = op("erfinv", ELEMENTWISE, floating, saves=(OUT,),
             backward=lambda c, g: (g * exp(c.out * c.out) * (math.sqrt(math.pi) / 2),),
-            fallback="erfinv has no C or Triton lowering: runs on numpy")(scipy.special.erfinv)
+            fallback="erfinv has no C or Triton lowering: runs on numpy")(
+    # erfinv is odd: the sign of x, as torch's erfinv(-0.0) = -0.0 (scipy's is 0.0)
+    lambda x: np.copysign(scipy.special.erfinv(x), x))
 
 
 def _digamma_forward(x):

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .. import dtypes
 from ..dispatch import ELEMENTWISE, OTHER, VIEW, Lowering, op
 from ..errors import op_error
 from ..tensor import Size, Tensor, empty_in_order
@@ -90,6 +91,58 @@ view = op(
     inverse=_reshape_inverse,
     onnx=lambda g, n: g.reshape(n),
 )(_view_forward)
+
+
+def _view_dtype_infer(x, dtype):
+    """torch's rule for view(dtype): the same shape for the same element size, else the last dim rescaled, which
+    must divide evenly (RuntimeError, as torch's)."""
+    shape, old, new = tuple(x.shape), x.dtype.itemsize, dtype.itemsize
+    if old == new:
+        return shape, dtype
+    what = f"to view {x.dtype.name} as {dtype.name} (different element sizes)"
+    if not shape:
+        raise ValueError(f"self.dim() cannot be 0 {what}")
+    if (shape[-1] * old) % new:
+        raise ValueError(f"self.size(-1) must be divisible by {new // old if new > old else 1} {what}, but got "
+                         f"{shape[-1]}")
+    return shape[:-1] + (shape[-1] * old // new,), dtype
+
+
+def _view_dtype_forward(x: np.ndarray, dtype) -> np.ndarray:
+    """x's bytes read as dtype; torch's layout rules for another element size (RuntimeError)."""
+    if x.dtype.itemsize != dtype.itemsize:
+        what = f"to view {x.dtype} as {dtype.name} (different element sizes)"
+        if x.shape[-1] > 1 and x.strides[-1] != x.itemsize:
+            raise ValueError(f"self.stride(-1) must be 1 {what}, but got {x.strides[-1] // x.itemsize}")
+        base = x
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        offset = x.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        if offset % dtype.itemsize:
+            raise ValueError(f"self.storage_offset() must be divisible by {dtype.itemsize // x.itemsize} {what}, but "
+                             f"got {offset // x.itemsize}")
+    return x.view(dtype.np)
+
+
+view_dtype = op("view_dtype", VIEW, _view_dtype_infer, saves=())(_view_dtype_forward)
+
+
+def tensor_view(x: Tensor, *shape) -> Tensor:
+    """torch.Tensor.view: x with another shape sharing its memory (view(*shape), one -1 inferred), or its bits
+    read as another dtype (view(dtype): the same shape for the same element size, else the last dim rescaled;
+    not differentiable, as torch's). Raises RuntimeError where x's layout or size does not allow it. view(dtype)
+    inside graphc.compile runs the function eagerly (with a warning): functionalization follows an alias's
+    memory in elements of one size."""
+    if len(shape) == 1 and isinstance(shape[0], dtypes.dtype):
+        from ..state import STATE
+
+        if STATE.capture is not None:
+            from ..compiler.capture import CaptureError
+            from ..errors import user_line
+
+            raise CaptureError(f"view({shape[0]!r}) at {user_line()} reads the tensor's bits as another dtype")
+        return view_dtype(x.detach(), dtype=shape[0])  # x's memory and version counter, outside autograd
+    return view(x, *shape)
 
 
 def _like_infer(x, other):
