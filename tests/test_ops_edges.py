@@ -224,3 +224,67 @@ def test_isclose_of_finite_and_infinite_values_matches_torch():
     for equal_nan in (False, True):
         same(torch.isclose(torch.tensor(a), torch.tensor(b), equal_nan=equal_nan),
              graphc.isclose(graphc.tensor(a), graphc.tensor(b), equal_nan=equal_nan))
+
+
+SMALL_CASES = [
+    lambda L: L.nn.functional.threshold(L.tensor([-3, 0, 2, 8]), 0.5, 2.7),
+    lambda L: L.nn.functional.relu6(L.tensor([-3, 0, 2, 8])),
+    lambda L: L.nn.functional.hardtanh(L.tensor([-3, 0, 2, 8]), -1.5, 2.5),
+    lambda L: L.ones(1, 4).masked_fill(L.tensor([[True], [False]]), 5.0),
+    lambda L: L.tensor(3.0).gather(0, L.tensor(0)),
+    lambda L: L.tensor(3.0).flip(0),
+    lambda L: L.tensor(3.0).masked_select(L.tensor(True)),
+    lambda L: L.tensor(3.0).logcumsumexp(0),
+    lambda L: L.tensor([1, 2]).nan_to_num(),
+    lambda L: L.isclose(L.tensor([True, False]), L.tensor([True, True])),
+    lambda L: L.logsumexp(L.tensor([[True, False]]), 1),
+    lambda L: L.stack(L.zeros(0, 3).chunk(3, 0)),
+    lambda L: L.sinc(L.tensor([0, 1, 2])),
+    lambda L: L.lerp(L.tensor([1.0, 2.0]).half(), L.tensor([3.0, 4.0]).half(), 0.75),
+    lambda L: L.nn.functional.layer_norm(L.tensor([[-65500.0, -2.77, 6e-8, 11.0, 2.0]]).half(), (5,)),
+    lambda L: L.tensor([[30000.0, -20000.0, 100.0]]).half().std(1),
+]
+REFUSALS = [
+    lambda L: L.tensor([True]) - L.tensor([False]), lambda L: -L.tensor([True]), lambda L: +L.tensor([True]),
+    lambda L: L.tensor(3.0).chunk(2, 0), lambda L: L.tensor(3.0).split(1, 0), lambda L: L.tensor(3.0).roll(1, 0),
+    lambda L: L.zeros(0).norm(p=float("inf"), dim=0), lambda L: L.ones(3).renorm(2, 0, 1.0),
+    lambda L: L.ones(1, 4).masked_fill_(L.tensor([[True], [False]]), 5.0),
+]
+
+
+@pytest.mark.parametrize("case", range(len(SMALL_CASES)))
+def test_small_edges_match_torch(case):
+    """Found by tests/test_random_op_edges.py: integer threshold/hardtanh promoted to float, masked_fill refused
+    to broadcast its input, 0-d gather/flip/masked_select/logcumsumexp crashed, as did integer nan_to_num,
+    bool isclose/logsumexp, chunks of an empty dim were one, float16 lerp gave float32, float16 layer_norm and std
+    overflowed."""
+    same(SMALL_CASES[case](torch), SMALL_CASES[case](graphc), signed_zeros=False)
+
+
+@pytest.mark.parametrize("case", range(len(REFUSALS)))
+def test_refusals_have_torch_error_classes(case):
+    with pytest.raises(Exception) as expected:
+        REFUSALS[case](torch)
+    with pytest.raises(Exception) as actual:
+        REFUSALS[case](graphc)
+    kinds = (IndexError, ValueError, TypeError, RuntimeError)
+    assert [isinstance(expected.value, k) for k in kinds] == [isinstance(actual.value, k) for k in kinds], (
+        expected.value, actual.value)
+
+
+@pytest.mark.parametrize("fn, values", [
+    (lambda L, x: x.max(), [1.0, np.nan, 3.0, np.nan]),
+    (lambda L, x: x.min(), [1.0, -2.0, -2.0]),
+    (lambda L, x: L.xlogy(x, L.tensor([1.05, 0.0, -1.0, 2.0])), [0.0, 0.0, 0.0, 1.0]),
+    (lambda L, x: L.sinc(x), [0.0, 1e-20, 1e-3, 0.5, -2.0]),
+    (lambda L, x: x.median(), []),
+])
+def test_gradients_at_edges_match_torch(fn, values):
+    """max()/min() share their gradient among the NaN elements when the result is NaN (graphc: NaN everywhere);
+    xlogy's gradient at x = 0 is log(y) unless y <= 0 (graphc: 0); sinc's at tiny x is 0 (graphc: -7e13)."""
+    grads = []
+    for L in (torch, graphc):
+        x = L.tensor(np.array(values, np.float32), requires_grad=True)
+        fn(L, x).sum().backward()
+        grads.append(x.grad)
+    same(grads[0], grads[1], signed_zeros=False)

@@ -576,7 +576,9 @@ def test_method_errors_as_torch():
             call(t)
         with pytest.raises(RuntimeError):
             call(g)
-    with pytest.raises(TypeError):
+    with pytest.raises(RuntimeError, match="bool tensor is not supported"):
+        torch.positive(torch.tensor([True]))
+    with pytest.raises(RuntimeError, match="bool tensor is not supported"):
         graphc.positive(graphc.tensor([True]))
 
 

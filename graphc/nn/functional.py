@@ -182,7 +182,13 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
     torch (clamp's passes at the bounds). Raises ValueError if min_val > max_val."""
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
-    return _inplace(input, where(le(input, min_val), min_val, where(ge(input, max_val), max_val, input)), inplace)
+    low, high = _written_as(input, min_val), _written_as(input, max_val)
+    return _inplace(input, where(le(input, min_val), low, where(ge(input, max_val), high, input)), inplace)
+
+
+def _written_as(input: Tensor, value: float):
+    """value as torch writes it into input's dtype (truncated for integers), so an integer input keeps its dtype."""
+    return value if input.dtype.is_floating_point else int(value)
 
 
 def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
@@ -302,13 +308,13 @@ def tanhshrink(input: Tensor) -> Tensor:
 
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
-    """value where x <= threshold, else x (NaN stays NaN, as torch's)."""
-    return _inplace(input, where(le(input, threshold), value, input), inplace)
+    """value where x <= threshold, else x (NaN stays NaN, as torch's); an integer x keeps its dtype."""
+    return _inplace(input, where(le(input, threshold), _written_as(input, value), input), inplace)
 
 
 def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:
     """In-place threshold."""
-    return _inplace(input, where(le(input, threshold), value, input), True)
+    return _inplace(input, where(le(input, threshold), _written_as(input, value), input), True)
 
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:
@@ -985,11 +991,17 @@ def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
 
 
 def _normalize(x: Tensor, dims: tuple[int, ...], eps: float) -> tuple[Tensor, Tensor, Tensor]:
-    """(x - mean) / sqrt(var + eps) over dims (biased variance), with the mean and variance (keepdim)."""
+    """(x - mean) / sqrt(var + eps) over dims (biased variance), with the mean and variance (keepdim). A float16 or
+    bfloat16 x is normalised in float32 and the result rounded once, as torch's kernels do (float16's variance of
+    values past 256 overflows); the statistics stay float32."""
+    low = x.dtype if x.dtype.is_low_precision else None
+    if low is not None:
+        x = x.float()
     mu = mean(x, dim=dims, keepdim=True)
     centered = x - mu
     var = mean(centered * centered, dim=dims, keepdim=True)
-    return centered * rsqrt(var + eps), mu, var
+    out = centered * rsqrt(var + eps)
+    return (out if low is None else out.to(low)), mu, var
 
 
 @autocast_policy(FP32_CUDA)

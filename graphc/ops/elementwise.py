@@ -59,10 +59,22 @@ def _unary(name, fn, backward, expr, infer=floating, saves=(0,), autocast=None, 
               onnx=onnx)(fn)
 
 
+def _no_bool(name: str, infer):
+    """infer refusing a bool tensor operand, as torch's subtraction and negation do (RuntimeError, where numpy's is
+    a TypeError)."""
+    def refusing(*xs):
+        for x in xs:
+            if getattr(x, "dtype", None) is dtypes.bool_:
+                raise ValueError(f"{name}, the `-` operator, with a bool tensor is not supported. If you are trying "
+                                 f"to invert a mask, use the `~` or `logical_not()` operator instead.")
+        return infer(*xs)
+    return refusing
+
+
 add = _binary("add", np.add, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(g, c.inputs[1])), "{0} + {1}",
               saves=(), onnx="Add", parse=_alpha_parse)
 sub = _binary("sub", np.subtract, lambda c, g: (unbroadcast(g, c.inputs[0]), unbroadcast(-g, c.inputs[1])), "{0} - {1}",
-              saves=(), onnx="Sub", parse=_alpha_parse)
+              infer=_no_bool("Subtraction", elementwise), saves=(), onnx="Sub", parse=_alpha_parse)
 mul = _binary(
     "mul",
     np.multiply,
@@ -245,7 +257,8 @@ isnan = _unary("isnan", np.isnan, None, "{0} != {0}", infer=predicate)
 isinf = _unary("isinf", np.isinf, None, '(({0} == inf) | ({0} == -inf))', infer=predicate)
 isfinite = _unary("isfinite", np.isfinite, None, '(({0} == {0}) & (abs({0}) != inf))', infer=predicate)
 
-neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=same, saves=(), onnx="Neg")
+neg = _unary("neg", np.negative, lambda c, g: (-g,), "-{0}", infer=_no_bool("Negation", same), saves=(),
+             onnx="Neg")
 abs = _unary("abs", np.abs, lambda c, g: (g * sign(c.inputs[0]),), "abs({0})", infer=same, onnx="Abs")
 sign = _unary("sign", lambda x: np.sign(np.where(x != x, 0, x)),  # torch's sign(NaN) is 0 (numpy's is NaN)
               _zero_grad, "sign({0})", infer=same, saves=())
@@ -294,9 +307,10 @@ round = op("round", ELEMENTWISE, _round_infer, parse=_round_parse, backward=_zer
 
 
 def _nan_to_num_parse(x, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None):
-    finfo = ml_dtypes.finfo(x.dtype.np) if x.dtype.is_floating_point else None
-    return (x,), {"nan": float(nan), "posinf": float(posinf if posinf is not None or finfo is None else finfo.max),
-                  "neginf": float(neginf if neginf is not None or finfo is None else finfo.min)}
+    # an integer or bool x has no NaN or inf: its own extremes stand in for the defaults, which it never uses
+    info = ml_dtypes.finfo(x.dtype.np) if x.dtype.is_floating_point else np.iinfo(np.int64)
+    return (x,), {"nan": float(nan), "posinf": float(info.max if posinf is None else posinf),
+                  "neginf": float(info.min if neginf is None else neginf)}
 
 
 nan_to_num = op(
@@ -347,7 +361,15 @@ def _gelu_onnx(g, n) -> str:
     return g.op("Mul", g.op("Mul", x, cdf), g.name(0.5, n))
 
 
-gelu = op("gelu", ELEMENTWISE, floating, backward=_gelu_backward, saves=(0,),
+def _gelu_infer(x):
+    """Floating inputs only: torch's GeluKernelImpl refuses integers and bool (NotImplementedError)."""
+    if not x.dtype.is_floating_point:
+        raise op_error("gelu", f"not implemented for {x.dtype.name} (GeluKernelImpl takes floating point inputs)",
+                       (), NotImplementedError)
+    return same(x)
+
+
+gelu = op("gelu", ELEMENTWISE, _gelu_infer, backward=_gelu_backward, saves=(0,),
           lowering=Lowering(f"{{0}} * ((erf({{0}} * {SQRT_HALF!r}) + 1) * 0.5)"), onnx=_gelu_onnx)(_gelu_forward)
 
 
@@ -415,10 +437,7 @@ clip = clamp
 def _masked_fill_infer(x, mask, value):
     if mask.dtype is not dtypes.bool_:
         raise ValueError(f"masked_fill only supports boolean masks, got a mask of dtype {mask.dtype.name}")
-    shape = meta.broadcast(tuple(x.shape), tuple(mask.shape))
-    if shape != tuple(x.shape):
-        raise ValueError(f"mask of shape {list(mask.shape)} does not broadcast to the tensor's shape {list(x.shape)}")
-    return shape, x.dtype
+    return meta.broadcast(tuple(x.shape), tuple(mask.shape)), x.dtype  # x broadcasts too, as torch's out-of-place
 
 
 masked_fill = op(
@@ -427,7 +446,8 @@ masked_fill = op(
     _masked_fill_infer,
     lowering=Lowering("where({1}, {2}, {0})", cast_operands=False),
     saves=(1,),
-    backward=lambda c, g: (where(c.inputs[1], 0.0, g), None, unbroadcast(where(c.inputs[1], g, 0.0), c.inputs[2])),
+    backward=lambda c, g: (unbroadcast(where(c.inputs[1], 0.0, g), c.inputs[0]), None,
+                           unbroadcast(where(c.inputs[1], g, 0.0), c.inputs[2])),
     onnx=lambda g, n: g.op("Where", g.name(n.inputs[1]), g.name(n.inputs[2], n), g.name(n.inputs[0])),
 )(lambda x, mask, value: np.where(mask, np.asarray(value, dtype=x.dtype), x))
 
@@ -472,6 +492,8 @@ def isclose(x: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, 
     if rtol < 0 or atol < 0:
         raise op_error("isclose", f"rtol and atol must be greater than or equal to zero, but got rtol={rtol} and "
                        f"atol={atol}", (x, other))
+    if x.dtype is dtypes.bool_ and getattr(other, "dtype", None) is dtypes.bool_:
+        return eq(x, other)
     error = abs(sub(x, other))  # infinite beside an inf: then only equal values are close, as torch's
     close = logical_or(eq(x, other), logical_and(isfinite(error), le(error, add(mul(abs(other), rtol), atol))))
     return logical_or(close, logical_and(isnan(x), isnan(other))) if equal_nan else close

@@ -321,7 +321,10 @@ _GATHER_FALLBACK = "a data-dependent gather/scatter has no Triton lowering yet: 
 @op("gather", OTHER, _gather_infer, parse=_gather_parse, fallback=_GATHER_FALLBACK, saves=(1,),
     backward=lambda c, g: (gather_grad(g, c.inputs[0], c.inputs[1], dim=c.attrs["dim"]), None))
 def gather(x, index, dim):
-    """torch.gather: out[i][j] = x[index[i][j]][j] for dim=0 (index may be smaller than x in the other dims)."""
+    """torch.gather: out[i][j] = x[index[i][j]][j] for dim=0 (index may be smaller than x in the other dims); a 0-d
+    x is gathered as one element."""
+    if not x.ndim:  # one element
+        return x.reshape(1)[_gather_index(index.reshape(1), 0, 1)].reshape(())
     return x[_gather_index(index, dim, x.shape[dim])]
 
 
@@ -329,9 +332,10 @@ def gather(x, index, dim):
     backward=lambda c, g: (gather(g, c.attrs["dim"], c.inputs[2]), None, None))
 def gather_grad(g, x, index, dim):
     """Zeros of x's shape with g scatter-added at the gathered positions: the gradient of gather."""
-    out = np.zeros(x.shape, g.dtype)
-    np.add.at(out, _gather_index(index, dim, x.shape[dim]), g)
-    return out
+    shape = x.shape or (1,)  # a 0-d x as one element
+    out = np.zeros(shape, g.dtype)
+    np.add.at(out, _gather_index(index.reshape(-1) if not x.ndim else index, dim, shape[dim]), g)
+    return out.reshape(x.shape)
 
 
 @op("check_bounds", OTHER, lambda x, **attrs: (tuple(x.shape), x.dtype), saves=(),
@@ -617,6 +621,7 @@ def masked_select(x: Tensor, mask: Tensor) -> Tensor:
     except ValueError as e:
         raise op_error("masked_select", str(e), (x, mask)) from None
     from .view import expand
+    shape = shape or (1,)  # numpy's boolean index of a 0-d array is not a selection
     return subscript(expand(x, *shape), expand(mask, *shape))
 
 

@@ -125,6 +125,8 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
     """torch.split: views of x along dim, each split_size long (the last may be shorter), or of the given sizes."""
+    if not x.ndim:
+        raise op_error("split", "split expects at least a 1-dimensional tensor", (x,))
     dim = meta.norm_dim(dim, x.ndim)
     n = meta.specialized_size(x, dim)
     lead = ((None, None, None),) * dim
@@ -146,8 +148,12 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     """torch.chunk: at most `chunks` views of x along dim, of equal size but the last."""
     if chunks <= 0:
         raise op_error("chunk", f"chunks must be positive, got {chunks}", (x,))
+    if not x.ndim:
+        raise op_error("chunk", "chunk expects at least a 1-dimensional tensor", (x,))
     n = meta.specialized_size(x, meta.norm_dim(dim, x.ndim))
-    return split(x, max(-(-n // chunks), 1), dim)
+    if n == 0:  # torch's: `chunks` empty views
+        return split(x, [0] * chunks, dim)
+    return split(x, -(-n // chunks), dim)
 
 
 def unbind(x: Tensor, dim: int = 0) -> tuple[Tensor, ...]:

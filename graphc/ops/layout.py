@@ -65,7 +65,7 @@ def _flip_parse(x, *dims, **kwargs):
     fallback=_POSITIONS, saves=(), backward=lambda c, g: (flip(g, c.attrs["dims"]),))
 def flip(x, dims):
     """torch.flip(input, dims): a copy with the order of elements reversed along each of dims."""
-    return np.flip(x, dims).copy()
+    return np.flip(x, dims if x.ndim else ()).copy()
 
 
 def _roll_parse(x, shifts, dims=None):
@@ -74,6 +74,8 @@ def _roll_parse(x, shifts, dims=None):
         if len(shifts) != 1:
             raise ValueError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims: 0")
         return (x,), {"shifts": shifts, "dims": None}
+    if not x.ndim:
+        raise IndexError(f"Dimension specified as {dims} but tensor has no dimensions")
     dims = _dims_parse("roll", x, dims) if not isinstance(dims, int) else (meta.norm_dim(dims, x.ndim),)
     if len(shifts) != len(dims):
         raise ValueError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims: {len(dims)}")

@@ -217,7 +217,7 @@ def cumprod(x, dim):
 def cumprod_grad(g, x, out, dim):
     """The gradient of cumprod, exact where x has zeros: d out_j / d x_i is the product of x_0..x_j without x_i, so
     grad_i = (x_0 * .. * x_(i-1)) * S_i with S_i = g_i + x_(i+1) * S_(i+1), a scan from the far end."""
-    if x.ndim == 0:
+    if x.ndim == 0 or x.shape[dim] == 0:
         return g
     g, x = np.moveaxis(g, dim, 0), np.moveaxis(x, dim, 0)
     before = np.concatenate([np.ones_like(x[:1]), np.cumprod(x[:-1], axis=0)])
@@ -288,11 +288,25 @@ class ValuesIndices(NamedTuple):
     indices: Tensor
 
 
+def evenly_distributed(x: Tensor, value: Tensor) -> Tensor:
+    """value, a statistic of all of x's elements that one of them equals (max, min, median), carrying torch's
+    gradient of it: shared evenly among the elements equal to it, or the NaN ones where it is NaN. Adding
+    x - x.detach() (exactly 0) to the detached value carries it without changing the value."""
+    if not x.requires_grad:
+        return value
+    from .elementwise import isnan, logical_or
+    from .view import reshape
+
+    value, flat = value.detach(), reshape(x, (-1,))
+    hits = logical_or(eq(flat, value), logical_and(isnan(flat), isnan(value)))
+    return value + sum(where(hits, flat - flat.detach(), 0.0)) / sum(hits)
+
+
 def _extreme(x: Tensor, dim, keepdim: bool, reduce, arg, elementwise) -> Tensor | ValuesIndices:
     if isinstance(dim, Tensor):
         return elementwise(x, dim)
-    if dim is None:
-        return reduce(x)
+    if dim is None:  # torch's evenly distributed gradient (amax's is NaN where the max is)
+        return evenly_distributed(x, reduce(x))
     from .indexing import gather
 
     indices = arg(x, dim, keepdim=True)
@@ -328,6 +342,8 @@ def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
     """torch.std: the square root of var. Where the variance is 0 (a constant input) the gradient is 0, as torch's
     std_backward masks it, not the NaN of sqrt's gradient at 0 times var's 0: sqrt sees 1 there, and where() gives
     0, so no NaN is made even in the branch it drops."""
+    if x.dtype.is_low_precision:  # the root of the float32 variance, rounded once (float16's variance overflows)
+        return std(x.float(), dim, unbiased, keepdim, correction=correction).to(x.dtype)
     v = var(x, dim, unbiased, keepdim, correction=correction)
     zero = eq(v, 0)
     return where(zero, 0.0, sqrt(where(zero, 1.0, v)))
@@ -360,6 +376,10 @@ def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None
         raise op_error("linalg.vector_norm", f"ord must be a number, got {ord!r}", (x,), TypeError)
     dim = meta.reduced_dims(dim, x.ndim)
     keepdim = bool(keepdim)
+    if math.isinf(ord) and 0 in (x.shape[d] for d in dim):
+        empty = next(d for d in dim if x.shape[d] == 0)
+        raise op_error("linalg.vector_norm", f"cannot compute the {ord} norm on the dimension {empty} because this "
+                       f"dimension is empty and the operation does not have an identity", (x,))
     if ord == math.inf:
         return amax(abs(x), dim, keepdim)
     if ord == -math.inf:
@@ -385,6 +405,8 @@ def renorm(x: Tensor, p: float, dim: int, maxnorm: float) -> Tensor:
     maxnorm / (norm + 1e-7), torch's factor); the others unchanged."""
     if p <= 0:
         raise op_error("renorm", f"non-positive-norm not supported (p={p})", (x,))
+    if x.ndim < 2:
+        raise op_error("renorm", f"input needs at least 2 dimensions, got {x.ndim} dimensions", (x,))
     if maxnorm < 0:
         raise op_error("renorm", f"non-negative maxnorm expected, got {maxnorm}", (x,))
     d = meta.norm_dim(dim, x.ndim)
@@ -406,7 +428,10 @@ def _row_max(x: Tensor, dim) -> Tensor:
 
 @autocast_policy(FP32_CUDA)
 def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
-    """log(sum(exp(x), dim)) computed stably: the max is subtracted before exp and added back."""
+    """log(sum(exp(x), dim)) computed stably: the max is subtracted before exp and added back. Integer and bool
+    inputs give the default float dtype, as torch's."""
+    if not x.dtype.is_floating_point:
+        x = cast(x, dtypes.get_default_dtype())
     m = _row_max(x, dim)
     m = where(eq(abs(m), float("inf")), 0.0, m)  # an all -inf row gives -inf, not nan
     out = log(sum(exp(x - m), dim, keepdim=True)) + m
@@ -524,7 +549,7 @@ def _logcumsumexp_infer(x, dim):
 def logcumsumexp(x, dim):
     """torch.logcumsumexp: log(cumsum(exp(x), dim)), accumulated with logaddexp (no overflow, no underflow to
     -inf of small leading terms)."""
-    return np.logaddexp.accumulate(x, axis=dim if x.ndim else None).reshape(x.shape)
+    return np.logaddexp.accumulate(x, axis=dim) if x.ndim else x.copy()
 
 
 def allclose(x: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:

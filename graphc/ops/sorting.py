@@ -9,26 +9,23 @@ from ..dispatch import OTHER, op
 from ..errors import op_error
 from ..tensor import Tensor
 from . import meta
-from .creation import full, tensor
+from .creation import tensor
 from .elementwise import (
     cast,
     ceil,
     clamp,
-    eq,
     floor,
     floor_divide,
     isnan,
     lerp,
-    logical_and,
     logical_not,
-    logical_or,
     lt,
     round,
     where,
 )
 from .indexing import gather
 from .layout import narrow
-from .reduction import ValuesIndices, any, sum
+from .reduction import ValuesIndices, any, evenly_distributed, sum
 from .view import clone, expand, movedim, reshape, squeeze, unsqueeze
 
 
@@ -80,15 +77,8 @@ def _median(name: str, x: Tensor, dim, keepdim: bool, skip_nan: bool):
         if 0 in x.shape and x.dtype.is_floating_point:  # torch's median of no elements is NaN
             for d in range(x.ndim):
                 meta.specialized_size(x, d)
-            return full((), float("nan"), dtype=x.dtype)
-        flat = reshape(x, (-1,))
-        value = _median(name, flat, 0, False, skip_nan).values.detach()
-        if not x.dtype.is_floating_point:  # no gradient to carry, and the carrier's division would make it float
-            return value
-        hits = logical_or(eq(flat, value), logical_and(isnan(flat), isnan(value)))
-        # torch's gradient of a median over all elements is shared evenly among the elements equal to it; adding
-        # x - x.detach() (exactly 0) carries it without changing the value
-        return value + sum(where(hits, flat - flat.detach(), 0.0)) / sum(hits)
+            return sum(x) + float("nan")  # the sum of nothing carries x's (empty) gradient
+        return evenly_distributed(x, _median(name, reshape(x, (-1,)), 0, False, skip_nan).values)
     d = meta.norm_dim(dim, x.ndim)
     if x.ndim and meta.specialized_size(x, d) == 0:
         raise op_error(name, f"{name}(): Expected reduction dim {d} to have non-zero size.", (x,), IndexError)

@@ -506,13 +506,6 @@ def atleast_3d(*tensors):
     return _at_least(3, tensors)
 
 
-def positive(x: Tensor) -> Tensor:
-    """torch.positive: x itself. Raises TypeError for a bool tensor, as torch."""
-    if x.dtype.name == "bool":
-        raise op_error("positive", "The `+` operator, on a bool tensor is not supported.", (x,), TypeError)
-    return x
-
-
 def unfold(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
     """torch.Tensor.unfold: every length-`size` slice of dim `dimension`, `step` apart, as a new last dim. Gathered
     with index_select, so overlapping windows get their gradients summed; unlike torch's, the result is a copy, not
@@ -564,5 +557,4 @@ __all__ = [
     "repeat",
     "contiguous",
     "clone",
-    "positive",
 ]
