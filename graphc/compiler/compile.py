@@ -596,7 +596,7 @@ class CompiledFunction:
         self._segment_plans: dict[str | None, int] = {}  # plans cached per piece of a function with graph breaks
         self._eager_reason: str | None = None
         self._warned_entries = self._warned_breaks = self._warned_numbers = self._warned_segments = False
-        self._unreplayable_traces = self._value_misses = 0
+        self._unreplayable_traces = self._value_misses = self._capture_failures = 0
         self._counted_trace = 0  # the last trace _unreplayable counted (a trace counts once, whatever its reasons)
 
     @property
@@ -874,7 +874,7 @@ class CompiledFunction:
                       state, arguments, scalars, sig, argument_names(self.fn, args, kwargs))
         self._entries.setdefault(sig, []).append(entry)
         self._num_entries += 1
-        self._unreplayable_traces = 0
+        self._unreplayable_traces = self._capture_failures = 0
         return result
 
     def _joint_entry(self, capture: Capture, runtime: Runtime, sources: list[Tensor], joint: tuple,
@@ -934,7 +934,7 @@ class CompiledFunction:
         entry.name = self.__name__
         self._entries.setdefault(sig, []).append(entry)
         self._num_entries += 1
-        self._unreplayable_traces = 0
+        self._unreplayable_traces = self._capture_failures = 0
         return result
 
     def _without_backward_plan(self, result, reason: str):
@@ -999,9 +999,10 @@ class CompiledFunction:
                  kwargs: dict | None = None):
         """A trace failed: every piece of state it touched is put back (.grad, tensors updated in place, and the
         Python state it changed, such as optimizer state created lazily). A CaptureError (capture refused, or a
-        plan that could not be built or failed its first run) then runs this call and every later one eagerly,
-        with one warning; with fullgraph=True, or after a graph break already ran part of the function, it is
-        raised."""
+        plan that could not be built or failed its first run) then runs this call eagerly, with one warning; the
+        next call tries capture again, as the cause may have been once (a lazy module materializing its parameters),
+        and after CHANGING_TRACES failures in a row every later call runs eagerly. With fullgraph=True, or after a
+        graph break already ran part of the function, it is raised."""
         STATE.capture = None
         capture.abort()
         if not capture.breaks:  # after a break, part of the function ran for real: its effects stay, as eagerly
@@ -1010,8 +1011,11 @@ class CompiledFunction:
             return None
         if self.fullgraph or capture.breaks:
             raise error
-        self._eager_reason = str(error)
-        warnings.warn(f"graphc.compile: {self.__name__} runs eagerly: {error}", RuntimeWarning, stacklevel=4)
+        self._capture_failures += 1
+        if self._capture_failures == 1:
+            warnings.warn(f"graphc.compile: {self.__name__} runs eagerly: {error}", RuntimeWarning, stacklevel=4)
+        if self._capture_failures == CHANGING_TRACES:
+            self._eager_reason = str(error)
         return self.fn(*args, **kwargs)
 
     def _backend_for(self, sources: list[Tensor]) -> str:
