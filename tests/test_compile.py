@@ -1098,3 +1098,33 @@ def test_an_intermediate_held_only_by_a_reference_cycle_does_not_escape():
             x = np.random.default_rng(0).standard_normal(3).astype(np.float32)
             assert_close(compiled(graphc.tensor(x)), torch.tensor(x).exp())
     assert compiled.num_traces == 1
+
+
+def test_an_in_place_write_between_two_graph_breaks_keeps_its_history():
+    """A mixture-of-experts routing loop: `nonzero` breaks the graph at each expert, and `out.index_add_` between
+    two breaks gives `out` a new grad_fn whose output must get its value at the next break (it crashed with a
+    KeyError on a node of an earlier piece); the loss and the gradients are torch's."""
+    def make(L):
+        w = L.tensor(np.arange(12, dtype=np.float32).reshape(4, 3) / 10 - 0.5, requires_grad=True)
+
+        def step(x):
+            h = x @ w + 1
+            out = L.zeros(6, 3)
+            for e in range(2):
+                (top_x,) = (h[:, e] > 0).nonzero(as_tuple=True)
+                out.index_add_(0, top_x, h[top_x])
+            loss = out.sum()
+            loss.backward()
+            return loss
+        return w, step
+
+    (gw, gstep), (tw, tstep) = make(graphc), make(torch)
+    compiled = graphc.compile(gstep, backend="numpy")
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the graph breaks are announced once
+        for _ in range(3):
+            x = rng.standard_normal((6, 4)).astype(np.float32)
+            gw.grad = tw.grad = None
+            assert_close(compiled(graphc.tensor(x)), tstep(torch.tensor(x)), rtol=1e-5)
+            assert_close(gw.grad, tw.grad, rtol=1e-5, atol=1e-6)

@@ -596,8 +596,8 @@ class Capture:
         shared = self._shared_storages(live)
         roots = [self._storage_node(st) for st in shared if st.root_tensor() is None]
         self._constants_from_temporaries()
-        saved = _stale_grad_fns(live)
         written = list(self.writes.values())
+        saved = _stale_grad_fns(live + [t for t, _ in written])  # a tensor written in place has a new grad_fn too
         outputs = list(dict.fromkeys([t._node for t in live] + [t._node for t, _ in written] +
                                      [fn._out[1] for fn in saved] + roots))
         self.graph.outputs, self.last_outputs = outputs, outputs
@@ -735,7 +735,8 @@ def _owns_unshared_array(t: Tensor) -> bool:
 
 
 def _stale_grad_fns(live: list[Tensor]) -> list:
-    """Autograd nodes reachable from live proxies whose saved output is still a node of this segment."""
+    """Autograd nodes reachable from live proxies (and tensors written in place) whose saved output is still a node
+    of this segment."""
     out, seen = [], set()
     stack = [t.grad_fn for t in live if t.grad_fn is not None]
     while stack:
