@@ -143,6 +143,14 @@ def _export_ops() -> None:
 
 _export_ops()
 index_put = ops.indexing.indexed_put
+
+
+def where(condition: Tensor, *args, **kwargs):
+    """torch.where: where(condition, input, other) picks elementwise (graphc.ops.elementwise.where); where(condition)
+    alone is condition.nonzero(as_tuple=True), one index tensor per dim."""
+    if not args and not kwargs:
+        return condition.nonzero(as_tuple=True)
+    return ops.elementwise.where(condition, *args, **kwargs)
 from . import autograd_functional, distributions, func, linalg, special  # noqa: E402  (built on the ops above)
 from .func import vmap  # noqa: E402  (torch.vmap)
 

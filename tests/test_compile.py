@@ -1128,3 +1128,13 @@ def test_an_in_place_write_between_two_graph_breaks_keeps_its_history():
             gw.grad = tw.grad = None
             assert_close(compiled(graphc.tensor(x)), tstep(torch.tensor(x)), rtol=1e-5)
             assert_close(gw.grad, tw.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_compile_keywords_disable_and_dynamic():
+    def f(x):
+        return x * 2
+
+    assert graphc.compile(f, disable=True) is f
+    compiled = graphc.compile(f, dynamic=True)
+    for n in (2, 5):
+        assert_close(compiled(graphc.ones(n)), torch.ones(n) * 2)

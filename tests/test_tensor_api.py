@@ -1097,3 +1097,9 @@ def test_copy_copy_of_a_leaf_shares_its_memory_like_torch():
         with L.no_grad():
             c.add_(1)
         assert t.tolist() == [2.0, 2.0]
+
+
+def test_where_with_only_a_condition_like_torch():
+    m = [[True, False, True], [False, True, False]]
+    for got, want in zip(graphc.where(graphc.tensor(m)), torch.where(torch.tensor(m))):
+        assert_close(got, want)

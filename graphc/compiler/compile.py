@@ -1173,9 +1173,13 @@ def _checked(runtime: Runtime, arrays: list) -> list:
 
 
 def compile(fn: Callable | None = None, *, backend: str = "auto", mode: str = "default",  # noqa: A001
-            fullgraph: bool = False):
+            fullgraph: bool = False, dynamic: bool | None = None, disable: bool = False):
     """@graphc.compile or graphc.compile(fn, backend=..., mode=..., fullgraph=...): capture fn into a graph and
-    replay its plan on later calls whose guards match."""
+    replay its plan on later calls whose guards match. As torch.compile's, `disable=True` returns fn itself (it runs
+    eagerly); `dynamic` is accepted and changes nothing: a plan serves every size its guards allow (sizes the
+    function reads in Python are guarded, as torch.compile's dynamic=False would; the others never are)."""
+    if disable:
+        return fn if fn is not None else (lambda f: f)
     if fn is None:
         return lambda f: CompiledFunction(f, backend, mode, fullgraph)
     return CompiledFunction(fn, backend, mode, fullgraph)
