@@ -110,20 +110,22 @@ def asarray(obj, *, dtype: dtype | None = None, device=None, copy: bool | None =
     return out.requires_grad_() if requires_grad else out
 
 
-_deterministic = False
-
-
 def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
-    """torch.use_deterministic_algorithms. graphc's algorithms are deterministic already on CPU (numpy, and native
-    kernels whose reductions split work the same way for a given thread count), so this records the mode for
-    are_deterministic_algorithms_enabled."""
-    global _deterministic
-    _deterministic = bool(mode)
+    """torch.use_deterministic_algorithms. Each of graphc's CPU tiers is deterministic (numpy, and native kernels
+    whose reductions split work the same way for a given thread count), but a large op's first runs use numpy while
+    its native kernel builds, and later runs the kernel, whose float sums can differ in the last bits. With the mode
+    on, eager ops stay on numpy and a compiled function's plan waits for its kernels, so every call computes the
+    same bits."""
+    from .state import STATE
+
+    STATE.deterministic = True if mode else False  # (bool is graphc.bool here)
 
 
 def are_deterministic_algorithms_enabled() -> bool:
     """torch.are_deterministic_algorithms_enabled: the mode use_deterministic_algorithms last set."""
-    return _deterministic
+    from .state import STATE
+
+    return STATE.deterministic
 
 
 def numel(input: Tensor) -> int:  # noqa: A002  torch's argument name

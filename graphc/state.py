@@ -7,7 +7,7 @@ from threading import get_ident
 
 class _State:
     __slots__ = ("grad_enabled", "anomaly", "_captures", "cuda_runner", "cpu_runner", "float32_matmul_precision",
-                 "autocast")
+                 "autocast", "deterministic")
 
     def __init__(self):
         self.grad_enabled = True
@@ -18,6 +18,7 @@ class _State:
         # "highest": float32 matmul kernels compute in full float32; "high" or "medium": their inputs are read as TF32
         self.float32_matmul_precision = "highest"
         self.autocast = None  # (device type, low-precision dtype) inside graphc.autocast
+        self.deterministic = False  # graphc.use_deterministic_algorithms: every call of an op on the same tier
 
     @property
     def capture(self):

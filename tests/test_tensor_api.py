@@ -1103,3 +1103,19 @@ def test_where_with_only_a_condition_like_torch():
     m = [[True, False, True], [False, True, False]]
     for got, want in zip(graphc.where(graphc.tensor(m)), torch.where(torch.tensor(m))):
         assert_close(got, want)
+
+
+def test_deterministic_algorithms_keep_every_eager_call_on_one_tier():
+    """With use_deterministic_algorithms(True), a large eager op never switches from numpy to its native kernel
+    between calls, so repeated calls give the same bits (torch.are_deterministic_algorithms_enabled reports it)."""
+    x = graphc.tensor(np.random.default_rng(0).standard_normal((64, 2048)).astype(np.float32))
+    graphc.use_deterministic_algorithms(True)
+    try:
+        assert graphc.are_deterministic_algorithms_enabled()
+        first = graphc.nn.functional.softmax(x, -1).numpy()
+        for _ in range(12):
+            np.testing.assert_array_equal(graphc.nn.functional.softmax(x, -1).numpy(), first)
+    finally:
+        graphc.use_deterministic_algorithms(False)
+    assert not graphc.are_deterministic_algorithms_enabled()
+    assert_close(graphc.tensor(first), torch.softmax(torch.tensor(x.numpy()), -1))

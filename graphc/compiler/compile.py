@@ -1030,7 +1030,8 @@ class CompiledFunction:
             log.info(f"graph] {self.__name__}, captured:\n{graph}")
         try:
             optimize(graph)
-            if backend == "cpu" and self.mode != "max-autotune":  # numpy first, the kernels once built
+            if backend == "cpu" and self.mode != "max-autotune" and not STATE.deterministic:  # numpy first, the
+                # kernels once built
                 runtime = TieredRuntime(graph, self.mode, self.__name__)
             else:
                 runtime = Runtime(Plan(graph, plan_steps(graph, backend, self.mode)))

@@ -7,7 +7,8 @@ attrs, scalar operands and each tensor operand's dtype and size-1 dims, and reus
 share storage as in torch; ops without a Triton lowering run as numpy fallback steps (a host round trip).
 
 On CPU, where a C compiler works, STATE.cpu_runner runs large ops with a lowering and only tensor operands (gelu,
-the steps of softmax) as one-node plans of the `cpu` backend: with numpy until their native kernel is built in the
+the steps of softmax) as one-node plans of the `cpu` backend (not under graphc.use_deterministic_algorithms): with
+numpy until their native kernel is built in the
 background (requested on the plan's second run), natively after (a scalar operand would bake one kernel per value,
 so those ops stay on numpy)."""
 from __future__ import annotations
@@ -41,7 +42,8 @@ class EagerRunner:
         numpy: model set-up casts each weight nn.init fills, and the build that asked for ran beside the first
         training steps."""
         low = op.lowering
-        return (low is not None and (low.expr not in (None, "{0}") or low.reduce is not None)
+        return (not STATE.deterministic and low is not None
+                and (low.expr not in (None, "{0}") or low.reduce is not None)
                 and all(type(a) is np.ndarray for a in arrays) and any(a.size >= NATIVE_MIN for a in arrays))
 
     def __call__(self, op: Op, inputs: tuple, attrs: dict):
