@@ -8,9 +8,8 @@ share storage as in torch; ops without a Triton lowering run as numpy fallback s
 
 On CPU, where a C compiler works, STATE.cpu_runner runs large ops with a lowering and only tensor operands (gelu,
 the steps of softmax) as one-node plans of the `cpu` backend (not under graphc.use_deterministic_algorithms): with
-numpy until their native kernel is built in the
-background (requested on the plan's second run), natively after (a scalar operand would bake one kernel per value,
-so those ops stay on numpy)."""
+numpy until their native kernel is built in the background (requested on the plan's second run), natively after (a
+scalar operand would bake one kernel per value, so those ops stay on numpy)."""
 from __future__ import annotations
 
 import numpy as np
