@@ -66,7 +66,18 @@ from .ops.creation import (
 )
 from .parallel import get_num_threads, set_num_threads
 from .serialization import load, save
-from .tensor import Size, Tensor, device, get_default_device, set_default_device
+from .tensor import (
+    Size,
+    Tensor,
+    channels_last,
+    channels_last_3d,
+    contiguous_format,
+    device,
+    get_default_device,
+    memory_format,
+    preserve_format,
+    set_default_device,
+)
 from .tensor_str import set_printoptions
 from .tensor_types import (
     BFloat16Tensor,

@@ -102,6 +102,23 @@ def from_torch(t) -> np.ndarray:
     return t.numpy()
 
 
+class memory_format:
+    """torch.memory_format: contiguous_format, channels_last, channels_last_3d, preserve_format. graphc lays tensors
+    out row-major: `x.contiguous(memory_format=...)`, `x.to(memory_format=...)` and `model.to(memory_format=...)`
+    accept them and keep that layout (the values are the same; channels-last is a speed hint for cuDNN)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"graphc.{self.name}"
+
+
+contiguous_format, channels_last = memory_format("contiguous_format"), memory_format("channels_last")
+channels_last_3d, preserve_format = memory_format("channels_last_3d"), memory_format("preserve_format")
+_CHANNELS_LAST = {channels_last: (0, 2, 3, 1), channels_last_3d: (0, 2, 3, 4, 1)}
+
+
 class Size(tuple):
     """torch.Size: a tensor's shape, a tuple of ints with numel(); slicing and concatenation stay Sizes."""
 
@@ -257,8 +274,15 @@ class Tensor:
                                                           [x * self.dtype.itemsize for x in data.stride()]))
         return strides if dim is None else strides[dim]
 
-    def is_contiguous(self) -> bool:
+    def is_contiguous(self, memory_format: memory_format = contiguous_format) -> bool:
+        """Whether the elements lie in memory in row-major order (or, for channels_last / channels_last_3d, in the
+        order N, H, W, C / N, D, H, W, C of a 4-d / 5-d tensor), as torch's."""
         data = self._storage()
+        order = _CHANNELS_LAST.get(memory_format)
+        if order is not None:
+            if len(order) != data.ndim:
+                raise RuntimeError(f"required rank {len(order)} tensor to use {memory_format.name} format")
+            data = data.transpose(order) if type(data) is np.ndarray else data.permute(order)
         return data.flags.c_contiguous if type(data) is np.ndarray else data.is_contiguous()
 
     def data_ptr(self) -> int:

@@ -1119,3 +1119,17 @@ def test_deterministic_algorithms_keep_every_eager_call_on_one_tier():
         graphc.use_deterministic_algorithms(False)
     assert not graphc.are_deterministic_algorithms_enabled()
     assert_close(graphc.tensor(first), torch.softmax(torch.tensor(x.numpy()), -1))
+
+
+def test_memory_formats_are_accepted_like_torch():
+    """channels_last code runs: contiguous/to(memory_format=) keep the values; is_contiguous answers as torch."""
+    a = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    for L in (graphc, torch):
+        x = L.tensor(a)
+        assert_close(x.contiguous(memory_format=L.channels_last), torch.tensor(a))
+        assert_close(x.to(memory_format=L.channels_last), torch.tensor(a))
+        L.nn.Conv2d(3, 3, 1).to(memory_format=L.channels_last)
+    for shape in ((2, 3, 4, 5), (2, 1, 4, 5), (2, 3, 1, 1)):
+        assert graphc.ones(*shape).is_contiguous(memory_format=graphc.channels_last) == \
+            torch.ones(*shape).is_contiguous(memory_format=torch.channels_last)
+    assert graphc.ones(2, 3).is_contiguous(memory_format=graphc.contiguous_format)

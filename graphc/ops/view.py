@@ -362,7 +362,12 @@ def _contiguous(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, order="C")  # (np.ascontiguousarray makes a 0-d array 1-d)
 
 
-contiguous = op("contiguous", VIEW, meta.same, lowering=Lowering(view="contiguous"),
+def _contiguous_parse(x, memory_format=None):
+    """memory_format is accepted and the result is row-major whatever it asks (graphc.memory_format)."""
+    return (x,), {}
+
+
+contiguous = op("contiguous", VIEW, meta.same, parse=_contiguous_parse, lowering=Lowering(view="contiguous"),
                 backward=lambda c, g: (g,), inverse=_reshape_inverse, onnx="Identity")(_contiguous)
 
 def _strided(x: np.ndarray, size: tuple, stride: tuple, storage_offset: int) -> np.ndarray:
