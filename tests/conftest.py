@@ -15,10 +15,13 @@ KERNEL_BACKEND = os.environ.get("GRAPHC_TEST_BACKEND", "interpret")
 
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _defaults():
     graphc.manual_seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+    # torch.compile's first use turns torch's distribution validation off for the whole process
+    # (torch/_dynamo/eval_frame.py); the reference is torch's default, whichever test ran before
+    torch.distributions.Distribution.set_default_validate_args(True)
 
 
 def to_torch(t: graphc.Tensor, requires_grad: bool | None = None) -> torch.Tensor:

@@ -1100,16 +1100,20 @@ def test_an_intermediate_held_only_by_a_reference_cycle_does_not_escape():
     assert compiled.num_traces == 1
 
 
-def test_an_in_place_write_between_two_graph_breaks_keeps_its_history():
+@pytest.mark.parametrize("like", [False, True])
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_an_in_place_write_between_two_graph_breaks_keeps_its_history(like, backend):
     """A mixture-of-experts routing loop: `nonzero` breaks the graph at each expert, and `out.index_add_` between
     two breaks gives `out` a new grad_fn whose output must get its value at the next break (it crashed with a
-    KeyError on a node of an earlier piece); the loss and the gradients are torch's."""
+    KeyError on a node of an earlier piece). With `zeros_like(h)`, `out` views a storage whose root no one holds
+    (an expanded zero): that root, made at the first break, must be known as its alias (a false CaptureError said
+    `out` shared memory with a tensor made outside the function). The loss and the gradients are torch's."""
     def make(L):
         w = L.tensor(np.arange(12, dtype=np.float32).reshape(4, 3) / 10 - 0.5, requires_grad=True)
 
         def step(x):
             h = x @ w + 1
-            out = L.zeros(6, 3)
+            out = L.zeros_like(h) if like else L.zeros(6, 3)
             for e in range(2):
                 (top_x,) = (h[:, e] > 0).nonzero(as_tuple=True)
                 out.index_add_(0, top_x, h[top_x])
@@ -1119,7 +1123,7 @@ def test_an_in_place_write_between_two_graph_breaks_keeps_its_history():
         return w, step
 
     (gw, gstep), (tw, tstep) = make(graphc), make(torch)
-    compiled = graphc.compile(gstep, backend="numpy")
+    compiled = graphc.compile(gstep, backend=backend)
     rng = np.random.default_rng(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the graph breaks are announced once

@@ -597,7 +597,8 @@ class Capture:
         roots = [self._storage_node(st) for st in shared if st.root_tensor() is None]
         self._constants_from_temporaries()
         written = list(self.writes.values())
-        saved = _stale_grad_fns(live + [t for t, _ in written])  # a tensor written in place has a new grad_fn too
+        # a tensor written in place (or through an alias of its storage) has a new grad_fn too
+        saved = _stale_grad_fns(live + [t for t, _ in (*written, *self.suspended.values())])
         outputs = list(dict.fromkeys([t._node for t in live] + [t._node for t, _ in written] +
                                      [fn._out[1] for fn in saved] + roots))
         self.graph.outputs, self.last_outputs = outputs, outputs
@@ -644,6 +645,7 @@ class Capture:
         if root is None:
             root = Tensor._make(np.array(values[storage.node]), storage.node.dtype)
             self.made_roots[id(root)] = (root, storage.node)
+            self._register(root, Alias(storage, (), root._data))  # so a later write sees its aliases as recorded
         elif id(root) in given:
             own_memory(root)
         storage.root, storage.node = root, None
