@@ -255,16 +255,20 @@ def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inpu
         out = op.forward(*arrays, **attrs)
     except (ValueError, TypeError, IndexError) as e:
         raise _refusal(op, e, inputs) from None
-    if type(out) is not np.ndarray:
-        out = np.asarray(out)
-    elif op.category not in (ELEMENTWISE, VIEW) and not out.flags.c_contiguous:
-        # torch allocates these results row-major (a reduction over a permuted tensor included) and the compiler
-        # models them so (functionalization.computed_layout); numpy would follow the input's order, and a later
-        # flatten or view would then copy eagerly where torch and the compiled plan alias
-        out = np.ascontiguousarray(out)
+    out = np.asarray(out) if type(out) is not np.ndarray else row_major(op, out)
     want = out_dtype.np
     if out.dtype is not want and out.dtype != want:
         out = out.astype(want)
+    return out
+
+
+def row_major(op: Op, out: np.ndarray) -> np.ndarray:
+    """An op's numpy result in the layout torch gives it, eagerly and in a plan: torch allocates the results of ops
+    other than elementwise ones and views row-major (a reduction over a permuted tensor, an index_select along dim
+    1, included), and the compiler models them so (functionalization.computed_layout); numpy would follow the
+    input's order, and a later flatten or view would then copy where torch aliases, or refuse."""
+    if op.category not in (ELEMENTWISE, VIEW) and not out.flags.c_contiguous:
+        return np.ascontiguousarray(out)
     return out
 
 

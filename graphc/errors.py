@@ -56,9 +56,10 @@ def argument_of(value) -> tuple[str, str, int] | None:
 
 
 def describe(x) -> str:
-    """One operand as 'Tensor[2, 3] float32' or its Python repr."""
+    """One operand as 'Tensor[2, 3] float32' (a numpy array as 'ndarray[2, 3] float64') or its Python repr."""
     if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return f"Tensor[{', '.join(map(str, x.shape))}] {x.dtype.name}"
+        kind = "Tensor" if hasattr(x, "grad_fn") else type(x).__name__
+        return f"{kind}[{', '.join(map(str, x.shape))}] {x.dtype.name}"
     return repr(x)
 
 

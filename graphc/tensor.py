@@ -729,12 +729,52 @@ class Tensor:
     def _overlaps_itself(self) -> bool:
         return STATE.capture.overlaps(self) if STATE.capture is not None else has_internal_overlap(self._data)
 
+    def _check_no_partial_overlap(self, name: str, inputs) -> None:
+        """torch's assert_no_partial_overlap for an in-place op writing this tensor: an input covering part of its
+        memory, or all of it in another order (x += x.t()), raises RuntimeError; the same elements in the same
+        order (x += x) are fine. As in torch, only tensors whose elements are dense in memory are compared."""
+        capture = STATE.capture
+        out = capture.layout(self) if capture is not None else self._data
+        if type(out) is not np.ndarray:
+            return
+        for x in inputs:
+            if type(x) is Tensor and x is not self:
+                array = capture.layout(x) if capture is not None else x._data
+                if type(array) is np.ndarray and partially_overlap(out, array):
+                    from .errors import op_error
+                    raise op_error(name, "unsupported operation: some elements of the input tensor and the "
+                                   "written-to tensor refer to a single memory location. Please clone() the tensor "
+                                   "before performing the operation.", (self, x))
+
     def _snapshot(self) -> Tensor:
         """A copy of this tensor's current values and autograd identity (under capture, a proxy of its value)."""
         old = STATE.capture.copy(self) if STATE.capture is not None else Tensor._make(copy_storage(self._data),
                                                                                         self.dtype)
         old.requires_grad, old.grad_fn = self.requires_grad, self.grad_fn
         return old
+
+
+def partially_overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """torch's MemOverlapStatus::Partial for two arrays dense in memory: their byte ranges intersect, and they are
+    not the same elements in the same order. Arrays not dense (strided, expanded, reversed) are too hard to tell,
+    as in torch: False."""
+    if a.base is not b.base and a.base is not b and b.base is not a:
+        return False  # views of different arrays (a view's base is the array owning the memory)
+    begin_a, begin_b = a.__array_interface__["data"][0], b.__array_interface__["data"][0]
+    if not (_dense(a) and _dense(b)) or begin_a >= begin_b + b.nbytes or begin_b >= begin_a + a.nbytes:
+        return False
+    return not (begin_a == begin_b and a.nbytes == b.nbytes and a.strides == b.strides)
+
+
+def _dense(a: np.ndarray) -> bool:
+    """Whether the elements fill their byte range exactly once (a permutation of a contiguous array)."""
+    dims = sorted((s, n) for s, n in zip(a.strides, a.shape) if n != 1)
+    step = a.itemsize
+    for stride, n in dims:
+        if stride != step:
+            return False
+        step *= n
+    return True
 
 
 def has_internal_overlap(data) -> bool:

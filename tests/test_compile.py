@@ -1142,3 +1142,26 @@ def test_torch_compile_keywords_disable_and_dynamic():
     compiled = graphc.compile(f, dynamic=True)
     for n in (2, 5):
         assert_close(compiled(graphc.ones(n)), torch.ones(n) * 2)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_floats_by_keyword_and_in_dicts_are_read_by_name(backend):
+    """Floats passed by keyword (out of the signature's order, through **kwargs or functools.partial) and the floats
+    of a dict argument (a config of hyper-parameters) are runtime inputs: each must be bound to its own name (a
+    dict's keys count among the arguments' leaves; the floats were bound one place off, silently)."""
+    import functools
+
+    programs = {
+        "keywords": (lambda L, x, y: lambda f: f(x, y=x, bias=1.5), lambda x, y, bias=0.0: x + 10 * y + 100 * bias),
+        "reordered": (lambda L, x, y: lambda f: f(x, b=2.0, a=-1.0), lambda x, a=0.0, b=0.0: x + 10 * a + 100 * b),
+        "kwargs": (lambda L, x, y: lambda f: f(x, y=y, s=0.5), lambda x, **kw: x + 10 * kw["y"] + 100 * kw["s"]),
+        "dict": (lambda L, x, y: lambda f: f(x, {"a": 1.5, "b": -2.0}), lambda x, s: x * s["b"] + 10 * s["a"]),
+        "partial": (lambda L, x, y: lambda f: functools.partial(f, scale=2.0, bias=0.5)(x, y=y, bias=1.0),
+                    lambda x, y, scale=1.0, bias=0.0: x * scale + y * bias),
+    }
+    for name, (call, fn) in programs.items():
+        x, y = [1.0, -2.0, 3.0], [0.5, 4.0, -1.0]
+        expected = call(torch, torch.tensor(x), torch.tensor(y))(fn)
+        compiled = graphc.compile(fn, backend=backend)
+        for _ in range(3):
+            assert_close(call(graphc, graphc.tensor(x), graphc.tensor(y))(compiled), expected), name

@@ -452,3 +452,23 @@ def test_a_view_empty_when_traced_sees_later_writes_at_other_sizes(where, mode):
         x, tx = graphc.arange(float(n)) + 1, torch.arange(float(n)) + 1
         assert_close(run(x), program(torch, tx))
         assert_close(x, tx)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_a_plan_gives_index_select_along_dim_one_torch_row_major_layout(backend):
+    """numpy gathers x[:, idx] into a column-major array; eagerly the result is made row-major (torch's layout,
+    which the compiler models), and a plan's step must do the same: `.clone().view(-1)` of it then aliases, and
+    writes through the view reach the clone (the plan refused its view and the function ran eagerly for good)."""
+    def f(L, x):
+        c = x.index_select(1, L.tensor([4, 0, 4])).clone()
+        v = c.view(-1)
+        v[::2] = 0
+        return c
+
+    compiled = graphc.compile(lambda x: f(graphc, x), backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n in (3, 3, 6):
+            x = np.arange(n * 5, dtype=np.float32).reshape(n, 5)
+            assert_close(compiled(graphc.tensor(x)), f(torch, torch.tensor(x)))
+    assert compiled.num_traces == 1

@@ -664,3 +664,16 @@ def test_a_returned_shape_is_guarded_and_does_not_keep_its_tensor(returns):
             got, want = compiled(graphc.ones(n)), f(torch, torch.ones(n))
             assert tuple(got if returns == "shape" else got[1]) == tuple(want if returns == "shape" else want[1])
     assert compiled.num_traces == 3
+
+
+def test_squeeze_replays_only_where_the_same_dims_have_size_one():
+    """squeeze() removes the dims of size 1 that it is given (all, without dim): which dims go is part of the
+    program, so those sizes are guards. A trace at (1, 3) replayed at (2, 3) summed the wrong dim, silently."""
+    programs = [lambda x: x.squeeze().sum(), lambda x: x.squeeze().softmax(-1), lambda x: x.squeeze(1).sum(0),
+                lambda x: x.squeeze((0, 1)) * 2]
+    compiled = [graphc.compile(p) for p in programs]
+    for shape in [(1, 3), (1, 3), (2, 3), (4, 1), (1, 1), (3, 1), (5, 1)]:
+        x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+        for p, c in zip(programs, compiled):
+            assert_close(c(graphc.tensor(x)), p(torch.tensor(x)))
+    assert compiled[2].num_traces == 2  # squeeze(1): only dim 1's size is a guard

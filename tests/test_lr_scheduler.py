@@ -3,6 +3,8 @@ give the same learning rates (and momenta) float for float, alone, chained and i
 and torch's load; a compiled training step follows the schedule."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -239,3 +241,41 @@ def test_tensor_lr_is_updated_in_place_and_a_compiled_step_does_not_retrace(name
     assert step.num_compiles == 1
     for p, tp in zip(model.parameters(), tmodel.parameters()):
         assert_close(p, tp, 1e-5, 1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda T, opt: T.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0 / (1 + e)),
+                                  lambda T, opt: T.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)])
+def test_scheduler_step_inside_a_compiled_step_follows_torch(make):
+    """scheduler.step() inside the compiled step: the lr a trace is handed for a float that changed between calls
+    (a scalar proxy) must be replaced by the scheduler's new lr, not written into (it was put back after the trace:
+    the lr stood still for two calls, silently). The step changes Python state on every call, so it runs eagerly
+    after three, with one warning naming the scheduler's attribute."""
+    def run(T, compiled):
+        w = T.nn.Parameter(T.tensor([1.0, 2.0]))
+        opt = T.optim.Adam([w], lr=0.1)
+        sched = make(T, opt)
+
+        def step(x):
+            opt.zero_grad()
+            loss = (w * x).pow(2).sum()
+            loss.backward()
+            opt.step()
+            sched.step()
+            return loss
+
+        f = graphc.compile(step) if compiled else step
+        out = []
+        for _ in range(6):
+            f(T.tensor([1.0, -0.5]))
+            out.append((w.detach().numpy().copy(), opt.param_groups[0]["lr"]))
+        return out
+
+    expected = run(torch, False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mine = run(graphc, True)
+    for (w, lr), (tw, tlr) in zip(mine, expected):
+        np.testing.assert_allclose(w, tw, rtol=1e-6)
+        assert lr == pytest.approx(tlr)
+    messages = [str(w.message) for w in caught if "runs eagerly" in str(w.message)]
+    assert len(messages) == 1 and "last_epoch" in messages[0], messages

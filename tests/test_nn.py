@@ -399,3 +399,22 @@ def test_sequential_and_module_list_editing_match_torch():
         return ([type(x).__name__ for x in m], list(m.state_dict()), type(popped).__name__,
                 [type(x).__name__ for x in modules])
     assert run(graphc) == run(torch)
+
+
+def test_load_state_dict_with_assign_takes_the_values_and_their_dtype_as_torch():
+    """assign=True: the state dict's tensors become the parameters and buffers (their dtype kept), parameters
+    stay Parameters requiring grad; without it the values are copied into the module's own dtype."""
+    def run(L, assign):
+        m = L.nn.Sequential(L.nn.Linear(3, 2), L.nn.BatchNorm1d(2))
+        sd = {k: v.double() + 1 if v.dtype == L.float32 else v for k, v in m.state_dict().items()}
+        m.load_state_dict(sd, assign=assign)
+        return m
+
+    for assign in (False, True):
+        mine, theirs = run(graphc, assign), run(torch, assign)
+        pairs = zip(mine.state_dict(keep_vars=True).items(), theirs.state_dict(keep_vars=True).items())
+        for (name, p), (_, tp) in pairs:
+            assert str(p.dtype).split(".")[-1] == str(tp.dtype).split(".")[-1], name
+            assert p.requires_grad == tp.requires_grad, name
+        assert isinstance(mine[0].weight, graphc.nn.Parameter)
+        assert [n for n, _ in mine.named_parameters()] == [n for n, _ in theirs.named_parameters()]

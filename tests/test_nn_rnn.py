@@ -3,6 +3,8 @@ the initial states and every weight (copied from torch through the state dict); 
 multi-layer, bidirectional, h0/c0; errors; a compiled LSTM training step equals eager."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -281,3 +283,41 @@ def test_packed_sequences_match_torch(make, enforce_sorted):
         g_rnn.pack_padded_sequence(gx, [3, 5, 2])
     with pytest.raises(RuntimeError):
         t_rnn.pack_padded_sequence(tx, [3, 5, 2])
+
+
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+def test_compiled_packed_lstm_replays_for_each_set_of_lengths(enforce_sorted):
+    """pack_padded_sequence's layout follows from the lengths (Python ints, guarded by value, or a small tensor,
+    whose values are guarded): the batch sizes and sort orders it builds may be read back by the LSTM and
+    pad_packed_sequence without making the trace unreplayable (it ran eagerly after three calls, with advice
+    that could not be followed). Losses and lengths are torch's; each set of lengths is traced once."""
+    from torch.nn.utils.rnn import pack_padded_sequence as tpack
+    from torch.nn.utils.rnn import pad_packed_sequence as tpad
+
+    from graphc.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    tl = torch.nn.LSTM(4, 3, batch_first=True)
+    gl = graphc.nn.LSTM(4, 3, batch_first=True)
+    gl.load_state_dict({k: graphc.tensor(v.detach().numpy()) for k, v in tl.state_dict().items()})
+
+    def step(lstm, pack, pad):
+        def f(x, lengths):
+            out, _ = lstm(pack(x, lengths, batch_first=True, enforce_sorted=enforce_sorted))
+            out, lens = pad(out, batch_first=True, total_length=x.size(1))
+            return out.sum(), lens
+        return f
+
+    compiled, reference = graphc.compile(step(gl, pack_padded_sequence, pad_packed_sequence)), step(tl, tpack, tpad)
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(6):
+            lengths = [[6, 5, 3, 2], [6, 4, 4, 1]][i % 2]
+            lengths = lengths if enforce_sorted else lengths[::-1]
+            x = rng.standard_normal((4, 6, 4)).astype(np.float32)
+            loss, lens = reference(torch.tensor(x), lengths)
+            for given in (lengths, graphc.tensor(lengths)):
+                mine, my_lens = compiled(graphc.tensor(x), given)
+                assert_close(mine, loss)
+                assert my_lens.tolist() == lens.tolist()
+    assert compiled.num_traces == 4

@@ -2,6 +2,8 @@
 canonical (shape-generic) attrs, and refusals."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -189,3 +191,42 @@ def test_cov_and_corrcoef_of_one_variable_are_0d():
         ours, theirs = getattr(graphc, fn)(graphc.tensor(x)), getattr(torch, fn)(torch.tensor(x))
         assert ours.shape == theirs.shape == ()
         np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-5)
+
+
+def _mask_writes(L):
+    def zero_negatives(x, w):
+        y = x * w
+        y[y < 0] = 0.0
+        return y.sum()
+
+    def rows(x, w):
+        y = x * w
+        y[y.sum(1) > 0] = L.tensor([1.0, -1.0, 2.0])
+        return y.sum()
+
+    def from_a_weight(x, w):
+        y = x * w
+        y[x > 0.5] = w[0, 0]
+        return y.sum()
+
+    return [zero_negatives, rows, from_a_weight]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_mask_writes_of_one_value_compile_whole(case):
+    """x[mask] = value with a mask over x's leading dims and one value (a number, a 0-d tensor, a row broadcast
+    over what the mask leaves) is a masked fill, as torch does: values and gradients are torch's, and a compiled
+    function holding it replays (it was a graph break on the mask's nonzero positions at every call)."""
+    mine, theirs = graphc.compile(_mask_writes(graphc)[case]), _mask_writes(torch)[case]
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            x, w = rng.standard_normal((2, 4, 3)).astype(np.float32)
+            gw, tw = graphc.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+            loss, expected = mine(graphc.tensor(x), gw), theirs(torch.tensor(x), tw)
+            loss.backward()
+            expected.backward()
+            assert_close(loss, expected)
+            assert_close(gw.grad, tw.grad)
+    assert mine.num_traces == 1

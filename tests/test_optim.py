@@ -345,3 +345,28 @@ def test_swa_utils_average_and_anneal_as_torch():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(lrs, tlrs, rtol=1e-12)
     np.testing.assert_allclose(out, tout, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "ASGD", "NAdam", "RAdam",
+                                  "RMSprop", "Rprop", "LBFGS"])
+def test_implementation_flags_are_accepted_and_recorded_as_torch(name):
+    """foreach / fused / capturable choose among torch's implementations of the same update: accepted where torch's
+    optimizer takes them (nanoGPT's AdamW(fused=...)), recorded in the groups with torch's keys; a flag torch's
+    optimizer does not take is a TypeError in both; differentiable=True is refused."""
+    import inspect
+
+    accepted = [f for f in ("foreach", "capturable", "differentiable", "fused")
+                if f in inspect.signature(getattr(torch.optim, name).__init__).parameters]
+    flags = {f: False for f in accepted if f != "differentiable"}
+    mine = getattr(graphc.optim, name)([graphc.nn.Parameter(graphc.ones(2))], lr=0.1, **flags)
+    theirs = getattr(torch.optim, name)([torch.nn.Parameter(torch.ones(2))], lr=0.1, **flags)
+    drop = lambda g: {k: v for k, v in g.items() if k != "params"}
+    assert drop(mine.param_groups[0]) == drop(theirs.param_groups[0])
+    for flag in {"foreach", "fused"} - set(accepted):
+        with pytest.raises(TypeError):
+            getattr(torch.optim, name)([torch.nn.Parameter(torch.ones(2))], **{flag: False})
+        with pytest.raises(TypeError):
+            getattr(graphc.optim, name)([graphc.nn.Parameter(graphc.ones(2))], **{flag: False})
+    if "differentiable" in accepted:
+        with pytest.raises(NotImplementedError, match="differentiable"):
+            getattr(graphc.optim, name)([graphc.nn.Parameter(graphc.ones(2))], differentiable=True)

@@ -111,6 +111,7 @@ class Capture:
         self.sources_kept: list[Tensor] = []  # tensors `current` names that nothing else holds (so no id is reused)
         self.made_roots: dict[int, tuple[Tensor, Node]] = {}  # roots no one held, kept for their aliases: (it, node)
         self.made: dict[int, weakref.ref] = {}  # tensors a factory made during the trace (id -> weakref)
+        self.derived: dict[int, weakref.ref] = {}  # made tensors whose values follow from guarded ones (note_derived)
         self.hooks: list[tuple[Callable, Tensor]] = []  # tensor hooks the backward ran: (hook, the gradient given)
         self.hook_owners: dict[int, Tensor] = {}  # leaves whose own hooks ran (their list is guarded)
         self.writing_hooks: list[Callable] = []  # hooks that wrote tensors in place (a replay cannot call them)
@@ -231,6 +232,12 @@ class Capture:
     def copy(self, t: Tensor) -> Tensor:
         """A proxy holding t's current value (a snapshot, not an alias)."""
         return self._proxy(self.node_of(t))
+
+    def layout(self, t: Tensor) -> np.ndarray | None:
+        """t's memory layout, as eager would give it (over a stand-in for a storage the trace computes), or None
+        for a value sharing no memory."""
+        rec = self._alias_of(t)
+        return rec.layout if rec is not None else t._data
 
     def overlaps(self, t: Tensor) -> bool:
         """Whether elements of t share memory (an expanded view): writes into t must not reach one element twice."""
@@ -448,6 +455,12 @@ class Capture:
         carry over to the next call."""
         self.made[id(t)] = weakref.ref(t)
 
+    def note_derived(self, t: Tensor) -> None:
+        """Library code made t from values the trace already guards (a packed sequence's batch sizes, from lengths
+        passed as Python ints or read from a small tensor): Python may read t's values without making the trace
+        unreplayable."""
+        self.derived[id(t)] = weakref.ref(t)
+
     def is_made(self, t: Tensor) -> bool:
         ref = self.made.get(id(t))
         return ref is not None and ref() is t
@@ -458,7 +471,7 @@ class Capture:
         then guarded (a bool mask a GNN step indexes with, a lengths tensor): the plan replays while they stay the
         same. Any other tensor's read (a larger one, or one a factory made during the trace from values the library
         combined with sizes it read) means the trace must not be replayed."""
-        ref = self.materialized.get(id(t))
+        ref = self.materialized.get(id(t)) or self.derived.get(id(t))
         if (ref is None or ref() is not t) and self.weak_node(t) is None:
             data = t._data
             if type(data) is np.ndarray and data.size <= MAX_GUARDED_VALUES and not self.is_made(t):

@@ -106,14 +106,15 @@ def children(obj) -> tuple[list, Callable] | None:
 
 def leaves(obj, out: list) -> list:
     """The leaves of nested tuples (named ones too), lists, dataclass instances and dicts, in order; a dict's keys
-    are leaves too, so two dicts with the same keys in another order have different signatures."""
+    are leaves too, so two dicts with the same keys in another order have different signatures (a float key as its
+    repr: guarded by value, never a runtime input)."""
     kind, inner = type(obj), children(obj)
     if inner is not None:
         for v in inner[0]:
             leaves(v, out)
     elif kind is dict:
         for k, v in obj.items():
-            out.append(k)
+            out.append(repr(k) if type(k) in FLOATS else k)
             leaves(v, out)
     else:
         out.append(obj)
@@ -480,12 +481,13 @@ class _Arg:
 
 
 def _map_leaves(obj, fn: Callable):
-    """obj with each leaf (as `leaves` orders them) replaced by fn(leaf)."""
+    """obj with each leaf (as `leaves` orders them) replaced by fn(leaf); a dict's keys are passed to fn, in their
+    place among the leaves, and kept."""
     kind, inner = type(obj), children(obj)
     if inner is not None:
         return inner[1]([_map_leaves(v, fn) for v in inner[0]])
     if kind is dict:
-        return {k: _map_leaves(v, fn) for k, v in obj.items()}
+        return {k: (fn(k), _map_leaves(v, fn))[1] for k, v in obj.items()}
     return fn(obj)
 
 
@@ -841,7 +843,9 @@ class CompiledFunction:
             reason = f"it changes {changed} while it runs (at {definition_line(self.fn)})"
             if logs_on("recompiles"):
                 log.info(f"recompiles] {self.__name__} is traced again: {reason}")
-            self._unreplayable(reason, "a replay could not redo that, so its effect happens at each call this way")
+            self._unreplayable(reason, "a replay could not redo that, so its effect happens at each call this way; "
+                               "to replay, change it outside the compiled function (call scheduler.step() or count "
+                               "steps after the call)")
             return result
         if capture.last_key is None:  # no tensor op ran (it returns an argument, or Python values): an empty plan
             self._run_segment(capture, Graph(), [])

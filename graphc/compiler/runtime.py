@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import dtypes
-from ..dispatch import ELEMENTWISE, MATMUL, VIEW, memory_owner, narrow_integers, run_forward
+from ..dispatch import ELEMENTWISE, MATMUL, VIEW, memory_owner, narrow_integers, row_major, run_forward
 from ..dtypes import LOW_PRECISION
 from ..errors import RefusedValueError, ValuesRefused, values_refused
 from ..ops.matmul import matmul
@@ -91,8 +91,7 @@ def _compile_call(node: Node):
     weak = weak_operands(node)
 
     def finish(out) -> np.ndarray:
-        if type(out) is not np.ndarray:
-            out = np.asarray(out)
+        out = np.asarray(out) if type(out) is not np.ndarray else row_major(node.op, out)
         return out if out.dtype is want or out.dtype == want else out.astype(want)
 
     if low or weak or narrow:

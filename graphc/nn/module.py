@@ -227,9 +227,11 @@ class Module:
                 child.state_dict(out, prefix + name + ".", keep_vars)
         return out
 
-    def load_state_dict(self, state_dict: dict, strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(self, state_dict: dict, strict: bool = True, assign: bool = False) -> IncompatibleKeys:
         """Copy values (graphc tensors, numpy arrays or torch tensors) into the parameters and buffers with the same
-        names. strict: missing or unexpected keys are an error; shape mismatches always are."""
+        names; with assign, the values themselves become them (their dtype kept; a parameter stays a Parameter
+        requiring grad as before), as torch's assign=True. strict: missing or unexpected keys are an error; shape
+        mismatches always are."""
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -252,7 +254,15 @@ class Module:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
         with no_grad():
             for key, value in values.items():
-                own[key].copy_(value.to(own[key].device))
+                if not assign:
+                    own[key].copy_(value.to(own[key].device))
+                    continue
+                path, _, name = key.rpartition(".")
+                module = self.get_submodule(path)
+                if isinstance(own[key], Parameter):
+                    setattr(module, name, Parameter(value.detach(), own[key].requires_grad))
+                else:
+                    module._buffers[name] = value
         return IncompatibleKeys(missing, unexpected)
 
     # ---- modes, moves, gradients --------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """The op library. Each module's __all__ lists its public functions; they become graphc.X and Tensor.X."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..dispatch import OPS, Op, dispatch, parse_error
+from ..dtypes import NUMBERS, as_number
 from ..errors import op_error
 from ..tensor import Tensor
 from . import creation, elementwise, indexing, join, layout, matmul, reduction, sorting, transcendental, view
@@ -44,6 +47,7 @@ def _inplace(fn):
     name = (fn.name if isinstance(fn, Op) else fn.__name__) + "_"
 
     def method(self, *args, **kwargs):
+        self._check_no_partial_overlap(name, (*args, *kwargs.values()))
         return _write(self, fn(self, *args, **kwargs), name)
     method.__name__ = name
     return method
@@ -74,6 +78,7 @@ def _inplace_view(fn):
 
 
 def _copy_(self, src):
+    self._check_no_partial_overlap("copy_", (src,))
     src = cast(src, self.dtype)
     # expanded only when it must be: expand_as reads self for its shape, so src would look as if it required grad
     return self._assign(src if tuple(src.shape) == tuple(self.shape) else expand_as(src, self.detach()))
@@ -88,27 +93,20 @@ def _install_methods() -> None:
                 if module in (elementwise, transcendental):
                     setattr(Tensor, name + "_", _inplace(fn))
     operators = {
-        "__add__": add, "__radd__": lambda a, b: add(b, a), "__sub__": sub, "__rsub__": lambda a, b: sub(b, a),
-        "__mul__": mul, "__rmul__": lambda a, b: mul(b, a), "__truediv__": div,
-        "__rtruediv__": lambda a, b: div(b, a), "__pow__": pow, "__rpow__": lambda a, b: pow(b, a),
-        "__matmul__": matmul.matmul, "__rmatmul__": lambda a, b: matmul.matmul(b, a), "__neg__": neg,
-        "__abs__": elementwise.abs, "__eq__": elementwise.eq, "__ne__": elementwise.ne, "__lt__": elementwise.lt,
-        "__le__": elementwise.le, "__gt__": elementwise.gt, "__ge__": elementwise.ge,
-        "__and__": elementwise.bitwise_and, "__or__": elementwise.bitwise_or,
-        "__xor__": elementwise.bitwise_xor, "__invert__": elementwise.bitwise_not,
-        "__rand__": lambda a, b: elementwise.bitwise_and(b, a), "__ror__": lambda a, b: elementwise.bitwise_or(b, a),
-        "__rxor__": lambda a, b: elementwise.bitwise_xor(b, a),
-        "__floordiv__": floor_divide, "__mod__": remainder,
-        "__rfloordiv__": lambda a, b: floor_divide(b, a), "__rmod__": lambda a, b: remainder(b, a),
-        "__lshift__": elementwise.bitwise_left_shift, "__rshift__": elementwise.bitwise_right_shift,
-        "__rlshift__": lambda a, b: elementwise.bitwise_left_shift(b, a),
-        "__rrshift__": lambda a, b: elementwise.bitwise_right_shift(b, a),
-        "__pos__": elementwise.positive,
-        "__iadd__": _inplace(add), "__isub__": _inplace(sub), "__imul__": _inplace(mul), "__itruediv__": _inplace(div),
-        "__ifloordiv__": _inplace(floor_divide), "__imod__": _inplace(remainder), "__ipow__": _inplace(pow),
-        "__iand__": _inplace(elementwise.bitwise_and), "__ior__": _inplace(elementwise.bitwise_or),
-        "__ixor__": _inplace(elementwise.bitwise_xor), "__ilshift__": _inplace(elementwise.bitwise_left_shift),
-        "__irshift__": _inplace(elementwise.bitwise_right_shift),
+        "__neg__": neg, "__abs__": elementwise.abs, "__invert__": elementwise.bitwise_not,
+        "__pos__": elementwise.positive}
+    binary = {
+        "add": add, "sub": sub, "mul": mul, "truediv": div, "pow": pow, "matmul": matmul.matmul,
+        "and": elementwise.bitwise_and, "or": elementwise.bitwise_or, "xor": elementwise.bitwise_xor,
+        "floordiv": floor_divide, "mod": remainder, "lshift": elementwise.bitwise_left_shift,
+        "rshift": elementwise.bitwise_right_shift}
+    for name, fn in binary.items():
+        operators[f"__{name}__"], operators[f"__r{name}__"] = _operator(fn), _operator(fn, reflected=True)
+        if name != "matmul":
+            operators[f"__i{name}__"] = _operator(fn, inplace=True)
+    for name in ("eq", "ne", "lt", "le", "gt", "ge"):
+        operators[f"__{name}__"] = _operator(getattr(elementwise, name))
+    operators.update({
         "copy_": _copy_,
         "__getitem__": indexing.subscript, "__setitem__": indexing.setitem,
         "zero_": lambda self: self._assign(filled(self, 0), fill=True),  # in the graph: no gradient flows through
@@ -131,7 +129,7 @@ def _install_methods() -> None:
         "t_": _inplace_view(view.t), "transpose_": _inplace_view(transpose), "squeeze_": _inplace_view(view.squeeze),
         "unsqueeze_": _inplace_view(view.unsqueeze), "swapaxes_": _inplace_view(view.swapaxes),
         "swapdims_": _inplace_view(view.swapaxes),
-    }
+    })
     for name, fn in operators.items():
         setattr(Tensor, name, _operator(fn) if isinstance(fn, Op) else fn)
     for name, fn in {**creation.INPLACE_SAMPLERS, "multinomial": creation.multinomial,
@@ -179,12 +177,32 @@ def _set_data(self, value: Tensor) -> None:
                            f"({self.dtype.name}) a value of shape {list(value.shape)} ({value.dtype.name})")
 
 
-def _operator(fn: Op):
-    """x.op(y) as a direct dispatch (operators are the hottest path in eager code)."""
-    def method(self, *args):
-        return dispatch(fn, (self, *args), _NO_ATTRS)
-    method.__name__ = fn.name
+def _operator(fn: Op, reflected: bool = False, inplace: bool = False):
+    """x + y (reflected: y + x; inplace: x += y) as a direct dispatch (operators are the hottest path in eager
+    code). As torch's, an operator returns NotImplemented for an operand that is neither a tensor nor a number
+    (Python then tries the other operand's method, or raises its TypeError), and reads a numpy array as a tensor of
+    its dtype."""
+    def method(self, *other):
+        if other and not isinstance(other[0], Tensor):
+            x = _operand(other[0])
+            if x is NotImplemented:
+                return NotImplemented
+            other = (x,)
+        if inplace:
+            self._check_no_partial_overlap(name, other)
+            return _write(self, dispatch(fn, (self, *other), _NO_ATTRS), name)
+        return dispatch(fn, (*other, self) if reflected else (self, *other), _NO_ATTRS)
+    name = fn.name + "_" if inplace else fn.name
+    method.__name__ = name
     return method
+
+
+def _operand(x):
+    """An operator's other operand as an op takes it (a tensor or a Python number), or NotImplemented."""
+    if type(x) is np.ndarray and x.ndim:
+        return creation.as_tensor(x)
+    x = as_number(x)
+    return x if type(x) in NUMBERS else NotImplemented
 
 
 _NO_ATTRS: dict = {}

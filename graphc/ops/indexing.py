@@ -249,8 +249,17 @@ def setitem(x: Tensor, key, value) -> None:
     """Tensor.__setitem__: write value through the index into x's storage (visible in every view of it). Into an
     expanded x (elements sharing memory) only the indexed elements are written, so they must be distinct, as in
     torch: x is viewed by the index's basic part first."""
+    mask = isinstance(key, Tensor) and key.dtype is dtypes.bool_
+    if mask and _masks_leading_dims(x, key, value):  # as masked_fill: no value-dependent shape (a graph break)
+        from .elementwise import where
+        x._assign(where(key.reshape(tuple(key.shape) + (1,) * (x.ndim - key.ndim)), value, x))
+        return
     items, tensors = parse_index(x, key)
     if isinstance(value, Tensor) and value.dtype is not x.dtype:
+        if tensors and not (mask and value.ndim == 0):  # as torch's index_put_ (x[mask] = 0-d is a masked_fill_;
+            # a basic index writes as copy_ does: both cast)
+            raise op_error("index_put_", f"Index put requires the source and destination dtypes match, got "
+                           f"{x.dtype.name} for the destination and {value.dtype.name} for the source", (x, value))
         from .elementwise import cast
         value = cast(value, x.dtype)
     if isinstance(value, Tensor):  # as torch, leading size-1 dims of the value beyond the indexed shape's rank drop
@@ -261,6 +270,19 @@ def setitem(x: Tensor, key, value) -> None:
         x = getitem(x, items=tuple(_FULL if item == TENSOR else item for item in items))
         items = tuple(TENSOR if item == TENSOR else _FULL for item in items if type(item) is not int)
     x._assign(index_put(x, value, *tensors, items=items))
+
+
+def _masks_leading_dims(x: Tensor, mask: Tensor, value) -> bool:
+    """Whether x[mask] = value writes one value (a number, or a tensor of x's dtype or 0-d, broadcasting over the
+    dims the mask leaves) at each position of a mask over x's leading dims: the same as filling where the mask is
+    set, whatever the mask's values."""
+    if not 0 < mask.ndim <= x.ndim or tuple(mask.shape) != tuple(x.shape[:mask.ndim]) or x._overlaps_itself():
+        return False
+    if not isinstance(value, Tensor):
+        return type(dtypes.as_number(value)) in dtypes.NUMBERS
+    rest = tuple(x.shape[mask.ndim:])
+    return (value.ndim == 0 or value.dtype is x.dtype) and value.ndim <= len(rest) and all(
+        n in (1, m) for n, m in zip(value.shape[::-1], rest[::-1]))
 
 
 def indexed_put(x: Tensor, indices, values, accumulate: bool = False) -> Tensor:

@@ -293,7 +293,10 @@ unsqueeze = op(
 
 
 def _squeeze_parse(x, dim=None):
-    return (x,), {"dim": None if dim is None else meta.norm_dims(dim, x.ndim)}
+    dims = None if dim is None else meta.norm_dims(dim, x.ndim)
+    for d in range(x.ndim) if dims is None else dims:  # which dims go depends on which have size 1
+        meta.specialized_size(x, d)
+    return (x,), {"dim": dims}
 
 
 def _squeeze_dims(shape, dim):

@@ -7,7 +7,7 @@ from typing import Any
 from .. import dtypes
 from ..ops.creation import zeros, zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, ascent, check_hyperparameter
+from .optimizer import Optimizer, ascent, check_hyperparameter, implementation
 
 
 class Adadelta(Optimizer):
@@ -22,7 +22,9 @@ class Adadelta(Optimizer):
             raise ValueError(f"Invalid rho value: {rho}")
         check_hyperparameter("epsilon value", eps)
         check_hyperparameter("weight_decay value", weight_decay)
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                                      **implementation("Adadelta", foreach=foreach, capturable=capturable,
+                                                       differentiable=differentiable)))
 
     def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         rho, eps = group["rho"], group["eps"]

@@ -7,7 +7,7 @@ from typing import Any
 from .. import dtypes
 from ..ops.creation import full_like, zeros
 from ..tensor import Tensor
-from .optimizer import Optimizer, ascent, check_hyperparameter
+from .optimizer import Optimizer, ascent, check_hyperparameter, implementation
 
 
 class Adagrad(Optimizer):
@@ -22,7 +22,9 @@ class Adagrad(Optimizer):
                             ("initial_accumulator_value value", initial_accumulator_value), ("epsilon value", eps)):
             check_hyperparameter(name, value)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize))
+                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize,
+                                      **implementation("Adagrad", foreach=foreach, differentiable=differentiable,
+                                                       fused=fused)))
         for group in self.param_groups:
             for p in group["params"]:
                 self.state[p] = {"step": zeros((), dtype=dtypes.float32),

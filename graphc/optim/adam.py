@@ -8,7 +8,7 @@ from .. import dtypes
 from ..ops.creation import zeros, zeros_like
 from ..ops.elementwise import maximum
 from ..tensor import Tensor
-from .optimizer import Optimizer, ascent, check_hyperparameter
+from .optimizer import Optimizer, ascent, check_hyperparameter, implementation
 
 
 class Adam(Optimizer):
@@ -17,14 +17,18 @@ class Adam(Optimizer):
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 amsgrad: bool = False, *, maximize: bool = False, decoupled_weight_decay: bool = False):
+                 amsgrad: bool = False, *, foreach: bool | None = None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False, fused: bool | None = None,
+                 decoupled_weight_decay: bool = False):
         check_hyperparameter("learning rate", lr)
         check_hyperparameter("epsilon", eps)
         check_hyperparameter("beta at index 0", betas[0], 1.0)
         check_hyperparameter("beta at index 1", betas[1], 1.0)
         check_hyperparameter("weight_decay", weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                                      maximize=maximize, decoupled_weight_decay=decoupled_weight_decay))
+                                      maximize=maximize, decoupled_weight_decay=decoupled_weight_decay,
+                                      **implementation(type(self).__name__, foreach=foreach, capturable=capturable,
+                                                       differentiable=differentiable, fused=fused)))
 
     def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
         """Parameters that have stepped together share one `step` tensor, so the step count and the bias corrections
@@ -67,8 +71,11 @@ class AdamW(Adam):
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
-                 amsgrad: bool = False, *, maximize: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True)
+                 amsgrad: bool = False, *, maximize: bool = False, foreach: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False, fused: bool | None = None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
 
 
 def update_moments(param: Tensor, grad: Tensor, state: dict[str, Any],

@@ -8,7 +8,7 @@ from .. import dtypes
 from ..ops.creation import zeros, zeros_like
 from ..ops.elementwise import maximum
 from ..tensor import Tensor
-from .optimizer import Optimizer, ascent, check_moment_hyperparameters
+from .optimizer import Optimizer, ascent, check_moment_hyperparameters, implementation
 
 
 class Adamax(Optimizer):
@@ -21,7 +21,9 @@ class Adamax(Optimizer):
                  capturable: bool = False):
         check_moment_hyperparameters(lr, betas, eps, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize))
+                                      maximize=maximize,
+                                      **implementation("Adamax", foreach=foreach, capturable=capturable,
+                                                       differentiable=differentiable)))
 
     def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]

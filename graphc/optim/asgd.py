@@ -8,7 +8,7 @@ from .. import dtypes
 from ..ops.creation import ones, tensor, zeros, zeros_like
 from ..ops.elementwise import eq, maximum, where
 from ..tensor import Tensor
-from .optimizer import Optimizer, ascent, check_hyperparameter
+from .optimizer import Optimizer, ascent, check_hyperparameter, implementation
 
 
 class ASGD(Optimizer):
@@ -22,7 +22,9 @@ class ASGD(Optimizer):
         check_hyperparameter("learning rate", lr)
         check_hyperparameter("weight_decay value", weight_decay)
         super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
-                                      maximize=maximize))
+                                      maximize=maximize,
+                                      **implementation("ASGD", foreach=foreach, capturable=capturable,
+                                                       differentiable=differentiable)))
 
     def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr, lambd = group["lr"], group["lambd"]

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ..state import STATE
 from ..tensor import Tensor
 from .optimizer import Optimizer
 
@@ -38,9 +39,12 @@ def _value(lr: float | Tensor) -> float | Tensor:
 
 def _set(group: dict[str, Any], key: str, value: float | Tensor) -> None:
     """Write a hyper-parameter: into the tensor in place when the group holds one (so a compiled step that reads it
-    as an input needs no new trace, torch's rule too), else as the new float."""
-    if isinstance(group[key], Tensor):
-        group[key].fill_(float(value))
+    as an input needs no new trace, torch's rule too), else as the new float (also over the number graphc.compile
+    hands a trace in place of a float that changes between calls: a scalar proxy, put back after the trace unless
+    replaced)."""
+    holder = group[key]
+    if isinstance(holder, Tensor) and (STATE.capture is None or STATE.capture.weak_node(holder) is None):
+        holder.fill_(float(value))
     else:
         group[key] = value
 

@@ -8,7 +8,7 @@ from .. import dtypes
 from ..ops.creation import ones, zeros, zeros_like
 from ..tensor import Tensor
 from .adam import update_moments
-from .optimizer import Optimizer, check_hyperparameter, check_moment_hyperparameters
+from .optimizer import Optimizer, check_hyperparameter, check_moment_hyperparameters, implementation
 
 
 class NAdam(Optimizer):
@@ -25,7 +25,9 @@ class NAdam(Optimizer):
         check_hyperparameter("momentum_decay value", momentum_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
-                                      maximize=maximize))
+                                      maximize=maximize,
+                                      **implementation("NAdam", foreach=foreach, capturable=capturable,
+                                                       differentiable=differentiable)))
 
     def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         (beta1, beta2), lr = group["betas"], group["lr"]

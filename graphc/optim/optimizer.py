@@ -9,6 +9,18 @@ from ..autograd import enable_grad, no_grad
 from ..tensor import Tensor
 
 
+def implementation(name: str, **flags) -> dict[str, Any]:
+    """torch's switches between implementations of the same update (foreach: loops over lists of tensors; fused: one
+    kernel; capturable: CUDA-graph capture), as an optimizer's constructor got them: graphc has one implementation,
+    so they are kept in the hyper-parameters (torch's param_groups and state dicts hold them too).
+    differentiable=True (an update autograd differentiates through) raises NotImplementedError: graphc's steps
+    run under no_grad."""
+    if flags.get("differentiable"):
+        raise NotImplementedError(f"{name}(differentiable=True): graphc's optimizer steps run under no_grad; "
+                                  "differentiate through an update written with tensor ops instead")
+    return flags
+
+
 class Optimizer:
     """torch.optim.Optimizer: holds param_groups (dicts of params plus hyper-parameters) and per-parameter state.
     Subclasses implement step(); updates are in-place graphc ops run under no_grad, so the compiler can capture them."""

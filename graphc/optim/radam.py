@@ -9,7 +9,7 @@ from ..ops.creation import zeros, zeros_like
 from ..ops.elementwise import gt, maximum, where
 from ..tensor import Tensor
 from .adam import update_moments
-from .optimizer import Optimizer, check_moment_hyperparameters
+from .optimizer import Optimizer, check_moment_hyperparameters, implementation
 
 
 class RAdam(Optimizer):
@@ -24,7 +24,9 @@ class RAdam(Optimizer):
                  capturable: bool = False, differentiable: bool = False):
         check_moment_hyperparameters(lr, betas, eps, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
+                                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
+                                      **implementation("RAdam", foreach=foreach, capturable=capturable,
+                                                       differentiable=differentiable)))
 
     def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         (beta1, beta2), lr = group["betas"], group["lr"]

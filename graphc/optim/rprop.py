@@ -8,7 +8,7 @@ from .. import dtypes
 from ..ops.creation import full_like, zeros, zeros_like
 from ..ops.elementwise import eq, gt, lt, where
 from ..tensor import Tensor
-from .optimizer import Optimizer, ascent, check_hyperparameter
+from .optimizer import Optimizer, ascent, check_hyperparameter, implementation
 
 
 class Rprop(Optimizer):
@@ -23,7 +23,9 @@ class Rprop(Optimizer):
         check_hyperparameter("learning rate", lr)
         if not 0.0 < etas[0] < 1.0 < etas[1]:
             raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
-        super().__init__(params, dict(lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes), maximize=maximize))
+        super().__init__(params, dict(lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes), maximize=maximize,
+                                      **implementation("Rprop", foreach=foreach, capturable=capturable,
+                                                       differentiable=differentiable)))
 
     def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         (etaminus, etaplus), (step_size_min, step_size_max) = group["etas"], group["step_sizes"]

@@ -10,6 +10,7 @@ import numpy as np
 from ...errors import op_error
 from ...ops.creation import tensor
 from ...ops.join import cat, stack
+from ...state import STATE
 from ...tensor import Tensor
 
 
@@ -76,8 +77,18 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
         order = np.argsort(-lengths, kind="stable")
         sorted_indices, unsorted_indices = tensor(order), tensor(np.argsort(order))
         input, lengths = input[:, sorted_indices], lengths[order]
-    batch_sizes = (lengths[None, :] > np.arange(lengths.max())[:, None]).sum(1)
-    return pack_sorted(input, tensor(batch_sizes), sorted_indices, unsorted_indices)
+    batch_sizes = tensor((lengths[None, :] > np.arange(lengths.max())[:, None]).sum(1))
+    return pack_sorted(input, *_derived(batch_sizes, sorted_indices, unsorted_indices))
+
+
+def _derived(*tensors: Tensor | None) -> tuple:
+    """The tensors a packing made from the lengths or batch sizes: under graphc.compile, Python may read their
+    values (the trace guards the values they follow from: ints passed by value, a small tensor's values)."""
+    if STATE.capture is not None:
+        for t in tensors:
+            if t is not None:
+                STATE.capture.note_derived(t)
+    return tensors
 
 
 def pack_sorted(input: Tensor, batch_sizes: Tensor, sorted_indices: Tensor | None,
@@ -110,7 +121,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
     if sequence.unsorted_indices is not None:
         padded = padded[:, sequence.unsorted_indices]
         lengths = lengths[sequence.unsorted_indices._host()]
-    return (padded.transpose(0, 1) if batch_first else padded), tensor(lengths)
+    return (padded.transpose(0, 1) if batch_first else padded), _derived(tensor(lengths))[0]
 
 
 def pack_sequence(sequences: Sequence[Tensor], enforce_sorted: bool = True) -> PackedSequence:
