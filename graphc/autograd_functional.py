@@ -14,6 +14,7 @@ from . import autograd
 from .autograd import enable_grad
 from .ops.creation import zeros, zeros_like
 from .ops.join import stack
+from .ops.meta import specialized_numel
 from .tensor import Tensor
 
 
@@ -58,7 +59,7 @@ def _validate_v(v: tuple, other: tuple, is_other_tuple: bool) -> None:
 def _vector(v, against: tuple, is_against_tuple: bool, fn_name: str, create_graph: bool) -> tuple | None:
     """v as a tuple shaped like `against`; None only where against is one single-element tensor."""
     if v is None:
-        if len(against) != 1 or against[0].numel() != 1:
+        if len(against) != 1 or specialized_numel(against[0]) != 1:
             raise RuntimeError("The vector v can only be None if the input to the user-provided function is a "
                                "single Tensor with a single element." if fn_name in ("jvp", "hvp", "vhp") else
                                "The vector v can only be None if the user-provided function returns a single "
@@ -126,7 +127,7 @@ def _jacobian_of(out: Tensor, inputs: tuple, create_graph: bool, strict: bool) -
     """d out / d input for each input, shaped out.shape + input.shape: one reverse pass per element of out."""
     flat = out.reshape(-1)
     rows = [_fill_in_zeros(_grad((flat[k],), inputs, None, create_graph), inputs, strict, "jacobian")
-            for k in range(flat.numel())]
+            for k in range(specialized_numel(flat))]
     return tuple((stack([r[j] for r in rows]) if rows else zeros(0, *x.shape, dtype=x.dtype, device=x.device))
                  .reshape(tuple(out.shape) + tuple(x.shape)) for j, x in enumerate(inputs))
 
@@ -157,7 +158,7 @@ def _single_element(out, fn_name: str) -> Tensor:
     _as_tuple(out, "outputs of the user-provided function", fn_name)
     if isinstance(out, tuple):
         raise RuntimeError(f"The function given to {fn_name} should return a single Tensor")
-    if out.numel() != 1:
+    if specialized_numel(out) != 1:
         raise RuntimeError(f"The Tensor returned by the function given to {fn_name} should contain a single element")
     return out
 

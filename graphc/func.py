@@ -11,6 +11,7 @@ from .autograd import enable_grad
 from .autograd import grad as autograd_grad
 from .nn.module import Module
 from .ops.join import stack
+from .ops.meta import specialized_numel, specialized_size
 from .tensor import Tensor
 
 
@@ -104,7 +105,7 @@ def grad_and_value(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: 
     def wrapped(*args, **kwargs):
         positions, args, outer, output, aux = _traced_call(func, argnums, has_aux, args, kwargs)
         with enable_grad():
-            if not isinstance(output, Tensor) or output.numel() != 1:
+            if not isinstance(output, Tensor) or specialized_numel(output) != 1:
                 raise RuntimeError("grad: the function must return a single-element tensor"
                                    + (" (and the aux value, with has_aux)" if has_aux else ""))
             wrt = [t for i in positions for t in _leaves(args[i])]
@@ -136,7 +137,7 @@ def vmap(func: Callable, in_dims: int | tuple | None = 0, out_dims: int | tuple 
     mapped."""
     def wrapped(*args, **kwargs):  # keyword arguments are passed whole, as torch's vmap does
         dims = in_dims if isinstance(in_dims, (tuple, list)) else (in_dims,) * len(args)
-        sizes = {t.shape[d] for a, d in zip(args, dims) if d is not None for t in _leaves(a)}
+        sizes = {specialized_size(t, d) for a, d in zip(args, dims) if d is not None for t in _leaves(a)}
         if len(sizes) != 1:
             raise ValueError(f"vmap: expected one size along the mapped dims, got {sorted(sizes) or 'none'}")
         outs = [func(*(a if d is None else _map(a, lambda t, d=d, i=i: t.select(d, i)) for a, d in zip(args, dims)),
@@ -160,7 +161,8 @@ def jacrev(func: Callable, argnums: int | tuple[int, ...] = 0, *, has_aux: bool 
             with enable_grad():
                 flat = out.reshape(-1)
                 rows = [_kept(autograd_grad(flat[k], [args[i] for i in positions], retain_graph=True,
-                                            allow_unused=True, create_graph=True), outer) for k in range(flat.numel())]
+                                            allow_unused=True, create_graph=True), outer)
+                        for k in range(specialized_numel(flat))]
             jacobians = tuple(stack([r[j] if r[j] is not None else args[i] * 0 for r in rows]).reshape(
                 tuple(out.shape) + tuple(args[i].shape)) for j, i in enumerate(positions))
             return jacobians[0] if isinstance(argnums, int) else jacobians

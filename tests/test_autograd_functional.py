@@ -102,3 +102,20 @@ def test_vmap_is_torch_vmap():
     batched = torch.randn(4, 3)
     np.testing.assert_allclose(graphc.vmap(lambda r: (r * r).sum())(graphc.tensor(batched.numpy())).numpy(),
                                torch.vmap(lambda r: (r * r).sum())(batched).numpy(), rtol=1e-6)
+
+
+def test_vmap_and_jacobians_compiled_follow_the_batch_size():
+    """vmap calls the function once per mapped index, jacrev/jacobian once per output element: those counts are
+    sizes the trace's structure is built from, so they are guards (a replay with a larger batch returned the first
+    call's rows, silently)."""
+    programs = [(lambda L: lambda x: L.vmap(lambda r: r * 2 + r.sum())(x)),
+                (lambda L: lambda x: L.func.vmap(L.func.grad(lambda r: (r ** 2).sum()))(x)),
+                (lambda L: lambda x: L.func.jacrev(lambda r: r.sin() * 2)(x[0]))]
+    compiled = [graphc.compile(p(graphc)) for p in programs]
+    for n in (2, 3, 5):
+        x = np.arange(n * 3, dtype=np.float32).reshape(n, 3) / 4
+        for p, c in zip(programs, compiled):
+            np.testing.assert_allclose(c(graphc.tensor(x)).numpy(), p(torch)(torch.tensor(x)).numpy(), rtol=1e-6)
+        mine = graphc.compile(lambda v: jacobian(lambda r: r.exp(), v))(graphc.tensor(x[:, 0]))
+        expected = TA.jacobian(lambda r: r.exp(), torch.tensor(x[:, 0]))
+        np.testing.assert_allclose(mine.numpy(), expected.numpy(), rtol=1e-6)

@@ -20,6 +20,14 @@ def specialized_size(x, dim: int) -> int:
     return x.shape[dim]
 
 
+def specialized_numel(x) -> int:
+    """x.numel(), for library code that loops over x's elements (a Jacobian's rows): every size is a guard."""
+    n = 1
+    for d in range(x.ndim):
+        n *= specialized_size(x, d)
+    return n
+
+
 def is_node(x) -> bool:
     """Is x a graph node (the compiler's IR Node: an operand that is not a Python number)? For the patterns an op
     replaces (dispatch.op's replaces)."""
