@@ -418,3 +418,24 @@ def test_load_state_dict_with_assign_takes_the_values_and_their_dtype_as_torch()
             assert p.requires_grad == tp.requires_grad, name
         assert isinstance(mine[0].weight, graphc.nn.Parameter)
         assert [n for n, _ in mine.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_an_out_of_range_token_is_the_callers_error_not_the_plans(backend):
+    """A batch with a token id beyond the table raises torch's IndexError, compiled as eagerly, on the first call
+    too: the caller's values are refused (no "plan failed" warning, no eager fallback), and good batches replay."""
+    import warnings
+
+    emb = torch.nn.Embedding(5, 2)
+    with pytest.raises(IndexError):
+        emb(torch.tensor([0, 7]))
+    compiled = graphc.compile(nn.Embedding(5, 2), backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for tokens in ([0, 7], [0, 1], [2, 3], [9, 9], [4, 1]):
+            if max(tokens) >= 5:
+                with pytest.raises(IndexError, match="out of range"):
+                    compiled(graphc.tensor(tokens))
+            else:
+                assert compiled(graphc.tensor(tokens)).shape == (2, 2)
+    assert compiled.num_compiles == 1

@@ -15,6 +15,7 @@ from numpy.lib.stride_tricks import as_strided
 from .. import dtypes
 from ..amp.autocast_mode import LOWER
 from ..dispatch import CROSS, OTHER, op
+from ..errors import values_refused
 from . import creation
 
 
@@ -517,7 +518,8 @@ def embedding(indices, weight, padding_idx):
     rows = weight.shape[0]
     if indices.size and (indices.min() < 0 or indices.max() >= rows):
         bad = indices[(indices < 0) | (indices >= rows)].ravel()[0]
-        raise IndexError(f"index {bad} is out of range for an embedding table of {rows} rows (valid [0, {rows}))")
+        raise values_refused(IndexError)(f"index {bad} is out of range for an embedding table of {rows} rows "
+                                         f"(valid [0, {rows}))")  # the caller's values, not the program, are wrong
     return np.take(weight, indices, axis=0)
 
 
