@@ -439,3 +439,13 @@ def test_an_out_of_range_token_is_the_callers_error_not_the_plans(backend):
             else:
                 assert compiled(graphc.tensor(tokens)).shape == (2, 2)
     assert compiled.num_compiles == 1
+
+
+def test_float64_batch_norm_running_var_is_torch_to_float64_rounding():
+    """The unbiased correction n / (n - 1) is applied in the statistic's dtype (it was a float32 factor: 8/7 off by
+    float32 rounding in a float64 model's running_var)."""
+    x = np.random.default_rng(0).standard_normal((8, 3))
+    mine, theirs = nn.BatchNorm1d(3).double(), torch.nn.BatchNorm1d(3).double()
+    mine(graphc.tensor(x))
+    theirs(torch.tensor(x))
+    np.testing.assert_allclose(mine.running_var.numpy(), theirs.running_var.numpy(), rtol=1e-14)

@@ -1073,7 +1073,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         if running_mean is not None:
             with no_grad():
                 _update_running(running_mean, mu.detach().view(-1), momentum, n)
-                _update_running(running_var, var.detach().view(-1) * (n / (n - 1)), momentum, n)
+                _update_running(running_var, var.detach().view(-1) * n / (n - 1), momentum, n)
     else:
         out = (input - running_mean.view(channel)) * rsqrt(running_var.view(channel) + eps)
     if weight is not None:
