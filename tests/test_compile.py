@@ -1165,3 +1165,19 @@ def test_floats_by_keyword_and_in_dicts_are_read_by_name(backend):
         compiled = graphc.compile(fn, backend=backend)
         for _ in range(3):
             assert_close(call(graphc, graphc.tensor(x), graphc.tensor(y))(compiled), expected), name
+
+
+def test_initialisers_inside_a_compiled_function_draw_anew_at_each_call():
+    """nn.init draws with numpy: traced, the draws would be constants every replay repeats (a module built inside
+    the function gave the same weights at each call, silently). The function runs eagerly, with one warning, and
+    each call draws anew, as in torch."""
+    fns = [graphc.compile(lambda x: x + graphc.nn.init.normal_(graphc.empty(3))),
+           graphc.compile(lambda x: graphc.nn.Linear(2, 2)(x))]
+    for fn in fns:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            draws = {tuple(fn(graphc.ones(1, 3) if fn is fns[0] else graphc.ones(1, 2)).detach().numpy().ravel())
+                     for _ in range(4)}
+        assert len(draws) == 4
+        messages = [str(w.message) for w in caught if "nn.init" in str(w.message)]
+        assert len(messages) == 1, messages

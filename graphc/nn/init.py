@@ -9,6 +9,7 @@ import scipy.special
 
 from ..autograd import no_grad
 from ..ops.creation import Generator, default_generator, from_numpy
+from ..state import STATE
 from ..tensor import Tensor
 
 
@@ -50,6 +51,14 @@ def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
 
 
 def _rng(generator: Generator | None) -> np.random.Generator:
+    """The numpy stream initialisers draw from. Under graphc.compile their draws would be constants of the trace
+    (every replay the same numbers): the function runs eagerly instead, with one warning."""
+    if STATE.capture is not None:
+        from ..compiler.capture import CaptureError
+        from ..errors import user_line
+
+        raise CaptureError(f"nn.init draws random numbers at {user_line()} (a module built or re-initialised inside "
+                           "the compiled function): a replay would repeat them; build it outside")
     return (generator or default_generator)._rng
 
 
