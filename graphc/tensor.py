@@ -276,8 +276,10 @@ class Tensor:
 
     def is_contiguous(self, memory_format: memory_format = contiguous_format) -> bool:
         """Whether the elements lie in memory in row-major order (or, for channels_last / channels_last_3d, in the
-        order N, H, W, C / N, D, H, W, C of a 4-d / 5-d tensor), as torch's."""
-        data = self._storage()
+        order N, H, W, C / N, D, H, W, C of a 4-d / 5-d tensor), as torch's. Inside graphc.compile a value the trace
+        computes is not a graph break: its layout is the one eager gives it, which the compiler models
+        (functionalization.computed_layout)."""
+        data = self._storage() if self._data is not None or STATE.capture is None else STATE.capture.layout(self)
         order = _CHANNELS_LAST.get(memory_format)
         if order is not None:
             if len(order) != data.ndim:
@@ -735,7 +737,7 @@ class Tensor:
         order (x += x) are fine. As in torch, only tensors whose elements are dense in memory are compared."""
         capture = STATE.capture
         out = capture.layout(self) if capture is not None else self._data
-        if type(out) is not np.ndarray:
+        if type(out) is not np.ndarray:  # a CUDA tensor's
             return
         for x in inputs:
             if type(x) is Tensor and x is not self:

@@ -1181,3 +1181,22 @@ def test_initialisers_inside_a_compiled_function_draw_anew_at_each_call():
         assert len(draws) == 4
         messages = [str(w.message) for w in caught if "nn.init" in str(w.message)]
         assert len(messages) == 1, messages
+
+
+def test_is_contiguous_of_a_traced_value_is_read_from_its_layout_without_a_graph_break():
+    """`if not y.is_contiguous(): y = y.contiguous()` after a transpose: the layout of a value the trace computes is
+    the one eager gives it (the compiler models it), so reading it is no graph break; values are torch's."""
+    def program(L):
+        def f(x):
+            y = (x * 2).t()
+            z = y.contiguous() if not y.is_contiguous() else y
+            return z.view(-1) + (3 if (x + 1).is_contiguous() else 4) + (5 if x.permute(1, 0).is_contiguous() else 6)
+        return f
+
+    compiled = graphc.compile(program(graphc))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n in (2, 3, 2):
+            x = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
+            assert_close(compiled(graphc.tensor(x)), program(torch)(torch.tensor(x)))
+    assert compiled.num_traces == 1

@@ -233,11 +233,10 @@ class Capture:
         """A proxy holding t's current value (a snapshot, not an alias)."""
         return self._proxy(self.node_of(t))
 
-    def layout(self, t: Tensor) -> np.ndarray | None:
-        """t's memory layout, as eager would give it (over a stand-in for a storage the trace computes), or None
-        for a value sharing no memory."""
+    def layout(self, t: Tensor) -> np.ndarray:
+        """t's memory layout, as eager would give it (over a stand-in for a storage the trace computes)."""
         rec = self._alias_of(t)
-        return rec.layout if rec is not None else t._data
+        return rec.layout if rec is not None else t._data if t._data is not None else self._layout_of(t._node)
 
     def overlaps(self, t: Tensor) -> bool:
         """Whether elements of t share memory (an expanded view): writes into t must not reach one element twice."""
