@@ -1200,3 +1200,32 @@ def test_is_contiguous_of_a_traced_value_is_read_from_its_layout_without_a_graph
             x = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
             assert_close(compiled(graphc.tensor(x)), program(torch)(torch.tensor(x)))
     assert compiled.num_traces == 1
+
+
+def test_autograd_grad_inside_replays_when_its_gradient_views_a_split():
+    """autograd.grad inside a compiled function: the gradient of a stacked (or concatenated) input is a view that
+    keeps the other parts' inputs alive for their shapes (a zeros_like among them); those are not state the
+    function left behind, so the function replays (it counted them as escaped and ran eagerly after three calls)."""
+    def programs(L):
+        def stacked(x):
+            y = L.stack([x, L.zeros_like(x)]).sum(0)
+            (g,) = L.autograd.grad(y.sum(), [x])
+            return y, g
+
+        def group_norm(x):
+            y = L.nn.functional.group_norm((x * 2).reshape(1, 2, -1), 2)
+            (g,) = L.autograd.grad((y * y).sum(), [x])
+            return y, g
+        return [stacked, group_norm]
+
+    for mine, theirs, sizes, traces in zip(programs(graphc), programs(torch), [(3, 3, 3, 3), (3, 3, 5, 3, 5)], [1, 2]):
+        compiled = graphc.compile(mine)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for n in sizes:
+                x = np.random.default_rng(n).standard_normal((n, 2)).astype(np.float32)
+                y, g = compiled(graphc.tensor(x, requires_grad=True))
+                ty, tg = theirs(torch.tensor(x, requires_grad=True))
+                assert_close(y, ty, rtol=1e-5, atol=1e-5)
+                assert_close(g, tg, rtol=1e-4, atol=1e-5)
+        assert compiled.num_traces == traces

@@ -85,12 +85,24 @@ def apply_steps(array, steps: tuple, others_of) -> np.ndarray:
 
 
 def viewed_by(t: Tensor) -> list[Tensor]:
-    """The tensors a view keeps alive through its `_view` chain (they are not state the function left behind)."""
-    out = []
-    while t._view is not None:
-        t, _, others, _ = t._view
-        out.append(t)
-        out.extend(x for x in others if type(x) is Tensor)
+    """The tensors a view keeps alive through its `_view` chains: its base and the view ops' other operands (the
+    inputs whose shapes place a part of a gradient split among them), and theirs in turn. They are not state the
+    function left behind."""
+    out, pending, seen = [], [t], {id(t)}
+    while pending:
+        view = pending.pop()._view
+        if view is None:
+            continue
+        base, _, others, _ = view
+        items = [base, *others]
+        while items:
+            x = items.pop()
+            if type(x) in (tuple, list):
+                items.extend(x)
+            elif type(x) is Tensor and id(x) not in seen:
+                seen.add(id(x))
+                out.append(x)
+                pending.append(x)
     return out
 
 
