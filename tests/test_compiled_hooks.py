@@ -104,3 +104,44 @@ def test_a_hook_writing_tensors_in_place_traces_every_call_with_one_warning(mode
                 step(L.tensor(X + call))
         buffers[L] = acc
     assert_close(buffers[graphc], buffers[torch], atol=1e-5)
+
+
+def test_a_compiled_module_storing_detached_activations_replays_with_a_backward():
+    """`self.last = out.detach()` and a forward hook storing `o.detach()` (feature extraction, Grad-CAM): a detached
+    alias of a result that requires grad is regenerated from it at each replay, outside autograd, so the module
+    keeps its forward and backward plans (it ran eagerly after three calls). Values, gradients and memory sharing
+    are eager's and torch's."""
+    def make(L):
+        L.manual_seed(0)
+
+        class M(L.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.l, self.m = L.nn.Linear(4, 2), L.nn.Linear(2, 3)
+
+            def forward(self, x):
+                out = self.l(x)
+                self.last = out.detach()
+                return self.m(out.relu())
+        return M()
+
+    tm, gm = make(torch), make(graphc)
+    gm.load_state_dict({k: graphc.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
+    acts = {}
+    gm.m.register_forward_hook(lambda mod, i, o: acts.__setitem__("out", o.detach()))
+    compiled = graphc.compile(gm)
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            x = rng.standard_normal((5, 4)).astype(np.float32)
+            y, ty = compiled(graphc.tensor(x)), tm(torch.tensor(x))
+            y.sum().backward()
+            ty.sum().backward()
+            assert_close(y, ty)
+            assert_close(gm.last, tm.last)
+            assert_close(gm.l.weight.grad, tm.l.weight.grad, rtol=1e-5)
+            assert not gm.last.requires_grad and not acts["out"].requires_grad
+            y.detach()[0, 0] = 100.0  # the stored activation shares the result's memory, as eagerly
+            assert acts["out"][0, 0].item() == 100.0
+    assert compiled.num_traces == 2  # the first call stores a tensor where there was none: traced once more

@@ -1099,6 +1099,8 @@ def _view_of(base: Tensor, steps: tuple, filled: Callable) -> Tensor:
     """base viewed through steps, each view op run eagerly (outside autograd: a replayed result needs no grad), so
     the result shares base's memory and version counter and knows its view chain (`_view`), as eagerly."""
     with autograd.no_grad():
+        if not steps:  # an alias of the same elements: detach()
+            return base.detach()
         for op, others, attrs in steps:
             base = base.detach() if op is None else dispatch(op, (base, *map(filled, others)), attrs)
     return base
@@ -1145,13 +1147,16 @@ def _template_from(result, live: list[Tensor], nodes: list[Node], written: list[
 
 
 def _outs_of(template, viewed: bool = False) -> list[tuple[_Out, bool]]:
-    """The _Out entries of a template, each with whether it was reached as (or through) a view's base."""
+    """The _Out entries of a template, each with whether it was reached as (or through) the base of a view that
+    eagerly shares its autograd history (a detached alias, `self.last = out.detach()`, does not: it is regenerated
+    from the result at each call, outside autograd, as eagerly)."""
     kind = type(template)
     if kind is _Out:
         return [(template, viewed)]
     if kind is _View:
-        return _outs_of(template.base, True) + [o for _, others, _ in template.steps for x in others
-                                                 for o in _outs_of(x, True)]
+        detached = not template.steps or any(op is None for op, _, _ in template.steps)  # () is detach()
+        return _outs_of(template.base, viewed or not detached) + [o for _, others, _ in template.steps
+                                                                  for x in others for o in _outs_of(x, True)]
     inner = children(template)
     if inner is not None:
         return [o for x in inner[0] for o in _outs_of(x, viewed)]
