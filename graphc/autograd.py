@@ -450,6 +450,7 @@ class FunctionCtx:
         self.to_save: tuple = ()
         self.versions: list = []
         self.non_differentiable: set[int] = set()
+        self.dirty: set[int] = set()
         self.materialize_grads = True
 
     def save_for_backward(self, *tensors) -> None:
@@ -477,7 +478,9 @@ class FunctionCtx:
         self.materialize_grads = value
 
     def mark_dirty(self, *tensors) -> None:
-        """Accepted for torch compatibility: graphc tracks in-place writes by itself."""
+        """These inputs were written in place by forward and are returned: as in torch, the caller's tensor itself
+        is the output, and its history is now this Function's backward."""
+        self.dirty = {id(t) for t in tensors}
 
 
 class OutputGrads:
@@ -622,11 +625,19 @@ class Function:
             return result
         single = not isinstance(result, tuple)
         outputs = [result] if single else list(result)
-        outputs = [o.detach() if any(o is x for x in args) else o for o in outputs]  # a returned input is new
+        for o in outputs:
+            if id(o) in ctx.dirty and (o.is_leaf and o.requires_grad or o._view is not None and o.requires_grad):
+                raise RuntimeError(f"{cls.__name__}: ctx.mark_dirty of a leaf that requires grad or of a view is "
+                                   "not supported (torch refuses the leaf too); write into a copy instead")
+        # a returned input is a new tensor, unless forward wrote it in place (mark_dirty): then it is the input
+        outputs = [o.detach() if id(o) not in ctx.dirty and any(o is x for x in args) else o for o in outputs]
         from .errors import user_line
         node = FunctionNode(cls, ctx, args, [o.detach() if type(o) is Tensor else o for o in outputs],
                             user_line() if STATE.anomaly else None)
         for i, o in enumerate(outputs):
             if type(o) is Tensor and o.dtype.is_floating_point and id(o) not in ctx.non_differentiable:
                 o.requires_grad, o.grad_fn = True, (node if single else OutputNode(node, i))
+                # a view of an input (x.view_as(x): a gradient-reversal layer) keeps its memory, but its history
+                # is this Function's backward, not the view op's (refresh_view would put that back)
+                o._view = None
         return outputs[0] if single else tuple(outputs)
