@@ -1229,3 +1229,26 @@ def test_autograd_grad_inside_replays_when_its_gradient_views_a_split():
                 assert_close(y, ty, rtol=1e-5, atol=1e-5)
                 assert_close(g, tg, rtol=1e-4, atol=1e-5)
         assert compiled.num_traces == traces
+
+
+def test_deepcopy_of_a_compiled_module_is_an_independent_compiled_copy():
+    """copy.deepcopy after model.compile() or of graphc.compile(model) (an EMA or teacher model) copies the module
+    and compiles it anew (it raised: cannot pickle '_thread.lock'); the copy runs with its own parameters, as in
+    torch."""
+    import copy
+
+    for compiled_in_place in (True, False):
+        model = graphc.nn.Linear(2, 2)
+        compiled = model if compiled_in_place else graphc.compile(model)
+        if compiled_in_place:
+            model.compile()
+        for _ in range(3):
+            compiled(graphc.ones(1, 2))
+        twin = copy.deepcopy(compiled)
+        twin_model = twin if compiled_in_place else twin.compiled_module
+        with graphc.no_grad():
+            twin_model.weight.zero_()
+        assert_close(twin(graphc.ones(1, 2)), torch.tensor(twin_model.bias.detach().numpy())[None])
+        weight, bias = (torch.tensor(p.detach().numpy()) for p in (model.weight, model.bias))
+        expected = torch.ones(1, 2) @ weight.T + bias
+        assert_close(compiled(graphc.ones(1, 2)), expected)

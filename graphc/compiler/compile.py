@@ -7,6 +7,7 @@ behind outside its results (no new state such as lazily created optimizer moment
 requires grad; other traces simply trace again on the next call, reusing the cached segment plans."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import gc
@@ -600,6 +601,11 @@ class CompiledFunction:
         self._warned_entries = self._warned_breaks = self._warned_numbers = self._warned_segments = False
         self._unreplayable_traces = self._value_misses = self._capture_failures = 0
         self._counted_trace = 0  # the last trace _unreplayable counted (a trace counts once, whatever its reasons)
+
+    def __deepcopy__(self, memo: dict) -> CompiledFunction:
+        """copy.deepcopy of a compiled function or module (an EMA or teacher model, AveragedModel): the function's
+        objects are copied and compiled again; the plans, which read the original's tensors, are not copied."""
+        return CompiledFunction(copy.deepcopy(self.fn, memo), self.backend, self.mode, self.fullgraph)
 
     @property
     def compiled_module(self):
