@@ -266,3 +266,36 @@ def test_embedding_from_pretrained_and_torch_signature():
         nn.Embedding(6, 3, max_norm=1.0)(graphc.tensor(idx))
     with pytest.raises(ValueError):
         nn.Embedding.from_pretrained(graphc.zeros(3))
+
+
+@pytest.mark.parametrize("name", ["SiLU", "Hardswish", "Hardsigmoid", "Mish", "ELU", "SELU", "CELU", "LeakyReLU",
+                                  "ReLU", "ReLU6", "Hardtanh", "Threshold"])
+def test_inplace_activations_keep_their_backward_as_torch(name):
+    """inplace=True on a tensor in autograd: the composite's ops read a copy of the input, as torch's single in-place
+    op keeps the original (SiLU, Hardswish, Mish raised "modified by an inplace operation" at backward)."""
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    args = (0.1, 20.0) if name == "Threshold" else ()
+    out = []
+    for lib in (graphc, torch):
+        w = lib.tensor(x, requires_grad=True)
+        y = getattr(lib.nn, name)(*args, inplace=True)(w * 1.5)
+        (y * y).sum().backward()
+        out.append((y, w.grad))
+    assert_close(out[0][0], out[1][0], atol=1e-6)
+    assert_close(out[0][1], out[1][1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["Dropout", "Dropout2d", "AlphaDropout", "FeatureAlphaDropout"])
+def test_inplace_dropouts_in_training_match_their_out_of_place_form(name):
+    """The same draw (same seed) in place and out of place gives the same values and gradients; in place it raised
+    at backward."""
+    x = np.random.default_rng(0).standard_normal((4, 3, 2)).astype(np.float32)
+    out = []
+    for inplace in (True, False):
+        graphc.manual_seed(3)
+        w = graphc.tensor(x, requires_grad=True)
+        y = getattr(graphc.nn, name)(0.4, inplace=inplace)(w * 1.5)
+        (y * y).sum().backward()
+        out.append((y.detach().numpy(), w.grad.numpy()))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-6)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import math
 import warnings
+from collections.abc import Callable
 
 import ml_dtypes
 import numpy as np
@@ -130,23 +131,28 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
-def _inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
-    return input.copy_(out) if inplace else out
+def _inplace(input: Tensor, fn: Callable[[Tensor], Tensor], inplace: bool) -> Tensor:
+    """fn(input), written into input when inplace (torch's inplace=True). fn's ops may save their operand for the
+    backward, which the write would change; torch's single in-place op keeps the original self for it, so here fn
+    reads a copy when input is in autograd."""
+    if not inplace:
+        return fn(input)
+    return input.copy_(fn(input.clone() if STATE.grad_enabled and input.requires_grad else input))
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x)."""
-    return _inplace(input, input * sigmoid(input), inplace)
+    return _inplace(input, lambda input: input * sigmoid(input), inplace)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, else negative_slope * x."""
-    return _inplace(input, where(gt(input, 0), input, input * negative_slope), inplace)
+    return _inplace(input, lambda input: where(gt(input, 0), input, input * negative_slope), inplace)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x where x > 0, else alpha * expm1(x) (torch's: exact for tiny x, -0.0 for -0.0)."""
-    return _inplace(input, _exponential_below_zero(input, 1.0, alpha), inplace)
+    return _inplace(input, lambda input: _exponential_below_zero(input, 1.0, alpha), inplace)
 
 
 def _exponential_below_zero(input: Tensor, scale: float, alpha: float) -> Tensor:
@@ -183,7 +189,8 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     low, high = _written_as(input, min_val), _written_as(input, max_val)
-    return _inplace(input, where(le(input, min_val), low, where(ge(input, max_val), high, input)), inplace)
+    return _inplace(input, lambda input: where(le(input, min_val), low, where(ge(input, max_val), high, input)),
+                    inplace)
 
 
 def _written_as(input: Tensor, value: float):
@@ -203,17 +210,17 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * relu6(x + 3) / 6 (Searching for MobileNetV3, Howard et al. 2019)."""
-    return _inplace(input, input * hardtanh(input + 3, 0.0, 6.0) / 6, inplace)
+    return _inplace(input, lambda input: input * hardtanh(input + 3, 0.0, 6.0) / 6, inplace)
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """relu6(x + 3) / 6."""
-    return _inplace(input, hardtanh(input + 3, 0.0, 6.0) / 6, inplace)
+    return _inplace(input, lambda input: hardtanh(input + 3, 0.0, 6.0) / 6, inplace)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * tanh(softplus(x)) (Mish, Misra 2019)."""
-    return _inplace(input, input * tanh(softplus(input)), inplace)
+    return _inplace(input, lambda input: input * tanh(softplus(input)), inplace)
 
 
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
@@ -221,7 +228,7 @@ _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """scale * elu(x, alpha) with the constants of Self-Normalizing Neural Networks (Klambauer et al. 2017)."""
-    return _inplace(input, elu(input, _SELU_ALPHA) * _SELU_SCALE, inplace)
+    return _inplace(input, lambda input: elu(input, _SELU_ALPHA) * _SELU_SCALE, inplace)
 
 
 def selu_(input: Tensor) -> Tensor:
@@ -233,7 +240,7 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x where x > 0, else alpha * (exp(x / alpha) - 1) (Barron 2017). Raises RuntimeError for alpha = 0."""
     if alpha == 0:
         raise op_error("celu", "ZeroDivisionError: alpha cannot be 0 for CELU", (input,), RuntimeError)
-    return _inplace(input, _exponential_below_zero(input, 1 / alpha, alpha), inplace)
+    return _inplace(input, lambda input: _exponential_below_zero(input, 1 / alpha, alpha), inplace)
 
 
 def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
@@ -261,7 +268,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     from ..ops.creation import rand_like
 
     slope = rand_like(input) * (upper - lower) + lower
-    return _inplace(input, where(ge(input, 0), input, input * slope), inplace)
+    return _inplace(input, lambda input: where(ge(input, 0), input, input * slope), inplace)
 
 
 def rrelu_(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False) -> Tensor:
@@ -309,12 +316,12 @@ def tanhshrink(input: Tensor) -> Tensor:
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
     """value where x <= threshold, else x (NaN stays NaN, as torch's); an integer x keeps its dtype."""
-    return _inplace(input, where(le(input, threshold), _written_as(input, value), input), inplace)
+    return _inplace(input, lambda input: where(le(input, threshold), _written_as(input, value), input), inplace)
 
 
 def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:
     """In-place threshold."""
-    return _inplace(input, where(le(input, threshold), _written_as(input, value), input), True)
+    return _inplace(input, lambda input: where(le(input, threshold), _written_as(input, value), input), True)
 
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:
@@ -1555,7 +1562,7 @@ def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, bat
     per_channel = input
     for dim in range(input.ndim - (input.ndim + (not batched) - 2), input.ndim):
         per_channel = narrow(per_channel, dim, 0, 1)
-    return _inplace(input, input * nn_ops.dropout_mask(per_channel, p), inplace)
+    return _inplace(input, lambda input: input * nn_ops.dropout_mask(per_channel, p), inplace)
 
 
 def _warn_feature_rank(name: str, input: Tensor, spatial: int) -> None:
@@ -1628,7 +1635,8 @@ def _alpha_dropout(input: Tensor, p: float, training: bool, inplace: bool, shape
     keep = nn_ops.dropout_mask(shape_of, p) * (1 - p)
     alpha = 1.7580993408473766
     a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
-    return _inplace(input, input * (keep * a) + (keep - 1) * (alpha * a) + alpha * a * p, inplace)
+    return _inplace(input, lambda input: input * (keep * a) + (keep - 1) * (alpha * a) + alpha * a * p,
+                    inplace)
 
 
 def _as_2d(op, input: Tensor, *args):

@@ -79,7 +79,8 @@ def _inplace_view(fn):
 
 def _copy_(self, src):
     self._check_no_partial_overlap("copy_", (src,))
-    src = cast(src, self.dtype)
+    if not isinstance(src, Tensor) or src.dtype is not self.dtype:  # a cast of the same dtype would be a new node,
+        src = cast(src, self.dtype)  # and the inputs src's own node saved would not be kept from the write
     # expanded only when it must be: expand_as reads self for its shape, so src would look as if it required grad
     return self._assign(src if tuple(src.shape) == tuple(self.shape) else expand_as(src, self.detach()))
 
