@@ -1252,3 +1252,11 @@ def test_deepcopy_of_a_compiled_module_is_an_independent_compiled_copy():
         weight, bias = (torch.tensor(p.detach().numpy()) for p in (model.weight, model.bias))
         expected = torch.ones(1, 2) @ weight.T + bias
         assert_close(compiled(graphc.ones(1, 2)), expected)
+
+
+def test_a_compiled_module_exposes_the_original_as_torch_does():
+    """torch.compile(model)._orig_mod is the model (scripts save `model._orig_mod.state_dict()`)."""
+    model = graphc.nn.Linear(2, 2)
+    compiled, theirs = graphc.compile(model), torch.compile(torch.nn.Linear(2, 2))
+    assert compiled._orig_mod is model and isinstance(theirs._orig_mod, torch.nn.Linear)
+    assert list(compiled._orig_mod.state_dict()) == list(theirs._orig_mod.state_dict())

@@ -615,6 +615,11 @@ class CompiledFunction:
 
         return self.fn if isinstance(self.fn, Module) else None
 
+    @property
+    def _orig_mod(self):
+        """The function or module compiled, under torch's name (torch.compile(model)._orig_mod)."""
+        return self.fn
+
     def __getattr__(self, name: str):
         """Attributes of the compiled object (a compiled module's parameters(), train(), ...)."""
         if name == "fn":
