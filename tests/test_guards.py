@@ -677,3 +677,26 @@ def test_squeeze_replays_only_where_the_same_dims_have_size_one():
         for p, c in zip(programs, compiled):
             assert_close(c(graphc.tensor(x)), p(torch.tensor(x)))
     assert compiled[2].num_traces == 2  # squeeze(1): only dim 1's size is a guard
+
+
+def test_guards_on_tensors_inside_dicts_and_keywords_trace_again_when_they_miss():
+    """A size or values read of a tensor passed in a dict (an HF-style batch) or by keyword (model(input_ids=...)):
+    a miss traces again, and its message names the argument (naming it crashed with an IndexError: the names of
+    the leaves skipped the dicts' keys)."""
+    def batch(L, n):
+        return {"x": L.ones(n, 2, 2), "v": L.arange(3.0), "m": L.tensor([True, n == 3, True])}
+
+    programs = [lambda d: d["x"].view(d["x"].size(0), -1).sum(1), lambda d: d["v"][d["m"]].sum() + 0]
+    for program in programs:
+        compiled = graphc.compile(program)
+        for n in (2, 3, 2):
+            assert_close(compiled(batch(graphc, n)), program(batch(torch, n)))
+        assert compiled.num_traces == 2
+
+    def keyword(L):
+        def forward(input_ids=None):
+            return input_ids.view(input_ids.size(0), -1).sum(1)
+        return forward
+    compiled = graphc.compile(keyword(graphc))
+    for n in (2, 3):
+        assert_close(compiled(input_ids=graphc.ones(n, 2, 2)), keyword(torch)(input_ids=torch.ones(n, 2, 2)))

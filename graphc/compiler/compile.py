@@ -159,8 +159,8 @@ def layout_key(data) -> tuple | None:
 
 
 def argument_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
-    """The names of a call's leaves (as `leaves` orders them) for messages: parameter names, with [i] or [key]
-    for the items of containers."""
+    """The names of a call's leaves (as `leaves` orders them, a dict's keys included) for messages: parameter
+    names, with [i] or [key] for the items of containers."""
     try:
         params = list(inspect.signature(getattr(fn, "forward", fn)).parameters.values())
     except (TypeError, ValueError):
@@ -172,6 +172,7 @@ def argument_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
         name = positional[i] if i < len(positional) else f"{star}[{i - len(positional)}]" if star else f"argument {i}"
         _leaf_names(arg, name, names)
     for key, value in sorted(kwargs.items()):
+        names.append(f"the keyword {key}")
         _leaf_names(value, key, names)
     return names
 
@@ -183,6 +184,7 @@ def _leaf_names(obj, name: str, out: list) -> None:
             _leaf_names(v, f"{name}[{i}]", out)
     elif kind is dict:
         for k, v in obj.items():
+            out.append(f"the key {k!r} of {name}")
             _leaf_names(v, f"{name}[{k!r}]", out)
     else:
         out.append(name)
