@@ -533,3 +533,24 @@ def test_split_gradients_are_one_cat_and_match_torch(how, dtype):
     assert compiled.num_compiles == 1
     ops = [n.op.name for runtime in compiled._plans.values() for n in runtime.graph.nodes if n.kind == "op"]
     assert ("index_grad" in ops) == (how == "literal") and ("cat" in ops) == (how != "literal"), ops
+
+
+def test_a_reduction_without_an_accumulator_renders_valid_openmp():
+    """var over one element with its backward in the same graph has a reduction that declares no accumulator: the
+    C renderer wrote `#pragma omp simd reduction()`, cc refused the whole translation unit and the plan lost its
+    native kernels. Values (NaN, as torch) and gradients are torch's; no warning."""
+    def f(L, x):
+        v = x.var(0, keepdim=True)
+        return v, L.autograd.grad((v * v).sum(), [x])[0]
+
+    compiled = graphc.compile(lambda x: f(graphc, x), backend="cpu", mode="max-autotune")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for shape in ((1,), (1, 3)):
+            x = np.ones(shape, np.float32)
+            mine = compiled(graphc.tensor(x, requires_grad=True))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's: degrees of freedom <= 0
+                theirs = f(torch, torch.tensor(x, requires_grad=True))
+            for a, b in zip(mine, theirs):
+                assert_close(a, b)

@@ -310,7 +310,8 @@ def _build(batch: list) -> Path:
             done = subprocess.run([cc, *flags, str(c), "-o", str(so), *libs], capture_output=True, text=True,
                                   timeout=600)
             if done.returncode != 0:
-                raise NativeUnavailable(f"{cc} failed: {done.stderr.strip()[-2000:]}")
+                raise NativeUnavailable(f"{cc} failed on the kernels of these plans, a graphc code generation bug "
+                                        f"(please report it): {done.stderr.strip()[-2000:]}")
             path = cache.store(f"native/k{key}.so", so.read_bytes())
     for lib in batch:
         cache.store(f"native/{lib.key}.index", str(path).encode())
@@ -405,5 +406,5 @@ def notice(why: str, stacklevel: int = 4) -> None:
     """Warn once per process and reason that native kernels are not available (the plan runs with numpy)."""
     if why not in _noticed:
         _noticed.add(why)
-        warnings.warn(f"graphc: the cpu backend's native kernels are not available ({why}); compiled functions run "
-                      f"their numpy plans instead", RuntimeWarning, stacklevel=stacklevel)
+        warnings.warn(f"graphc: the cpu backend's native kernels are not available ({why}); the plans concerned run "
+                      f"with numpy instead", RuntimeWarning, stacklevel=stacklevel)

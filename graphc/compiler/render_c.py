@@ -518,7 +518,7 @@ def streamed_pass(group: Group, done: list[Node], values: dict, loop: Scope, cla
              f"      const int64_t quarter = n_chunk / {STREAMS};",
              f"      float {', '.join(f'{name} = 0.0f' for name in names)};",
              *("  " + line for line in inner_loop([
-                 f"    #pragma omp simd reduction({') reduction('.join(simd_clauses)})",
+                 _reductions("    #pragma omp simd", simd_clauses),
                  "    for (int64_t k = 0; k < quarter; k++) {", *streams, "    }"])),
              f"      for (int64_t col = chunk + {STREAMS} * quarter; col < chunk + n_chunk; col++) {{",
              *("  " + line for line in [*loop.lines, *_folds(done, values, loop, 0)]), "      }",
@@ -529,8 +529,14 @@ def streamed_pass(group: Group, done: list[Node], values: dict, loop: Scope, cla
         return chunk
     # one long row (x.sum()): its chunks in parallel (a branch, not an `if` clause: see reduction_body)
     return [f"    if (n_rows == 1 && n_inner >= {PARALLEL_MIN}) {{",
-            f"    #pragma omp parallel for schedule(static) reduction({') reduction('.join(clauses)})", *chunk,
+            _reductions("    #pragma omp parallel for schedule(static)", clauses), *chunk,
             "    } else {", *chunk, "    }"]
+
+
+def _reductions(pragma: str, clauses: list[str]) -> str:
+    """An OpenMP pragma with one reduction clause per accumulator (none at all for none: `reduction()` is a syntax
+    error, and a reduction whose value needs no accumulator, as var over one element, declares none)."""
+    return pragma + "".join(f" reduction({c})" for c in clauses)
 
 
 def reduction_body(group: Group, em: Emitter) -> list[str]:
@@ -572,12 +578,12 @@ def reduction_body(group: Group, em: Emitter) -> list[str]:
             row_lines += streamed_pass(group, done, values, loop, clauses, inner_loop)
         else:
             body = [*loop.lines, *_folds(done, values, loop), "    }"]
-            simd = inner_loop([f"    #pragma omp simd reduction({') reduction('.join(clauses)})", ALL_COLUMNS, *body])
+            simd = inner_loop([_reductions("    #pragma omp simd", clauses), ALL_COLUMNS, *body])
             if group.splittable:
                 # one long row (x.sum()): its elements in parallel. A branch, not an `if` clause: a parallel region
                 # nested in the row loop would start a team per row even when the clause is false
                 simd = [f"    if (n_rows == 1 && n_inner >= {PARALLEL_MIN}) {{",
-                        *inner_loop([f"    #pragma omp parallel for simd reduction({') reduction('.join(clauses)})",
+                        *inner_loop([_reductions("    #pragma omp parallel for simd", clauses),
                                      ALL_COLUMNS, *body]), "    } else {", *simd, "    }"]
             row_lines += simd
         for r in done:
@@ -596,7 +602,7 @@ def reduction_body(group: Group, em: Emitter) -> list[str]:
         clauses += _declare(r, f"total{r.id}", whole)
         _fold(r, f"total{r.id}", em.value(r.inputs[0], row), row)
     rows = ["  for (int64_t row = 0; row < n_rows; row++) {", *row_lines, "  }"]
-    reduce_clauses = "".join(f" reduction({c})" for c in clauses)
+    reduce_clauses = _reductions("", clauses)
     if em.buffers:  # each thread allocates its buffers once, in a parallel region around the row loop
         buffers = []
         for n, buf in em.buffers.items():
