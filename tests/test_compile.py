@@ -1260,3 +1260,21 @@ def test_a_compiled_module_exposes_the_original_as_torch_does():
     compiled, theirs = graphc.compile(model), torch.compile(torch.nn.Linear(2, 2))
     assert compiled._orig_mod is model and isinstance(theirs._orig_mod, torch.nn.Linear)
     assert list(compiled._orig_mod.state_dict()) == list(theirs._orig_mod.state_dict())
+
+
+def test_a_parameter_made_of_a_traced_value_runs_eagerly_with_a_clear_warning():
+    """nn.Parameter(x * 2) inside a compiled function is a new leaf at each call, which a replay cannot make: the
+    function runs eagerly with one warning naming nn.Parameter and the line (it was a graph break blaming an
+    internal Tensor.storage() and a new plan per call). Gradients are torch's."""
+    def f(L, x):
+        p = L.nn.Parameter(x * 2)
+        (p ** 2).sum().backward()
+        return p.grad
+
+    compiled = graphc.compile(lambda x: f(graphc, x))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(4):
+            assert_close(compiled(graphc.ones(3)), f(torch, torch.ones(3)))
+    messages = [str(w.message) for w in caught if "nn.Parameter" in str(w.message)]
+    assert len(messages) == 1 and "storage" not in messages[0], messages

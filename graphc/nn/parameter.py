@@ -21,6 +21,12 @@ class Parameter(metaclass=_ParameterType):
 
     def __new__(cls, data: Tensor | None = None, requires_grad: bool = True) -> Tensor:
         data = tensor([]) if data is None else data
+        if data._data is None:  # a value graphc.compile is tracing: a new leaf each call, which a replay cannot make
+            from ..compiler.capture import CaptureError
+            from ..errors import user_line
+
+            raise CaptureError(f"nn.Parameter of a value the compiled function computes (at {user_line()}): make "
+                               "parameters outside it, and update them in place under no_grad")
         p = Tensor._make(data._storage(), data.dtype, requires_grad)
         _PARAMETERS[id(p)] = p
         return p
