@@ -1278,3 +1278,18 @@ def test_a_parameter_made_of_a_traced_value_runs_eagerly_with_a_clear_warning():
             assert_close(compiled(graphc.ones(3)), f(torch, torch.ones(3)))
     messages = [str(w.message) for w in caught if "nn.Parameter" in str(w.message)]
     assert len(messages) == 1 and "storage" not in messages[0], messages
+
+
+@pytest.mark.parametrize("kwargs", [{"mode": "reduce-overhead"}, {"mode": "max-autotune-no-cudagraphs"},
+                                    {"backend": "inductor"}, {"backend": "eager"}, {"backend": "aot_eager"},
+                                    {"mode": None}, {"options": {"triton.cudagraphs": True}}])
+def test_torch_compile_backend_and_mode_names_are_accepted(kwargs):
+    """Scripts written for torch.compile pass its backend and mode names (and Inductor options): graphc reads them
+    as its own, and says once that it ignores options."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = graphc.compile(lambda x: x.exp() * 2, **kwargs)
+        for _ in range(2):
+            assert_close(compiled(graphc.ones(3)), torch.ones(3).exp() * 2)
+    assert [str(w.message) for w in caught if "options" in str(w.message)] == (
+        [] if "options" not in kwargs else [str(caught[0].message)])

@@ -1195,12 +1195,27 @@ def _checked(runtime: Runtime, arrays: list) -> list:
     return [values[n] for n in runtime.graph.outputs]
 
 
-def compile(fn: Callable | None = None, *, backend: str = "auto", mode: str = "default",  # noqa: A001
-            fullgraph: bool = False, dynamic: bool | None = None, disable: bool = False):
+# torch.compile's names for its backends and modes, as graphc's: Inductor is graphc's own compiler; "eager" and
+# "aot_eager" run the function's ops one by one; CUDA graphs ("reduce-overhead") have no counterpart, and a replayed
+# plan already skips the Python the function would run
+TORCH_BACKENDS = {"inductor": ("auto", None), "eager": ("auto", "eager"), "aot_eager": ("auto", "eager")}
+TORCH_MODES = {"reduce-overhead": "default", "max-autotune-no-cudagraphs": "max-autotune"}
+
+
+def compile(fn: Callable | None = None, *, backend: str = "auto", mode: str | None = "default",  # noqa: A001
+            fullgraph: bool = False, dynamic: bool | None = None, options: dict | None = None,
+            disable: bool = False):
     """@graphc.compile or graphc.compile(fn, backend=..., mode=..., fullgraph=...): capture fn into a graph and
     replay its plan on later calls whose guards match. As torch.compile's, `disable=True` returns fn itself (it runs
     eagerly); `dynamic` is accepted and changes nothing: a plan serves every size its guards allow (sizes the
-    function reads in Python are guarded, as torch.compile's dynamic=False would; the others never are)."""
+    function reads in Python are guarded, as torch.compile's dynamic=False would; the others never are). torch's
+    backend and mode names are read as graphc's (TORCH_BACKENDS, TORCH_MODES); `options` (Inductor's settings) are
+    ignored, with one warning."""
+    if options:
+        warnings.warn(f"graphc.compile: options= are torch Inductor's settings ({', '.join(map(str, options))}); "
+                      "graphc ignores them (its own choices are backend= and mode=)", UserWarning, stacklevel=2)
+    backend, torch_mode = TORCH_BACKENDS.get(backend, (backend, None))
+    mode = torch_mode or TORCH_MODES.get(mode or "default", mode or "default")
     if disable:
         return fn if fn is not None else (lambda f: f)
     if fn is None:
