@@ -5,10 +5,10 @@ import os
 import sys
 import warnings
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def user_frame(skip_package: str = _PACKAGE_DIR):
+def user_frame(skip_package: str = PACKAGE_DIR):
     """The innermost stack frame outside graphc: the user's code."""
     frame = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(skip_package):
@@ -20,7 +20,7 @@ def warn_at_user(message: str, category: type[Warning] = UserWarning) -> None:
     """warnings.warn attributed to the user's line (the innermost frame outside graphc), however deep in graphc the
     warning is raised."""
     frame, level = sys._getframe(1), 2
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
 
@@ -41,7 +41,7 @@ def argument_of(value) -> tuple[str, str, int] | None:
     (by identity): an op's check deep inside F.mse_loss can name mse_loss's 'target'. None if none holds it."""
     frame = sys._getframe(1)
     entry = None
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
         if frame.f_code not in PASS_THROUGH:
             entry = frame
         frame = frame.f_back

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import autograd, dtypes
 from ..dispatch import ELEMENTWISE, PATTERNS, VIEW, Op, infer
-from ..errors import overlap_error, user_line
+from ..errors import PACKAGE_DIR, overlap_error, user_line
 from ..ops.elementwise import cast
 from ..ops.view import as_strided, contiguous, expand_as
 from ..state import STATE
@@ -36,8 +36,7 @@ from .ir import Graph, Node
 from .logs import log, logs_on
 from .scalars import number, number_dtype
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_TENSOR_FILE = os.path.join(_PACKAGE_DIR, "tensor.py")
+_TENSOR_FILE = os.path.join(PACKAGE_DIR, "tensor.py")
 
 
 MAX_GUARDED_VALUES = 1 << 16  # elements of a tensor whose values a plan guards (compared at every call)
@@ -202,7 +201,7 @@ class Capture:
         frame = sys._getframe(2)
         while frame is not None and frame.f_code.co_filename == _TENSOR_FILE:
             frame = frame.f_back
-        if frame is None or frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        if frame is None or frame.f_code.co_filename.startswith(PACKAGE_DIR):
             return shape
         owner = t if data is not None else t._node  # not the proxy: a shape returned or kept must not keep it alive
         return TracedShape(shape, lambda dims: self._note(owner, shape, dims))
@@ -774,7 +773,7 @@ def _plain(op: Op, x):
 def _break_reason() -> str:
     """Which Tensor method needed a value: the outermost graphc.tensor frame above realize()."""
     frame, name = sys._getframe(2), "value"
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
         if frame.f_code.co_filename == _TENSOR_FILE:
             name = frame.f_code.co_name
         frame = frame.f_back

@@ -1,11 +1,13 @@
 """The op library. Each module's __all__ lists its public functions; they become graphc.X and Tensor.X."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..dispatch import OPS, Op, dispatch, parse_error
 from ..dtypes import NUMBERS, as_number
-from ..errors import op_error
+from ..errors import PACKAGE_DIR, op_error
 from ..tensor import Tensor
 from . import creation, elementwise, indexing, join, layout, matmul, reduction, sorting, transcendental, view
 from .creation import filled
@@ -186,9 +188,9 @@ def _operator(fn: Op, reflected: bool = False, inplace: bool = False):
     def method(self, *other):
         if other and not isinstance(other[0], Tensor):
             x = _operand(other[0])
-            if x is NotImplemented:
+            if x is NotImplemented and not sys._getframe(1).f_code.co_filename.startswith(PACKAGE_DIR):
                 return NotImplemented
-            other = (x,)
+            other = (other[0] if x is NotImplemented else x,)  # inside graphc: the op's error names the argument
         if inplace:
             self._check_no_partial_overlap(name, other)
             return _write(self, dispatch(fn, (self, *other), _NO_ATTRS), name)
