@@ -268,18 +268,22 @@ class Tensor:
     def is_cuda(self) -> bool:
         return self.device.type == "cuda"
 
+    def _layout(self):
+        """The array whose strides are this tensor's: its storage, or inside graphc.compile, for a value the trace
+        computes, the layout eager gives it, which the compiler models (functionalization.computed_layout), so that
+        reading strides is not a graph break."""
+        return self._storage() if self._data is not None or STATE.capture is None else STATE.capture.layout(self)
+
     def stride(self, dim: int | None = None):
-        data = self._storage()
-        strides = tuple(s // self.dtype.itemsize for s in (data.strides if type(data) is np.ndarray else
-                                                          [x * self.dtype.itemsize for x in data.stride()]))
+        data = self._layout()
+        strides = tuple(s // data.itemsize for s in data.strides) if type(data) is np.ndarray else data.stride()
         return strides if dim is None else strides[dim]
 
     def is_contiguous(self, memory_format: memory_format = contiguous_format) -> bool:
         """Whether the elements lie in memory in row-major order (or, for channels_last / channels_last_3d, in the
-        order N, H, W, C / N, D, H, W, C of a 4-d / 5-d tensor), as torch's. Inside graphc.compile a value the trace
-        computes is not a graph break: its layout is the one eager gives it, which the compiler models
-        (functionalization.computed_layout)."""
-        data = self._storage() if self._data is not None or STATE.capture is None else STATE.capture.layout(self)
+        order N, H, W, C / N, D, H, W, C of a 4-d / 5-d tensor), as torch's (inside graphc.compile, without a graph
+        break: _layout)."""
+        data = self._layout()
         order = _CHANNELS_LAST.get(memory_format)
         if order is not None:
             if len(order) != data.ndim:
@@ -293,13 +297,13 @@ class Tensor:
 
     def storage_offset(self) -> int:
         """torch.Tensor.storage_offset: where this view starts in its storage, in elements."""
-        data = self._storage()
+        data = self._layout()
         if type(data) is not np.ndarray:
             return data.storage_offset()
         base = data
         while isinstance(base.base, np.ndarray):
             base = base.base
-        return (self.data_ptr() - base.__array_interface__["data"][0]) // self.dtype.itemsize
+        return (data.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // data.itemsize
 
     def element_size(self) -> int:
         """Bytes per element."""

@@ -1293,3 +1293,21 @@ def test_torch_compile_backend_and_mode_names_are_accepted(kwargs):
             assert_close(compiled(graphc.ones(3)), torch.ones(3).exp() * 2)
     assert [str(w.message) for w in caught if "options" in str(w.message)] == (
         [] if "options" not in kwargs else [str(caught[0].message)])
+
+
+def test_strides_and_storage_offset_of_traced_values_are_read_without_a_graph_break():
+    """stride() and storage_offset() of a value the trace computes come from the layout eager gives it."""
+    def program(L):
+        def f(x):
+            y = (x * 2).t()
+            z = y[1:]
+            return y * y.stride(0) + z.storage_offset() + sum(z.stride()) + x.stride(1)
+        return f
+
+    compiled = graphc.compile(program(graphc))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n in (2, 3, 2):
+            x = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
+            assert_close(compiled(graphc.tensor(x)), program(torch)(torch.tensor(x)))
+    assert compiled.num_traces == 1
