@@ -558,3 +558,19 @@ def test_a_shape_stored_in_state_replays_and_follows_the_input():
                 tm(torch.ones(n, 3))
                 assert tuple(gm.input_shape) == tuple(tm.input_shape)
     assert compiled.num_traces < 5
+
+
+def test_reassigned_defaults_of_the_compiled_function_trace_again():
+    """f.__defaults__ / f.__kwdefaults__ set after the first call: the defaults are guarded as attributes of the
+    function (as torch.compile guards them), not only their contents."""
+    def f(x, s=1.0, *, t=2.0):
+        return x * s + t
+
+    def g(x, s=1.0, *, t=2.0):
+        return x * s + t
+
+    compiled = graphc.compile(f)
+    for defaults, kwdefaults in (((1.0,), {"t": 2.0}), ((5.0,), {"t": 2.0}), ((5.0,), {"t": 0.0})):
+        f.__defaults__, f.__kwdefaults__ = defaults, kwdefaults
+        g.__defaults__, g.__kwdefaults__ = defaults, kwdefaults
+        assert_close(compiled(graphc.tensor([1.0, 2.0, 3.0])), g(torch.tensor([1.0, 2.0, 3.0])))

@@ -308,8 +308,8 @@ class StateGuard:
         for var in sorted(loaded_globals(fn.__code__)):
             if var in fn.__globals__:
                 self._item(fn.__globals__, var, f"global {var} (read by {name})")
-        for x in (*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()):
-            self._walk(x, f"a default of {name}")
+        for defaults in ("__defaults__", "__kwdefaults__"):  # guarded as attributes: `f.__defaults__ = ...` too
+            self._attribute(fn, defaults, f"the defaults of {name}")
 
     def changed_floats(self) -> list[tuple[dict, object]]:
         """The items holding a float then and now, with another value (a learning rate on a schedule), or a tuple
