@@ -248,3 +248,16 @@ def test_compiled_loss_equals_eager():
         loss, grad = compiled(gx2, graphc.tensor(t))
         np.testing.assert_allclose(loss.numpy(), eager_loss.numpy(), rtol=1e-6)
         np.testing.assert_allclose(grad.numpy(), eager_grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_float64_label_smoothing_is_torch_to_float64_rounding():
+    """The smoothing share label_smoothing / C is in the loss's dtype (it was a float32 tensor: 4e-9 off in float64),
+    for class indices and for class probabilities."""
+    rng = np.random.default_rng(0)
+    x, labels, probs = rng.standard_normal((4, 5)), rng.integers(0, 5, 4), rng.dirichlet(np.ones(5), 4)
+    for target in (labels, probs):
+        mine = graphc.nn.functional.cross_entropy(graphc.tensor(x), graphc.tensor(target), label_smoothing=0.1,
+                                                  reduction="none")
+        theirs = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(target), label_smoothing=0.1,
+                                                   reduction="none")
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-14)

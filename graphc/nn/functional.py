@@ -438,7 +438,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if label_smoothing > 0:
         weighted = logp if weight is None else logp * weight.view(_per_class(input))
         smooth = masked_fill(-sum(weighted, dim=class_dim), eq(target, ignore_index), 0.0)
-        loss = loss * (1 - label_smoothing) + smooth * (label_smoothing / numel_of(input, class_dim))
+        # the share of each class in the loss's dtype, as torch's double scalar meets it (an int64 count would
+        # make it a float32 tensor)
+        loss = loss * (1 - label_smoothing) + smooth * (label_smoothing / numel_of(input, class_dim).to(smooth.dtype))
     return _reduce_picked(loss, picked, target, weight, ignore_index, reduction)
 
 
@@ -450,7 +452,7 @@ def _soft_cross_entropy(logp: Tensor, target: Tensor, weight: Tensor | None, cla
         raise op_error("cross_entropy", f"class-probability target of shape {list(target.shape)} does not match "
                        f"input of shape {list(logp.shape)}", (logp, target), ValueError)
     if label_smoothing > 0:
-        target = target * (1 - label_smoothing) + label_smoothing / numel_of(logp, class_dim)
+        target = target * (1 - label_smoothing) + label_smoothing / numel_of(logp, class_dim).to(target.dtype)
     picked = target * logp if weight is None else target * logp * weight.view(_per_class(logp))
     return _reduce(-sum(picked, dim=class_dim), reduction, "cross_entropy")
 
