@@ -1183,22 +1183,29 @@ def test_initialisers_inside_a_compiled_function_draw_anew_at_each_call():
         assert len(messages) == 1, messages
 
 
-def test_is_contiguous_of_a_traced_value_is_read_from_its_layout_without_a_graph_break():
-    """`if not y.is_contiguous(): y = y.contiguous()` after a transpose: the layout of a value the trace computes is
-    the one eager gives it (the compiler models it), so reading it is no graph break; values are torch's."""
-    def program(L):
-        def f(x):
-            y = (x * 2).t()
-            z = y.contiguous() if not y.is_contiguous() else y
-            return z.view(-1) + (3 if (x + 1).is_contiguous() else 4) + (5 if x.permute(1, 0).is_contiguous() else 6)
-        return f
+def _contiguity(x):
+    y = (x * 2).t()
+    z = y.contiguous() if not y.is_contiguous() else y
+    return z.view(-1) + (3 if (x + 1).is_contiguous() else 4) + (5 if x.permute(1, 0).is_contiguous() else 6)
 
-    compiled = graphc.compile(program(graphc))
+
+def _strides(x):
+    y = (x * 2).t()
+    z = y[1:]
+    return y * y.stride(0) + z.storage_offset() + sum(z.stride()) + x.stride(1)
+
+
+@pytest.mark.parametrize("program", [_contiguity, _strides])
+def test_the_layout_of_a_traced_value_is_read_without_a_graph_break(program):
+    """`if not y.is_contiguous(): y = y.contiguous()` after a transpose, stride(), storage_offset(): the layout of a
+    value the trace computes is the one eager gives it (the compiler models it), so reading it is no graph break;
+    values are torch's."""
+    compiled = graphc.compile(program)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for n in (2, 3, 2):
             x = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
-            assert_close(compiled(graphc.tensor(x)), program(torch)(torch.tensor(x)))
+            assert_close(compiled(graphc.tensor(x)), program(torch.tensor(x)))
     assert compiled.num_traces == 1
 
 
@@ -1293,21 +1300,3 @@ def test_torch_compile_backend_and_mode_names_are_accepted(kwargs):
             assert_close(compiled(graphc.ones(3)), torch.ones(3).exp() * 2)
     assert [str(w.message) for w in caught if "options" in str(w.message)] == (
         [] if "options" not in kwargs else [str(caught[0].message)])
-
-
-def test_strides_and_storage_offset_of_traced_values_are_read_without_a_graph_break():
-    """stride() and storage_offset() of a value the trace computes come from the layout eager gives it."""
-    def program(L):
-        def f(x):
-            y = (x * 2).t()
-            z = y[1:]
-            return y * y.stride(0) + z.storage_offset() + sum(z.stride()) + x.stride(1)
-        return f
-
-    compiled = graphc.compile(program(graphc))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for n in (2, 3, 2):
-            x = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
-            assert_close(compiled(graphc.tensor(x)), program(torch)(torch.tensor(x)))
-    assert compiled.num_traces == 1
