@@ -255,21 +255,22 @@ def run_forward(op: Op, arrays: list, attrs: dict, out_dtype: dtypes.dtype, inpu
         out = op.forward(*arrays, **attrs)
     except (ValueError, TypeError, IndexError) as e:
         raise _refusal(op, e, inputs) from None
-    out = np.asarray(out) if type(out) is not np.ndarray else row_major(op, out)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    elif not out.flags.c_contiguous and row_major(op):
+        out = np.ascontiguousarray(out)
     want = out_dtype.np
     if out.dtype is not want and out.dtype != want:
         out = out.astype(want)
     return out
 
 
-def row_major(op: Op, out: np.ndarray) -> np.ndarray:
-    """An op's numpy result in the layout torch gives it, eagerly and in a plan: torch allocates the results of ops
-    other than elementwise ones and views row-major (a reduction over a permuted tensor, an index_select along dim
-    1, included), and the compiler models them so (functionalization.computed_layout); numpy would follow the
+def row_major(op: Op) -> bool:
+    """Whether the op's numpy result must be made row-major, eagerly and in a plan: torch allocates the results of
+    ops other than elementwise ones and views row-major (a reduction over a permuted tensor, an index_select along
+    dim 1, included), and the compiler models them so (functionalization.computed_layout); numpy would follow the
     input's order, and a later flatten or view would then copy where torch aliases, or refuse."""
-    if op.category not in (ELEMENTWISE, VIEW) and not out.flags.c_contiguous:
-        return np.ascontiguousarray(out)
-    return out
+    return op.category not in (ELEMENTWISE, VIEW)
 
 
 def dispatch(op: Op, inputs: tuple, attrs: dict):

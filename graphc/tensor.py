@@ -764,8 +764,8 @@ def partially_overlap(a: np.ndarray, b: np.ndarray) -> bool:
     """torch's MemOverlapStatus::Partial for two arrays dense in memory: their byte ranges intersect, and they are
     not the same elements in the same order. Arrays not dense (strided, expanded, reversed) are too hard to tell,
     as in torch: False."""
-    if a.base is not b.base and a.base is not b and b.base is not a:
-        return False  # views of different arrays (a view's base is the array owning the memory)
+    if (a if a.base is None else a.base) is not (b if b.base is None else b.base):
+        return False  # different memory (numpy points a view's base at the array owning the memory)
     begin_a, begin_b = a.__array_interface__["data"][0], b.__array_interface__["data"][0]
     if not (_dense(a) and _dense(b)) or begin_a >= begin_b + b.nbytes or begin_b >= begin_a + a.nbytes:
         return False

@@ -90,8 +90,13 @@ def _compile_call(node: Node):
         x.dtype.category < 2 and x.dtype.itemsize <= 2 for x in inputs if type(x) is Node)
     weak = weak_operands(node)
 
+    ordered = row_major(node.op)
+
     def finish(out) -> np.ndarray:
-        out = np.asarray(out) if type(out) is not np.ndarray else row_major(node.op, out)
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        elif ordered and not out.flags.c_contiguous:
+            out = np.ascontiguousarray(out)
         return out if out.dtype is want or out.dtype == want else out.astype(want)
 
     if low or weak or narrow:
