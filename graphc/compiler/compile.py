@@ -778,10 +778,14 @@ class CompiledFunction:
         handed_back = [*returned, *(a[3] for a in effects if a[3]._data is None)]
         kept.update(i for t in handed_back if t.grad_fn is not None for i in autograd_proxies(t))  # held by grad_fn
         escaped = [t for t in live if id(t) not in kept]
-        if escaped:  # perhaps held only by a reference cycle the function left (an object pointing to itself), which
-            # the cyclic collector frees: its young generations, as the cycle was made during this call
+        # perhaps held only by a reference cycle the function left (an object pointing to itself), which the cyclic
+        # collector frees: its young generations first (the cycle was made during this call), then all of them (the
+        # collections the call itself set off may have moved the cycle to the oldest generation)
+        for generation in (1, 2):
+            if not escaped:
+                break
             del escaped, live
-            gc.collect(1)
+            gc.collect(generation)
             live = [t for t in capture.live_proxies() if t._node not in capture.weak]
             escaped = [t for t in live if id(t) not in kept]
         differentiable = list({id(t): t for t in handed_back if t.grad_fn is not None and backward_reaches_leaves(t)}
