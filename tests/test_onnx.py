@@ -205,5 +205,9 @@ def test_op_exports(name, tmp_path):
     path = tmp_path / "op.onnx"
     graphc.onnx.export(fn, args, path)
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-    got = graphc.onnx.verify(fn, args, path)
-    np.testing.assert_allclose(got[0], fn(*args).numpy(), rtol=1e-5, atol=1e-6)
+    want = fn(*args).numpy()
+    # sums of many products (conv3d: 81 per output) differ by float32 rounding in proportion to the outputs' scale,
+    # as ONNX Runtime's kernels add them in another order (its AVX-512 ones: 2.9e-6 on outputs up to 25)
+    atol = 1e-6 * max(1.0, float(np.abs(want).max(initial=0.0)))
+    got = graphc.onnx.verify(fn, args, path, atol=atol)
+    np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=atol)

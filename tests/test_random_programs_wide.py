@@ -137,7 +137,8 @@ def unary(L, name, x):
         "erf": lambda: L.erf(x),
         "log1p_abs": lambda: x.abs().log1p(),
         "sqrt_abs": lambda: x.abs().sqrt(),
-        "gelu": lambda: F.gelu(x),
+        # torch's float32 gelu is NaN at +inf on CPUs with AVX-512 (its vectorised kernel), inf elsewhere and in float64
+        "gelu": lambda: F.gelu(x) if L is graphc else F.gelu(x.double()).to(x.dtype),
         "silu": lambda: F.silu(x),
         "softplus": lambda: F.softplus(x),
         "recip": lambda: 1 / (x.abs() + 1),
