@@ -1,9 +1,10 @@
-"""The cpu backend's products on one thread pool: a matmul group's kernel calls numpy's OpenBLAS from its own OpenMP
-threads (render_c.render_gemm, runtime.gemm_layout), the attention templates' C functions likewise
-(render_c_attention), and OpenBLAS runs on one thread while a plan runs. Against torch.matmul and torch's attention:
-odd sizes, transposed and batched operands, broadcast batches, NaN and inf, float64, fp16 (whose product numpy
-computes), at 1 and 2 OpenMP threads; numpy's OpenBLAS thread count is restored after a plan's call; without an
-OpenBLAS the products come from numpy."""
+"""The cpu backend's products on one thread pool: a matmul group's kernel calls a BLAS (native.gemm: numpy's OpenBLAS,
+or on Intel CPUs the MKL inside torch) from its own OpenMP threads (render_c.render_gemm, runtime.gemm_layout), the
+attention templates' C functions likewise (render_c_attention), and the BLAS runs on one thread while a plan runs.
+Against torch.matmul and torch's attention, through both BLAS interfaces (cblas, and MKL's Fortran sgemm_ called
+column-major): odd sizes, transposed and batched operands, broadcast batches, NaN and inf, float64, fp16 (whose
+product numpy computes), at 1 and 2 OpenMP threads; numpy's OpenBLAS thread count is restored after a plan's call;
+without a BLAS the products come from numpy."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,6 +30,24 @@ def _kernel_cache(tmp_path_factory):
         yield
 
 
+BLASES = ["openblas", "mkl"]
+
+
+def use_blas(monkeypatch, name: str) -> None:
+    """The kernels call numpy's OpenBLAS (cblas) or the MKL inside torch (Fortran ?gemm_, which native.gemm picks on
+    Intel CPUs), whatever this machine's CPU."""
+    if name == "openblas":
+        monkeypatch.setattr(native, "gemm", native.blas)
+        return
+    monkeypatch.setattr(native, "cpu_vendor", lambda: "GenuineIntel")
+    native.torch_mkl.cache_clear()
+    found = native.torch_mkl()
+    native.torch_mkl.cache_clear()  # the machine's own choice again after the test
+    if found is None:
+        pytest.skip("torch has no MKL on this platform")
+    monkeypatch.setattr(native, "gemm", lambda: found)
+
+
 def randn(*shape, dtype=np.float32):
     return np.random.randn(*shape).astype(dtype)
 
@@ -43,8 +62,10 @@ def products(x, w, b, y, z, p, q):
 
 
 @needs_openblas
+@pytest.mark.parametrize("blas", BLASES)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_products_run_in_the_kernels_and_match_torch(threads):
+def test_products_run_in_the_kernels_and_match_torch(monkeypatch, threads, blas):
+    use_blas(monkeypatch, blas)
     # x (M, K), w (N, K), b (N,), y (B, T, K), z batched, p and q with broadcast batches: odd sizes
     arrays = [randn(129, 7), randn(129, 7), randn(129), randn(3, 7, 7), randn(2, 1, 7), randn(1, 3, 7, 5),
               randn(2, 1, 5, 129)]
@@ -73,7 +94,9 @@ def gemm_steps(compiled) -> list:
 @pytest.mark.parametrize("shapes", [((7, 129), (129, 400)), ((400, 129), (129, 7)), ((4, 33, 64), (64, 50)),
                                     ((4, 33, 64), (4, 64, 50)), ((2, 1, 40, 64), (3, 64, 50))],
                          ids=["by columns", "by rows", "3-d linear", "batched", "broadcast batches"])
-def test_products_split_across_two_threads_match_torch(shapes):
+@pytest.mark.parametrize("blas", BLASES)
+def test_products_split_across_two_threads_match_torch(monkeypatch, shapes, blas):
+    use_blas(monkeypatch, blas)
     a, b = randn(*shapes[0]), randn(*shapes[1])
     a.flat[5], b.flat[7] = np.nan, np.inf
 
@@ -89,7 +112,9 @@ def test_products_split_across_two_threads_match_torch(shapes):
 
 
 @needs_openblas
-def test_float64_products_and_operands_without_a_blas_layout():
+@pytest.mark.parametrize("blas", BLASES)
+def test_float64_products_and_operands_without_a_blas_layout(monkeypatch, blas):
+    use_blas(monkeypatch, blas)
     x, w = randn(33, 17, dtype=np.float64), randn(17, 40, dtype=np.float64)
 
     def f(x, w):
@@ -159,14 +184,16 @@ ATTENTION = [  # is_causal, mask (None, "bool", "float"), dtype, (b, h, lq, lk, 
 
 
 @needs_openblas
+@pytest.mark.parametrize("blas", BLASES)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("is_causal,mask,dtype,sizes", ATTENTION,
                          ids=[f"{'causal' if c else m}-{d}-{'x'.join(map(str, s))}" for c, m, d, s in ATTENTION])
-def test_attention_runs_in_c_and_matches_torch(monkeypatch, threads, is_causal, mask, dtype, sizes):
+def test_attention_runs_in_c_and_matches_torch(monkeypatch, threads, is_causal, mask, dtype, sizes, blas):
     """The attention templates' C functions (render_c_attention.SOURCE): values and the three gradients against
     torch's scaled_dot_product_attention, at 1 and 2 OpenMP threads."""
     from graphc.compiler import render_c_attention
 
+    use_blas(monkeypatch, blas)
     calls = []
     native_launch = render_c_attention._native
     monkeypatch.setattr(render_c_attention, "_native", lambda *a: calls.append(a[0]) or native_launch(*a))
@@ -225,8 +252,8 @@ def test_attention_in_c_propagates_nan_and_reads_any_layout():
     assert len(templates) == 2 and all(s.library.handle is not None for s in templates)
 
 
-def test_without_openblas_the_products_come_from_numpy(monkeypatch):
-    monkeypatch.setattr(native, "blas", lambda: None)
+def test_without_a_blas_the_products_come_from_numpy(monkeypatch):
+    monkeypatch.setattr(native, "gemm", lambda: None)
     x, w, b = randn(40, 24), randn(24, 33), randn(33)
 
     def f(x, w, b):

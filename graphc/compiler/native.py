@@ -14,10 +14,11 @@ and waits. Plans that wait at the same time are built together, as one translati
 the forward and backward of a step). A missing or failing compiler costs one warning; the plan then keeps running
 with numpy.
 
-One thread pool: a matmul kernel calls numpy's OpenBLAS (blas(): its cblas ?gemm, found by symbol through ctypes)
-from its own OpenMP threads, and OpenBLAS runs on one thread while a plan runs (one_blas_thread): OpenBLAS's
-threads and OpenMP's both spin while idle, and two pools on the same cores slow each other down. Where numpy's BLAS
-is something else (MKL, Accelerate, an OpenBLAS without cblas), products are numpy's matmul."""
+One thread pool: a matmul kernel calls a BLAS (gemm(): on Intel CPUs with torch imported, the MKL inside torch,
+through its Fortran ?gemm_; else numpy's OpenBLAS, its cblas ?gemm; both found by symbol through ctypes) from its own
+OpenMP threads, and the BLAS runs on one thread while a plan runs (one_blas_thread): a BLAS's threads and OpenMP's
+both spin while idle, and two pools on the same cores slow each other down. Where there is neither (numpy's BLAS is
+Accelerate, or an OpenBLAS without cblas), products are numpy's matmul."""
 from __future__ import annotations
 
 import atexit
@@ -28,6 +29,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import warnings
@@ -324,12 +326,17 @@ def _build(batch: list) -> Path:
     return path
 
 
-class Blas:
-    """numpy's OpenBLAS as the kernels call it: the addresses of its cblas_sgemm and cblas_dgemm, whether its
-    integers are 64-bit (an ILP64 build, as numpy's wheels), and its thread count's getter and setter."""
+# the BLAS interfaces the kernels call (render_c's gc_?gemm_call): cblas with 32-bit or 64-bit integers, Fortran
+CBLAS32, INT64, FORTRAN32 = 0, 1, 2
 
-    def __init__(self, gemm: dict[str, int], int64: bool, get_threads, set_threads):
-        self.gemm, self.int64 = gemm, int64  # gemm: product dtype name -> function address
+
+class Blas:
+    """A BLAS as the kernels call it: the addresses of its ?gemm by product dtype name, its interface (CBLAS32,
+    INT64: cblas with 64-bit integers, as numpy's OpenBLAS wheels; FORTRAN32: Fortran ?gemm_), and two functions:
+    its thread count's getter, and a setter returning what restores the count it replaced."""
+
+    def __init__(self, gemm: dict[str, int], interface: int, get_threads, set_threads):
+        self.gemm, self.interface = gemm, interface  # gemm: product dtype name -> function address
         self.get_threads, self.set_threads = get_threads, set_threads
 
 
@@ -356,14 +363,60 @@ def blas() -> Blas | None:
                 get_threads, set_threads = getattr(lib, names["openblas_get_num_threads"]), \
                     getattr(lib, names["openblas_set_num_threads"])
                 get_threads.restype, set_threads.argtypes = ctypes.c_int, [ctypes.c_int]
+
+                def replace(threads: int, get=get_threads, set=set_threads):
+                    before = get()
+                    set(threads)
+                    return lambda: set(before)
                 gemm = {dt: ctypes.cast(getattr(lib, names[f"cblas_{x}gemm"]), ctypes.c_void_p).value
                         for dt, x in (("float32", "s"), ("float64", "d"))}
-                return Blas(gemm, b"USE64BITINT" in (config() or b""), get_threads, set_threads)
+                return Blas(gemm, INT64 if b"USE64BITINT" in (config() or b"") else CBLAS32, get_threads, replace)
     if logs_on("code"):
         log.info("code] numpy's BLAS is not an OpenBLAS with cblas (threadpoolctl found "
-                 f"{[lib.get('internal_api') for lib in threadpool_info()]}): matmul groups take their products "
-                 "from numpy's matmul")
+                 f"{[lib.get('internal_api') for lib in threadpool_info()]})")
     return None
+
+
+@once
+def torch_mkl() -> Blas | None:
+    """The MKL inside torch's libtorch_cpu (its Fortran sgemm_ and dgemm_, and MKL's per-thread thread count), where
+    torch is already imported and the CPU is Intel's; None elsewhere. MKL runs generic code on other vendors' CPUs
+    (on an AMD EPYC it took 65.7 GFLOP/s where OpenBLAS took 89.2); on a Xeon with AVX-512 it is 5-13% faster than
+    numpy's OpenBLAS on a training step's products (docs/benchmarks.md, "The tenth session"), and it is the BLAS torch
+    eager's products use. Loading libtorch_cpu only for it would cost more than it saves, so an unimported torch is
+    not imported."""
+    torch = sys.modules.get("torch")
+    if torch is None or platform.machine() not in ("x86_64", "AMD64") or "GenuineIntel" not in cpu_vendor():
+        return None
+    try:
+        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        # the C functions (mkl_service.h's macros name these); the lower-case symbols are the Fortran ones
+        get_threads, local = lib.MKL_Get_Max_Threads, lib.MKL_Set_Num_Threads_Local
+        gemm = {dt: ctypes.cast(getattr(lib, f"{x}gemm_"), ctypes.c_void_p).value
+                for dt, x in (("float32", "s"), ("float64", "d"))}
+    except (OSError, AttributeError):  # another platform's build, without MKL
+        return None
+    get_threads.restype, local.restype, local.argtypes = ctypes.c_int, ctypes.c_int, [ctypes.c_int]
+
+    def replace(threads: int):  # the calling thread's count; its previous one (0: MKL's global count) after
+        before = local(threads)
+        return lambda: local(before)
+    return Blas(gemm, FORTRAN32, get_threads, replace)
+
+
+def gemm() -> Blas | None:
+    """The BLAS the kernels call for their products: torch's MKL where torch_mkl finds it, else numpy's OpenBLAS
+    (blas); None where neither is there (the kernels then read their products from numpy's matmul)."""
+    return torch_mkl() or blas()
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor_id from /proc/cpuinfo ("GenuineIntel", "AuthenticAMD"), or "" where there is none."""
+    try:
+        return next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("vendor_id")), "")
+    except OSError:
+        return ""
 
 
 # glibc's mallopt parameters (malloc.h) and the values the cpu backend sets: blocks up to 32 MB (glibc's own ceiling
@@ -394,18 +447,15 @@ def keep_freed_memory() -> bool:
 
 @contextlib.contextmanager
 def one_blas_thread():
-    """numpy's OpenBLAS on one thread inside the block (a plan's run: its products run on OpenMP's threads), its
-    thread count restored after."""
-    found = blas()
-    threads = found.get_threads() if found is not None else 1
-    if threads == 1:
-        yield
-        return
-    found.set_threads(1)
+    """numpy's OpenBLAS, and the kernels' BLAS (gemm), on one thread inside the block (a plan's run: its products
+    run on OpenMP's threads), their thread counts restored after."""
+    restore = [found.set_threads(1) for found in {id(b): b for b in (blas(), gemm()) if b is not None}.values()
+               if found.get_threads() != 1]
     try:
         yield
     finally:
-        found.set_threads(threads)
+        for undo in restore:
+            undo()
 
 
 def notice(why: str, stacklevel: int = 4) -> None:

@@ -88,9 +88,9 @@ static void *gc_row_buffer(int64_t n, size_t size) {  /* one thread's row buffer
 }
 /* A matmul group's product with BLAS, in the kernel's own OpenMP region, each thread computing one block of it
    (rows, or columns when the product has fewer rows than columns: a weight gradient of a narrow layer) by a call of
-   numpy's OpenBLAS on one thread. g: [batches, rows M of a batch, N, K, A transposed, lda, B transposed, ldb, whether
-   BLAS integers are 64-bit]; q: [A, B, the cblas ?gemm function (a pointer from native.blas: nothing links against
-   numpy's private library; NULL: the caller computed the product), per batch the element offsets of its A and B].
+   BLAS on one thread. g: [batches, rows M of a batch, N, K, A transposed, lda, B transposed, ldb, the BLAS interface
+   (gc_?gemm_call)]; q: [A, B, the ?gemm function (a pointer from native.gemm(): nothing links against numpy's or
+   torch's private libraries; NULL: the caller computed the product), per batch the element offsets of its A and B].
    The product is C-contiguous (batches, M, N). */
 #ifdef _OPENMP
 #include <omp.h>
@@ -107,6 +107,25 @@ typedef void (*gc_##X##gemm64)(int, int, int, int64_t, int64_t, int64_t, T, cons
                                T, T *, int64_t); \
 typedef void (*gc_##X##gemm32)(int, int, int, int32_t, int32_t, int32_t, T, const T *, int32_t, const T *, int32_t, \
                                T, T *, int32_t); \
+typedef void (*gc_##X##gemm_fortran)(const char *, const char *, const int32_t *, const int32_t *, const int32_t *, \
+                                     const T *, const T *, const int32_t *, const T *, const int32_t *, const T *, \
+                                     T *, const int32_t *); \
+/* C = alpha op(A) op(B) + beta C, all row-major, through a BLAS interface kind: 0 cblas with 32-bit integers, 1 \
+   cblas with 64-bit integers (numpy's OpenBLAS), 2 Fortran ?gemm_ with 32-bit integers (the MKL inside torch, which \
+   exports no cblas ?gemm), column-major: it computes C^T = op(B)^T op(A)^T from the same memory */ \
+static void gc_##X##gemm_call(int64_t kind, void *fn, int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha, \
+                              const T *A, int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc) { \
+  if (kind == 1) ((gc_##X##gemm64)fn)(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, alpha, A, lda, B, ldb, beta, C, \
+                                      ldc); \
+  else if (kind == 0) ((gc_##X##gemm32)fn)(101, ta ? 112 : 111, tb ? 112 : 111, (int32_t)m, (int32_t)n, (int32_t)k, \
+                                           alpha, A, (int32_t)lda, B, (int32_t)ldb, beta, C, (int32_t)ldc); \
+  else { \
+    const char tA = ta ? 'T' : 'N', tB = tb ? 'T' : 'N'; \
+    const int32_t M = (int32_t)n, N = (int32_t)m, K = (int32_t)k, la = (int32_t)lda, lb = (int32_t)ldb, \
+                  lc = (int32_t)ldc; \
+    ((gc_##X##gemm_fortran)fn)(&tB, &tA, &M, &N, &K, &alpha, B, &lb, A, &la, &beta, C, &lc); \
+  } \
+} \
 static void gc_##X##gemm_block(void *const *q, const int64_t *g, T *C, int64_t r0, int64_t r1, int64_t c0, \
                                int64_t c1) { \
   const T *A = (const T *)q[0], *B = (const T *)q[1]; \
@@ -116,10 +135,7 @@ static void gc_##X##gemm_block(void *const *q, const int64_t *g, T *C, int64_t r
     const int64_t b = r / M, m0 = r - b * M, m = M - m0 < r1 - r ? M - m0 : r1 - r; \
     const T *x = A + off[2 * b] + (ta ? m0 : m0 * lda), *y = B + off[2 * b + 1] + (tb ? c0 * ldb : c0); \
     T *z = C + r * N + c0; \
-    if (g[8]) ((gc_##X##gemm64)q[2])(101, ta ? 112 : 111, tb ? 112 : 111, m, c1 - c0, K, 1, x, lda, y, ldb, 0, z, \
-                                     N); \
-    else ((gc_##X##gemm32)q[2])(101, ta ? 112 : 111, tb ? 112 : 111, (int32_t)m, (int32_t)(c1 - c0), (int32_t)K, \
-                                1, x, (int32_t)lda, y, (int32_t)ldb, 0, z, (int32_t)N); \
+    gc_##X##gemm_call(g[8], q[2], (int)ta, (int)tb, m, c1 - c0, K, 1, x, lda, y, ldb, 0, z, N); \
     r += m; \
   } \
 } \

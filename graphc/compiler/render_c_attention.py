@@ -1,11 +1,11 @@
 """The attention kernel templates (graphc/ops/attention.py) on the cpu backend: C functions (SOURCE, built into the
 plan's library with its kernels) that run one (batch, head) and block of query rows per OpenMP task, with the
-products in numpy's OpenBLAS called on one thread from the task's thread (as a matmul group's kernel calls it) and the
-masks and softmax in C, the scores of a block staying in the thread's cache. A causal block computes only the keys its
-rows see, so the hidden half of the scores is never computed. The forward and the logsumexp of one attention are one
-call (joins), and so are the gradients of one attention, which share the probabilities and dS. Until the library is
-built, and where numpy's BLAS is not an OpenBLAS (native.blas), the templates run as ops.attention's numpy forwards,
-which share the same work."""
+products in the BLAS of native.gemm() called on one thread from the task's thread (as a matmul group's kernel calls
+it) and the masks and softmax in C, the scores of a block staying in the thread's cache. A causal block computes only
+the keys its rows see, so the hidden half of the scores is never computed. The forward and the logsumexp of one
+attention are one call (joins), and so are the gradients of one attention, which share the probabilities and dS.
+Until the library is built, and where there is no BLAS to call (native.gemm), the templates run as ops.attention's
+numpy forwards, which share the same work."""
 from __future__ import annotations
 
 import ctypes
@@ -18,9 +18,10 @@ from .fusion import Group
 
 SHARED = {"attention.forward": "out", "attention.logsumexp": "lse"}  # templates computed by ops.attention.outputs
 SOURCE = r"""/* Attention on the cpu backend (render_c_attention.py). p: [q, k, v, mask or NULL, then (forward) out
-   and lse, either NULL when not wanted, | (backward) out, grad, lse, dq, dk, dv (NULL when not wanted), then numpy's
-   cblas_sgemm]; a: [B0, B1 (the batch dims, two after collapsing), L, S, E, Ev, 64-bit BLAS integers, mask kind (0
-   none, 1 bool, 2 float), keep, is_causal, safe, then the strides in elements of q, k, v (batch 0, batch 1, row), the
+   and lse, either NULL when not wanted, | (backward) out, grad, lse, dq, dk, dv (NULL when not wanted), then the
+   sgemm of native.gemm()]; a: [B0, B1 (the batch dims, two after collapsing), L, S, E, Ev, the BLAS interface
+   (gc_sgemm_call), mask kind (0 none, 1 bool, 2 float), keep, is_causal, safe, then the strides in elements of q, k, v
+   (batch 0, batch 1, row), the
    mask (batch 0, batch 1, row, column), (backward) out and grad (batch 0, batch 1, row)]; f: [scale, fill]. Every
    operand is float32 (the mask bytes or float32) with a unit-strided last dim (the mask: any); outputs are
    C-contiguous float32: out (B0, B1, L, Ev), lse (B0, B1, L), dq (B0, B1, L, E), dk (B0, B1, S, E), dv (B0, B1, S,
@@ -29,9 +30,7 @@ SOURCE = r"""/* Attention on the cpu backend (render_c_attention.py). p: [q, k, 
 static void gc_attn_gemm(void *const *p, int fn, const int64_t *a, int ta, int tb, int64_t m, int64_t n, int64_t k,
                          float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                          int64_t ldc) {
-  if (a[6]) ((gc_sgemm64)p[fn])(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-  else ((gc_sgemm32)p[fn])(101, ta ? 112 : 111, tb ? 112 : 111, (int32_t)m, (int32_t)n, (int32_t)k, alpha, A,
-                           (int32_t)lda, B, (int32_t)ldb, beta, C, (int32_t)ldc);
+  gc_sgemm_call(a[6], p[fn], ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 /* Whether the masks hide key j from query row (the bool mask's hidden scores become fill, the causal ones -inf). */
 static inline int gc_attn_hidden(const int64_t *a, const uint8_t *m, int64_t row, int64_t j) {
@@ -185,7 +184,7 @@ def joins(group: Group, other: Group) -> bool:
 def launch(groups: list[Group], operands: list[np.ndarray], library=None) -> list[np.ndarray]:
     """The values of the groups' nodes (in order) from the operands their nodes share, each in its node's dtype;
     library: the plan's native library (native.Library), whose SOURCE functions compute them once it is built."""
-    from .native import blas
+    from .native import gemm
 
     node = groups[0].nodes[0]
     nodes = [n for g in groups for n in g.nodes]
@@ -194,7 +193,7 @@ def launch(groups: list[Group], operands: list[np.ndarray], library=None) -> lis
     q, k, v = operands[:3]
     handle = library.handle if library is not None else None
     found = None
-    if handle is not None and blas() is not None and q.shape[-1] and v.shape[-1]:
+    if handle is not None and gemm() is not None and q.shape[-1] and v.shape[-1]:
         found = _native(handle, node, nodes, operands, backward)
     if found is None:
         if backward:
@@ -209,7 +208,7 @@ def launch(groups: list[Group], operands: list[np.ndarray], library=None) -> lis
 def _native(handle, node, nodes, operands, backward: bool) -> list[np.ndarray] | None:
     """The nodes' values from the library's graphc_attention_forward or _backward; None where a size or stride
     overflows a 32-bit BLAS's integers."""
-    from .native import blas
+    from .native import INT64, gemm
 
     attrs = node.attrs
     mask = operands[3] if len(operands) in (4, 7) else None
@@ -230,10 +229,10 @@ def _native(handle, node, nodes, operands, backward: bool) -> list[np.ndarray] |
     strides += [*batch_strides(mask), *(s // mask.itemsize for s in mask.strides[-2:])] if mask is not None else [0] * 4
     strides += [s for m in matrices[3:] for s in (*batch_strides(m), m.strides[-2] // m.itemsize)]
     kind = 0 if mask is None else 1 if mask.dtype == np.uint8 else 2
-    found = blas()
-    ints = np.array([*sizes, L, S, E, Ev, found.int64, kind, attrs["keep"], attrs["is_causal"], attrs["safe"],
+    found = gemm()
+    ints = np.array([*sizes, L, S, E, Ev, found.interface, kind, attrs["keep"], attrs["is_causal"], attrs["safe"],
                      *strides], np.int64)
-    if not found.int64 and int(np.abs(ints).max()) >= 2**31:
+    if found.interface != INT64 and int(np.abs(ints).max()) >= 2**31:
         return None
     floats = np.array([attrs["scale"], attrs["fill"]], np.float64)
     pointers = [m.ctypes.data for m in matrices[:3]] + [mask.ctypes.data if mask is not None else 0]

@@ -25,6 +25,7 @@ from ..tensor import from_torch, to_torch
 from . import cache, standin
 from .ir import Graph, Meta, Node
 from .lowering import value_inputs
+from .native import INT64
 from .plan import Plan, Step, Steps
 from .views import view_chain, view_through
 
@@ -722,13 +723,13 @@ class CKernelStep(KernelStep):
     def gemm_arguments(self, a: np.ndarray, b: np.ndarray) -> tuple | None:
         """(a, b, the GEMM's integers, its batch offsets, the ?gemm function's address) for the kernel's product of
         a and b (render_c's GC_GEMM); a or b copied when a matrix of it is not a BLAS layout (a unit stride along one
-        of its dims). None where the kernel cannot: no OpenBLAS with cblas, an empty inner dim, sizes that overflow
+        of its dims). None where the kernel cannot: no BLAS (native.gemm), an empty inner dim, sizes that overflow
         32-bit BLAS integers."""
-        from .native import blas
+        from .native import gemm
 
         key = (a.shape, a.strides, b.shape, b.strides)
         if key not in self._gemm:
-            self._gemm[key] = gemm_layout(a, b, blas())
+            self._gemm[key] = gemm_layout(a, b, gemm())
         found = self._gemm[key]
         if found is None:
             return None
@@ -781,13 +782,13 @@ def gemm_layout(a: np.ndarray, b: np.ndarray, blas) -> tuple | None:
         merged = blas_matrix((math.prod(batch) * m, k), [rows[-1][1] if rows else k, 1])
         if merged is not None and not merged[0]:  # one GEMM over every batch's rows
             batch, m, lda, batch_a = (), math.prod(batch) * m, merged[1], []
-    if not blas.int64 and max(math.prod(batch) * m, n, k, lda, ldb) >= 2 ** 31:
+    if blas.interface != INT64 and max(math.prod(batch) * m, n, k, lda, ldb) >= 2 ** 31:
         return None
     offsets = np.zeros(2, np.int64)
     if batch:  # per batch: the offsets of its matrices in a and in b
         index = np.indices(batch).reshape(len(batch), -1)
         offsets = np.stack([np.dot(batch_a, index), np.dot(batch_b, index)], 1).astype(np.int64).reshape(-1)
-    ints = np.array([math.prod(batch), m, n, k, ta, lda, tb, ldb, blas.int64], np.int64)
+    ints = np.array([math.prod(batch), m, n, k, ta, lda, tb, ldb, blas.interface], np.int64)
     return copy_a, copy_b, ints, offsets, blas.gemm[a.dtype.name]
 
 
