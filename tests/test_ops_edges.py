@@ -291,3 +291,29 @@ def test_gradients_at_edges_match_torch(fn, values):
         fn(L, x).sum().backward()
         grads.append(x.grad)
     same(grads[0], grads[1], signed_zeros=False)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+def test_where_on_large_masks_is_torchs_bit_for_bit(dtype):
+    """where over 65,536 elements and more selects bits without branching (ops.elementwise._where_forward): NaN,
+    infinities and signed zeros come through, operands broadcast, and a Python number takes the array's dtype, as
+    torch's where, eagerly and compiled."""
+    rng = np.random.default_rng(0)
+    cases = [((512, 256), (512, 256), ()), ((512, 256), (), (512, 256)), ((512, 256), (256,), (512, 1)),
+             ((1, 256), (512, 256), (512, 256))]
+    for tier in TIERS:
+        for shape_c, shape_a, shape_b in cases:
+            c = rng.random(shape_c) > 0.5
+            a, b = (np.asarray(rng.standard_normal(s) * 10).astype(dtype) for s in (shape_a, shape_b))
+            if a.dtype.kind == "f" and a.ndim:
+                a.flat[:4] = [np.nan, np.inf, -0.0, -np.inf]
+            got = run(lambda L, c, a, b: L.where(c, a, b), tier, c, a, b).numpy()
+            want = torch.where(torch.from_numpy(c), torch.from_numpy(a), torch.from_numpy(b)).numpy()
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert np.array_equal(got.view(f"i{got.itemsize}"), want.view(f"i{got.itemsize}")), (shape_a, shape_b)
+        c, a = rng.random((300, 300)) > 0.5, (rng.standard_normal((300, 300)) * 10).astype(dtype)
+        for number in (0.0, -0.0, 2.5, 3):
+            got = run(lambda L, c, a: L.where(c, a, number), tier, c, a).numpy()
+            want = torch.where(torch.from_numpy(c), torch.from_numpy(a), number).numpy()
+            assert got.dtype == want.dtype and np.array_equal(np.signbit(got), np.signbit(want))
+            np.testing.assert_array_equal(got, want)
